@@ -1,0 +1,112 @@
+"""Shared fixtures. Database tests run twice: on SQLite and on the machine's real PostgreSQL.
+
+Each backend gets a fresh database, migrated with the project's Alembic scripts, once per
+test run; after each test every table is emptied except the seeded reference data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from callcenter.database import create_engine, load_models, session_factory, upgrade
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PG_ADMIN_URL = os.environ.get(
+    "CALLCENTER_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+# Reference data seeded by migrations: kept between tests.
+SEEDED_TABLES = {"contact_results", "alembic_version"}
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+def _run(coro: object) -> None:
+    import asyncio
+
+    asyncio.run(coro)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def _sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    _run(upgrade(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+def _postgres_url() -> Iterator[str]:
+    import asyncpg  # type: ignore[import-untyped]
+
+    name = f"cc_test_{uuid.uuid4().hex[:10]}"
+    admin = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    _run(create())
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    _run(upgrade(url))
+    yield url
+    _run(drop())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a migrated, empty test database on each backend."""
+    fixture = "_sqlite_url" if request.param == "sqlite" else "_postgres_url"
+    return str(request.getfixturevalue(fixture))
+
+
+async def _empty_tables(engine: AsyncEngine) -> None:
+    metadata = load_models()
+    names = [t.name for t in reversed(metadata.sorted_tables) if t.name not in SEEDED_TABLES]
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            if names:
+                await conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in names:
+                await conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(db_url)
+    await _empty_tables(eng)
+    try:
+        yield eng
+    finally:
+        await _empty_tables(eng)
+        await eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return session_factory(engine)
+
+
+@pytest.fixture
+async def session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    async with sessions() as s:
+        yield s

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from callcenter.database import SchemaOutOfDate, create_engine, ensure_schema_current
+from crm_sync.models import STANDARD_CONTACT_RESULTS, ContactResult, Customer, Lead, Policy
+
+
+async def test_migrated_database_is_current(engine: AsyncEngine) -> None:
+    await ensure_schema_current(engine)
+
+
+async def test_empty_database_is_refused_with_the_command_that_fixes_it(tmp_path) -> None:
+    eng = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    try:
+        with pytest.raises(SchemaOutOfDate, match="callcenter db upgrade"):
+            await ensure_schema_current(eng)
+    finally:
+        await eng.dispose()
+
+
+async def test_standard_contact_results_are_seeded_with_chinese_labels(
+    session: AsyncSession,
+) -> None:
+    rows = (await session.scalars(select(ContactResult).order_by(ContactResult.sort_order))).all()
+    assert [(r.code, r.label_zh) for r in rows] == [
+        (c, zh) for c, zh, *_ in STANDARD_CONTACT_RESULTS
+    ]
+
+
+async def _policy(session: AsyncSession, number: str) -> Policy:
+    from datetime import date
+
+    holder = Customer(name="张三", match_key=f"张三|{number}")
+    policy = Policy(policy_number=number, policyholder=holder, expiry_date=date(2026, 12, 31))
+    session.add(policy)
+    await session.flush()
+    return policy
+
+
+async def test_policy_number_is_unique_in_the_database(session: AsyncSession) -> None:
+    await _policy(session, "P001")
+    await session.commit()
+    with pytest.raises(IntegrityError):
+        await _policy(session, "P001")
+
+
+async def test_one_lead_per_policy_and_kind(session: AsyncSession) -> None:
+    policy = await _policy(session, "P002")
+    session.add(Lead(policy_id=policy.id, kind="renewal"))
+    await session.commit()
+    session.add(Lead(policy_id=policy.id, kind="renewal"))
+    with pytest.raises(IntegrityError):
+        await session.commit()
+
+
+async def test_unknown_lead_status_is_rejected_by_a_check(session: AsyncSession) -> None:
+    policy = await _policy(session, "P003")
+    session.add(Lead(policy_id=policy.id, kind="renewal", status="lost-in-space"))
+    with pytest.raises(IntegrityError):
+        await session.commit()
