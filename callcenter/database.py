@@ -27,7 +27,13 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Every package that owns tables; imported so that Base.metadata knows all of them.
-MODEL_MODULES = ("crm_sync.models", "schedules.models", "dialer.models", "recordings.models")
+MODEL_MODULES = (
+    "crm_sync.models",
+    "schedules.models",
+    "dialer.models",
+    "recordings.models",
+    "crm_sync.auth",
+)
 
 
 class SchemaOutOfDate(RuntimeError):

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.web import create_app
+from crm_sync.auth import issue_token, principal, require_own
+from crm_sync.models import Specialist
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/test/leads/{owner}")
+async def _owned(request: web.Request) -> web.Response:
+    """A lead owned by a specialist."""
+    require_own(principal(request), int(request.match_info["owner"]))
+    return web.json_response({"ok": True})
+
+
+@pytest.fixture
+async def client(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(create_app(sessions, [routes]))) as c:
+        yield c
+
+
+async def _user(
+    sessions: async_sessionmaker[AsyncSession], name: str, role: str
+) -> tuple[int, str]:
+    async with sessions() as s:
+        user = Specialist(name=name, seat=f"PJSIP/{name}", role=role)
+        s.add(user)
+        await s.flush()
+        token = await issue_token(s, user.id)
+        await s.commit()
+        return user.id, token
+
+
+async def test_request_without_token_is_refused_with_a_reason(client: TestClient) -> None:
+    resp = await client.get("/api/me")
+    assert resp.status == 401
+    assert "Bearer" in (await resp.json())["error"]
+
+
+async def test_unknown_token_is_refused(client: TestClient) -> None:
+    resp = await client.get("/api/me", headers={"Authorization": "Bearer cc_nope"})
+    assert resp.status == 401
+
+
+async def test_token_identifies_its_user(client: TestClient, sessions) -> None:
+    uid, token = await _user(sessions, "王芳", "specialist")
+    resp = await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status == 200
+    assert await resp.json() == {"id": uid, "name": "王芳", "role": "specialist"}
+
+
+async def test_specialist_cannot_reach_another_specialists_lead(
+    client: TestClient, sessions
+) -> None:
+    uid, token = await _user(sessions, "8001", "specialist")
+    other, _ = await _user(sessions, "8002", "specialist")
+    h = {"Authorization": f"Bearer {token}"}
+    assert (await client.get(f"/api/test/leads/{uid}", headers=h)).status == 200
+    resp = await client.get(f"/api/test/leads/{other}", headers=h)
+    assert resp.status == 404
+
+
+async def test_supervisor_reaches_every_lead(client: TestClient, sessions) -> None:
+    _, token = await _user(sessions, "主管", "supervisor")
+    other, _ = await _user(sessions, "8002", "specialist")
+    resp = await client.get(
+        f"/api/test/leads/{other}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert resp.status == 200
+
+
+async def test_openapi_document_lists_the_routes(client: TestClient, sessions) -> None:
+    _, token = await _user(sessions, "主管", "supervisor")
+    resp = await client.get("/api/openapi.json", headers={"Authorization": f"Bearer {token}"})
+    doc = await resp.json()
+    assert doc["openapi"].startswith("3.")
+    assert "/api/test/leads/{owner}" in doc["paths"]
+    assert doc["paths"]["/api/me"]["get"]["summary"] == "Who the token belongs to."
