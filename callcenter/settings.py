@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from recordings.config import RecordingSettings
+
 
 class AmiServer(BaseModel):
     """One Asterisk manager interface; each is owned by exactly one dialer process."""
@@ -68,6 +70,7 @@ class Settings(BaseSettings):
     mail: MailSettings = Field(default_factory=MailSettings)
     recordings_dir: Path | None = None
     monitor_dir: Path | None = None
+    recordings: RecordingSettings = Field(default_factory=RecordingSettings)
 
     @classmethod
     def settings_customise_sources(
