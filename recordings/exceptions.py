@@ -1,0 +1,23 @@
+"""Errors of the recordings package."""
+
+from __future__ import annotations
+
+
+class RecordingError(Exception):
+    """Base class."""
+
+
+class UnsafePath(RecordingError):
+    """A reported file name would leave the monitor folder."""
+
+
+class CorruptAudio(RecordingError):
+    """The WAV cannot be read as the PCM file MixMonitor writes (truncated, garbage, …)."""
+
+
+class StoreError(RecordingError):
+    """The store could not write, read or verify an object."""
+
+
+class ChecksumMismatch(StoreError):
+    """An object's content no longer matches its recorded sha256."""
