@@ -33,6 +33,7 @@ MODEL_MODULES = (
     "dialer.models",
     "recordings.models",
     "crm_sync.auth",
+    "crm_sync.mail",
 )
 
 

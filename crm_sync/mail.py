@@ -1,0 +1,221 @@
+"""Branch e-mails: each branch's inaccurate numbers (and lapsed lists), once a calling day.
+
+Composing is pure (rows in, an `EmailMessage` out); sending goes through a `Mailer`: SMTP
+via aiosmtplib in production, `.eml` files in an outbox folder on the embedded default. A
+`branch_mails` row per (branch, kind, day) makes the daily job idempotent: a restart in the
+middle of the run never e-mails a branch twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_sync.models import Base, Branch
+
+log = logging.getLogger(__name__)
+
+
+class BranchMail(Base):
+    """One report e-mailed to one branch on one day."""
+
+    __tablename__ = "branch_mails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # inaccurate_numbers | lapsed
+    day: Mapped[date] = mapped_column(Date)
+    message_id: Mapped[str] = mapped_column(String(200))
+    rows: Mapped[int]
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("branch_id", "kind", "day", name="uq_branch_mails_once"),)
+
+
+@dataclass(frozen=True, slots=True)
+class InaccurateNumber:
+    policy_number: str
+    customer: str
+    number: str
+    reason: str
+    attempts: int
+
+
+class Mailer(Protocol):
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+class SmtpMailer:
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+    ) -> None:
+        self._host, self._port = host, port
+        self._username, self._password, self._starttls = username, password, starttls
+
+    async def send(self, message: EmailMessage) -> None:
+        await aiosmtplib.send(
+            message,
+            hostname=self._host,
+            port=self._port,
+            username=self._username,
+            password=self._password,
+            start_tls=self._starttls,
+            timeout=30,
+        )
+
+
+class FileMailer:
+    """Writes each message as an .eml file: the embedded default has no mail server."""
+
+    def __init__(self, outbox_dir: Path) -> None:
+        self._dir = outbox_dir
+
+    async def send(self, message: EmailMessage) -> None:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        msgid = str(message["Message-ID"]).strip("<>").replace("/", "_")
+        path = self._dir / f"{msgid}.eml"
+        path.write_bytes(bytes(message))
+        log.info("mail to %s written to %s", message["To"], path)
+
+
+def compose_inaccurate_numbers(
+    branch_name: str,
+    branch_email: str,
+    sender: str,
+    day: date,
+    rows: Sequence[InaccurateNumber],
+    now: datetime,
+) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = (
+        f"【不准确号码】{branch_name} {day.isoformat()} 共 {len(rows)} 个 / inaccurate numbers"
+    )
+    msg["From"] = sender
+    msg["To"] = branch_email
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid(domain="renewal-desk.local")
+    lines = [
+        f"{branch_name}：",
+        "",
+        f"以下 {len(rows)} 个号码经三次回访未能联系到客户，已标记为不准确，请核实后回传正确号码。",
+        f"The following {len(rows)} numbers could not be reached after three callback calls and",
+        "were marked inaccurate. Please check them and send back corrected numbers.",
+        "",
+    ]
+    lines += [f"{r.policy_number}  {r.customer}  {r.number}  {r.reason}" for r in rows]
+    msg.set_content("\n".join(lines))
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(
+        ["保单号 policy", "客户 customer", "号码 number", "原因 reason", "呼叫次数 calls"]
+    )
+    for r in rows:
+        writer.writerow([r.policy_number, r.customer, r.number, r.reason, r.attempts])
+    # The BOM lets a Chinese Excel open the CSV as UTF-8 instead of GB18030.
+    msg.add_attachment(
+        "\ufeff" + buf.getvalue(),
+        subtype="csv",
+        charset="utf-8",
+        filename=f"inaccurate-{day.isoformat()}.csv",
+    )
+    return msg
+
+
+class InaccurateNumbersQuery(Protocol):
+    async def __call__(
+        self, session: AsyncSession, day: date
+    ) -> dict[int, list[InaccurateNumber]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MailReport:
+    sent: dict[str, int]
+    skipped_already_sent: list[str]
+    skipped_no_email: list[str]
+
+
+async def send_inaccurate_numbers(
+    sessions: async_sessionmaker[AsyncSession],
+    mailer: Mailer,
+    query: InaccurateNumbersQuery,
+    day: date,
+    sender: str,
+    now: datetime | None = None,
+) -> MailReport:
+    """E-mail each branch the numbers marked inaccurate on `day`, at most once per day."""
+    now = now or datetime.now(UTC)
+    sent: dict[str, int] = {}
+    already: list[str] = []
+    no_email: list[str] = []
+    async with sessions() as session:
+        by_branch = await query(session, day)
+        branches = {
+            b.id: b
+            for b in (
+                await session.scalars(select(Branch).where(Branch.id.in_(list(by_branch))))
+            ).all()
+        }
+    for branch_id, rows in sorted(by_branch.items()):
+        branch = branches.get(branch_id)
+        if branch is None or not rows:
+            continue
+        if not branch.email:
+            log.warning(
+                "branch %s has no e-mail address: %s inaccurate numbers not sent",
+                branch.code,
+                len(rows),
+            )
+            no_email.append(branch.code)
+            continue
+        msg = compose_inaccurate_numbers(branch.name, branch.email, sender, day, rows, now)
+        async with sessions() as session:
+            # Claim the (branch, day) first: a second instance or a rerun stops here.
+            session.add(
+                BranchMail(
+                    branch_id=branch_id,
+                    kind="inaccurate_numbers",
+                    day=day,
+                    message_id=str(msg["Message-ID"]),
+                    rows=len(rows),
+                )
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                already.append(branch.code)
+                continue
+        await mailer.send(msg)
+        async with sessions() as session:
+            row = (
+                await session.scalars(
+                    select(BranchMail).where(
+                        BranchMail.branch_id == branch_id,
+                        BranchMail.kind == "inaccurate_numbers",
+                        BranchMail.day == day,
+                    )
+                )
+            ).one()
+            row.sent_at = now
+            await session.commit()
+        sent[branch.code] = len(rows)
+        log.info("inaccurate numbers for %s: %s sent to %s", day, len(rows), branch.email)
+    return MailReport(sent=sent, skipped_already_sent=already, skipped_no_email=no_email)

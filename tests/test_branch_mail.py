@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_sync.mail import FileMailer, InaccurateNumber, SmtpMailer, send_inaccurate_numbers
+from crm_sync.models import Branch
+
+DAY = date(2026, 12, 1)
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.arrived = threading.Semaphore(0)
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        raw = envelope.content  # type: ignore[attr-defined]
+        self.messages.append(email.message_from_bytes(raw, policy=email.policy.default))  # type: ignore[arg-type]
+        self.arrived.release()
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[_Inbox, int]]:
+    inbox = _Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+async def _branches(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int, int]:
+    async with sessions() as s:
+        a = Branch(code="SJZ", name="石家庄分公司", email="sjz@example.com")
+        b = Branch(code="TS", name="唐山分公司", email="ts@example.com")
+        c = Branch(code="BD", name="保定分公司", email=None)
+        s.add_all([a, b, c])
+        await s.commit()
+        return a.id, b.id, c.id
+
+
+def _query(rows: dict[int, list[InaccurateNumber]]):  # type: ignore[no-untyped-def]
+    async def query(session: AsyncSession, day: date) -> dict[int, list[InaccurateNumber]]:
+        return rows
+
+    return query
+
+
+async def test_each_branch_receives_its_own_inaccurate_numbers_over_smtp(sessions, smtp) -> None:
+    inbox, port = smtp
+    a, b, c = await _branches(sessions)
+    rows = {
+        a: [InaccurateNumber("P1", "张三", "+8613800000012", "third unanswered call", 3)],
+        b: [
+            InaccurateNumber("P2", "李四", "+8613800000016", "unallocated number", 1),
+            InaccurateNumber("P3", "王五", "+8613800000015", "third call switched off", 3),
+        ],
+        c: [InaccurateNumber("P4", "赵六", "+8613800000012", "third unanswered call", 3)],
+    }
+    report = await send_inaccurate_numbers(
+        sessions, SmtpMailer("127.0.0.1", port), _query(rows), DAY, "desk@example.com", NOW
+    )
+    assert report.sent == {"SJZ": 1, "TS": 2}
+    assert report.skipped_no_email == ["BD"]
+    for _ in range(2):  # the SMTP server's thread may still be handing messages over
+        assert await asyncio.to_thread(inbox.arrived.acquire, True, 10)
+    by_to = {str(m["To"]): m for m in inbox.messages}
+    assert set(by_to) == {"sjz@example.com", "ts@example.com"}
+    ts = by_to["ts@example.com"]
+    assert "不准确号码" in str(ts["Subject"])
+    body = ts.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "+8613800000016" in body and "+8613800000015" in body
+    assert "+8613800000012" not in body
+    attachment = next(ts.iter_attachments())
+    assert "李四" in attachment.get_content()
+
+
+async def test_a_second_run_the_same_day_sends_nothing_twice(sessions, tmp_path: Path) -> None:
+    a, _, _ = await _branches(sessions)
+    rows = {a: [InaccurateNumber("P1", "张三", "+8613800000012", "third unanswered call", 3)]}
+    mailer = FileMailer(tmp_path / "outbox")
+    first = await send_inaccurate_numbers(sessions, mailer, _query(rows), DAY, "d@x", NOW)
+    second = await send_inaccurate_numbers(sessions, mailer, _query(rows), DAY, "d@x", NOW)
+    assert first.sent == {"SJZ": 1}
+    assert second.sent == {} and second.skipped_already_sent == ["SJZ"]
+    files = list((tmp_path / "outbox").glob("*.eml"))
+    assert len(files) == 1
+    parsed = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    assert parsed["To"] == "sjz@example.com"
