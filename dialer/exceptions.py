@@ -1,0 +1,72 @@
+"""Errors of the dialer's services. Each carries a `reason` the HTTP layer can return as is,
+and a `status` hint (the lead maps them to HTTP codes)."""
+
+from __future__ import annotations
+
+
+class DialerError(Exception):
+    status = 400
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class IllegalSeatTransition(DialerError):
+    """The seat cannot do that in its current state (e.g. pause while offline)."""
+
+    status = 409
+
+
+class NotSignedIn(DialerError):
+    status = 409
+
+
+class NotYourLead(DialerError):
+    """A specialist may act only on the leads they own."""
+
+    status = 403
+
+
+class UnknownLead(DialerError):
+    status = 404
+
+
+class UnknownCampaign(DialerError):
+    status = 404
+
+
+class UnknownResult(DialerError):
+    """Not a standard contact result, or one only the dialer may set."""
+
+    status = 400
+
+
+class NoPreview(DialerError):
+    """No lead is offered to this specialist for preview (or it is another one)."""
+
+    status = 409
+
+
+class OutsideCallingWindow(DialerError):
+    status = 409
+
+
+class SeatTaken(DialerError):
+    """The seat device is signed in by another specialist."""
+
+    status = 409
+
+
+__all__ = [
+    "DialerError",
+    "IllegalSeatTransition",
+    "NoPreview",
+    "NotSignedIn",
+    "NotYourLead",
+    "OutsideCallingWindow",
+    "SeatTaken",
+    "UnknownCampaign",
+    "UnknownLead",
+    "UnknownResult",
+]

@@ -1,0 +1,184 @@
+"""The Originate actions the dialer sends, per mode. Pure: plain data in, AMI headers out.
+
+Every Originate carries the attempt id three times (docs/asterisk.md):
+* `ActionID` — the OriginateResponse and the queued response come back with it;
+* `ChannelId` — the originated channel's Uniqueid, so the Linkedid of every channel of
+  the call is the attempt id too (the 08 trace), whatever order events arrive in;
+* the channel variable `ATTEMPT_ID` — the dialplan and CDRs can name it, and on a failed
+  customer-first originate (Uniqueid `<unknown>` otherwise) the VarSet finds the channel.
+
+Modes:
+* seat first: Channel=<seat device>, Context=<dialer context>, Exten=<customer number>;
+  the dialplan records (MixMonitor) and dials the customer through the trunk.
+* customer first: Channel=<customer through the trunk>, Exten=connect-seat, Variable
+  SEAT=<seat endpoint>; the dialplan gives a seat 2 s to answer, else plays a short message,
+  raises UserEvent(Abandoned) and hangs up.
+* reminder (automatic): Channel=<customer>, Application=Playback, Data=<message>.
+* callback (automatic): Channel=<customer>, Context=<dialer context>, Exten=callback; the
+  dialplan plays the message, reads one key and raises UserEvent(CallbackResult, Key: N).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dialer.ami.protocol import HeaderValue
+
+CONNECT_SEAT_EXTEN = "connect-seat"
+CALLBACK_EXTEN = "callback"
+
+
+@dataclass(frozen=True, slots=True)
+class DialPlan:
+    """Where the dialer's calls go; configured per Asterisk server (docs/asterisk.md)."""
+
+    family: str = "pjsip"  # pjsip (production) or local (the lab's Local channels)
+    context: str = "dialer"
+    trunk: str = "carrier"  # PJSIP endpoint of the carrier
+    customers_context: str = "customers"  # Local family only
+    seat_answer_seconds: int = 2  # customer first: a seat must answer within this
+    ring_timeout_ms: int = 30_000  # how long the originated channel may ring
+    caller_id: str = '"续保专员" <95500>'
+    automatic_caller_id: str = '"续保回访" <95500>'
+
+    def customer_channel(self, number: str, trunk: str | None = None) -> str:
+        if self.family == "local":
+            return f"Local/{number}@{self.customers_context}"
+        return f"PJSIP/{number}@{trunk or self.trunk}"
+
+
+def seat_endpoint(device: str) -> str:
+    """`PJSIP/8001` -> `8001`; `Local/8001@seats` -> `8001` (what ${SEAT} in the dialplan wants)."""
+    _, _, rest = device.partition("/")
+    return (rest or device).split("@", 1)[0]
+
+
+def dialable(number: str) -> str:
+    """E.164 or national digits -> what the trunk dials (digits only, no +86)."""
+    digits = "".join(ch for ch in number if ch.isdigit())
+    if number.strip().startswith("+86"):
+        digits = digits[2:]
+    return digits
+
+
+def _common(attempt_id: str, caller_id: str, timeout_ms: int) -> dict[str, HeaderValue]:
+    return {
+        "Priority": "1",
+        "Async": "true",
+        "Timeout": str(timeout_ms),
+        "CallerID": caller_id,
+        "ChannelId": attempt_id,
+    }
+
+
+def _variables(attempt_id: str, number: str, lead_id: int, **extra: str) -> dict[str, str]:
+    v = {"ATTEMPT_ID": attempt_id, "NUMBER": number, "LEAD_ID": str(lead_id)}
+    v.update(extra)
+    return v
+
+
+def seat_first(
+    plan: DialPlan,
+    *,
+    attempt_id: str,
+    seat: str,
+    number: str,
+    lead_id: int,
+    caller_id: str | None = None,
+) -> dict[str, HeaderValue]:
+    h = _common(attempt_id, caller_id or plan.caller_id, plan.ring_timeout_ms)
+    h.update({"Channel": seat, "Context": plan.context, "Exten": number})
+    h["Variable"] = _variables(attempt_id, number, lead_id)
+    return h
+
+
+def customer_first(
+    plan: DialPlan,
+    *,
+    attempt_id: str,
+    seat: str,
+    number: str,
+    lead_id: int,
+    trunk: str | None = None,
+    caller_id: str | None = None,
+) -> dict[str, HeaderValue]:
+    h = _common(attempt_id, caller_id or plan.caller_id, plan.ring_timeout_ms)
+    h.update(
+        {
+            "Channel": plan.customer_channel(number, trunk),
+            "Context": plan.context,
+            "Exten": CONNECT_SEAT_EXTEN,
+        }
+    )
+    h["Variable"] = _variables(
+        attempt_id,
+        number,
+        lead_id,
+        SEAT=seat_endpoint(seat),
+        SEAT_TIMEOUT=str(plan.seat_answer_seconds),
+    )
+    return h
+
+
+def reminder(
+    plan: DialPlan,
+    *,
+    attempt_id: str,
+    number: str,
+    lead_id: int,
+    message: str,
+    trunk: str | None = None,
+    caller_id: str | None = None,
+) -> dict[str, HeaderValue]:
+    h = _common(attempt_id, caller_id or plan.automatic_caller_id, plan.ring_timeout_ms)
+    h.update(
+        {
+            "Channel": plan.customer_channel(number, trunk),
+            "Application": "Playback",
+            "Data": message,
+        }
+    )
+    del h["Priority"]
+    h["Variable"] = _variables(attempt_id, number, lead_id)
+    return h
+
+
+def callback(
+    plan: DialPlan,
+    *,
+    attempt_id: str,
+    number: str,
+    lead_id: int,
+    trunk: str | None = None,
+    caller_id: str | None = None,
+) -> dict[str, HeaderValue]:
+    h = _common(attempt_id, caller_id or plan.automatic_caller_id, plan.ring_timeout_ms)
+    h.update(
+        {
+            "Channel": plan.customer_channel(number, trunk),
+            "Context": plan.context,
+            "Exten": CALLBACK_EXTEN,
+        }
+    )
+    h["Variable"] = _variables(attempt_id, number, lead_id)
+    return h
+
+
+def variables_of(headers: Mapping[str, HeaderValue]) -> dict[str, str]:
+    v = headers.get("Variable")
+    return dict(v) if isinstance(v, Mapping) else {}
+
+
+__all__ = [
+    "CALLBACK_EXTEN",
+    "CONNECT_SEAT_EXTEN",
+    "DialPlan",
+    "callback",
+    "customer_first",
+    "dialable",
+    "reminder",
+    "seat_endpoint",
+    "seat_first",
+    "variables_of",
+]

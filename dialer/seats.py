@@ -1,0 +1,177 @@
+"""The seat state machine: a specialist signed in to a softphone seat. Pure (no I/O, no clock).
+
+States: offline, ready, ringing, on_call, wrap_up, paused (with a reason).
+
+    offline --sign_in--> paused("signed in")        (or ready with sign_in(ready=True))
+    paused  --ready-->   ready
+    ready   --pause-->   paused(reason)
+    ready   --dial-->    ringing                     the dialer sent an Originate for this seat
+    ringing --answer-->  on_call                     the customer is bridged with the seat
+    ringing --call_end-> wrap_up | ready             wrap-up only when someone talked
+    on_call --call_end-> wrap_up
+    wrap_up --wrap_done> ready (or paused, when a pause was asked for during the call)
+    wrap_up --pause-->   paused(reason)
+    wrap_up --ready-->   ready                       the specialist disposed early
+    any but ringing/on_call --sign_out--> offline
+
+A pause asked for while ringing or on a call is remembered and applied when the wrap-up
+ends: a specialist can press "pause" mid-call without the dialer taking another lead.
+Every transition returns a `Transition` record that the engine logs and stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from dialer.exceptions import IllegalSeatTransition
+from dialer.models import SeatState
+
+_BUSY = (SeatState.RINGING, SeatState.ON_CALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    specialist_id: int
+    seat: str
+    from_state: SeatState
+    to_state: SeatState
+    trigger: str
+    at: datetime
+    reason: str | None = None
+    attempt_id: str | None = None
+
+
+@dataclass(slots=True)
+class Seat:
+    """One specialist's seat. `apply`-style methods return the transition they made."""
+
+    specialist_id: int
+    device: str  # e.g. PJSIP/8001
+    state: SeatState = SeatState.OFFLINE
+    since: datetime | None = None
+    pause_reason: str | None = None
+    attempt_id: str | None = None  # the call (or preview reservation) on this seat
+    pending_pause: str | None = None
+    answered: bool = False
+    wrap_up_until: datetime | None = None
+    history: list[Transition] = field(default_factory=list, repr=False)
+
+    # -- the one place a state changes ---------------------------------------------------
+    def _go(
+        self,
+        to: SeatState,
+        trigger: str,
+        now: datetime,
+        *,
+        allowed: tuple[SeatState, ...],
+        reason: str | None = None,
+    ) -> Transition:
+        if self.state not in allowed:
+            raise IllegalSeatTransition(
+                f"seat {self.device}: cannot {trigger} while {self.state.value} "
+                f"(allowed from: {', '.join(s.value for s in allowed)})"
+            )
+        t = Transition(
+            self.specialist_id,
+            self.device,
+            self.state,
+            to,
+            trigger,
+            now,
+            reason,
+            self.attempt_id,
+        )
+        self.state = to
+        self.since = now
+        self.pause_reason = reason if to is SeatState.PAUSED else None
+        if len(self.history) >= 50:  # the database keeps the full log
+            del self.history[:25]
+        self.history.append(t)
+        return t
+
+    # -- specialist actions --------------------------------------------------------------
+    def sign_in(self, now: datetime, *, ready: bool = False) -> Transition:
+        if ready:
+            return self._go(SeatState.READY, "sign_in", now, allowed=(SeatState.OFFLINE,))
+        return self._go(
+            SeatState.PAUSED, "sign_in", now, allowed=(SeatState.OFFLINE,), reason="signed in"
+        )
+
+    def ready(self, now: datetime) -> Transition:
+        self.pending_pause = None
+        self.wrap_up_until = None
+        return self._go(
+            SeatState.READY, "ready", now, allowed=(SeatState.PAUSED, SeatState.WRAP_UP)
+        )
+
+    def pause(self, now: datetime, reason: str) -> Transition | None:
+        """Pause now, or (ringing / on a call) after the call's wrap-up: then returns None."""
+        if self.state in _BUSY:
+            self.pending_pause = reason
+            return None
+        self.wrap_up_until = None
+        return self._go(
+            SeatState.PAUSED,
+            "pause",
+            now,
+            allowed=(SeatState.READY, SeatState.WRAP_UP, SeatState.PAUSED),
+            reason=reason,
+        )
+
+    def sign_out(self, now: datetime) -> Transition:
+        self.pending_pause = None
+        self.attempt_id = None
+        return self._go(
+            SeatState.OFFLINE,
+            "sign_out",
+            now,
+            allowed=(SeatState.READY, SeatState.PAUSED, SeatState.WRAP_UP),
+        )
+
+    # -- dialer events -------------------------------------------------------------------
+    def dial(self, now: datetime, attempt_id: str) -> Transition:
+        if self.state is not SeatState.READY:
+            raise IllegalSeatTransition(f"seat {self.device}: not ready ({self.state.value})")
+        self.attempt_id = attempt_id
+        self.answered = False
+        return self._go(SeatState.RINGING, "dial", now, allowed=(SeatState.READY,))
+
+    def answer(self, now: datetime) -> Transition:
+        self.answered = True
+        return self._go(SeatState.ON_CALL, "answer", now, allowed=(SeatState.RINGING,))
+
+    def call_end(self, now: datetime, wrap_up_seconds: float) -> Transition:
+        """The call is over: wrap-up if someone talked (and wrap-up is configured)."""
+        talked = self.answered or self.state is SeatState.ON_CALL
+        if talked and wrap_up_seconds > 0:
+            self.wrap_up_until = now + timedelta(seconds=wrap_up_seconds)
+            t = self._go(SeatState.WRAP_UP, "call_end", now, allowed=_BUSY)
+        elif self.pending_pause is not None:
+            reason, self.pending_pause = self.pending_pause, None
+            t = self._go(SeatState.PAUSED, "call_end", now, allowed=_BUSY, reason=reason)
+        else:
+            t = self._go(SeatState.READY, "call_end", now, allowed=_BUSY)
+        self.attempt_id = None
+        self.answered = False
+        return t
+
+    def wrap_done(self, now: datetime) -> Transition | None:
+        """The wrap-up time is over (None if the seat already left wrap-up)."""
+        if self.state is not SeatState.WRAP_UP:
+            return None
+        self.wrap_up_until = None
+        if self.pending_pause is not None:
+            reason, self.pending_pause = self.pending_pause, None
+            return self._go(
+                SeatState.PAUSED, "wrap_done", now, allowed=(SeatState.WRAP_UP,), reason=reason
+            )
+        return self._go(SeatState.READY, "wrap_done", now, allowed=(SeatState.WRAP_UP,))
+
+    @property
+    def available(self) -> bool:
+        """Ready and not holding a preview reservation."""
+        return self.state is SeatState.READY and self.attempt_id is None
+
+
+__all__ = ["Seat", "Transition"]
