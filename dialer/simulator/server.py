@@ -1,0 +1,473 @@
+"""The simulated Asterisk's AMI server (asyncio), standing in for Asterisk 22.
+
+    sim = PbxSimulator(clock=VirtualClock(), users={"dialer": "secret"}, monitor_dir=path)
+    await sim.start("127.0.0.1", 0)      # sim.port is the bound port
+    ...
+    await sim.drop_clients()             # cut every AMI link (reconnect tests)
+    sim.mute = True                      # stop answering, keep sockets open (dead link)
+    sim.action_counts["Originate"]       # what clients sent
+    await sim.stop()
+
+Protocol as in the traces: banner, plain and MD5 login (a wrong secret is answered
+"Authentication failed" 1 s later, then the socket is closed), "Permission denied" before
+login, FullyBooted + SuccessfulAuth after a login with events on, EventList actions with
+`...Complete` events, Logoff with Goodbye and a close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import random
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+from dialer.ami.protocol import AmiParser, Message
+from dialer.simulator.behaviour import Scenario
+from dialer.simulator.flows import Originate, start_originate
+from dialer.simulator.pbx import STATE_DESC, Chan, Pbx
+from schedules.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
+
+BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+VERSION = "Asterisk 22.10.1 built by root @ vm on a x86_64 running Linux on 2026-11-27 11:28:40 UTC"
+_MAX_CLIENT_BUFFER = 64 * 1024 * 1024  # a reader this far behind is dropped, like writetimeout
+_LIST_ACTIONS = {"CoreShowChannels", "Status", "QueueStatus", "QueueSummary", "BridgeList"}
+_OPEN_ACTIONS = {"Login", "Challenge", "Logoff"}
+
+
+def _encode(pairs: Iterable[tuple[str, str]]) -> bytes:
+    return ("".join(f"{k}: {v}\r\n" for k, v in pairs) + "\r\n").encode("utf-8")
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class _Session:
+    _ids = itertools.count(0x7F1AE0007700)
+
+    def __init__(self, sim: PbxSimulator, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.sim = sim
+        self.reader = reader
+        self.writer = writer
+        self.user: str | None = None
+        self.events_on = False
+        self.challenge: str | None = None
+        self.session_id = f"0x{next(self._ids):x}"
+        peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
+        sock = writer.get_extra_info("sockname") or ("127.0.0.1", 5038)
+        self.remote = f"IPV4/TCP/{peer[0]}/{peer[1]}"
+        self.local = f"IPV4/TCP/{sock[0]}/{sock[1]}"
+        self.closed = False
+
+    # -- output ----------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        transport = self.writer.transport
+        if transport.is_closing():
+            self.closed = True
+            return
+        if transport.get_write_buffer_size() > _MAX_CLIENT_BUFFER:
+            log.warning("simulator: dropping a client that stopped reading")
+            self.close()
+            return
+        self.writer.write(data)
+
+    def event_sink(self, data: bytes) -> None:
+        if self.events_on and self.user is not None:
+            self.write(data)
+
+    def respond(self, response: str, action_id: str | None, *pairs: tuple[str, str]) -> None:
+        head = [("Response", response)]
+        if action_id is not None:
+            head.append(("ActionID", action_id))
+        self.write(_encode([*head, *pairs]))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sim.pbx.sinks.discard(self.event_sink)
+            self.writer.close()
+
+    # -- input -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.write(BANNER)
+        parser = AmiParser(expect_banner=False)
+        try:
+            while not self.closed:
+                data = await self.reader.read(65536)
+                if not data:
+                    break
+                for msg in parser.feed(data):
+                    if self.sim.mute:
+                        continue
+                    await self.handle(msg)
+                    if self.closed:
+                        break
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.close()
+
+    async def handle(self, msg: Message) -> None:
+        action = msg.get("Action") or ""
+        aid = msg.get("ActionID")
+        self.sim.action_counts[action] += 1
+        if self.user is None and action not in _OPEN_ACTIONS:
+            self.respond("Error", aid, ("Message", "Permission denied"))
+            return
+        handler = getattr(self, f"a_{action.lower()}", None)
+        if handler is None:
+            self.respond("Error", aid, ("Message", f"Invalid/unknown command: {action}. Use Action: ListCommands to show available commands."))
+            self.security_event("RequestBadFormat", "Error", [("RequestType", f"Action: {action}")])
+            return
+        await handler(msg, aid)
+
+    def security_event(self, name: str, severity: str, extra: list[tuple[str, str]]) -> None:
+        now = self.sim.pbx.clock.now().strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        pairs = [
+            ("EventTV", now), ("Severity", severity), ("Service", "AMI"), ("EventVersion", "1"),
+            ("AccountID", self.user or ""), ("SessionID", self.session_id),
+            ("LocalAddress", self.local), ("RemoteAddress", self.remote), *extra,
+            ("SessionTV", now),
+        ]
+        self.write(_encode([("Event", name), ("Privilege", "security,all"), *pairs]))
+
+    # -- actions ---------------------------------------------------------------------------
+
+    async def a_challenge(self, msg: Message, aid: str | None) -> None:
+        if (msg.get("AuthType") or "").lower() != "md5":
+            self.respond("Error", aid, ("Message", "Must specify AuthType"))
+            return
+        self.challenge = str(self.sim.rng.randrange(10**8, 10**9))
+        self.respond("Success", aid, ("Challenge", self.challenge))
+
+    async def a_login(self, msg: Message, aid: str | None) -> None:
+        user = msg.get("Username") or ""
+        secret = self.sim.users.get(user)
+        ok = False
+        if secret is not None:
+            if (msg.get("AuthType") or "").lower() == "md5":
+                if self.challenge is not None:
+                    expect = hashlib.md5((self.challenge + secret).encode("utf-8")).hexdigest()
+                    ok = msg.get("Key") == expect
+            else:
+                ok = msg.get("Secret") == secret
+        if not ok:
+            # Asterisk answers a failed login only after a second, then hangs up.
+            await self.sim.pbx.clock.sleep(1.0)
+            self.respond("Error", aid, ("Message", "Authentication failed"))
+            self.close()
+            return
+        self.user = user
+        self.events_on = (msg.get("Events") or "on").lower() not in ("off", "no", "false", "0")
+        self.respond("Success", aid, ("Message", "Authentication accepted"))
+        self.sim.pbx.sinks.add(self.event_sink)
+        if self.events_on:
+            up = int(self.sim.pbx.clock.monotonic() + self.sim.uptime0)
+            self.write(_encode([("Event", "FullyBooted"), ("Privilege", "system,all"),
+                                ("Uptime", str(up)), ("LastReload", str(up)),
+                                ("Status", "Fully Booted")]))
+            self.security_event("SuccessfulAuth", "Informational", [("UsingPassword", "0")])
+
+    async def a_logoff(self, msg: Message, aid: str | None) -> None:
+        self.respond("Goodbye", aid, ("Message", "Thanks for all the fish."))
+        self.close()
+
+    async def a_events(self, msg: Message, aid: str | None) -> None:
+        mask = (msg.get("EventMask") or "on").lower()
+        self.events_on = mask not in ("off", "no", "false", "0")
+        self.respond("Success", aid, ("Events", "On" if self.events_on else "Off"))
+
+    async def a_ping(self, msg: Message, aid: str | None) -> None:
+        ts = self.sim.pbx.clock.now().timestamp()
+        self.respond("Success", aid, ("Ping", "Pong"), ("Timestamp", f"{ts:.6f}"))
+
+    async def a_command(self, msg: Message, aid: str | None) -> None:
+        cmd = " ".join((msg.get("Command") or "").split())
+        pbx = self.sim.pbx
+        if cmd == "core show version":
+            lines = [VERSION]
+        elif cmd == "core show channels concise":
+            lines = [self.sim.concise(c) for c in pbx.channels.values()]
+        elif cmd == "core show channels":
+            n = len(pbx.channels)
+            lines = [f"{c.name} {c.app}" for c in pbx.channels.values()]
+            lines += [f"{n} active channels", f"{len(pbx.calls)} active calls",
+                      f"{pbx.processed_calls} calls processed"]
+        else:
+            words = cmd.split()
+            self.respond("Error", aid, ("Message", "Command output follows"),
+                         ("Output", f"No such command '{cmd}' (type 'core show help {' '.join(words[:2])}' for other possible commands)"))
+            return
+        self.respond("Success", aid, ("Message", "Command output follows"),
+                     *[("Output", line) for line in lines])
+
+    async def a_originate(self, msg: Message, aid: str | None) -> None:
+        headers = {k: v for k, v in msg.headers if k != "Variable"}
+        o = Originate(headers, msg.getall("Variable"), aid or "")
+        done = asyncio.get_running_loop().create_future()
+
+        def respond(response: str, message: str) -> None:
+            self.respond(response, aid, ("Message", message))
+            if not done.done():
+                done.set_result(None)
+
+        start_originate(self.sim.pbx, o, respond)
+        await done  # a synchronous Originate holds the session until its outcome, as in Asterisk
+
+    async def a_hangup(self, msg: Message, aid: str | None) -> None:
+        name = msg.get("Channel") or ""
+        chan = self.sim.pbx.channels.get(name)
+        if chan is None or chan.call is None or chan.call.task is None:
+            self.respond("Error", aid, ("Message", "No such channel"))
+            return
+        call = chan.call
+        self.respond("Success", aid, ("Message", "Channel Hungup"))
+        if call.hangup_by is None and call.task is not None:
+            call.hangup_by = chan
+            call.task.cancel()
+
+    def _chan(self, msg: Message, aid: str | None) -> Chan | None:
+        chan = self.sim.pbx.channels.get(msg.get("Channel") or "")
+        if chan is None:
+            self.respond("Error", aid, ("Message", "No such channel"))
+        return chan
+
+    def _getvar(self, chan: Chan | None, var: str) -> str:
+        if chan is None:
+            return self.sim.pbx.globals.get(var, "")
+        special = {
+            "CALLERID(name)": chan.cid_name, "CALLERID(num)": chan.cid_num,
+            "UNIQUEID": chan.uniqueid, "CHANNEL": chan.name,
+        }
+        if var in special:
+            return special[var]
+        return chan.variables.get(var, "")
+
+    async def a_getvar(self, msg: Message, aid: str | None) -> None:
+        var = msg.get("Variable") or ""
+        chan = None
+        if msg.get("Channel"):
+            chan = self._chan(msg, aid)
+            if chan is None:
+                return
+        self.respond("Success", aid, ("Variable", var), ("Value", self._getvar(chan, var)))
+
+    async def a_setvar(self, msg: Message, aid: str | None) -> None:
+        var = msg.get("Variable") or ""
+        value = msg.get("Value") or ""
+        if not var:
+            self.respond("Error", aid, ("Message", "No variable specified"))
+            return
+        if msg.get("Channel"):
+            chan = self._chan(msg, aid)
+            if chan is None:
+                return
+            self.respond("Success", aid, ("Message", "Variable Set"))
+            self.sim.pbx.varset(chan, var, value)
+        else:
+            self.sim.pbx.globals[var] = value
+            self.respond("Success", aid, ("Message", "Variable Set"))
+
+    def _list(self, aid: str | None, message: str, complete: str,
+              items: list[list[tuple[str, str]]], extra: list[tuple[str, str]] | None = None) -> None:
+        self.respond("Success", aid, ("EventList", "start"), ("Message", message))
+        tail = [("ActionID", aid)] if aid is not None else []
+        out = bytearray()
+        for item in items:
+            out += _encode(item)
+        out += _encode([("Event", complete), *tail, ("EventList", "Complete"),
+                        ("ListItems", str(len(items))), *(extra or [])])
+        self.write(bytes(out))
+
+    async def a_coreshowchannels(self, msg: Message, aid: str | None) -> None:
+        pbx = self.sim.pbx
+        now = pbx.clock.monotonic()
+        items = []
+        for c in pbx.channels.values():
+            head = [("Event", "CoreShowChannel")] + ([("ActionID", aid)] if aid else [])
+            items.append([*head, *c.snapshot(), ("Application", c.app),
+                          ("ApplicationData", c.appdata), ("Duration", _hms(now - c.created)),
+                          ("BridgeId", c.bridge)])
+        self._list(aid, "Channels will follow", "CoreShowChannelsComplete", items)
+
+    async def a_status(self, msg: Message, aid: str | None) -> None:
+        pbx = self.sim.pbx
+        want = msg.get("Channel")
+        chans = list(pbx.channels.values())
+        if want:
+            chan = pbx.channels.get(want)
+            if chan is None:
+                self.respond("Error", aid, ("Message", "No such channel"))
+                return
+            chans = [chan]
+        names = [v.strip() for v in (msg.get("Variables") or "").split(",") if v.strip()]
+        now = pbx.clock.monotonic()
+        items = []
+        for c in chans:
+            item = [("Event", "Status"), ("Privilege", "Call"), *c.snapshot(),
+                    ("Type", c.tech), ("DNID", ""), ("EffectiveConnectedLineNum", c.conn_num),
+                    ("EffectiveConnectedLineName", c.conn_name), ("TimeToHangup", "0"),
+                    ("BridgeID", c.bridge), ("Application", c.app), ("Data", c.appdata),
+                    ("Nativeformats", "(ulaw)" if c.tech == "PJSIP" else "(slin)"),
+                    ("Readformat", "slin"), ("Readtrans", ""), ("Writeformat", "slin"),
+                    ("Writetrans", ""), ("Callgroup", "0"), ("Pickupgroup", "0"),
+                    ("Seconds", str(int(now - c.created)))]
+            item += [("Variable", f"{n}={self._getvar(c, n)}") for n in names]
+            if aid is not None:
+                item.append(("ActionID", aid))
+            items.append(item)
+        self._list(aid, "Channel status will follow", "StatusComplete", items,
+                   [("Items", str(len(items)))])
+
+    async def a_corestatus(self, msg: Message, aid: str | None) -> None:
+        started = self.sim.pbx.started
+        self.respond("Success", aid,
+                     ("CoreStartupDate", started.strftime("%Y-%m-%d")),
+                     ("CoreStartupTime", started.strftime("%H:%M:%S")),
+                     ("CoreReloadDate", started.strftime("%Y-%m-%d")),
+                     ("CoreReloadTime", started.strftime("%H:%M:%S")),
+                     ("CoreCurrentCalls", str(len(self.sim.pbx.channels))),
+                     ("CoreProcessedCalls", str(self.sim.pbx.processed_calls)))
+
+    async def a_coresettings(self, msg: Message, aid: str | None) -> None:
+        self.respond("Success", aid, ("AMIversion", "11.0.0"), ("AsteriskVersion", "22.10.1"),
+                     ("SystemName", ""), ("CoreMaxCalls", "0"), ("CoreMaxLoadAvg", "0.000000"),
+                     ("CoreRunUser", ""), ("CoreRunGroup", ""), ("CoreMaxFilehandles", "0"),
+                     ("CoreRealTimeEnabled", "No"), ("CoreCDRenabled", "Yes"),
+                     ("CoreHTTPenabled", "No"), ("SoundsSearchCustomDir", "No"))
+
+    async def a_queuestatus(self, msg: Message, aid: str | None) -> None:
+        tail = [("ActionID", aid)] if aid else []
+        items = [[("Event", "QueueParams"), ("Queue", "renewal"), ("Max", "0"),
+                  ("Strategy", "rrmemory"), ("Calls", "0"), ("Holdtime", "0"), ("TalkTime", "0"),
+                  ("Completed", "0"), ("Abandoned", "0"), ("ServiceLevel", "0"),
+                  ("ServicelevelPerf", "0.0"), ("ServicelevelPerf2", "0.0"), ("Weight", "0"),
+                  *tail]]
+        for seat, name in (("8001", "专员一"), ("8002", "专员二")):
+            items.append([("Event", "QueueMember"), ("Queue", "renewal"), ("Name", name),
+                          ("Location", f"Local/{seat}@seats"),
+                          ("StateInterface", f"Local/{seat}@seats"), ("Membership", "static"),
+                          ("Penalty", "0"), ("CallsTaken", "0"), ("LastCall", "0"),
+                          ("LastPause", "0"), ("LoginTime", "0"), ("InCall", "0"),
+                          ("Status", "1"), ("Paused", "0"), ("PausedReason", ""),
+                          ("Wrapuptime", "0"), *tail])
+        self._list(aid, "Queue status will follow", "QueueStatusComplete", items)
+
+    async def a_queuesummary(self, msg: Message, aid: str | None) -> None:
+        tail = [("ActionID", aid)] if aid else []
+        items = [[("Event", "QueueSummary"), ("Queue", "renewal"), ("LoggedIn", "2"),
+                  ("Available", "2"), ("Callers", "0"), ("HoldTime", "0"), ("TalkTime", "0"),
+                  ("LongestHoldTime", "0"), *tail]]
+        self._list(aid, "Queue summary will follow", "QueueSummaryComplete", items)
+
+    async def a_bridgelist(self, msg: Message, aid: str | None) -> None:
+        members: Counter[str] = Counter(
+            c.bridge for c in self.sim.pbx.channels.values() if c.bridge
+        )
+        head = [("ActionID", aid)] if aid else []
+        items = [[("Event", "BridgeListItem"), *head, ("BridgeUniqueid", b), ("BridgeType", "basic"),
+                  ("BridgeTechnology", "simple_bridge"), ("BridgeCreator", "<unknown>"),
+                  ("BridgeName", "<unknown>"), ("BridgeNumChannels", str(n)),
+                  ("BridgeVideoSourceMode", "none")] for b, n in members.items()]
+        self._list(aid, "Bridge listing will follow", "BridgeListComplete", items)
+
+    async def a_extensionstate(self, msg: Message, aid: str | None) -> None:
+        self.respond("Success", aid, ("Message", "Extension Status"),
+                     ("Exten", msg.get("Exten") or ""), ("Context", msg.get("Context") or ""),
+                     ("Hint", ""), ("Status", "-1"), ("StatusText", "Unknown"))
+
+
+class PbxSimulator:
+    """The AMI server plus the simulated PBX behind it."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        users: dict[str, str] | None = None,
+        monitor_dir: Path | None = None,
+        scenario: Scenario | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.pbx = Pbx(clock or SystemClock(), monitor_dir=monitor_dir, scenario=scenario)
+        self.users = users if users is not None else {"dialer": "dialer-secret"}
+        self.rng = random.Random(seed)
+        self.uptime0 = 204
+        self.mute = False
+        self.action_counts: Counter[str] = Counter()
+        self._server: asyncio.Server | None = None
+        self._sessions: set[_Session] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.host = "127.0.0.1"
+        self.port = 0
+
+    def concise(self, c: Chan) -> str:
+        now = self.pbx.clock.monotonic()
+        dur = str(int(now - c.created))
+        state = STATE_DESC.get(c.state, "Unknown")
+        return "!".join([c.name, c.context, c.exten, str(c.priority), state, c.app, c.appdata,
+                         c.cid_num, "", "", "3", dur, c.bridge, c.uniqueid])
+
+    async def start(self, host: str = "127.0.0.1", port: int = 5038) -> None:
+        self._server = await asyncio.start_server(self._accept, host, port)
+        sock = self._server.sockets[0].getsockname()
+        self.host, self.port = sock[0], sock[1]
+        log.info("PBX simulator listening on %s:%d", self.host, self.port)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = _Session(self, reader, writer)
+        self._sessions.add(session)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await session.run()
+        finally:
+            self._sessions.discard(session)
+            if task is not None:
+                self._tasks.discard(task)
+
+    @property
+    def clients(self) -> int:
+        return sum(1 for s in self._sessions if not s.closed)
+
+    async def drop_clients(self) -> None:
+        """Cut every AMI connection at once (calls keep running, as on a real PBX)."""
+        for s in list(self._sessions):
+            s.writer.transport.abort()
+            s.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for s in list(self._sessions):
+            s.writer.transport.abort()
+            s.close()
+        for call in list(self.pbx.calls):
+            if call.task is not None:
+                call.task.cancel()
+        tasks = [c.task for c in self.pbx.calls if c.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> PbxSimulator:
+        await self.start(self.host, self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
