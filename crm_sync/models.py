@@ -194,7 +194,8 @@ class Policy(Base):
     plate_number: Mapped[str | None] = mapped_column(String(32), index=True)  # 车牌号
     make_model: Mapped[str | None] = mapped_column(String(200))  # 厂牌型号
     use_type: Mapped[str | None] = mapped_column(String(64))  # 使用性质
-    previous_policy_number: Mapped[str | None] = mapped_column(String(64))  # 上年保单号
+    # 上年保单号; indexed: a policy named here by a newer one has been renewed.
+    previous_policy_number: Mapped[str | None] = mapped_column(String(64), index=True)
     policyholder_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))  # 投保人
     insured_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))  # 被保险人
     start_date: Mapped[date | None] = mapped_column(Date)  # 起保日期

@@ -1,0 +1,145 @@
+"""Phone numbers as the core system exports them -> E.164, extension, kind, validity (pure).
+
+Mainland numbers are parsed with `phonenumbers` (region CN). A number that cannot be valid is
+never dropped: it is kept with `valid=False` and a reason, so it can be looked up (查号) and
+corrected by the branch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
+
+from crm_sync.models import Accuracy, PhoneKind, PhoneRole
+
+REGION = "CN"
+
+# One cell may hold several numbers: "13812345678/0311-85551234", "…；…", "…、…".
+_SPLIT = re.compile(r"[/;,，；、|]+")
+# Extensions the way Chinese exports write them: 0311-85551234转808, …-808, …分机808, …#808.
+_EXT_WORDS = re.compile(r"^(?P<main>.*?\d)\s*(?:转|分机|ext\.?|x|#)\s*(?P<ext>\d{1,6})\s*$", re.I)
+_EXT_DASH = re.compile(r"^(?P<main>\(?0\d{2,3}\)?[\s-]?\d{7,8})-(?P<ext>\d{1,6})$")
+# Excel's ="0311…" trick to keep a leading zero in CSV.
+_EXCEL_TEXT = re.compile(r'^="(.*)"$')
+_DIGITS = re.compile(r"\d")
+
+_KINDS = {
+    PhoneNumberType.MOBILE: PhoneKind.MOBILE,
+    PhoneNumberType.FIXED_LINE: PhoneKind.LANDLINE,
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: PhoneKind.LANDLINE,
+}
+
+_POSSIBLE_REASONS = {
+    ValidationResult.TOO_SHORT: "too short",
+    ValidationResult.TOO_LONG: "too long",
+    ValidationResult.INVALID_LENGTH: "wrong number of digits",
+    ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too short",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPhone:
+    raw: str
+    e164: str | None
+    extension: str | None
+    kind: PhoneKind
+    valid: bool
+    invalid_reason: str | None
+
+
+def clean_cell(value: str) -> str:
+    value = value.strip()
+    m = _EXCEL_TEXT.match(value)
+    return m.group(1).strip() if m else value
+
+
+def split_numbers(cell: str) -> list[str]:
+    """The separate numbers in one cell, in order, without blanks or repeats."""
+    out: list[str] = []
+    for part in _SPLIT.split(clean_cell(cell)):
+        part = part.strip()
+        if part and part not in out:
+            out.append(part)
+    return out
+
+
+@lru_cache(maxsize=65536)
+def parse_phone(raw: str) -> ParsedPhone:
+    """One number as written -> its normalised form, or the reason it cannot be dialled."""
+    text = clean_cell(raw)
+    extension: str | None = None
+    for pattern in (_EXT_DASH, _EXT_WORDS):
+        m = pattern.match(text)
+        if m:
+            text, extension = m.group("main"), m.group("ext")
+            break
+    digits = "".join(_DIGITS.findall(text))
+    if not digits:
+        return ParsedPhone(raw, None, extension, PhoneKind.UNKNOWN, False, "not a phone number")
+    try:
+        number = phonenumbers.parse(text, REGION)
+    except NumberParseException:
+        return ParsedPhone(raw, None, extension, PhoneKind.UNKNOWN, False, "not a phone number")
+    extension = extension or number.extension or None
+    number.extension = None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if phonenumbers.is_valid_number(number):
+        kind = _KINDS.get(phonenumbers.number_type(number), PhoneKind.UNKNOWN)
+        return ParsedPhone(raw, e164, extension, kind, True, None)
+    return ParsedPhone(
+        raw, e164, extension, PhoneKind.UNKNOWN, False, _invalid_reason(digits, number)
+    )
+
+
+def _invalid_reason(digits: str, number: phonenumbers.PhoneNumber) -> str:
+    if number.country_code == 86:
+        if len(digits) in (7, 8) and digits[0] not in "01":
+            return "landline without area code (区号)"
+        if digits.startswith("1") and len(digits) != 11 and not digits.startswith("10"):
+            return f"mobile number with {len(digits)} digits (needs 11)"
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible in _POSSIBLE_REASONS:
+        return _POSSIBLE_REASONS[possible]
+    if phonenumbers.region_code_for_number(number) not in (REGION, None):
+        return "not a mainland China number"
+    return "no such number range"
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneChoice:
+    """What the lead-phone preference needs to know about one stored number."""
+
+    phone_id: int
+    role: str
+    valid: bool
+    accuracy: str = Accuracy.UNKNOWN.value
+    do_not_call: bool = False
+
+
+def choose_lead_phone(candidates: Sequence[PhoneChoice], *, is_fleet: bool) -> int | None:
+    """The number a lead should be dialled on, or None when none can be dialled.
+
+    Fleet policies (车队): the policyholder's number is usually the fleet's switchboard, so the
+    insured's own number comes first. Otherwise the policyholder, who renews, comes first.
+    Numbers known to be wrong (invalid, marked inaccurate, do-not-call) are never chosen.
+    """
+    if is_fleet:
+        order = [PhoneRole.CORRECTED, PhoneRole.INSURED, PhoneRole.POLICYHOLDER, PhoneRole.FLEET]
+    else:
+        order = [PhoneRole.CORRECTED, PhoneRole.POLICYHOLDER, PhoneRole.INSURED, PhoneRole.FLEET]
+    rank = {role.value: i for i, role in enumerate(order)}
+    usable = [
+        c
+        for c in candidates
+        if c.valid and not c.do_not_call and c.accuracy != Accuracy.INACCURATE.value
+    ]
+    if not usable:
+        return None
+    # Stable: among equals the earlier number (first in the cell, first imported) wins.
+    return min(usable, key=lambda c: rank.get(c.role, len(order))).phone_id
