@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dialer.ami.connection import md5_key
 from dialer.ami.protocol import AmiParser, Message, encode_pairs, parse_stream
 from dialer.simulator import PbxSimulator
 from schedules.clock import VirtualClock
@@ -53,6 +54,7 @@ class KeyView:
 
 def key_view(msgs: list[Message], kept_vars: set[str] = KEPT_VARS) -> KeyView:
     v = KeyView()
+    origin: dict[str, str] = {}
     for m in msgs:
         name = m.get("Event")
         if name is None:
@@ -76,7 +78,13 @@ def key_view(msgs: list[Message], kept_vars: set[str] = KEPT_VARS) -> KeyView:
                m.get("TechCause"), m.get("Variable"), value, state, m.get("UserEvent"),
                m.get("Key"), m.get("Digit"), m.get("Direction"))
         if "Channel" in m:
-            stream = norm(m.get("Channel")) or ""
+            # Qualified by the call's originated channel (via Linkedid), so that the 30
+            # `PJSIP/carrier-...` legs of a burst stay apart.
+            ch = norm(m.get("Channel")) or ""
+            uid, linked = m.get("Uniqueid"), m.get("Linkedid")
+            if uid is not None:
+                origin.setdefault(uid, ch)
+            stream = f"{ch} of {origin.get(linked or '', '?')}"
         elif "DestChannel" in m:
             stream = f"originate->{norm(m.get('DestChannel'))}"
         elif name.startswith("Bridge"):
@@ -110,7 +118,14 @@ def action_vars(actions: list[tuple[float, Message]]) -> set[str]:
     return names
 
 
-async def run_against_simulator(base: Path, monitor_dir: Path | None = None) -> tuple[list[Message], PbxSimulator]:
+@dataclass
+class SimRun:
+    messages: list[Message]
+    sim: PbxSimulator
+    log: list[tuple[float, str, bytes]]  # (virtual time, "send"/"recv", bytes), in order
+
+
+async def run_against_simulator(base: Path, monitor_dir: Path | None = None) -> SimRun:
     """Send the trace's actions to a fresh simulator at the trace's times (VirtualClock)."""
     clock = VirtualClock(datetime(2026, 11, 27, 11, 33, 20, tzinfo=UTC))
     sim = PbxSimulator(clock=clock, users={"dialer": "dialer-secret"}, monitor_dir=monitor_dir)
@@ -118,11 +133,17 @@ async def run_against_simulator(base: Path, monitor_dir: Path | None = None) -> 
     reader, writer = await asyncio.open_connection(sim.host, sim.port)
     parser = AmiParser()
     received: list[Message] = []
+    challenges: list[str] = []
+    log: list[tuple[float, str, bytes]] = []
     eof = asyncio.Event()
 
     async def read() -> None:
         while data := await reader.read(65536):
-            received.extend(parser.feed(data))
+            log.append((clock.monotonic(), "recv", data))
+            for m in parser.feed(data):
+                received.append(m)
+                if "Challenge" in m:
+                    challenges.append(m["Challenge"])
         eof.set()
 
     task = asyncio.create_task(read())
@@ -133,8 +154,12 @@ async def run_against_simulator(base: Path, monitor_dir: Path | None = None) -> 
             for k, val in action.headers:
                 if k == "Channel" and _ID.search(val):
                     val = _live_name(sim, val)
+                if k == "Key" and challenges:
+                    # The trace's key answers the real server's challenge; answer ours.
+                    val = md5_key(challenges[-1], "dialer-secret")
                 pairs.append((k, val))
             before = sum(sim.action_counts.values())
+            log.append((clock.monotonic(), "send", encode_pairs(pairs)))
             writer.write(encode_pairs(pairs))
             await writer.drain()
             for _ in range(2000):
@@ -150,7 +175,38 @@ async def run_against_simulator(base: Path, monitor_dir: Path | None = None) -> 
         writer.close()
         task.cancel()
         await sim.stop()
-    return received, sim
+    return SimRun(received, sim, log)
+
+
+def outcomes_of_run(run: SimRun) -> list[dict[str, object]]:
+    """The call tracker's verdict on what the simulator sent (as `callcenter ami replay`)."""
+    from dialer.replay import Replayer
+
+    rep = Replayer()
+    parser = AmiParser(expect_banner=False)
+    now = 0.0
+    for now, direction, data in run.log:
+        if direction == "send":
+            for msg in parser.feed(data):
+                rep.action(msg, now)
+        else:
+            rep.received(data, now)
+    return [r.to_dict() for r in rep.finish(now)]
+
+
+def outcomes_of_trace(base: Path) -> list[dict[str, object]]:
+    from dialer.replay import TraceFiles, replay
+
+    return [r.to_dict() for r in replay(TraceFiles.beside(base.with_suffix(".ami")))]
+
+
+OUTCOME_KEYS = ("attempt_id", "seat", "number", "mode", "outcome", "cause", "tech_cause",
+                "dial_status", "originate_response", "originate_reason", "answered", "bridged",
+                "key_pressed")
+
+
+def outcome_summary(results: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    return sorted((tuple(r.get(k) for k in OUTCOME_KEYS) for r in results), key=str)
 
 
 async def _advance_to(clock: VirtualClock, t: float, step: float = 0.02) -> None:
@@ -172,12 +228,15 @@ def diff(real: KeyView, simv: KeyView) -> list[str]:
     problems = []
     if real.responses != simv.responses:
         problems.append(f"responses:\n  real {real.responses}\n  sim  {simv.responses}")
-    if real.originate_responses != simv.originate_responses:
+    # Several originates in flight answer in any order (the bursts): compare as a multiset.
+    if sorted(real.originate_responses, key=str) != sorted(simv.originate_responses, key=str):
         problems.append(f"OriginateResponse:\n  real {real.originate_responses}\n  sim  {simv.originate_responses}")
     if real.cdrs != simv.cdrs:
         problems.append(f"Cdr:\n  real {sorted(real.cdrs.items())}\n  sim  {sorted(simv.cdrs.items())}")
     for stream in sorted(set(real.streams) | set(simv.streams)):
         a, b = real.streams.get(stream, []), simv.streams.get(stream, [])
+        if stream == "bridge":  # BridgeCreate/Destroy of concurrent calls: any order
+            a, b = sorted(a, key=str), sorted(b, key=str)
         if a != b:
             lines = [f"stream {stream}:"]
             for i in range(max(len(a), len(b))):
@@ -198,8 +257,8 @@ def _fmt(key: tuple[str | None, ...] | None) -> str:
 async def compare(base: Path) -> list[str]:
     _, real_msgs = parse_stream(base.with_suffix(".ami").read_bytes())
     kept = action_vars(trace_actions(base))
-    sim_msgs, _ = await run_against_simulator(base)
-    return diff(key_view(real_msgs, kept), key_view(sim_msgs, kept))
+    run = await run_against_simulator(base)
+    return diff(key_view(real_msgs, kept), key_view(run.messages, kept))
 
 
 if __name__ == "__main__":

@@ -327,6 +327,10 @@ async def _ring_pjsip_customer(pbx: Pbx, call: Call, o: Originate | None, caller
         pbx.dial_event("DialEnd", caller, cust, ("DialStatus", status))
         if orig and o is not None:
             _or(pbx, call, o, False, 0)  # customer-first SIP failures all give Reason 0
+        if caller is not None:
+            # Dial's DIALSTATUS variable says CHANUNAVAIL for a 404 although DialEnd says
+            # NOANSWER (pjsip_wrong_number_404).
+            pbx.varset(caller, "DIALSTATUS", "CHANUNAVAIL" if code == 404 else status)
         pbx.hangup(cust, cause, tech=code)
         if orig:
             pbx.cdr(cust, disp)
@@ -344,6 +348,9 @@ async def _ring_pjsip_customer(pbx: Pbx, call: Call, o: Originate | None, caller
             pbx.cdr(cust, "NO ANSWER")
             return "NOANSWER", 19, 480
         pbx.dial_event("DialEnd", caller, cust, ("DialStatus", "NOANSWER"))
+        if caller is not None:
+            pbx.varset(caller, "DIALSTATUS", "NOANSWER")
+        pbx.hangup(cust, 0)
         return "NOANSWER", 0, None
     await pbx.wait(call, ring)
     pbx.newstate(cust, 6)
@@ -435,7 +442,8 @@ async def _seat_first(pbx: Pbx, call: Call, o: Originate, seat_leg: Leg, family:
         except HungUp:
             by = call.hangup_by or cust
             if by not in (cust, cust_leg.b):
-                raise
+                _seat_hung_up(pbx, seat_leg, cust_leg, by, moh, r)
+                return
         c2 = cust_leg.b
         if c2 is None:  # PJSIP: the customer's BYE (or our Hangup on the carrier leg)
             if by is cust and call.hangup_by is None:
@@ -465,7 +473,8 @@ async def _seat_first(pbx: Pbx, call: Call, o: Originate, seat_leg: Leg, family:
             pbx.cdr(c2, "ANSWERED")
             pbx.hangup_request(c2, 16, soft=True)
             pbx.hangup(c2, 16)
-    pbx.varset(s1, "DIALSTATUS", status)
+    if s2 is not None or status == "ANSWER":
+        pbx.varset(s1, "DIALSTATUS", status)
     pbx.hangup_request(s1, 16, soft=True)
     if s2 is None:
         if status == "ANSWER":
@@ -489,6 +498,38 @@ async def _seat_first(pbx: Pbx, call: Call, o: Originate, seat_leg: Leg, family:
     pbx.hangup_request(s2, 16, soft=True)
     pbx.hangup(s2, 16)
     pbx.hangup(s1, 16)
+
+
+def _seat_hung_up(pbx: Pbx, seat_leg: Leg, cust_leg: Leg, by: Chan, moh: bool, r: _Rec) -> None:
+    """A Hangup action on the seat's side of a bridged seat-first call (06: seat;2)."""
+    s1, s2 = seat_leg.a, seat_leg.b
+    cust, c2 = cust_leg.a, cust_leg.b
+    bridge = s1.bridge
+    if s2 is not None:
+        if moh:
+            pbx.ev("MusicOnHoldStop", s2)
+        pbx.hangup_request(s2, 16, soft=True)
+        pbx.hangup(s2, 0)
+        pbx.hangup_request(s1, 0)
+    else:
+        pbx.hangup_request(s1, 16, soft=True)
+    _leave(pbx, s1, 1, r)
+    _leave(pbx, cust, 0, r)
+    pbx.bridge_event("BridgeDestroy", bridge, 0)
+    pbx.hangup(cust, 16)
+    if c2 is not None:
+        pbx.hangup_request(c2, 16)
+        pbx.cdr(c2, "ANSWERED")
+        pbx.hangup_request(c2, 16, soft=True)
+        pbx.hangup(c2, 16)
+        pbx.varset(s1, "DIALSTATUS", "ANSWER")
+        pbx.hangup_request(s1, 16, soft=True)
+        pbx.cdr(s1, "ANSWERED", cust, "Dial")
+        pbx.cdr(s2 if s2 is not None else s1, "ANSWERED", None, "MusicOnHold", "default")
+    else:
+        pbx.cdr(s1, "ANSWERED", cust, "Dial")
+    pbx.hangup(s1, 16)
+    del by
 
 
 async def _customer_first(pbx: Pbx, call: Call, o: Originate, leg: Leg, beh: Behaviour,

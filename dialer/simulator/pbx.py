@@ -309,7 +309,7 @@ class Pbx:
             chan.exten = number
         self.ev("Newchannel", chan)
         if set_vars:
-            for k, v in call.variables:
+            for k, v in reversed(call.variables):
                 self.varset(chan, k, v)
         return Leg(chan, None, role, number, resource)
 
