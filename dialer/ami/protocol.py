@@ -306,6 +306,10 @@ class AmiParser:
             append(msg)
         return out
 
+    @property
+    def pending_bytes(self) -> int:
+        return len(self._buf)
+
 
 def parse_stream(data: bytes) -> tuple[str | None, list[Message]]:
     """Parse a whole captured stream (banner, then messages)."""
