@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dialer.ami.protocol import parse_stream
+from dialer.ami.protocol import Message, parse_stream
 from tests.test_conformance_support import (
     action_vars,
     diff,
@@ -24,12 +24,16 @@ FIXTURES = Path(__file__).parent / "fixtures" / "ami"
 TRACES = sorted(FIXTURES.glob("*.ami")) + sorted((FIXTURES / "pjsip").glob("*.ami"))
 
 
+def _real_messages(ami: Path) -> list[Message]:
+    return parse_stream(ami.read_bytes())[1]
+
+
 @pytest.mark.parametrize("ami", TRACES, ids=[p.stem for p in TRACES])
 async def test_simulator_sends_the_same_key_events_and_outcomes_as_real_asterisk(
     ami: Path, tmp_path: Path
 ) -> None:
     base = ami.with_suffix("")
-    _, real = parse_stream(ami.read_bytes())
+    real = _real_messages(ami)
     kept = action_vars(trace_actions(base))
     run = await run_against_simulator(base, monitor_dir=tmp_path)
 
