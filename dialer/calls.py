@@ -335,6 +335,8 @@ class _Group:
     recording: str | None = None
     user_key: str | None = None
     ended_at: float | None = None
+    seat_var: str | None = None  # SEAT / NUMBER variables, for attempts nobody registered
+    number_var: str | None = None
 
 
 def _partner(name: str) -> str | None:
@@ -655,14 +657,25 @@ class CallTracker:
                 attempt = self._attempts.get(e.value) or self._discover(e.value, now)
                 if attempt is not None and attempt.group is None:
                     self._bind(group, attempt, f"VarSet {variable}")
-        elif group.attempt is not None and group.attempt.discovered:
-            if variable == "SEAT" and not group.attempt.seat:
-                group.attempt.seat = e.value or None
-                if group.attempt.mode is None or group.attempt.mode == Mode.APPLICATION:
-                    group.attempt.mode = Mode.CUSTOMER_FIRST
-            elif variable == "NUMBER" and not group.attempt.number:
-                group.attempt.number = e.value or None
+        elif variable == "SEAT":
+            group.seat_var = e.value or group.seat_var
+            self._complete_discovered(group)
+        elif variable == "NUMBER":
+            group.number_var = e.value or group.number_var
+            self._complete_discovered(group)
         return []
+
+    def _complete_discovered(self, group: _Group) -> None:
+        """Fill in what an attempt nobody registered left unknown, from its variables."""
+        attempt = group.attempt
+        if attempt is None or not attempt.discovered:
+            return
+        if group.seat_var and not attempt.seat:
+            attempt.seat = group.seat_var
+        if group.seat_var and attempt.mode in (None, Mode.APPLICATION):
+            attempt.mode = Mode.CUSTOMER_FIRST
+        if group.number_var and not attempt.number:
+            attempt.number = group.number_var
 
     def _on_user_event(self, e: ev.UserEvent, now: float | None) -> list[CallResult]:
         key = e.get("Key")
@@ -705,11 +718,13 @@ class CallTracker:
         if attempt is None:
             if e.action_id in self._finished:
                 return []
-            attempt = self._discover(e.action_id, now, e)
+            attempt = self._discover(e.action_id, now)
             if attempt is None:
                 return []
         if attempt.or_response is not None:
             return []
+        if attempt.discovered:
+            self._learn_from_response(attempt, e)
         attempt.or_response = e.response
         attempt.or_reason = e.reason
         attempt.or_at = now
@@ -755,9 +770,7 @@ class CallTracker:
                     return group
         return None
 
-    def _discover(
-        self, attempt_id: str, now: float | None, response: ev.OriginateResponse | None = None
-    ) -> _Attempt | None:
+    def _discover(self, attempt_id: str, now: float | None) -> _Attempt | None:
         if not self.discover_unregistered or attempt_id in self._finished:
             return None
         attempt = _Attempt(
@@ -769,24 +782,30 @@ class CallTracker:
             discovered=True,
             last_activity=now,
         )
-        if response is not None:
-            dial_string = (
-                response.channel if not response.success else _dial_string_of(response.channel)
-            )
-            attempt.dial_string = dial_string
-            attempt.mode = infer_mode(response.exten, response.application)
-            if attempt.mode == Mode.SEAT_FIRST:
-                attempt.seat = _resource(dial_string)
-                attempt.number = response.exten
-            else:
-                attempt.number = _resource(dial_string)
         self._attempts[attempt_id] = attempt
-        log.info("attempt %s: discovered from events (%s)", attempt_id, attempt.mode)
+        log.info("attempt %s: discovered from events", attempt_id)
         return attempt
+
+    def _learn_from_response(self, attempt: _Attempt, response: ev.OriginateResponse) -> None:
+        dial_string = (
+            response.channel if not response.success else _dial_string_of(response.channel)
+        )
+        attempt.dial_string = attempt.dial_string or dial_string
+        mode = infer_mode(response.exten, response.application)
+        if attempt.mode is None or (attempt.mode == Mode.APPLICATION and mode != Mode.APPLICATION):
+            attempt.mode = mode
+        if mode == Mode.SEAT_FIRST:
+            attempt.seat = attempt.seat or _resource(dial_string)
+            attempt.number = attempt.number or response.exten
+        else:
+            attempt.number = attempt.number or _resource(dial_string)
+        if attempt.group is not None:
+            self._complete_discovered(attempt.group)
 
     def _bind(self, group: _Group, attempt: _Attempt, how: str) -> None:
         group.attempt = attempt
         attempt.group = group
+        self._complete_discovered(group)
         log.info(
             "attempt %s: bound to linkedid %s by %s (%s)",
             attempt.attempt_id,
