@@ -334,7 +334,11 @@ class AmiConnection:
                 if self.banner is None and self._parser.banner is not None:
                     self.banner = self._parser.banner
                 for msg in msgs:
-                    await self._dispatch(msg)
+                    # Sync dispatch (no coroutine per event); wait only for full streams.
+                    blocked = self._dispatch(msg)
+                    if blocked is not None:
+                        for s, event in blocked:
+                            await s.queue.put(event)
         except asyncio.CancelledError:
             reason = self._close_reason if not self._connected else "reader cancelled"
             raise
@@ -346,14 +350,14 @@ class AmiConnection:
         finally:
             self._lost(reason)
 
-    async def _dispatch(self, msg: Message) -> None:
-        if "Response" in msg and "Event" not in msg:
-            self._on_response(msg)
-            return
+    def _dispatch(self, msg: Message) -> list[tuple[EventStream, Any]] | None:
         if "Event" not in msg:
-            log.warning("AMI %s: skipped a message that is neither response nor event: %s",
-                        self.name, msg.first_line())
-            return
+            if "Response" in msg:
+                self._on_response(msg)
+            else:
+                log.warning("AMI %s: skipped a message that is neither response nor event: %s",
+                            self.name, msg.first_line())
+            return None
         aid = msg.get("ActionID")
         if aid is not None:
             pending = self._pending.get(aid)
@@ -364,7 +368,7 @@ class AmiConnection:
                         pending.future.set_result(Reply(pending.response, tuple(pending.events)))
                 else:
                     pending.events.append(msg)
-                return
+                return None
         self.events_received += 1
         try:
             event = self._parse(msg)
@@ -377,11 +381,14 @@ class AmiConnection:
             except Exception:
                 log.exception("AMI %s: subscriber %r raised on %s", self.name, callback,
                               msg.first_line())
-        for s in tuple(self._streams):
+        blocked: list[tuple[EventStream, Any]] | None = None
+        for s in self._streams:
             try:
                 s.queue.put_nowait(event)
             except asyncio.QueueFull:
-                await s.queue.put(event)
+                blocked = blocked or []
+                blocked.append((s, event))
+        return blocked
 
     def _on_response(self, msg: Message) -> None:
         aid = msg.get("ActionID")
