@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import struct
 import wave
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.models import Customer, Lead, Policy
 from recordings.ingest import Ingest
+from recordings.models import Recording
+from recordings.store import LocalStore
 from schedules.clock import VirtualClock
 from tests.test_web import _user as make_user
 
-__all__ = ["make_lead", "make_user", "settle", "write_call_wav"]
+__all__ = ["add_recording", "make_lead", "make_user", "settle", "write_call_wav"]
 
 RATE = 8000
 
@@ -68,3 +71,47 @@ async def settle(ingest: Ingest, clock: VirtualClock, step: float = 0.5) -> None
     while not done.done():
         await clock.advance(step)
     await done
+
+
+async def add_recording(
+    sessions: async_sessionmaker[AsyncSession],
+    store: LocalStore,
+    attempt: str,
+    *,
+    ended_at: datetime,
+    data: bytes | None = b"",
+    lead_id: int | None = None,
+    specialist_id: int | None = None,
+    outcome: str = "answered",
+    duration: float = 5.0,
+    keep: bool = False,
+    status: str | None = None,
+) -> int:
+    """A recording row (stored, with `data` as its object, unless data is None)."""
+    async with sessions() as s:
+        rec = Recording(
+            attempt_id=attempt,
+            lead_id=lead_id,
+            specialist_id=specialist_id,
+            outcome=outcome,
+            source_name=f"{attempt}.wav",
+            status=status or ("stored" if data is not None else "no_audio"),
+            ended_at=ended_at,
+            keep=keep,
+            waveform=[0.1, 0.5, 0.2],
+        )
+        s.add(rec)
+        await s.flush()
+        if data is not None:
+            rec.storage_key = f"{ended_at:%Y/%m/%d}/{rec.id}-{attempt}.mp3"
+            rec.format = "mp3"
+            rec.size_bytes = len(data)
+            rec.sha256 = hashlib.sha256(data).hexdigest()
+            rec.duration_seconds = duration
+            tmp = store.root.parent / f"upload-{rec.id}"
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+            await store.put(rec.storage_key, tmp, "audio/mpeg")
+            tmp.unlink()
+        await s.commit()
+        return rec.id

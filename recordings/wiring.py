@@ -1,0 +1,96 @@
+"""How the composition root plugs recordings in (it passes plain values; no callcenter import).
+
+rec = build_recordings(settings.recordings, sessions=…, clock=…,
+                       recordings_dir=settings.effective_recordings_dir,
+                       monitor_dir=settings.effective_monitor_dir,
+                       timezone=settings.timezone)
+rec.install(container)      # route table, app keys, cleanup_ctx (worker + daily job)
+await rec.ingest.submit(RecordingJob(...))   # the dialer, when an attempt ends
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from recordings.config import RecordingSettings
+from recordings.exceptions import StoreError
+from recordings.http import RECORDINGS, routes
+from recordings.ingest import Ingest
+from recordings.services import AttemptsLookup, RecordingsService
+from recordings.store import LocalStore, RecordingStore, S3Store
+from schedules.clock import Clock
+
+INGEST = web.AppKey("recordings_ingest", Ingest)
+
+
+class ContainerLike(Protocol):
+    route_tables: list[web.RouteTableDef]
+    cleanup_contexts: list[Callable[[web.Application], AsyncIterator[None]]]
+    app_values: dict[web.AppKey[Any], object]
+
+
+def build_store(settings: RecordingSettings, recordings_dir: Path) -> RecordingStore:
+    if settings.store == "s3":
+        if not settings.s3_bucket:
+            raise StoreError("recordings.store = 's3' needs recordings.s3_bucket")
+        return S3Store.connect(
+            settings.s3_bucket, settings.s3_prefix, settings.s3_endpoint_url, settings.s3_region
+        )
+    return LocalStore(recordings_dir / "store")
+
+
+@dataclass
+class Recordings:
+    service: RecordingsService
+    ingest: Ingest
+    timezone: str
+    run_daily_job: bool = True
+
+    async def cleanup_ctx(self, _app: web.Application) -> AsyncIterator[None]:
+        await self.ingest.start()
+        daily = (
+            asyncio.create_task(self.service.run_daily(self.timezone), name="recordings-daily")
+            if self.run_daily_job
+            else None
+        )
+        try:
+            yield
+        finally:
+            if daily is not None:
+                daily.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await daily
+            await self.ingest.stop()
+
+    def install(self, container: ContainerLike) -> None:
+        container.route_tables.append(routes)
+        container.app_values[RECORDINGS] = self.service
+        container.app_values[INGEST] = self.ingest
+        container.cleanup_contexts.append(self.cleanup_ctx)
+
+
+def build_recordings(
+    settings: RecordingSettings,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    recordings_dir: Path,
+    monitor_dir: Path,
+    timezone: str = "Asia/Shanghai",
+    attempts_lookup: AttemptsLookup | None = None,
+    store: RecordingStore | None = None,
+) -> Recordings:
+    store = store or build_store(settings, recordings_dir)
+    service = RecordingsService(sessions, store, clock, settings, attempts_lookup=attempts_lookup)
+    ingest = Ingest(
+        sessions, store, clock, settings, monitor_dir=monitor_dir, work_dir=recordings_dir
+    )
+    return Recordings(service=service, ingest=ingest, timezone=timezone)

@@ -1,0 +1,234 @@
+"""The review API: access rules, filters, Range streaming, reviews, keep."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.web import create_app
+from crm_sync.models import Lead, OutboxMessage
+from recordings.config import RecordingSettings
+from recordings.http import RECORDINGS, parse_range, routes
+from recordings.services import RecordingsService
+from recordings.store import LocalStore
+from schedules.clock import VirtualClock
+from tests.test_recordings_helpers import add_recording, make_lead, make_user
+
+T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+AUDIO = bytes(range(256)) * 40  # 10,240 bytes, every offset distinguishable
+
+
+@dataclass
+class Api:
+    client: TestClient
+    sessions: async_sessionmaker[AsyncSession]
+    store: LocalStore
+    clock: VirtualClock
+    sup: dict[str, str]
+    me: dict[str, str]
+    me_id: int
+    other_id: int
+    mine: int
+    theirs: int
+    lead: int
+
+    async def get(self, path: str, h: dict[str, str], **kw: object) -> tuple[int, Any]:
+        resp = await self.client.get(path, headers=h, **kw)  # type: ignore[arg-type]
+        body = await resp.json() if resp.content_type == "application/json" else await resp.read()
+        return resp.status, body
+
+
+@pytest.fixture
+async def api(tmp_path: Path, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Api]:
+    clock = VirtualClock(T0 + timedelta(hours=1))
+    store = LocalStore(tmp_path / "store")
+    svc = RecordingsService(sessions, store, clock, RecordingSettings())
+    app = create_app(sessions, [routes])
+    app[RECORDINGS] = svc
+    _, sup = await make_user(sessions, "主管", "supervisor")
+    me, my_token = await make_user(sessions, "8001", "specialist")
+    other, _ = await make_user(sessions, "8002", "specialist")
+    lead = await make_lead(sessions, 1, owner_id=me)
+    mine = await add_recording(
+        sessions, store, "att-1", ended_at=T0, data=AUDIO, lead_id=lead, specialist_id=me
+    )
+    theirs = await add_recording(
+        sessions,
+        store,
+        "att-2",
+        ended_at=T0 + timedelta(minutes=5),
+        data=b"x" * 100,
+        specialist_id=other,
+        duration=30.0,
+        outcome="answered",
+    )
+    async with TestClient(TestServer(app)) as client:
+        yield Api(
+            client,
+            sessions,
+            store,
+            clock,
+            {"Authorization": f"Bearer {sup}"},
+            {"Authorization": f"Bearer {my_token}"},
+            me,
+            other,
+            mine,
+            theirs,
+            lead,
+        )
+
+
+async def test_supervisor_lists_every_recording_and_a_specialist_only_their_own(api: Api) -> None:
+    status, body = await api.get("/api/recordings", api.sup)
+    assert status == 200
+    assert [i["id"] for i in body["items"]] == [api.theirs, api.mine]
+    status, body = await api.get("/api/recordings", api.me)
+    assert [i["id"] for i in body["items"]] == [api.mine]
+    # Asking for another's calls by filter does not widen what a specialist sees.
+    status, body = await api.get(f"/api/recordings?specialist_id={api.other_id}", api.me)
+    assert body["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("min_duration=10", ["theirs"]),
+        ("max_duration=10", ["mine"]),
+        ("from=2026-01-05T10:03:00%2B08:00", ["theirs"]),
+        ("to=2026-01-05T02:01:00Z", ["mine"]),
+        ("outcome=busy", []),
+        ("reviewed=false", ["theirs", "mine"]),
+        ("specialist_id={me}", ["mine"]),
+    ],
+)
+async def test_list_filters(api: Api, query: str, expected: list[str]) -> None:
+    names = {api.mine: "mine", api.theirs: "theirs"}
+    status, body = await api.get(f"/api/recordings?{query.format(me=api.me_id)}", api.sup)
+    assert status == 200, body
+    assert [names[i["id"]] for i in body["items"]] == expected
+
+
+async def test_bad_filter_is_a_400_with_a_reason(api: Api) -> None:
+    status, body = await api.get("/api/recordings?from=2026-01-05", api.sup)
+    assert status == 400 and "time zone" in body["error"]
+
+
+async def test_one_recording_has_call_details_and_waveform(api: Api) -> None:
+    status, body = await api.get(f"/api/recordings/{api.mine}", api.me)
+    assert status == 200
+    assert body["waveform"] == [0.1, 0.5, 0.2]
+    assert body["lead"]["id"] == api.lead
+    assert body["audio_url"] == f"/api/recordings/{api.mine}/audio"
+
+
+async def test_a_specialist_cannot_fetch_another_specialists_recording(api: Api) -> None:
+    assert (await api.get(f"/api/recordings/{api.theirs}", api.me))[0] == 404
+    assert (await api.get(f"/api/recordings/{api.theirs}/audio", api.me))[0] == 404
+    assert (await api.get(f"/api/recordings/{api.theirs}/audio", api.sup))[0] == 200
+
+
+async def test_no_request_path_reaches_the_file_system(api: Api) -> None:
+    for path in ("/api/recordings/..%2F..%2Fetc%2Fpasswd/audio", "/api/recordings/1e3/audio"):
+        status, _ = await api.get(path, api.sup)
+        assert status == 404
+
+
+async def test_audio_is_streamed_whole_and_by_range(api: Api) -> None:
+    url = f"/api/recordings/{api.mine}/audio"
+    resp = await api.client.get(url, headers=api.me)
+    assert resp.status == 200 and await resp.read() == AUDIO
+    assert resp.headers["Accept-Ranges"] == "bytes"
+    assert resp.headers["Content-Type"] == "audio/mpeg"
+    cases = {
+        "bytes=10-19": (10, 19),
+        "bytes=10000-": (10000, len(AUDIO) - 1),
+        "bytes=-5": (len(AUDIO) - 5, len(AUDIO) - 1),
+        "bytes=10200-99999": (10200, len(AUDIO) - 1),
+    }
+    for header, (a, b) in cases.items():
+        resp = await api.client.get(url, headers={**api.me, "Range": header})
+        assert resp.status == 206, header
+        assert resp.headers["Content-Range"] == f"bytes {a}-{b}/{len(AUDIO)}"
+        assert await resp.read() == AUDIO[a : b + 1], header
+    for header in ("bytes=10240-", "bytes=50-10", "bytes=-0", "items=1-2"):
+        resp = await api.client.get(url, headers={**api.me, "Range": header})
+        assert resp.status == 416, header
+        assert resp.headers["Content-Range"] == f"bytes */{len(AUDIO)}"
+    # A query token works too (for <audio src=...>).
+    token = api.me["Authorization"].split()[1]
+    resp = await api.client.get(f"{url}?token={token}", headers={"Range": "bytes=0-3"})
+    assert resp.status == 206 and await resp.read() == AUDIO[:4]
+
+
+def test_parse_range_edges() -> None:
+    assert parse_range("", 100) is None
+    assert parse_range("bytes=0-0,5-6", 100) is None
+    assert parse_range("bytes=0-", 100) == (0, 99)
+    assert parse_range("bytes=-200", 100) == (0, 99)
+
+
+async def test_a_review_is_recorded_on_the_rubric(api: Api) -> None:
+    scores = {"greeting": 5, "accuracy": 4, "compliance": 5, "outcome_handled": 3}
+    resp = await api.client.post(
+        f"/api/recordings/{api.mine}/reviews",
+        json={"scores": scores, "passed": True, "comment": "好"},
+        headers=api.sup,
+    )
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["total"] == 17
+    _, body = await api.get(f"/api/recordings/{api.mine}", api.sup)
+    assert body["reviewed"] is True and body["reviews"][0]["comment"] == "好"
+    _, body = await api.get("/api/recordings?reviewed=true", api.sup)
+    assert [i["id"] for i in body["items"]] == [api.mine]
+
+
+async def test_only_supervisors_review_and_scores_must_fit_the_rubric(api: Api) -> None:
+    url = f"/api/recordings/{api.mine}/reviews"
+    ok = {"greeting": 1, "accuracy": 1, "compliance": 1, "outcome_handled": 1}
+    resp = await api.client.post(url, json={"scores": ok, "passed": True}, headers=api.me)
+    assert resp.status == 403
+    for bad in ({"greeting": 1}, {**ok, "greeting": 9}, {**ok, "greeting": "5"}):
+        resp = await api.client.post(url, json={"scores": bad, "passed": True}, headers=api.sup)
+        assert resp.status == 400, bad
+
+
+async def test_a_failed_review_books_a_callback_for_the_lead(api: Api) -> None:
+    when = "2026-01-06T10:00:00+08:00"
+    scores = {"greeting": 2, "accuracy": 1, "compliance": 0, "outcome_handled": 1}
+    resp = await api.client.post(
+        f"/api/recordings/{api.mine}/reviews",
+        json={"scores": scores, "passed": False, "callback_at": when},
+        headers=api.sup,
+    )
+    assert resp.status == 201, await resp.text()
+    async with api.sessions() as s:
+        lead = await s.get(Lead, api.lead)
+        assert lead is not None
+        assert lead.status == "scheduled"
+        assert lead.callback_at == lead.next_attempt_at == datetime.fromisoformat(when)
+        msgs = (await s.scalars(select(OutboxMessage))).all()
+    assert [(m.topic, m.key) for m in msgs] == [("lead.callback", f"lead:{api.lead}")]
+    # A passed review cannot book one.
+    resp = await api.client.post(
+        f"/api/recordings/{api.mine}/reviews",
+        json={"scores": scores, "passed": True, "callback_at": when},
+        headers=api.sup,
+    )
+    assert resp.status == 400
+
+
+async def test_keep_is_a_supervisor_action(api: Api) -> None:
+    url = f"/api/recordings/{api.mine}/keep"
+    assert (await api.client.put(url, json={"keep": True}, headers=api.me)).status == 403
+    resp = await api.client.put(url, json={"keep": True}, headers=api.sup)
+    assert resp.status == 200
+    _, body = await api.get(f"/api/recordings/{api.mine}", api.sup)
+    assert body["keep"] is True
