@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from schedules.windows import CallingHours, zone
+from schedules.windows import CallingHours, fmt_local
 
 
 class Outcome(enum.StrEnum):
@@ -182,7 +182,7 @@ class RetryConfig:
 
 
 def _local(hours: CallingHours, when: datetime, tz: str | None) -> str:
-    return f"{when.astimezone(zone(tz or hours.tz)):%a %Y-%m-%d %H:%M}"
+    return fmt_local(when, tz or hours.tz)
 
 
 def next_attempt(

@@ -76,6 +76,11 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def fmt_local(when: datetime, tz: str, fmt: str = "%a %Y-%m-%d %H:%M") -> str:
+    """An instant as the desk reads it, in the given zone."""
+    return when.astimezone(zone(tz)).strftime(fmt)
+
+
 def _aware(now: datetime) -> datetime:
     if now.tzinfo is None:
         raise ValueError("naive datetime: pass an aware datetime (UTC)")

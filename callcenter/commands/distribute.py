@@ -1,0 +1,116 @@
+"""`callcenter distribute [--date D] [--dry-run] [--json]`: the daily random equal allocation.
+
+Runs the renewal timeline for the day (NEW -> DUE, lapsed and callback leads), then deals the
+due leads to the eligible specialists, and prints who got how many and who was skipped and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import date
+from typing import Any
+
+from callcenter.database import (
+    SchemaOutOfDate,
+    create_engine,
+    ensure_schema_current,
+    session_factory,
+)
+from callcenter.settings import Settings, load_settings
+from schedules.clock import Clock, SystemClock
+from schedules.config import DeskCalendar
+from schedules.holidays import HolidayFileError
+from schedules.services import run_distribution, run_timeline
+from schedules.timeline import distribution_at
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "distribute",
+        help="deal today's due leads to the specialists (随机等额分配)",
+        description=(
+            "Applies the renewal timeline for the day, then deals the due leads so that every "
+            "eligible specialist's count for the day differs by at most one. Running it again "
+            "the same day deals only leads that became due since."
+        ),
+    )
+    p.add_argument("--date", help="the distribution day, YYYY-MM-DD (default: today, local)")
+    p.add_argument("--dry-run", action="store_true", help="show the deal; write nothing")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--seed", type=int, help="shuffle seed (default: a fresh random one)")
+    p.add_argument(
+        "--no-timeline", action="store_true", help="deal only; do not apply the timeline first"
+    )
+    p.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+        desk = DeskCalendar.from_settings(settings)
+    except (HolidayFileError, ValueError) as exc:
+        print(f"bad settings: {exc}", file=sys.stderr)
+        return 2
+    try:
+        day = date.fromisoformat(args.date) if args.date else None
+    except ValueError:
+        print(f"--date {args.date!r} is not YYYY-MM-DD", file=sys.stderr)
+        return 2
+    return asyncio.run(distribute(args, settings, desk, day, SystemClock()))
+
+
+async def distribute(
+    args: argparse.Namespace,
+    settings: Settings,
+    desk: DeskCalendar,
+    day: date | None,
+    clock: Clock,
+) -> int:
+    now = clock.now()
+    today = desk.hours().local_date(now)
+    if day is None:
+        day = today
+    elif day != today:
+        # Another day: judge deadlines as at that day's distribution time.
+        now = distribution_at(day, desk.distribution_time, desk.tz)
+    engine = create_engine(settings.effective_database_url)
+    try:
+        try:
+            await ensure_schema_current(engine)
+        except SchemaOutOfDate as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        sessions = session_factory(engine)
+        out: dict[str, Any] = {}
+        notes: list[str] = []
+        if not desk.is_calling_day(day):
+            notes.append(f"note: {day} is not a calling day")
+        if args.dry_run or args.no_timeline:
+            notes.append("timeline not applied" + (" (dry run)" if args.dry_run else ""))
+        else:
+            timeline = await run_timeline(sessions, day=day, now=now, desk=desk)
+            out["timeline"] = timeline.to_dict()
+        report = await run_distribution(
+            sessions, day=day, now=now, desk=desk, seed=args.seed, dry_run=args.dry_run
+        )
+    finally:
+        await engine.dispose()
+    if args.json:
+        out["distribution"] = report.to_dict()
+        out["notes"] = notes
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        for n in notes:
+            print(n)
+        if "timeline" in out:
+            t = out["timeline"]
+            print(
+                f"timeline {day}: due {t['made_due']}, lapsed +{t['lapsed_created']}, "
+                f"central +{t['central_marked']}, callbacks +{t['callbacks_created']}, "
+                f"closed (renewed) {t['closed_renewed']}"
+            )
+        print("\n".join(report.lines()))
+    return 0

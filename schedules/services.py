@@ -1,0 +1,662 @@
+"""The calendar's database jobs: the daily timeline and the daily distribution.
+
+Thin shells around the pure rules in `timeline`, `distribution` and `retry`. Each job is one
+transaction, idempotent, and on PostgreSQL serialised across service instances by a
+transaction-scoped advisory lock (SQLite runs a single instance).
+
+Bulk work is set-based: the timeline is a handful of UPDATE / INSERT … SELECT statements; the
+distribution fetches lead ids only, deals them in Python and writes them back in one
+`UPDATE … FROM unnest(ids, owners)` on PostgreSQL (chunked executemany on SQLite).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Date,
+    and_,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import ColumnElement, bindparam
+
+from crm_sync.models import (
+    Accuracy,
+    ContactResult,
+    Lead,
+    LeadStatus,
+    Phone,
+    Policy,
+    Specialist,
+    UtcDateTime,
+)
+from schedules.config import DeskCalendar
+from schedules.distribution import allocate, new_seed, overdue_cutoff, result_deadline
+from schedules.models import DistributionRun
+from schedules.retry import Attempt, Decision, Outcome, next_attempt
+from schedules.timeline import central_cutoff, latest_expiry_due
+from schedules.windows import fmt_local
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock keys (int64), one per daily job.
+LOCK_DISTRIBUTION = 0x43_43_44_49_53_54_31  # "CCDIST1"
+LOCK_TIMELINE = 0x43_43_54_49_4D_45_31  # "CCTIME1"
+BLOCKING_LISTED = 20  # blocking leads listed per specialist (the count is always complete)
+SQLITE_CHUNK = 20_000
+
+
+async def _is_postgres(session: AsyncSession) -> bool:
+    return (await session.connection()).dialect.name == "postgresql"
+
+
+async def _advisory_lock(session: AsyncSession, key: int) -> None:
+    """Serialise a daily job across instances until the transaction ends (PostgreSQL)."""
+    if await _is_postgres(session):
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def _instance() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The timeline
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TimelineReport:
+    day: date
+    closed_renewed: int = 0  # open leads of policies already renewed, closed
+    closed_expired: int = 0  # renewal/trial leads whose policy lapsed before distribution
+    made_due: dict[str, int] = field(default_factory=dict)  # kind -> NEW -> DUE
+    lapsed_created: int = 0
+    renewal_closed_for_lapse: int = 0
+    central_marked: int = 0
+    callbacks_created: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["day"] = self.day.isoformat()
+        return d
+
+
+async def _final_results(session: AsyncSession) -> list[str]:
+    return list(
+        (await session.scalars(select(ContactResult.code).where(ContactResult.final))).all()
+    )
+
+
+async def run_timeline(
+    sessions: async_sessionmaker[AsyncSession], *, day: date, now: datetime, desk: DeskCalendar
+) -> TimelineReport:
+    """Turn the database into the day's work (idempotent; run before the distribution)."""
+    rules = desk.rules
+    report = TimelineReport(day)
+    ts = literal(now, UtcDateTime())
+    async with sessions() as session, session.begin():
+        await _advisory_lock(session, LOCK_TIMELINE)
+        final = await _final_results(session)
+        renewed = select(Policy.id).where(Policy.renewed)
+        open_status = [LeadStatus.NEW.value, LeadStatus.DUE.value]
+
+        report.closed_renewed = await _close(
+            session,
+            now,
+            "policy already renewed",
+            Lead.status.in_(open_status),
+            Lead.policy_id.in_(renewed),
+        )
+
+        report.closed_expired = await _close(
+            session,
+            now,
+            "policy lapsed before distribution (a lapsed lead follows)",
+            Lead.kind.in_(["renewal", "trial"]),
+            Lead.status.in_(open_status),
+            Lead.owner_id.is_(None),
+            Lead.policy_id.in_(select(Policy.id).where(Policy.expiry_date < day)),
+        )
+
+        # Lapsed: a policy the desk worked (it has a renewal lead not closed with a final
+        # result), past its expiry, not renewed, without a lapsed lead yet.
+        renewal = Lead.__table__.alias("renewal")
+        lapsed_src = (
+            select(
+                Policy.id,
+                literal("lapsed"),
+                literal(LeadStatus.DUE.value),
+                renewal.c.phone_id,
+                literal(day, Date()),
+                literal(0),
+                false(),
+                ts,
+                ts,
+            )
+            .join(renewal, and_(renewal.c.policy_id == Policy.id, renewal.c.kind == "renewal"))
+            .where(
+                Policy.expiry_date <= latest_expiry_due("lapsed", day, rules),
+                Policy.expiry_date >= day - timedelta(days=rules.lapsed_lookback_days),
+                ~Policy.renewed,
+                or_(renewal.c.contact_result.is_(None), renewal.c.contact_result.not_in(final)),
+                ~exists().where(Lead.policy_id == Policy.id, Lead.kind == "lapsed"),
+            )
+        )
+        cols = [
+            "policy_id",
+            "kind",
+            "status",
+            "phone_id",
+            "due_on",
+            "attempt_count",
+            "central",
+            "created_at",
+            "updated_at",
+        ]
+        res = await session.execute(insert(Lead).from_select(cols, lapsed_src))
+        report.lapsed_created = _rowcount(res)
+        lapsed_policies = select(Lead.policy_id).where(Lead.kind == "lapsed")
+        report.renewal_closed_for_lapse = await _close(
+            session,
+            now,
+            "policy lapsed: continued as a lapsed lead",
+            Lead.kind == "renewal",
+            Lead.status != LeadStatus.CLOSED.value,
+            Lead.policy_id.in_(lapsed_policies),
+            Lead.policy_id.in_(select(Policy.id).where(Policy.expiry_date < day)),
+        )
+
+        # NEW -> DUE on the lead's due date (set by the import, or from the policy's expiry).
+        for kind in desk.distributed_kinds:
+            latest = latest_expiry_due(kind, day, rules)
+            res = await session.execute(
+                update(Lead)
+                .where(
+                    Lead.kind == kind,
+                    Lead.status == LeadStatus.NEW.value,
+                    or_(
+                        Lead.due_on <= day,
+                        and_(
+                            Lead.due_on.is_(None),
+                            Lead.policy_id.in_(
+                                select(Policy.id).where(Policy.expiry_date <= latest)
+                            ),
+                        ),
+                    ),
+                )
+                .values(
+                    status=LeadStatus.DUE.value,
+                    due_on=func.coalesce(Lead.due_on, literal(day, Date())),
+                    updated_at=now,
+                )
+            )
+            report.made_due[kind] = _rowcount(res)
+
+        res = await session.execute(
+            update(Lead)
+            .where(
+                Lead.kind == "lapsed",
+                ~Lead.central,
+                Lead.status != LeadStatus.CLOSED.value,
+                Lead.policy_id.in_(
+                    select(Policy.id).where(
+                        Policy.expiry_date <= central_cutoff(now, desk.tz, rules), ~Policy.renewed
+                    )
+                ),
+            )
+            .values(central=True, updated_at=now)
+        )
+        report.central_marked = _rowcount(res)
+
+        # Post-underwriting callback (承保回访): dialled from the next window, automatically.
+        first_call = desk.hours("callback").next_open(now)
+        best_phone = (
+            select(func.min(Phone.id))
+            .where(
+                Phone.customer_id == Policy.policyholder_id,
+                Phone.valid,
+                Phone.accuracy != Accuracy.INACCURATE.value,
+                ~Phone.do_not_call,
+            )
+            .scalar_subquery()
+        )
+        callback_src = select(
+            Policy.id,
+            literal("callback"),
+            literal(LeadStatus.SCHEDULED.value),
+            best_phone,
+            literal(day, Date()),
+            literal(first_call, UtcDateTime()),
+            literal(0),
+            false(),
+            ts,
+            ts,
+        ).where(
+            Policy.underwritten_at.is_not(None),
+            Policy.underwritten_at <= now,
+            Policy.underwritten_at >= now - rules.callback_lookback,
+            ~Policy.renewed,
+            ~exists().where(Lead.policy_id == Policy.id, Lead.kind == "callback"),
+        )
+        cols = [
+            "policy_id",
+            "kind",
+            "status",
+            "phone_id",
+            "due_on",
+            "next_attempt_at",
+            "attempt_count",
+            "central",
+            "created_at",
+            "updated_at",
+        ]
+        res = await session.execute(insert(Lead).from_select(cols, callback_src))
+        report.callbacks_created = _rowcount(res)
+    log.info("timeline %s: %s", day, report)
+    return report
+
+
+async def _close(
+    session: AsyncSession, now: datetime, reason: str, *where: ColumnElement[bool]
+) -> int:
+    res = await session.execute(
+        update(Lead)
+        .where(*where)
+        .values(status=LeadStatus.CLOSED.value, closed_reason=reason, updated_at=now)
+    )
+    return _rowcount(res)
+
+
+def _rowcount(result: Any) -> int:
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+
+
+@dataclass(frozen=True)
+class ReminderDue:
+    policy_id: int
+    policy_number: str
+    expiry_date: date
+    branch_id: int | None
+    lead_id: int | None
+    phone_id: int | None
+
+
+async def reminders_due(
+    session: AsyncSession, day: date, desk: DeskCalendar | None = None
+) -> list[ReminderDue]:
+    """Policies whose renewal reminder (the automatic call at expiry − 30) is due on `day`.
+
+    Not renewed, and not already settled by a final contact result on their renewal lead.
+    """
+    desk = desk or DeskCalendar()
+    final = await _final_results(session)
+    target = day + timedelta(days=desk.rules.reminder_days)
+    stmt = (
+        select(
+            Policy.id,
+            Policy.policy_number,
+            Policy.expiry_date,
+            Policy.branch_id,
+            Lead.id,
+            Lead.phone_id,
+        )
+        .outerjoin(Lead, and_(Lead.policy_id == Policy.id, Lead.kind == "renewal"))
+        .where(
+            Policy.expiry_date == target,
+            ~Policy.renewed,
+            or_(Lead.contact_result.is_(None), Lead.contact_result.not_in(final)),
+        )
+        .order_by(Policy.id)
+    )
+    return [ReminderDue(*row) for row in (await session.execute(stmt)).all()]
+
+
+@dataclass(frozen=True)
+class CentralLapsed:
+    branch_id: int | None
+    lead_id: int
+    policy_number: str
+    expiry_date: date
+    owner_id: int | None
+
+
+async def central_lapsed(
+    session: AsyncSession, branch_id: int | None = None
+) -> list[CentralLapsed]:
+    """Lapsed leads handled centrally (lapsed > 48 h), still open: the list for each branch."""
+    stmt = (
+        select(Policy.branch_id, Lead.id, Policy.policy_number, Policy.expiry_date, Lead.owner_id)
+        .join(Policy, Policy.id == Lead.policy_id)
+        .where(Lead.kind == "lapsed", Lead.central, Lead.status != LeadStatus.CLOSED.value)
+        .order_by(Policy.branch_id, Policy.expiry_date, Lead.id)
+    )
+    if branch_id is not None:
+        stmt = stmt.where(Policy.branch_id == branch_id)
+    return [CentralLapsed(*row) for row in (await session.execute(stmt)).all()]
+
+
+# ---------------------------------------------------------------------------------------------
+# The daily distribution
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SpecialistShare:
+    id: int
+    name: str
+    new: int
+    total: int  # today's count, earlier runs included
+
+
+@dataclass
+class SkippedSpecialist:
+    id: int
+    name: str
+    reason: str
+    blocking_leads: list[int] = field(default_factory=list)  # the first few
+    blocking_count: int = 0
+
+
+@dataclass
+class DistributionReport:
+    day: date
+    seed: int
+    dry_run: bool
+    due: int
+    dealt: int
+    overdue_cutoff: date  # leads handed out on or before this day must carry a result
+    specialists: list[SpecialistShare] = field(default_factory=list)
+    skipped: list[SkippedSpecialist] = field(default_factory=list)
+    run_id: int | None = None
+
+    @property
+    def spread(self) -> int:
+        totals = [s.total for s in self.specialists]
+        return max(totals) - min(totals) if totals else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["day"] = self.day.isoformat()
+        d["overdue_cutoff"] = self.overdue_cutoff.isoformat()
+        d["spread"] = self.spread
+        return d
+
+    def lines(self) -> list[str]:
+        head = "DRY RUN: nothing written. " if self.dry_run else ""
+        out = [
+            f"{head}distribution {self.day}: {self.dealt} of {self.due} due leads dealt to "
+            f"{len(self.specialists)} specialists (seed {self.seed}"
+            + (f", run {self.run_id}" if self.run_id is not None else "")
+            + f"); today's counts differ by {self.spread}",
+        ]
+        for s in self.specialists:
+            out.append(f"  {s.name} (#{s.id}): +{s.new}, {s.total} today")
+        for k in self.skipped:
+            line = f"  skipped {k.name} (#{k.id}): {k.reason}"
+            if k.blocking_count:
+                shown = ", ".join(str(i) for i in k.blocking_leads)
+                more = k.blocking_count - len(k.blocking_leads)
+                line += f"; blocking leads: {shown}" + (f" and {more} more" if more > 0 else "")
+            out.append(line)
+        if self.due and not self.specialists:
+            out.append("  no eligible specialist: the due leads wait for the next run")
+        return out
+
+
+async def _fetch_due_ids(session: AsyncSession, day: date, kinds: Sequence[str]) -> list[int]:
+    where = and_(
+        Lead.status == LeadStatus.DUE.value,
+        Lead.owner_id.is_(None),
+        Lead.kind.in_(list(kinds)),
+        or_(Lead.due_on.is_(None), Lead.due_on <= day),
+    )
+    if await _is_postgres(session):
+        # One array instead of a million rows: far less memory and time.
+        ids = await session.scalar(select(func.array_agg(Lead.id)).where(where))
+        return list(ids or [])
+    return list((await session.scalars(select(Lead.id).where(where))).all())
+
+
+async def _write_allocation(
+    session: AsyncSession, ids: list[int], owners: list[int], day: date, now: datetime
+) -> int:
+    if not ids:
+        return 0
+    if await _is_postgres(session):
+        stmt = text(
+            "UPDATE leads SET owner_id = v.owner, distributed_on = :day, status = 'assigned', "
+            "updated_at = :now "
+            "FROM unnest(CAST(:ids AS integer[]), CAST(:owners AS integer[])) AS v(id, owner) "
+            "WHERE leads.id = v.id AND leads.owner_id IS NULL AND leads.status = 'due'"
+        ).bindparams(bindparam("day", type_=Date()), bindparam("now", type_=UtcDateTime()))
+        res = await session.execute(stmt, {"ids": ids, "owners": owners, "day": day, "now": now})
+        return _rowcount(res)
+    conn = await session.connection()
+    day_s = day.isoformat()
+    now_s = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    sql = (
+        "UPDATE leads SET owner_id = ?, distributed_on = ?, status = 'assigned', updated_at = ? "
+        "WHERE id = ? AND owner_id IS NULL AND status = 'due'"
+    )
+    written = 0
+    for i in range(0, len(ids), SQLITE_CHUNK):
+        rows = [
+            (o, day_s, now_s, lead)
+            for lead, o in zip(ids[i : i + SQLITE_CHUNK], owners[i : i + SQLITE_CHUNK], strict=True)
+        ]
+        res = await conn.exec_driver_sql(sql, rows)
+        written += _rowcount(res)
+    return written
+
+
+async def run_distribution(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    day: date,
+    now: datetime,
+    desk: DeskCalendar,
+    seed: int | None = None,
+    dry_run: bool = False,
+) -> DistributionReport:
+    """Deal the day's due leads to the eligible specialists (随机等额分配).
+
+    Eligible: active, not on leave, and up to date (no lead handed out on a day whose result
+    deadline has passed at `now` is still without a contact result). Idempotent: a second run
+    on the same day deals only leads that became due since, on top of the earlier counts.
+    """
+    seed = new_seed() if seed is None else seed
+    cutoff = overdue_cutoff(now, desk.calendar, desk.result_deadline, desk.tz)
+    async with sessions() as session, session.begin():
+        await _advisory_lock(session, LOCK_DISTRIBUTION)
+        specialists = (
+            await session.execute(
+                select(Specialist.id, Specialist.name, Specialist.active, Specialist.on_leave)
+                .where(Specialist.role == "specialist")
+                .order_by(Specialist.id)
+            )
+        ).all()
+        names = {s.id: s.name for s in specialists}
+        skipped: list[SkippedSpecialist] = []
+        candidates: list[int] = []
+        for s in specialists:
+            if not s.active:
+                skipped.append(SkippedSpecialist(s.id, s.name, "inactive"))
+            elif s.on_leave:
+                skipped.append(SkippedSpecialist(s.id, s.name, "on leave"))
+            else:
+                candidates.append(s.id)
+
+        overdue = and_(
+            Lead.owner_id.in_(candidates),
+            Lead.distributed_on <= cutoff,
+            Lead.contact_result.is_(None),
+            Lead.status != LeadStatus.CLOSED.value,
+        )
+        blocked_counts: dict[int, int] = {
+            owner: int(n)
+            for owner, n in (
+                await session.execute(
+                    select(Lead.owner_id, func.count()).where(overdue).group_by(Lead.owner_id)
+                )
+            ).all()
+            if owner is not None
+        }
+        deadline = result_deadline(cutoff, desk.calendar, desk.result_deadline, desk.tz)
+        for sid in sorted(blocked_counts):
+            first = (
+                await session.scalars(
+                    select(Lead.id)
+                    .where(overdue, Lead.owner_id == sid)
+                    .order_by(Lead.distributed_on, Lead.id)
+                    .limit(BLOCKING_LISTED)
+                )
+            ).all()
+            skipped.append(
+                SkippedSpecialist(
+                    sid,
+                    names[sid],
+                    f"not up to date: {blocked_counts[sid]} lead(s) handed out on or before "
+                    f"{cutoff} have no contact result (deadline {fmt_local(deadline, desk.tz)})",
+                    list(first),
+                    int(blocked_counts[sid]),
+                )
+            )
+        eligible = [s for s in candidates if s not in blocked_counts]
+
+        already: dict[int, int] = {
+            owner: int(n)
+            for owner, n in (
+                await session.execute(
+                    select(Lead.owner_id, func.count())
+                    .where(Lead.distributed_on == day, Lead.owner_id.in_(eligible))
+                    .group_by(Lead.owner_id)
+                )
+            ).all()
+            if owner is not None
+        }
+        due_ids = await _fetch_due_ids(session, day, desk.distributed_kinds)
+        alloc = allocate(due_ids, eligible, seed, already)
+        del due_ids
+        report = DistributionReport(
+            day=day,
+            seed=seed,
+            dry_run=dry_run,
+            due=len(alloc.lead_ids),
+            dealt=len(alloc.owners),
+            overdue_cutoff=cutoff,
+            specialists=[
+                SpecialistShare(s, names[s], alloc.new[s], alloc.totals[s]) for s in eligible
+            ],
+            skipped=sorted(skipped, key=lambda k: k.id),
+        )
+        if dry_run:
+            await session.rollback()
+            return report
+        written = await _write_allocation(session, alloc.lead_ids, alloc.owners, day, now)
+        if written != len(alloc.owners):  # cannot happen under the lock; refuse a partial deal
+            raise RuntimeError(
+                f"distribution wrote {written} of {len(alloc.owners)} leads; rolled back"
+            )
+        run = DistributionRun(
+            day=day,
+            started_at=now,
+            finished_at=now,
+            seed=seed,
+            instance=_instance(),
+            due_count=report.due,
+            dealt_count=report.dealt,
+            counts={str(s.id): {"new": s.new, "total": s.total} for s in report.specialists},
+            skipped=[asdict(k) for k in report.skipped],
+            allocation={str(k): v for k, v in alloc.by_specialist().items()},
+        )
+        session.add(run)
+        await session.flush()
+        report.run_id = run.id
+    log.info(
+        "distribution %s: %d leads to %d specialists, %d skipped (seed %d)",
+        day,
+        report.dealt,
+        len(report.specialists),
+        len(report.skipped),
+        seed,
+    )
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Retry bookkeeping on a lead
+# ---------------------------------------------------------------------------------------------
+
+
+async def apply_outcome(
+    session: AsyncSession,
+    lead: Lead,
+    outcome: Outcome | str,
+    *,
+    at: datetime,
+    history: Sequence[Attempt],
+    desk: DeskCalendar,
+    tz: str | None = None,
+) -> Decision:
+    """Record an attempt's outcome on the lead (and its phone) following the retry policy.
+
+    `history` is the lead's earlier attempts (the dialer's attempt log). The caller commits.
+    """
+    policy = desk.retry.for_lead(lead.kind, appointment=lead.callback_at is not None)
+    decision = next_attempt(
+        outcome,
+        at=at,
+        history=history,
+        policy=policy,
+        hours=desk.hours(lead.kind),
+        tz=tz,
+        phone=lead.phone_id,
+    )
+    lead.attempt_count += 1
+    if decision.contact_result is not None:
+        lead.contact_result = decision.contact_result
+        lead.contact_result_at = at
+    lead.next_attempt_at = decision.next_at
+    if decision.next_at is not None and lead.status != LeadStatus.ASSIGNED.value:
+        lead.status = LeadStatus.SCHEDULED.value
+    if decision.close_lead:
+        lead.status = LeadStatus.CLOSED.value
+        lead.closed_reason = decision.reason
+    if decision.mark_inaccurate and lead.phone_id is not None:
+        phone = await session.get(Phone, lead.phone_id)
+        if phone is not None:
+            phone.accuracy = Accuracy.INACCURATE.value
+            phone.accuracy_reason = decision.reason
+            phone.accuracy_set_at = at
+    return decision
+
+
+async def run_day(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    day: date,
+    now: datetime,
+    desk: DeskCalendar,
+    seed: int | None = None,
+) -> tuple[TimelineReport, DistributionReport]:
+    """The daily job: the timeline, then the distribution (what the service's scheduler runs
+    at `distribution_time` on each calling day)."""
+    timeline = await run_timeline(sessions, day=day, now=now, desk=desk)
+    report = await run_distribution(sessions, day=day, now=now, desk=desk, seed=seed)
+    return timeline, report

@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_sync.models import Lead
+from schedules.config import DeskCalendar
+from schedules.services import central_lapsed, reminders_due, run_timeline
+from schedules.timeline import (
+    central_cutoff,
+    due_day,
+    is_central,
+    is_lapsed,
+    lapsed_at,
+    latest_expiry_due,
+    reminder_day,
+)
+from tests import schedules_rows as rows
+
+SH = ZoneInfo("Asia/Shanghai")
+TZ = "Asia/Shanghai"
+DAY = date(2026, 3, 10)  # a Tuesday
+NOW = datetime(2026, 3, 10, 8, 30, tzinfo=SH)
+
+
+def test_reminder_at_expiry_minus_30_and_distribution_at_minus_25() -> None:
+    assert reminder_day(date(2026, 4, 9)) == DAY
+    assert due_day("renewal", date(2026, 4, 4)) == DAY
+    assert latest_expiry_due("renewal", DAY) == date(2026, 4, 4)
+
+
+def test_trial_conversion_is_due_a_calendar_month_ahead() -> None:
+    assert due_day("trial", date(2026, 4, 10)) == DAY
+    assert due_day("trial", date(2026, 3, 31)) == date(2026, 2, 28)
+    # Month-end clamping: on 28 Feb, expiries up to 31 Mar are due.
+    assert latest_expiry_due("trial", date(2026, 2, 28)) == date(2026, 3, 31)
+
+
+def test_policy_lapses_as_the_day_after_expiry_starts() -> None:
+    assert lapsed_at(date(2026, 3, 9), TZ) == datetime(2026, 3, 10, tzinfo=SH)
+    assert not is_lapsed(date(2026, 3, 10), False, NOW, TZ)  # covered all of its expiry day
+    assert is_lapsed(date(2026, 3, 9), False, NOW, TZ)
+    assert not is_lapsed(date(2026, 3, 9), True, NOW, TZ)
+
+
+def test_lapsed_more_than_48_hours_is_central() -> None:
+    # Lapsed at 8 Mar 00:00: 56.5 h at 10 Mar 08:30.
+    assert is_central(date(2026, 3, 7), False, NOW, TZ)
+    assert not is_central(date(2026, 3, 8), False, NOW, TZ)  # 32.5 h
+    exactly = datetime(2026, 3, 11, 0, 0, tzinfo=SH)  # lapsed 9 Mar 00:00 + 48 h
+    assert not is_central(date(2026, 3, 8), False, exactly, TZ)
+    assert is_central(date(2026, 3, 8), False, exactly + timedelta(seconds=1), TZ)
+    assert central_cutoff(NOW, TZ) == date(2026, 3, 7)
+
+
+async def test_daily_timeline_turns_the_database_into_the_days_work(
+    session: AsyncSession, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    b = await rows.branch(session)
+    (s,) = await rows.specialists(session, 1)
+    _, due = await rows.policy_with_lead(session, DAY + timedelta(days=25))
+    _, not_yet = await rows.policy_with_lead(session, DAY + timedelta(days=26))
+    _, renewed = await rows.policy_with_lead(session, DAY + timedelta(days=25), renewed=True)
+    _, imported = await rows.policy_with_lead(
+        session, DAY + timedelta(days=40), due_on=DAY - timedelta(days=1)
+    )
+    _, trial = await rows.policy_with_lead(session, date(2026, 4, 10), kind="trial")
+    _, trial_later = await rows.policy_with_lead(session, date(2026, 4, 11), kind="trial")
+    lapsing, worked = await rows.policy_with_lead(
+        session,
+        DAY - timedelta(days=1),
+        status="assigned",
+        owner_id=s.id,
+        distributed_on=DAY - timedelta(days=20),
+        contact_result="interested",
+    )
+    await rows.policy_with_lead(
+        session, DAY - timedelta(days=1), status="closed", contact_result="renewed_elsewhere"
+    )
+    old_lapse, _ = await rows.policy_with_lead(
+        session,
+        DAY - timedelta(days=3),
+        status="assigned",
+        owner_id=s.id,
+        distributed_on=DAY - timedelta(days=28),
+        branch_id=b.id,
+    )
+    uw, _ = await rows.policy_with_lead(
+        session, date(2027, 3, 9), kind=None, underwritten_at=NOW - timedelta(days=1)
+    )
+    await rows.policy_with_lead(
+        session, date(2027, 1, 9), kind=None, underwritten_at=NOW - timedelta(days=60)
+    )
+    await session.commit()
+    desk = DeskCalendar()
+
+    report = await run_timeline(sessions, day=DAY, now=NOW, desk=desk)
+
+    assert report.made_due == {"renewal": 2, "lapsed": 0, "trial": 1}
+    assert report.closed_renewed == 1
+    assert report.lapsed_created == 2 and report.renewal_closed_for_lapse == 2
+    assert report.central_marked == 1
+    assert report.callbacks_created == 1
+
+    async def status(lead: Lead | None) -> tuple[str, str | None]:
+        assert lead is not None
+        got = await session.get(Lead, lead.id, populate_existing=True)
+        assert got is not None
+        return got.status, got.closed_reason
+
+    assert (await status(due))[0] == "due"
+    assert (await status(not_yet))[0] == "new"
+    assert await status(renewed) == ("closed", "policy already renewed")
+    assert (await status(imported))[0] == "due"
+    assert (await status(trial))[0] == "due"
+    assert (await status(trial_later))[0] == "new"
+    assert (await status(worked))[0] == "closed"
+
+    lapsed = (
+        await session.scalars(select(Lead).where(Lead.kind == "lapsed").order_by(Lead.id))
+    ).all()
+    assert {(lead.policy_id, lead.status, lead.central) for lead in lapsed} == {
+        (lapsing.id, "due", False),
+        (old_lapse.id, "due", True),
+    }
+    assert all(lead.phone_id is not None for lead in lapsed)
+    listed = await central_lapsed(session, b.id)
+    assert [(c.branch_id, c.policy_number) for c in listed] == [(b.id, old_lapse.policy_number)]
+
+    (callback,) = (await session.scalars(select(Lead).where(Lead.kind == "callback"))).all()
+    assert callback.policy_id == uw.id and callback.status == "scheduled"
+    assert callback.next_attempt_at == datetime(2026, 3, 10, 9, 30, tzinfo=SH)
+    assert callback.phone_id is not None
+
+    again = await run_timeline(sessions, day=DAY, now=NOW + timedelta(hours=1), desk=desk)
+    assert again.made_due == {"renewal": 0, "lapsed": 0, "trial": 0}
+    assert (again.lapsed_created, again.callbacks_created, again.central_marked) == (0, 0, 0)
+    assert again.closed_renewed == 0
+
+
+async def test_lapsed_lead_becomes_central_two_days_later(
+    session: AsyncSession, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    (s,) = await rows.specialists(session, 1)
+    await rows.policy_with_lead(
+        session,
+        DAY - timedelta(days=1),
+        status="assigned",
+        owner_id=s.id,
+        distributed_on=DAY - timedelta(days=20),
+    )
+    await session.commit()
+    desk = DeskCalendar()
+    first = await run_timeline(sessions, day=DAY, now=NOW, desk=desk)
+    assert first.lapsed_created == 1 and first.central_marked == 0
+    later = datetime(2026, 3, 12, 8, 30, tzinfo=SH)  # lapsed 10 Mar 00:00 + 56.5 h
+    second = await run_timeline(sessions, day=date(2026, 3, 12), now=later, desk=desk)
+    assert second.lapsed_created == 0 and second.central_marked == 1
+
+
+async def test_renewal_reminders_due_at_expiry_minus_30(
+    session: AsyncSession, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    target = DAY + timedelta(days=30)
+    p, lead = await rows.policy_with_lead(session, target)
+    await rows.policy_with_lead(session, target, renewed=True)
+    await rows.policy_with_lead(session, target, status="closed", contact_result="declined")
+    await rows.policy_with_lead(session, target + timedelta(days=1))
+    await session.commit()
+    due = await reminders_due(session, DAY)
+    assert [(r.policy_id, r.lead_id) for r in due] == [(p.id, lead.id if lead else None)]
+    assert due[0].expiry_date == target
+
+
+def test_lapse_instant_is_utc() -> None:
+    assert lapsed_at(date(2026, 3, 9), TZ).tzinfo is UTC
