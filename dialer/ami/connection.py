@@ -355,8 +355,11 @@ class AmiConnection:
             if "Response" in msg:
                 self._on_response(msg)
             else:
-                log.warning("AMI %s: skipped a message that is neither response nor event: %s",
-                            self.name, msg.first_line())
+                log.warning(
+                    "AMI %s: skipped a message that is neither response nor event: %s",
+                    self.name,
+                    msg.first_line(),
+                )
             return None
         aid = msg.get("ActionID")
         if aid is not None:
@@ -379,8 +382,9 @@ class AmiConnection:
             try:
                 callback(event)
             except Exception:
-                log.exception("AMI %s: subscriber %r raised on %s", self.name, callback,
-                              msg.first_line())
+                log.exception(
+                    "AMI %s: subscriber %r raised on %s", self.name, callback, msg.first_line()
+                )
         blocked: list[tuple[EventStream, Any]] | None = None
         for s in self._streams:
             try:
@@ -394,8 +398,9 @@ class AmiConnection:
         aid = msg.get("ActionID")
         pending = self._pending.get(aid) if aid is not None else None
         if pending is None:
-            log.warning("AMI %s: response to no pending action: %s %s", self.name,
-                        msg.first_line(), aid)
+            log.warning(
+                "AMI %s: response to no pending action: %s %s", self.name, msg.first_line(), aid
+            )
             return
         if msg.get("EventList") == "start":
             pending.response = msg  # wait for the ...Complete event
@@ -418,8 +423,9 @@ class AmiConnection:
                     )
                 )
         if first:
-            log.warning("AMI %s: link down: %s (%d actions failed)", self.name, reason,
-                        len(self._pending))
+            log.warning(
+                "AMI %s: link down: %s (%d actions failed)", self.name, reason, len(self._pending)
+            )
         self._closed.set()
 
 

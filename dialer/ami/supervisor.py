@@ -66,9 +66,7 @@ def backoff_delay(attempt: int, *, base: float, cap: float, rand: float) -> floa
     return step * (0.1 + 0.9 * rand)
 
 
-def backoff_delays(
-    base: float, cap: float, rng: random.Random | None = None
-) -> Iterator[float]:
+def backoff_delays(base: float, cap: float, rng: random.Random | None = None) -> Iterator[float]:
     """The endless schedule of reconnect delays."""
     rng = rng or random.Random()
     attempt = 0
@@ -219,9 +217,7 @@ class AmiSupervisor:
             await self._clock.sleep(delay)
 
     async def _resync(self, conn: AmiConnection) -> None:
-        reply = await conn.send(
-            "CoreShowChannels", timeout=self.config.action_timeout, check=True
-        )
+        reply = await conn.send("CoreShowChannels", timeout=self.config.action_timeout, check=True)
         channels = [self._parse(m) for m in reply.events]
         log.info("AMI %s: %d live channels after connect", self.name, len(channels))
         if self._on_resync is not None:

@@ -96,7 +96,9 @@ SIP_FAILURES: dict[str, tuple[int, int, str, str, str]] = {
 }
 
 
-def _draw(spec: Mapping[str, Any] | float | int | None, rng: random.Random, default: float) -> float:
+def _draw(
+    spec: Mapping[str, Any] | float | int | None, rng: random.Random, default: float
+) -> float:
     if spec is None:
         return default
     if isinstance(spec, int | float):

@@ -74,7 +74,10 @@ def start_originate(pbx: Pbx, o: Originate, respond: Responder) -> None:
         return
     pbx.originates += 1
     call = Call(
-        action_id=o.action_id, dial_string=o.channel, headers={}, variables=o.variables,
+        action_id=o.action_id,
+        dial_string=o.channel,
+        headers={},
+        variables=o.variables,
         timeout=o.timeout,
     )
     if not o.asynchronous:
@@ -85,7 +88,9 @@ def start_originate(pbx: Pbx, o: Originate, respond: Responder) -> None:
     call.task = asyncio.create_task(_run(pbx, call, o, tech, resource))
 
 
-def _or(pbx: Pbx, call: Call, o: Originate, ok: bool, reason: int, chan: Chan | None = None) -> None:
+def _or(
+    pbx: Pbx, call: Call, o: Originate, ok: bool, reason: int, chan: Chan | None = None
+) -> None:
     if call.responded:
         return
     call.responded = True
@@ -95,15 +100,22 @@ def _or(pbx: Pbx, call: Call, o: Originate, ok: bool, reason: int, chan: Chan | 
         else:
             call.respond("Error", "Originate failed")
         return
-    pairs = [("ActionID", o.action_id), ("Response", "Success" if ok else "Failure"),
-             ("Channel", chan.name if ok and chan else o.channel)]
+    pairs = [
+        ("ActionID", o.action_id),
+        ("Response", "Success" if ok else "Failure"),
+        ("Channel", chan.name if ok and chan else o.channel),
+    ]
     if o.application:
         pairs += [("Application", o.application), ("Data", o.data)]
     else:
         pairs += [("Context", o.context), ("Exten", o.exten)]
     uid = chan.uniqueid if ok and chan else (o.channel_id or "<unknown>")
-    pairs += [("Reason", str(reason)), ("Uniqueid", uid),
-              ("CallerIDNum", o.cid[0] or "<unknown>"), ("CallerIDName", o.cid[1] or "<unknown>")]
+    pairs += [
+        ("Reason", str(reason)),
+        ("Uniqueid", uid),
+        ("CallerIDNum", o.cid[0] or "<unknown>"),
+        ("CallerIDName", o.cid[1] or "<unknown>"),
+    ]
     pbx.emit("OriginateResponse", "call,all", pairs)
 
 
@@ -164,8 +176,9 @@ def _role(family: str, resource: str) -> tuple[str, str] | None:
     return ("seat", number) if number else None
 
 
-async def _originate(pbx: Pbx, call: Call, o: Originate, tech: str, resource: str,
-                     rec: list[_Rec]) -> None:
+async def _originate(
+    pbx: Pbx, call: Call, o: Originate, tech: str, resource: str, rec: list[_Rec]
+) -> None:
     family = _family(tech)
     if family is None:
         # Unknown technology: queued, then Failure Reason 0 with no channel at all.
@@ -173,8 +186,16 @@ async def _originate(pbx: Pbx, call: Call, o: Originate, tech: str, resource: st
         return
     role = _role(family, resource)
     if role is None:
-        leg = pbx.open_leg(call, family, resource, "customer", linkedid=o.channel_id,
-                           ids=(o.channel_id, o.other_id), cid=o.cid, set_vars=True)
+        leg = pbx.open_leg(
+            call,
+            family,
+            resource,
+            "customer",
+            linkedid=o.channel_id,
+            ids=(o.channel_id, o.other_id),
+            cid=o.cid,
+            set_vars=True,
+        )
         if leg.b is not None:
             pbx.cdr(leg.b, "FAILED")
             pbx.hangup(leg.b, 0)
@@ -183,8 +204,16 @@ async def _originate(pbx: Pbx, call: Call, o: Originate, tech: str, resource: st
         _or(pbx, call, o, False, 0)
         return
     kind, number = role
-    leg = pbx.open_leg(call, family, resource, kind, linkedid=o.channel_id,
-                       ids=(o.channel_id, o.other_id), cid=o.cid, set_vars=True)
+    leg = pbx.open_leg(
+        call,
+        family,
+        resource,
+        kind,
+        linkedid=o.channel_id,
+        ids=(o.channel_id, o.other_id),
+        cid=o.cid,
+        set_vars=True,
+    )
     if kind == "seat":
         status, _, _ = await _ring_seat(pbx, call, None, leg)
         beh = Behaviour("answer", talk=math.inf)
@@ -215,11 +244,19 @@ async def _originate(pbx: Pbx, call: Call, o: Originate, tech: str, resource: st
 def _enter(pbx: Pbx, chan: Chan, context: str, exten: str, app: str, data: str) -> None:
     chan.context, chan.exten, chan.app, chan.appdata = context, exten, app, data
     chan.priority += 1
-    pbx.ev("Newexten", chan, ("Extension", exten), ("Application", app), ("AppData", data),
-           privilege="dialplan,all")
+    pbx.ev(
+        "Newexten",
+        chan,
+        ("Extension", exten),
+        ("Application", app),
+        ("AppData", data),
+        privilege="dialplan,all",
+    )
 
 
-async def _ring_seat(pbx: Pbx, call: Call, caller: Chan | None, leg: Leg) -> tuple[str, int, int | None]:
+async def _ring_seat(
+    pbx: Pbx, call: Call, caller: Chan | None, leg: Leg
+) -> tuple[str, int, int | None]:
     pbx.dial_event("DialBegin", caller, leg.a, ("DialString", leg.dial_string))
     await pbx.wait(call, pbx.seat_answer)
     if leg.b is not None:
@@ -231,8 +268,15 @@ async def _ring_seat(pbx: Pbx, call: Call, caller: Chan | None, leg: Leg) -> tup
     return "ANSWER", 16, None
 
 
-async def _ring_customer(pbx: Pbx, call: Call, o: Originate | None, caller: Chan | None,
-                         leg: Leg, beh: Behaviour, timeout: float) -> tuple[str, int, int | None]:
+async def _ring_customer(
+    pbx: Pbx,
+    call: Call,
+    o: Originate | None,
+    caller: Chan | None,
+    leg: Leg,
+    beh: Behaviour,
+    timeout: float,
+) -> tuple[str, int, int | None]:
     """Dial the customer until answer or failure. In originate mode (`caller` None) a
     failure also sends the OriginateResponse. Returns (DialStatus, cause, SIP code)."""
     if leg.b is None:
@@ -315,8 +359,15 @@ async def _ring_customer(pbx: Pbx, call: Call, o: Originate | None, caller: Chan
     return "ANSWER", 16, None
 
 
-async def _ring_pjsip_customer(pbx: Pbx, call: Call, o: Originate | None, caller: Chan | None,
-                               leg: Leg, beh: Behaviour, timeout: float) -> tuple[str, int, int | None]:
+async def _ring_pjsip_customer(
+    pbx: Pbx,
+    call: Call,
+    o: Originate | None,
+    caller: Chan | None,
+    leg: Leg,
+    beh: Behaviour,
+    timeout: float,
+) -> tuple[str, int, int | None]:
     cust = leg.a
     orig = caller is None
     pbx.dial_event("DialBegin", caller, cust, ("DialString", leg.dial_string))
@@ -362,8 +413,12 @@ async def _ring_pjsip_customer(pbx: Pbx, call: Call, o: Originate | None, caller
 
 # -- the dialplan ----------------------------------------------------------------------------
 
-_DISPOSITION = {"BUSY": "BUSY", "CONGESTION": "CONGESTION", "NOANSWER": "NO ANSWER",
-                "CHANUNAVAIL": "FAILED"}
+_DISPOSITION = {
+    "BUSY": "BUSY",
+    "CONGESTION": "CONGESTION",
+    "NOANSWER": "NO ANSWER",
+    "CHANUNAVAIL": "FAILED",
+}
 
 
 def _mixmonitor(pbx: Pbx, chan: Chan, rec: list[_Rec]) -> _Rec:
@@ -399,18 +454,30 @@ async def _talk(pbx: Pbx, call: Call, beh: Behaviour, cust: Chan, other: Chan) -
     if beh.dtmf and beh.dtmf_at < beh.talk:
         await pbx.wait(call, beh.dtmf_at)
         for name in ("DTMFBegin", "DTMFEnd"):
-            dur = [("DurationMs", "200" if cust.tech == "PJSIP" else "100")] if name == "DTMFEnd" else []
-            pbx.ev(name, cust, ("Digit", beh.dtmf), *dur, ("Direction", "Received"),
-                   privilege="dtmf,all")
-            pbx.ev(name, other, ("Digit", beh.dtmf), *dur, ("Direction", "Sent"),
-                   privilege="dtmf,all")
+            dur = (
+                [("DurationMs", "200" if cust.tech == "PJSIP" else "100")]
+                if name == "DTMFEnd"
+                else []
+            )
+            pbx.ev(
+                name,
+                cust,
+                ("Digit", beh.dtmf),
+                *dur,
+                ("Direction", "Received"),
+                privilege="dtmf,all",
+            )
+            pbx.ev(
+                name, other, ("Digit", beh.dtmf), *dur, ("Direction", "Sent"), privilege="dtmf,all"
+            )
         await pbx.wait(call, beh.talk - beh.dtmf_at)
     else:
         await pbx.wait(call, beh.talk)
 
 
-async def _seat_first(pbx: Pbx, call: Call, o: Originate, seat_leg: Leg, family: str,
-                      rec: list[_Rec]) -> None:
+async def _seat_first(
+    pbx: Pbx, call: Call, o: Originate, seat_leg: Leg, family: str, rec: list[_Rec]
+) -> None:
     s1, s2 = seat_leg.a, seat_leg.b
     number = o.exten
     ctx = o.context or ("dialer-sip" if family == "PJSIP" else "dialer")
@@ -424,8 +491,15 @@ async def _seat_first(pbx: Pbx, call: Call, o: Originate, seat_leg: Leg, family:
     resource = f"{number}@{'carrier' if family == 'PJSIP' else 'customers'}"
     _enter(pbx, s1, ctx, o.exten, "Dial", f"{family}/{resource},30")
     pbx.varset(s1, "DIALSTATUS", "")
-    cust_leg = pbx.open_leg(call, family, resource, "customer", linkedid=s1.linkedid,
-                            cid=(number, s1.cid_name), set_vars=False)
+    cust_leg = pbx.open_leg(
+        call,
+        family,
+        resource,
+        "customer",
+        linkedid=s1.linkedid,
+        cid=(number, s1.cid_name),
+        set_vars=False,
+    )
     cust = cust_leg.a
     beh = pbx.behaviour(number, family)
     moh = s2 is not None and (beh.answers or beh.kind == "noanswer")
@@ -532,8 +606,9 @@ def _seat_hung_up(pbx: Pbx, seat_leg: Leg, cust_leg: Leg, by: Chan, moh: bool, r
     del by
 
 
-async def _customer_first(pbx: Pbx, call: Call, o: Originate, leg: Leg, beh: Behaviour,
-                          family: str, rec: list[_Rec]) -> None:
+async def _customer_first(
+    pbx: Pbx, call: Call, o: Originate, leg: Leg, beh: Behaviour, family: str, rec: list[_Rec]
+) -> None:
     c1, c2 = leg.a, leg.b
     ctx = o.context or ("dialer-sip" if family == "PJSIP" else "dialer")
     seat = dict(o.variables).get("SEAT", "")
@@ -545,8 +620,15 @@ async def _customer_first(pbx: Pbx, call: Call, o: Originate, leg: Leg, beh: Beh
         pbx.varset(c1, "DIALSTATUS", "CHANUNAVAIL")
         _teardown(pbx, call, o)
         return
-    seat_leg = pbx.open_leg(call, family, resource, "seat", linkedid=c1.linkedid,
-                            cid=(o.cid[0], o.cid[1]), set_vars=False)
+    seat_leg = pbx.open_leg(
+        call,
+        family,
+        resource,
+        "seat",
+        linkedid=c1.linkedid,
+        cid=(o.cid[0], o.cid[1]),
+        set_vars=False,
+    )
     s1, s2 = seat_leg.a, seat_leg.b
     await _ring_seat(pbx, call, c1, seat_leg)
     bridge = _bridge(pbx, s1, c1, r)
@@ -626,8 +708,14 @@ async def _callback(pbx: Pbx, call: Call, leg: Leg, beh: Behaviour, context: str
         _enter(pbx, c1, context or "dialer", "callback", "Read", "KEY,if-correct-press,1,,1,6")
         key, status = beh.dtmf, "OK"
         pbx.ev("DTMFBegin", c1, ("Digit", key), ("Direction", "Received"), privilege="dtmf,all")
-        pbx.ev("DTMFEnd", c1, ("Digit", key), ("DurationMs", "100"), ("Direction", "Received"),
-               privilege="dtmf,all")
+        pbx.ev(
+            "DTMFEnd",
+            c1,
+            ("Digit", key),
+            ("DurationMs", "100"),
+            ("Direction", "Received"),
+            privilege="dtmf,all",
+        )
     elif beh.talk > prompt + read_timeout:
         await pbx.wait(call, prompt + read_timeout)
         key, status = "", "TIMEOUT"
@@ -637,10 +725,22 @@ async def _callback(pbx: Pbx, call: Call, leg: Leg, beh: Behaviour, context: str
         return
     pbx.varset(c1, "KEY", key)
     pbx.varset(c1, "READSTATUS", status)
-    _enter(pbx, c1, context or "dialer", "callback", "UserEvent",
-           f"CallbackResult,Key: {key},ReadStatus: {status}")
-    pbx.ev("UserEvent", c1, ("UserEvent", "CallbackResult"), ("Key", key), ("ReadStatus", status),
-           privilege="user,all")
+    _enter(
+        pbx,
+        c1,
+        context or "dialer",
+        "callback",
+        "UserEvent",
+        f"CallbackResult,Key: {key},ReadStatus: {status}",
+    )
+    pbx.ev(
+        "UserEvent",
+        c1,
+        ("UserEvent", "CallbackResult"),
+        ("Key", key),
+        ("ReadStatus", status),
+        privilege="user,all",
+    )
     goodbye = playback_seconds("vm-goodbye")
     await pbx.wait(call, goodbye)
     _dialplan_hangs_up(pbx, leg)

@@ -179,7 +179,9 @@ class Pbx:
         for sink in tuple(self.sinks):
             sink(data)
 
-    def ev(self, name: str, chan: Chan, *extra: tuple[str, str], privilege: str = "call,all") -> None:
+    def ev(
+        self, name: str, chan: Chan, *extra: tuple[str, str], privilege: str = "call,all"
+    ) -> None:
         self.emit(name, privilege, [*chan.snapshot(), *extra])
 
     def newstate(self, chan: Chan, state: int) -> None:
@@ -192,13 +194,17 @@ class Pbx:
         chan.variables[var] = value
         self.ev("VarSet", chan, ("Variable", var), ("Value", value))
 
-    def dial_event(self, name: str, caller: Chan | None, dest: Chan, *extra: tuple[str, str]) -> None:
+    def dial_event(
+        self, name: str, caller: Chan | None, dest: Chan, *extra: tuple[str, str]
+    ) -> None:
         pairs: Pairs = caller.snapshot() if caller is not None else []
         pairs += dest.snapshot("Dest")
         pairs += extra
         self.emit(name, "call,all", pairs)
 
-    def hangup_request(self, chan: Chan, cause: int, soft: bool = False, tech: int | None = None) -> None:
+    def hangup_request(
+        self, chan: Chan, cause: int, soft: bool = False, tech: int | None = None
+    ) -> None:
         extra: Pairs = [("Cause", str(cause))]
         if tech is not None:
             extra.append(("TechCause", str(tech)))
@@ -211,7 +217,9 @@ class Pbx:
         self.ev("Hangup", chan, *extra)
         self.channels.pop(chan.name, None)
 
-    def cdr(self, chan: Chan, disposition: str, dest: Chan | None = None, app: str = "", data: str = "") -> None:
+    def cdr(
+        self, chan: Chan, disposition: str, dest: Chan | None = None, app: str = "", data: str = ""
+    ) -> None:
         now = self.clock.now()
         start = now.timestamp() - (self.clock.monotonic() - chan.created)
         answered = chan.answered if disposition == "ANSWERED" else None
@@ -259,21 +267,49 @@ class Pbx:
             return given
         return f"{int(self.clock.now().timestamp())}.{seq}"
 
-    def _new_chan(self, call: Call, name: str, tech: str, uid: str, linkedid: str | None,
-                  context: str, exten: str, state: int, cid: tuple[str, str]) -> Chan:
+    def _new_chan(
+        self,
+        call: Call,
+        name: str,
+        tech: str,
+        uid: str,
+        linkedid: str | None,
+        context: str,
+        exten: str,
+        state: int,
+        cid: tuple[str, str],
+    ) -> Chan:
         chan = Chan(
-            name=name, tech=tech, uniqueid=uid, linkedid=linkedid or uid,
-            created=self.clock.monotonic(), context=context, exten=exten,
-            cid_num=cid[0], cid_name=cid[1], conn_num=cid[0], conn_name=cid[1],
-            state=state, call=call,
+            name=name,
+            tech=tech,
+            uniqueid=uid,
+            linkedid=linkedid or uid,
+            created=self.clock.monotonic(),
+            context=context,
+            exten=exten,
+            cid_num=cid[0],
+            cid_name=cid[1],
+            conn_num=cid[0],
+            conn_name=cid[1],
+            state=state,
+            call=call,
         )
         self.channels[name] = chan
         call.channels.append(chan)
         return chan
 
-    def open_leg(self, call: Call, tech: str, resource: str, role: str, *,
-                 linkedid: str | None, ids: tuple[str | None, str | None] = (None, None),
-                 cid: tuple[str, str], set_vars: bool) -> Leg:
+    def open_leg(
+        self,
+        call: Call,
+        tech: str,
+        resource: str,
+        role: str,
+        *,
+        linkedid: str | None,
+        ids: tuple[str | None, str | None] = (None, None),
+        cid: tuple[str, str],
+        set_vars: bool,
+    ) -> Leg:
         """Create the channel(s) of one dialled device and emit Newchannel (+ VarSets)."""
         number, _, ctx = resource.partition("@")
         if tech == "Local":
@@ -294,17 +330,33 @@ class Pbx:
                     self.varset(a, k, v)
                 for k, v in call.variables:
                     self.varset(b, k, v)
-            self.emit("LocalBridge", "call,all", [
-                *a.snapshot("LocalOne"), *b.snapshot("LocalTwo"),
-                ("Context", ctx), ("Exten", number), ("LocalOptimization", "Yes"),
-            ])
+            self.emit(
+                "LocalBridge",
+                "call,all",
+                [
+                    *a.snapshot("LocalOne"),
+                    *b.snapshot("LocalTwo"),
+                    ("Context", ctx),
+                    ("Exten", number),
+                    ("LocalOptimization", "Yes"),
+                ],
+            )
             return Leg(a, b, role, number, resource)
         endpoint = "carrier" if role == "customer" else number
         hexid = f"{self._pjsip_seq:08x}"
         self._pjsip_seq += 1
         uid = self._uniqueid(ids[0])
-        chan = self._new_chan(call, f"PJSIP/{endpoint}-{hexid}", tech, uid, linkedid,
-                              "dialer-sip-inbound", "s", 0, cid)
+        chan = self._new_chan(
+            call,
+            f"PJSIP/{endpoint}-{hexid}",
+            tech,
+            uid,
+            linkedid,
+            "dialer-sip-inbound",
+            "s",
+            0,
+            cid,
+        )
         if role == "customer":
             chan.exten = number
         self.ev("Newchannel", chan)
@@ -344,8 +396,13 @@ class Pbx:
 
     def start_mixmonitor(self, chan: Chan) -> Path:
         path = f"{MONITOR_SPOOL}/{chan.uniqueid}.wav"
-        self.ev("Newexten", chan, ("Extension", chan.exten), ("Application", "MixMonitor"),
-                ("AppData", f"{path},b"))
+        self.ev(
+            "Newexten",
+            chan,
+            ("Extension", chan.exten),
+            ("Application", "MixMonitor"),
+            ("AppData", f"{path},b"),
+        )
         self.varset(chan, "MIXMONITOR_FILENAME", path)
         self.ev("MixMonitorStart", chan)
         return Path(f"{chan.uniqueid}.wav")
@@ -365,9 +422,12 @@ class Pbx:
 
     def bridge_event(self, name: str, bridge: str, members: int, chan: Chan | None = None) -> None:
         pairs: Pairs = [
-            ("BridgeUniqueid", bridge), ("BridgeType", "basic"),
-            ("BridgeTechnology", "simple_bridge"), ("BridgeCreator", "<unknown>"),
-            ("BridgeName", "<unknown>"), ("BridgeNumChannels", str(members)),
+            ("BridgeUniqueid", bridge),
+            ("BridgeType", "basic"),
+            ("BridgeTechnology", "simple_bridge"),
+            ("BridgeCreator", "<unknown>"),
+            ("BridgeName", "<unknown>"),
+            ("BridgeNumChannels", str(members)),
             ("BridgeVideoSourceMode", "none"),
         ]
         if chan is not None:

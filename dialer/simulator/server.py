@@ -52,8 +52,9 @@ def _hms(seconds: float) -> str:
 class _Session:
     _ids = itertools.count(0x7F1AE0007700)
 
-    def __init__(self, sim: PbxSimulator, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, sim: PbxSimulator, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.sim = sim
         self.reader = reader
         self.writer = writer
@@ -128,7 +129,14 @@ class _Session:
             return
         handler = getattr(self, f"a_{action.lower()}", None)
         if handler is None:
-            self.respond("Error", aid, ("Message", f"Invalid/unknown command: {action}. Use Action: ListCommands to show available commands."))
+            self.respond(
+                "Error",
+                aid,
+                (
+                    "Message",
+                    f"Invalid/unknown command: {action}. Use Action: ListCommands to show available commands.",
+                ),
+            )
             self.security_event("RequestBadFormat", "Error", [("RequestType", f"Action: {action}")])
             return
         await handler(msg, aid)
@@ -136,9 +144,15 @@ class _Session:
     def security_event(self, name: str, severity: str, extra: list[tuple[str, str]]) -> None:
         now = self.sim.pbx.clock.now().strftime("%Y-%m-%dT%H:%M:%S.000+0000")
         pairs = [
-            ("EventTV", now), ("Severity", severity), ("Service", "AMI"), ("EventVersion", "1"),
-            ("AccountID", self.user or ""), ("SessionID", self.session_id),
-            ("LocalAddress", self.local), ("RemoteAddress", self.remote), *extra,
+            ("EventTV", now),
+            ("Severity", severity),
+            ("Service", "AMI"),
+            ("EventVersion", "1"),
+            ("AccountID", self.user or ""),
+            ("SessionID", self.session_id),
+            ("LocalAddress", self.local),
+            ("RemoteAddress", self.remote),
+            *extra,
             ("SessionTV", now),
         ]
         self.write(_encode([("Event", name), ("Privilege", "security,all"), *pairs]))
@@ -175,9 +189,17 @@ class _Session:
         self.sim.pbx.sinks.add(self.event_sink)
         if self.events_on:
             up = int(self.sim.pbx.clock.monotonic() + self.sim.uptime0)
-            self.write(_encode([("Event", "FullyBooted"), ("Privilege", "system,all"),
-                                ("Uptime", str(up)), ("LastReload", str(up)),
-                                ("Status", "Fully Booted")]))
+            self.write(
+                _encode(
+                    [
+                        ("Event", "FullyBooted"),
+                        ("Privilege", "system,all"),
+                        ("Uptime", str(up)),
+                        ("LastReload", str(up)),
+                        ("Status", "Fully Booted"),
+                    ]
+                )
+            )
             self.security_event("SuccessfulAuth", "Informational", [("UsingPassword", "0")])
 
     async def a_logoff(self, msg: Message, aid: str | None) -> None:
@@ -203,15 +225,29 @@ class _Session:
         elif cmd == "core show channels":
             n = len(pbx.channels)
             lines = [f"{c.name} {c.app}" for c in pbx.channels.values()]
-            lines += [f"{n} active channels", f"{len(pbx.calls)} active calls",
-                      f"{pbx.processed_calls} calls processed"]
+            lines += [
+                f"{n} active channels",
+                f"{len(pbx.calls)} active calls",
+                f"{pbx.processed_calls} calls processed",
+            ]
         else:
             words = cmd.split()
-            self.respond("Error", aid, ("Message", "Command output follows"),
-                         ("Output", f"No such command '{cmd}' (type 'core show help {' '.join(words[:2])}' for other possible commands)"))
+            self.respond(
+                "Error",
+                aid,
+                ("Message", "Command output follows"),
+                (
+                    "Output",
+                    f"No such command '{cmd}' (type 'core show help {' '.join(words[:2])}' for other possible commands)",
+                ),
+            )
             return
-        self.respond("Success", aid, ("Message", "Command output follows"),
-                     *[("Output", line) for line in lines])
+        self.respond(
+            "Success",
+            aid,
+            ("Message", "Command output follows"),
+            *[("Output", line) for line in lines],
+        )
 
     async def a_originate(self, msg: Message, aid: str | None) -> None:
         headers = {k: v for k, v in msg.headers if k != "Variable"}
@@ -248,8 +284,10 @@ class _Session:
         if chan is None:
             return self.sim.pbx.globals.get(var, "")
         special = {
-            "CALLERID(name)": chan.cid_name, "CALLERID(num)": chan.cid_num,
-            "UNIQUEID": chan.uniqueid, "CHANNEL": chan.name,
+            "CALLERID(name)": chan.cid_name,
+            "CALLERID(num)": chan.cid_num,
+            "UNIQUEID": chan.uniqueid,
+            "CHANNEL": chan.name,
         }
         if var in special:
             return special[var]
@@ -280,15 +318,28 @@ class _Session:
             self.sim.pbx.globals[var] = value
             self.respond("Success", aid, ("Message", "Variable Set"))
 
-    def _list(self, aid: str | None, message: str, complete: str,
-              items: list[list[tuple[str, str]]], extra: list[tuple[str, str]] | None = None) -> None:
+    def _list(
+        self,
+        aid: str | None,
+        message: str,
+        complete: str,
+        items: list[list[tuple[str, str]]],
+        extra: list[tuple[str, str]] | None = None,
+    ) -> None:
         self.respond("Success", aid, ("EventList", "start"), ("Message", message))
         tail = [("ActionID", aid)] if aid is not None else []
         out = bytearray()
         for item in items:
             out += _encode(item)
-        out += _encode([("Event", complete), *tail, ("EventList", "Complete"),
-                        ("ListItems", str(len(items))), *(extra or [])])
+        out += _encode(
+            [
+                ("Event", complete),
+                *tail,
+                ("EventList", "Complete"),
+                ("ListItems", str(len(items))),
+                *(extra or []),
+            ]
+        )
         self.write(bytes(out))
 
     async def a_coreshowchannels(self, msg: Message, aid: str | None) -> None:
@@ -297,9 +348,16 @@ class _Session:
         items = []
         for c in pbx.channels.values():
             head = [("Event", "CoreShowChannel")] + ([("ActionID", aid)] if aid else [])
-            items.append([*head, *c.snapshot(), ("Application", c.app),
-                          ("ApplicationData", c.appdata), ("Duration", _hms(now - c.created)),
-                          ("BridgeId", c.bridge)])
+            items.append(
+                [
+                    *head,
+                    *c.snapshot(),
+                    ("Application", c.app),
+                    ("ApplicationData", c.appdata),
+                    ("Duration", _hms(now - c.created)),
+                    ("BridgeId", c.bridge),
+                ]
+            )
         self._list(aid, "Channels will follow", "CoreShowChannelsComplete", items)
 
     async def a_status(self, msg: Message, aid: str | None) -> None:
@@ -316,60 +374,125 @@ class _Session:
         now = pbx.clock.monotonic()
         items = []
         for c in chans:
-            item = [("Event", "Status"), ("Privilege", "Call"), *c.snapshot(),
-                    ("Type", c.tech), ("DNID", ""), ("EffectiveConnectedLineNum", c.conn_num),
-                    ("EffectiveConnectedLineName", c.conn_name), ("TimeToHangup", "0"),
-                    ("BridgeID", c.bridge), ("Application", c.app), ("Data", c.appdata),
-                    ("Nativeformats", "(ulaw)" if c.tech == "PJSIP" else "(slin)"),
-                    ("Readformat", "slin"), ("Readtrans", ""), ("Writeformat", "slin"),
-                    ("Writetrans", ""), ("Callgroup", "0"), ("Pickupgroup", "0"),
-                    ("Seconds", str(int(now - c.created)))]
+            item = [
+                ("Event", "Status"),
+                ("Privilege", "Call"),
+                *c.snapshot(),
+                ("Type", c.tech),
+                ("DNID", ""),
+                ("EffectiveConnectedLineNum", c.conn_num),
+                ("EffectiveConnectedLineName", c.conn_name),
+                ("TimeToHangup", "0"),
+                ("BridgeID", c.bridge),
+                ("Application", c.app),
+                ("Data", c.appdata),
+                ("Nativeformats", "(ulaw)" if c.tech == "PJSIP" else "(slin)"),
+                ("Readformat", "slin"),
+                ("Readtrans", ""),
+                ("Writeformat", "slin"),
+                ("Writetrans", ""),
+                ("Callgroup", "0"),
+                ("Pickupgroup", "0"),
+                ("Seconds", str(int(now - c.created))),
+            ]
             item += [("Variable", f"{n}={self._getvar(c, n)}") for n in names]
             if aid is not None:
                 item.append(("ActionID", aid))
             items.append(item)
-        self._list(aid, "Channel status will follow", "StatusComplete", items,
-                   [("Items", str(len(items)))])
+        self._list(
+            aid, "Channel status will follow", "StatusComplete", items, [("Items", str(len(items)))]
+        )
 
     async def a_corestatus(self, msg: Message, aid: str | None) -> None:
         started = self.sim.pbx.started
-        self.respond("Success", aid,
-                     ("CoreStartupDate", started.strftime("%Y-%m-%d")),
-                     ("CoreStartupTime", started.strftime("%H:%M:%S")),
-                     ("CoreReloadDate", started.strftime("%Y-%m-%d")),
-                     ("CoreReloadTime", started.strftime("%H:%M:%S")),
-                     ("CoreCurrentCalls", str(len(self.sim.pbx.channels))),
-                     ("CoreProcessedCalls", str(self.sim.pbx.processed_calls)))
+        self.respond(
+            "Success",
+            aid,
+            ("CoreStartupDate", started.strftime("%Y-%m-%d")),
+            ("CoreStartupTime", started.strftime("%H:%M:%S")),
+            ("CoreReloadDate", started.strftime("%Y-%m-%d")),
+            ("CoreReloadTime", started.strftime("%H:%M:%S")),
+            ("CoreCurrentCalls", str(len(self.sim.pbx.channels))),
+            ("CoreProcessedCalls", str(self.sim.pbx.processed_calls)),
+        )
 
     async def a_coresettings(self, msg: Message, aid: str | None) -> None:
-        self.respond("Success", aid, ("AMIversion", "11.0.0"), ("AsteriskVersion", "22.10.1"),
-                     ("SystemName", ""), ("CoreMaxCalls", "0"), ("CoreMaxLoadAvg", "0.000000"),
-                     ("CoreRunUser", ""), ("CoreRunGroup", ""), ("CoreMaxFilehandles", "0"),
-                     ("CoreRealTimeEnabled", "No"), ("CoreCDRenabled", "Yes"),
-                     ("CoreHTTPenabled", "No"), ("SoundsSearchCustomDir", "No"))
+        self.respond(
+            "Success",
+            aid,
+            ("AMIversion", "11.0.0"),
+            ("AsteriskVersion", "22.10.1"),
+            ("SystemName", ""),
+            ("CoreMaxCalls", "0"),
+            ("CoreMaxLoadAvg", "0.000000"),
+            ("CoreRunUser", ""),
+            ("CoreRunGroup", ""),
+            ("CoreMaxFilehandles", "0"),
+            ("CoreRealTimeEnabled", "No"),
+            ("CoreCDRenabled", "Yes"),
+            ("CoreHTTPenabled", "No"),
+            ("SoundsSearchCustomDir", "No"),
+        )
 
     async def a_queuestatus(self, msg: Message, aid: str | None) -> None:
         tail = [("ActionID", aid)] if aid else []
-        items = [[("Event", "QueueParams"), ("Queue", "renewal"), ("Max", "0"),
-                  ("Strategy", "rrmemory"), ("Calls", "0"), ("Holdtime", "0"), ("TalkTime", "0"),
-                  ("Completed", "0"), ("Abandoned", "0"), ("ServiceLevel", "0"),
-                  ("ServicelevelPerf", "0.0"), ("ServicelevelPerf2", "0.0"), ("Weight", "0"),
-                  *tail]]
+        items = [
+            [
+                ("Event", "QueueParams"),
+                ("Queue", "renewal"),
+                ("Max", "0"),
+                ("Strategy", "rrmemory"),
+                ("Calls", "0"),
+                ("Holdtime", "0"),
+                ("TalkTime", "0"),
+                ("Completed", "0"),
+                ("Abandoned", "0"),
+                ("ServiceLevel", "0"),
+                ("ServicelevelPerf", "0.0"),
+                ("ServicelevelPerf2", "0.0"),
+                ("Weight", "0"),
+                *tail,
+            ]
+        ]
         for seat, name in (("8001", "专员一"), ("8002", "专员二")):
-            items.append([("Event", "QueueMember"), ("Queue", "renewal"), ("Name", name),
-                          ("Location", f"Local/{seat}@seats"),
-                          ("StateInterface", f"Local/{seat}@seats"), ("Membership", "static"),
-                          ("Penalty", "0"), ("CallsTaken", "0"), ("LastCall", "0"),
-                          ("LastPause", "0"), ("LoginTime", "0"), ("InCall", "0"),
-                          ("Status", "1"), ("Paused", "0"), ("PausedReason", ""),
-                          ("Wrapuptime", "0"), *tail])
+            items.append(
+                [
+                    ("Event", "QueueMember"),
+                    ("Queue", "renewal"),
+                    ("Name", name),
+                    ("Location", f"Local/{seat}@seats"),
+                    ("StateInterface", f"Local/{seat}@seats"),
+                    ("Membership", "static"),
+                    ("Penalty", "0"),
+                    ("CallsTaken", "0"),
+                    ("LastCall", "0"),
+                    ("LastPause", "0"),
+                    ("LoginTime", "0"),
+                    ("InCall", "0"),
+                    ("Status", "1"),
+                    ("Paused", "0"),
+                    ("PausedReason", ""),
+                    ("Wrapuptime", "0"),
+                    *tail,
+                ]
+            )
         self._list(aid, "Queue status will follow", "QueueStatusComplete", items)
 
     async def a_queuesummary(self, msg: Message, aid: str | None) -> None:
         tail = [("ActionID", aid)] if aid else []
-        items = [[("Event", "QueueSummary"), ("Queue", "renewal"), ("LoggedIn", "2"),
-                  ("Available", "2"), ("Callers", "0"), ("HoldTime", "0"), ("TalkTime", "0"),
-                  ("LongestHoldTime", "0"), *tail]]
+        items = [
+            [
+                ("Event", "QueueSummary"),
+                ("Queue", "renewal"),
+                ("LoggedIn", "2"),
+                ("Available", "2"),
+                ("Callers", "0"),
+                ("HoldTime", "0"),
+                ("TalkTime", "0"),
+                ("LongestHoldTime", "0"),
+                *tail,
+            ]
+        ]
         self._list(aid, "Queue summary will follow", "QueueSummaryComplete", items)
 
     async def a_bridgelist(self, msg: Message, aid: str | None) -> None:
@@ -377,16 +500,33 @@ class _Session:
             c.bridge for c in self.sim.pbx.channels.values() if c.bridge
         )
         head = [("ActionID", aid)] if aid else []
-        items = [[("Event", "BridgeListItem"), *head, ("BridgeUniqueid", b), ("BridgeType", "basic"),
-                  ("BridgeTechnology", "simple_bridge"), ("BridgeCreator", "<unknown>"),
-                  ("BridgeName", "<unknown>"), ("BridgeNumChannels", str(n)),
-                  ("BridgeVideoSourceMode", "none")] for b, n in members.items()]
+        items = [
+            [
+                ("Event", "BridgeListItem"),
+                *head,
+                ("BridgeUniqueid", b),
+                ("BridgeType", "basic"),
+                ("BridgeTechnology", "simple_bridge"),
+                ("BridgeCreator", "<unknown>"),
+                ("BridgeName", "<unknown>"),
+                ("BridgeNumChannels", str(n)),
+                ("BridgeVideoSourceMode", "none"),
+            ]
+            for b, n in members.items()
+        ]
         self._list(aid, "Bridge listing will follow", "BridgeListComplete", items)
 
     async def a_extensionstate(self, msg: Message, aid: str | None) -> None:
-        self.respond("Success", aid, ("Message", "Extension Status"),
-                     ("Exten", msg.get("Exten") or ""), ("Context", msg.get("Context") or ""),
-                     ("Hint", ""), ("Status", "-1"), ("StatusText", "Unknown"))
+        self.respond(
+            "Success",
+            aid,
+            ("Message", "Extension Status"),
+            ("Exten", msg.get("Exten") or ""),
+            ("Context", msg.get("Context") or ""),
+            ("Hint", ""),
+            ("Status", "-1"),
+            ("StatusText", "Unknown"),
+        )
 
 
 class PbxSimulator:
@@ -417,8 +557,24 @@ class PbxSimulator:
         now = self.pbx.clock.monotonic()
         dur = str(int(now - c.created))
         state = STATE_DESC.get(c.state, "Unknown")
-        return "!".join([c.name, c.context, c.exten, str(c.priority), state, c.app, c.appdata,
-                         c.cid_num, "", "", "3", dur, c.bridge, c.uniqueid])
+        return "!".join(
+            [
+                c.name,
+                c.context,
+                c.exten,
+                str(c.priority),
+                state,
+                c.app,
+                c.appdata,
+                c.cid_num,
+                "",
+                "",
+                "3",
+                dur,
+                c.bridge,
+                c.uniqueid,
+            ]
+        )
 
     async def start(self, host: str = "127.0.0.1", port: int = 5038) -> None:
         self._server = await asyncio.start_server(self._accept, host, port)

@@ -12,7 +12,10 @@ RATE = 8000
 def _tone_second() -> bytes:
     # Two mixed tones (the "seat" and the "customer"), so the file is audibly not silent.
     samples = (
-        int(6000 * math.sin(2 * math.pi * 425 * i / RATE) + 3000 * math.sin(2 * math.pi * 1000 * i / RATE))
+        int(
+            6000 * math.sin(2 * math.pi * 425 * i / RATE)
+            + 3000 * math.sin(2 * math.pi * 1000 * i / RATE)
+        )
         for i in range(RATE)
     )
     return struct.pack(f"<{RATE}h", *samples)
