@@ -168,7 +168,8 @@ def classify(
 ) -> Outcome:
     """The outcome of an attempt, from accumulated facts (never from event order).
 
-    Precedence, most specific first: a sync Originate error; a hangup the dialer asked for;
+    Precedence, most specific first: a sync Originate error; lost events (UNKNOWN, the
+    partial facts stay in the result); a hangup the dialer asked for;
     an answer (early if the talk time is below `early_hangup_seconds`); the Originate timeout
     (Reason 3: on PJSIP Asterisk reports it as cause 19 with a derived TechCause 480, which
     must not read as "switched off"); the SIP code; the Q.850 cause; the DialStatus; the
@@ -176,14 +177,14 @@ def classify(
     NOANSWER covers a timeout (cause 0), a 480 (cause 19) and a 404 (cause 1)."""
     if facts.sync_error is not None:
         return Outcome.FAILED
+    if facts.lost:
+        return Outcome.UNKNOWN
     if facts.hung_up_by_action:
         return Outcome.HUNG_UP_BY_ACTION
     if facts.answered:
         if facts.talk_seconds is not None and facts.talk_seconds < early_hangup_seconds:
             return Outcome.ANSWERED_HUNG_UP_EARLY
         return Outcome.ANSWERED
-    if facts.lost:
-        return Outcome.UNKNOWN
     if not facts.customer_dialled:
         # Nothing reached the customer: the originate (or, seat-first, the seat) failed.
         if facts.originate_response is None:
@@ -279,6 +280,7 @@ class _Channel:
     first_seen: float | None
     up_at: float | None = None
     bridged_at: float | None = None
+    ringing: bool = False
     hung_up: bool = False
     hangup_at: float | None = None
     cause: int | None = None
@@ -298,6 +300,7 @@ class _Dial:
     begin_at: float | None
     status: str | None = None
     end_at: float | None = None
+    ringing: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -414,6 +417,8 @@ class CallTracker:
         self._finished: dict[str, float | None] = {}  # linkedids and attempt ids already reported
         self._orphan_cdrs: dict[str, ev.Cdr] = {}
         self._hangup_channels: set[str] = set()
+        self._failed_unmatched: dict[str, _Attempt] = {}  # Failure seen, channel not yet known
+        self._by_dial_string: dict[str, list[_Attempt]] = {}  # registered, not bound yet
         self._watched_vars = {attempt_variable, "MIXMONITOR_FILENAME", "SEAT", "NUMBER"}
         self._handlers: dict[type, Callable[[Any, float | None], list[CallResult]]] = {
             ev.Newchannel: self._on_newchannel,
@@ -482,6 +487,25 @@ class CallTracker:
                 self._bind(group, attempt, "ChannelId")
             else:
                 self._link_wanted[channel_id] = attempt
+        elif channel:
+            self._by_dial_string.setdefault(channel, []).append(attempt)
+
+    def _unclaim(self, attempt: _Attempt) -> None:
+        if attempt.dial_string is None:
+            return
+        waiting = self._by_dial_string.get(attempt.dial_string)
+        if waiting is not None and attempt in waiting:
+            waiting.remove(attempt)
+            if not waiting:
+                del self._by_dial_string[attempt.dial_string]
+
+    def _claim_by_dial_string(self, group: _Group, dial_string: str, how: str) -> None:
+        """Bind a new call to the one registered attempt that dialled this dial string (the
+        dialer never has one seat or one number in two calls at once); if two could match,
+        wait for the OriginateResponse instead of guessing."""
+        waiting = self._by_dial_string.get(dial_string)
+        if waiting is not None and len(waiting) == 1:
+            self._bind(group, waiting[0], how)
 
     def originate_failed(self, attempt_id: str, error: str, now: float | None) -> list[CallResult]:
         """The Originate action itself was refused (`Response: Error`): no call exists."""
@@ -544,6 +568,8 @@ class CallTracker:
             if cdr is not None:
                 chan.cdr_disposition = cdr.disposition
                 chan.billable_seconds = cdr.billable_seconds
+            if uniqueid == group.linkedid and group.attempt is None and self._by_dial_string:
+                self._claim_by_dial_string(group, _dial_string_of(name), "originated channel name")
         return chan
 
     def _on_newchannel(self, e: ev.Newchannel, now: float | None) -> list[CallResult]:
@@ -562,8 +588,10 @@ class CallTracker:
                 chan.up_at = now
                 if self._is_customer(group, e.uniqueid):
                     self._advance(group, CallState.ANSWERED, now, "Newstate Up")
-        elif e.channel_state == STATE_RINGING and self._is_customer(group, e.uniqueid):
-            self._advance(group, CallState.RINGING, now, "Newstate Ringing")
+        elif e.channel_state == STATE_RINGING:
+            chan.ringing = True
+            if self._is_customer(group, e.uniqueid):
+                self._advance(group, CallState.RINGING, now, "Newstate Ringing")
         return []
 
     def _on_dial_begin(self, e: ev.DialBegin, now: float | None) -> list[CallResult]:
@@ -572,6 +600,12 @@ class CallTracker:
             return []
         self._channel(group, e.dest_uniqueid, e.dest_channel, now)
         group.dials.append(_Dial(e.uniqueid, e.dest_uniqueid, e.dial_string, now))
+        if e.uniqueid is None and group.attempt is None and e.dial_string:
+            if self._failed_unmatched:
+                self._claim_for_failed(group, e.dial_string)
+            if group.attempt is None and self._by_dial_string:
+                tech = e.dest_channel.split("/", 1)[0]
+                self._claim_by_dial_string(group, f"{tech}/{e.dial_string}", "originate DialString")
         if self._is_customer(group, e.dest_uniqueid):
             self._advance(group, CallState.DIALLING, now, "DialBegin")
         return []
@@ -586,10 +620,12 @@ class CallTracker:
         group = self._groups.get(e.dest_linkedid)
         if group is None:
             return []
-        if e.dial_status in ("RINGING", "PROGRESS", "PROCEEDING") and self._is_customer(
-            group, e.dest_uniqueid
-        ):
-            self._advance(group, CallState.RINGING, now, f"DialState {e.dial_status}")
+        if e.dial_status in ("RINGING", "PROGRESS", "PROCEEDING"):
+            dial = self._find_dial(group, e)
+            if dial is not None:
+                dial.ringing = True
+            if self._is_customer(group, e.dest_uniqueid):
+                self._advance(group, CallState.RINGING, now, f"DialState {e.dial_status}")
         return []
 
     def _on_dial_end(self, e: ev.DialEnd, now: float | None) -> list[CallResult]:
@@ -738,6 +774,19 @@ class CallTracker:
             e.reason,
             e.uniqueid,
         )
+        if (
+            attempt.group is not None
+            and e.uniqueid is not None
+            and attempt.group.linkedid != e.uniqueid
+        ):
+            log.warning(
+                "attempt %s: was bound to linkedid %s but its OriginateResponse says %s",
+                attempt.attempt_id,
+                attempt.group.linkedid,
+                e.uniqueid,
+            )
+            attempt.group.attempt = None
+            attempt.group = None
         if attempt.group is None:
             group: _Group | None = None
             if e.uniqueid is not None:
@@ -753,8 +802,35 @@ class CallTracker:
         if attempt.group is not None:
             return self._maybe_finish(attempt.group, now)
         if not e.success:
+            if self._open_unclaimed(e.channel):
+                # A channel of the same technology nobody has claimed yet may be this one
+                # (a PJSIP channel is named after the endpoint, not the number): wait for
+                # its ATTEMPT_ID variable or the originate's DialBegin to tell.
+                self._failed_unmatched[attempt.attempt_id] = attempt
+                return []
             return [self._finish(attempt, None, now)]  # no channel was ever created
         return []
+
+    def _open_unclaimed(self, dial_string: str) -> bool:
+        tech = dial_string.split("/", 1)[0] + "/"
+        for group in self._groups.values():
+            if group.attempt is None and group.live > 0:
+                root = group.channels.get(group.linkedid)
+                if root is None or root.name.startswith(tech):
+                    return True
+        return False
+
+    def _claim_for_failed(self, group: _Group, dial_string: str | None) -> None:
+        """Bind a new originate dial to an OriginateResponse Failure that came first."""
+        if dial_string is None:
+            return
+        for attempt in self._failed_unmatched.values():
+            resource = attempt.dial_string or ""
+            resource = resource.split("/", 1)[1] if "/" in resource else resource
+            if resource == dial_string:
+                del self._failed_unmatched[attempt.attempt_id]
+                self._bind(group, attempt, "originate DialString")
+                return
 
     def _match_failed_originate(self, dial_string: str) -> _Group | None:
         prefix = dial_string + "-"
@@ -805,37 +881,58 @@ class CallTracker:
     def _bind(self, group: _Group, attempt: _Attempt, how: str) -> None:
         group.attempt = attempt
         attempt.group = group
+        self._failed_unmatched.pop(attempt.attempt_id, None)
+        self._unclaim(attempt)
         self._complete_discovered(group)
-        log.info(
-            "attempt %s: bound to linkedid %s by %s (%s)",
-            attempt.attempt_id,
-            group.linkedid,
-            how,
-            group.state,
-        )
-        if _RANK[group.state] > _RANK[attempt.state]:
-            attempt.state = group.state
+        log.info("attempt %s: bound to linkedid %s by %s", attempt.attempt_id, group.linkedid, how)
+        self._rebuild_state(group, attempt.last_activity, "facts so far")
 
     # -- state ----------------------------------------------------------------------------
 
     def _customer_ids(self, group: _Group) -> set[str]:
-        mode = group.attempt.mode if group.attempt is not None else None
-        ids: set[str] = set()
-        if mode is None or mode == Mode.SEAT_FIRST:
-            for dial in group.dials:
-                if dial.caller is not None and dial.caller != dial.dest:
-                    ids.add(dial.dest)
-            if mode is None and not ids:
-                ids.add(group.linkedid)
-        else:
-            ids.add(group.linkedid)
-        for uid in list(ids):
+        """Uniqueids of the customer's channels, given the attempt's flow. Seat first: every
+        channel but the originated one (and its Local other half); customer first and
+        application: the originated one (and its other half). Unbound calls: none yet."""
+        attempt = group.attempt
+        if attempt is None:
+            return set()
+        root_ids = {group.linkedid}
+        root = group.channels.get(group.linkedid)
+        if root is not None:
+            other = _partner(root.name)
+            if other is not None and other in group.by_name:
+                root_ids.add(group.by_name[other])
+        mode = attempt.mode
+        if mode == Mode.SEAT_FIRST:
+            return set(group.channels) - root_ids
+        if mode is not None:
+            return root_ids
+        dialled = {d.dest for d in group.dials if d.caller is not None and d.caller != d.dest}
+        if not dialled:
+            return root_ids
+        for uid in list(dialled):
             chan = group.channels.get(uid)
-            if chan is not None:
-                other = _partner(chan.name)
-                if other is not None and other in group.by_name:
-                    ids.add(group.by_name[other])
-        return ids
+            other = _partner(chan.name) if chan is not None else None
+            if other is not None and other in group.by_name:
+                dialled.add(group.by_name[other])
+        return dialled
+
+    def _rebuild_state(self, group: _Group, now: float | None, why: str) -> None:
+        """The state from the facts so far, once the flow (so the customer leg) is known."""
+        ids = self._customer_ids(group)
+        chans = [group.channels[uid] for uid in ids if uid in group.channels]
+        state = CallState.ORIGINATING
+        if chans:
+            state = CallState.DIALLING
+        if any(c.ringing for c in chans) or any(d.dest in ids and d.ringing for d in group.dials):
+            state = CallState.RINGING
+        if any(c.up_at is not None for c in chans) or any(
+            d.dest in ids and d.status == "ANSWER" for d in group.dials
+        ):
+            state = CallState.ANSWERED
+        if any(c.bridged_at is not None for c in chans):
+            state = CallState.BRIDGED
+        self._advance(group, state, now, why)
 
     def _is_customer(self, group: _Group, uniqueid: str) -> bool:
         return uniqueid in self._customer_ids(group)
@@ -875,6 +972,8 @@ class CallTracker:
     ) -> CallResult:
         result = self._result(attempt, group, now, lost)
         self._attempts.pop(attempt.attempt_id, None)
+        self._failed_unmatched.pop(attempt.attempt_id, None)
+        self._unclaim(attempt)
         self._finished[attempt.attempt_id] = now
         if group is not None:
             self._drop_group(group, now)
@@ -1022,6 +1121,10 @@ class CallTracker:
                 ended = group.ended_at if group.ended_at is not None else attempt.ended_at
                 if ended is not None and now - ended >= self.response_grace_seconds:
                     results.append(self._finish(attempt, group, now))
+            elif group is None and attempt.or_response is not None:
+                # A Failure that waited for an unclaimed channel which never turned out to be its.
+                if attempt.or_at is None or now - attempt.or_at >= self.response_grace_seconds:
+                    results.append(self._finish(attempt, None, now))
             elif group is None:
                 since = (
                     attempt.last_activity
@@ -1042,7 +1145,10 @@ class CallTracker:
         results: list[CallResult] = []
         for attempt in list(self._attempts.values()):
             group = attempt.group
-            lost = group is None or group.live > 0
+            if group is None:
+                lost = attempt.or_response is None and attempt.sync_error is None
+            else:
+                lost = group.live > 0
             results.append(self._finish(attempt, group, now, lost=lost))
         for group in list(self._groups.values()):
             results.append(self._result(None, group, now, lost=group.live > 0))

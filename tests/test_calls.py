@@ -1,0 +1,374 @@
+"""The call tracker: classification, event reordering, reconnects and time-outs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from dialer.ami import events as ev
+from dialer.ami.events import parse_event
+from dialer.ami.protocol import AmiParser, Message
+from dialer.calls import CallFacts, CallResult, CallState, CallTracker, Mode, Outcome, classify
+from dialer.replay import Replayer
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ami"
+
+Timed = list[tuple[Message, float]]
+
+
+def load(trace: str) -> tuple[Timed, Timed]:
+    """(actions sent, messages received), each with its timeline time."""
+    ami = (FIXTURES / f"{trace}.ami").read_bytes()
+    actions = (FIXTURES / f"{trace}.actions").read_bytes()
+    sent: Timed = []
+    received: Timed = []
+    recv_parser = AmiParser()
+    send_parser = AmiParser(expect_banner=False)
+    for line in (FIXTURES / f"{trace}.timeline.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        off, length, t = entry["off"], entry["len"], entry["t"]
+        if entry["dir"] == "send":
+            sent += [(m, t) for m in send_parser.feed(actions[off : off + length])]
+        else:
+            received += [(m, t) for m in recv_parser.feed(ami[off : off + length])]
+    return sent, received
+
+
+def run(sent: Timed, received: Timed, **tracker_options: float) -> list[CallResult]:
+    rep = Replayer(**tracker_options)
+    for msg, t in sent:
+        rep.action(msg, t)
+    for msg, t in received:
+        rep.message(msg, t)
+    return rep.finish(received[-1][1] if received else None)
+
+
+def outcomes(results: list[CallResult]) -> list[tuple[str | None, Outcome]]:
+    return [(r.attempt_id, r.outcome) for r in results]
+
+
+# --- classify (pure) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("facts", "expected"),
+    [
+        (CallFacts(sync_error="Originate failed"), Outcome.FAILED),
+        (CallFacts(originate_response="Failure", originate_reason=0), Outcome.FAILED),
+        (CallFacts(), Outcome.UNKNOWN),
+        (CallFacts(customer_dialled=True, answered=True, talk_seconds=30.0), Outcome.ANSWERED),
+        (CallFacts(customer_dialled=True, answered=True, talk_seconds=None), Outcome.ANSWERED),
+        (
+            CallFacts(customer_dialled=True, answered=True, talk_seconds=1.0),
+            Outcome.ANSWERED_HUNG_UP_EARLY,
+        ),
+        (
+            CallFacts(
+                customer_dialled=True, answered=True, talk_seconds=9.0, hung_up_by_action=True
+            ),
+            Outcome.HUNG_UP_BY_ACTION,
+        ),
+        # Local channels: the ;2 cause, DialStatus, Reason.
+        (CallFacts(customer_dialled=True, cause=17, dial_status="BUSY"), Outcome.BUSY),
+        (CallFacts(customer_dialled=True, cause=34, dial_status="CONGESTION"), Outcome.CONGESTION),
+        (
+            CallFacts(customer_dialled=True, cause=20, dial_status="CHANUNAVAIL"),
+            Outcome.UNREACHABLE,
+        ),
+        (CallFacts(customer_dialled=True, cause=1, dial_status="NOANSWER"), Outcome.WRONG_NUMBER),
+        (CallFacts(customer_dialled=True, cause=0, dial_status="NOANSWER"), Outcome.NO_ANSWER),
+        (
+            CallFacts(
+                customer_dialled=True, cause=19, originate_response="Failure", originate_reason=3
+            ),
+            Outcome.NO_ANSWER,
+        ),
+        (CallFacts(customer_dialled=True, cause=0, originate_reason=5), Outcome.BUSY),
+        (CallFacts(customer_dialled=True, cdr_disposition="NO ANSWER"), Outcome.NO_ANSWER),
+        # PJSIP: NOANSWER covers three outcomes; Cause and TechCause tell them apart.
+        (
+            CallFacts(customer_dialled=True, cause=19, tech_cause=480, dial_status="NOANSWER"),
+            Outcome.UNREACHABLE,
+        ),
+        (
+            CallFacts(customer_dialled=True, cause=1, tech_cause=404, dial_status="NOANSWER"),
+            Outcome.WRONG_NUMBER,
+        ),
+        (CallFacts(customer_dialled=True, cause=0, dial_status="NOANSWER"), Outcome.NO_ANSWER),
+        (
+            CallFacts(customer_dialled=True, cause=17, tech_cause=486, originate_reason=0),
+            Outcome.BUSY,
+        ),
+        (
+            CallFacts(customer_dialled=True, cause=34, tech_cause=503, originate_reason=0),
+            Outcome.CONGESTION,
+        ),
+        # The originate timeout's 480 is Asterisk's own mapping of cause 19, not a SIP reply.
+        (
+            CallFacts(
+                customer_dialled=True,
+                cause=19,
+                tech_cause=480,
+                originate_response="Failure",
+                originate_reason=3,
+            ),
+            Outcome.NO_ANSWER,
+        ),
+        (
+            CallFacts(customer_dialled=True, originate_response="Failure", originate_reason=0),
+            Outcome.FAILED,
+        ),
+        (CallFacts(customer_dialled=True, lost=True), Outcome.UNKNOWN),
+    ],
+)
+def test_classify(facts: CallFacts, expected: Outcome) -> None:
+    assert classify(facts) == expected
+
+
+def test_early_hangup_threshold_is_configurable() -> None:
+    facts = CallFacts(customer_dialled=True, answered=True, talk_seconds=4.0)
+    assert classify(facts, early_hangup_seconds=2.0) == Outcome.ANSWERED
+    assert classify(facts, early_hangup_seconds=5.0) == Outcome.ANSWERED_HUNG_UP_EARLY
+    sent, received = load("02_originate_answered_bridged")
+    (result,) = run(sent, received, early_hangup_seconds=10.0)
+    assert result.outcome == Outcome.ANSWERED_HUNG_UP_EARLY
+
+
+# --- order independence -------------------------------------------------------------------
+
+SINGLE_CALL_TRACES = [
+    "02_originate_answered_bridged",
+    "03_dial_busy_seat_first",
+    "03_originate_busy",
+    "03_originate_congestion",
+    "03_originate_customer_hangs_up_early",
+    "03_originate_powered_off",
+    "03_originate_unallocated",
+    "04_automatic_callback_keypress",
+    "08_originate_customer_first_channelid",
+    "pjsip/pjsip_busy",
+    "pjsip/pjsip_switched_off_480",
+    "pjsip/pjsip_wrong_number_404",
+    "pjsip/pjsip_customer_presses_1",
+    "pjsip/pjsip_customer_first_busy",
+    "pjsip/pjsip_customer_first_no_answer",
+    "pjsip/pjsip_customer_first_switched_off_480",
+    "pjsip/pjsip_customer_first_wrong_number_404",
+]
+
+
+def _moved(received: Timed, index: int, to: int) -> Timed:
+    out = list(received)
+    item = out.pop(index)
+    out.insert(to, item)
+    return out
+
+
+@pytest.mark.parametrize("trace", SINGLE_CALL_TRACES)
+def test_originate_response_anywhere_after_the_first_channel_gives_the_same_outcome(
+    trace: str,
+) -> None:
+    sent, received = load(trace)
+    expected = outcomes(run(sent, received))
+    names = [m.name for m, _ in received]
+    index = names.index("OriginateResponse")
+    first_channel = names.index("Newchannel")
+    for to in range(first_channel + 1, len(received)):
+        assert outcomes(run(sent, _moved(received, index, to))) == expected, to
+
+
+@pytest.mark.parametrize("trace", SINGLE_CALL_TRACES)
+def test_cdr_and_dial_end_arriving_early_or_late_give_the_same_outcome(trace: str) -> None:
+    sent, received = load(trace)
+    expected = outcomes(run(sent, received))
+    for i, (msg, _) in enumerate(received):
+        if msg.name == "Cdr":
+            assert outcomes(run(sent, _moved(received, i, 3))) == expected  # before Newchannel
+            assert outcomes(run(sent, _moved(received, i, len(received)))) == expected
+        if msg.name == "DialEnd" and "Channel" not in msg:  # the originate's own DialEnd
+            last_hangup = max(j for j, (m, _) in enumerate(received) if m.name == "Hangup")
+            assert outcomes(run(sent, _moved(received, i, last_hangup))) == expected
+
+
+def test_late_events_after_the_result_are_ignored() -> None:
+    sent, received = load("pjsip/pjsip_busy")
+    rep = Replayer()
+    for msg, t in sent:
+        rep.action(msg, t)
+    for msg, t in received:
+        rep.message(msg, t)
+    assert outcomes(rep.results) == [("att-002", Outcome.BUSY)]  # before the end of input
+    for msg, t in received:  # everything again, as if duplicated
+        rep.message(msg, t)
+    assert rep.tracker.flush(100.0) == []
+    assert rep.tracker.active() == []
+
+
+# --- the state machine -----------------------------------------------------------------------
+
+
+def test_every_transition_is_logged_with_the_attempt_id(caplog: pytest.LogCaptureFixture) -> None:
+    sent, received = load("02_originate_answered_bridged")
+    with caplog.at_level(logging.INFO, logger="dialer.calls"):
+        run(sent, received)
+    lines = [r.getMessage() for r in caplog.records if "renewal-lead-000123" in r.getMessage()]
+    for step in ("-> dialling", "-> ringing", "-> answered", "-> bridged", "-> ended"):
+        assert any(step in line for line in lines), step
+
+
+def test_state_follows_the_customer_leg_not_the_seat() -> None:
+    _sent, received = load("pjsip/pjsip_answered_seat_first")
+    tracker = CallTracker()
+    tracker.register("att-001", Mode.SEAT_FIRST, seat="8001", number="13800000010", started_at=0.0)
+    seen: list[CallState | None] = []
+    for msg, t in received:
+        tracker.handle(parse_event(msg), t)
+        state = tracker.state_of("att-001")
+        if not seen or seen[-1] != state:
+            seen.append(state)
+    # The seat answering (its own Newstate Up, the originate's DialEnd ANSWER) is not the customer.
+    assert seen == [
+        CallState.ORIGINATING,
+        CallState.DIALLING,
+        CallState.RINGING,
+        CallState.ANSWERED,
+        CallState.BRIDGED,
+        None,  # finished and forgotten
+    ]
+
+
+def test_channel_id_binds_the_call_before_any_originate_response() -> None:
+    _, received = load("08_originate_customer_first_channelid")
+    tracker = CallTracker()
+    tracker.register(
+        "lead-000124",
+        Mode.CUSTOMER_FIRST,
+        seat="8006",
+        number="13800000010",
+        channel_id="lead-000124-attempt-1",
+        started_at=0.0,
+    )
+    for msg, t in received:
+        if msg.name == "OriginateResponse":
+            break
+        tracker.handle(parse_event(msg), t)
+    assert tracker.state_of("lead-000124") == CallState.ANSWERED
+
+
+def test_unregistered_calls_are_not_reported_unless_discovery_is_on() -> None:
+    _, received = load("pjsip/pjsip_busy")
+    tracker = CallTracker()
+    results = [r for msg, t in received for r in tracker.handle(parse_event(msg), t)]
+    assert results == []
+    assert tracker.expire(1000.0) == []
+
+
+def test_originate_refused_synchronously_is_failed_with_the_error() -> None:
+    tracker = CallTracker()
+    tracker.register("a1", Mode.SEAT_FIRST, seat="8001", number="138", started_at=0.0)
+    (result,) = tracker.originate_failed("a1", "Originate failed", 0.1)
+    assert (result.outcome, result.error) == (Outcome.FAILED, "Originate failed")
+    assert tracker.active() == []
+
+
+def test_hangup_by_action_can_be_noted_by_attempt_id() -> None:
+    _, received = load("02_originate_answered_bridged")
+    tracker = CallTracker()
+    tracker.register("renewal-lead-000123", Mode.SEAT_FIRST, seat="8001", number="13800000010")
+    tracker.note_hangup_action(attempt_id="renewal-lead-000123")
+    results = [r for msg, t in received for r in tracker.handle(parse_event(msg), t)]
+    assert outcomes(results) == [("renewal-lead-000123", Outcome.HUNG_UP_BY_ACTION)]
+    assert results[0].talk_seconds is not None and results[0].answered
+
+
+# --- time-outs and reconnects ------------------------------------------------------------------
+
+
+def test_missing_originate_response_is_waited_for_then_the_facts_decide() -> None:
+    _, received = load("03_originate_busy")
+    tracker = CallTracker(response_grace_seconds=5.0)
+    tracker.register(
+        "03-0002",
+        Mode.CUSTOMER_FIRST,
+        seat="8002",
+        number="13800000011",
+        channel="Local/13800000011@customers",  # claims the call by its dial string
+        started_at=0.0,
+    )
+    last = 0.0
+    for msg, t in received:
+        if msg.name != "OriginateResponse":
+            assert tracker.handle(parse_event(msg), t) == []
+            last = t
+    assert tracker.expire(last + 1.0) == []  # still waiting for the OriginateResponse
+    (result,) = tracker.expire(last + 5.0)
+    assert result.outcome == Outcome.BUSY
+
+
+def test_an_attempt_that_hears_nothing_becomes_unknown() -> None:
+    tracker = CallTracker()
+    tracker.register("a1", Mode.SEAT_FIRST, seat="8001", number="138", started_at=100.0)
+    assert tracker.expire(130.0, originate_timeout=60.0) == []
+    (result,) = tracker.expire(161.0, originate_timeout=60.0)
+    assert result.outcome == Outcome.UNKNOWN
+
+
+def _core_show_channels(received: Timed) -> list[ev.CoreShowChannel]:
+    out = []
+    for msg, _ in received:
+        event = parse_event(msg)
+        if isinstance(event, ev.CoreShowChannel):
+            out.append(event)
+    return out
+
+
+def test_resync_keeps_live_calls_and_they_finish_normally() -> None:
+    _, received = load("06_basic_actions")
+    live = _core_show_channels(received)
+    assert len(live) == 4
+    tracker = CallTracker()
+    tracker.register("06-0002", Mode.SEAT_FIRST, seat="8005", number="13800000017", started_at=0.0)
+    tracker.register("gone", Mode.SEAT_FIRST, seat="8009", number="139", started_at=0.0)
+    names = [m.name for m, _ in received]
+    cut = names.index("CoreShowChannel")
+    for msg, t in received[:cut]:
+        tracker.handle(parse_event(msg), t)
+    state_before = tracker.state_of("06-0002")
+    # The link dropped here; after the reconnect CoreShowChannels lists the live channels.
+    results = tracker.resync(live, received[cut][1])
+    assert outcomes(results) == [("gone", Outcome.UNKNOWN)]
+    assert tracker.state_of("06-0002") == state_before == CallState.BRIDGED
+    rest = [r for msg, t in received[cut:] for r in tracker.handle(parse_event(msg), t)]
+    assert outcomes(rest) == [("06-0002", Outcome.ANSWERED)]
+
+
+def test_resync_rebuilds_a_call_known_only_from_the_channel_list() -> None:
+    _, received = load("06_basic_actions")
+    live = _core_show_channels(received)
+    tracker = CallTracker()
+    tracker.register("06-0002", Mode.SEAT_FIRST, seat="8005", number="13800000017")
+    # The OriginateResponse is the only thing we heard before the link dropped.
+    response = next(parse_event(m) for m, _ in received if m.name == "OriginateResponse")
+    tracker.handle(response, 1.0)
+    assert tracker.resync(live, 2.0) == []
+    cut = [m.name for m, _ in received].index("CoreShowChannelsComplete")
+    rest = [r for msg, t in received[cut:] for r in tracker.handle(parse_event(msg), t)]
+    assert [r.attempt_id for r in rest] == ["06-0002"]
+    assert rest[0].answered
+
+
+def test_resync_with_no_live_channel_turns_open_attempts_unknown() -> None:
+    _, received = load("02_originate_answered_bridged")
+    tracker = CallTracker()
+    tracker.register("renewal-lead-000123", Mode.SEAT_FIRST, seat="8001", number="13800000010")
+    names = [m.name for m, _ in received]
+    for msg, t in received[: names.index("BridgeEnter")]:
+        tracker.handle(parse_event(msg), t)
+    (result,) = tracker.resync([], 50.0)
+    assert result.outcome == Outcome.UNKNOWN
+    assert result.answered  # the facts gathered so far are kept in the result
+    later = [r for msg, t in received for r in tracker.handle(parse_event(msg), t)]
+    assert later == []  # its late events do not resurrect it
