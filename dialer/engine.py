@@ -1,0 +1,1371 @@
+"""The dialer engine: seats take leads from their own queues, automatic campaigns call on
+their own, every call's result goes back to the CRM. One object, `DialerEngine`, owns every
+background task (`await start()` / `await stop()`, for an aiohttp cleanup_ctx).
+
+Flow of one call (docs/dialer.md):
+
+1. A seat becomes ready (sign-in, end of wrap-up, a call that ended unanswered) or a timer
+   fires: the dispatcher runs `_dial_for_seat`.
+2. Claim: one transaction picks the next lead of the specialist's own queue whose calling
+   window is open (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: a process lock), inserts
+   the attempt row and commits. **Write before you dial.**
+3. Send: the calling window is checked again with the clock *at the moment of sending*
+   (whatever queued the call); then `Originate` with the attempt id as ActionID, ChannelId
+   and ATTEMPT_ID. A send that fails because the link dropped has an unknown fate: it is
+   never re-sent; the reconciliation settles it.
+4. Events go to the server's `CallTracker`; a `BridgeEnter` of the call puts the seat on a
+   call; a finished `CallResult` is written by a result writer in one transaction (attempt,
+   lead, phone, outbox) by `dialer.results.record_result`, then the seat goes to wrap-up or
+   back to ready, and the optional `on_attempt_ended` hook is called (recordings).
+5. After every (re)connect the supervisor runs CoreShowChannels and calls `_on_resync`:
+   attempts with live channels are re-attached; the others are finished as *unknown* and
+   not redialled before the next window. At start the engine loads its servers' in-flight
+   attempts from the database first, so a restarted process reconciles what it left behind.
+
+Each AMI server is owned by exactly one engine process (configure disjoint server lists).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy, Specialist
+from dialer import originate, queues
+from dialer.ami import events as ev
+from dialer.ami.connection import Reply
+from dialer.ami.exceptions import AmiError
+from dialer.ami.protocol import HeaderValue
+from dialer.ami.supervisor import AmiConfig, AmiSupervisor
+from dialer.calls import CallResult, CallTracker, Mode, Outcome
+from dialer.exceptions import (
+    IllegalSeatTransition,
+    NoPreview,
+    NotSignedIn,
+    SeatTaken,
+    UnknownCampaign,
+)
+from dialer.models import (
+    AttemptState,
+    CallAttempt,
+    Campaign,
+    CampaignKind,
+    DialMode,
+    SeatSession,
+    SeatState,
+    SeatTransition,
+)
+from dialer.originate import DialPlan
+from dialer.pacing import TrunkLimiter, campaign_capacity
+from dialer.results import (
+    ABANDONED,
+    ANSWERED_OUTCOMES,
+    NOT_SENT,
+    SKIPPED,
+    UNKNOWN,
+    Effects,
+    Finished,
+    record_result,
+)
+from dialer.seats import Seat, Transition
+from schedules.clock import Clock
+from schedules.retry import RetryConfig
+from schedules.windows import CallingHours, CallingPlan
+
+log = logging.getLogger(__name__)
+
+SPECIALIST_MODES = frozenset({DialMode.SEAT_FIRST, DialMode.CUSTOMER_FIRST, DialMode.PREVIEW})
+
+
+# -- configuration and ports -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AmiServerSpec:
+    """One Asterisk this engine owns."""
+
+    name: str
+    config: AmiConfig
+    plan: DialPlan = field(default_factory=DialPlan)
+
+
+@dataclass(frozen=True, slots=True)
+class DialerConfig:
+    wrap_up_seconds: float = 15.0
+    idle_recheck_seconds: float = 60.0  # a ready seat with nothing to dial looks again
+    claim_batch: int = 20
+    claim_parallelism: int = 8
+    action_timeout: float = 10.0
+    automatic_tick_seconds: float = 2.0
+    housekeeping_seconds: float = 5.0
+    originate_lost_seconds: float = 120.0  # nothing heard of an Originate: fate unknown
+    reminder_days_before: int = 30
+    reminder_message: str = "renewal-reminder"
+    result_writers: int = 4
+    seat_servers: Mapping[str, str] = field(default_factory=dict)  # seat device -> server
+
+
+class AmiLink(Protocol):
+    """What the engine needs of an AMI connection (AmiSupervisor satisfies it)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(
+        self,
+        action: str,
+        headers: Mapping[str, HeaderValue] | None = None,
+        *,
+        action_id: str | None = None,
+        timeout: float | None = None,
+        check: bool = False,
+    ) -> Reply: ...
+
+
+EventCallback = Callable[[Any], object]
+ResyncCallback = Callable[[Sequence[Any]], Awaitable[None]]
+LinkFactory = Callable[[AmiServerSpec, Clock, EventCallback, ResyncCallback], AmiLink]
+
+
+def supervisor_link(
+    spec: AmiServerSpec, clock: Clock, on_event: EventCallback, on_resync: ResyncCallback
+) -> AmiLink:
+    return AmiSupervisor(
+        spec.config, clock=clock, on_event=on_event, on_resync=on_resync, name=spec.name
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptEnded:
+    """Passed to the `on_attempt_ended` hook (the lead wires recordings.ingest to it)."""
+
+    attempt_id: str
+    lead_id: int
+    specialist_id: int | None
+    seat: str | None
+    outcome: str
+    ended_at: datetime
+    talk_seconds: float | None
+    recording: str | None
+    ami_server: str
+
+
+AttemptEndedHook = Callable[[AttemptEnded], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class CampaignInfo:
+    id: int
+    name: str
+    kind: str
+    mode: str
+    running: bool
+    concurrency: int
+    trunk: str
+    trunk_max_calls: int
+    trunk_max_cps: float
+    caller_id: str | None
+    message: str | None
+
+    @classmethod
+    def of(cls, c: Campaign) -> CampaignInfo:
+        return cls(
+            c.id,
+            c.name,
+            c.kind,
+            c.mode,
+            c.running,
+            c.concurrency,
+            c.trunk,
+            c.trunk_max_calls,
+            c.trunk_max_cps,
+            c.caller_id,
+            c.message,
+        )
+
+
+@dataclass(slots=True)
+class _Live:
+    """An attempt in flight, as this process knows it."""
+
+    attempt_id: str
+    lead_id: int
+    number: str
+    tz: str
+    kind: str  # campaign kind, for the calling window
+    mode: str
+    server: str
+    campaign_id: int | None
+    specialist_id: int | None = None
+    seat: str | None = None
+    trunk: str | None = None
+    admitted: bool = False  # holds a trunk slot
+    answered: bool = False
+
+
+class _Server:
+    def __init__(self, spec: AmiServerSpec) -> None:
+        self.spec = spec
+        self.tracker = CallTracker()
+        self.link: AmiLink | None = None
+        self.trunks: dict[str, TrunkLimiter] = {}
+
+    def trunk(self, name: str, max_calls: int, max_cps: float) -> TrunkLimiter:
+        t = self.trunks.get(name)
+        if t is None or t.max_calls != max_calls or t.max_cps != max_cps:
+            active = t.active if t is not None else 0
+            t = TrunkLimiter(max_calls, max_cps)
+            t.active = active
+            self.trunks[name] = t
+        return t
+
+
+_TRACKER_MODE = {
+    DialMode.SEAT_FIRST.value: Mode.SEAT_FIRST,
+    DialMode.PREVIEW.value: Mode.SEAT_FIRST,
+    DialMode.CUSTOMER_FIRST.value: Mode.CUSTOMER_FIRST,
+    DialMode.AUTOMATIC.value: Mode.APPLICATION,
+}
+
+
+def finished_from(result: CallResult, live: _Live) -> Finished:
+    outcome = result.outcome.value
+    if (
+        live.mode == DialMode.CUSTOMER_FIRST.value
+        and result.answered
+        and not result.bridged
+        and outcome in ANSWERED_OUTCOMES
+    ):
+        outcome = ABANDONED
+    unknown = result.outcome is Outcome.UNKNOWN
+    return Finished(
+        attempt_id=live.attempt_id,
+        outcome=outcome,
+        answered=result.answered,
+        bridged=result.bridged,
+        cause=result.cause,
+        tech_cause=result.tech_cause,
+        dial_status=result.dial_status,
+        ring_seconds=result.ring_seconds,
+        talk_seconds=result.talk_seconds,
+        key_pressed=result.key_pressed,
+        recording=result.recording,
+        unknown=unknown,
+        reason=result.error if unknown else None,
+    )
+
+
+# -- the engine ------------------------------------------------------------------------------
+
+
+class DialerEngine:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        servers: Sequence[AmiServerSpec],
+        *,
+        plan: CallingPlan | None = None,
+        retry: RetryConfig | None = None,
+        config: DialerConfig | None = None,
+        on_attempt_ended: AttemptEndedHook | None = None,
+        link_factory: LinkFactory | None = None,
+    ) -> None:
+        if not servers:
+            raise ValueError("the dialer needs at least one AMI server")
+        self.sessions = sessions
+        self.clock = clock
+        self.plan = plan or CallingPlan()
+        self.retry = retry or RetryConfig()
+        self.config = config or DialerConfig()
+        self.on_attempt_ended = on_attempt_ended
+        self._link_factory = link_factory or supervisor_link
+        self._servers = {s.name: _Server(s) for s in servers}
+        self._server_order = list(self._servers)
+        self._rr = 0
+        self.seats: dict[int, Seat] = {}
+        self._live: dict[str, _Live] = {}
+        self._campaigns: dict[int, CampaignInfo] = {}
+        self._campaign_active: Counter[int] = Counter()
+        self._campaign_wake: dict[int, asyncio.Event] = {}
+        self._campaign_tasks: dict[int, asyncio.Task[None]] = {}
+        self._wake_q: asyncio.Queue[int] = asyncio.Queue()
+        self._queued: set[int] = set()
+        self._timers: dict[int, asyncio.Task[None]] = {}
+        self._results: asyncio.Queue[tuple[_Live, Finished]] = asyncio.Queue()
+        self._seat_dirty: dict[int, list[Transition]] = {}
+        self._seat_flush = asyncio.Event()
+        self._sent_marks: list[tuple[str, datetime]] = []
+        self._claim_lock = asyncio.Lock()
+        self._claim_slots = asyncio.Semaphore(self.config.claim_parallelism)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._children: set[asyncio.Task[Any]] = set()
+        self._ready_at: dict[int, float] = {}
+        self._pg = False
+        self._running = False
+        self.stats: Counter[str] = Counter()
+        self.latencies: deque[float] = deque(maxlen=100_000)  # seat ready -> Originate sent
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def start(self) -> None:
+        if self._running:
+            raise RuntimeError("dialer engine already started")
+        self._running = True
+        async with self.sessions() as s:
+            bind = s.get_bind()
+            self._pg = bind.dialect.name == "postgresql"
+        await self.ensure_default_campaigns()
+        await self._load_campaigns()
+        await self._restore()
+        for name, server in self._servers.items():
+            server.link = self._link_factory(
+                server.spec,
+                self.clock,
+                functools.partial(self._on_event, name),
+                functools.partial(self._on_resync, name),
+            )
+            server.link.start()
+        self._spawn_main(self._dispatcher(), "dialer-dispatch")
+        for i in range(self.config.result_writers):
+            self._spawn_main(self._result_writer(), f"dialer-results-{i}")
+        self._spawn_main(self._seat_writer(), "dialer-seats")
+        self._spawn_main(self._housekeeping(), "dialer-housekeeping")
+        for c in self._campaigns.values():
+            self._campaign_changed(c)
+        for sid, seat in self.seats.items():
+            if seat.available:
+                self._mark_ready(sid)
+                self.wake(sid)
+        log.info(
+            "dialer engine started: servers %s, %d seats restored, %d calls in flight",
+            ", ".join(self._servers),
+            len(self.seats),
+            len(self._live),
+        )
+
+    async def stop(self) -> None:
+        """Stop every task and drop the AMI links. Calls in flight stay in the database and
+        are reconciled by the next start (never re-sent)."""
+        if not self._running:
+            return
+        self._running = False
+        tasks = [
+            *self._tasks,
+            *self._campaign_tasks.values(),
+            *self._timers.values(),
+            *self._children,
+        ]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        self._campaign_tasks.clear()
+        self._timers.clear()
+        self._children.clear()
+        with contextlib.suppress(Exception):
+            await self._flush_seats()
+        for server in self._servers.values():
+            if server.link is not None:
+                with contextlib.suppress(Exception):
+                    await server.link.stop()
+                server.link = None
+        log.info(
+            "dialer engine stopped (%d calls left in flight for reconciliation)", len(self._live)
+        )
+
+    def _spawn_main(self, coro: Awaitable[None], name: str) -> None:
+        self._tasks.append(asyncio.ensure_future(coro))
+        self._tasks[-1].set_name(name)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        t = asyncio.ensure_future(coro)
+        self._children.add(t)
+        t.add_done_callback(self._child_done)
+
+    def _child_done(self, t: asyncio.Task[Any]) -> None:
+        self._children.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.error("dialer task failed", exc_info=t.exception())
+
+    async def wait_connected(self) -> None:
+        for server in self._servers.values():
+            link = server.link
+            wait = getattr(link, "wait_connected", None)
+            if wait is not None:
+                await wait()
+
+    # -- restore after a restart -------------------------------------------------------------
+
+    async def _restore(self) -> None:
+        names = list(self._servers)
+        async with self.sessions() as s:
+            for row in (await s.scalars(select(SeatSession))).all():
+                state = SeatState(row.state)
+                if state is SeatState.OFFLINE:
+                    continue
+                seat = Seat(
+                    row.specialist_id,
+                    row.seat,
+                    state=state,
+                    since=row.since,
+                    pause_reason=row.pause_reason,
+                    attempt_id=row.attempt_id,
+                )
+                if state is SeatState.WRAP_UP:
+                    seat.state = SeatState.READY  # the wrap-up timer died with the process
+                self.seats[row.specialist_id] = seat
+            rows = (
+                await s.execute(
+                    select(CallAttempt, Customer.time_zone)
+                    .join(Lead, Lead.id == CallAttempt.lead_id)
+                    .join(Policy, Policy.id == Lead.policy_id)
+                    .join(Customer, Customer.id == Policy.policyholder_id)
+                    .where(CallAttempt.ended_at.is_(None), CallAttempt.ami_server.in_(names))
+                )
+            ).all()
+        mono = self.clock.monotonic()
+        for attempt, tz in rows:
+            live = _Live(
+                attempt.attempt_id,
+                attempt.lead_id,
+                attempt.number,
+                tz or "Asia/Shanghai",
+                attempt.campaign_kind,
+                attempt.mode,
+                attempt.ami_server,
+                attempt.campaign_id,
+                attempt.specialist_id,
+                attempt.seat,
+            )
+            self._live[live.attempt_id] = live
+            if attempt.state == AttemptState.RESERVED.value:
+                await self._finish(
+                    live,
+                    Finished(
+                        live.attempt_id, SKIPPED, reason="preview reservation dropped by a restart"
+                    ),
+                )
+                continue
+            if live.campaign_id is not None:
+                self._campaign_active[live.campaign_id] += 1
+            self._servers[live.server].tracker.register(
+                live.attempt_id,
+                _TRACKER_MODE.get(live.mode),
+                seat=live.seat,
+                number=live.number,
+                started_at=mono,
+                channel_id=live.attempt_id,
+            )
+            held = self.seats.get(live.specialist_id or -1)
+            if held is not None and held.attempt_id != live.attempt_id:
+                held.attempt_id = live.attempt_id
+                if held.state not in (SeatState.RINGING, SeatState.ON_CALL):
+                    held.state = SeatState.RINGING
+            log.info("attempt %s: in flight at start, waiting for reconciliation", live.attempt_id)
+
+    # -- campaigns ---------------------------------------------------------------------------
+
+    async def ensure_default_campaigns(self) -> None:
+        """One campaign per kind, stopped, unless the database has them already."""
+        defaults = {
+            CampaignKind.RENEWAL: DialMode.SEAT_FIRST,
+            CampaignKind.LAPSED: DialMode.SEAT_FIRST,
+            CampaignKind.TRIAL: DialMode.SEAT_FIRST,
+            CampaignKind.CALLBACK: DialMode.AUTOMATIC,
+            CampaignKind.REMINDER: DialMode.AUTOMATIC,
+        }
+        async with self.sessions() as s:
+            have = set((await s.scalars(select(Campaign.kind))).all())
+            for kind, mode in defaults.items():
+                if kind.value not in have:
+                    s.add(
+                        Campaign(
+                            name=kind.value,
+                            kind=kind.value,
+                            mode=mode.value,
+                            running=False,
+                            message=self.config.reminder_message
+                            if kind is CampaignKind.REMINDER
+                            else None,
+                        )
+                    )
+            try:
+                await s.commit()
+            except IntegrityError:  # another process seeded them first
+                await s.rollback()
+
+    async def _load_campaigns(self) -> None:
+        async with self.sessions() as s:
+            rows = (await s.scalars(select(Campaign).order_by(Campaign.id))).all()
+        fresh = {c.id: CampaignInfo.of(c) for c in rows}
+        changed = [c for cid, c in fresh.items() if self._campaigns.get(cid) != c]
+        self._campaigns = fresh
+        if self._running:
+            for c in changed:
+                self._campaign_changed(c)
+
+    def campaigns(self) -> list[CampaignInfo]:
+        return list(self._campaigns.values())
+
+    async def set_campaign(self, name_or_id: str | int, **changes: Any) -> CampaignInfo:
+        async with self.sessions() as s:
+            q = select(Campaign)
+            q = (
+                q.where(Campaign.id == name_or_id)
+                if isinstance(name_or_id, int)
+                else q.where(Campaign.name == name_or_id)
+            )
+            camp = (await s.scalars(q)).one_or_none()
+            if camp is None:
+                raise UnknownCampaign(f"no campaign {name_or_id!r}")
+            for k, v in changes.items():
+                if v is not None:
+                    setattr(camp, k, v)
+            await s.commit()
+            info = CampaignInfo.of(camp)
+        self._campaigns[info.id] = info
+        self._campaign_changed(info)
+        return info
+
+    def _campaign_changed(self, c: CampaignInfo) -> None:
+        if not self._running:
+            return
+        if c.mode == DialMode.AUTOMATIC.value:
+            task = self._campaign_tasks.get(c.id)
+            if c.running and (task is None or task.done()):
+                self._campaign_wake[c.id] = asyncio.Event()
+                self._campaign_tasks[c.id] = asyncio.ensure_future(self._campaign_loop(c.id))
+            elif c.running:
+                self._campaign_wake[c.id].set()
+        elif c.running:
+            for sid, seat in self.seats.items():
+                if seat.available:
+                    self.wake(sid)
+
+    def _specialist_kinds(self) -> dict[str, CampaignInfo]:
+        out: dict[str, CampaignInfo] = {}
+        for c in self._campaigns.values():
+            if c.running and c.mode in SPECIALIST_MODES and c.kind not in out:
+                out[c.kind] = c
+        return out
+
+    # -- windows ----------------------------------------------------------------------------
+
+    def hours_for(self, kind: str) -> CallingHours:
+        return self.plan.for_kind(kind)
+
+    def is_open(self, kind: str, tz: str, now: datetime) -> bool:
+        return self.plan.for_kind(kind).is_open(now, tz)
+
+    # -- seats --------------------------------------------------------------------------------
+
+    def _server_for_seat(self, device: str) -> _Server:
+        name = self.config.seat_servers.get(device) or self._server_order[0]
+        return self._servers[name]
+
+    def _next_server(self) -> _Server | None:
+        n = len(self._server_order)
+        for i in range(n):
+            server = self._servers[self._server_order[(self._rr + i) % n]]
+            if server.link is not None and server.link.connected:
+                self._rr = (self._rr + i + 1) % n
+                return server
+        return None
+
+    def _record(self, seat: Seat, t: Transition | None) -> None:
+        if t is None:
+            return
+        log.info(
+            "seat %s (specialist %s): %s -> %s on %s%s%s",
+            seat.device,
+            seat.specialist_id,
+            t.from_state.value,
+            t.to_state.value,
+            t.trigger,
+            f" ({t.reason})" if t.reason else "",
+            f" [{t.attempt_id}]" if t.attempt_id else "",
+        )
+        self._seat_dirty.setdefault(seat.specialist_id, []).append(t)
+        self._seat_flush.set()
+        if seat.available:
+            self._mark_ready(seat.specialist_id)
+            self.wake(seat.specialist_id)
+
+    def _mark_ready(self, sid: int) -> None:
+        self._ready_at[sid] = self.clock.monotonic()
+
+    def seat_of(self, specialist_id: int) -> Seat:
+        seat = self.seats.get(specialist_id)
+        if seat is None or seat.state is SeatState.OFFLINE:
+            raise NotSignedIn(f"specialist {specialist_id} is not signed in")
+        return seat
+
+    async def sign_in(
+        self, specialist_id: int, seat: str | None = None, *, ready: bool = False
+    ) -> Seat:
+        async with self.sessions() as s:
+            spec = await s.get(Specialist, specialist_id)
+            if spec is None or not spec.active:
+                raise NotSignedIn(f"no active specialist {specialist_id}")
+            device = seat or spec.seat
+        for other in self.seats.values():
+            if (
+                other.device == device
+                and other.specialist_id != specialist_id
+                and other.state is not SeatState.OFFLINE
+            ):
+                raise SeatTaken(f"seat {device} is signed in by specialist {other.specialist_id}")
+        current = self.seats.get(specialist_id)
+        if current is not None and current.state is not SeatState.OFFLINE:
+            if current.device != device:
+                raise SeatTaken(f"specialist {specialist_id} is signed in at {current.device}")
+            return current
+        new = Seat(specialist_id, device)
+        self.seats[specialist_id] = new
+        self._record(new, new.sign_in(self.clock.now(), ready=ready))
+        await self._flush_seats()
+        return new
+
+    async def sign_out(self, specialist_id: int) -> Seat:
+        seat = self.seat_of(specialist_id)
+        if seat.attempt_id is not None and seat.state is SeatState.READY:
+            await self.skip_preview(specialist_id)
+        self._record(seat, seat.sign_out(self.clock.now()))
+        await self._flush_seats()
+        return seat
+
+    async def set_ready(self, specialist_id: int) -> Seat:
+        seat = self.seat_of(specialist_id)
+        if seat.state is not SeatState.READY:
+            self._record(seat, seat.ready(self.clock.now()))
+            await self._flush_seats()
+        return seat
+
+    async def pause(self, specialist_id: int, reason: str) -> Seat:
+        seat = self.seat_of(specialist_id)
+        if seat.attempt_id is not None and seat.state is SeatState.READY:
+            await self.skip_preview(specialist_id)
+        self._record(seat, seat.pause(self.clock.now(), reason or "paused"))
+        await self._flush_seats()
+        return seat
+
+    def wake(self, specialist_id: int) -> None:
+        """Ask the dispatcher to look for a call for this seat."""
+        if specialist_id in self._queued or not self._running:
+            return
+        self._queued.add(specialist_id)
+        self._wake_q.put_nowait(specialist_id)
+
+    def _wake_later(self, specialist_id: int, seconds: float) -> None:
+        old = self._timers.pop(specialist_id, None)
+        if old is not None:
+            old.cancel()
+        if not self._running:
+            return
+
+        async def fire() -> None:
+            await self.clock.sleep(seconds)
+            self._timers.pop(specialist_id, None)
+            self.wake(specialist_id)
+
+        self._timers[specialist_id] = asyncio.ensure_future(fire())
+
+    def _wrap_up_later(self, specialist_id: int, seconds: float) -> None:
+        old = self._timers.pop(specialist_id, None)
+        if old is not None:
+            old.cancel()
+
+        async def fire() -> None:
+            await self.clock.sleep(seconds)
+            self._timers.pop(specialist_id, None)
+            seat = self.seats.get(specialist_id)
+            if seat is not None:
+                self._record(seat, seat.wrap_done(self.clock.now()))
+
+        self._timers[specialist_id] = asyncio.ensure_future(fire())
+
+    async def _dispatcher(self) -> None:
+        while True:
+            sid = await self._wake_q.get()
+            self._queued.discard(sid)
+            await self._claim_slots.acquire()
+            task = asyncio.ensure_future(self._dial_for_seat_guarded(sid))
+            self._children.add(task)
+            task.add_done_callback(self._child_done)
+
+    async def _dial_for_seat_guarded(self, sid: int) -> None:
+        try:
+            await self._dial_for_seat(sid)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("dialling for specialist %s failed; retrying later", sid)
+            self._wake_later(sid, self.config.idle_recheck_seconds)
+        finally:
+            self._claim_slots.release()
+
+    @contextlib.asynccontextmanager
+    async def _claim_guard(self) -> Any:
+        if self._pg:
+            yield
+        else:
+            async with self._claim_lock:
+                yield
+
+    async def _dial_for_seat(self, sid: int) -> None:
+        seat = self.seats.get(sid)
+        if seat is None or not seat.available:
+            return
+        kinds = self._specialist_kinds()
+        if not kinds:
+            return
+        server = self._server_for_seat(seat.device)
+        if server.link is None or not server.link.connected:
+            self._wake_later(sid, min(5.0, self.config.idle_recheck_seconds))
+            return
+        now = self.clock.now()
+        async with self._claim_guard(), self.sessions() as s:
+            cands = await queues.pick(
+                s,
+                queues.specialist_queue(sid, list(kinds), now),
+                now=now,
+                window_kind=lambda c: c.kind,
+                is_open=self.is_open,
+                limit=self.config.claim_batch,
+                want=1,
+                lock=self._pg,
+            )
+            if not cands or not seat.available:
+                await s.rollback()
+                if seat.available:
+                    self._wake_later(sid, await self._recheck_delay(sid, now))
+                return
+            c = cands[0]
+            camp = kinds[c.kind]
+            preview = camp.mode == DialMode.PREVIEW.value
+            attempt_id = queues.new_attempt_id()
+            s.add(
+                CallAttempt(
+                    attempt_id=attempt_id,
+                    lead_id=c.lead_id,
+                    phone_id=c.phone_id,
+                    number=c.number,
+                    specialist_id=sid,
+                    seat=seat.device,
+                    mode=camp.mode,
+                    campaign_id=camp.id,
+                    campaign_kind=c.kind,
+                    ami_server=server.spec.name,
+                    state=(AttemptState.RESERVED if preview else AttemptState.DIALING).value,
+                    created_at=now,
+                )
+            )
+            try:
+                await s.commit()
+            except IntegrityError:
+                await s.rollback()
+                log.info("specialist %s: lead %s taken meanwhile; looking again", sid, c.lead_id)
+                self.wake(sid)
+                return
+        live = _Live(
+            attempt_id,
+            c.lead_id,
+            c.number,
+            c.tz,
+            c.kind,
+            camp.mode,
+            server.spec.name,
+            camp.id,
+            sid,
+            seat.device,
+            camp.trunk,
+        )
+        self._live[attempt_id] = live
+        self.stats["claimed"] += 1
+        if preview:
+            seat.attempt_id = attempt_id
+            log.info(
+                "seat %s: lead %s offered for preview (%s)", seat.device, c.lead_id, attempt_id
+            )
+            return
+        self._record(seat, seat.dial(self.clock.now(), attempt_id))
+        await self._send(live, camp)
+
+    async def _recheck_delay(self, sid: int, now: datetime) -> float:
+        delay = self.config.idle_recheck_seconds
+        async with self.sessions() as s:
+            nxt = await s.scalar(
+                select(func.min(Lead.next_attempt_at)).where(
+                    Lead.owner_id == sid,
+                    Lead.status.in_(queues.SPECIALIST_STATUSES),
+                    Lead.next_attempt_at > now,
+                )
+            )
+        if nxt is not None:
+            delay = min(delay, max(0.5, (nxt - now).total_seconds() + 0.01))
+        return delay
+
+    # -- preview ------------------------------------------------------------------------------
+
+    async def confirm_preview(self, specialist_id: int) -> str:
+        seat = self.seat_of(specialist_id)
+        live = self._live.get(seat.attempt_id or "")
+        if live is None or seat.state is not SeatState.READY:
+            raise NoPreview(f"no lead is offered to specialist {specialist_id}")
+        async with self.sessions() as s:
+            n = (
+                await s.execute(
+                    update(CallAttempt)
+                    .where(
+                        CallAttempt.attempt_id == live.attempt_id,
+                        CallAttempt.state == AttemptState.RESERVED.value,
+                    )
+                    .values(state=AttemptState.DIALING.value)
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            await s.commit()
+        if n != 1:
+            raise NoPreview(f"the preview {live.attempt_id} is no longer reserved")
+        camp = self._campaigns.get(live.campaign_id or -1)
+        self._record(seat, seat.dial(self.clock.now(), live.attempt_id))
+        await self._send(live, camp)
+        return live.attempt_id
+
+    async def skip_preview(self, specialist_id: int, reason: str = "skipped in preview") -> None:
+        seat = self.seat_of(specialist_id)
+        live = self._live.get(seat.attempt_id or "")
+        if live is None or seat.state is not SeatState.READY:
+            raise NoPreview(f"no lead is offered to specialist {specialist_id}")
+        seat.attempt_id = None
+        await self._finish(live, Finished(live.attempt_id, SKIPPED, reason=reason))
+
+    # -- automatic campaigns ---------------------------------------------------------------------
+
+    async def _campaign_loop(self, campaign_id: int) -> None:
+        tick = self.config.automatic_tick_seconds
+        while self._running:
+            camp = self._campaigns.get(campaign_id)
+            if camp is None or not camp.running:
+                return
+            wake = self._campaign_wake.setdefault(campaign_id, asyncio.Event())
+            wake.clear()
+            try:
+                await self._campaign_round(camp)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("campaign %s: round failed", camp.name)
+            sleeper = asyncio.ensure_future(self.clock.sleep(tick))
+            waiter = asyncio.ensure_future(wake.wait())
+            try:
+                await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                waiter.cancel()
+
+    async def _campaign_round(self, camp: CampaignInfo) -> None:
+        cap = campaign_capacity(camp.concurrency, self._campaign_active[camp.id])
+        server = self._next_server()
+        if cap <= 0 or server is None:
+            return
+        trunk = server.trunk(camp.trunk, camp.trunk_max_calls, camp.trunk_max_cps)
+        cap = min(cap, trunk.max_calls - trunk.active)
+        if cap <= 0:
+            return
+        now = self.clock.now()
+        if camp.kind == CampaignKind.REMINDER.value:
+            today = self.plan.for_kind(camp.kind).local_date(now)
+            query = queues.reminder_queue(now, today, self.config.reminder_days_before)
+        else:
+            query = queues.callback_queue(now)
+        lives: list[_Live] = []
+        async with self._claim_guard(), self.sessions() as s:
+            cands = await queues.pick(
+                s,
+                query,
+                now=now,
+                window_kind=lambda _c: camp.kind,
+                is_open=self.is_open,
+                limit=max(self.config.claim_batch, cap * 2),
+                want=cap,
+                lock=self._pg,
+            )
+            if not cands:
+                await s.rollback()
+                return
+            for c in cands:
+                attempt_id = queues.new_attempt_id()
+                s.add(
+                    CallAttempt(
+                        attempt_id=attempt_id,
+                        lead_id=c.lead_id,
+                        phone_id=c.phone_id,
+                        number=c.number,
+                        mode=DialMode.AUTOMATIC.value,
+                        campaign_id=camp.id,
+                        campaign_kind=camp.kind,
+                        ami_server=server.spec.name,
+                        state=AttemptState.DIALING.value,
+                        created_at=now,
+                    )
+                )
+                lives.append(
+                    _Live(
+                        attempt_id,
+                        c.lead_id,
+                        c.number,
+                        c.tz,
+                        camp.kind,
+                        DialMode.AUTOMATIC.value,
+                        server.spec.name,
+                        camp.id,
+                        trunk=camp.trunk,
+                    )
+                )
+            try:
+                await s.commit()
+            except IntegrityError:
+                await s.rollback()
+                return
+        for live in lives:
+            self._live[live.attempt_id] = live
+            self._campaign_active[camp.id] += 1
+        self.stats["claimed"] += len(lives)
+        for live in lives:
+            await self._send(live, camp)
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def _headers(
+        self, live: _Live, camp: CampaignInfo | None, plan: DialPlan
+    ) -> dict[str, HeaderValue]:
+        number = originate.dialable(live.number)
+        cid = camp.caller_id if camp is not None else None
+        trunk = camp.trunk if camp is not None else None
+        if live.mode == DialMode.CUSTOMER_FIRST.value:
+            assert live.seat is not None
+            return originate.customer_first(
+                plan,
+                attempt_id=live.attempt_id,
+                seat=live.seat,
+                number=number,
+                lead_id=live.lead_id,
+                trunk=trunk,
+                caller_id=cid,
+            )
+        if live.mode == DialMode.AUTOMATIC.value:
+            if live.kind == CampaignKind.REMINDER.value:
+                message = (
+                    camp.message if camp is not None else None
+                ) or self.config.reminder_message
+                return originate.reminder(
+                    plan,
+                    attempt_id=live.attempt_id,
+                    number=number,
+                    lead_id=live.lead_id,
+                    message=message,
+                    trunk=trunk,
+                    caller_id=cid,
+                )
+            return originate.callback(
+                plan,
+                attempt_id=live.attempt_id,
+                number=number,
+                lead_id=live.lead_id,
+                trunk=trunk,
+                caller_id=cid,
+            )
+        assert live.seat is not None
+        return originate.seat_first(
+            plan,
+            attempt_id=live.attempt_id,
+            seat=live.seat,
+            number=number,
+            lead_id=live.lead_id,
+            caller_id=cid,
+        )
+
+    async def _send(self, live: _Live, camp: CampaignInfo | None) -> None:
+        server = self._servers[live.server]
+        # Pacing: a trunk slot and the trunk's rate (waits on the clock, never sleeps blind).
+        if camp is not None:
+            trunk = server.trunk(camp.trunk, camp.trunk_max_calls, camp.trunk_max_cps)
+            while True:
+                wait = trunk.admit(self.clock.monotonic())
+                if wait == 0.0:
+                    live.admitted = True
+                    break
+                await self.clock.sleep(wait if wait != float("inf") else 1.0)
+        now = self.clock.now()
+        # The calling-window check happens here, at the moment of sending.
+        if not self.is_open(live.kind, live.tz, now):
+            self.stats["not_sent_window"] += 1
+            await self._finish(
+                live,
+                Finished(live.attempt_id, NOT_SENT, reason="calling window closed at send time"),
+            )
+            return
+        link = server.link
+        if link is None or not link.connected:
+            self.stats["not_sent_link"] += 1
+            await self._finish(
+                live, Finished(live.attempt_id, NOT_SENT, reason="AMI link down: not dialled")
+            )
+            return
+        headers = self._headers(live, camp, server.spec.plan)
+        mono = self.clock.monotonic()
+        server.tracker.register(
+            live.attempt_id,
+            _TRACKER_MODE[live.mode],
+            seat=live.seat,
+            number=originate.dialable(live.number),
+            started_at=mono,
+            channel=str(headers["Channel"]),
+            channel_id=live.attempt_id,
+        )
+        ready_at = self._ready_at.pop(live.specialist_id or -1, None)
+        try:
+            reply = await link.send(
+                "Originate", headers, action_id=live.attempt_id, timeout=self.config.action_timeout
+            )
+        except AmiError as exc:
+            # Fate unknown: maybe Asterisk got it. Never re-sent; resync/expiry settles it.
+            self.stats["send_unknown"] += 1
+            log.warning(
+                "attempt %s: Originate fate unknown (%s); left for reconciliation",
+                live.attempt_id,
+                exc,
+            )
+            return
+        self.stats["originates"] += 1
+        if ready_at is not None:
+            self.latencies.append(self.clock.monotonic() - ready_at)
+        if not reply.ok:
+            results = server.tracker.originate_failed(
+                live.attempt_id, reply.get("Message") or "Originate refused", self.clock.monotonic()
+            )
+            self._enqueue(live.server, results)
+            return
+        self._sent_marks.append((live.attempt_id, now))
+        self._seat_flush.set()
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _on_event(self, server_name: str, event: Any) -> None:
+        server = self._servers[server_name]
+        results = server.tracker.handle(event, self.clock.monotonic())
+        if isinstance(event, ev.BridgeEnter):
+            live = self._live.get(event.linkedid)
+            if live is not None and not live.answered:
+                live.answered = True
+                seat = self.seats.get(live.specialist_id or -1)
+                if (
+                    seat is not None
+                    and seat.attempt_id == live.attempt_id
+                    and seat.state is SeatState.RINGING
+                ):
+                    self._record(seat, seat.answer(self.clock.now()))
+        if results:
+            self._enqueue(server_name, results)
+
+    def _enqueue(self, server_name: str, results: Sequence[CallResult]) -> None:
+        for r in results:
+            live = self._live.get(r.attempt_id or "")
+            if live is None:
+                if r.attempt_id is not None:
+                    log.debug("result for an attempt not in flight here: %s", r.attempt_id)
+                continue
+            self._results.put_nowait((live, finished_from(r, live)))
+
+    async def _on_resync(self, server_name: str, channels: Sequence[Any]) -> None:
+        server = self._servers[server_name]
+        chans = [c for c in channels if isinstance(c, ev.CoreShowChannel)]
+        results = server.tracker.resync(chans, self.clock.monotonic())
+        live_ids = {c.linkedid for c in chans}
+        for r in results:
+            live = self._live.get(r.attempt_id or "")
+            if live is None:
+                continue
+            fin = finished_from(r, live)
+            if fin.unknown:
+                fin = replace(
+                    fin,
+                    reason="fate unknown after the AMI link was lost: not "
+                    "redialled before the next window",
+                )
+                self.stats["unknown"] += 1
+            await self._finish(live, fin)
+        kept = sum(
+            1 for a in self._live.values() if a.server == server_name and a.attempt_id in live_ids
+        )
+        log.info(
+            "AMI %s resynced: %d calls re-attached, %d settled", server_name, kept, len(results)
+        )
+
+    # -- results -------------------------------------------------------------------------------
+
+    async def _result_writer(self) -> None:
+        while True:
+            live, fin = await self._results.get()
+            try:
+                await self._finish(live, fin)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "attempt %s: could not record the result; it stays in flight "
+                    "for reconciliation",
+                    live.attempt_id,
+                )
+
+    async def _finish(self, live: _Live, fin: Finished) -> Effects | None:
+        now = self.clock.now()
+        eff: Effects | None = None
+        for attempt_no in range(3):
+            try:
+                async with self.sessions() as s:
+                    q = select(CallAttempt).where(CallAttempt.attempt_id == live.attempt_id)
+                    if self._pg:
+                        q = q.with_for_update()
+                    attempt = (await s.scalars(q)).one_or_none()
+                    if attempt is None or attempt.ended_at is not None:
+                        break
+                    eff = await record_result(
+                        s, attempt, fin, now=now, hours_for=self.hours_for, retry=self.retry
+                    )
+                    await s.commit()
+                break
+            except IntegrityError:
+                if attempt_no == 2:
+                    raise
+        self._live.pop(live.attempt_id, None)
+        if live.admitted:
+            server = self._servers[live.server]
+            for t in server.trunks.values():
+                if live.trunk is not None and server.trunks.get(live.trunk) is t:
+                    t.release()
+            live.admitted = False
+        if live.campaign_id is not None and live.mode == DialMode.AUTOMATIC.value:
+            self._campaign_active[live.campaign_id] = max(
+                0, self._campaign_active[live.campaign_id] - 1
+            )
+            wake = self._campaign_wake.get(live.campaign_id)
+            if wake is not None:
+                wake.set()
+        if eff is None:
+            return None
+        self.stats[f"outcome:{fin.outcome}"] += 1
+        self.stats["results"] += 1
+        seat = self.seats.get(live.specialist_id or -1)
+        if seat is not None and seat.attempt_id == live.attempt_id:
+            if seat.state in (SeatState.RINGING, SeatState.ON_CALL):
+                talked = eff.talked or live.answered
+                if talked:
+                    seat.answered = True
+                wrap = self.config.wrap_up_seconds if talked else 0.0
+                self._record(seat, seat.call_end(now, wrap))
+                if seat.state is SeatState.WRAP_UP:
+                    self._wrap_up_later(seat.specialist_id, wrap)
+            else:
+                seat.attempt_id = None
+                if seat.available:
+                    self._mark_ready(seat.specialist_id)
+                    self.wake(seat.specialist_id)
+        if self.on_attempt_ended is not None and fin.outcome not in (NOT_SENT, SKIPPED):
+            try:
+                await self.on_attempt_ended(
+                    AttemptEnded(
+                        live.attempt_id,
+                        live.lead_id,
+                        live.specialist_id,
+                        live.seat,
+                        fin.outcome,
+                        now,
+                        fin.talk_seconds,
+                        fin.recording,
+                        live.server,
+                    )
+                )
+            except Exception:
+                log.exception("attempt %s: on_attempt_ended hook failed", live.attempt_id)
+        return eff
+
+    # -- persistence of seats and "sent" marks --------------------------------------------------
+
+    async def _seat_writer(self) -> None:
+        while True:
+            await self._seat_flush.wait()
+            self._seat_flush.clear()
+            try:
+                await self._flush_seats()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not store seat states; will retry")
+                await self.clock.sleep(1.0)
+                self._seat_flush.set()
+
+    async def _flush_seats(self) -> None:
+        dirty, self._seat_dirty = self._seat_dirty, {}
+        marks, self._sent_marks = self._sent_marks, []
+        if not dirty and not marks:
+            return
+        async with self.sessions() as s:
+            for attempt_id, at in marks:
+                await s.execute(
+                    update(CallAttempt)
+                    .where(CallAttempt.attempt_id == attempt_id)
+                    .values(
+                        sent_at=func.coalesce(CallAttempt.sent_at, at),
+                        state=case(
+                            (
+                                CallAttempt.state == AttemptState.DIALING.value,
+                                AttemptState.SENT.value,
+                            ),
+                            else_=CallAttempt.state,
+                        ),
+                    )
+                )
+            for sid, transitions in dirty.items():
+                seat = self.seats.get(sid)
+                if seat is None:
+                    continue
+                for t in transitions:
+                    s.add(
+                        SeatTransition(
+                            specialist_id=sid,
+                            seat=t.seat,
+                            from_state=t.from_state.value,
+                            to_state=t.to_state.value,
+                            trigger=t.trigger,
+                            reason=t.reason,
+                            attempt_id=t.attempt_id,
+                            at=t.at,
+                        )
+                    )
+                if seat.state is SeatState.OFFLINE:
+                    await s.execute(delete(SeatSession).where(SeatSession.specialist_id == sid))
+                    continue
+                row = (
+                    await s.scalars(select(SeatSession).where(SeatSession.specialist_id == sid))
+                ).one_or_none()
+                if row is None:
+                    await s.execute(delete(SeatSession).where(SeatSession.seat == seat.device))
+                    row = SeatSession(specialist_id=sid, seat=seat.device)
+                    s.add(row)
+                row.seat = seat.device
+                row.state = seat.state.value
+                row.pause_reason = seat.pause_reason
+                row.attempt_id = seat.attempt_id
+                row.since = seat.since or self.clock.now()
+            await s.commit()
+
+    # -- housekeeping ----------------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.housekeeping_seconds)
+            mono = self.clock.monotonic()
+            for name, server in self._servers.items():
+                try:
+                    self._enqueue(
+                        name,
+                        server.tracker.expire(
+                            mono, originate_timeout=self.config.originate_lost_seconds
+                        ),
+                    )
+                except Exception:
+                    log.exception("AMI %s: tracker expiry failed", name)
+            try:
+                await self._load_campaigns()
+            except Exception:
+                log.exception("could not reload campaigns")
+
+    # -- views for the services ------------------------------------------------------------------
+
+    def live_calls(self) -> list[dict[str, Any]]:
+        out = []
+        for live in self._live.values():
+            tracker = self._servers[live.server].tracker
+            state = tracker.state_of(live.attempt_id)
+            out.append(
+                {
+                    "attempt_id": live.attempt_id,
+                    "lead_id": live.lead_id,
+                    "specialist_id": live.specialist_id,
+                    "seat": live.seat,
+                    "number": live.number,
+                    "mode": live.mode,
+                    "campaign_kind": live.kind,
+                    "ami_server": live.server,
+                    "state": state.value if state is not None else "reserved",
+                }
+            )
+        return out
+
+    def live_attempt(self, attempt_id: str) -> _Live | None:
+        return self._live.get(attempt_id)
+
+    def after_dispose(self, specialist_id: int) -> None:
+        """A specialist logged a result: their wrap-up may end early."""
+        seat = self.seats.get(specialist_id)
+        if seat is not None and seat.state is SeatState.WRAP_UP:
+            timer = self._timers.pop(specialist_id, None)
+            if timer is not None:
+                timer.cancel()
+            self._record(seat, seat.ready(self.clock.now()))
+
+    async def idle(self) -> bool:
+        """True when nothing is in flight and no result waits to be written (for tests)."""
+        return not self._live and self._results.empty()
+
+
+async def leads_without_result(session: AsyncSession) -> int:
+    """Open leads that carry no contact result yet (for simulations and reports)."""
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Lead)
+            .where(Lead.contact_result.is_(None), Lead.status != LeadStatus.CLOSED.value)
+        )
+        or 0
+    )
+
+
+__all__ = [
+    "UNKNOWN",
+    "AmiLink",
+    "AmiServerSpec",
+    "AttemptEnded",
+    "AttemptEndedHook",
+    "CampaignInfo",
+    "DialerConfig",
+    "DialerEngine",
+    "IllegalSeatTransition",
+    "LinkFactory",
+    "Phone",
+    "leads_without_result",
+    "supervisor_link",
+]

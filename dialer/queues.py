@@ -1,0 +1,234 @@
+"""Which lead to dial next, and claiming it (database side of the dialer).
+
+A specialist's own queue: leads they own (所属人员), of a kind whose campaign is running,
+whose next attempt is due, whose phone may be called, with no attempt in flight for the lead
+or the number. Order: due appointments first (预约回拨 whose time has come, earliest first),
+then by policy expiry date, then lead id.
+
+Claiming is one transaction: select candidates (PostgreSQL: `FOR UPDATE OF leads SKIP
+LOCKED`, so two dialer processes never pick the same row), drop those whose calling window
+is closed in the customer's time zone or whose number is on the do-not-call list, insert the
+attempt row, commit. The partial unique indexes of `call_attempts` are the last guard: a
+concurrent insert for the same lead or number fails and the claim moves on. SQLite runs one
+instance and the engine serialises claims with a process-level lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from crm_sync.models import Accuracy, Customer, Lead, LeadStatus, Phone, Policy
+from dialer.models import CallAttempt, DoNotCall
+
+SPECIALIST_STATUSES = (LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
+AUTOMATIC_STATUSES = (LeadStatus.DUE.value, LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
+
+WindowCheck = Callable[[str, str, datetime], bool]  # (campaign kind, tz, now) -> open?
+
+
+def new_attempt_id() -> str:
+    return f"att-{uuid.uuid4()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    lead_id: int
+    kind: str
+    phone_id: int
+    number: str  # E.164
+    tz: str
+    owner_id: int | None
+    appointment: bool
+
+
+def _in_flight_for_lead() -> Any:
+    a = aliased(CallAttempt)
+    return exists().where(a.lead_id == Lead.id, a.ended_at.is_(None))
+
+
+def _in_flight_for_number() -> Any:
+    a = aliased(CallAttempt)
+    return exists().where(a.number == Phone.e164, a.ended_at.is_(None))
+
+
+def _callable_phone() -> Any:
+    return and_(
+        Phone.e164.is_not(None),
+        Phone.valid.is_(True),
+        Phone.do_not_call.is_(False),
+        Phone.accuracy != Accuracy.INACCURATE.value,
+    )
+
+
+def _base(now: datetime) -> Any:
+    return (
+        select(
+            Lead.id,
+            Lead.kind,
+            Phone.id,
+            Phone.e164,
+            Customer.time_zone,
+            Lead.owner_id,
+            Lead.callback_at,
+        )
+        .join(Phone, Phone.id == Lead.phone_id)
+        .join(Policy, Policy.id == Lead.policy_id)
+        .join(Customer, Customer.id == Policy.policyholder_id)
+        .where(
+            _callable_phone(),
+            or_(Lead.next_attempt_at.is_(None), Lead.next_attempt_at <= now),
+            ~_in_flight_for_lead(),
+            ~_in_flight_for_number(),
+        )
+    )
+
+
+def specialist_queue(specialist_id: int, kinds: Sequence[str], now: datetime) -> Any:
+    """The specialist's own queue, in dialling order."""
+    due_appointment = and_(Lead.callback_at.is_not(None), Lead.callback_at <= now)
+    return (
+        _base(now)
+        .where(
+            Lead.owner_id == specialist_id,
+            Lead.status.in_(SPECIALIST_STATUSES),
+            Lead.kind.in_(list(kinds)),
+        )
+        .order_by(
+            case((due_appointment, 0), else_=1),
+            Lead.callback_at,
+            Policy.expiry_date,
+            Lead.id,
+        )
+    )
+
+
+def callback_queue(now: datetime) -> Any:
+    """Post-underwriting callbacks nobody owns: the automatic campaign's work."""
+    return (
+        _base(now)
+        .where(
+            Lead.kind == "callback",
+            Lead.owner_id.is_(None),
+            Lead.status.in_(AUTOMATIC_STATUSES),
+        )
+        .order_by(Lead.next_attempt_at, Lead.id)
+    )
+
+
+def reminder_queue(now: datetime, today: date, days_before: int) -> Any:
+    """Renewal leads whose policy expires within `days_before` days and that never had a
+    reminder call."""
+    a = aliased(CallAttempt)
+    reminded = exists().where(a.lead_id == Lead.id, a.campaign_kind == "reminder")
+    return (
+        select(
+            Lead.id,
+            Lead.kind,
+            Phone.id,
+            Phone.e164,
+            Customer.time_zone,
+            Lead.owner_id,
+            Lead.callback_at,
+        )
+        .join(Phone, Phone.id == Lead.phone_id)
+        .join(Policy, Policy.id == Lead.policy_id)
+        .join(Customer, Customer.id == Policy.policyholder_id)
+        .where(
+            _callable_phone(),
+            Lead.kind == "renewal",
+            Lead.status != LeadStatus.CLOSED.value,
+            Policy.renewed.is_(False),
+            Policy.expiry_date <= today + timedelta(days=days_before),
+            Policy.expiry_date >= today,
+            ~reminded,
+            ~_in_flight_for_lead(),
+            ~_in_flight_for_number(),
+        )
+        .order_by(Policy.expiry_date, Lead.id)
+    )
+
+
+async def fetch_candidates(
+    session: AsyncSession,
+    query: Any,
+    *,
+    limit: int,
+    now: datetime,
+    lock: bool,
+) -> list[Candidate]:
+    q = query.limit(limit)
+    if lock:
+        q = q.with_for_update(skip_locked=True, of=Lead)
+    rows = (await session.execute(q)).all()
+    out = []
+    for lead_id, kind, phone_id, e164, tz, owner_id, callback_at in rows:
+        out.append(
+            Candidate(
+                lead_id,
+                kind,
+                phone_id,
+                e164,
+                tz or "Asia/Shanghai",
+                owner_id,
+                callback_at is not None and callback_at <= now,
+            )
+        )
+    return out
+
+
+async def blocked_numbers(session: AsyncSession, numbers: Sequence[str]) -> set[str]:
+    if not numbers:
+        return set()
+    rows = await session.scalars(select(DoNotCall.number).where(DoNotCall.number.in_(numbers)))
+    return set(rows)
+
+
+async def pick(
+    session: AsyncSession,
+    query: Any,
+    *,
+    now: datetime,
+    window_kind: Callable[[Candidate], str],
+    is_open: WindowCheck,
+    limit: int,
+    want: int,
+    lock: bool,
+) -> list[Candidate]:
+    """Up to `want` candidates (locked on PostgreSQL) whose window is open and whose number
+    is not on the do-not-call list."""
+    cands = await fetch_candidates(session, query, limit=limit, now=now, lock=lock)
+    dnc = await blocked_numbers(session, [c.number for c in cands])
+    chosen: list[Candidate] = []
+    numbers: set[str] = set()
+    for c in cands:
+        if c.number in dnc or c.number in numbers:
+            continue
+        if not is_open(window_kind(c), c.tz, now):
+            continue
+        chosen.append(c)
+        numbers.add(c.number)
+        if len(chosen) >= want:
+            break
+    return chosen
+
+
+__all__ = [
+    "AUTOMATIC_STATUSES",
+    "SPECIALIST_STATUSES",
+    "Candidate",
+    "blocked_numbers",
+    "callback_queue",
+    "fetch_candidates",
+    "new_attempt_id",
+    "pick",
+    "reminder_queue",
+    "specialist_queue",
+]

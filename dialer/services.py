@@ -1,0 +1,264 @@
+"""The dialer's service API, for the HTTP layer (seats and supervisors) and the composition root.
+
+Wiring (callcenter/bootstrap.py)::
+
+    engine = DialerEngine(sessions, clock, [AmiServerSpec("pbx1", AmiConfig(...), DialPlan(...))],
+                          plan=calling_plan, retry=RetryConfig(), config=DialerConfig(...),
+                          on_attempt_ended=hook)      # e.g. recordings: see AttemptEnded
+    service = DialerService(engine)
+
+    async def dialer_ctx(app):                        # aiohttp cleanup_ctx: one owner
+        await engine.start()
+        yield
+        await engine.stop()
+
+Methods (all `async` unless noted; each returns plain JSON-able dicts; errors are
+`dialer.exceptions.DialerError` subclasses with `.reason` and an HTTP `.status` hint):
+
+Seats (a specialist acts on their own seat; the HTTP layer passes the principal's id):
+* `sign_in(specialist_id, seat=None, ready=False)` — sign in at `seat` (default: the
+  specialist's configured device, e.g. `PJSIP/8001`); starts paused unless `ready`.
+* `sign_out(specialist_id)`, `ready(specialist_id)`, `pause(specialist_id, reason)`.
+* `seat(specialist_id)` — state, since, pause reason, current attempt.
+* `seats()` — every signed-in seat (supervisor view).
+* `current_call(specialist_id)` — the screen pop: the call (or preview offer, or the call
+  just finished during wrap-up) with its customer, phone, lead and policy; None if idle.
+* `confirm_preview(specialist_id)` / `skip_preview(specialist_id)` — preview mode.
+* `dispose(lead_id, specialist_id, result_code, callback_at=None, note=None)` — the
+  specialist's conversational contact result; only on their own leads (NotYourLead);
+  `callback` without a time books the next calling window; a time outside the windows
+  moves to the next window's start. Ends the wrap-up early.
+
+Supervisors:
+* `campaigns()` / `campaign_status()`, `start_campaign(name)`, `stop_campaign(name)`,
+  `update_campaign(name, mode=…, concurrency=…, trunk_max_calls=…, trunk_max_cps=…)`.
+* `live_calls()` (sync) — every call in flight on this process.
+* `add_do_not_call(number, reason)`, `remove_do_not_call(number)`.
+
+Reports:
+* `inaccurate_numbers_by_branch(session, day)` (module function, from dialer.results) — for
+  the daily branch e-mail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from crm_sync.models import Customer, Lead, Phone, Policy
+from dialer.engine import DialerEngine
+from dialer.exceptions import DialerError, UnknownCampaign
+from dialer.models import CallAttempt, DoNotCall, SeatState
+from dialer.results import dispose as _dispose
+from dialer.results import inaccurate_numbers_by_branch
+from dialer.seats import Seat
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def seat_view(seat: Seat) -> dict[str, Any]:
+    return {
+        "specialist_id": seat.specialist_id,
+        "seat": seat.device,
+        "state": seat.state.value,
+        "since": _iso(seat.since),
+        "pause_reason": seat.pause_reason,
+        "attempt_id": seat.attempt_id,
+        "preview": seat.state is SeatState.READY and seat.attempt_id is not None,
+        "wrap_up_until": _iso(seat.wrap_up_until),
+    }
+
+
+class DialerService:
+    def __init__(self, engine: DialerEngine) -> None:
+        self.engine = engine
+        self.sessions = engine.sessions
+        self.clock = engine.clock
+
+    # -- seats ----------------------------------------------------------------------------------
+
+    async def sign_in(
+        self, specialist_id: int, seat: str | None = None, ready: bool = False
+    ) -> dict[str, Any]:
+        return seat_view(await self.engine.sign_in(specialist_id, seat, ready=ready))
+
+    async def sign_out(self, specialist_id: int) -> dict[str, Any]:
+        return seat_view(await self.engine.sign_out(specialist_id))
+
+    async def ready(self, specialist_id: int) -> dict[str, Any]:
+        return seat_view(await self.engine.set_ready(specialist_id))
+
+    async def pause(self, specialist_id: int, reason: str) -> dict[str, Any]:
+        return seat_view(await self.engine.pause(specialist_id, reason))
+
+    async def seat(self, specialist_id: int) -> dict[str, Any]:
+        return seat_view(self.engine.seat_of(specialist_id))
+
+    async def seats(self) -> list[dict[str, Any]]:
+        return [
+            seat_view(s) for s in self.engine.seats.values() if s.state is not SeatState.OFFLINE
+        ]
+
+    async def current_call(self, specialist_id: int) -> dict[str, Any] | None:
+        seat = self.engine.seat_of(specialist_id)
+        async with self.sessions() as s:
+            attempt: CallAttempt | None = None
+            if seat.attempt_id is not None:
+                attempt = (
+                    await s.scalars(
+                        select(CallAttempt).where(CallAttempt.attempt_id == seat.attempt_id)
+                    )
+                ).one_or_none()
+            elif seat.state is SeatState.WRAP_UP:
+                attempt = (
+                    await s.scalars(
+                        select(CallAttempt)
+                        .where(CallAttempt.specialist_id == specialist_id)
+                        .order_by(CallAttempt.created_at.desc(), CallAttempt.id.desc())
+                        .limit(1)
+                    )
+                ).first()
+            if attempt is None:
+                return None
+            lead = await s.get(Lead, attempt.lead_id)
+            assert lead is not None
+            policy = await s.get(Policy, lead.policy_id)
+            assert policy is not None
+            customer = await s.get(Customer, policy.policyholder_id)
+            phone = await s.get(Phone, attempt.phone_id) if attempt.phone_id else None
+            return {
+                "seat": seat_view(seat),
+                "attempt": {
+                    "attempt_id": attempt.attempt_id,
+                    "state": attempt.state,
+                    "mode": attempt.mode,
+                    "number": attempt.number,
+                    "outcome": attempt.outcome,
+                    "created_at": _iso(attempt.created_at),
+                    "answered_at": _iso(attempt.answered_at),
+                },
+                "lead": {
+                    "id": lead.id,
+                    "kind": lead.kind,
+                    "status": lead.status,
+                    "contact_result": lead.contact_result,
+                    "callback_at": _iso(lead.callback_at),
+                    "attempt_count": lead.attempt_count,
+                },
+                "customer": {
+                    "id": customer.id if customer else None,
+                    "name": customer.name if customer else None,
+                    "address": customer.address if customer else None,
+                    "phone": phone.e164 if phone else attempt.number,
+                    "phone_accuracy": phone.accuracy if phone else None,
+                },
+                "policy": {
+                    "id": policy.id,
+                    "policy_number": policy.policy_number,
+                    "plate_number": policy.plate_number,
+                    "make_model": policy.make_model,
+                    "expiry_date": policy.expiry_date.isoformat(),
+                    "premium": str(policy.premium) if policy.premium is not None else None,
+                },
+            }
+
+    async def confirm_preview(self, specialist_id: int) -> dict[str, Any]:
+        attempt_id = await self.engine.confirm_preview(specialist_id)
+        return {"attempt_id": attempt_id, **seat_view(self.engine.seat_of(specialist_id))}
+
+    async def skip_preview(self, specialist_id: int) -> dict[str, Any]:
+        await self.engine.skip_preview(specialist_id)
+        return seat_view(self.engine.seat_of(specialist_id))
+
+    # -- results --------------------------------------------------------------------------------
+
+    async def dispose(
+        self,
+        lead_id: int,
+        specialist_id: int,
+        result_code: str,
+        callback_at: datetime | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        async with self.sessions() as s:
+            lead = await _dispose(
+                s,
+                lead_id,
+                specialist_id,
+                result_code,
+                callback_at=callback_at,
+                note=note,
+                now=self.clock.now(),
+                hours_for=self.engine.hours_for,
+            )
+            view = {
+                "lead_id": lead.id,
+                "status": lead.status,
+                "contact_result": lead.contact_result,
+                "callback_at": _iso(lead.callback_at),
+                "next_attempt_at": _iso(lead.next_attempt_at),
+            }
+            await s.commit()
+        self.engine.after_dispose(specialist_id)
+        return view
+
+    # -- campaigns ------------------------------------------------------------------------------
+
+    async def campaigns(self) -> list[dict[str, Any]]:
+        return [asdict(c) for c in self.engine.campaigns()]
+
+    async def campaign_status(self) -> list[dict[str, Any]]:
+        live = self.engine.live_calls()
+        out = []
+        for c in self.engine.campaigns():
+            d = asdict(c)
+            d["calls_in_flight"] = sum(1 for x in live if x["campaign_kind"] == c.kind)
+            out.append(d)
+        return out
+
+    async def start_campaign(self, name: str) -> dict[str, Any]:
+        return asdict(await self.engine.set_campaign(name, running=True))
+
+    async def stop_campaign(self, name: str) -> dict[str, Any]:
+        return asdict(await self.engine.set_campaign(name, running=False))
+
+    async def update_campaign(self, name: str, **changes: Any) -> dict[str, Any]:
+        allowed = {
+            "mode",
+            "concurrency",
+            "trunk",
+            "trunk_max_calls",
+            "trunk_max_cps",
+            "caller_id",
+            "message",
+        }
+        bad = set(changes) - allowed
+        if bad:
+            raise UnknownCampaign(f"cannot change {', '.join(sorted(bad))} of a campaign")
+        return asdict(await self.engine.set_campaign(name, **changes))
+
+    def live_calls(self) -> list[dict[str, Any]]:
+        return self.engine.live_calls()
+
+    # -- do not call ----------------------------------------------------------------------------
+
+    async def add_do_not_call(self, number: str, reason: str | None = None) -> None:
+        if not number.startswith("+"):
+            raise DialerError("do-not-call numbers are E.164 (+86…)")
+        async with self.sessions() as s:
+            if await s.get(DoNotCall, number) is None:
+                s.add(DoNotCall(number=number, reason=reason, added_at=self.clock.now()))
+                await s.commit()
+
+    async def remove_do_not_call(self, number: str) -> None:
+        async with self.sessions() as s:
+            await s.execute(delete(DoNotCall).where(DoNotCall.number == number))
+            await s.commit()
+
+
+__all__ = ["DialerService", "inaccurate_numbers_by_branch", "seat_view"]
