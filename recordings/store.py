@@ -177,10 +177,12 @@ class S3Store:
         return self.prefix + check_key(key)
 
     async def put(self, key: str, src: Path, content_type: str) -> None:
+        full = self._k(key)
+
         def run() -> None:
             with src.open("rb") as f:
                 self.client.put_object(
-                    Bucket=self.bucket, Key=self._k(key), Body=f, ContentType=content_type
+                    Bucket=self.bucket, Key=full, Body=f, ContentType=content_type
                 )
 
         try:
