@@ -425,6 +425,8 @@ def initial_due_on(kind: LeadKind | str, policy: HasExpiry, today: date) -> date
 def _text(cell: Cell) -> str:
     if cell is None:
         return ""
+    if type(cell) is str:
+        return clean_cell(cell)
     if isinstance(cell, float) and cell.is_integer():
         # Numbers typed into Excel (policy numbers, phones) come back as floats.
         return str(int(cell))
@@ -507,9 +509,10 @@ class PreparedImport:
 
     def _results(self, seen: set[str]) -> Iterator[RowResult]:
         for number, cells in self._rows:
-            if not any(_text(c) for c in cells):
+            texts = [_text(c) for c in cells]
+            if not any(texts):
                 continue
-            result = self.validate(number, cells)
+            result = self.validate(number, cells, texts)
             if isinstance(result, PolicyRecord):
                 if result.policy_number in seen:
                     yield RowSkipped(number, result.policy_number, "duplicate_in_file")
@@ -521,16 +524,26 @@ class PreparedImport:
         index = self.columns.get(name)
         return self.header[index] if index is not None else name
 
-    def validate(self, number: int, cells: Sequence[Cell]) -> PolicyRecord | RowRejected:
+    def validate(
+        self, number: int, cells: Sequence[Cell], texts: Sequence[str] | None = None
+    ) -> PolicyRecord | RowRejected:
         """One data row -> a record, or every reason it cannot be imported."""
         errors: list[RowError] = []
+        columns = self.columns
+        if texts is None:
+            texts = [_text(c) for c in cells]
+        width = len(cells)
 
         def cell(name: str) -> Cell:
-            index = self.columns.get(name)
-            return cells[index] if index is not None and index < len(cells) else None
+            index = columns.get(name)
+            return cells[index] if index is not None and index < width else None
+
+        def plain(name: str) -> str:
+            index = columns.get(name)
+            return texts[index] if index is not None and index < width else ""
 
         def text(name: str) -> str | None:
-            value = _text(cell(name))
+            value = plain(name)
             if not value:
                 return None
             limit = MAX_LENGTH.get(name)
@@ -541,17 +554,18 @@ class PreparedImport:
             return value
 
         def day(name: str) -> date | None:
-            raw = cell(name)
-            if not _text(raw):
+            value = plain(name)
+            if not value:
                 return None
-            parsed = parse_date(raw, self.mapping.date_formats)
+            raw = cell(name)
+            parsed = parse_date(value if isinstance(raw, str) else raw, self.mapping.date_formats)
             if parsed is None:
-                errors.append(RowError(number, self.header_of(name), _text(raw), "not a date"))
+                errors.append(RowError(number, self.header_of(name), value, "not a date"))
             return parsed
 
         def phones(name: str) -> tuple[ParsedPhone, ...]:
             out = []
-            for raw in split_numbers(_text(cell(name))):
+            for raw in split_numbers(plain(name)):
                 if len(raw) > PHONE_RAW_MAX:
                     errors.append(
                         RowError(number, self.header_of(name), raw, "phone number text too long")
@@ -564,7 +578,7 @@ class PreparedImport:
         if policy_number is None:
             errors.append(RowError(number, self.header_of("policy_number"), "", "no policy number"))
         expiry = day("expiry_date")
-        if expiry is None and not _text(cell("expiry_date")):
+        if expiry is None and not plain("expiry_date"):
             errors.append(RowError(number, self.header_of("expiry_date"), "", "no expiry date"))
         start = day("start_date")
         if start is not None and expiry is not None and expiry < start:
@@ -583,7 +597,7 @@ class PreparedImport:
                 RowError(number, self.header_of("policyholder"), "", "no policyholder name")
             )
         premium: Decimal | None = None
-        premium_text = _text(cell("premium"))
+        premium_text = plain("premium")
         if premium_text:
             premium = parse_premium(premium_text)
             if premium is None or premium < 0 or premium >= MAX_PREMIUM:
@@ -591,12 +605,12 @@ class PreparedImport:
                     RowError(number, self.header_of("premium"), premium_text, "not a premium")
                 )
                 premium = None
-        fleet_text = _text(cell("fleet"))
+        fleet_text = plain("fleet")
         # A fleet column holds a flag or the fleet's name; any name means "fleet".
         is_fleet = parse_flag(fleet_text) if fleet_text else False
         if is_fleet is None:
             is_fleet = True
-        renewed_text = _text(cell("renewed"))
+        renewed_text = plain("renewed")
         renewed = parse_flag(renewed_text) if renewed_text else False
         if renewed is None:
             errors.append(

@@ -55,6 +55,8 @@ class ParsedPhone:
 
 def clean_cell(value: str) -> str:
     value = value.strip()
+    if not value.startswith("="):
+        return value
     m = _EXCEL_TEXT.match(value)
     return m.group(1).strip() if m else value
 
@@ -69,9 +71,30 @@ def split_numbers(cell: str) -> list[str]:
     return out
 
 
-@lru_cache(maxsize=65536)
+_PLAIN_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+
+
+@lru_cache(maxsize=4096)
+def _mobile_range(prefix: str) -> tuple[bool, PhoneKind, str | None]:
+    # Mainland mobile ranges are decided by their first five digits (libphonenumber's CN
+    # pattern: 1740[0-5]…, 1610…, 13…), so one full parse per range answers for every
+    # number in it; parsing is otherwise most of an import's CPU time.
+    full = parse_phone_slow(prefix + "0" * (11 - len(prefix)))
+    return full.valid, full.kind, full.invalid_reason
+
+
 def parse_phone(raw: str) -> ParsedPhone:
     """One number as written -> its normalised form, or the reason it cannot be dialled."""
+    if _PLAIN_MOBILE.match(raw):
+        valid, kind, _ = _mobile_range(raw[:5])
+        if valid:
+            return ParsedPhone(raw, "+86" + raw, None, kind, True, None)
+    return parse_phone_slow(raw)
+
+
+@lru_cache(maxsize=65536)
+def parse_phone_slow(raw: str) -> ParsedPhone:
+    """`parse_phone` through `phonenumbers` for every number (the reference behaviour)."""
     text = clean_cell(raw)
     extension: str | None = None
     for pattern in (_EXT_DASH, _EXT_WORDS):
@@ -101,6 +124,10 @@ def _invalid_reason(digits: str, number: phonenumbers.PhoneNumber) -> str:
     if number.country_code == 86:
         if len(digits) in (7, 8) and digits[0] not in "01":
             return "landline without area code (区号)"
+        if digits.startswith("0") and len(digits) < 10:
+            return "too short for a landline with area code"
+        if digits.startswith("0") and len(digits) > 12:
+            return "too long for a landline with area code"
         if digits.startswith("1") and len(digits) != 11 and not digits.startswith("10"):
             return f"mobile number with {len(digits)} digits (needs 11)"
     possible = phonenumbers.is_possible_number_with_reason(number)
@@ -129,17 +156,18 @@ def choose_lead_phone(candidates: Sequence[PhoneChoice], *, is_fleet: bool) -> i
     insured's own number comes first. Otherwise the policyholder, who renews, comes first.
     Numbers known to be wrong (invalid, marked inaccurate, do-not-call) are never chosen.
     """
-    if is_fleet:
-        order = [PhoneRole.CORRECTED, PhoneRole.INSURED, PhoneRole.POLICYHOLDER, PhoneRole.FLEET]
-    else:
-        order = [PhoneRole.CORRECTED, PhoneRole.POLICYHOLDER, PhoneRole.INSURED, PhoneRole.FLEET]
-    rank = {role.value: i for i, role in enumerate(order)}
-    usable = [
-        c
-        for c in candidates
-        if c.valid and not c.do_not_call and c.accuracy != Accuracy.INACCURATE.value
-    ]
+    rank = _FLEET_RANK if is_fleet else _RANK
+    usable = [c for c in candidates if c.valid and not c.do_not_call and c.accuracy != _INACCURATE]
     if not usable:
         return None
     # Stable: among equals the earlier number (first in the cell, first imported) wins.
-    return min(usable, key=lambda c: rank.get(c.role, len(order))).phone_id
+    return min(usable, key=lambda c: rank.get(c.role, len(rank))).phone_id
+
+
+def _rank(*roles: PhoneRole) -> dict[str, int]:
+    return {role.value: i for i, role in enumerate(roles)}
+
+
+_RANK = _rank(PhoneRole.CORRECTED, PhoneRole.POLICYHOLDER, PhoneRole.INSURED, PhoneRole.FLEET)
+_FLEET_RANK = _rank(PhoneRole.CORRECTED, PhoneRole.INSURED, PhoneRole.POLICYHOLDER, PhoneRole.FLEET)
+_INACCURATE = Accuracy.INACCURATE.value

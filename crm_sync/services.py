@@ -8,6 +8,7 @@ one transaction, so an import either lands completely or not at all.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import logging
 import re
@@ -19,7 +20,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, any_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.dml import Insert as PgInsert
 from sqlalchemy.dialects.sqlite.dml import Insert as SqliteInsert
@@ -73,6 +74,9 @@ POLICY_FIELDS = (
 )
 # Lead statuses an import may still touch (due date, dialled number): not yet worked.
 OPEN_UNWORKED = (LeadStatus.NEW.value, LeadStatus.DUE.value)
+# Plain strings for the per-row loops (an enum's .value is a descriptor call).
+_FLEET, _HOLDER = PhoneRole.FLEET.value, PhoneRole.POLICYHOLDER.value
+_INSURED, _CORRECTED = PhoneRole.INSURED.value, PhoneRole.CORRECTED.value
 
 policies_t: Table = Policy.__table__  # type: ignore[assignment]
 leads_t: Table = Lead.__table__  # type: ignore[assignment]
@@ -237,7 +241,7 @@ class _Writer:
         existing = {
             row.policy_number: row
             for row in await self.conn.execute(
-                select(policies_t).where(policies_t.c.policy_number.in_(numbers))
+                select(policies_t).where(self._in(policies_t.c.policy_number, numbers))
             )
         }
         # A stored policy that names this one as its 上年保单号 means it was renewed.
@@ -245,7 +249,7 @@ class _Writer:
             (
                 await self.conn.execute(
                     select(policies_t.c.previous_policy_number).where(
-                        policies_t.c.previous_policy_number.in_(numbers)
+                        self._in(policies_t.c.previous_policy_number, numbers)
                     )
                 )
             ).scalars()
@@ -258,7 +262,7 @@ class _Writer:
         ids = [row.id for row in existing.values()]
         if ids:
             for row in await self.conn.execute(
-                select(leads_t).where(leads_t.c.policy_id.in_(ids), leads_t.c.kind.in_(kinds))
+                select(leads_t).where(self._in(leads_t.c.policy_id, ids), leads_t.c.kind.in_(kinds))
             ):
                 leads[(row.policy_id, row.kind)] = row
         mark_renewed: list[int] = []
@@ -302,6 +306,14 @@ class _Writer:
                 .values(renewed=True, renewed_at=self.now)
             )
         return todo
+
+    def _in(self, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+        """`column IN values`; on PostgreSQL one array parameter (`= ANY($1)`) instead of a
+        thousand placeholders, which SQLAlchemy would otherwise render for every batch."""
+        values = list(values)
+        if self.conn.dialect.name == "postgresql":
+            return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+        return column.in_(values)
 
     def _handled(self, lead: Any) -> bool:
         if lead is None:
@@ -354,21 +366,21 @@ class _Writer:
         for p in todo:
             r = p.record
             want(p.holder_key, r.policyholder, r.address)
-            holder_role = PhoneRole.FLEET.value if r.is_fleet else PhoneRole.POLICYHOLDER.value
+            holder_role = _FLEET if r.is_fleet else _HOLDER
             for ph in r.policyholder_phones:
                 phones.setdefault(p.holder_key, {}).setdefault(ph.raw, (ph, holder_role))
             target = p.insured_key or p.holder_key
             if p.insured_key is not None and p.insured_key != p.holder_key and r.insured:
                 want(p.insured_key, r.insured, None)
             for ph in r.insured_phones:
-                phones.setdefault(target, {}).setdefault(ph.raw, (ph, PhoneRole.INSURED.value))
+                phones.setdefault(target, {}).setdefault(ph.raw, (ph, _INSURED))
 
         keys = list(wanted)
         stored = {
             row.match_key: row
             for row in await self.conn.execute(
                 select(customers_t.c.id, customers_t.c.match_key, customers_t.c.address).where(
-                    customers_t.c.match_key.in_(keys)
+                    self._in(customers_t.c.match_key, keys)
                 )
             )
         }
@@ -386,7 +398,7 @@ class _Writer:
             )
             for row in await self.conn.execute(
                 select(customers_t.c.id, customers_t.c.match_key).where(
-                    customers_t.c.match_key.in_(new_keys)
+                    self._in(customers_t.c.match_key, new_keys)
                 )
             ):
                 ids[row.match_key] = row.id
@@ -414,7 +426,7 @@ class _Writer:
         if stored_ids:
             for row in await self.conn.execute(
                 select(phones_t.c.customer_id, phones_t.c.raw).where(
-                    phones_t.c.customer_id.in_(stored_ids)
+                    self._in(phones_t.c.customer_id, stored_ids)
                 )
             ):
                 have.add((row.customer_id, row.raw))
@@ -461,7 +473,7 @@ class _Writer:
                 phones_t.c.accuracy,
                 phones_t.c.do_not_call,
             )
-            .where(phones_t.c.customer_id.in_(list(customer_ids)))
+            .where(self._in(phones_t.c.customer_id, list(customer_ids)))
             .order_by(phones_t.c.id)
         ):
             out.setdefault(row.customer_id, []).append(row)
@@ -509,7 +521,7 @@ class _Writer:
             stored = {
                 row.policy_number: row
                 for row in await self.conn.execute(
-                    select(policies_t).where(policies_t.c.policy_number.in_(numbers))
+                    select(policies_t).where(self._in(policies_t.c.policy_number, numbers))
                 )
             }
             for p in todo:
@@ -594,20 +606,20 @@ class _Writer:
         r = p.record
         holder_id = customer_ids[p.holder_key]
         insured_id = customer_ids[p.insured_key] if p.insured_key is not None else None
-        holder_role = PhoneRole.FLEET.value if r.is_fleet else PhoneRole.POLICYHOLDER.value
+        holder_role = _FLEET if r.is_fleet else _HOLDER
         # The roles of this row decide, not the role a number was first stored with: the same
         # person can be a fleet car's insured here and a policyholder elsewhere.
         row_roles: dict[tuple[int, str], str] = {}
         for ph in r.policyholder_phones:
             row_roles.setdefault((holder_id, ph.raw), holder_role)
         for ph in r.insured_phones:
-            row_roles.setdefault((insured_id or holder_id, ph.raw), PhoneRole.INSURED.value)
+            row_roles.setdefault((insured_id or holder_id, ph.raw), _INSURED)
         candidates: list[PhoneChoice] = []
         for cid in dict.fromkeys(c for c in (holder_id, insured_id) if c is not None):
             for row in phones_by_customer.get(cid, []):
                 role = row_roles.get((cid, row.raw))
                 if role is None:
-                    if row.role != PhoneRole.CORRECTED.value:
+                    if row.role != _CORRECTED:
                         continue
                     role = row.role
                 candidates.append(
@@ -627,7 +639,7 @@ class _Writer:
                 LookupEntry(branch, r.policy_number, plate, customer, role, raw, reason)
             )
 
-        holder_role = PhoneRole.FLEET.value if r.is_fleet else PhoneRole.POLICYHOLDER.value
+        holder_role = _FLEET if r.is_fleet else _HOLDER
         for ph in r.policyholder_phones:
             if not ph.valid:
                 add(r.policyholder, holder_role, ph.raw, ph.invalid_reason or "invalid")
@@ -638,14 +650,14 @@ class _Writer:
             if not ph.valid:
                 add(
                     r.insured or r.policyholder,
-                    PhoneRole.INSURED.value,
+                    _INSURED,
                     ph.raw,
                     ph.invalid_reason or "invalid",
                 )
         if r.is_fleet and not r.insured_phones:
             add(
                 r.insured or "",
-                PhoneRole.INSURED.value,
+                _INSURED,
                 "",
                 "fleet policy: the insured's own number is missing",
             )
@@ -734,10 +746,20 @@ async def import_file(
     async with engine.begin() as conn:
         writer = _Writer(conn, kind, today, now, summary, set(prepared.columns))
         await writer.start()
-        for batch in batched(prepared, batch_size):
-            await writer.write(batch)
-            if progress is not None:
-                progress(len(batch))
+        # Reading and validating the next batch (a thread) overlaps writing this one.
+        batches = batched(prepared, batch_size)
+        pending = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+        try:
+            while (batch := await pending) is not None:
+                pending = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+                await writer.write(batch)
+                if progress is not None:
+                    progress(len(batch))
+        finally:
+            if not pending.done():
+                await asyncio.wait([pending])
+            if pending.done() and not pending.cancelled():
+                pending.exception()  # retrieved: the error that matters is already raised
         await writer.finish()
         summary.seconds = time.perf_counter() - started
         result = await conn.execute(
