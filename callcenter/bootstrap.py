@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -32,7 +33,7 @@ class Container:
     sessions: async_sessionmaker[AsyncSession]
     route_tables: list[web.RouteTableDef] = field(default_factory=list)
     cleanup_contexts: list[CleanupCtx] = field(default_factory=list)
-    app_values: dict[web.AppKey[object], object] = field(default_factory=dict)
+    app_values: dict[web.AppKey[Any], object] = field(default_factory=dict)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -49,16 +49,26 @@ class ScaledClock:
         self._start = start.astimezone(UTC)
         self._speed = speed
         self._t0 = time.monotonic()
+        self._mono0 = 0.0
 
     @property
     def speed(self) -> float:
         return self._speed
 
     def monotonic(self) -> float:
-        return (time.monotonic() - self._t0) * self._speed
+        return self._mono0 + (time.monotonic() - self._t0) * self._speed
 
     def now(self) -> datetime:
         return self._start + timedelta(seconds=self.monotonic())
+
+    def set_speed(self, speed: float) -> None:
+        """Change the pace from now on; time stays continuous (the demo slows to real time
+        after its accelerated day). Sleeps already begun keep their old pace."""
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self._mono0 = self.monotonic()
+        self._t0 = time.monotonic()
+        self._speed = speed
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self._speed)

@@ -1,0 +1,71 @@
+"""`callcenter serve` — run the service: API, dialer, recordings, daily jobs (and, on the
+embedded default, the built-in PBX simulator)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from aiohttp import web
+
+from callcenter.bootstrap import bootstrap, build_app
+from callcenter.database import SchemaOutOfDate
+from callcenter.service import wire
+from callcenter.settings import Settings, load_settings
+from dialer.simulator import PbxSimulator
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the service (API, dialer, recordings, daily jobs)")
+    p.add_argument("--host", help="listen address (default: settings http.host)")
+    p.add_argument("--port", type=int, help="listen port (default: settings http.port)")
+    p.set_defaults(func=_serve)
+
+
+async def start_simulator(settings: Settings) -> PbxSimulator:
+    """The embedded default's PBX: an AMI server on a free loopback port."""
+    ami = settings.ami[0]
+    sim = PbxSimulator(
+        users={ami.username: ami.secret.get_secret_value()},
+        monitor_dir=settings.effective_monitor_dir,
+    )
+    await sim.start("127.0.0.1", 0)
+    return sim
+
+
+async def run_service(settings: Settings, host: str, port: int) -> None:
+    container = await bootstrap(settings)
+    sim = await start_simulator(settings) if settings.simulator else None
+    wire(container, simulator=sim)
+    runner = web.AppRunner(build_app(container))
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        print(
+            f"callcenter: API on http://{host}:{port}/api (OpenAPI: /api/openapi.json)", flush=True
+        )
+        if sim is not None:
+            print(f"callcenter: built-in PBX simulator on 127.0.0.1:{sim.port}", flush=True)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        if sim is not None:
+            await sim.stop()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    try:
+        asyncio.run(
+            run_service(settings, args.host or settings.http.host, args.port or settings.http.port)
+        )
+    except SchemaOutOfDate as exc:
+        print(f"callcenter: {exc}")
+        return 1
+    except OSError as exc:
+        print(f"callcenter: cannot listen: {exc}. Choose another port with --port.")
+        return 1
+    return 0

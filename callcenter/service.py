@@ -1,0 +1,192 @@
+"""Wiring the running service: the dialer engine and its AMI links, recordings, the daily
+jobs, the embedded PBX simulator, and the HTTP routes. Only the composition root imports
+every package; each piece is started and stopped by the aiohttp app's `cleanup_ctx`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from callcenter.bootstrap import Container
+from callcenter.jobs import DailyJob, DailyJobRunner
+from crm_sync import http as crm_http
+from crm_sync.mail import FileMailer, Mailer, SmtpMailer, send_inaccurate_numbers
+from dialer import http as dialer_http
+from dialer.ami.supervisor import AmiConfig
+from dialer.engine import AmiServerSpec, AttemptEnded, DialerConfig, DialerEngine
+from dialer.originate import DialPlan
+from dialer.results import inaccurate_numbers_by_branch
+from dialer.services import DialerService
+from dialer.simulator import PbxSimulator
+from recordings.ingest import RecordingJob
+from recordings.wiring import Recordings, build_recordings
+from schedules.config import DeskCalendar
+from schedules.services import run_distribution, run_timeline
+
+log = logging.getLogger(__name__)
+
+SIMULATOR = web.AppKey("simulator", PbxSimulator)
+DESK = web.AppKey("desk", DeskCalendar)
+
+
+@dataclass
+class Service:
+    container: Container
+    desk: DeskCalendar
+    engine: DialerEngine
+    dialer: DialerService
+    recordings: Recordings
+    mailer: Mailer
+    simulator: PbxSimulator | None = None
+
+    async def daily_work(self, day: date) -> None:
+        """The morning job: the timeline, then the distribution (both idempotent)."""
+        now = self.container.clock.now()
+        timeline = await run_timeline(self.container.sessions, day=day, now=now, desk=self.desk)
+        report = await run_distribution(self.container.sessions, day=day, now=now, desk=self.desk)
+        log.info("daily work for %s: timeline %s; distribution %s", day, timeline, report)
+
+    async def branch_mails(self, day: date) -> None:
+        report = await send_inaccurate_numbers(
+            self.container.sessions,
+            self.mailer,
+            inaccurate_numbers_by_branch,
+            day,
+            self.container.settings.mail.sender,
+            self.container.clock.now(),
+        )
+        log.info("branch e-mails for %s: %s", day, report)
+
+
+def build_mailer(container: Container) -> Mailer:
+    mail = container.settings.mail
+    if mail.smtp_host:
+        return SmtpMailer(
+            mail.smtp_host,
+            mail.smtp_port,
+            mail.smtp_username,
+            mail.smtp_password.get_secret_value() if mail.smtp_password else None,
+            mail.smtp_starttls,
+        )
+    return FileMailer(container.settings.effective_mail_outbox)
+
+
+def wire(
+    container: Container,
+    *,
+    simulator: PbxSimulator | None = None,
+    dialer_config: DialerConfig | None = None,
+    daily_jobs: bool = True,
+) -> Service:
+    """Build every component and register routes and lifecycles on the container."""
+    settings = container.settings
+    desk = DeskCalendar.from_settings(settings)
+    monitor_dir = settings.effective_monitor_dir
+    recordings = build_recordings(
+        settings.recordings,
+        sessions=container.sessions,
+        clock=container.clock,
+        recordings_dir=settings.effective_recordings_dir,
+        monitor_dir=monitor_dir,
+        timezone=settings.timezone,
+    )
+    recordings.run_daily_job = daily_jobs
+
+    async def on_attempt_ended(ended: AttemptEnded) -> None:
+        if not ended.recording:
+            return
+        await recordings.ingest.submit(
+            RecordingJob(
+                attempt_id=ended.attempt_id,
+                lead_id=ended.lead_id,
+                specialist_id=ended.specialist_id,
+                wav_path=ended.recording,
+                outcome=ended.outcome,
+                ended_at=ended.ended_at,
+                talk_seconds=ended.talk_seconds,
+            )
+        )
+
+    servers = [
+        AmiServerSpec(
+            s.name,
+            AmiConfig(
+                host=s.host,
+                port=simulator.port if simulator is not None else s.port,
+                username=s.username,
+                secret=s.secret.get_secret_value(),
+                ping_interval=s.ping_interval,
+                ping_timeout=s.ping_timeout,
+            ),
+            DialPlan(family=s.channel_family),
+        )
+        for s in settings.ami
+    ]
+    engine = DialerEngine(
+        container.sessions,
+        container.clock,
+        servers,
+        plan=desk.calling_plan,
+        retry=desk.retry,
+        config=dialer_config,
+        on_attempt_ended=on_attempt_ended,
+    )
+    service = Service(
+        container=container,
+        desk=desk,
+        engine=engine,
+        dialer=DialerService(engine),
+        recordings=recordings,
+        mailer=build_mailer(container),
+        simulator=simulator,
+    )
+
+    # Order matters for shutdown: cleanup_ctx unwinds in reverse, so the dialer stops
+    # before recordings stop taking its files.
+    recordings.install(container)
+    container.route_tables += [dialer_http.routes, crm_http.routes]
+    container.app_values[dialer_http.DIALER] = service.dialer
+    container.app_values[DESK] = desk
+    container.app_values[crm_http.CRM_SESSIONS] = container.sessions
+
+    async def dialer_ctx(_app: web.Application) -> AsyncIterator[None]:
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.stop()
+
+    container.cleanup_contexts.append(dialer_ctx)
+
+    if daily_jobs:
+        tz = ZoneInfo(settings.timezone)
+        runner = DailyJobRunner(
+            container.clock,
+            tz,
+            [
+                DailyJob("timeline+distribution", desk.distribution_time, service.daily_work),
+                DailyJob("branch e-mails", desk.result_deadline, service.branch_mails),
+            ],
+            desk.is_calling_day,
+        )
+
+        async def jobs_ctx(_app: web.Application) -> AsyncIterator[None]:
+            import asyncio
+            import contextlib
+
+            task = asyncio.create_task(runner.run_forever(), name="daily-jobs")
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        container.cleanup_contexts.append(jobs_ctx)
+    return service
