@@ -323,6 +323,7 @@ class _Attempt:
     hangup_requested: bool = False
     last_activity: float | None = None
     ended_at: float | None = None  # when its channels were all gone (waiting for the OR)
+    wanted_link: str | None = None  # the Linkedid it waits for, before that call is seen
 
 
 @dataclass(slots=True, eq=False)
@@ -416,7 +417,7 @@ class CallTracker:
         self._link_wanted: dict[str, _Attempt] = {}  # linkedid -> attempt, before the group exists
         self._finished: dict[str, float | None] = {}  # linkedids and attempt ids already reported
         self._orphan_cdrs: dict[str, ev.Cdr] = {}
-        self._hangup_channels: set[str] = set()
+        self._hangup_channels: dict[str, None] = {}  # channel names, oldest first
         self._failed_unmatched: dict[str, _Attempt] = {}  # Failure seen, channel not yet known
         self._by_dial_string: dict[str, list[_Attempt]] = {}  # registered, not bound yet
         self._watched_vars = {attempt_variable, "MIXMONITOR_FILENAME", "SEAT", "NUMBER"}
@@ -487,6 +488,7 @@ class CallTracker:
                 self._bind(group, attempt, "ChannelId")
             else:
                 self._link_wanted[channel_id] = attempt
+                attempt.wanted_link = channel_id
         elif channel:
             self._by_dial_string.setdefault(channel, []).append(attempt)
 
@@ -526,11 +528,25 @@ class CallTracker:
         if attempt_id is not None and attempt_id in self._attempts:
             self._attempts[attempt_id].hangup_requested = True
         if channel:
-            self._hangup_channels.add(channel)
+            self._hangup_channels[channel] = None
+            if len(self._hangup_channels) > 10_000:  # names of channels that never existed
+                del self._hangup_channels[next(iter(self._hangup_channels))]
 
     def active(self) -> list[str]:
         """Attempt ids not finished yet."""
         return list(self._attempts)
+
+    def stats(self) -> dict[str, int]:
+        """Sizes of what the tracker holds (for metrics, and to show nothing leaks)."""
+        return {
+            "attempts": len(self._attempts),
+            "calls": len(self._groups),
+            "channels": len(self._by_uniqueid),
+            "waiting_links": len(self._link_wanted),
+            "waiting_dial_strings": sum(len(v) for v in self._by_dial_string.values()),
+            "failures_waiting": len(self._failed_unmatched),
+            "orphan_cdrs": len(self._orphan_cdrs),
+        }
 
     def state_of(self, attempt_id: str) -> CallState | None:
         attempt = self._attempts.get(attempt_id)
@@ -731,6 +747,8 @@ class CallTracker:
     def _on_cdr(self, e: ev.Cdr, now: float | None) -> list[CallResult]:
         group = self._by_uniqueid.get(e.uniqueid)
         if group is None:
+            if e.uniqueid in self._finished:
+                return []
             # A Cdr may come before its channel's Newchannel; keep it for a while.
             self._orphan_cdrs[e.uniqueid] = e
             if len(self._orphan_cdrs) > 10_000:
@@ -795,6 +813,7 @@ class CallTracker:
                     if e.uniqueid in self._finished:
                         return []
                     self._link_wanted[e.uniqueid] = attempt
+                    attempt.wanted_link = e.uniqueid
             else:
                 group = self._match_failed_originate(e.channel)
             if group is not None and group.attempt is None:
@@ -974,6 +993,9 @@ class CallTracker:
         self._attempts.pop(attempt.attempt_id, None)
         self._failed_unmatched.pop(attempt.attempt_id, None)
         self._unclaim(attempt)
+        wanted = attempt.wanted_link
+        if wanted is not None and self._link_wanted.get(wanted) is attempt:
+            del self._link_wanted[wanted]
         self._finished[attempt.attempt_id] = now
         if group is not None:
             self._drop_group(group, now)
@@ -998,6 +1020,7 @@ class CallTracker:
         self._finished[group.linkedid] = now
         for uid in group.channels:
             self._by_uniqueid.pop(uid, None)
+            self._finished[uid] = now  # a Cdr may still come after the last Hangup
         if len(self._finished) > 100_000:
             for key in list(self._finished)[:10_000]:
                 del self._finished[key]
@@ -1060,7 +1083,7 @@ class CallTracker:
             name in self._hangup_channels for name in channels
         )
         for name in channels:
-            self._hangup_channels.discard(name)
+            self._hangup_channels.pop(name, None)
         facts = CallFacts(
             originate_response=attempt.or_response if attempt else None,
             originate_reason=attempt.or_reason if attempt else None,

@@ -207,6 +207,20 @@ def test_late_events_after_the_result_are_ignored() -> None:
     assert rep.tracker.active() == []
 
 
+@pytest.mark.parametrize(
+    "trace", ["07_burst_50", "pjsip/pjsip_burst_30", "03_originate_bad_channel"]
+)
+def test_nothing_is_left_behind_once_every_attempt_is_reported(trace: str) -> None:
+    sent, received = load(trace)
+    rep = Replayer()
+    for msg, t in sent:
+        rep.action(msg, t)
+    for msg, t in received:
+        rep.message(msg, t)
+    assert rep.tracker.active() == []
+    assert set(rep.tracker.stats().values()) == {0}
+
+
 # --- the state machine -----------------------------------------------------------------------
 
 
