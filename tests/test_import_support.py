@@ -10,24 +10,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-HEADER = [
-    "保单号",
-    "车牌号",
-    "厂牌型号",
-    "使用性质",
-    "上年保单号",
-    "投保人",
-    "投保人联系电话",
-    "被保险人",
-    "被保险人联系电话",
-    "通信地址",
-    "起保日期",
-    "终保日期",
-    "经办人",
-    "业务类别",
-    "机构",
-    "车队",
-]
+from crm_sync.demo import HEADER as DEMO_HEADER
+
+# The core system's columns, without the optional e-mail, premium and renewed ones.
+HEADER = [h for h in DEMO_HEADER if h not in ("机构邮箱", "保费", "已续保")]
 
 
 def row(
