@@ -259,3 +259,17 @@ def test_garbage_between_messages_does_not_swallow_the_next_message(
     )
     _, messages = parse_stream(data)
     assert [list(m.headers) for m in messages[-len(good) :]] == good
+
+
+_pieces = st.sampled_from(
+    ["A", "b", " ", ":", ": ", "\r\n", "\r", "\n", "续", "Response: Follows", "Output: x"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(pieces=st.lists(_pieces, max_size=20))
+def test_fast_path_and_general_parser_agree_on_any_block(pieces: list[str]) -> None:
+    from dialer.ami.protocol import _parse_text, _parse_text_general
+
+    text = "".join(pieces).replace("\r\n\r\n", "\r\n")
+    assert _parse_text(text).headers == _parse_text_general(text).headers

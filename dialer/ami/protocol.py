@@ -168,43 +168,18 @@ def _parse_block(block: bytes) -> Message:
 
 
 def _parse_text(text: str) -> Message:
-    crlf = text.count("\r\n")
-    if (
-        text.count("\r") != crlf  # a bare CR or LF inside a value
-        or text.count("\n") != crlf
-        or text.startswith(": ")  # an empty key
-        or "\r\n: " in text
-        or "Response: Follows" in text
-    ):
-        return _parse_text_general(text)
-    return _parse_plain(text)
-
-
-def _region_is_plain(region: bytes) -> bool:
-    """The checks of `_parse_text`, done once for many messages (on bytes, where they are
-    cheapest): no bare CR or LF, no empty key, no old-style command output."""
-    crlf = region.count(b"\r\n")
-    return (
-        region.count(b"\r") == crlf
-        and region.count(b"\n") == crlf
-        and not region.startswith(b": ")
-        and b"\n: " not in region
-        and b"Response: Follows" not in region
-    )
-
-
-def _parse_plain(text: str) -> Message:
-    """Fast path for the shape nearly every real message has: `Key: value` lines, CRLF
-    only, no empty key, distinct keys, not `Response: Follows` (the caller checked the
-    CR/LF, empty-key and Follows conditions). Anything else goes to the general parser,
-    which gives the same result for these messages. This is the dialer's hot path."""
+    """Fast path for the shape nearly every real message has: `Key: value` lines with
+    distinct, non-empty keys, not `Response: Follows`. Anything else goes to the general
+    parser, which defines the semantics and gives the same result for these messages (a
+    bare CR or LF stays inside its value in both). This is the dialer's hot path; `feed`
+    inlines it."""
     lines = text.split("\r\n")
     try:
         first = dict([line.split(": ", 1) for line in lines])
     except ValueError:  # a line without ": "
         return _parse_text_general(text)
-    if len(first) != len(lines):  # a repeated key
-        return _parse_text_general(text)
+    if len(first) != len(lines) or "" in first or first.get("Response") == "Follows":
+        return _parse_text_general(text)  # a repeated or empty key, or command output
     return Message._from_unique(first)
 
 
@@ -282,23 +257,22 @@ class AmiParser:
             blocks = region.decode("utf-8").split("\r\n\r\n")
         except UnicodeDecodeError:
             return [_parse_block(b) for b in region.split(_SEP) if b]
-        if not _region_is_plain(region):
-            return [_parse_text(b) for b in blocks if b]
-        # `_parse_plain`, inlined: this loop runs once per event.
+        # `_parse_text`, inlined: this loop runs once per event.
         out: list[Message] = []
         append = out.append
         new = _new
         set_ = _set
+        general = _parse_text_general
         for block in blocks:
             lines = block.split("\r\n")
             try:
                 first = dict([line.split(": ", 1) for line in lines])
             except ValueError:  # a line without ": " (or an empty block)
                 if block:
-                    append(_parse_text_general(block))
+                    append(general(block))
                 continue
-            if len(first) != len(lines):  # a repeated key
-                append(_parse_text_general(block))
+            if len(first) != len(lines) or "" in first or first.get("Response") == "Follows":
+                append(general(block))
                 continue
             msg = new(Message)
             set_(msg, "_first", first)
