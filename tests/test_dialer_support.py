@@ -233,3 +233,42 @@ def disposing_hook(
         await service_ref[0].dispose(e.lead_id, e.specialist_id, codes(e.lead_id))
 
     return hook
+
+
+async def drive_days(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: FastClock,
+    done: Callable[[], Awaitable[bool]],
+    *,
+    timeout_real: float = 50,
+    idle_polls: int = 3,
+    poll: float = 5.0,
+) -> int:
+    """Let the dialer work; whenever nothing is in flight for a few polls, jump the clock to
+    the next moment something becomes due (or the next window). Returns the jumps made."""
+    from schedules.windows import CallingHours
+
+    hours = CallingHours()
+    deadline = time.monotonic() + timeout_real
+    quiet = 0
+    jumps = 0
+    while not await done():
+        if time.monotonic() > deadline:
+            raise AssertionError("the simulated days did not finish in time")
+        quiet = quiet + 1 if await in_flight(sessions) == 0 else 0
+        if quiet >= idle_polls:
+            now = clock.now()
+            async with sessions() as s:
+                nxt = await s.scalar(
+                    select(func.min(Lead.next_attempt_at)).where(
+                        Lead.status != "closed", Lead.next_attempt_at > now
+                    )
+                )
+            target = hours.next_window_start(now) if nxt is None else nxt
+            if hours.is_open(now) and nxt is not None and nxt > hours.next_window_start(now):
+                target = hours.next_window_start(now)
+            clock.jump_to(target if hours.is_open(target) else hours.next_open(target))
+            jumps += 1
+            quiet = 0
+        await clock.sleep(poll)
+    return jumps
