@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dialer.ami import events as ev
 from dialer.ami.events import parse_event
@@ -386,3 +388,27 @@ def test_resync_with_no_live_channel_turns_open_attempts_unknown() -> None:
     assert result.answered  # the facts gathered so far are kept in the result
     later = [r for msg, t in received for r in tracker.handle(parse_event(msg), t)]
     assert later == []  # its late events do not resurrect it
+
+
+def _channel_of(msg: Message) -> str | None:
+    return msg.get("Uniqueid") or msg.get("DestUniqueid") or msg.get("UniqueID")
+
+
+@pytest.mark.parametrize("trace", SINGLE_CALL_TRACES)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(swaps=st.lists(st.integers(min_value=0, max_value=10_000), max_size=40))
+def test_neighbouring_events_of_different_channels_may_swap(trace: str, swaps: list[int]) -> None:
+    """Asterisk keeps each channel's events in order but interleaves channels freely."""
+    sent, received = _LOADED.setdefault(trace, load(trace))
+    expected = _EXPECTED.setdefault(trace, outcomes(run(sent, received)))
+    shuffled = list(received)
+    for s in swaps:
+        i = s % (len(shuffled) - 1)
+        a, b = shuffled[i][0], shuffled[i + 1][0]
+        if _channel_of(a) != _channel_of(b) and "Event" in a and "Event" in b:
+            shuffled[i], shuffled[i + 1] = shuffled[i + 1], shuffled[i]
+    assert outcomes(run(sent, shuffled)) == expected
+
+
+_LOADED: dict[str, tuple[Timed, Timed]] = {}
+_EXPECTED: dict[str, list[tuple[str | None, Outcome]]] = {}
