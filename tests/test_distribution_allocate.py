@@ -28,10 +28,12 @@ def test_same_seed_same_allocation_whatever_the_fetch_order() -> None:
     assert (a.lead_ids, a.owners) != (c.lead_ids, c.owners)
 
 
-def test_shuffle_is_random_not_round_robin_by_id() -> None:
+def test_deal_is_random_not_blocks_or_round_robin_by_id() -> None:
     a = allocate(range(1000), [1, 2], seed=1)
-    first = a.by_specialist()[a.owners[0]]
-    assert first != sorted(first)
+    b = allocate(range(1000), [1, 2], seed=2)
+    assert a.owners[:20] != [a.owners[0]] * 20  # not blocks of consecutive ids
+    assert a.owners[:20] != [1, 2] * 10 and a.owners[:20] != [2, 1] * 10
+    assert a.by_specialist()[1] != b.by_specialist()[1]
 
 
 def test_rerun_deals_new_leads_on_top_evenly() -> None:
