@@ -175,36 +175,51 @@ def classify(
     must not read as "switched off"); the SIP code; the Q.850 cause; the DialStatus; the
     OriginateResponse Reason; the CDR disposition. DialStatus alone is not enough on PJSIP:
     NOANSWER covers a timeout (cause 0), a 480 (cause 19) and a 404 (cause 1)."""
+    return explain(facts, early_hangup_seconds)[0]
+
+
+def explain(
+    facts: CallFacts, early_hangup_seconds: float = DEFAULT_EARLY_HANGUP_SECONDS
+) -> tuple[Outcome, str]:
+    """`classify`, with the rule that decided, in words (for "why was this call busy?")."""
     if facts.sync_error is not None:
-        return Outcome.FAILED
+        return Outcome.FAILED, f"Originate refused: {facts.sync_error}"
     if facts.lost:
-        return Outcome.UNKNOWN
+        return Outcome.UNKNOWN, "events lost (the call vanished across a reconnect or timed out)"
     if facts.hung_up_by_action:
-        return Outcome.HUNG_UP_BY_ACTION
+        return Outcome.HUNG_UP_BY_ACTION, "hung up by an AMI Hangup action"
     if facts.answered:
         if facts.talk_seconds is not None and facts.talk_seconds < early_hangup_seconds:
-            return Outcome.ANSWERED_HUNG_UP_EARLY
-        return Outcome.ANSWERED
+            return (
+                Outcome.ANSWERED_HUNG_UP_EARLY,
+                f"answered, talk {facts.talk_seconds:.1f} s < {early_hangup_seconds:g} s",
+            )
+        return Outcome.ANSWERED, "the customer's channel answered"
     if not facts.customer_dialled:
         # Nothing reached the customer: the originate (or, seat-first, the seat) failed.
         if facts.originate_response is None:
-            return Outcome.UNKNOWN
-        return Outcome.FAILED
+            return Outcome.UNKNOWN, "no customer channel and no OriginateResponse"
+        return (
+            Outcome.FAILED,
+            f"no customer channel; OriginateResponse {facts.originate_response} "
+            f"Reason {facts.originate_reason}",
+        )
     if facts.originate_reason == REASON_ORIGINATE_TIMEOUT:
-        return Outcome.NO_ANSWER
+        return Outcome.NO_ANSWER, "OriginateResponse Reason 3 (originate timeout)"
     if facts.tech_cause is not None and facts.tech_cause in _TECH_OUTCOME:
-        return _TECH_OUTCOME[facts.tech_cause]
+        return _TECH_OUTCOME[facts.tech_cause], f"SIP {facts.tech_cause} (TechCause)"
     if facts.cause and facts.cause in _CAUSE_OUTCOME:
-        return _CAUSE_OUTCOME[facts.cause]
-    if facts.dial_status in _DIAL_STATUS_OUTCOME:
-        return _DIAL_STATUS_OUTCOME[facts.dial_status]
-    if facts.originate_reason in _REASON_OUTCOME:
-        return _REASON_OUTCOME[facts.originate_reason]
-    if facts.cdr_disposition in _CDR_OUTCOME:
-        return _CDR_OUTCOME[facts.cdr_disposition]
+        return _CAUSE_OUTCOME[facts.cause], f"hangup cause {facts.cause}"
+    if facts.dial_status is not None and facts.dial_status in _DIAL_STATUS_OUTCOME:
+        return _DIAL_STATUS_OUTCOME[facts.dial_status], f"DialStatus {facts.dial_status}"
+    if facts.originate_reason is not None and facts.originate_reason in _REASON_OUTCOME:
+        reason = facts.originate_reason
+        return _REASON_OUTCOME[reason], f"OriginateResponse Reason {reason}"
+    if facts.cdr_disposition is not None and facts.cdr_disposition in _CDR_OUTCOME:
+        return _CDR_OUTCOME[facts.cdr_disposition], f"Cdr {facts.cdr_disposition}"
     if facts.originate_response == "Failure":
-        return Outcome.FAILED
-    return Outcome.UNKNOWN
+        return Outcome.FAILED, f"OriginateResponse Failure Reason {facts.originate_reason}"
+    return Outcome.UNKNOWN, "nothing decisive was seen"
 
 
 # --- results ------------------------------------------------------------------------------
@@ -238,6 +253,7 @@ class CallResult:
     started_at: float | None
     ended_at: float | None
     error: str | None = None
+    why: str = ""  # the classification rule that decided, in words
     facts: CallFacts = field(default_factory=CallFacts, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -247,6 +263,7 @@ class CallResult:
             "number": self.number,
             "mode": None if self.mode is None else self.mode.value,
             "outcome": self.outcome.value,
+            "why": self.why,
             "cause": self.cause,
             "cause_txt": self.cause_txt,
             "tech_cause": self.tech_cause,
@@ -1098,7 +1115,7 @@ class CallTracker:
             hung_up_by_action=hung_up_by_action,
             lost=lost,
         )
-        outcome = classify(facts, self.early_hangup_seconds)
+        outcome, why = explain(facts, self.early_hangup_seconds)
         ended_at = now
         if group is not None and group.ended_at is not None:
             ended_at = group.ended_at
@@ -1127,6 +1144,7 @@ class CallTracker:
             started_at=attempt.started_at if attempt else (group.created_at if group else None),
             ended_at=ended_at,
             error=attempt.sync_error if attempt else None,
+            why=why,
             facts=facts,
         )
 

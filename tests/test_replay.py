@@ -120,6 +120,13 @@ def test_customer_first_with_channel_id_keeps_the_string_ids() -> None:
     assert r.recording is not None and r.recording.endswith("lead-000124-attempt-1.wav")
 
 
+def test_result_says_which_rule_decided() -> None:
+    (r,) = replay(TraceFiles.beside(PJSIP / "pjsip_customer_first_no_answer.ami"))
+    assert r.why == "OriginateResponse Reason 3 (originate timeout)"
+    (r,) = replay(TraceFiles.beside(PJSIP / "pjsip_switched_off_480.ami"))
+    assert r.why == "SIP 480 (TechCause)"
+
+
 def test_no_answer_rings_for_the_dial_timeout() -> None:
     (r,) = replay(TraceFiles.beside(PJSIP / "pjsip_no_answer.ami"))
     assert r.ring_seconds == pytest.approx(30.0, abs=0.1)
@@ -191,6 +198,7 @@ def test_cli_prints_one_json_line_per_attempt(capsys: pytest.CaptureFixture[str]
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["attempt_id"] for line in lines] == ["03-0002", "03-0003", "03-0004", "03-0005"]
     assert {line["outcome"] for line in lines} == {"failed"}
+    assert lines[1]["why"] == "Originate refused: Originate failed"
     for key in (
         "seat",
         "number",
