@@ -833,6 +833,19 @@ class CallTracker:
                     attempt.wanted_link = e.uniqueid
             else:
                 group = self._match_failed_originate(e.channel)
+            if group is not None and group.attempt is not None and e.uniqueid is not None:
+                # The OriginateResponse is authoritative over a guess by dial string.
+                other = group.attempt
+                log.warning(
+                    "attempt %s: linkedid %s was taken by attempt %s; giving it back",
+                    attempt.attempt_id,
+                    group.linkedid,
+                    other.attempt_id,
+                )
+                other.group = None
+                group.attempt = None
+                if other.dial_string and other.channel_id is None:
+                    self._by_dial_string.setdefault(other.dial_string, []).append(other)
             if group is not None and group.attempt is None:
                 self._bind(group, attempt, "OriginateResponse")
         if attempt.group is not None:

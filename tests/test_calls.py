@@ -412,3 +412,27 @@ def test_neighbouring_events_of_different_channels_may_swap(trace: str, swaps: l
 
 _LOADED: dict[str, tuple[Timed, Timed]] = {}
 _EXPECTED: dict[str, list[tuple[str | None, Outcome]]] = {}
+
+
+def test_two_attempts_on_one_dial_string_are_told_apart_by_their_originate_responses() -> None:
+    """A wrong guess by dial string is undone by the OriginateResponse's Uniqueid."""
+    _, first = load("03_dial_busy_seat_first")
+    tracker = CallTracker()
+    # `a` claims the call by its dial string; the OriginateResponse says it is `b`'s.
+    tracker.register("a", Mode.SEAT_FIRST, seat="8003", number="1", channel="Local/8003@seats")
+    tracker.register("b", Mode.SEAT_FIRST, seat="8003", number="2")
+    results = []
+    for msg, t in first:
+        event = parse_event(msg)
+        if isinstance(event, ev.OriginateResponse):
+            event = ev.OriginateResponse(
+                response=event.response,
+                reason=event.reason,
+                channel=event.channel,
+                action_id="b",
+                uniqueid=event.uniqueid,
+                message=event.message,
+            )
+        results += tracker.handle(event, t)
+    assert outcomes(results) == [("b", Outcome.BUSY)]
+    assert tracker.active() == ["a"]
