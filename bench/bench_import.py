@@ -32,6 +32,13 @@ PG_ADMIN = os.environ.get(
 TODAY = date(2026, 1, 5)
 
 
+def _cpu() -> float:
+    """CPU seconds of this process (all threads): the figure that does not depend on how
+    busy the machine is; the database server's own CPU is not in it."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _one(path: Path, url: str) -> None:
     """Child process: migrate, import, print one JSON line."""
     from callcenter.database import create_engine, upgrade
@@ -41,11 +48,9 @@ def _one(path: Path, url: str) -> None:
         await upgrade(url)
         engine = create_engine(url)
         try:
-            t0 = time.perf_counter()
-            summary = await import_file(
-                engine, path, "renewal", now=datetime.now(UTC), today=TODAY
-            )
-            seconds = time.perf_counter() - t0
+            t0, c0 = time.perf_counter(), _cpu()
+            summary = await import_file(engine, path, "renewal", now=datetime.now(UTC), today=TODAY)
+            seconds, cpu = time.perf_counter() - t0, _cpu() - c0
         finally:
             await engine.dispose()
         return {
@@ -53,6 +58,7 @@ def _one(path: Path, url: str) -> None:
             "imported": summary.imported,
             "seconds": seconds,
             "rows_per_s": summary.read / seconds,
+            "cpu_seconds": cpu,
         }
 
     result = asyncio.run(run())
@@ -84,7 +90,9 @@ def main() -> int:
 
     from crm_sync.demo import write_demo_file
 
-    print(f"import benchmark: {args.rows:,} rows, kind renewal, batch 1000, python {sys.version.split()[0]}")
+    print(
+        f"import benchmark: {args.rows:,} rows, kind renewal, batch 1000, python {sys.version.split()[0]}"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         files = {}
         for fmt in args.formats.split(","):
@@ -94,7 +102,10 @@ def main() -> int:
             )
             size = files[fmt].stat().st_size / 1e6
             print(f"  generated {fmt}: {size:.1f} MB in {time.perf_counter() - t0:.1f} s")
-        print(f"{'format':<6} {'backend':<10} {'rows':>8} {'seconds':>8} {'rows/s':>8} {'peak RSS':>9}")
+        print(
+            f"{'format':<6} {'backend':<10} {'rows':>8} {'seconds':>8} {'rows/s':>8} "
+            f"{'CPU s':>7} {'peak RSS':>9}  load"
+        )
         for fmt, path in files.items():
             for backend in args.backends.split(","):
                 name = f"bench_import_{uuid.uuid4().hex[:8]}"
@@ -118,7 +129,8 @@ def main() -> int:
                 r = json.loads(out.strip().splitlines()[-1])
                 print(
                     f"{fmt:<6} {backend:<10} {r['rows']:>8} {r['seconds']:>8.1f} "
-                    f"{r['rows_per_s']:>8.0f} {r['peak_rss_mb']:>6.0f} MB"
+                    f"{r['rows_per_s']:>8.0f} {r['cpu_seconds']:>7.1f} {r['peak_rss_mb']:>6.0f} MB"
+                    f"  {os.getloadavg()[0]:.1f}"
                 )
     return 0
 
