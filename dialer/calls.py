@@ -159,6 +159,7 @@ class CallFacts:
     dial_status: str | None = None  # DialStatus of the dial that reached the customer
     cdr_disposition: str | None = None
     talk_seconds: float | None = None
+    seat_hung_up_first: bool = False  # the seat's side ended the call, not the customer
     hung_up_by_action: bool = False
     lost: bool = False  # the call's events were lost (resync without its channels)
 
@@ -189,7 +190,8 @@ def explain(
     if facts.hung_up_by_action:
         return Outcome.HUNG_UP_BY_ACTION, "hung up by an AMI Hangup action"
     if facts.answered:
-        if facts.talk_seconds is not None and facts.talk_seconds < early_hangup_seconds:
+        short = facts.talk_seconds is not None and facts.talk_seconds < early_hangup_seconds
+        if short and not facts.seat_hung_up_first:
             return (
                 Outcome.ANSWERED_HUNG_UP_EARLY,
                 f"answered, talk {facts.talk_seconds:.1f} s < {early_hangup_seconds:g} s",
@@ -1088,6 +1090,19 @@ class CallTracker:
         bridged = any(c.bridged_at is not None for c in customer)
         ends = [c.hangup_at for c in customer if c.hangup_at is not None]
         customer_end = min(ends) if ends else None
+        others = [
+            c.hangup_at
+            for uid, c in (group.channels.items() if group is not None else ())
+            if uid not in {ch.uniqueid for ch in customer} and c.hangup_at is not None
+        ]
+        seat_first_end = min(others) if others else None
+        seat_hung_up_first = (
+            attempt is not None
+            and attempt.mode in (Mode.SEAT_FIRST, Mode.CUSTOMER_FIRST)
+            and seat_first_end is not None
+            and customer_end is not None
+            and seat_first_end < customer_end
+        )
         starts = [c.first_seen for c in customer if c.first_seen is not None]
         if dial_begin is not None:
             starts.append(dial_begin)
@@ -1125,6 +1140,7 @@ class CallTracker:
             dial_status=dial_status,
             cdr_disposition=cdr,
             talk_seconds=talk_seconds,
+            seat_hung_up_first=seat_hung_up_first,
             hung_up_by_action=hung_up_by_action,
             lost=lost,
         )
