@@ -69,6 +69,12 @@ def outcomes(results: list[CallResult]) -> list[tuple[str | None, Outcome]]:
         ),
         (
             CallFacts(
+                customer_dialled=True, answered=True, talk_seconds=1.0, seat_hung_up_first=True
+            ),
+            Outcome.ANSWERED,
+        ),
+        (
+            CallFacts(
                 customer_dialled=True, answered=True, talk_seconds=9.0, hung_up_by_action=True
             ),
             Outcome.HUNG_UP_BY_ACTION,
@@ -137,6 +143,14 @@ def test_early_hangup_threshold_is_configurable() -> None:
     sent, received = load("02_originate_answered_bridged")
     (result,) = run(sent, received, early_hangup_seconds=10.0)
     assert result.outcome == Outcome.ANSWERED_HUNG_UP_EARLY
+
+
+def test_a_short_call_the_seat_ended_is_not_a_customer_hanging_up_early() -> None:
+    sent, received = load("06_basic_actions")  # the seat's half is hung up after ~2 s
+    without_hangup_action = [(m, t) for m, t in sent if m.get("Action") != "Hangup"]
+    results = run(without_hangup_action, received, early_hangup_seconds=10.0)
+    assert outcomes(results)[0] == ("06-0002", Outcome.ANSWERED)
+    assert results[0].talk_seconds is not None and results[0].talk_seconds < 10.0
 
 
 # --- order independence -------------------------------------------------------------------
