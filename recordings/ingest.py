@@ -84,6 +84,10 @@ def recording_url(template: str, recording_id: int) -> str:
     return template.format(id=recording_id)
 
 
+class _AlreadyDone(Exception):
+    """The row left `pending` while we worked on it."""
+
+
 class Ingest:
     """The recording worker: a queue, asyncio tasks that wait on files, and a worker pool."""
 
@@ -198,7 +202,7 @@ class Ingest:
             try:
                 await s.commit()
                 rid, status = rec.id, rec.status
-            except IntegrityError:
+            except IntegrityError as exc:
                 await s.rollback()
                 row = (
                     await s.execute(
@@ -206,7 +210,9 @@ class Ingest:
                             Recording.attempt_id == job.attempt_id
                         )
                     )
-                ).one()
+                ).first()
+                if row is None:  # not a duplicate: an unknown lead or specialist
+                    raise ValueError(f"cannot record attempt {job.attempt_id}: {exc.orig}") from exc
                 rid, status = row.id, row.status
         if status == RecordingStatus.PENDING.value:
             self._enqueue(rid)
@@ -327,7 +333,7 @@ class Ingest:
             async with self.sessions() as s, s.begin():
                 row = await s.get(Recording, rec.id, with_for_update=True)
                 if row is None or row.status != RecordingStatus.PENDING.value:
-                    raise StoreError("recording row changed while processing")
+                    raise _AlreadyDone(row.status if row else "deleted")
                 row.status = RecordingStatus.STORED.value
                 row.stored_at = now
                 row.duration_seconds = result.duration_seconds
@@ -359,6 +365,12 @@ class Ingest:
                         created_at=now,
                     )
                 )
+        except _AlreadyDone as done:
+            # Another instance finished this recording first (e.g. both picked it up at start):
+            # the object under this key is theirs now, so it stays.
+            log.info("recording %s was finished elsewhere (%s)", rec.id, done)
+            await asyncio.to_thread(out.unlink, True)
+            return str(done)
         except Exception:
             # Not recorded: the stored copy would be an orphan; the WAV stays for a retry.
             await self._delete_quietly(key)
@@ -378,8 +390,11 @@ class Ingest:
 
     async def _finish(self, rid: int, status: RecordingStatus, *, error: str | None) -> str:
         async with self.sessions() as s, s.begin():
-            row = await s.get(Recording, rid)
-            if row is not None:
-                row.status = status.value
-                row.error = error
+            row = await s.get(Recording, rid, with_for_update=True)
+            if row is None:
+                return "deleted"
+            if row.status != RecordingStatus.PENDING.value:
+                return row.status  # finished elsewhere meanwhile: never overwrite a result
+            row.status = status.value
+            row.error = error
         return status.value

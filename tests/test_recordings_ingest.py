@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -238,3 +239,36 @@ async def test_process_pool_and_ogg_opus_are_configurable(
     assert rec.storage_key is not None
     decoded = AudioSegment.from_file(e.store.path(rec.storage_key), format="ogg")
     assert abs(len(decoded) / 1000 - 2.5) <= 0.1
+
+
+async def test_an_unknown_lead_is_refused_at_submit(env: Env) -> None:
+    with pytest.raises(ValueError, match="att-x"):
+        await env.ingest.submit(env.job("att-x", "1.1.wav", 999_999))
+
+
+async def test_two_instances_on_one_recording_leave_one_stored_copy(
+    tmp_path: Path, env: Env, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    other = Ingest(
+        sessions,
+        env.store,
+        env.clock,
+        env.ingest.settings,
+        monitor_dir=env.monitor,
+        work_dir=tmp_path / "work-b",
+    )
+    await other.start()
+    try:
+        write_call_wav(env.monitor / "4.4.wav", [(2.0, 0.5)])
+        rid = await env.ingest.submit(env.job("att-4", "4.4.wav", None))
+        racing = asyncio.create_task(other.process(rid))
+        await settle(env.ingest, env.clock)
+        while not racing.done():
+            await env.clock.advance(0.5)
+        await racing
+    finally:
+        await other.stop()
+    rec = await env.row(rid)
+    assert rec.status == "stored"
+    assert rec.storage_key is not None
+    assert rec.sha256 == sha256_file(env.store.path(rec.storage_key))
