@@ -60,6 +60,7 @@ LOCK_DISTRIBUTION = 0x43_43_44_49_53_54_31  # "CCDIST1"
 LOCK_TIMELINE = 0x43_43_54_49_4D_45_31  # "CCTIME1"
 BLOCKING_LISTED = 20  # blocking leads listed per specialist (the count is always complete)
 SQLITE_CHUNK = 50_000
+SQLITE_WRITE_CACHE_KIB = -65536  # negative: KiB, i.e. 64 MiB
 
 
 async def _is_postgres(session: AsyncSession) -> bool:
@@ -451,6 +452,10 @@ async def _write_allocation(
     # SQLite: the deal goes into a temporary table, then one UPDATE … FROM joins it (about
     # five times faster than a million single-row UPDATEs).
     conn = await session.connection()
+    # The default 2 MB page cache thrashes on the leads indexes at this size; 64 MB for the
+    # write, then back to what it was.
+    cache = (await conn.exec_driver_sql("PRAGMA cache_size")).scalar()
+    await conn.exec_driver_sql(f"PRAGMA cache_size = {SQLITE_WRITE_CACHE_KIB}")
     await conn.exec_driver_sql(
         "CREATE TEMP TABLE IF NOT EXISTS schedules_deal "
         "(id INTEGER PRIMARY KEY, owner INTEGER NOT NULL)"
@@ -468,6 +473,7 @@ async def _write_allocation(
         (day.isoformat(), now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")),
     )
     await conn.exec_driver_sql("DELETE FROM schedules_deal")
+    await conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache or -2000)}")
     return _rowcount(res)
 
 
