@@ -49,7 +49,7 @@ from crm_sync.models import (
 from schedules.config import DeskCalendar
 from schedules.distribution import allocate, new_seed, overdue_cutoff, result_deadline
 from schedules.models import DistributionRun
-from schedules.retry import Attempt, Decision, Outcome, next_attempt
+from schedules.retry import Attempt, Decision, Outcome, appointment_time, next_attempt
 from schedules.timeline import central_cutoff, latest_expiry_due
 from schedules.windows import fmt_local
 
@@ -672,3 +672,18 @@ async def run_day(
     timeline = await run_timeline(sessions, day=day, now=now, desk=desk)
     report = await run_distribution(sessions, day=day, now=now, desk=desk, seed=seed)
     return timeline, report
+
+
+async def book_appointment(
+    lead: Lead, chosen: datetime, *, now: datetime, desk: DeskCalendar, tz: str | None = None
+) -> tuple[datetime, str]:
+    """A customer's own callback time (预约回拨): the lead keeps its specialist, carries the
+    contact result `callback`, and is dialled at the chosen time, or at the next window's start
+    when the chosen time is outside calling hours. The caller commits."""
+    when, reason = appointment_time(chosen, desk.hours(lead.kind), tz)
+    lead.callback_at = when
+    lead.next_attempt_at = when
+    lead.status = LeadStatus.SCHEDULED.value
+    lead.contact_result = "callback"
+    lead.contact_result_at = now
+    return when, reason
