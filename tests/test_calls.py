@@ -13,7 +13,16 @@ from hypothesis import strategies as st
 from dialer.ami import events as ev
 from dialer.ami.events import parse_event
 from dialer.ami.protocol import AmiParser, Message
-from dialer.calls import CallFacts, CallResult, CallState, CallTracker, Mode, Outcome, classify
+from dialer.calls import (
+    CallFacts,
+    CallResult,
+    CallState,
+    CallTracker,
+    Mode,
+    Outcome,
+    classify,
+    infer_mode,
+)
 from dialer.replay import Replayer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ami"
@@ -450,3 +459,19 @@ def test_two_attempts_on_one_dial_string_are_told_apart_by_their_originate_respo
         results += tracker.handle(event, t)
     assert outcomes(results) == [("b", Outcome.BUSY)]
     assert tracker.active() == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("exten", "application", "variables", "mode"),
+    [
+        ("13800000010", None, {}, Mode.SEAT_FIRST),
+        ("connect-seat", None, {"SEAT": "8002"}, Mode.CUSTOMER_FIRST),
+        ("s", None, {"SEAT": "8002"}, Mode.CUSTOMER_FIRST),
+        ("callback", None, {}, Mode.APPLICATION),
+        (None, "Playback", {}, Mode.APPLICATION),
+    ],
+)
+def test_the_flow_of_an_unregistered_originate_is_inferred(
+    exten: str | None, application: str | None, variables: dict[str, str], mode: Mode
+) -> None:
+    assert infer_mode(exten, application, variables) == mode
