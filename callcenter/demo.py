@@ -33,7 +33,7 @@ from crm_sync.models import Accuracy, Lead, LeadKind, Phone, Specialist
 from crm_sync.services import add_specialist, import_file
 from dialer.engine import DialerConfig
 from dialer.exceptions import DialerError
-from dialer.models import CallAttempt
+from dialer.models import CallAttempt, SeatState
 from dialer.simulator import PbxSimulator
 from schedules.clock import ScaledClock
 from schedules.config import DeskCalendar
@@ -147,16 +147,22 @@ async def counts(service: Service) -> dict[str, int]:
     }
 
 
-async def play_specialists(service: Service, ids: list[int], rng: random.Random) -> None:
-    """Each specialist gives every answered call a conversational result during wrap-up."""
+async def play_specialists(service: Service, rng: random.Random) -> None:
+    """Each specialist gives every answered call a conversational result during wrap-up,
+    through the same service the seat page uses."""
     done: set[str] = set()
     results, weights = zip(*CONVERSATIONS, strict=True)
     clock = service.container.clock
     while True:
-        for sid in ids:
+        wrapping = [
+            seat.specialist_id
+            for seat in list(service.engine.seats.values())
+            if seat.state is SeatState.WRAP_UP
+        ]
+        for sid in wrapping:
             with contextlib.suppress(DialerError):
                 call = await service.dialer.current_call(sid)
-                if call is None or call["seat"]["state"] != "wrap_up":
+                if call is None:
                     continue
                 attempt = call["attempt"]
                 if attempt["attempt_id"] in done or attempt["outcome"] not in ANSWERED:
@@ -167,7 +173,7 @@ async def play_specialists(service: Service, ids: list[int], rng: random.Random)
                 if result == "callback":
                     when = clock.now() + timedelta(hours=rng.choice((1, 3, 20)))
                 await service.dialer.dispose(call["lead"]["id"], sid, result, when, "demo")
-        await clock.sleep(2.0)
+        await clock.sleep(1.0)
 
 
 async def run_demo(opts: DemoOptions) -> None:
@@ -191,7 +197,7 @@ async def run_demo(opts: DemoOptions) -> None:
         seed=opts.seed,
     )
     await sim.start("127.0.0.1", 0)
-    service = wire(container, simulator=sim, dialer_config=DialerConfig(wrap_up_seconds=20))
+    service = wire(container, simulator=sim, dialer_config=DialerConfig(wrap_up_seconds=30))
     timeline = await run_timeline(container.sessions, day=day, now=clock.now(), desk=desk)
     dist = await run_distribution(container.sessions, day=day, now=clock.now(), desk=desk)
     say(f"timeline: {timeline}")
@@ -211,7 +217,7 @@ async def run_demo(opts: DemoOptions) -> None:
         await service.dialer.start_campaign(campaign)
     for sid in ids:
         await service.dialer.sign_in(sid, ready=True)
-    bot = asyncio.create_task(play_specialists(service, ids, random.Random(opts.seed)))
+    bot = asyncio.create_task(play_specialists(service, random.Random(opts.seed)))
     tz = ZoneInfo(desk.tz)
     end = datetime.combine(day, time(17, 5), tzinfo=tz)
     try:
