@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Table, and_, any_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -56,6 +56,9 @@ from crm_sync.models import (
     Specialist,
 )
 from crm_sync.phones import ParsedPhone, PhoneChoice, choose_lead_phone
+
+if TYPE_CHECKING:
+    from schedules.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -793,6 +796,7 @@ async def import_file(
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
     prepared: PreparedImport | None = None,
+    clock: Clock | None = None,
 ) -> ImportSummary:
     """Import one file. Raises ImportInputError (nothing written) if the file is unusable."""
     kind = LeadKind(kind)
@@ -831,7 +835,7 @@ async def import_file(
                 "file_sha256": prepared.table.sha256,
                 "kind": kind.value,
                 "started_at": now,
-                "finished_at": now,
+                "finished_at": clock.now() if clock is not None else now,
                 "summary": summary.to_dict(),
             },
         )

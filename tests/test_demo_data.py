@@ -65,3 +65,8 @@ async def test_demo_file_imports_with_invalid_numbers_flagged(
         emails = (await conn.execute(select(Branch.email))).scalars().all()
     assert invalid and fleets
     assert all(e and e.endswith("@example.com") for e in emails)
+    again = await import_file(
+        engine, path, "renewal", now=datetime(2026, 1, 6, tzinfo=UTC), today=TODAY
+    )
+    assert (again.imported, again.updated) == (0, 0)
+    assert again.skipped == {"renewed": s.skipped["renewed"], "unchanged": s.imported}

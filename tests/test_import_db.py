@@ -6,11 +6,13 @@ import csv
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crm_sync.exceptions import ImportInputError
 from crm_sync.models import Branch, Customer, ImportRun, Lead, LeadStatus, Phone, Policy
-from crm_sync.services import ImportSummary, import_file
+from crm_sync.services import ImportSummary, import_file, phones_to_look_up
 from tests.test_import_support import HEADER, count, row, table_counts, write_csv, write_xlsx
 
 NOW = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
@@ -288,3 +290,35 @@ async def test_branch_email_column_sets_the_branch_address(
     async with engine.connect() as conn:
         branch = (await conn.execute(select(Branch.code, Branch.name, Branch.email))).one()
     assert tuple(branch) == ("1301", "石家庄分公司", "sjz@example.com")
+
+
+async def test_a_file_that_breaks_midway_leaves_nothing_behind(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "l.csv", [row(f"P{i}", holder_phone=f"1391234{i:04d}") for i in range(250)]
+    )
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("P999," + "x" * 200_000 + "\n")  # beyond the csv module's field limit
+    with pytest.raises(ImportInputError, match="cannot read the file"):
+        await run(engine, path, batch_size=100)
+    assert await table_counts(engine) == dict.fromkeys(
+        ("branches", "customers", "phones", "policies", "leads", "import_runs"), 0
+    )
+
+
+async def test_invalid_numbers_on_open_leads_are_listed_from_the_database(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "l.csv",
+        [row("P1", holder_phone="85551234"), row("P2", holder="李四", branch="1302 唐山分公司")],
+    )
+    await run(engine, path)
+    async with engine.connect() as conn:
+        listed = await phones_to_look_up(conn)
+        other = await phones_to_look_up(conn, "1302")
+    assert [(r["branch"], r["policy_number"], r["raw"]) for r in listed] == [
+        ("1301", "P1", "85551234")
+    ]
+    assert other == []

@@ -97,6 +97,7 @@ async def _import(args: argparse.Namespace, prepared: Any) -> ImportSummary:
                 batch_size=args.batch_size,
                 progress=bar.update,
                 prepared=prepared,
+                clock=container.clock,
             )
     finally:
         await container.close()
