@@ -109,167 +109,172 @@ async def run_timeline(
     sessions: async_sessionmaker[AsyncSession], *, day: date, now: datetime, desk: DeskCalendar
 ) -> TimelineReport:
     """Turn the database into the day's work (idempotent; run before the distribution)."""
+    async with sessions() as session, session.begin():
+        return await timeline_in(session, day=day, now=now, desk=desk)
+
+
+async def timeline_in(
+    session: AsyncSession, *, day: date, now: datetime, desk: DeskCalendar
+) -> TimelineReport:
+    """`run_timeline` inside the caller's transaction."""
     rules = desk.rules
     report = TimelineReport(day)
     ts = literal(now, UtcDateTime())
-    async with sessions() as session, session.begin():
-        await _advisory_lock(session, LOCK_TIMELINE)
-        final = await _final_results(session)
-        renewed = select(Policy.id).where(Policy.renewed)
-        open_status = [LeadStatus.NEW.value, LeadStatus.DUE.value]
+    await _advisory_lock(session, LOCK_TIMELINE)
+    final = await _final_results(session)
+    renewed = select(Policy.id).where(Policy.renewed)
+    open_status = [LeadStatus.NEW.value, LeadStatus.DUE.value]
 
-        report.closed_renewed = await _close(
-            session,
-            now,
-            "policy already renewed",
-            Lead.status.in_(open_status),
-            Lead.policy_id.in_(renewed),
-        )
+    report.closed_renewed = await _close(
+        session,
+        now,
+        "policy already renewed",
+        Lead.status.in_(open_status),
+        Lead.policy_id.in_(renewed),
+    )
 
-        report.closed_expired = await _close(
-            session,
-            now,
-            "policy lapsed before distribution (a lapsed lead follows)",
-            Lead.kind.in_(["renewal", "trial"]),
-            Lead.status.in_(open_status),
-            Lead.owner_id.is_(None),
-            Lead.policy_id.in_(select(Policy.id).where(Policy.expiry_date < day)),
-        )
+    report.closed_expired = await _close(
+        session,
+        now,
+        "policy lapsed before distribution (a lapsed lead follows)",
+        Lead.kind.in_(["renewal", "trial"]),
+        Lead.status.in_(open_status),
+        Lead.owner_id.is_(None),
+        Lead.policy_id.in_(select(Policy.id).where(Policy.expiry_date < day)),
+    )
 
-        # Lapsed: a policy the desk worked (it has a renewal lead not closed with a final
-        # result), past its expiry, not renewed, without a lapsed lead yet.
-        renewal = Lead.__table__.alias("renewal")
-        lapsed_src = (
-            select(
-                Policy.id,
-                literal("lapsed"),
-                literal(LeadStatus.DUE.value),
-                renewal.c.phone_id,
-                literal(day, Date()),
-                literal(0),
-                false(),
-                ts,
-                ts,
-            )
-            .join(renewal, and_(renewal.c.policy_id == Policy.id, renewal.c.kind == "renewal"))
-            .where(
-                Policy.expiry_date <= latest_expiry_due("lapsed", day, rules),
-                Policy.expiry_date >= day - timedelta(days=rules.lapsed_lookback_days),
-                ~Policy.renewed,
-                or_(renewal.c.contact_result.is_(None), renewal.c.contact_result.not_in(final)),
-                ~exists().where(Lead.policy_id == Policy.id, Lead.kind == "lapsed"),
-            )
-        )
-        cols = [
-            "policy_id",
-            "kind",
-            "status",
-            "phone_id",
-            "due_on",
-            "attempt_count",
-            "central",
-            "created_at",
-            "updated_at",
-        ]
-        res = await session.execute(insert(Lead).from_select(cols, lapsed_src))
-        report.lapsed_created = _rowcount(res)
-        lapsed_policies = select(Lead.policy_id).where(Lead.kind == "lapsed")
-        report.renewal_closed_for_lapse = await _close(
-            session,
-            now,
-            "policy lapsed: continued as a lapsed lead",
-            Lead.kind == "renewal",
-            Lead.status != LeadStatus.CLOSED.value,
-            Lead.policy_id.in_(lapsed_policies),
-            Lead.policy_id.in_(select(Policy.id).where(Policy.expiry_date < day)),
-        )
-
-        # NEW -> DUE on the lead's due date (set by the import, or from the policy's expiry).
-        for kind in desk.distributed_kinds:
-            latest = latest_expiry_due(kind, day, rules)
-            res = await session.execute(
-                update(Lead)
-                .where(
-                    Lead.kind == kind,
-                    Lead.status == LeadStatus.NEW.value,
-                    or_(
-                        Lead.due_on <= day,
-                        and_(
-                            Lead.due_on.is_(None),
-                            Lead.policy_id.in_(
-                                select(Policy.id).where(Policy.expiry_date <= latest)
-                            ),
-                        ),
-                    ),
-                )
-                .values(
-                    status=LeadStatus.DUE.value,
-                    due_on=func.coalesce(Lead.due_on, literal(day, Date())),
-                    updated_at=now,
-                )
-            )
-            report.made_due[kind] = _rowcount(res)
-
-        res = await session.execute(
-            update(Lead)
-            .where(
-                Lead.kind == "lapsed",
-                ~Lead.central,
-                Lead.status != LeadStatus.CLOSED.value,
-                Lead.policy_id.in_(
-                    select(Policy.id).where(
-                        Policy.expiry_date <= central_cutoff(now, desk.tz, rules), ~Policy.renewed
-                    )
-                ),
-            )
-            .values(central=True, updated_at=now)
-        )
-        report.central_marked = _rowcount(res)
-
-        # Post-underwriting callback (承保回访): dialled from the next window, automatically.
-        first_call = desk.hours("callback").next_open(now)
-        best_phone = (
-            select(func.min(Phone.id))
-            .where(
-                Phone.customer_id == Policy.policyholder_id,
-                Phone.valid,
-                Phone.accuracy != Accuracy.INACCURATE.value,
-                ~Phone.do_not_call,
-            )
-            .scalar_subquery()
-        )
-        callback_src = select(
+    # Lapsed: a policy the desk worked (it has a renewal lead not closed with a final
+    # result), past its expiry, not renewed, without a lapsed lead yet.
+    renewal = Lead.__table__.alias("renewal")
+    lapsed_src = (
+        select(
             Policy.id,
-            literal("callback"),
-            literal(LeadStatus.SCHEDULED.value),
-            best_phone,
+            literal("lapsed"),
+            literal(LeadStatus.DUE.value),
+            renewal.c.phone_id,
             literal(day, Date()),
-            literal(first_call, UtcDateTime()),
             literal(0),
             false(),
             ts,
             ts,
-        ).where(
-            Policy.underwritten_at.is_not(None),
-            Policy.underwritten_at <= now,
-            Policy.underwritten_at >= now - rules.callback_lookback,
-            ~Policy.renewed,
-            ~exists().where(Lead.policy_id == Policy.id, Lead.kind == "callback"),
         )
-        cols = [
-            "policy_id",
-            "kind",
-            "status",
-            "phone_id",
-            "due_on",
-            "next_attempt_at",
-            "attempt_count",
-            "central",
-            "created_at",
-            "updated_at",
-        ]
-        res = await session.execute(insert(Lead).from_select(cols, callback_src))
-        report.callbacks_created = _rowcount(res)
+        .join(renewal, and_(renewal.c.policy_id == Policy.id, renewal.c.kind == "renewal"))
+        .where(
+            Policy.expiry_date <= latest_expiry_due("lapsed", day, rules),
+            Policy.expiry_date >= day - timedelta(days=rules.lapsed_lookback_days),
+            ~Policy.renewed,
+            or_(renewal.c.contact_result.is_(None), renewal.c.contact_result.not_in(final)),
+            ~exists().where(Lead.policy_id == Policy.id, Lead.kind == "lapsed"),
+        )
+    )
+    cols = [
+        "policy_id",
+        "kind",
+        "status",
+        "phone_id",
+        "due_on",
+        "attempt_count",
+        "central",
+        "created_at",
+        "updated_at",
+    ]
+    res = await session.execute(insert(Lead).from_select(cols, lapsed_src))
+    report.lapsed_created = _rowcount(res)
+    lapsed_policies = select(Lead.policy_id).where(Lead.kind == "lapsed")
+    report.renewal_closed_for_lapse = await _close(
+        session,
+        now,
+        "policy lapsed: continued as a lapsed lead",
+        Lead.kind == "renewal",
+        Lead.status != LeadStatus.CLOSED.value,
+        Lead.policy_id.in_(lapsed_policies),
+        Lead.policy_id.in_(select(Policy.id).where(Policy.expiry_date < day)),
+    )
+
+    # NEW -> DUE on the lead's due date (set by the import, or from the policy's expiry).
+    for kind in desk.distributed_kinds:
+        latest = latest_expiry_due(kind, day, rules)
+        res = await session.execute(
+            update(Lead)
+            .where(
+                Lead.kind == kind,
+                Lead.status == LeadStatus.NEW.value,
+                or_(
+                    Lead.due_on <= day,
+                    and_(
+                        Lead.due_on.is_(None),
+                        Lead.policy_id.in_(select(Policy.id).where(Policy.expiry_date <= latest)),
+                    ),
+                ),
+            )
+            .values(
+                status=LeadStatus.DUE.value,
+                due_on=func.coalesce(Lead.due_on, literal(day, Date())),
+                updated_at=now,
+            )
+        )
+        report.made_due[kind] = _rowcount(res)
+
+    res = await session.execute(
+        update(Lead)
+        .where(
+            Lead.kind == "lapsed",
+            ~Lead.central,
+            Lead.status != LeadStatus.CLOSED.value,
+            Lead.policy_id.in_(
+                select(Policy.id).where(
+                    Policy.expiry_date <= central_cutoff(now, desk.tz, rules), ~Policy.renewed
+                )
+            ),
+        )
+        .values(central=True, updated_at=now)
+    )
+    report.central_marked = _rowcount(res)
+
+    # Post-underwriting callback (承保回访): dialled from the next window, automatically.
+    first_call = desk.hours("callback").next_open(now)
+    best_phone = (
+        select(func.min(Phone.id))
+        .where(
+            Phone.customer_id == Policy.policyholder_id,
+            Phone.valid,
+            Phone.accuracy != Accuracy.INACCURATE.value,
+            ~Phone.do_not_call,
+        )
+        .scalar_subquery()
+    )
+    callback_src = select(
+        Policy.id,
+        literal("callback"),
+        literal(LeadStatus.SCHEDULED.value),
+        best_phone,
+        literal(day, Date()),
+        literal(first_call, UtcDateTime()),
+        literal(0),
+        false(),
+        ts,
+        ts,
+    ).where(
+        Policy.underwritten_at.is_not(None),
+        Policy.underwritten_at <= now,
+        Policy.underwritten_at >= now - rules.callback_lookback,
+        ~Policy.renewed,
+        ~exists().where(Lead.policy_id == Policy.id, Lead.kind == "callback"),
+    )
+    cols = [
+        "policy_id",
+        "kind",
+        "status",
+        "phone_id",
+        "due_on",
+        "next_attempt_at",
+        "attempt_count",
+        "central",
+        "created_at",
+        "updated_at",
+    ]
+    res = await session.execute(insert(Lead).from_select(cols, callback_src))
+    report.callbacks_created = _rowcount(res)
     log.info("timeline %s: %s", day, report)
     return report
 
@@ -492,114 +497,130 @@ async def run_distribution(
     deadline has passed at `now` is still without a contact result). Idempotent: a second run
     on the same day deals only leads that became due since, on top of the earlier counts.
     """
+    async with sessions() as session:
+        report = await distribute_in(
+            session, day=day, now=now, desk=desk, seed=seed, dry_run=dry_run
+        )
+        if not dry_run:
+            await session.commit()
+    return report
+
+
+async def distribute_in(
+    session: AsyncSession,
+    *,
+    day: date,
+    now: datetime,
+    desk: DeskCalendar,
+    seed: int | None = None,
+    dry_run: bool = False,
+) -> DistributionReport:
+    """`run_distribution` inside the caller's transaction (with `dry_run`, the deal is
+    computed but not written; the caller rolls back)."""
     seed = new_seed() if seed is None else seed
     cutoff = overdue_cutoff(now, desk.calendar, desk.result_deadline, desk.tz)
-    async with sessions() as session, session.begin():
-        await _advisory_lock(session, LOCK_DISTRIBUTION)
-        specialists = (
+    await _advisory_lock(session, LOCK_DISTRIBUTION)
+    specialists = (
+        await session.execute(
+            select(Specialist.id, Specialist.name, Specialist.active, Specialist.on_leave)
+            .where(Specialist.role == "specialist")
+            .order_by(Specialist.id)
+        )
+    ).all()
+    names = {s.id: s.name for s in specialists}
+    skipped: list[SkippedSpecialist] = []
+    candidates: list[int] = []
+    for s in specialists:
+        if not s.active:
+            skipped.append(SkippedSpecialist(s.id, s.name, "inactive"))
+        elif s.on_leave:
+            skipped.append(SkippedSpecialist(s.id, s.name, "on leave"))
+        else:
+            candidates.append(s.id)
+
+    overdue = and_(
+        Lead.owner_id.in_(candidates),
+        Lead.distributed_on <= cutoff,
+        Lead.contact_result.is_(None),
+        Lead.status != LeadStatus.CLOSED.value,
+    )
+    blocked_counts: dict[int, int] = {
+        owner: int(n)
+        for owner, n in (
             await session.execute(
-                select(Specialist.id, Specialist.name, Specialist.active, Specialist.on_leave)
-                .where(Specialist.role == "specialist")
-                .order_by(Specialist.id)
+                select(Lead.owner_id, func.count()).where(overdue).group_by(Lead.owner_id)
             )
         ).all()
-        names = {s.id: s.name for s in specialists}
-        skipped: list[SkippedSpecialist] = []
-        candidates: list[int] = []
-        for s in specialists:
-            if not s.active:
-                skipped.append(SkippedSpecialist(s.id, s.name, "inactive"))
-            elif s.on_leave:
-                skipped.append(SkippedSpecialist(s.id, s.name, "on leave"))
-            else:
-                candidates.append(s.id)
-
-        overdue = and_(
-            Lead.owner_id.in_(candidates),
-            Lead.distributed_on <= cutoff,
-            Lead.contact_result.is_(None),
-            Lead.status != LeadStatus.CLOSED.value,
-        )
-        blocked_counts: dict[int, int] = {
-            owner: int(n)
-            for owner, n in (
-                await session.execute(
-                    select(Lead.owner_id, func.count()).where(overdue).group_by(Lead.owner_id)
-                )
-            ).all()
-            if owner is not None
-        }
-        deadline = result_deadline(cutoff, desk.calendar, desk.result_deadline, desk.tz)
-        for sid in sorted(blocked_counts):
-            first = (
-                await session.scalars(
-                    select(Lead.id)
-                    .where(overdue, Lead.owner_id == sid)
-                    .order_by(Lead.distributed_on, Lead.id)
-                    .limit(BLOCKING_LISTED)
-                )
-            ).all()
-            skipped.append(
-                SkippedSpecialist(
-                    sid,
-                    names[sid],
-                    f"not up to date: {blocked_counts[sid]} lead(s) handed out on or before "
-                    f"{cutoff} have no contact result (deadline {fmt_local(deadline, desk.tz)})",
-                    list(first),
-                    int(blocked_counts[sid]),
-                )
+        if owner is not None
+    }
+    deadline = result_deadline(cutoff, desk.calendar, desk.result_deadline, desk.tz)
+    for sid in sorted(blocked_counts):
+        first = (
+            await session.scalars(
+                select(Lead.id)
+                .where(overdue, Lead.owner_id == sid)
+                .order_by(Lead.distributed_on, Lead.id)
+                .limit(BLOCKING_LISTED)
             )
-        eligible = [s for s in candidates if s not in blocked_counts]
-
-        already: dict[int, int] = {
-            owner: int(n)
-            for owner, n in (
-                await session.execute(
-                    select(Lead.owner_id, func.count())
-                    .where(Lead.distributed_on == day, Lead.owner_id.in_(eligible))
-                    .group_by(Lead.owner_id)
-                )
-            ).all()
-            if owner is not None
-        }
-        due_ids = await _fetch_due_ids(session, day, desk.distributed_kinds)
-        alloc = allocate(due_ids, eligible, seed, already)
-        del due_ids
-        report = DistributionReport(
-            day=day,
-            seed=seed,
-            dry_run=dry_run,
-            due=len(alloc.lead_ids),
-            dealt=len(alloc.owners),
-            overdue_cutoff=cutoff,
-            specialists=[
-                SpecialistShare(s, names[s], alloc.new[s], alloc.totals[s]) for s in eligible
-            ],
-            skipped=sorted(skipped, key=lambda k: k.id),
-        )
-        if dry_run:
-            await session.rollback()
-            return report
-        written = await _write_allocation(session, alloc.lead_ids, alloc.owners, day, now)
-        if written != len(alloc.owners):  # cannot happen under the lock; refuse a partial deal
-            raise RuntimeError(
-                f"distribution wrote {written} of {len(alloc.owners)} leads; rolled back"
+        ).all()
+        skipped.append(
+            SkippedSpecialist(
+                sid,
+                names[sid],
+                f"not up to date: {blocked_counts[sid]} lead(s) handed out on or before "
+                f"{cutoff} have no contact result (deadline {fmt_local(deadline, desk.tz)})",
+                list(first),
+                int(blocked_counts[sid]),
             )
-        run = DistributionRun(
-            day=day,
-            started_at=now,
-            finished_at=now,
-            seed=seed,
-            instance=_instance(),
-            due_count=report.due,
-            dealt_count=report.dealt,
-            counts={str(s.id): {"new": s.new, "total": s.total} for s in report.specialists},
-            skipped=[asdict(k) for k in report.skipped],
-            allocation={str(k): v for k, v in alloc.by_specialist().items()},
         )
-        session.add(run)
-        await session.flush()
-        report.run_id = run.id
+    eligible = [s for s in candidates if s not in blocked_counts]
+
+    already: dict[int, int] = {
+        owner: int(n)
+        for owner, n in (
+            await session.execute(
+                select(Lead.owner_id, func.count())
+                .where(Lead.distributed_on == day, Lead.owner_id.in_(eligible))
+                .group_by(Lead.owner_id)
+            )
+        ).all()
+        if owner is not None
+    }
+    due_ids = await _fetch_due_ids(session, day, desk.distributed_kinds)
+    alloc = allocate(due_ids, eligible, seed, already)
+    del due_ids
+    report = DistributionReport(
+        day=day,
+        seed=seed,
+        dry_run=dry_run,
+        due=len(alloc.lead_ids),
+        dealt=len(alloc.owners),
+        overdue_cutoff=cutoff,
+        specialists=[SpecialistShare(s, names[s], alloc.new[s], alloc.totals[s]) for s in eligible],
+        skipped=sorted(skipped, key=lambda k: k.id),
+    )
+    if dry_run:
+        return report
+    written = await _write_allocation(session, alloc.lead_ids, alloc.owners, day, now)
+    if written != len(alloc.owners):  # cannot happen under the lock; refuse a partial deal
+        raise RuntimeError(
+            f"distribution wrote {written} of {len(alloc.owners)} leads; rolled back"
+        )
+    run = DistributionRun(
+        day=day,
+        started_at=now,
+        finished_at=now,
+        seed=seed,
+        instance=_instance(),
+        due_count=report.due,
+        dealt_count=report.dealt,
+        counts={str(s.id): {"new": s.new, "total": s.total} for s in report.specialists},
+        skipped=[asdict(k) for k in report.skipped],
+        allocation={str(k): v for k, v in alloc.by_specialist().items()},
+    )
+    session.add(run)
+    await session.flush()
+    report.run_id = run.id
     log.info(
         "distribution %s: %d leads to %d specialists, %d skipped (seed %d)",
         day,
@@ -666,11 +687,18 @@ async def run_day(
     now: datetime,
     desk: DeskCalendar,
     seed: int | None = None,
+    dry_run: bool = False,
 ) -> tuple[TimelineReport, DistributionReport]:
-    """The daily job: the timeline, then the distribution (what the service's scheduler runs
-    at `distribution_time` on each calling day)."""
-    timeline = await run_timeline(sessions, day=day, now=now, desk=desk)
-    report = await run_distribution(sessions, day=day, now=now, desk=desk, seed=seed)
+    """The daily job: the timeline, then the distribution, in one transaction (what the
+    service's scheduler runs at `distribution_time` on each calling day). With `dry_run` both
+    are computed and rolled back: the report shows what the day would deal."""
+    async with sessions() as session:
+        timeline = await timeline_in(session, day=day, now=now, desk=desk)
+        report = await distribute_in(
+            session, day=day, now=now, desk=desk, seed=seed, dry_run=dry_run
+        )
+        if not dry_run:
+            await session.commit()
     return timeline, report
 
 

@@ -205,13 +205,19 @@ async def test_cli_prints_who_got_how_many_as_json(
     assert sorted(s["new"] for s in out["distribution"]["specialists"]) == [1, 2]
     assert "timeline" in out
 
-    args.json = False
-    args.dry_run = True
-    assert (
-        await distribute(
-            args, Settings(database_url=db_url), DeskCalendar(), DAY, VirtualClock(NOW)
-        )
-        == 0
-    )
+
+async def test_cli_dry_run_shows_what_the_timeline_would_make_due_and_writes_nothing(
+    db_url: str, session: AsyncSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await rows.specialists(session, 2)
+    _, lead = await rows.policy_with_lead(session, DAY + timedelta(days=25))  # NEW, due today
+    await session.commit()
+    args = argparse.Namespace(dry_run=True, json=False, seed=11, no_timeline=False)
+    settings = Settings(database_url=db_url)
+    assert await distribute(args, settings, DeskCalendar(), DAY, VirtualClock(NOW)) == 0
     text = capsys.readouterr().out
-    assert "DRY RUN" in text and "0 of 0 due leads" in text
+    assert "DRY RUN" in text and "1 of 1 due leads dealt" in text
+    assert "(would be) timeline" in text
+    assert lead is not None
+    got = await session.get(Lead, lead.id, populate_existing=True)
+    assert got is not None and got.status == "new" and got.owner_id is None

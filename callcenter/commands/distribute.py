@@ -1,7 +1,8 @@
 """`callcenter distribute [--date D] [--dry-run] [--json]`: the daily random equal allocation.
 
 Runs the renewal timeline for the day (NEW -> DUE, lapsed and callback leads), then deals the
-due leads to the eligible specialists, and prints who got how many and who was skipped and why.
+due leads to the eligible specialists, in one transaction, and prints who got how many and who
+was skipped and why. `--dry-run` does all of it and rolls back.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from callcenter.settings import Settings, load_settings
 from schedules.clock import Clock, SystemClock
 from schedules.config import DeskCalendar
 from schedules.holidays import HolidayFileError
-from schedules.services import run_distribution, run_timeline
+from schedules.services import run_day, run_distribution
 from schedules.timeline import distribution_at
 
 
@@ -88,14 +89,16 @@ async def distribute(
         notes: list[str] = []
         if not desk.is_calling_day(day):
             notes.append(f"note: {day} is not a calling day")
-        if args.dry_run or args.no_timeline:
-            notes.append("timeline not applied" + (" (dry run)" if args.dry_run else ""))
+        if args.no_timeline:
+            notes.append("timeline not applied (--no-timeline)")
+            report = await run_distribution(
+                sessions, day=day, now=now, desk=desk, seed=args.seed, dry_run=args.dry_run
+            )
         else:
-            timeline = await run_timeline(sessions, day=day, now=now, desk=desk)
+            timeline, report = await run_day(
+                sessions, day=day, now=now, desk=desk, seed=args.seed, dry_run=args.dry_run
+            )
             out["timeline"] = timeline.to_dict()
-        report = await run_distribution(
-            sessions, day=day, now=now, desk=desk, seed=args.seed, dry_run=args.dry_run
-        )
     finally:
         await engine.dispose()
     if args.json:
@@ -108,7 +111,8 @@ async def distribute(
         if "timeline" in out:
             t = out["timeline"]
             print(
-                f"timeline {day}: due {t['made_due']}, lapsed +{t['lapsed_created']}, "
+                ("(would be) " if args.dry_run else "")
+                + f"timeline {day}: due {t['made_due']}, lapsed +{t['lapsed_created']}, "
                 f"central +{t['central_marked']}, callbacks +{t['callbacks_created']}, "
                 f"closed (renewed) {t['closed_renewed']}"
             )
