@@ -23,6 +23,7 @@ import time
 import uuid
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,8 +32,36 @@ import psutil
 from sqlalchemy import text
 
 from callcenter.database import create_engine, session_factory, upgrade
+from schedules import services
 from schedules.config import DeskCalendar
 from schedules.services import run_distribution
+
+PHASES: dict[str, float] = {}
+
+
+def _timed(name: str, fn: Any) -> Any:
+    """Wrap a step of the distribution to report where the time goes (bench only)."""
+
+    async def async_wrapper(*a: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await fn(*a, **kw)
+        finally:
+            PHASES[name] = PHASES.get(name, 0.0) + time.perf_counter() - t0
+
+    def sync_wrapper(*a: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **kw)
+        finally:
+            PHASES[name] = PHASES.get(name, 0.0) + time.perf_counter() - t0
+
+    return async_wrapper if asyncio.iscoroutinefunction(fn) else sync_wrapper
+
+
+services._fetch_due_ids = _timed("fetch_ids", services._fetch_due_ids)  # type: ignore[attr-defined]
+services.allocate = _timed("allocate", services.allocate)  # type: ignore[attr-defined]
+services._write_allocation = _timed("bulk_update", services._write_allocation)  # type: ignore[attr-defined]
 
 PG_ADMIN_URL = os.environ.get(
     "CALLCENTER_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -182,6 +211,7 @@ async def bench_one(backend: str, n: int, specialists: int) -> dict[str, object]
             "specialists": specialists,
             "fill_seconds": round(fill, 1),
             "distribution_seconds": round(seconds, 2),
+            "phases_seconds": {k: round(v, 2) for k, v in PHASES.items()},
             "floor_same_write_in_plain_sql_seconds": round(floor, 2),
             "peak_rss_mb": round(peak.peak / 2**20, 1),
             "rss_before_mb": round(rss_before / 2**20, 1),
