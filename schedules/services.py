@@ -309,11 +309,18 @@ async def reminders_due(
 ) -> list[ReminderDue]:
     """Policies whose renewal reminder (the automatic call at expiry − 30) is due on `day`.
 
-    Not renewed, and not already settled by a final contact result on their renewal lead.
+    On a calling day this includes the reminders whose T−30 fell on the closed days since the
+    previous calling day (a weekend's or a holiday's), so none is lost. Not renewed, and not
+    already settled by a final contact result on their renewal lead.
     """
     desk = desk or DeskCalendar()
     final = await _final_results(session)
-    target = day + timedelta(days=desk.rules.reminder_days)
+    first = day
+    for _ in range(31):  # back over the closed days just before `day`
+        if desk.is_calling_day(first - timedelta(days=1)):
+            break
+        first -= timedelta(days=1)
+    offset = timedelta(days=desk.rules.reminder_days)
     stmt = (
         select(
             Policy.id,
@@ -325,7 +332,8 @@ async def reminders_due(
         )
         .outerjoin(Lead, and_(Lead.policy_id == Policy.id, Lead.kind == "renewal"))
         .where(
-            Policy.expiry_date == target,
+            Policy.expiry_date >= first + offset,
+            Policy.expiry_date <= day + offset,
             ~Policy.renewed,
             or_(Lead.contact_result.is_(None), Lead.contact_result.not_in(final)),
         )

@@ -177,3 +177,17 @@ async def test_renewal_reminders_due_at_expiry_minus_30(
 
 def test_lapse_instant_is_utc() -> None:
     assert lapsed_at(date(2026, 3, 9), TZ).tzinfo is UTC
+
+
+async def test_monday_reminders_include_those_whose_t_minus_30_fell_on_the_weekend(
+    session: AsyncSession,
+) -> None:
+    monday = date(2026, 3, 16)
+    sat, _ = await rows.policy_with_lead(session, date(2026, 3, 14) + timedelta(days=30))
+    sun, _ = await rows.policy_with_lead(session, date(2026, 3, 15) + timedelta(days=30))
+    mon, _ = await rows.policy_with_lead(session, monday + timedelta(days=30))
+    fri, _ = await rows.policy_with_lead(session, date(2026, 3, 13) + timedelta(days=30))
+    await session.commit()
+    due = await reminders_due(session, monday)
+    assert {r.policy_id for r in due} == {sat.id, sun.id, mon.id}
+    assert fri.id in {r.policy_id for r in await reminders_due(session, date(2026, 3, 13))}
