@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Table, and_, any_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, any_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.dml import Insert as PgInsert
 from sqlalchemy.dialects.sqlite.dml import Insert as SqliteInsert
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+IMPORT_LOCK_KEY = 0x43_52_4D_49  # "CRMI": pg_advisory_xact_lock key serialising imports
 SUMMARY_ERROR_LIMIT = 100
 # Policy columns an import may set; a blank cell never erases what is stored.
 POLICY_FIELDS = (
@@ -111,8 +112,8 @@ async def bulk_insert(
     """`INSERT … ON CONFLICT (conflict) DO NOTHING` of many rows, straight through the driver.
 
     SQLAlchemy's executemany costs ~100 µs per row in parameter processing, more than the
-    database's own work; here PostgreSQL gets a binary COPY and one INSERT … SELECT, SQLite
-    one `executemany`. Python-side column defaults are filled in here,
+    database's own work; here PostgreSQL gets a binary COPY, SQLite one `executemany` of
+    `INSERT … ON CONFLICT DO NOTHING`. Python-side column defaults are filled in here,
     since the ORM/Core machinery that would apply them is bypassed.
     """
     if not rows:
@@ -130,24 +131,15 @@ async def bulk_insert(
     driver = raw.driver_connection
     assert driver is not None
     if conn.dialect.name == "postgresql":
-        # COPY into a scratch table, then one INSERT … SELECT: binary COPY encodes rows far
-        # cheaper than array parameters (asyncpg ABC-checks every array element).
-        scratch = f"_import_{table.name}"
-        await driver.execute(
-            f'CREATE TEMP TABLE IF NOT EXISTS "{scratch}" ON COMMIT DROP AS '
-            f'SELECT {quoted} FROM "{table.name}" WITH NO DATA'
-        )
+        # Binary COPY straight into the table: the rows were checked against what is stored
+        # in this transaction, and imports are serialised by an advisory lock, so no key can
+        # clash. A clash with some other writer fails the import whole (nothing is kept).
         fixed = tuple(defaults.values())
         await driver.copy_records_to_table(
-            scratch,
+            table.name,
             records=[tuple(row.get(n) for n in given) + fixed for row in rows],
             columns=names,
         )
-        await driver.execute(
-            f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{scratch}" '
-            f"ON CONFLICT ({target}) DO NOTHING"
-        )
-        await driver.execute(f'TRUNCATE "{scratch}"')
         return
     constant = [_sqlite_value(v) for v in defaults.values()]
     params = [[_sqlite_value(row.get(n)) for n in given] + constant for row in rows]
@@ -810,6 +802,9 @@ async def import_file(
         encoding=prepared.table.encoding,
     )
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # One import at a time per database: the batches' look-ups stay true until commit.
+            await conn.execute(select(func.pg_advisory_xact_lock(IMPORT_LOCK_KEY)))
         writer = _Writer(conn, kind, today, now, summary, set(prepared.columns))
         await writer.start()
         # Reading and validating the next batch (a thread) overlaps writing this one.
