@@ -29,7 +29,9 @@ class RecordingSettings(BaseModel):
     silence_window_ms: int = Field(default=50, ge=10)
     waveform_points: int = Field(default=200, ge=10, le=5000)
     # Outcomes (the dialer's words) that mean "the customer talked": such a call must have audio.
-    answered_outcomes: list[str] = Field(default_factory=lambda: ["answered"])
+    answered_outcomes: list[str] = Field(
+        default_factory=lambda: ["answered", "answered_hung_up_early"]
+    )
     retention_days: int = Field(default=365, ge=1)
     # When the integrity check and retention run each day (local time of settings.timezone).
     daily_at: str = Field(default="02:30", pattern=r"^\d{2}:\d{2}$")

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,12 +25,33 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from recordings.config import RecordingSettings
 from recordings.exceptions import StoreError
 from recordings.http import RECORDINGS, routes
-from recordings.ingest import Ingest
+from recordings.ingest import Ingest, RecordingJob
 from recordings.services import AttemptsLookup, RecordingsService
 from recordings.store import LocalStore, RecordingStore, S3Store
 from schedules.clock import Clock
 
+log = logging.getLogger(__name__)
+
 INGEST = web.AppKey("recordings_ingest", Ingest)
+
+
+class AttemptEndedLike(Protocol):
+    """What the dialer's `on_attempt_ended` hook passes (dialer.engine.AttemptEnded)."""
+
+    @property
+    def attempt_id(self) -> str: ...
+    @property
+    def lead_id(self) -> int: ...
+    @property
+    def specialist_id(self) -> int | None: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def ended_at(self) -> datetime: ...
+    @property
+    def talk_seconds(self) -> float | None: ...
+    @property
+    def recording(self) -> str | None: ...
 
 
 class ContainerLike(Protocol):
@@ -69,6 +92,27 @@ class Recordings:
                 with contextlib.suppress(asyncio.CancelledError):
                     await daily
             await self.ingest.stop()
+
+    async def on_attempt_ended(self, ended: AttemptEndedLike) -> None:
+        """The dialer's `on_attempt_ended` hook: queue the attempt's MixMonitor file.
+
+        Attempts without a MIXMONITOR_FILENAME have nothing to ingest; an answered one among
+        them is what the integrity check reports (through `attempts_lookup`).
+        """
+        if not ended.recording:
+            log.debug("attempt %s ended without a recording", ended.attempt_id)
+            return
+        await self.ingest.submit(
+            RecordingJob(
+                attempt_id=ended.attempt_id,
+                lead_id=ended.lead_id,
+                specialist_id=ended.specialist_id,
+                wav_path=ended.recording,
+                outcome=ended.outcome,
+                ended_at=ended.ended_at,
+                talk_seconds=ended.talk_seconds,
+            )
+        )
 
     def install(self, container: ContainerLike) -> None:
         container.route_tables.append(routes)

@@ -16,6 +16,7 @@ from dialer.simulator.pbx import MONITOR_SPOOL
 from dialer.simulator.wav import write_recording
 from recordings.config import RecordingSettings
 from recordings.ingest import RecordingJob
+from recordings.models import Recording
 from recordings.store import LocalStore
 from recordings.wiring import build_recordings
 from schedules.clock import VirtualClock
@@ -80,3 +81,44 @@ async def test_simulated_answered_call_is_stored_linked_and_playable_by_its_spec
         assert part.status == 206 and await part.read() == body[100:200]
         other = {"Authorization": f"Bearer {other_token}"}
         assert (await client.get(link.payload["url"], headers=other)).status == 404
+
+
+async def test_the_dialers_attempt_ended_hook_queues_the_recording(
+    tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    from dialer.engine import AttemptEnded
+
+    clock = VirtualClock(datetime(2026, 1, 5, 2, 0, tzinfo=UTC))
+    rec = build_recordings(
+        RecordingSettings(stable_interval=0.5, stable_checks=2, workers=1),
+        sessions=sessions,
+        clock=clock,
+        recordings_dir=tmp_path / "recordings",
+        monitor_dir=tmp_path / "monitor",
+    )
+    lead = await make_lead(sessions)
+    await rec.ingest.start()
+    try:
+        write_recording(tmp_path / "monitor" / "1795779201.0.wav", 1.02)
+        for attempt, path in (("att-1", f"{MONITOR_SPOOL}/1795779201.0.wav"), ("att-2", None)):
+            await rec.on_attempt_ended(
+                AttemptEnded(
+                    attempt,
+                    lead,
+                    None,
+                    None,
+                    "answered_hung_up_early",
+                    clock.now(),
+                    1.02,
+                    path,
+                    "pbx1",
+                )
+            )
+        await settle(rec.ingest, clock)
+    finally:
+        await rec.ingest.stop()
+    async with sessions() as s:
+        rows = (await s.scalars(select(Recording))).all()
+    assert [(r.attempt_id, r.status, r.outcome) for r in rows] == [
+        ("att-1", "stored", "answered_hung_up_early")
+    ]

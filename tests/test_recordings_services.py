@@ -211,3 +211,46 @@ def test_cli_check_and_retention(
         assert "would delete 0;" in capsys.readouterr().out
     finally:
         asyncio.run(cleanup())
+
+
+async def test_check_with_the_dialers_attempts_finds_an_answered_call_never_submitted(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    from callcenter.commands.recordings import dialer_attempts_lookup
+    from dialer.models import CallAttempt
+
+    lead = await make_lead(sessions)
+    t = NOW - timedelta(hours=2)
+    async with sessions() as s:
+        for aid, outcome in (("att-a", "answered"), ("att-b", "busy"), ("att-c", "answered")):
+            s.add(
+                CallAttempt(
+                    attempt_id=aid,
+                    lead_id=lead,
+                    number="13800000000",
+                    mode="seat_first",
+                    campaign_kind="renewal",
+                    ami_server="pbx1",
+                    state="ended",
+                    outcome=outcome,
+                    ended_at=t,
+                )
+            )
+        await s.commit()
+    svc = RecordingsService(
+        sessions,
+        LocalStore(tmp_path / "store"),
+        VirtualClock(NOW),
+        RecordingSettings(),
+        attempts_lookup=dialer_attempts_lookup(sessions),
+    )
+    assert isinstance(svc.store, LocalStore)
+    await add_recording(sessions, svc.store, "att-a", ended_at=t, data=b"a", lead_id=lead)
+    await add_recording(sessions, svc.store, "att-zz", ended_at=t, data=b"z", lead_id=lead)
+    report = await svc.check()
+    assert [(i["attempt_id"], i["reason"]) for i in report.answered_without_recording] == [
+        ("att-c", "no recording submitted")
+    ]
+    assert [(i["attempt_id"], i["reason"]) for i in report.recordings_without_call] == [
+        ("att-zz", "attempt unknown to the dialer")
+    ]
