@@ -18,14 +18,14 @@ from recordings.config import RecordingSettings
 from recordings.ingest import RecordingJob
 from recordings.models import Recording
 from recordings.store import LocalStore
-from recordings.wiring import build_recordings
+from recordings.wiring import Recordings, build_recordings
 from schedules.clock import VirtualClock
 from tests.test_recordings_helpers import make_lead, make_user, settle
 
 
-async def test_simulated_answered_call_is_stored_linked_and_playable_by_its_specialist(
+def _recordings(
     tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
-) -> None:
+) -> tuple[VirtualClock, Recordings]:
     clock = VirtualClock(datetime(2026, 1, 5, 2, 0, tzinfo=UTC))
     rec = build_recordings(
         RecordingSettings(stable_interval=0.5, stable_checks=2, workers=1),
@@ -34,6 +34,13 @@ async def test_simulated_answered_call_is_stored_linked_and_playable_by_its_spec
         recordings_dir=tmp_path / "recordings",
         monitor_dir=tmp_path / "monitor",
     )
+    return clock, rec
+
+
+async def test_simulated_answered_call_is_stored_linked_and_playable_by_its_specialist(
+    tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    clock, rec = _recordings(tmp_path, sessions)
     uid, token = await make_user(sessions, "8001", "specialist")
     _, other_token = await make_user(sessions, "8002", "specialist")
     lead = await make_lead(sessions, owner_id=uid)
@@ -88,14 +95,7 @@ async def test_the_dialers_attempt_ended_hook_queues_the_recording(
 ) -> None:
     from dialer.engine import AttemptEnded
 
-    clock = VirtualClock(datetime(2026, 1, 5, 2, 0, tzinfo=UTC))
-    rec = build_recordings(
-        RecordingSettings(stable_interval=0.5, stable_checks=2, workers=1),
-        sessions=sessions,
-        clock=clock,
-        recordings_dir=tmp_path / "recordings",
-        monitor_dir=tmp_path / "monitor",
-    )
+    clock, rec = _recordings(tmp_path, sessions)
     lead = await make_lead(sessions)
     await rec.ingest.start()
     try:
