@@ -69,6 +69,8 @@ class CheckReport:
     checksum_mismatches: list[dict[str, Any]] = field(default_factory=list)
     orphan_files: list[str] = field(default_factory=list)
     stale_pending: list[dict[str, Any]] = field(default_factory=list)
+    # Header-only files of calls that were never bridged: expected, counted for information.
+    header_only_expected: int = 0
 
     @property
     def ok(self) -> bool:
@@ -382,8 +384,16 @@ class RecordingsService:
             )
         by_attempt = {r.attempt_id: r for r in recs}
         for r in recs:
-            if r.outcome in answered and r.status in (
-                RecordingStatus.NO_AUDIO.value,
+            if r.status == RecordingStatus.NO_AUDIO.value:
+                # Never-bridged calls (busy, no answer, …) leave a header-only file by design;
+                # only an answered call with an empty recording is a problem.
+                if r.outcome in answered:
+                    report.header_only.append(
+                        {"recording_id": r.id, "attempt_id": r.attempt_id, "outcome": r.outcome}
+                    )
+                else:
+                    report.header_only_expected += 1
+            elif r.outcome in answered and r.status in (
                 RecordingStatus.MISSING.value,
                 RecordingStatus.CORRUPT.value,
                 RecordingStatus.FAILED.value,
@@ -397,10 +407,6 @@ class RecordingsService:
                         "error": r.error,
                     }
                 )
-            if r.status == RecordingStatus.NO_AUDIO.value:
-                report.header_only.append(
-                    {"recording_id": r.id, "attempt_id": r.attempt_id, "outcome": r.outcome}
-                )
             if r.lead_id is None:
                 report.recordings_without_call.append(
                     {"recording_id": r.id, "attempt_id": r.attempt_id, "reason": "no lead"}
@@ -411,7 +417,9 @@ class RecordingsService:
             ):
                 report.stale_pending.append({"recording_id": r.id, "attempt_id": r.attempt_id})
         if self.attempts_lookup is not None:
-            attempts = await self.attempts_lookup(since, now)
+            # Up to the latest recording too: a simulated day may run ahead of this clock.
+            until = max([now, *(r.ended_at for r in recs)]) + timedelta(seconds=1)
+            attempts = await self.attempts_lookup(since, until)
             for attempt_id, outcome in sorted(attempts.items()):
                 if outcome in answered and attempt_id not in by_attempt:
                     report.answered_without_recording.append(

@@ -64,7 +64,7 @@ async def test_check_finds_every_kind_of_problem_and_nothing_else(
     await add_recording(sessions, store, "att-ok", ended_at=t, data=b"fine", lead_id=lead)
     hdr = await add_recording(sessions, store, "att-hdr", ended_at=t, data=None, lead_id=lead)
     bad = await add_recording(sessions, store, "att-bad", ended_at=t, data=b"orig", lead_id=lead)
-    busy = await add_recording(
+    await add_recording(
         sessions, store, "att-busy", ended_at=t, data=None, lead_id=lead, outcome="busy"
     )
     stray = await add_recording(sessions, store, "att-stray", ended_at=t, data=b"s", lead_id=None)
@@ -77,10 +77,11 @@ async def test_check_finds_every_kind_of_problem_and_nothing_else(
     report = await svc.check()
 
     assert [(i["attempt_id"], i["reason"]) for i in report.answered_without_recording] == [
-        ("att-hdr", "no_audio"),
         ("att-never", "no recording submitted"),
     ]
-    assert [i["recording_id"] for i in report.header_only] == [hdr, busy]
+    # The busy call's header-only file is expected; the answered call's is a problem.
+    assert [i["recording_id"] for i in report.header_only] == [hdr]
+    assert report.header_only_expected == 1
     assert [(i["recording_id"], i["reason"]) for i in report.recordings_without_call] == [
         (stray, "no lead")
     ]
@@ -202,7 +203,7 @@ def test_cli_check_and_retention(
     try:
         assert main(["recordings", "check", "--json"]) == 1
         report = json.loads(capsys.readouterr().out)
-        assert [i["attempt_id"] for i in report["answered_without_recording"]] == ["hdr"]
+        assert [i["attempt_id"] for i in report["header_only"]] == ["hdr"]
         assert main(["recordings", "retention", "--dry-run"]) == 0
         assert "would delete 1;" in capsys.readouterr().out
         assert main(["recordings", "retention"]) == 0
@@ -222,13 +223,18 @@ async def test_check_with_the_dialers_attempts_finds_an_answered_call_never_subm
     lead = await make_lead(sessions)
     t = NOW - timedelta(hours=2)
     async with sessions() as s:
-        for aid, outcome in (("att-a", "answered"), ("att-b", "busy"), ("att-c", "answered")):
+        for aid, outcome, mode in (
+            ("att-a", "answered", "seat_first"),
+            ("att-b", "busy", "seat_first"),
+            ("att-c", "answered", "customer_first"),
+            ("att-d", "answered", "automatic"),  # a recorded message: nothing to record
+        ):
             s.add(
                 CallAttempt(
                     attempt_id=aid,
                     lead_id=lead,
                     number="13800000000",
-                    mode="seat_first",
+                    mode=mode,
                     campaign_kind="renewal",
                     ami_server="pbx1",
                     state="ended",

@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def dialer_attempts_lookup(sessions: async_sessionmaker[AsyncSession]) -> AttemptsLookup:
-    """The integrity check's view of the dialer: attempt id -> outcome of attempts that ended
-    in a window. Lives here, in the composition root, so recordings/ never imports the dialer;
+    """The integrity check's view of the dialer: attempt id -> outcome of the attempts with a
+    specialist (automatic calls are not recorded) that ended in a window. Lives here, in the composition root, so recordings/ never imports the dialer;
     bootstrap can pass the same function to `build_recordings(attempts_lookup=...)`."""
     from dialer.models import CallAttempt
 
@@ -56,7 +56,10 @@ def dialer_attempts_lookup(sessions: async_sessionmaker[AsyncSession]) -> Attemp
         async with sessions() as s:
             rows = await s.execute(
                 select(CallAttempt.attempt_id, CallAttempt.outcome).where(
-                    CallAttempt.ended_at >= since, CallAttempt.ended_at < until
+                    CallAttempt.ended_at >= since,
+                    CallAttempt.ended_at < until,
+                    # Automatic calls (recorded message, no specialist) are not recorded.
+                    CallAttempt.mode != "automatic",
                 )
             )
             return {r.attempt_id: r.outcome or "unknown" for r in rows}
@@ -98,7 +101,7 @@ def _check(args: argparse.Namespace) -> int:
         sections: dict[str, list[Any]] = {
             "answered calls without a recording": report.answered_without_recording,
             "recordings without a call": report.recordings_without_call,
-            "header-only files (no audio)": report.header_only,
+            "answered calls with a header-only file": report.header_only,
             "checksum mismatches / missing files": report.checksum_mismatches,
             "orphan files in the store": report.orphan_files,
             "pending for over an hour": report.stale_pending,
@@ -109,6 +112,9 @@ def _check(args: argparse.Namespace) -> int:
                 print(f"  {item}")
             if len(items) > 50:
                 print(f"  … {len(items) - 50} more (use --json)")
+        print(
+            f"(header-only files of never-bridged calls, expected: {report.header_only_expected})"
+        )
         print("OK" if report.ok else "PROBLEMS FOUND")
         return 0 if report.ok else 1
 
