@@ -245,7 +245,8 @@ class Ingest:
             if rec is None or rec.status != RecordingStatus.PENDING.value:
                 return rec.status if rec else "gone"
         try:
-            src = resolve_in_monitor(rec.source_name, self.monitor_dir)
+            # On a network share even a stat can stall: keep it off the event loop.
+            src = await asyncio.to_thread(resolve_in_monitor, rec.source_name, self.monitor_dir)
         except UnsafePath as exc:
             log.warning("recording %s (%s): %s", rid, rec.attempt_id, exc)
             return await self._finish(rid, RecordingStatus.MISSING, error=str(exc))
