@@ -146,6 +146,7 @@ async def test_audio_is_streamed_whole_and_by_range(api: Api) -> None:
     resp = await api.client.get(url, headers=api.me)
     assert resp.status == 200 and await resp.read() == AUDIO
     assert resp.headers["Accept-Ranges"] == "bytes"
+    etag = resp.headers["ETag"]
     assert resp.headers["Content-Type"] == "audio/mpeg"
     cases = {
         "bytes=10-19": (10, 19),
@@ -162,6 +163,14 @@ async def test_audio_is_streamed_whole_and_by_range(api: Api) -> None:
         resp = await api.client.get(url, headers={**api.me, "Range": header})
         assert resp.status == 416, header
         assert resp.headers["Content-Range"] == f"bytes */{len(AUDIO)}"
+    head = await api.client.head(url, headers=api.me)
+    assert head.status == 200 and head.headers["Content-Length"] == str(len(AUDIO))
+    assert await head.read() == b""
+    # A stale If-Range gets the whole file, a matching one the range.
+    stale = await api.client.get(url, headers={**api.me, "Range": "bytes=0-3", "If-Range": '"x"'})
+    assert stale.status == 200
+    fresh = await api.client.get(url, headers={**api.me, "Range": "bytes=0-3", "If-Range": etag})
+    assert fresh.status == 206
     # A query token works too (for <audio src=...>).
     token = api.me["Authorization"].split()[1]
     resp = await api.client.get(f"{url}?token={token}", headers={"Range": "bytes=0-3"})
