@@ -441,11 +441,12 @@ async def _fetch_due_ids(session: AsyncSession, day: date, kinds: Sequence[str])
         Lead.kind.in_(list(kinds)),
         or_(Lead.due_on.is_(None), Lead.due_on <= day),
     )
+    # One value instead of a million rows: far less memory and time.
     if await _is_postgres(session):
-        # One array instead of a million rows: far less memory and time.
         ids = await session.scalar(select(func.array_agg(Lead.id)).where(where))
         return list(ids or [])
-    return list((await session.scalars(select(Lead.id).where(where))).all())
+    joined = await session.scalar(select(func.group_concat(Lead.id)).where(where))
+    return [int(i) for i in joined.split(",")] if joined else []
 
 
 async def _write_allocation(
