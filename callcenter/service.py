@@ -8,10 +8,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bootstrap import Container
 from callcenter.jobs import DailyJob, DailyJobRunner
@@ -19,12 +21,13 @@ from crm_sync import http as crm_http
 from crm_sync.mail import FileMailer, Mailer, SmtpMailer, send_inaccurate_numbers
 from dialer import http as dialer_http
 from dialer.ami.supervisor import AmiConfig
-from dialer.engine import AmiServerSpec, AttemptEnded, DialerConfig, DialerEngine
+from dialer.engine import AmiServerSpec, DialerConfig, DialerEngine
+from dialer.models import CallAttempt
 from dialer.originate import DialPlan
 from dialer.results import inaccurate_numbers_by_branch
 from dialer.services import DialerService
 from dialer.simulator import PbxSimulator
-from recordings.ingest import RecordingJob
+from recordings.services import AttemptsLookup
 from recordings.wiring import Recordings, build_recordings
 from schedules.config import DeskCalendar
 from schedules.services import run_distribution, run_timeline
@@ -77,6 +80,38 @@ def build_mailer(container: Container) -> Mailer:
     return FileMailer(container.settings.effective_mail_outbox)
 
 
+def dialer_attempts_lookup(sessions: async_sessionmaker[AsyncSession]) -> AttemptsLookup:
+    """The recordings integrity check's view of the dialer: attempt id -> outcome of the
+    attempts with a specialist that ended in a window (automatic calls are not recorded).
+    Here, in the composition root, so that recordings/ never imports the dialer."""
+
+    async def lookup(since: datetime, until: datetime) -> dict[str, str]:
+        async with sessions() as s:
+            rows = await s.execute(
+                select(CallAttempt.attempt_id, CallAttempt.outcome).where(
+                    CallAttempt.ended_at >= since,
+                    CallAttempt.ended_at < until,
+                    CallAttempt.mode != "automatic",
+                )
+            )
+            return {r.attempt_id: r.outcome or "unknown" for r in rows}
+
+    return lookup
+
+
+def recordings_for(container: Container) -> Recordings:
+    settings = container.settings
+    return build_recordings(
+        settings.recordings,
+        sessions=container.sessions,
+        clock=container.clock,
+        recordings_dir=settings.effective_recordings_dir,
+        monitor_dir=settings.effective_monitor_dir,
+        timezone=settings.timezone,
+        attempts_lookup=dialer_attempts_lookup(container.sessions),
+    )
+
+
 def wire(
     container: Container,
     *,
@@ -87,31 +122,8 @@ def wire(
     """Build every component and register routes and lifecycles on the container."""
     settings = container.settings
     desk = DeskCalendar.from_settings(settings)
-    monitor_dir = settings.effective_monitor_dir
-    recordings = build_recordings(
-        settings.recordings,
-        sessions=container.sessions,
-        clock=container.clock,
-        recordings_dir=settings.effective_recordings_dir,
-        monitor_dir=monitor_dir,
-        timezone=settings.timezone,
-    )
+    recordings = recordings_for(container)
     recordings.run_daily_job = daily_jobs
-
-    async def on_attempt_ended(ended: AttemptEnded) -> None:
-        if not ended.recording:
-            return
-        await recordings.ingest.submit(
-            RecordingJob(
-                attempt_id=ended.attempt_id,
-                lead_id=ended.lead_id,
-                specialist_id=ended.specialist_id,
-                wav_path=ended.recording,
-                outcome=ended.outcome,
-                ended_at=ended.ended_at,
-                talk_seconds=ended.talk_seconds,
-            )
-        )
 
     servers = [
         AmiServerSpec(
@@ -135,7 +147,7 @@ def wire(
         plan=desk.calling_plan,
         retry=desk.retry,
         config=dialer_config,
-        on_attempt_ended=on_attempt_ended,
+        on_attempt_ended=recordings.on_attempt_ended,
     )
     service = Service(
         container=container,

@@ -217,7 +217,7 @@ def test_cli_check_and_retention(
 async def test_check_with_the_dialers_attempts_finds_an_answered_call_never_submitted(
     sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
-    from callcenter.commands.recordings import dialer_attempts_lookup
+    from callcenter.service import dialer_attempts_lookup
     from dialer.models import CallAttempt
 
     lead = await make_lead(sessions)

@@ -7,17 +7,13 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from callcenter.bootstrap import Container, bootstrap
+from callcenter.service import recordings_for
 from recordings.ingest import RecordingJob
 from recordings.models import Recording
-from recordings.services import AttemptsLookup
-from recordings.wiring import Recordings, build_recordings
+from recordings.wiring import Recordings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,40 +42,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     i.set_defaults(func=_ingest)
 
 
-def dialer_attempts_lookup(sessions: async_sessionmaker[AsyncSession]) -> AttemptsLookup:
-    """The integrity check's view of the dialer: attempt id -> outcome of the attempts with a
-    specialist (automatic calls are not recorded) that ended in a window. Lives here, in the composition root, so recordings/ never imports the dialer;
-    bootstrap can pass the same function to `build_recordings(attempts_lookup=...)`."""
-    from dialer.models import CallAttempt
-
-    async def lookup(since: datetime, until: datetime) -> dict[str, str]:
-        async with sessions() as s:
-            rows = await s.execute(
-                select(CallAttempt.attempt_id, CallAttempt.outcome).where(
-                    CallAttempt.ended_at >= since,
-                    CallAttempt.ended_at < until,
-                    # Automatic calls (recorded message, no specialist) are not recorded.
-                    CallAttempt.mode != "automatic",
-                )
-            )
-            return {r.attempt_id: r.outcome or "unknown" for r in rows}
-
-    return lookup
-
-
 def _run(work: Callable[[Container, Recordings], Awaitable[int]]) -> int:
     async def run() -> int:
         container = await bootstrap()
-        s = container.settings
-        rec = build_recordings(
-            s.recordings,
-            sessions=container.sessions,
-            clock=container.clock,
-            recordings_dir=s.effective_recordings_dir,
-            monitor_dir=s.effective_monitor_dir,
-            timezone=s.timezone,
-            attempts_lookup=dialer_attempts_lookup(container.sessions),
-        )
+        rec = recordings_for(container)
         try:
             return await work(container, rec)
         finally:
