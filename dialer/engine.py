@@ -307,17 +307,20 @@ class DialerEngine:
         self._wake_q: asyncio.Queue[int] = asyncio.Queue()
         self._queued: set[int] = set()
         self._timers: dict[int, asyncio.Task[None]] = {}
-        self._results: asyncio.Queue[tuple[_Live, Finished]] = asyncio.Queue()
+        self._results: asyncio.Queue[tuple[_Live, Finished] | None] = asyncio.Queue()
         self._seat_dirty: dict[int, list[Transition]] = {}
         self._seat_flush = asyncio.Event()
         self._sent_marks: list[tuple[str, datetime]] = []
         self._claim_lock = asyncio.Lock()
+        self._seat_lock = asyncio.Lock()
         self._claim_slots = asyncio.Semaphore(self.config.claim_parallelism)
         self._tasks: list[asyncio.Task[None]] = []
         self._children: set[asyncio.Task[Any]] = set()
         self._ready_at: dict[int, float] = {}
         self._pg = False
         self._running = False
+        self._writing = 0
+        self._closing = False
         self.stats: Counter[str] = Counter()
         self.latencies: deque[float] = deque(maxlen=100_000)  # seat ready -> Originate sent
 
@@ -331,6 +334,7 @@ class DialerEngine:
         if self._running:
             raise RuntimeError("dialer engine already started")
         self._running = True
+        self._closing = False
         async with self.sessions() as s:
             bind = s.get_bind()
             self._pg = bind.dialect.name == "postgresql"
@@ -363,12 +367,36 @@ class DialerEngine:
             len(self._live),
         )
 
-    async def stop(self) -> None:
-        """Stop every task and drop the AMI links. Calls in flight stay in the database and
-        are reconciled by the next start (never re-sent)."""
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking work, let the claims, sends and result writes already under way finish
+        (up to `grace` seconds of the clock), then cancel the rest and drop the AMI links.
+        Calls in flight stay in the database and are reconciled by the next start (never
+        re-sent). `grace=0` is a kill: everything is cancelled at once."""
         if not self._running:
             return
         self._running = False
+        producers = [
+            t for t in self._tasks if t.get_name() in ("dialer-dispatch", "dialer-housekeeping")
+        ]
+        for t in [*producers, *self._timers.values()]:
+            t.cancel()
+        for ev_ in self._campaign_wake.values():
+            ev_.set()  # campaign loops see `_running` is false and return
+        busy = [*self._campaign_tasks.values(), *self._children]
+        if grace > 0:
+            await self._wait_quiet(busy, grace)
+            # Writers finish what is queued and return (never cancelled inside a
+            # transaction, which could leave a connection holding SQLite's write lock).
+            self._closing = True
+            for _ in range(self.config.result_writers):
+                self._results.put_nowait(None)
+            self._seat_flush.set()
+            writers = [
+                t
+                for t in self._tasks
+                if t.get_name().startswith(("dialer-results", "dialer-seats"))
+            ]
+            await self._wait_quiet(writers, grace, drain=False)
         tasks = [
             *self._tasks,
             *self._campaign_tasks.values(),
@@ -393,6 +421,24 @@ class DialerEngine:
                 server.link = None
         log.info(
             "dialer engine stopped (%d calls left in flight for reconciliation)", len(self._live)
+        )
+
+    async def _wait_quiet(
+        self, tasks: Sequence[asyncio.Task[Any]], grace: float, drain: bool = True
+    ) -> None:
+        """Until `tasks` are done and the result queue is written, or `grace` runs out."""
+        deadline = self.clock.monotonic() + grace
+        pending = [t for t in tasks if not t.done()]
+        while self.clock.monotonic() < deadline:
+            pending = [t for t in pending if not t.done()]
+            if not pending and (not drain or (self._results.empty() and self._writing == 0)):
+                return
+            await self.clock.sleep(0.01)
+        log.warning(
+            "dialer stop: %d tasks and %d results still busy after %.1fs; cancelled",
+            len(pending),
+            self._results.qsize(),
+            grace,
         )
 
     def _spawn_main(self, coro: Awaitable[None], name: str) -> None:
@@ -728,11 +774,15 @@ class DialerEngine:
 
     @contextlib.asynccontextmanager
     async def _claim_guard(self) -> Any:
+        """PostgreSQL: row locks (SKIP LOCKED) do the work. SQLite (one instance): one
+        writer at a time in this process, instead of SQLite's busy-wait on its file lock."""
         if self._pg:
             yield
         else:
             async with self._claim_lock:
                 yield
+
+    _write_guard = _claim_guard
 
     async def _dial_for_seat(self, sid: int) -> None:
         seat = self.seats.get(sid)
@@ -953,8 +1003,8 @@ class DialerEngine:
             self._live[live.attempt_id] = live
             self._campaign_active[camp.id] += 1
         self.stats["claimed"] += len(lives)
-        for live in lives:
-            await self._send(live, camp)
+        # Sent concurrently; the trunk limiter spaces them at the trunk's rate.
+        await asyncio.gather(*(self._send(live, camp) for live in lives))
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -1127,39 +1177,84 @@ class DialerEngine:
     # -- results -------------------------------------------------------------------------------
 
     async def _result_writer(self) -> None:
+        """Writes results in batches: one transaction for whatever is queued (up to 100),
+        falling back to one transaction per result if the batch fails."""
         while True:
-            live, fin = await self._results.get()
+            first = await self._results.get()
+            if first is None:  # stop: everything queued before it is written
+                return
+            batch = [first]
+            while len(batch) < 100 and not self._results.empty():
+                item = self._results.get_nowait()
+                if item is None:
+                    self._results.put_nowait(None)
+                    break
+                batch.append(item)
+            self._writing += 1
             try:
-                await self._finish(live, fin)
+                await self._finish_many(batch)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception(
-                    "attempt %s: could not record the result; it stays in flight "
-                    "for reconciliation",
-                    live.attempt_id,
+                log.warning(
+                    "a batch of %d results failed; writing them one by one",
+                    len(batch),
+                    exc_info=True,
                 )
+                for live, fin in batch:
+                    try:
+                        await self._finish(live, fin)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception(
+                            "attempt %s: could not record the result; it stays in flight "
+                            "for reconciliation",
+                            live.attempt_id,
+                        )
+            finally:
+                self._writing -= 1
+
+    async def _apply(
+        self, s: AsyncSession, live: _Live, fin: Finished, now: datetime
+    ) -> Effects | None:
+        q = select(CallAttempt).where(CallAttempt.attempt_id == live.attempt_id)
+        if self._pg:
+            q = q.with_for_update()
+        attempt = (await s.scalars(q)).one_or_none()
+        if attempt is None or attempt.ended_at is not None:
+            return None
+        return await record_result(
+            s, attempt, fin, now=now, hours_for=self.hours_for, retry=self.retry
+        )
+
+    async def _finish_many(self, batch: Sequence[tuple[_Live, Finished]]) -> None:
+        now = self.clock.now()
+        done: list[tuple[_Live, Finished, Effects | None]] = []
+        async with self._write_guard(), self.sessions() as s:
+            for live, fin in batch:
+                done.append((live, fin, await self._apply(s, live, fin, now)))
+            await s.commit()
+        for live, fin, eff in done:
+            await self._after(live, fin, eff, now)
 
     async def _finish(self, live: _Live, fin: Finished) -> Effects | None:
         now = self.clock.now()
         eff: Effects | None = None
         for attempt_no in range(3):
             try:
-                async with self.sessions() as s:
-                    q = select(CallAttempt).where(CallAttempt.attempt_id == live.attempt_id)
-                    if self._pg:
-                        q = q.with_for_update()
-                    attempt = (await s.scalars(q)).one_or_none()
-                    if attempt is None or attempt.ended_at is not None:
-                        break
-                    eff = await record_result(
-                        s, attempt, fin, now=now, hours_for=self.hours_for, retry=self.retry
-                    )
+                async with self._write_guard(), self.sessions() as s:
+                    eff = await self._apply(s, live, fin, now)
                     await s.commit()
                 break
             except IntegrityError:
                 if attempt_no == 2:
                     raise
+        await self._after(live, fin, eff, now)
+        return eff
+
+    async def _after(self, live: _Live, fin: Finished, eff: Effects | None, now: datetime) -> None:
+        """What follows a committed result: pacing slots, the seat, the hook."""
         self._live.pop(live.attempt_id, None)
         if live.admitted:
             server = self._servers[live.server]
@@ -1175,7 +1270,7 @@ class DialerEngine:
             if wake is not None:
                 wake.set()
         if eff is None:
-            return None
+            return
         self.stats[f"outcome:{fin.outcome}"] += 1
         self.stats["results"] += 1
         seat = self.seats.get(live.specialist_id or -1)
@@ -1210,7 +1305,6 @@ class DialerEngine:
                 )
             except Exception:
                 log.exception("attempt %s: on_attempt_ended hook failed", live.attempt_id)
-        return eff
 
     # -- persistence of seats and "sent" marks --------------------------------------------------
 
@@ -1218,6 +1312,9 @@ class DialerEngine:
         while True:
             await self._seat_flush.wait()
             self._seat_flush.clear()
+            if self._closing:
+                await self._flush_seats()
+                return
             try:
                 await self._flush_seats()
             except asyncio.CancelledError:
@@ -1228,11 +1325,23 @@ class DialerEngine:
                 self._seat_flush.set()
 
     async def _flush_seats(self) -> None:
-        dirty, self._seat_dirty = self._seat_dirty, {}
-        marks, self._sent_marks = self._sent_marks, []
-        if not dirty and not marks:
-            return
-        async with self.sessions() as s:
+        async with self._seat_lock:
+            dirty, self._seat_dirty = self._seat_dirty, {}
+            marks, self._sent_marks = self._sent_marks, []
+            if not dirty and not marks:
+                return
+            try:
+                await self._write_seats(dirty, marks)
+            except BaseException:
+                for sid, ts in dirty.items():  # keep them for the next flush
+                    self._seat_dirty[sid] = ts + self._seat_dirty.get(sid, [])
+                self._sent_marks[:0] = marks
+                raise
+
+    async def _write_seats(
+        self, dirty: dict[int, list[Transition]], marks: list[tuple[str, datetime]]
+    ) -> None:
+        async with self._write_guard(), self.sessions() as s:
             for attempt_id, at in marks:
                 await s.execute(
                     update(CallAttempt)

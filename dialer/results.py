@@ -135,6 +135,15 @@ async def _history(session: AsyncSession, attempt: CallAttempt) -> list[RetryAtt
     return out
 
 
+async def _time_zone(session: AsyncSession, lead: Lead) -> str:
+    tz = await session.scalar(
+        select(Customer.time_zone)
+        .join(Policy, Policy.policyholder_id == Customer.id)
+        .where(Policy.id == lead.policy_id)
+    )
+    return tz or "Asia/Shanghai"
+
+
 def _local_day(now: datetime, tz: str) -> date:
     return now.astimezone(zone(tz)).date()
 
@@ -190,9 +199,7 @@ async def record_result(
     lead = await session.get(Lead, attempt.lead_id)
     assert lead is not None  # FK
     phone = await session.get(Phone, attempt.phone_id) if attempt.phone_id else None
-    policy = await session.get(Policy, lead.policy_id)
-    customer = await session.get(Customer, policy.policyholder_id) if policy else None
-    tz = customer.time_zone if customer is not None else "Asia/Shanghai"
+    tz = await _time_zone(session, lead)
     kind = attempt.campaign_kind
     hours = hours_for(kind)
     talked = fin.outcome in ANSWERED_OUTCOMES or (fin.answered and fin.bridged)
