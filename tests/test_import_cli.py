@@ -71,9 +71,21 @@ async def test_text_summary_names_bad_rows(
 ) -> None:
     path = write_csv(tmp_path / "l.csv", [row("P1"), row("P2", expiry="2026-02-30")])
     assert await cli("import", str(path), "--kind", "trial") == 0
-    out = capsys.readouterr().out
-    assert "imported         1" in out
-    assert "row 3, 终保日期: not a date ('2026-02-30')" in out
+    captured = capsys.readouterr()
+    assert "imported         1" in captured.out
+    assert "row 3, 终保日期: not a date ('2026-02-30')" in captured.out
+    assert captured.err == ""  # no progress bar when stderr is not a terminal
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_bad_input_with_json_prints_the_error_as_json(
+    engine: AsyncEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    assert await cli("import", str(path), "--kind", "lapsed", "--json") == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["file"] == str(path) and "empty" in out["error"]
 
 
 def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
