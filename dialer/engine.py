@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -1357,38 +1357,42 @@ class DialerEngine:
                         ),
                     )
                 )
+            rows: list[dict[str, Any]] = []
             for sid, transitions in dirty.items():
                 seat = self.seats.get(sid)
                 if seat is None:
                     continue
-                for t in transitions:
-                    s.add(
-                        SeatTransition(
-                            specialist_id=sid,
-                            seat=t.seat,
-                            from_state=t.from_state.value,
-                            to_state=t.to_state.value,
-                            trigger=t.trigger,
-                            reason=t.reason,
-                            attempt_id=t.attempt_id,
-                            at=t.at,
-                        )
-                    )
+                rows += [
+                    {
+                        "specialist_id": sid,
+                        "seat": t.seat,
+                        "from_state": t.from_state.value,
+                        "to_state": t.to_state.value,
+                        "trigger": t.trigger,
+                        "reason": t.reason,
+                        "attempt_id": t.attempt_id,
+                        "at": t.at,
+                    }
+                    for t in transitions
+                ]
                 if seat.state is SeatState.OFFLINE:
                     await s.execute(delete(SeatSession).where(SeatSession.specialist_id == sid))
                     continue
-                row = (
-                    await s.scalars(select(SeatSession).where(SeatSession.specialist_id == sid))
-                ).one_or_none()
-                if row is None:
+                values = {
+                    "seat": seat.device,
+                    "state": seat.state.value,
+                    "pause_reason": seat.pause_reason,
+                    "attempt_id": seat.attempt_id,
+                    "since": seat.since or self.clock.now(),
+                }
+                done = await s.execute(
+                    update(SeatSession).where(SeatSession.specialist_id == sid).values(**values)
+                )
+                if done.rowcount == 0:  # type: ignore[attr-defined]
                     await s.execute(delete(SeatSession).where(SeatSession.seat == seat.device))
-                    row = SeatSession(specialist_id=sid, seat=seat.device)
-                    s.add(row)
-                row.seat = seat.device
-                row.state = seat.state.value
-                row.pause_reason = seat.pause_reason
-                row.attempt_id = seat.attempt_id
-                row.since = seat.since or self.clock.now()
+                    await s.execute(insert(SeatSession).values(specialist_id=sid, **values))
+            if rows:
+                await s.execute(insert(SeatTransition), rows)
             await s.commit()
 
     # -- housekeeping ----------------------------------------------------------------------------

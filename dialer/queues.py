@@ -60,11 +60,13 @@ def _in_flight_for_number() -> Any:
 
 
 def _callable_phone() -> Any:
+    dnc = exists().where(DoNotCall.number == Phone.e164)
     return and_(
         Phone.e164.is_not(None),
         Phone.valid.is_(True),
         Phone.do_not_call.is_(False),
         Phone.accuracy != Accuracy.INACCURATE.value,
+        ~dnc,
     )
 
 
@@ -202,14 +204,12 @@ async def pick(
     want: int,
     lock: bool,
 ) -> list[Candidate]:
-    """Up to `want` candidates (locked on PostgreSQL) whose window is open and whose number
-    is not on the do-not-call list."""
+    """Up to `want` candidates (locked on PostgreSQL) whose window is open, one per number."""
     cands = await fetch_candidates(session, query, limit=limit, now=now, lock=lock)
-    dnc = await blocked_numbers(session, [c.number for c in cands])
     chosen: list[Candidate] = []
     numbers: set[str] = set()
-    for c in cands:
-        if c.number in dnc or c.number in numbers:
+    for c in cands:  # the do-not-call list is a NOT EXISTS in the query itself
+        if c.number in numbers:
             continue
         if not is_open(window_kind(c), c.tz, now):
             continue

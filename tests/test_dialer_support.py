@@ -5,6 +5,7 @@ counts the Originates the simulator received per lead (and when)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -255,7 +256,13 @@ async def drive_days(
     while not await done():
         if time.monotonic() > deadline:
             raise AssertionError("the simulated days did not finish in time")
-        quiet = quiet + 1 if await in_flight(sessions) == 0 else 0
+        n_in_flight = await in_flight(sessions)
+        if os.environ.get("DIALER_SIM_PROGRESS"):
+            print(
+                f"{time.monotonic() - deadline + timeout_real:6.1f}s {clock.now():%a %H:%M:%S} in flight {n_in_flight}",
+                flush=True,
+            )
+        quiet = quiet + 1 if n_in_flight == 0 else 0
         if quiet >= idle_polls:
             now = clock.now()
             async with sessions() as s:
