@@ -657,7 +657,7 @@ class PreparedImport:
         )
 
 
-def _resolve(header: Sequence[str], mapping: Mapping) -> dict[str, int]:
+def resolve_columns(header: Sequence[str], mapping: Mapping) -> dict[str, int]:
     keys = [header_key(h) for h in header]
     columns: dict[str, int] = {}
     for name, aliases in mapping.columns.items():
@@ -687,9 +687,9 @@ def prepare(path: Path, mapping: Mapping | None = None) -> PreparedImport:
             if mapping.header_row is not None:
                 if number < mapping.header_row:
                     continue
-                chosen = (number, header, _resolve(header, mapping))
+                chosen = (number, header, resolve_columns(header, mapping))
                 break
-            columns = _resolve(header, mapping)
+            columns = resolve_columns(header, mapping)
             if "policy_number" in columns:
                 chosen = (number, header, columns)
                 break
@@ -702,7 +702,7 @@ def prepare(path: Path, mapping: Mapping | None = None) -> PreparedImport:
     if chosen is None:
         number, cells = looked_at[0]
         header = [_text(c) for c in cells]
-        chosen = (number, header, _resolve(header, mapping))
+        chosen = (number, header, resolve_columns(header, mapping))
     header_row, header, columns = chosen
     missing = [name for name in REQUIRED if name not in columns]
     if missing:

@@ -6,16 +6,22 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crm_sync.exceptions import ImportInputError
 from crm_sync.importer import (
+    Mapping,
     PolicyRecord,
+    PreparedImport,
     RowRejected,
     RowSkipped,
+    SourceTable,
     initial_due_on,
     load_mapping,
     parse_date,
     prepare,
+    resolve_columns,
 )
 from crm_sync.models import LeadKind
 from tests.test_import_support import HEADER, row, write_csv, write_xlsx
@@ -194,3 +200,25 @@ def test_initial_due_dates_per_kind() -> None:
     assert initial_due_on(LeadKind.TRIAL, rec, today) == date(2026, 2, 28)
     assert initial_due_on(LeadKind.LAPSED, rec, today) == today
     assert initial_due_on(LeadKind.CALLBACK, rec, today) == today
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.text(max_size=12), st.integers(), st.floats()), max_size=20)
+)
+def test_any_row_is_either_a_record_or_rejected_never_an_exception(cells: list[object]) -> None:
+    result = _PREPARED_FOR_FUZZ.validate(2, cells)  # type: ignore[arg-type]
+    assert isinstance(result, PolicyRecord | RowRejected)
+    if isinstance(result, RowRejected):
+        assert result.errors and all(e.row == 2 and e.reason for e in result.errors)
+
+
+# Built from the header alone: validation needs the column map, not a file.
+_PREPARED_FOR_FUZZ = PreparedImport(
+    table=SourceTable(Path("fuzz.csv"), "csv", "utf-8", ""),
+    mapping=Mapping(),
+    header_row=1,
+    header=list(HEADER),
+    columns=resolve_columns(HEADER, Mapping()),
+    _rows=iter(()),
+)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crm_sync.models import Accuracy, PhoneKind, PhoneRole
 from crm_sync.phones import (
@@ -105,3 +107,13 @@ def test_corrected_numbers_win_and_wrong_ones_are_never_chosen() -> None:
     ]
     assert choose_lead_phone(candidates, is_fleet=False) == 3
     assert choose_lead_phone(candidates[:2], is_fleet=False) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789+-() 转分机ext#/、x一"), max_size=30))
+def test_any_text_parses_without_raising_and_keeps_what_was_written(raw: str) -> None:
+    p = parse_phone(raw)
+    assert p.raw == raw
+    assert p.valid == (p.invalid_reason is None)
+    if p.valid:
+        assert p.e164 is not None and p.e164.startswith("+")
