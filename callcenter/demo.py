@@ -27,6 +27,7 @@ from callcenter.bootstrap import bootstrap, build_app
 from callcenter.database import create_engine, upgrade
 from callcenter.service import Service, wire
 from callcenter.settings import Settings
+from callcenter.web import make_runner
 from crm_sync.auth import issue_token
 from crm_sync.demo import write_demo_file
 from crm_sync.models import Accuracy, Lead, LeadKind, Phone, Specialist
@@ -206,7 +207,7 @@ async def run_demo(opts: DemoOptions) -> None:
         f"distribution (随机等额分配): {dist.dealt} leads to {len(dist.specialists)} specialists ({dealt}, …), seed {dist.seed}"
     )
 
-    runner = web.AppRunner(build_app(container))
+    runner = make_runner(build_app(container))
     await runner.setup()
     await web.TCPSite(runner, opts.host, opts.port).start()
     async with container.sessions() as s:

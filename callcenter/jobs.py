@@ -19,6 +19,14 @@ from schedules.clock import Clock
 log = logging.getLogger(__name__)
 
 
+def parse_time(text: str) -> time:
+    """'17:30' -> time(17, 30), with an error that names the bad value."""
+    try:
+        return time.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not a time of day (HH:MM): {text!r}") from None
+
+
 @dataclass
 class DailyJob:
     name: str
@@ -26,6 +34,7 @@ class DailyJob:
     run: Callable[[date], Awaitable[object]]
     calling_days_only: bool = True
     last_day: date | None = field(default=None)
+    retry_at: datetime | None = field(default=None)
 
 
 def next_run(
@@ -54,7 +63,9 @@ class DailyJobRunner:
         jobs: list[DailyJob],
         is_calling_day: Callable[[date], bool],
         max_sleep: float = 300.0,
+        retry_after: float = 300.0,
     ) -> None:
+        self._retry_after = retry_after
         self._clock = clock
         self._tz = tz
         self._jobs = jobs
@@ -62,13 +73,14 @@ class DailyJobRunner:
         self._max_sleep = max_sleep
 
     def _due_at(self, job: DailyJob, now: datetime) -> datetime:
-        return next_run(
+        due = next_run(
             now,
             job.at,
             self._tz,
             job.last_day,
             self._is_calling_day if job.calling_days_only else None,
         )
+        return max(due, job.retry_at) if job.retry_at is not None else due
 
     async def run_due(self) -> list[str]:
         """Run every job that is due now; return their names."""
@@ -77,16 +89,18 @@ class DailyJobRunner:
         for job in self._jobs:
             if self._due_at(job, now) <= now:
                 day = now.astimezone(self._tz).date()
-                job.last_day = day
                 try:
                     await job.run(day)
-                    log.info("daily job %s done for %s", job.name, day)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
+                    job.retry_at = now + timedelta(seconds=self._retry_after)
                     log.exception(
-                        "daily job %s failed for %s; it runs again tomorrow", job.name, day
+                        "daily job %s failed for %s; retrying at %s", job.name, day, job.retry_at
                     )
+                else:
+                    job.last_day, job.retry_at = day, None
+                    log.info("daily job %s done for %s", job.name, day)
                 ran.append(job.name)
         return ran
 

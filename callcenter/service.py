@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bootstrap import Container
-from callcenter.jobs import DailyJob, DailyJobRunner
+from callcenter.jobs import DailyJob, DailyJobRunner, parse_time
 from crm_sync import http as crm_http
 from crm_sync.mail import FileMailer, Mailer, SmtpMailer, send_inaccurate_numbers
 from dialer import http as dialer_http
@@ -30,7 +30,7 @@ from dialer.simulator import PbxSimulator
 from recordings.services import AttemptsLookup
 from recordings.wiring import Recordings, build_recordings
 from schedules.config import DeskCalendar
-from schedules.services import run_distribution, run_timeline
+from schedules.services import run_day
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,10 @@ class Service:
     simulator: PbxSimulator | None = None
 
     async def daily_work(self, day: date) -> None:
-        """The morning job: the timeline, then the distribution (both idempotent)."""
-        now = self.container.clock.now()
-        timeline = await run_timeline(self.container.sessions, day=day, now=now, desk=self.desk)
-        report = await run_distribution(self.container.sessions, day=day, now=now, desk=self.desk)
+        """The morning job: the timeline, then the distribution, in one transaction (idempotent)."""
+        timeline, report = await run_day(
+            self.container.sessions, day=day, now=self.container.clock.now(), desk=self.desk
+        )
         log.info("daily work for %s: timeline %s; distribution %s", day, timeline, report)
 
     async def branch_mails(self, day: date) -> None:
@@ -65,6 +65,9 @@ class Service:
             self.container.clock.now(),
         )
         log.info("branch e-mails for %s: %s", day, report)
+        if report.failed:
+            # The job runner retries a failed job; branches already sent are not sent again.
+            raise RuntimeError(f"branch e-mails not sent to {', '.join(report.failed)}")
 
 
 def build_mailer(container: Container) -> Mailer:
@@ -183,7 +186,10 @@ def wire(
             tz,
             [
                 DailyJob("timeline+distribution", desk.distribution_time, service.daily_work),
-                DailyJob("branch e-mails", desk.result_deadline, service.branch_mails),
+                # After the afternoon window and its last calls, so the day's numbers are in.
+                DailyJob(
+                    "branch e-mails", parse_time(settings.branch_mail_time), service.branch_mails
+                ),
             ],
             desk.is_calling_day,
         )

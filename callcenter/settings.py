@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     holidays_file: Path | None = None
     distribution_time: str = "08:30"
     result_deadline: str = "17:00"
+    branch_mail_time: str = "17:30"
     simulator: bool = True
     ami: list[AmiServer] = Field(default_factory=lambda: [AmiServer()])
     http: HttpSettings = Field(default_factory=HttpSettings)

@@ -12,7 +12,7 @@ import csv
 import io
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -151,6 +151,51 @@ class MailReport:
     sent: dict[str, int]
     skipped_already_sent: list[str]
     skipped_no_email: list[str]
+    failed: dict[str, str] = field(default_factory=dict)  # branch code -> error
+
+
+async def _claim(
+    sessions: async_sessionmaker[AsyncSession],
+    branch_id: int,
+    day: date,
+    msg: EmailMessage,
+    rows: int,
+) -> bool:
+    """Claim (branch, day) before sending. True: send now — a new claim, or an earlier one whose
+    send failed or was cut off (at least once: a lost branch notice is worse than a repeat)."""
+    async with sessions() as session:
+        session.add(
+            BranchMail(
+                branch_id=branch_id,
+                kind="inaccurate_numbers",
+                day=day,
+                message_id=str(msg["Message-ID"]),
+                rows=rows,
+            )
+        )
+        try:
+            await session.commit()
+            return True
+        except IntegrityError:
+            await session.rollback()
+        row = await _claimed(session, branch_id, day)
+        if row.sent_at is not None:
+            return False
+        row.message_id, row.rows = str(msg["Message-ID"]), rows
+        await session.commit()
+        return True
+
+
+async def _claimed(session: AsyncSession, branch_id: int, day: date) -> BranchMail:
+    return (
+        await session.scalars(
+            select(BranchMail).where(
+                BranchMail.branch_id == branch_id,
+                BranchMail.kind == "inaccurate_numbers",
+                BranchMail.day == day,
+            )
+        )
+    ).one()
 
 
 async def send_inaccurate_numbers(
@@ -161,11 +206,10 @@ async def send_inaccurate_numbers(
     sender: str,
     now: datetime | None = None,
 ) -> MailReport:
-    """E-mail each branch the numbers marked inaccurate on `day`, at most once per day."""
+    """E-mail each branch the numbers marked inaccurate on `day`: once per branch and day when
+    the mail goes through; a failed send is reported and retried by the next run."""
     now = now or datetime.now(UTC)
-    sent: dict[str, int] = {}
-    already: list[str] = []
-    no_email: list[str] = []
+    report = MailReport(sent={}, skipped_already_sent=[], skipped_no_email=[])
     async with sessions() as session:
         by_branch = await query(session, day)
         branches = {
@@ -180,42 +224,28 @@ async def send_inaccurate_numbers(
             continue
         if not branch.email:
             log.warning(
-                "branch %s has no e-mail address: %s inaccurate numbers not sent",
+                "branch %s has no e-mail address: %s inaccurate numbers not sent; "
+                "set the branch's e-mail and the next run sends them",
                 branch.code,
                 len(rows),
             )
-            no_email.append(branch.code)
+            report.skipped_no_email.append(branch.code)
             continue
         msg = compose_inaccurate_numbers(branch.name, branch.email, sender, day, rows, now)
-        async with sessions() as session:
-            # Claim the (branch, day) first: a second instance or a rerun stops here.
-            session.add(
-                BranchMail(
-                    branch_id=branch_id,
-                    kind="inaccurate_numbers",
-                    day=day,
-                    message_id=str(msg["Message-ID"]),
-                    rows=len(rows),
-                )
+        if not await _claim(sessions, branch_id, day, msg, len(rows)):
+            report.skipped_already_sent.append(branch.code)
+            continue
+        try:
+            await mailer.send(msg)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            log.error(
+                "inaccurate numbers for %s not sent to %s: %s", branch.code, branch.email, exc
             )
-            try:
-                await session.commit()
-            except IntegrityError:
-                already.append(branch.code)
-                continue
-        await mailer.send(msg)
+            report.failed[branch.code] = str(exc)
+            continue
         async with sessions() as session:
-            row = (
-                await session.scalars(
-                    select(BranchMail).where(
-                        BranchMail.branch_id == branch_id,
-                        BranchMail.kind == "inaccurate_numbers",
-                        BranchMail.day == day,
-                    )
-                )
-            ).one()
-            row.sent_at = now
+            (await _claimed(session, branch_id, day)).sent_at = now
             await session.commit()
-        sent[branch.code] = len(rows)
+        report.sent[branch.code] = len(rows)
         log.info("inaccurate numbers for %s: %s sent to %s", day, len(rows), branch.email)
-    return MailReport(sent=sent, skipped_already_sent=already, skipped_no_email=no_email)
+    return report

@@ -105,3 +105,29 @@ async def test_a_second_run_the_same_day_sends_nothing_twice(sessions, tmp_path:
     assert len(files) == 1
     parsed = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
     assert parsed["To"] == "sjz@example.com"
+
+
+class _FlakyMailer:
+    def __init__(self, fail_for: set[str]) -> None:
+        self.fail_for = fail_for
+        self.sent: list[str] = []
+
+    async def send(self, message: EmailMessage) -> None:
+        if str(message["To"]) in self.fail_for:
+            raise OSError("connection refused")
+        self.sent.append(str(message["To"]))
+
+
+async def test_a_failed_send_is_reported_and_sent_by_the_next_run(sessions) -> None:
+    a, b, _ = await _branches(sessions)
+    rows = {
+        a: [InaccurateNumber("P1", "张三", "+8613800000012", "third unanswered call", 3)],
+        b: [InaccurateNumber("P2", "李四", "+8613800000016", "unallocated number", 1)],
+    }
+    mailer = _FlakyMailer({"sjz@example.com"})
+    first = await send_inaccurate_numbers(sessions, mailer, _query(rows), DAY, "d@x", NOW)
+    assert first.sent == {"TS": 1} and set(first.failed) == {"SJZ"}
+    mailer.fail_for.clear()
+    second = await send_inaccurate_numbers(sessions, mailer, _query(rows), DAY, "d@x", NOW)
+    assert second.sent == {"SJZ": 1} and second.skipped_already_sent == ["TS"]
+    assert mailer.sent == ["ts@example.com", "sjz@example.com"]

@@ -65,3 +65,25 @@ async def test_a_failing_job_does_not_stop_the_others() -> None:
     )
     assert await runner.run_due() == ["mail", "check"]
     assert ran == ["fine"]
+
+
+async def test_a_failed_job_is_retried_later_the_same_day_until_it_succeeds() -> None:
+    clock = VirtualClock(datetime(2026, 12, 1, 9, 35, tzinfo=UTC))  # 17:35 Shanghai
+    calls: list[datetime] = []
+
+    async def flaky(day: date) -> None:
+        calls.append(clock.now())
+        if len(calls) < 3:
+            raise OSError("SMTP server unreachable")
+
+    runner = DailyJobRunner(
+        clock, SH, [DailyJob("mail", time(17, 30), flaky)], weekdays, retry_after=300
+    )
+    task = asyncio.create_task(runner.run_forever())
+    try:
+        for _ in range(12 * 6):  # six hours in five-minute steps
+            await clock.advance(300)
+    finally:
+        task.cancel()
+    assert len(calls) == 3  # two failures, then once more and done for the day
+    assert (calls[1] - calls[0]).total_seconds() == 300

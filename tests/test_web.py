@@ -84,3 +84,27 @@ async def test_openapi_document_lists_the_routes(client: TestClient, sessions) -
     assert doc["openapi"].startswith("3.")
     assert "/api/test/leads/{owner}" in doc["paths"]
     assert doc["paths"]["/api/me"]["get"]["summary"] == "Who the token belongs to."
+
+
+async def test_a_token_in_the_query_string_is_refused_outside_audio(
+    client: TestClient, sessions
+) -> None:
+    _, token = await _user(sessions, "主管", "supervisor")
+    resp = await client.get(f"/api/me?token={token}")
+    assert resp.status == 401
+
+
+def test_access_log_never_writes_the_query_string(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from callcenter.web import AccessLogger
+
+    logger = logging.getLogger("test.access")
+    request = make_mocked_request("GET", "/api/recordings/1/audio?token=cc_secret")
+    response = web.Response(status=200, body=b"x")
+    with caplog.at_level(logging.INFO, logger="test.access"):
+        AccessLogger(logger, "").log(request, response, 0.002)
+    assert "/api/recordings/1/audio" in caplog.text
+    assert "cc_secret" not in caplog.text

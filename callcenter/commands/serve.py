@@ -13,6 +13,7 @@ from callcenter.bootstrap import bootstrap, build_app
 from callcenter.database import SchemaOutOfDate
 from callcenter.service import wire
 from callcenter.settings import Settings, load_settings
+from callcenter.web import make_runner
 from dialer.simulator import PbxSimulator
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ async def run_service(settings: Settings, host: str, port: int) -> None:
     container = await bootstrap(settings)
     sim = await start_simulator(settings) if settings.simulator else None
     wire(container, simulator=sim)
-    runner = web.AppRunner(build_app(container))
+    runner = make_runner(build_app(container))
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
