@@ -46,8 +46,14 @@ def _server_process(body: bytes, repeats: int, port_q: Any) -> None:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"Asterisk Call Manager/11.0.0\r\n")
         login = await reader.readuntil(b"\r\n\r\n")
-        aid = next(ln.split(b": ", 1)[1] for ln in login.split(b"\r\n") if ln.startswith(b"ActionID"))
-        writer.write(b"Response: Success\r\nActionID: " + aid + b"\r\nMessage: Authentication accepted\r\n\r\n")
+        aid = next(
+            ln.split(b": ", 1)[1] for ln in login.split(b"\r\n") if ln.startswith(b"ActionID")
+        )
+        writer.write(
+            b"Response: Success\r\nActionID: "
+            + aid
+            + b"\r\nMessage: Authentication accepted\r\n\r\n"
+        )
         for _ in range(repeats):
             for i in range(0, len(body), 65536):
                 writer.write(body[i : i + 65536])
@@ -61,7 +67,9 @@ async def run(body: bytes, per_body: int, repeats: int, full: bool) -> float:
     # The blasting server runs in its own process, as Asterisk would.
     total = per_body * repeats
     port_q: Any = multiprocessing.Queue()
-    proc = multiprocessing.Process(target=_server_process, args=(body, repeats, port_q), daemon=True)
+    proc = multiprocessing.Process(
+        target=_server_process, args=(body, repeats, port_q), daemon=True
+    )
     proc.start()
     port = port_q.get()
     done = asyncio.Event()
@@ -104,12 +112,16 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     body, n = burst_events()
-    print(f"payload: 07_burst_50 events, {n} events / {len(body)} bytes per repeat, x{args.repeats}")
+    print(
+        f"payload: 07_burst_50 events, {n} events / {len(body)} bytes per repeat, x{args.repeats}"
+    )
     for full in (False, True):
         rates = [asyncio.run(run(body, n, args.repeats, full)) for _ in range(args.runs)]
         name = "typed events + call tracker" if full else "parse-and-dispatch"
-        print(f"{name:30s} median {statistics.median(rates):>10,.0f} events/s  "
-              f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})")
+        print(
+            f"{name:30s} median {statistics.median(rates):>10,.0f} events/s  "
+            f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})"
+        )
 
 
 if __name__ == "__main__":

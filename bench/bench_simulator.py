@@ -29,7 +29,9 @@ async def run(n: int, speed: float) -> dict[str, float]:
     late: list[float] = []
     sim.pbx.lateness_probe = lambda due, actual: late.append((actual - due) / speed)
     await sim.start("127.0.0.1", 0)
-    conn = AmiConnection(sim.host, sim.port, username="dialer", secret="s", event_parser=lambda m: m)
+    conn = AmiConnection(
+        sim.host, sim.port, username="dialer", secret="s", event_parser=lambda m: m
+    )
     events = 0
 
     def count(_: object) -> None:
@@ -39,9 +41,19 @@ async def run(n: int, speed: float) -> dict[str, float]:
     conn.subscribe(count)
     await conn.connect()
     t0 = time.perf_counter()
-    sends = [conn.send("Originate", {"Channel": f"Local/8{i:05d}@seats", "Context": "dialer",
-                                     "Exten": f"1390{i:06d}7", "Async": "true"}, timeout=60)
-             for i in range(n)]
+    sends = [
+        conn.send(
+            "Originate",
+            {
+                "Channel": f"Local/8{i:05d}@seats",
+                "Context": "dialer",
+                "Exten": f"1390{i:06d}7",
+                "Async": "true",
+            },
+            timeout=60,
+        )
+        for i in range(n)
+    ]
     await asyncio.gather(*sends)
     peak = 0
     while sim.pbx.calls:
@@ -52,7 +64,10 @@ async def run(n: int, speed: float) -> dict[str, float]:
     await sim.stop()
     late.sort()
     return {
-        "calls": n, "peak_concurrent": peak, "events": events, "seconds": elapsed,
+        "calls": n,
+        "peak_concurrent": peak,
+        "events": events,
+        "seconds": elapsed,
         "events_per_s": events / elapsed,
         "late_p50_ms": 1000 * statistics.median(late),
         "late_p99_ms": 1000 * late[int(0.99 * (len(late) - 1))],
@@ -63,16 +78,23 @@ async def run(n: int, speed: float) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, nargs="+", default=[1000, 2000, 4000])
-    ap.add_argument("--speed", type=float, default=20.0,
-                    help="ScaledClock speed (a ~60 s call lasts 60/speed real seconds)")
+    ap.add_argument(
+        "--speed",
+        type=float,
+        default=20.0,
+        help="ScaledClock speed (a ~60 s call lasts 60/speed real seconds)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     for n in args.calls:
         r = asyncio.run(run(n, args.speed))
-        print(f"{r['calls']:>6} calls (peak {r['peak_concurrent']:>5} concurrent): "
-              f"{r['events']:>8} events in {r['seconds']:.1f}s = {r['events_per_s']:>8,.0f} ev/s; "
-              f"timer lateness p50 {r['late_p50_ms']:.1f} ms, p99 {r['late_p99_ms']:.1f} ms, "
-              f"max {r['late_max_ms']:.1f} ms (real time)", flush=True)
+        print(
+            f"{r['calls']:>6} calls (peak {r['peak_concurrent']:>5} concurrent): "
+            f"{r['events']:>8} events in {r['seconds']:.1f}s = {r['events_per_s']:>8,.0f} ev/s; "
+            f"timer lateness p50 {r['late_p50_ms']:.1f} ms, p99 {r['late_p99_ms']:.1f} ms, "
+            f"max {r['late_max_ms']:.1f} ms (real time)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
