@@ -823,6 +823,11 @@ async def import_file(
                 pending.exception()  # retrieved: the error that matters is already raised
         await writer.finish()
         summary.seconds = time.perf_counter() - started
+        # The report files are written after the commit, but their names go into the record.
+        summary.errors_file = str(errors_path(path)) if summary.errors else None
+        summary.lookup_files = [
+            str(lookup_path(path, b)) for b in sorted({e.branch for e in writer.lookup})
+        ]
         result = await conn.execute(
             _insert(conn, import_runs_t).returning(import_runs_t.c.id),
             {

@@ -67,6 +67,7 @@ async def test_rows_become_policies_customers_phones_and_leads(
     assert tuple(lead) == (LeadStatus.NEW.value, date(2026, 2, 3), "+8613812345678", None)
     assert tuple(ext) == ("+8631185551234", "808", "landline")
     assert run_row.kind == "renewal" and run_row.summary["imported"] == 2
+    assert run_row.summary["phones_to_look_up_files"] == s.lookup_files == []
 
 
 async def test_reimporting_the_same_file_changes_nothing(
@@ -177,6 +178,9 @@ async def test_invalid_numbers_are_stored_flagged_and_listed_per_branch(
     assert {r.raw for r in flagged} == {"85551234", "1381234"}
     assert sorted(no_phone) == ["P1", "P2"]
     assert s.lookup == {"1301": 1, "1302": 1}
+    async with engine.connect() as conn:
+        recorded = (await conn.execute(select(ImportRun.summary))).scalar_one()
+    assert recorded["phones_to_look_up_files"] == s.lookup_files
     assert sorted(Path(p).name for p in s.lookup_files) == [
         "l.csv.phones-to-look-up.1301.csv",
         "l.csv.phones-to-look-up.1302.csv",
