@@ -28,6 +28,7 @@ from typing import Protocol
 from crm_sync.exceptions import ImportInputError
 from crm_sync.models import Branch, Customer, LeadKind, Phone, Policy
 from crm_sync.phones import ParsedPhone, clean_cell, parse_phone, split_numbers
+from schedules.timeline import due_day
 
 Cell = str | int | float | date | datetime | None
 
@@ -394,20 +395,6 @@ class HasExpiry(Protocol):
     def expiry_date(self) -> date: ...
 
 
-def add_months(day: date, months: int) -> date:
-    month0 = day.month - 1 + months
-    year, month = day.year + month0 // 12, month0 % 12 + 1
-    for dom in (day.day, 30, 29, 28):
-        try:
-            return date(year, month, dom)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
-
-
-RENEWAL_LEAD_DAYS = 25  # the list is imported and handed out at expiry − 25 days
-
-
 def initial_due_on(kind: LeadKind | str, policy: HasExpiry, today: date) -> date:
     """The day a freshly imported lead becomes work (the schedules package may refine this).
 
@@ -415,10 +402,9 @@ def initial_due_on(kind: LeadKind | str, policy: HasExpiry, today: date) -> date
     post-underwriting callback: the day of the import.
     """
     kind = LeadKind(kind)
-    if kind is LeadKind.RENEWAL:
-        return policy.expiry_date - timedelta(days=RENEWAL_LEAD_DAYS)
-    if kind is LeadKind.TRIAL:
-        return add_months(policy.expiry_date, -1)
+    if kind in (LeadKind.RENEWAL, LeadKind.TRIAL):
+        # One rule for the whole desk: the timeline's (schedules.timeline.due_day).
+        return due_day(kind.value, policy.expiry_date)
     return today
 
 

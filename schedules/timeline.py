@@ -18,8 +18,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from crm_sync.importer import add_months  # calendar months, clamped to the month's end
 from schedules.windows import zone
+
+
+def add_months(day: date, months: int) -> date:
+    """Calendar months, clamped to the month's end (31 Mar − 1 month = 28/29 Feb)."""
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    for dom in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, dom)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
