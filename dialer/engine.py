@@ -396,7 +396,7 @@ class DialerEngine:
                 for t in self._tasks
                 if t.get_name().startswith(("dialer-results", "dialer-seats"))
             ]
-            await self._wait_quiet(writers, grace, drain=False)
+            await self._wait_quiet(writers, grace)
         tasks = [
             *self._tasks,
             *self._campaign_tasks.values(),
@@ -423,23 +423,24 @@ class DialerEngine:
             "dialer engine stopped (%d calls left in flight for reconciliation)", len(self._live)
         )
 
-    async def _wait_quiet(
-        self, tasks: Sequence[asyncio.Task[Any]], grace: float, drain: bool = True
-    ) -> None:
-        """Until `tasks` are done and the result queue is written, or `grace` runs out."""
-        deadline = self.clock.monotonic() + grace
-        pending = [t for t in tasks if not t.done()]
-        while self.clock.monotonic() < deadline:
-            pending = [t for t in pending if not t.done()]
-            if not pending and (not drain or (self._results.empty() and self._writing == 0)):
-                return
-            await self.clock.sleep(0.01)
-        log.warning(
-            "dialer stop: %d tasks and %d results still busy after %.1fs; cancelled",
-            len(pending),
-            self._results.qsize(),
-            grace,
-        )
+    async def _wait_quiet(self, tasks: Sequence[asyncio.Task[Any]], grace: float) -> None:
+        """Until `tasks` are done, or `grace` seconds of the clock have passed."""
+        pending = {t for t in tasks if not t.done()}
+        if not pending:
+            return
+        timer = asyncio.ensure_future(self.clock.sleep(grace))
+        try:
+            while pending and not timer.done():
+                _, pending = await asyncio.wait(
+                    {*pending, timer}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(timer)
+        finally:
+            timer.cancel()
+        if pending:
+            log.warning(
+                "dialer stop: %d tasks still busy after %.1fs; cancelled", len(pending), grace
+            )
 
     def _spawn_main(self, coro: Awaitable[None], name: str) -> None:
         self._tasks.append(asyncio.ensure_future(coro))

@@ -1,0 +1,252 @@
+"""The dialer's rules without a PBX: queue order, do-not-call, the window checked at send
+time, preview, customer first, dispositions. A fake AMI link records what would be sent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_sync.models import Lead, OutboxMessage, Phone
+from dialer import queues
+from dialer.ami.connection import Reply
+from dialer.ami.protocol import HeaderValue, Message
+from dialer.ami.supervisor import AmiConfig
+from dialer.engine import AmiServerSpec, DialerConfig, DialerEngine
+from dialer.exceptions import NotYourLead, UnknownResult
+from dialer.models import CallAttempt
+from dialer.services import DialerService
+from schedules.clock import VirtualClock
+from tests.test_dialer_support import seed
+
+MONDAY_1000 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 10:00 Shanghai
+
+
+class FakeLink:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def send(
+        self,
+        action: str,
+        headers: Mapping[str, HeaderValue] | None = None,
+        *,
+        action_id: str | None = None,
+        timeout: float | None = None,
+        check: bool = False,
+    ) -> Reply:
+        self.sent.append((action, dict(headers or {})))
+        return Reply(Message((("Response", "Success"), ("ActionID", action_id or ""))))
+
+
+def _engine(
+    sessions: async_sessionmaker[AsyncSession], clock: VirtualClock, link: FakeLink
+) -> DialerEngine:
+    def factory(spec: AmiServerSpec, clock_: Any, on_event: Any, on_resync: Any) -> FakeLink:
+        return link
+
+    return DialerEngine(
+        sessions,
+        clock,
+        [AmiServerSpec("pbx1", AmiConfig())],
+        config=DialerConfig(wrap_up_seconds=5, idle_recheck_seconds=30),
+        link_factory=factory,
+    )
+
+
+async def until(cond: Callable[[], Awaitable[bool]], tries: int = 5000) -> None:
+    for _ in range(tries):
+        if await cond():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never became true")
+
+
+async def _attempts(sessions: async_sessionmaker[AsyncSession]) -> Sequence[CallAttempt]:
+    async with sessions() as s:
+        return (await s.scalars(select(CallAttempt).order_by(CallAttempt.id))).all()
+
+
+async def test_queue_takes_due_appointments_first_then_by_policy_expiry(
+    session: AsyncSession,
+) -> None:
+    specs, leads = await seed(session, specialists=1, leads=[("renewal", "0", 0) for _ in range(4)])
+    rows = {r.id: r for r in (await session.scalars(select(Lead))).all()}
+    rows[leads[3]].callback_at = MONDAY_1000 - timedelta(minutes=5)  # a due appointment
+    rows[leads[2]].callback_at = MONDAY_1000 + timedelta(hours=1)  # not yet due
+    rows[leads[2]].next_attempt_at = MONDAY_1000 + timedelta(hours=1)
+    await session.commit()
+    got = await queues.fetch_candidates(
+        session,
+        queues.specialist_queue(specs[0], ["renewal"], MONDAY_1000),
+        limit=10,
+        now=MONDAY_1000,
+        lock=False,
+    )
+    # seed() gives expiries +25, +26, +27 days by index: lead 0 expires first.
+    assert [c.lead_id for c in got] == [leads[3], leads[0], leads[1]]
+    assert got[0].appointment
+
+
+async def test_a_number_on_the_do_not_call_list_is_never_claimed(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as s:
+        specs, leads = await seed(s, specialists=1, leads=[("renewal", "0", 0)] * 2)
+    clock = VirtualClock(MONDAY_1000)
+    link = FakeLink()
+    engine = _engine(sessions, clock, link)
+    service = DialerService(engine)
+    async with sessions() as s:
+        first = await s.get(Lead, leads[0])
+        assert first is not None
+        blocked = await s.scalar(select(Phone.e164).where(Phone.id == first.phone_id))
+    await service.add_do_not_call(str(blocked), "customer asked")
+    await engine.start()
+    try:
+        await service.start_campaign("renewal")
+        await service.sign_in(specs[0], ready=True)
+        await until(lambda: _count(link, 1))
+        for _ in range(200):
+            await asyncio.sleep(0)
+    finally:
+        await engine.stop()
+    assert [h["Exten"] for _, h in link.sent] != [blocked]
+    assert [a.lead_id for a in await _attempts(sessions)] == [leads[1]]
+
+
+async def _count(link: FakeLink, n: int) -> bool:
+    return len(link.sent) >= n
+
+
+async def test_the_window_is_checked_when_sending_not_when_queued(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as s:
+        specs, _ = await seed(s, specialists=2, leads=[("renewal", "0", 0), ("renewal", "0", 1)])
+    clock = VirtualClock(datetime(2026, 1, 5, 2, 59, 59, tzinfo=UTC))  # 10:59:59
+    link = FakeLink()
+    engine = _engine(sessions, clock, link)
+    service = DialerService(engine)
+    await engine.start()
+    try:
+        # One new call every 2 s on the trunk: the second one waits past 11:00.
+        await service.update_campaign("renewal", trunk_max_cps=0.5)
+        await service.start_campaign("renewal")
+        await service.sign_in(specs[0], ready=True)
+        await service.sign_in(specs[1], ready=True)
+
+        async def both_claimed() -> bool:
+            return len(await _attempts(sessions)) == 2
+
+        await until(both_claimed)
+        await until(lambda: _count(link, 1))
+        await clock.advance(3)
+
+        async def second_settled() -> bool:
+            return all(
+                a.ended_at is not None for a in await _attempts(sessions) if a.sent_at is None
+            )
+
+        await until(second_settled)
+    finally:
+        await engine.stop()
+    assert len(link.sent) == 1
+    unsent = [a for a in await _attempts(sessions) if a.outcome == "not_sent"]
+    assert len(unsent) == 1 and "window" in (unsent[0].reason or "")
+    async with sessions() as s:
+        lead = await s.get(Lead, unsent[0].lead_id)
+        assert lead is not None and lead.attempt_count == 0
+        assert lead.next_attempt_at == datetime(2026, 1, 5, 7, 30, tzinfo=UTC)  # 15:30
+
+
+async def test_preview_dials_only_after_the_specialist_confirms(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as s:
+        specs, leads = await seed(s, specialists=1, leads=[("renewal", "0", 0)])
+    clock = VirtualClock(MONDAY_1000)
+    link = FakeLink()
+    engine = _engine(sessions, clock, link)
+    service = DialerService(engine)
+    await engine.start()
+    try:
+        await service.update_campaign("renewal", mode="preview")
+        await service.start_campaign("renewal")
+        await service.sign_in(specs[0], ready=True)
+
+        async def offered() -> bool:
+            return (await service.seat(specs[0]))["preview"]
+
+        await until(offered)
+        pop = await service.current_call(specs[0])
+        assert pop is not None and pop["lead"]["id"] == leads[0]
+        assert pop["customer"]["name"] and pop["policy"]["policy_number"]
+        assert link.sent == []
+        await service.confirm_preview(specs[0])
+    finally:
+        await engine.stop()
+    ((action, headers),) = link.sent
+    assert action == "Originate" and headers["Channel"] == "PJSIP/8100"
+
+
+async def test_customer_first_dials_the_customer_and_names_the_reserved_seat(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as s:
+        specs, _ = await seed(s, specialists=1, leads=[("renewal", "0", 0)])
+    clock = VirtualClock(MONDAY_1000)
+    link = FakeLink()
+    engine = _engine(sessions, clock, link)
+    service = DialerService(engine)
+    await engine.start()
+    try:
+        await service.update_campaign("renewal", mode="customer_first")
+        await service.start_campaign("renewal")
+        await service.sign_in(specs[0], ready=True)
+        await until(lambda: _count(link, 1))
+    finally:
+        await engine.stop()
+    ((_, headers),) = link.sent
+    attempt = (await _attempts(sessions))[0]
+    assert headers["Channel"] == "PJSIP/13900000000@carrier"
+    assert headers["Exten"] == "connect-seat"
+    assert headers["ActionID" if "ActionID" in headers else "ChannelId"] == attempt.attempt_id
+    assert headers["Variable"]["SEAT"] == "8100"  # type: ignore[index]
+    assert headers["Variable"]["ATTEMPT_ID"] == attempt.attempt_id  # type: ignore[index]
+
+
+async def test_dispose_is_for_own_leads_and_an_appointment_moves_into_the_window(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as s:
+        specs, leads = await seed(s, specialists=2, leads=[("renewal", "0", 0)])
+    clock = VirtualClock(MONDAY_1000)
+    service = DialerService(_engine(sessions, clock, FakeLink()))
+    with pytest.raises(NotYourLead):
+        await service.dispose(leads[0], specs[1], "renewed")
+    with pytest.raises(UnknownResult):
+        await service.dispose(leads[0], specs[0], "busy")  # the dialer's own result
+    noon = datetime(2026, 1, 5, 4, 0, tzinfo=UTC)  # 12:00 Shanghai, between the windows
+    view = await service.dispose(leads[0], specs[0], "callback", callback_at=noon, note="客户午休")
+    assert view["status"] == "scheduled"
+    assert view["callback_at"] == datetime(2026, 1, 5, 7, 30, tzinfo=UTC).isoformat()
+    async with sessions() as s:
+        msgs = (await s.scalars(select(OutboxMessage))).all()
+    assert [m.topic for m in msgs] == ["lead.contact_result", "lead.status"]
+    assert msgs[0].payload["note"] == "客户午休"
