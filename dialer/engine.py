@@ -113,6 +113,7 @@ class DialerConfig:
     reminder_days_before: int = 30
     reminder_message: str = "renewal-reminder"
     result_writers: int = 4
+    result_batch: int = 20  # results per transaction (a big batch holds SQLite's lock longer)
     seat_servers: Mapping[str, str] = field(default_factory=dict)  # seat device -> server
 
 
@@ -763,8 +764,11 @@ class DialerEngine:
             task.add_done_callback(self._child_done)
 
     async def _dial_for_seat_guarded(self, sid: int) -> None:
+        """Claim under a slot of `claim_parallelism`; send outside it, so a seat waiting for
+        its trunk's pace does not hold up the claims of other seats."""
+        todo: tuple[_Live, CampaignInfo | None] | None = None
         try:
-            await self._dial_for_seat(sid)
+            todo = await self._dial_for_seat(sid)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -772,6 +776,8 @@ class DialerEngine:
             self._wake_later(sid, self.config.idle_recheck_seconds)
         finally:
             self._claim_slots.release()
+        if todo is not None:
+            await self._send(*todo)
 
     @contextlib.asynccontextmanager
     async def _claim_guard(self) -> Any:
@@ -785,17 +791,17 @@ class DialerEngine:
 
     _write_guard = _claim_guard
 
-    async def _dial_for_seat(self, sid: int) -> None:
+    async def _dial_for_seat(self, sid: int) -> tuple[_Live, CampaignInfo | None] | None:
         seat = self.seats.get(sid)
         if seat is None or not seat.available:
-            return
+            return None
         kinds = self._specialist_kinds()
         if not kinds:
-            return
+            return None
         server = self._server_for_seat(seat.device)
         if server.link is None or not server.link.connected:
             self._wake_later(sid, min(5.0, self.config.idle_recheck_seconds))
-            return
+            return None
         now = self.clock.now()
         async with self._claim_guard(), self.sessions() as s:
             cands = await queues.pick(
@@ -812,7 +818,7 @@ class DialerEngine:
                 await s.rollback()
                 if seat.available:
                     self._wake_later(sid, await self._recheck_delay(sid, now))
-                return
+                return None
             c = cands[0]
             camp = kinds[c.kind]
             preview = camp.mode == DialMode.PREVIEW.value
@@ -839,7 +845,7 @@ class DialerEngine:
                 await s.rollback()
                 log.info("specialist %s: lead %s taken meanwhile; looking again", sid, c.lead_id)
                 self.wake(sid)
-                return
+                return None
         live = _Live(
             attempt_id,
             c.lead_id,
@@ -860,9 +866,9 @@ class DialerEngine:
             log.info(
                 "seat %s: lead %s offered for preview (%s)", seat.device, c.lead_id, attempt_id
             )
-            return
+            return None
         self._record(seat, seat.dial(self.clock.now(), attempt_id))
-        await self._send(live, camp)
+        return live, camp
 
     async def _recheck_delay(self, sid: int, now: datetime) -> float:
         delay = self.config.idle_recheck_seconds
@@ -1185,7 +1191,7 @@ class DialerEngine:
             if first is None:  # stop: everything queued before it is written
                 return
             batch = [first]
-            while len(batch) < 100 and not self._results.empty():
+            while len(batch) < self.config.result_batch and not self._results.empty():
                 item = self._results.get_nowait()
                 if item is None:
                     self._results.put_nowait(None)

@@ -1,0 +1,238 @@
+"""Dialer benchmark: prints figures (not a test). The PBX simulator runs in its own process
+(`callcenter pbx-sim`), so the CPU measured is the dialer's alone.
+
+1. Latency from a seat becoming ready to its Originate being answered "queued" by the PBX,
+   with 200 signed-in seats (seat-first, short calls, 2 s wrap-up): p50/p99 for the burst
+   when all 200 turn ready at once, and in steady state as calls end and seats free up.
+2. Throughput: automatic reminder calls (30 s playback) ramped up at a fixed rate of new
+   calls per second; the highest rate the process keeps up with, the concurrent calls it
+   holds, and its CPU per 100 concurrent calls.
+
+    .venv/bin/python bench/bench_dialer.py                      # SQLite (embedded default)
+    .venv/bin/python bench/bench_dialer.py --db postgresql+asyncpg://postgres@127.0.0.1/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from callcenter.database import create_engine, session_factory, upgrade
+from dialer.ami.supervisor import AmiConfig
+from dialer.engine import AmiServerSpec, DialerConfig, DialerEngine
+from dialer.originate import DialPlan
+from dialer.services import DialerService
+from schedules.clock import ScaledClock
+from tests.test_dialer_support import seed
+
+MONDAY_1000 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_sim(port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "callcenter",
+            "pbx-sim",
+            "--port",
+            str(port),
+            "--user",
+            "dialer",
+            "--secret",
+            "secret",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the PBX simulator did not start")
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, round(p / 100 * (len(v) - 1)))]
+
+
+async def fresh_db(url: str | None, tmp: Path) -> str:
+    if url is None:
+        url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    else:
+        import asyncpg  # type: ignore[import-untyped]
+
+        admin = url.rsplit("/", 1)[0] + "/postgres"
+        name = url.rsplit("/", 1)[1]
+        conn = await asyncpg.connect(admin.replace("postgresql+asyncpg://", "postgresql://"))
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+    await upgrade(url)
+    return url
+
+
+def engine_for(sessions, clock, port: int, config: DialerConfig) -> DialerEngine:  # type: ignore[no-untyped-def]
+    spec = AmiServerSpec(
+        "bench",
+        AmiConfig(port=port, username="dialer", secret="secret", action_timeout=30.0),
+        DialPlan(family="pjsip"),
+    )
+    return DialerEngine(sessions, clock, [spec], config=config)
+
+
+async def latency(url: str, seats: int, seconds: float) -> None:
+    port = free_port()
+    sim = start_sim(port)
+    db = create_engine(url)
+    sessions = session_factory(db)
+    try:
+        async with sessions() as s:
+            # Conversations as at the desk: mostly long calls (7: ~57 s), some short (0: ~5 s),
+            # so seats free up one by one (~3-4 a second): the dialer is not saturated.
+            specs, _ = await seed(
+                s,
+                specialists=seats,
+                leads=[("renewal", "7770"[i % 4], i % seats) for i in range(seats * 10)],
+            )
+        clock = ScaledClock(MONDAY_1000, 1.0)
+        engine = engine_for(sessions, clock, port, DialerConfig(wrap_up_seconds=2.0))
+        service = DialerService(engine)
+        await engine.start()
+        await engine.wait_connected()
+        # The trunk must not be the bottleneck here: this measures the dialer.
+        await service.update_campaign("renewal", trunk_max_calls=1000, trunk_max_cps=1000.0)
+        await service.start_campaign("renewal")
+        await asyncio.gather(*(service.sign_in(sid, ready=True) for sid in specs))
+        t0 = time.monotonic()
+        while len(engine.latencies) < seats and time.monotonic() - t0 < 30:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        burst = [x * 1000 for x in list(engine.latencies)[:seats]]
+        await asyncio.sleep(seconds)
+        steady = [x * 1000 for x in list(engine.latencies)[seats:]]
+        calls = engine.stats["originates"]
+        print({k: v for k, v in engine.stats.items() if k.startswith("outcome")})
+        await engine.stop()
+        print(
+            f"latency, {seats} seats ready at once (burst): n={len(burst)} "
+            f"p50={pct(burst, 50):.1f} ms p99={pct(burst, 99):.1f} ms max={max(burst):.1f} ms"
+        )
+        print(
+            f"latency, steady state over {seconds:.0f} s: n={len(steady)} "
+            f"p50={pct(steady, 50):.1f} ms p99={pct(steady, 99):.1f} ms "
+            f"max={max(steady) if steady else float('nan'):.1f} ms "
+            f"({calls / (time.monotonic() - t0):.0f} Originates/s)"
+        )
+    finally:
+        sim.kill()
+        await db.dispose()
+
+
+async def throughput(db_url: str | None, tmp: Path, rates: list[float], hold: float) -> None:
+    for rate in rates:
+        run_dir = tmp / f"rate-{rate:g}"
+        run_dir.mkdir()
+        url = await fresh_db(db_url, run_dir)
+        port = free_port()
+        sim = start_sim(port)
+        db = create_engine(url)
+        sessions = session_factory(db)
+        try:
+            n = int(rate * (hold + 35)) + 100
+            async with sessions() as s:
+                await seed(s, specialists=0, leads=[("renewal", "0", None)] * n)
+            clock = ScaledClock(MONDAY_1000, 1.0)
+            engine = engine_for(
+                sessions, clock, port, DialerConfig(automatic_tick_seconds=0.2, claim_batch=400)
+            )
+            service = DialerService(engine)
+            await engine.start()
+            await engine.wait_connected()
+            await service.update_campaign(
+                "reminder",
+                concurrency=100_000,
+                trunk_max_calls=100_000,
+                trunk_max_cps=rate,
+                message="tt-monkeys&tt-monkeys",  # ~31 s per call
+            )
+            t0 = time.monotonic()
+            c0 = time.process_time()
+            await service.start_campaign("reminder")
+            peak = 0
+            samples: list[tuple[float, int, float]] = []
+            while time.monotonic() - t0 < hold:
+                await asyncio.sleep(1.0)
+                live = len(engine.live_calls())
+                peak = max(peak, live)
+                samples.append((time.monotonic() - t0, live, time.process_time() - c0))
+            sent = engine.stats["originates"]
+            wall = time.monotonic() - t0
+            # CPU over the last 10 s, when the concurrency is highest.
+            (ta, la, ca), (tb, lb, cb) = samples[-11], samples[-1]
+            cpu = (cb - ca) / (tb - ta)
+            mean_live = (la + lb) / 2
+            await engine.stop(grace=0)
+            achieved = sent / wall
+            print(
+                f"throughput at {rate:.0f} new calls/s asked: {achieved:.1f}/s sent "
+                f"({'kept up' if achieved >= 0.95 * rate else 'FELL BEHIND'}), "
+                f"peak {peak} concurrent calls, CPU {cpu * 100:.0f}% of one core at "
+                f"~{mean_live:.0f} calls = {cpu * 100 / max(mean_live, 1) * 100:.1f}% per "
+                f"100 concurrent calls"
+            )
+        finally:
+            sim.kill()
+            await db.dispose()
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
+    ap.add_argument("--seats", type=int, default=200)
+    ap.add_argument("--steady-seconds", type=float, default=20.0)
+    ap.add_argument("--rates", default="20,50,100", help="new calls/s to try, comma-separated")
+    ap.add_argument("--hold", type=float, default=40.0, help="seconds per throughput run")
+    ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--skip-throughput", action="store_true")
+    args = ap.parse_args()
+    import logging
+
+    logging.basicConfig(level=getattr(logging, os.environ.get("BENCH_LOG", "ERROR")))
+    with tempfile.TemporaryDirectory() as tmp:
+        print(
+            f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+            f"database {'SQLite' if args.db is None else 'PostgreSQL'}"
+        )
+        if not args.skip_latency:
+            url = await fresh_db(args.db, Path(tmp))
+            await latency(url, args.seats, args.steady_seconds)
+        if not args.skip_throughput:
+            await throughput(
+                args.db, Path(tmp), [float(r) for r in args.rates.split(",")], args.hold
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
