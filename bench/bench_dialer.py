@@ -184,10 +184,12 @@ async def throughput(db_url: str | None, tmp: Path, rates: list[float], hold: fl
             samples: list[tuple[float, int, float]] = []
             while time.monotonic() - t0 < hold:
                 await asyncio.sleep(1.0)
-                live = len(engine.live_calls())
+                # Calls up in the PBX as the tracker sees them (not rows awaiting a write).
+                live = sum(len(sv.tracker.active()) for sv in engine._servers.values())
                 peak = max(peak, live)
                 samples.append((time.monotonic() - t0, live, time.process_time() - c0))
             sent = engine.stats["originates"]
+            backlog = engine._results.qsize() + len(engine._live) - live
             wall = time.monotonic() - t0
             # CPU over the last 10 s, when the concurrency is highest.
             (ta, la, ca), (tb, lb, cb) = samples[-11], samples[-1]
@@ -200,7 +202,7 @@ async def throughput(db_url: str | None, tmp: Path, rates: list[float], hold: fl
                 f"({'kept up' if achieved >= 0.95 * rate else 'FELL BEHIND'}), "
                 f"peak {peak} concurrent calls, CPU {cpu * 100:.0f}% of one core at "
                 f"~{mean_live:.0f} calls = {cpu * 100 / max(mean_live, 1) * 100:.1f}% per "
-                f"100 concurrent calls"
+                f"100 concurrent calls; results waiting to be written: {backlog}"
             )
         finally:
             sim.kill()
