@@ -23,9 +23,10 @@ class NotSignedIn(DialerError):
 
 
 class NotYourLead(DialerError):
-    """A specialist may act only on the leads they own."""
+    """A specialist may act only on the leads they own. Answered like an unknown lead (404,
+    same words), so that a specialist cannot learn which lead ids exist."""
 
-    status = 403
+    status = 404
 
 
 class UnknownLead(DialerError):

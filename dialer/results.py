@@ -388,7 +388,10 @@ async def dispose(
     if lead is None:
         raise UnknownLead(f"no lead {lead_id}")
     if lead.owner_id != specialist_id:
-        raise NotYourLead(f"lead {lead_id} is not in specialist {specialist_id}'s queue")
+        log.info(
+            "specialist %s tried to set a result on lead %s of another", specialist_id, lead_id
+        )
+        raise NotYourLead(f"no lead {lead_id}")
     result = await session.get(ContactResult, result_code)
     if result is None:
         raise UnknownResult(f"unknown contact result {result_code!r}")

@@ -206,7 +206,9 @@ def next_attempt(
     result = CONTACT_RESULT.get(outcome)
 
     unanswered = 0
-    for a in history:  # unanswered calls since the customer was last reached
+    for a in history:  # unanswered calls to this number since the customer was last reached
+        if phone is not None and a.phone is not None and a.phone != phone:
+            continue  # a corrected number starts afresh: the old number's failures are not its own
         if a.outcome is Outcome.ANSWERED:
             unanswered = 0
         elif policy.rule(a.outcome).counts:

@@ -91,7 +91,8 @@ async def test_specialist_signs_in_gets_a_screen_pop_and_logs_the_result(desk: D
     other = await c.post(
         f"/api/leads/{desk.leads[0]}/disposition", json={"result": "renewed"}, headers=desk.as_("b")
     )
-    assert other.status == 403
+    assert other.status == 404
+    assert (await other.json())["error"] == f"no lead {desk.leads[0]}"
     mine = await c.post(
         f"/api/leads/{desk.leads[0]}/disposition", json={"result": "renewed"}, headers=a
     )

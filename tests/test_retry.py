@@ -220,3 +220,23 @@ def test_every_retry_time_is_inside_a_window(hours: CallingHours) -> None:
                 if d.next_at is not None:
                     assert hours.is_open(d.next_at), (outcome, at, d)
                     assert d.next_at > at or (hours.is_open(at) and d.next_at >= at)
+
+
+def test_a_corrected_number_does_not_inherit_the_old_numbers_failures(
+    hours: CallingHours,
+) -> None:
+    old = "+8613800000012"
+    history = [
+        Attempt(sh(2026, 3, 9, 10, 0), Outcome.NO_ANSWER, phone=old),
+        Attempt(sh(2026, 3, 10, 9, 40), Outcome.NO_ANSWER, phone=old),
+    ]
+    d = next_attempt(
+        "no_answer",
+        at=sh(2026, 3, 11, 9, 35),
+        history=history,
+        policy=CALLBACK_POLICY,
+        hours=hours,
+        phone="+8613900000010",
+    )
+    assert not d.mark_inaccurate and d.next_at == sh(2026, 3, 12, 9, 30)
+    assert "first of 3" in d.reason

@@ -18,7 +18,16 @@ from tests.test_ami_connection import SECRET, until
 
 def test_backoff_grows_exponentially_up_to_the_cap_with_jitter() -> None:
     assert [backoff_delay(n, base=0.5, cap=30, rand=1.0) for n in range(9)] == [
-        0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+        8.0,
+        16.0,
+        30.0,
+        30.0,
+        30.0,
+    ]
     assert backoff_delay(3, base=0.5, cap=30, rand=0.0) == pytest.approx(0.4)
     assert backoff_delay(100, base=0.5, cap=30, rand=0.5) == pytest.approx(30 * 0.55)
     delays = backoff_delays(0.5, 30, random.Random(1))
@@ -45,8 +54,9 @@ def _config(sim: PbxSimulator, **kw: Any) -> AmiConfig:
 
 
 async def test_link_survives_minutes_of_silence(sim: PbxSimulator, clock: VirtualClock) -> None:
-    sup = AmiSupervisor(_config(sim, ping_interval=20, ping_timeout=5), clock=clock,
-                        event_parser=lambda m: m)
+    sup = AmiSupervisor(
+        _config(sim, ping_interval=20, ping_timeout=5), clock=clock, event_parser=lambda m: m
+    )
     async with sup:
         await until(lambda: sup.connected)
         for _ in range(300):  # five minutes without a single event
@@ -60,8 +70,11 @@ async def test_link_survives_minutes_of_silence(sim: PbxSimulator, clock: Virtua
 async def test_a_silent_dead_link_is_detected_by_ping_and_reopened(
     sim: PbxSimulator, clock: VirtualClock
 ) -> None:
-    sup = AmiSupervisor(_config(sim, ping_interval=10, ping_timeout=3, backoff_base=1,
-                                backoff_cap=2), clock=clock, event_parser=lambda m: m)
+    sup = AmiSupervisor(
+        _config(sim, ping_interval=10, ping_timeout=3, backoff_base=1, backoff_cap=2),
+        clock=clock,
+        event_parser=lambda m: m,
+    )
     async with sup:
         await until(lambda: sup.connected)
         sim.mute = True  # socket open, nothing answered: a half-dead link
@@ -76,18 +89,29 @@ async def test_reconnect_fails_pending_resends_nothing_and_resyncs_live_calls(
     resyncs: list[list[str]] = []
 
     def on_resync(channels: Sequence[Any]) -> None:
-        resyncs.append(sorted(c.channel if hasattr(c, "channel") else c["Channel"]
-                              for c in channels))
+        resyncs.append(
+            sorted(c.channel if hasattr(c, "channel") else c["Channel"] for c in channels)
+        )
 
-    sup = AmiSupervisor(_config(sim, backoff_base=1, backoff_cap=4), clock=clock,
-                        on_resync=on_resync)
+    sup = AmiSupervisor(
+        _config(sim, backoff_base=1, backoff_cap=4), clock=clock, on_resync=on_resync
+    )
     async with sup:
         await until(lambda: sup.connected)
         assert resyncs == [[]]
-        pending = asyncio.create_task(sup.send(
-            "Originate", {"Channel": "Local/13800000017@customers", "Context": "dialer",
-                          "Exten": "connect-seat", "Variable": "SEAT=8001"},
-            action_id="att-001", timeout=60))
+        pending = asyncio.create_task(
+            sup.send(
+                "Originate",
+                {
+                    "Channel": "Local/13800000017@customers",
+                    "Context": "dialer",
+                    "Exten": "connect-seat",
+                    "Variable": "SEAT=8001",
+                },
+                action_id="att-001",
+                timeout=60,
+            )
+        )
         await until(lambda: sim.action_counts["Originate"] == 1)
         await sim.drop_clients()  # mid-call: the customer is ringing
         await until(lambda: pending.done())
@@ -109,3 +133,21 @@ async def test_stop_cancels_cleanly_while_reconnecting(clock: VirtualClock) -> N
     await until(lambda: sup.last_error is not None)
     await sup.stop()
     assert not sup.connected
+
+
+async def test_a_failing_resync_reconnects_instead_of_killing_the_supervisor(
+    sim: PbxSimulator, clock: VirtualClock
+) -> None:
+    attempts: list[int] = []
+
+    def on_resync(channels: Sequence[Any]) -> None:
+        attempts.append(len(channels))
+        if len(attempts) == 1:
+            raise RuntimeError("database is locked")
+
+    sup = AmiSupervisor(
+        _config(sim, backoff_base=1, backoff_cap=2), clock=clock, on_resync=on_resync
+    )
+    async with sup:
+        await until(lambda: sup.connected, clock, step=0.25)
+        assert len(attempts) == 2 and sup.connects == 2

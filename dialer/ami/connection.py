@@ -18,7 +18,7 @@ Rules that the public libraries broke (docs/ami.md, spec/ami-client-evaluation.m
 * When the link drops, every action still waiting fails at once with `AmiDisconnected`,
   naming the action and its ActionID. Nothing is ever re-sent by this layer.
 * A subscriber that raises is logged; the other subscribers still get the event.
-* Events are parsed by `event_parser` (the typed `dialer.ami.events.parse_event` by default
+* Events are parsed by `event_parser` (a typed `dialer.ami.events.EventDecoder` by default
   when it is importable, else the raw `Message`).
 * Backpressure: writes await `drain()`; at most `max_in_flight` actions wait for responses;
   `stream(maxsize)` gives a bounded queue of events and, when it is full, the reader stops
@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dialer.ami import events
 from dialer.ami.exceptions import AmiActionError, AmiAuthError, AmiDisconnected, AmiTimeout
 from dialer.ami.protocol import AmiParser, HeaderValue, Message, MissingHeader, encode_action
 from schedules.clock import Clock
@@ -50,17 +51,9 @@ _OK = frozenset({"Success", "Goodbye", "Follows"})
 
 
 def default_event_parser() -> EventParser:
-    """The typed parser of `dialer.ami.events` if present, else identity."""
-    try:
-        from dialer.ami import events
-    except ImportError:  # pragma: no cover - only before events.py exists
-        return _identity
-    parser: EventParser = events.parse_event
-    return parser
-
-
-def _identity(msg: Message) -> Message:
-    return msg
+    """Typed events, with a decoder of this connection's own (it remembers which broken
+    headers it has already reported, so each is logged once)."""
+    return events.EventDecoder().decode
 
 
 def md5_key(challenge: str, secret: str) -> str:

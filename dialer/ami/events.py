@@ -579,9 +579,7 @@ class EventDecoder:
         )
 
 
-_default_decoder = EventDecoder()
-
-
 def parse_event(msg: Message) -> AmiEvent:
-    """Decode one message into a typed event (or a GenericEvent). Never raises."""
-    return _default_decoder.decode(msg)
+    """Decode one message into a typed event (or a GenericEvent). Never raises. For a stream,
+    keep one `EventDecoder` instead: it reports each broken header once, not per message."""
+    return EventDecoder().decode(msg)

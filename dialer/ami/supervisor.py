@@ -206,6 +206,12 @@ class AmiSupervisor:
                 self.last_error = str(exc)
                 level = logging.ERROR if isinstance(exc, AmiAuthError) else logging.WARNING
                 log.log(level, "AMI %s: %s", self.name, exc)
+            except Exception as exc:
+                # A failing resync callback (say, the database is briefly locked) must not end
+                # the supervisor: without it this server is never dialled again. Drop the
+                # link and let the backoff loop connect and resync once more.
+                self.last_error = f"resync failed: {exc}"
+                log.exception("AMI %s: resync failed; reconnecting to try again", self.name)
             finally:
                 self._up.clear()
                 if conn.connected:
