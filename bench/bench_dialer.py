@@ -150,7 +150,9 @@ async def latency(url: str, seats: int, seconds: float) -> None:
         await db.dispose()
 
 
-async def throughput(db_url: str | None, tmp: Path, rates: list[float], hold: float) -> None:
+async def throughput(
+    db_url: str | None, tmp: Path, rates: list[float], hold: float, digit: str
+) -> None:
     for rate in rates:
         run_dir = tmp / f"rate-{rate:g}"
         run_dir.mkdir()
@@ -162,10 +164,10 @@ async def throughput(db_url: str | None, tmp: Path, rates: list[float], hold: fl
         try:
             n = int(rate * (hold + 35)) + 100
             async with sessions() as s:
-                await seed(s, specialists=0, leads=[("renewal", "0", None)] * n)
+                await seed(s, specialists=0, leads=[("renewal", digit, None)] * n)
             clock = ScaledClock(MONDAY_1000, 1.0)
             engine = engine_for(
-                sessions, clock, port, DialerConfig(automatic_tick_seconds=0.2, claim_batch=400)
+                sessions, clock, port, DialerConfig(automatic_tick_seconds=1.0, claim_batch=400)
             )
             service = DialerService(engine)
             await engine.start()
@@ -177,6 +179,10 @@ async def throughput(db_url: str | None, tmp: Path, rates: list[float], hold: fl
                 trunk_max_cps=rate,
                 message="tt-monkeys&tt-monkeys",  # ~31 s per call
             )
+            import psutil
+
+            simproc = psutil.Process(sim.pid)
+            s0 = sum(simproc.cpu_times()[:2])
             t0 = time.monotonic()
             c0 = time.process_time()
             await service.start_campaign("reminder")
@@ -189,6 +195,7 @@ async def throughput(db_url: str | None, tmp: Path, rates: list[float], hold: fl
                 peak = max(peak, live)
                 samples.append((time.monotonic() - t0, live, time.process_time() - c0))
             sent = engine.stats["originates"]
+            sim_cpu = (sum(simproc.cpu_times()[:2]) - s0) / (time.monotonic() - t0)
             backlog = engine._results.qsize() + len(engine._live) - live
             wall = time.monotonic() - t0
             # CPU over the last 10 s, when the concurrency is highest.
@@ -202,7 +209,8 @@ async def throughput(db_url: str | None, tmp: Path, rates: list[float], hold: fl
                 f"({'kept up' if achieved >= 0.95 * rate else 'FELL BEHIND'}), "
                 f"peak {peak} concurrent calls, CPU {cpu * 100:.0f}% of one core at "
                 f"~{mean_live:.0f} calls = {cpu * 100 / max(mean_live, 1) * 100:.1f}% per "
-                f"100 concurrent calls; results waiting to be written: {backlog}"
+                f"100 concurrent calls; results waiting to be written: {backlog}; "
+                f"simulator CPU {sim_cpu * 100:.0f}%"
             )
         finally:
             sim.kill()
@@ -216,6 +224,11 @@ async def main() -> None:
     ap.add_argument("--steady-seconds", type=float, default=20.0)
     ap.add_argument("--rates", default="20,50,100", help="new calls/s to try, comma-separated")
     ap.add_argument("--hold", type=float, default=40.0, help="seconds per throughput run")
+    ap.add_argument(
+        "--digit",
+        default="0",
+        help="customers' behaviour in the throughput runs: 0 ~5 s calls, 7 ~58 s",
+    )
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
     args = ap.parse_args()

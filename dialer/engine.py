@@ -303,6 +303,7 @@ class DialerEngine:
         self._live: dict[str, _Live] = {}
         self._campaigns: dict[int, CampaignInfo] = {}
         self._campaign_active: Counter[int] = Counter()
+        self._campaign_waiting: Counter[int] = Counter()  # claimed, not yet past the trunk
         self._campaign_wake: dict[int, asyncio.Event] = {}
         self._campaign_tasks: dict[int, asyncio.Task[None]] = {}
         self._wake_q: asyncio.Queue[int] = asyncio.Queue()
@@ -928,12 +929,17 @@ class DialerEngine:
                 return
             wake = self._campaign_wake.setdefault(campaign_id, asyncio.Event())
             wake.clear()
+            claimed = 0
             try:
-                await self._campaign_round(camp)
+                claimed = await self._campaign_round(camp)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("campaign %s: round failed", camp.name)
+            if claimed:
+                # More work is likely: claim again as soon as the trunk has room.
+                await self.clock.sleep(min(tick, 1.0 / max(camp.trunk_max_cps, 0.1)))
+                continue
             sleeper = asyncio.ensure_future(self.clock.sleep(tick))
             waiter = asyncio.ensure_future(wake.wait())
             try:
@@ -942,15 +948,24 @@ class DialerEngine:
                 sleeper.cancel()
                 waiter.cancel()
 
-    async def _campaign_round(self, camp: CampaignInfo) -> None:
+    async def _campaign_round(self, camp: CampaignInfo) -> int:
+        """Claim and start a round of automatic calls; returns how many were claimed."""
         cap = campaign_capacity(camp.concurrency, self._campaign_active[camp.id])
         server = self._next_server()
         if cap <= 0 or server is None:
-            return
+            return 0
         trunk = server.trunk(camp.trunk, camp.trunk_max_calls, camp.trunk_max_cps)
         cap = min(cap, trunk.max_calls - trunk.active)
+        # Claim no more than the trunk can start in about one tick: an attempt committed
+        # long before its turn would sit in flight, blocking its lead and number for nothing.
+        cap = min(
+            cap,
+            int(camp.trunk_max_cps * self.config.automatic_tick_seconds)
+            + 1
+            - self._campaign_waiting[camp.id],
+        )
         if cap <= 0:
-            return
+            return 0
         now = self.clock.now()
         if camp.kind == CampaignKind.REMINDER.value:
             today = self.plan.for_kind(camp.kind).local_date(now)
@@ -971,7 +986,7 @@ class DialerEngine:
             )
             if not cands:
                 await s.rollback()
-                return
+                return 0
             for c in cands:
                 attempt_id = queues.new_attempt_id()
                 s.add(
@@ -1005,13 +1020,17 @@ class DialerEngine:
                 await s.commit()
             except IntegrityError:
                 await s.rollback()
-                return
+                return 0
         for live in lives:
             self._live[live.attempt_id] = live
             self._campaign_active[camp.id] += 1
+            self._campaign_waiting[camp.id] += 1
         self.stats["claimed"] += len(lives)
-        # Sent concurrently; the trunk limiter spaces them at the trunk's rate.
-        await asyncio.gather(*(self._send(live, camp) for live in lives))
+        # Sent in the background, spaced by the trunk limiter; the next round claims while
+        # these wait for their turn (at most about one tick's worth wait at any time).
+        for live in lives:
+            self._spawn(self._send(live, camp))
+        return len(lives)
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -1075,6 +1094,8 @@ class DialerEngine:
                     live.admitted = True
                     break
                 await self.clock.sleep(wait if wait != float("inf") else 1.0)
+        if live.mode == DialMode.AUTOMATIC.value and live.campaign_id is not None:
+            self._campaign_waiting[live.campaign_id] -= 1
         now = self.clock.now()
         # The calling-window check happens here, at the moment of sending.
         if not self.is_open(live.kind, live.tz, now):
