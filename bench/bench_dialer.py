@@ -82,7 +82,7 @@ async def fresh_db(url: str | None, tmp: Path) -> str:
     if url is None:
         url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
     else:
-        import asyncpg  # type: ignore[import-untyped]
+        import asyncpg
 
         admin = url.rsplit("/", 1)[0] + "/postgres"
         name = url.rsplit("/", 1)[1]
@@ -245,7 +245,11 @@ async def main() -> None:
             await latency(url, args.seats, args.steady_seconds)
         if not args.skip_throughput:
             await throughput(
-                args.db, Path(tmp), [float(r) for r in args.rates.split(",")], args.hold
+                args.db,
+                Path(tmp),
+                [float(r) for r in args.rates.split(",")],
+                args.hold,
+                args.digit,
             )
 
 
