@@ -27,6 +27,7 @@ from sqlalchemy.orm import aliased
 
 from crm_sync.models import Accuracy, Customer, Lead, LeadStatus, Phone, Policy
 from dialer.models import CallAttempt, DoNotCall
+from dialer.results import NOT_SENT
 
 SPECIALIST_STATUSES = (LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
 AUTOMATIC_STATUSES = (LeadStatus.DUE.value, LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
@@ -127,9 +128,17 @@ def callback_queue(now: datetime) -> Any:
 
 def reminder_queue(now: datetime, today: date, days_before: int) -> Any:
     """Renewal leads whose policy expires within `days_before` days and that never had a
-    reminder call."""
+    reminder call.
+
+    A reminder attempt that was never dialled (`not_sent`: the window closed or the link was
+    down before the Originate left) does not count: the customer was not called. One whose
+    fate is unknown does count, since it may have rung (never twice)."""
     a = aliased(CallAttempt)
-    reminded = exists().where(a.lead_id == Lead.id, a.campaign_kind == "reminder")
+    reminded = exists().where(
+        a.lead_id == Lead.id,
+        a.campaign_kind == "reminder",
+        or_(a.outcome.is_(None), a.outcome != NOT_SENT),
+    )
     return (
         select(
             Lead.id,

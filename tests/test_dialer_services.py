@@ -250,3 +250,34 @@ async def test_dispose_is_for_own_leads_and_an_appointment_moves_into_the_window
         msgs = (await s.scalars(select(OutboxMessage))).all()
     assert [m.topic for m in msgs] == ["lead.contact_result", "lead.status"]
     assert msgs[0].payload["note"] == "客户午休"
+
+
+async def test_a_reminder_that_was_never_dialled_is_still_due(session: AsyncSession) -> None:
+    _, leads = await seed(session, specialists=0, leads=[("renewal", "0", None)] * 3)
+    phones = {lead.id: lead.phone_id for lead in (await session.scalars(select(Lead))).all()}
+    for lead_id, outcome in ((leads[0], "not_sent"), (leads[1], "no_answer")):
+        session.add(
+            CallAttempt(
+                attempt_id=queues.new_attempt_id(),
+                lead_id=lead_id,
+                phone_id=phones[lead_id],
+                number=f"+8613900000{lead_id:03d}",
+                mode="automatic",
+                campaign_kind="reminder",
+                ami_server="pbx1",
+                state="ended",
+                outcome=outcome,
+                created_at=MONDAY_1000,
+                ended_at=MONDAY_1000,
+            )
+        )
+    await session.commit()
+    got = await queues.fetch_candidates(
+        session,
+        queues.reminder_queue(MONDAY_1000, MONDAY_1000.date(), 30),
+        limit=10,
+        now=MONDAY_1000,
+        lock=False,
+    )
+    # Window closed or link down at send time: nobody was called, the reminder is still owed.
+    assert sorted(c.lead_id for c in got) == sorted([leads[0], leads[2]])
