@@ -113,7 +113,7 @@ class DialerConfig:
     reminder_days_before: int = 30
     reminder_message: str = "renewal-reminder"
     result_writers: int = 4
-    result_batch: int = 20  # results per transaction (a big batch holds SQLite's lock longer)
+    result_batch: int = 100  # results per transaction (fewer commits; SQLite holds its lock longer)
     seat_servers: Mapping[str, str] = field(default_factory=dict)  # seat device -> server
 
 
@@ -227,12 +227,16 @@ class _Server:
         self.trunks: dict[str, TrunkLimiter] = {}
 
     def trunk(self, name: str, max_calls: int, max_cps: float) -> TrunkLimiter:
+        """The trunk's limiter. One object per trunk for good (callers waiting on it must see
+        every release); campaigns sharing a trunk should agree on its limits, the last one
+        applied wins."""
         t = self.trunks.get(name)
-        if t is None or t.max_calls != max_calls or t.max_cps != max_cps:
-            active = t.active if t is not None else 0
-            t = TrunkLimiter(max_calls, max_cps)
-            t.active = active
-            self.trunks[name] = t
+        if t is None:
+            t = self.trunks[name] = TrunkLimiter(max_calls, max_cps)
+        elif t.max_calls != max_calls or t.max_cps != max_cps:
+            t.max_calls = max_calls
+            t.max_cps = max_cps
+            t.bucket.rate = max_cps
         return t
 
 
@@ -1284,11 +1288,10 @@ class DialerEngine:
     async def _after(self, live: _Live, fin: Finished, eff: Effects | None, now: datetime) -> None:
         """What follows a committed result: pacing slots, the seat, the hook."""
         self._live.pop(live.attempt_id, None)
-        if live.admitted:
-            server = self._servers[live.server]
-            for t in server.trunks.values():
-                if live.trunk is not None and server.trunks.get(live.trunk) is t:
-                    t.release()
+        if live.admitted and live.trunk is not None:
+            limiter = self._servers[live.server].trunks.get(live.trunk)
+            if limiter is not None:
+                limiter.release()
             live.admitted = False
         if live.campaign_id is not None and live.mode == DialMode.AUTOMATIC.value:
             self._campaign_active[live.campaign_id] = max(

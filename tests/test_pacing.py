@@ -45,3 +45,17 @@ def test_trunk_limiter_caps_new_calls_per_second() -> None:
 def test_campaign_capacity_is_never_negative() -> None:
     assert campaign_capacity(10, 4) == 6
     assert campaign_capacity(3, 5) == 0
+
+
+def test_a_trunk_keeps_one_limiter_when_two_campaigns_set_its_limits() -> None:
+    from dialer.ami.supervisor import AmiConfig
+    from dialer.engine import AmiServerSpec, _Server
+
+    server = _Server(AmiServerSpec("pbx1", AmiConfig()))
+    first = server.trunk("carrier", 30, 5.0)
+    assert first.admit(0.0) == 0.0
+    # A call waiting on `first` must see the release made after the other campaign's call.
+    second = server.trunk("carrier", 60, 20.0)
+    assert second is first and (second.active, second.max_calls) == (1, 60)
+    second.release()
+    assert first.active == 0
