@@ -42,6 +42,7 @@ Reports:
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -49,9 +50,9 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from crm_sync.models import Customer, Lead, Phone, Policy
-from dialer.engine import DialerEngine
+from dialer.engine import SPECIALIST_MODES, DialerEngine
 from dialer.exceptions import DialerError, UnknownCampaign
-from dialer.models import CallAttempt, DoNotCall, SeatState
+from dialer.models import CallAttempt, Campaign, CampaignKind, DialMode, DoNotCall, SeatState
 from dialer.results import dispose as _dispose
 from dialer.results import inaccurate_numbers_by_branch
 from dialer.seats import Seat
@@ -72,6 +73,68 @@ def seat_view(seat: Seat) -> dict[str, Any]:
         "preview": seat.state is SeatState.READY and seat.attempt_id is not None,
         "wrap_up_until": _iso(seat.wrap_up_until),
     }
+
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_MESSAGE = re.compile(r"[A-Za-z0-9_./&-]{1,200}")  # Playback file(s), '&'-separated
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_AUTOMATIC_KINDS = frozenset({CampaignKind.CALLBACK.value, CampaignKind.REMINDER.value})
+
+
+def _int(field: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise DialerError(f"{field} must be a whole number from {low} to {high}")
+    return value
+
+
+def campaign_changes(kind: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Validated settings for a campaign of `kind`; None means "leave as is". The values go
+    into Originate headers and the pacing, so only known fields with sane values pass."""
+    out: dict[str, Any] = {}
+    for field_, value in changes.items():
+        if value is None:
+            continue
+        if field_ == "mode":
+            allowed = (
+                {DialMode.AUTOMATIC.value}
+                if kind in _AUTOMATIC_KINDS
+                else {m.value for m in SPECIALIST_MODES}
+            )
+            if value not in allowed:
+                raise DialerError(
+                    f"mode of a {kind} campaign must be one of {', '.join(sorted(allowed))}"
+                )
+        elif field_ == "concurrency":
+            value = _int(field_, value, 0, 1000)
+        elif field_ == "trunk_max_calls":
+            value = _int(field_, value, 0, 10_000)
+        elif field_ == "trunk_max_cps":
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value <= 1000
+            ):
+                raise DialerError("trunk_max_cps must be a number above 0 and at most 1000")
+            value = float(value)
+        elif field_ == "trunk":
+            if not isinstance(value, str) or not _NAME.fullmatch(value):
+                raise DialerError("trunk must be an endpoint name (letters, digits, _ . -)")
+        elif field_ == "caller_id":
+            if not isinstance(value, str) or not value.strip() or len(value) > 100:
+                raise DialerError(
+                    'caller_id must be text of at most 100 characters, e.g. "续保" <95500>'
+                )
+            if _CONTROL.search(value):
+                raise DialerError("caller_id must not contain control characters (CR, LF, …)")
+        elif field_ == "message":
+            if not isinstance(value, str) or not _MESSAGE.fullmatch(value):
+                raise DialerError(
+                    "message must be sound file names (letters, digits, _ . / -), joined by &"
+                )
+        else:
+            raise DialerError(f"cannot change {field_!r} of a campaign")
+        out[field_] = value
+    return out
 
 
 class DialerService:
@@ -228,19 +291,13 @@ class DialerService:
         return asdict(await self.engine.set_campaign(name, running=False))
 
     async def update_campaign(self, name: str, **changes: Any) -> dict[str, Any]:
-        allowed = {
-            "mode",
-            "concurrency",
-            "trunk",
-            "trunk_max_calls",
-            "trunk_max_cps",
-            "caller_id",
-            "message",
-        }
-        bad = set(changes) - allowed
-        if bad:
-            raise UnknownCampaign(f"cannot change {', '.join(sorted(bad))} of a campaign")
-        return asdict(await self.engine.set_campaign(name, **changes))
+        """Change a campaign's settings; every value is checked first (DialerError, 400)."""
+        async with self.sessions() as s:
+            kind = await s.scalar(select(Campaign.kind).where(Campaign.name == name))
+        if kind is None:
+            raise UnknownCampaign(f"no campaign {name!r}")
+        clean = campaign_changes(kind, changes)
+        return asdict(await self.engine.set_campaign(name, **clean))
 
     def live_calls(self) -> list[dict[str, Any]]:
         return self.engine.live_calls()

@@ -18,8 +18,8 @@ from dialer.ami.connection import Reply
 from dialer.ami.protocol import HeaderValue, Message
 from dialer.ami.supervisor import AmiConfig
 from dialer.engine import AmiServerSpec, DialerConfig, DialerEngine
-from dialer.exceptions import NotYourLead, UnknownResult
-from dialer.models import CallAttempt
+from dialer.exceptions import DialerError, NotYourLead, UnknownResult
+from dialer.models import CallAttempt, Campaign
 from dialer.services import DialerService
 from schedules.clock import VirtualClock
 from tests.test_dialer_support import seed
@@ -281,3 +281,41 @@ async def test_a_reminder_that_was_never_dialled_is_still_due(session: AsyncSess
     )
     # Window closed or link down at send time: nobody was called, the reminder is still owed.
     assert sorted(c.lead_id for c in got) == sorted([leads[0], leads[2]])
+
+
+async def test_campaign_settings_are_checked_before_they_are_stored(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = VirtualClock(MONDAY_1000)
+    engine = _engine(sessions, clock, FakeLink())
+    await engine.ensure_default_campaigns()
+    service = DialerService(engine)
+    bad: list[tuple[str, dict[str, Any], str]] = [
+        ("renewal", {"mode": "robocall"}, "mode"),
+        ("renewal", {"mode": "automatic"}, "mode"),  # a specialist campaign stays one
+        ("reminder", {"mode": "seat_first"}, "mode"),
+        ("callback", {"concurrency": "50"}, "concurrency"),
+        ("callback", {"concurrency": True}, "concurrency"),
+        ("callback", {"concurrency": -1}, "concurrency"),
+        ("renewal", {"trunk_max_cps": 0}, "trunk_max_cps"),
+        ("renewal", {"trunk_max_calls": 2.5}, "trunk_max_calls"),
+        ("renewal", {"caller_id": '"x" <95500>\r\nChannel: PJSIP/1@carrier'}, "caller_id"),
+        ("renewal", {"trunk": "carrier\r\nX: y"}, "trunk"),
+        ("reminder", {"message": "hello,world\n"}, "message"),
+        ("renewal", {"running": True}, "running"),
+    ]
+    for name, changes, field_ in bad:
+        with pytest.raises(DialerError) as err:
+            await service.update_campaign(name, **changes)
+        assert err.value.status == 400 and field_ in err.value.reason, (changes, err.value)
+    ok = await service.update_campaign(
+        "renewal", mode="preview", trunk_max_cps=2, caller_id='"续保专员" <95500>'
+    )
+    assert (ok["mode"], ok["trunk_max_cps"], ok["caller_id"]) == (
+        "preview",
+        2.0,
+        '"续保专员" <95500>',
+    )
+    async with sessions() as s:
+        stored = {c.name: c for c in (await s.scalars(select(Campaign))).all()}
+    assert stored["callback"].concurrency == 10 and stored["reminder"].mode == "automatic"
