@@ -3,7 +3,7 @@
 A fast server logs the client in, then blasts the events of the real 07_burst_50 trace
 (5,350 events, ~2.1 MB) again and again in 64 KiB writes. Two pipelines:
   parse-and-dispatch: AmiParser -> Message -> one counting subscriber;
-  full pipeline:      ... -> typed events (dialer.ami.events.parse_event) -> CallTracker.
+  full pipeline:      ... -> typed events (dialer.ami.events.EventDecoder) -> CallTracker.
 
     .venv/bin/python bench/bench_ami_tcp.py [--repeats 40] [--runs 3]
 """
@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dialer.ami.connection import AmiConnection
-from dialer.ami.events import parse_event
+from dialer.ami.events import EventDecoder
 from dialer.ami.protocol import parse_stream
 from dialer.calls import CallTracker
 
@@ -84,7 +84,7 @@ async def run(body: bytes, per_body: int, repeats: int, full: bool) -> float:
             if count == total:
                 done.set()
 
-        conn = AmiConnection("127.0.0.1", port, username="b", secret="b", event_parser=parse_event)
+        conn = AmiConnection("127.0.0.1", port, username="b", secret="b", event_parser=EventDecoder().decode)
     else:
 
         def on_event(e: object) -> None:
