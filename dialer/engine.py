@@ -624,6 +624,15 @@ class DialerEngine:
                 out[c.kind] = c
         return out
 
+    @staticmethod
+    def _campaign_for(kind: str, kinds: Mapping[str, CampaignInfo]) -> CampaignInfo:
+        """The campaign a specialist's call of `kind` runs under (`kinds` is not empty). A
+        callback booked to a specialist (key 2) has no specialist campaign of its own: it
+        takes the renewal campaign's mode, trunk and caller id (else any running one's)."""
+        return (
+            kinds.get(kind) or kinds.get(CampaignKind.RENEWAL.value) or next(iter(kinds.values()))
+        )
+
     # -- windows ----------------------------------------------------------------------------
 
     def hours_for(self, kind: str) -> CallingHours:
@@ -825,7 +834,7 @@ class DialerEngine:
                     self._wake_later(sid, await self._recheck_delay(sid, now))
                 return None
             c = cands[0]
-            camp = kinds[c.kind]
+            camp = self._campaign_for(c.kind, kinds)
             preview = camp.mode == DialMode.PREVIEW.value
             attempt_id = queues.new_attempt_id()
             s.add(

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from crm_sync.models import Accuracy, Customer, Lead, LeadStatus, Phone, Policy
-from dialer.models import CallAttempt, DoNotCall
+from dialer.models import CallAttempt, CampaignKind, DoNotCall
 from dialer.results import NOT_SENT
 
 SPECIALIST_STATUSES = (LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
@@ -95,14 +95,19 @@ def _base(now: datetime) -> Any:
 
 
 def specialist_queue(specialist_id: int, kinds: Sequence[str], now: datetime) -> Any:
-    """The specialist's own queue, in dialling order."""
+    """The specialist's own queue, in dialling order.
+
+    `kinds` are the kinds whose campaign runs in a specialist mode. A post-underwriting
+    callback booked to this specialist (the customer pressed 2) is taken whatever its own
+    campaign's mode, once its appointment is due: nobody else would ever dial it."""
     due_appointment = and_(Lead.callback_at.is_not(None), Lead.callback_at <= now)
+    booked_callback = and_(Lead.kind == CampaignKind.CALLBACK.value, due_appointment)
     return (
         _base(now)
         .where(
             Lead.owner_id == specialist_id,
             Lead.status.in_(SPECIALIST_STATUSES),
-            Lead.kind.in_(list(kinds)),
+            or_(Lead.kind.in_(list(kinds)), booked_callback),
         )
         .order_by(
             case((due_appointment, 0), else_=1),

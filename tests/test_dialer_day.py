@@ -104,7 +104,13 @@ async def test_a_calling_day_of_2000_leads_gives_every_lead_a_result_inside_the_
     results = Counter(r.contact_result for r in rows.values())
     assert results["renewed"] and results["declined"] and results["busy"]
     assert results["no_answer"] and results["switched_off"] and results["wrong_number"]
-    assert results["confirmed"] and results["callback"]
+    assert results["confirmed"]
+    # Key 2 books the callback to a specialist; it then rings that specialist's own seat.
+    seats = {sid: f"PJSIP/{8100 + i}" for i, sid in enumerate(specs)}
+    booked = [a for a in attempts if a.campaign_kind == "callback" and a.specialist_id]
+    assert booked
+    for a in booked:
+        assert a.specialist_id == rows[a.lead_id].owner_id and a.seat == seats[a.specialist_id]
     # The three-call rule, first step: a callback number not reached is tried again on the
     # next calling day (Tuesday 09:30), as the first of three unanswered calls.
     tuesday = datetime(2026, 1, 6, 1, 30, tzinfo=UTC)

@@ -20,8 +20,10 @@ from dialer.ami.supervisor import AmiConfig
 from dialer.engine import AmiServerSpec, DialerConfig, DialerEngine
 from dialer.exceptions import DialerError, NotYourLead, UnknownResult
 from dialer.models import CallAttempt, Campaign
+from dialer.results import Finished, record_result
 from dialer.services import DialerService
 from schedules.clock import VirtualClock
+from schedules.retry import RetryConfig
 from tests.test_dialer_support import seed
 
 MONDAY_1000 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 10:00 Shanghai
@@ -319,3 +321,54 @@ async def test_campaign_settings_are_checked_before_they_are_stored(
     async with sessions() as s:
         stored = {c.name: c for c in (await s.scalars(select(Campaign))).all()}
     assert stored["callback"].concurrency == 10 and stored["reminder"].mode == "automatic"
+
+
+async def test_a_callback_booked_to_a_specialist_rings_that_specialists_seat(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as s:
+        specs, leads = await seed(s, specialists=1, leads=[("callback", "0", None)])
+    link = FakeLink()
+    engine = _engine(sessions, VirtualClock(MONDAY_1000), link)
+    # The automatic callback call: the customer pressed 2 (talk to a person).
+    async with sessions() as s:
+        lead = await s.get(Lead, leads[0])
+        assert lead is not None
+        auto = CallAttempt(
+            attempt_id=queues.new_attempt_id(),
+            lead_id=lead.id,
+            phone_id=lead.phone_id,
+            number="+8613900000000",
+            mode="automatic",
+            campaign_kind="callback",
+            ami_server="pbx1",
+            created_at=MONDAY_1000,
+        )
+        s.add(auto)
+        await s.flush()
+        fin = Finished(auto.attempt_id, "answered", answered=True, key_pressed="2", talk_seconds=9)
+        eff = await record_result(
+            s, auto, fin, now=MONDAY_1000, hours_for=engine.hours_for, retry=RetryConfig()
+        )
+        await s.commit()
+        assert eff.book_specialist and lead.owner_id == specs[0] and lead.status == "scheduled"
+        booked_at = lead.callback_at
+    assert booked_at is not None
+    # The appointment's time: only the specialist campaigns run; callback stays automatic.
+    clock = VirtualClock(booked_at + timedelta(seconds=1))
+    engine = _engine(sessions, clock, link)
+    service = DialerService(engine)
+    await engine.start()
+    try:
+        await service.start_campaign("renewal")
+        await service.sign_in(specs[0], ready=True)
+        await until(lambda: _count(link, 1))
+    finally:
+        await engine.stop(grace=0)
+    ((action, headers),) = link.sent
+    assert action == "Originate" and headers["Channel"] == "PJSIP/8100"
+    assert headers["Variable"]["LEAD_ID"] == str(leads[0])  # type: ignore[index]
+    call = [a for a in await _attempts(sessions) if a.attempt_id != auto.attempt_id]
+    assert [(a.specialist_id, a.campaign_kind, a.mode) for a in call] == [
+        (specs[0], "callback", "seat_first")
+    ]
