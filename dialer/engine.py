@@ -875,6 +875,14 @@ class DialerEngine:
         )
         self._live[attempt_id] = live
         self.stats["claimed"] += 1
+        if not seat.available:
+            # The specialist paused or signed out while the claim committed: nothing is
+            # dialled, and the attempt ends at once so the lead and number are free again.
+            self.stats["not_sent_seat"] += 1
+            await self._finish(
+                live, Finished(attempt_id, NOT_SENT, reason="seat no longer ready: not dialled")
+            )
+            return None
         if preview:
             seat.attempt_id = attempt_id
             log.info(

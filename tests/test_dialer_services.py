@@ -372,3 +372,52 @@ async def test_a_callback_booked_to_a_specialist_rings_that_specialists_seat(
     assert [(a.specialist_id, a.campaign_kind, a.mode) for a in call] == [
         (specs[0], "callback", "seat_first")
     ]
+
+
+async def test_a_seat_paused_while_its_claim_commits_dials_nothing_and_frees_the_lead(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as s:
+        specs, leads = await seed(s, specialists=1, leads=[("renewal", "0", 0)])
+    clock = VirtualClock(MONDAY_1000)
+    link = FakeLink()
+    paused: list[str] = []
+
+    def pausing_sessions() -> AsyncSession:
+        """Sessions whose commit of a new attempt lets the specialist pause meanwhile."""
+        s = sessions()
+        commit = s.commit
+
+        async def commit_then_pause() -> None:
+            claiming = any(isinstance(o, CallAttempt) for o in s.new)
+            await commit()
+            if claiming and not paused:
+                seat = engine.seats[specs[0]]
+                engine._record(seat, seat.pause(clock.now(), "break"))
+                paused.append(seat.state.value)
+
+        s.commit = commit_then_pause  # type: ignore[method-assign]
+        return s
+
+    engine = _engine(pausing_sessions, clock, link)  # type: ignore[arg-type]
+    service = DialerService(engine)
+    await engine.start()
+    try:
+        await service.start_campaign("renewal")
+        await service.sign_in(specs[0], ready=True)
+
+        async def settled() -> bool:
+            rows = await _attempts(sessions)
+            return bool(rows) and all(a.ended_at is not None for a in rows)
+
+        await until(settled)
+    finally:
+        await engine.stop(grace=0)
+    assert paused == ["paused"] and link.sent == []
+    (attempt,) = await _attempts(sessions)
+    assert attempt.outcome == "not_sent" and "seat" in (attempt.reason or "")
+    async with sessions() as s:
+        lead = await s.get(Lead, leads[0])
+        assert lead is not None and lead.attempt_count == 0
+        assert lead.next_attempt_at is not None and lead.next_attempt_at <= MONDAY_1000
+
