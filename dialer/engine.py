@@ -53,6 +53,7 @@ from dialer.exceptions import (
     IllegalSeatTransition,
     NoPreview,
     NotSignedIn,
+    NotYourSeat,
     SeatTaken,
     UnknownCampaign,
 )
@@ -691,7 +692,13 @@ class DialerEngine:
             spec = await s.get(Specialist, specialist_id)
             if spec is None or not spec.active:
                 raise NotSignedIn(f"no active specialist {specialist_id}")
-            device = seat or spec.seat
+            device = spec.seat
+        if seat is not None and seat != device:
+            # Any other device could be a colleague's phone or a trunk (toll fraud).
+            log.warning(
+                "specialist %s tried to sign in at %s instead of their seat", specialist_id, seat
+            )
+            raise NotYourSeat(f"specialist {specialist_id} may sign in only at their own seat")
         for other in self.seats.values():
             if (
                 other.device == device

@@ -29,6 +29,12 @@ class NotYourLead(DialerError):
     status = 404
 
 
+class NotYourSeat(DialerError):
+    """A specialist may sign in only at the seat configured for them (Specialist.seat)."""
+
+    status = 403
+
+
 class UnknownLead(DialerError):
     status = 404
 
@@ -65,6 +71,7 @@ __all__ = [
     "NoPreview",
     "NotSignedIn",
     "NotYourLead",
+    "NotYourSeat",
     "OutsideCallingWindow",
     "SeatTaken",
     "UnknownCampaign",

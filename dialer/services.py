@@ -16,8 +16,9 @@ Methods (all `async` unless noted; each returns plain JSON-able dicts; errors ar
 `dialer.exceptions.DialerError` subclasses with `.reason` and an HTTP `.status` hint):
 
 Seats (a specialist acts on their own seat; the HTTP layer passes the principal's id):
-* `sign_in(specialist_id, seat=None, ready=False)` — sign in at `seat` (default: the
-  specialist's configured device, e.g. `PJSIP/8001`); starts paused unless `ready`.
+* `sign_in(specialist_id, seat=None, ready=False)` — sign in at the specialist's configured
+  device (e.g. `PJSIP/8001`); any other `seat` is refused (NotYourSeat, 403); starts paused
+  unless `ready`.
 * `sign_out(specialist_id)`, `ready(specialist_id)`, `pause(specialist_id, reason)`.
 * `seat(specialist_id)` — state, since, pause reason, current attempt.
 * `seats()` — every signed-in seat (supervisor view).

@@ -152,3 +152,14 @@ async def test_every_route_is_in_the_openapi_document_and_needs_a_token(desk: De
             url = path.replace("{", "").replace("}", "")
             resp = await desk.client.request(method.upper(), url)
             assert resp.status == 401, (method, path)
+
+
+async def test_a_specialist_cannot_sign_in_at_another_device(desk: Desk) -> None:
+    a = desk.as_("a")
+    for device in ("PJSIP/8101", "PJSIP/13800000000@carrier"):
+        resp = await desk.client.post("/api/seat/sign-in", json={"seat": device}, headers=a)
+        assert resp.status == 403, await resp.text()
+        assert "own seat" in (await resp.json())["error"]
+    assert (await desk.client.get("/api/seat", headers=a)).status == 409  # not signed in
+    own = await desk.client.post("/api/seat/sign-in", json={"seat": "PJSIP/8100"}, headers=a)
+    assert own.status == 200 and (await own.json())["seat"] == "PJSIP/8100"

@@ -18,7 +18,7 @@ from dialer.ami.connection import Reply
 from dialer.ami.protocol import HeaderValue, Message
 from dialer.ami.supervisor import AmiConfig
 from dialer.engine import AmiServerSpec, DialerConfig, DialerEngine
-from dialer.exceptions import DialerError, NotYourLead, UnknownResult
+from dialer.exceptions import DialerError, NotYourLead, NotYourSeat, UnknownResult
 from dialer.models import CallAttempt, Campaign
 from dialer.results import Finished, record_result
 from dialer.services import DialerService
@@ -421,3 +421,16 @@ async def test_a_seat_paused_while_its_claim_commits_dials_nothing_and_frees_the
         assert lead is not None and lead.attempt_count == 0
         assert lead.next_attempt_at is not None and lead.next_attempt_at <= MONDAY_1000
 
+
+async def test_a_specialist_signs_in_only_at_their_own_seat(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as s:
+        specs, _ = await seed(s, specialists=2, leads=[])
+    service = DialerService(_engine(sessions, VirtualClock(MONDAY_1000), FakeLink()))
+    for device in ("PJSIP/8101", "PJSIP/13800000000@carrier"):  # a colleague; a trunk
+        with pytest.raises(NotYourSeat) as err:
+            await service.sign_in(specs[0], device)
+        assert err.value.status == 403
+    assert specs[0] not in service.engine.seats
+    assert (await service.sign_in(specs[0], "PJSIP/8100"))["seat"] == "PJSIP/8100"
