@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bootstrap import Container
@@ -21,12 +21,19 @@ from crm_sync import http as crm_http
 from crm_sync.mail import FileMailer, Mailer, SmtpMailer, send_inaccurate_numbers
 from dialer import http as dialer_http
 from dialer.ami.supervisor import AmiConfig
-from dialer.engine import AmiServerSpec, DialerConfig, DialerEngine
+from dialer.engine import (
+    AmiServerSpec,
+    AttemptEnded,
+    AttemptEndedHook,
+    DialerConfig,
+    DialerEngine,
+)
 from dialer.models import CallAttempt
 from dialer.originate import DialPlan
 from dialer.results import inaccurate_numbers_by_branch
 from dialer.services import DialerService
 from dialer.simulator import PbxSimulator
+from recordings.models import Recording
 from recordings.services import AttemptsLookup
 from recordings.wiring import Recordings, build_recordings
 from schedules.config import DeskCalendar
@@ -102,6 +109,56 @@ def dialer_attempts_lookup(sessions: async_sessionmaker[AsyncSession]) -> Attemp
     return lookup
 
 
+RESUBMIT_WINDOW = timedelta(days=1)
+
+
+async def resubmit_lost_recordings(
+    sessions: async_sessionmaker[AsyncSession],
+    hook: AttemptEndedHook,
+    now: datetime,
+    window: timedelta = RESUBMIT_WINDOW,
+) -> int:
+    """Attempts that ended within `window` with a recording file but no `recordings` row:
+    the process died (or the submit failed) between the result's commit and the dialer's
+    `on_attempt_ended` hook. Pass them to the hook again (recordings' submit is idempotent
+    per attempt id). Returns how many were passed."""
+    async with sessions() as s:
+        rows = (
+            await s.scalars(
+                select(CallAttempt)
+                .where(
+                    CallAttempt.ended_at >= now - window,
+                    CallAttempt.recording_file.is_not(None),
+                    ~exists().where(Recording.attempt_id == CallAttempt.attempt_id),
+                )
+                .order_by(CallAttempt.ended_at, CallAttempt.id)
+            )
+        ).all()
+    done = 0
+    for a in rows:
+        assert a.ended_at is not None
+        try:
+            await hook(
+                AttemptEnded(
+                    a.attempt_id,
+                    a.lead_id,
+                    a.specialist_id,
+                    a.seat,
+                    a.outcome or "unknown",
+                    a.ended_at,
+                    a.talk_seconds,
+                    a.recording_file,
+                    a.ami_server,
+                )
+            )
+            done += 1
+        except Exception:
+            log.exception("attempt %s: recording could not be submitted again", a.attempt_id)
+    if rows:
+        log.info("recordings: %d of %d lost submissions passed again", done, len(rows))
+    return done
+
+
 def recordings_for(container: Container) -> Recordings:
     settings = container.settings
     return build_recordings(
@@ -171,6 +228,13 @@ def wire(
     container.app_values[crm_http.CRM_SESSIONS] = container.sessions
 
     async def dialer_ctx(_app: web.Application) -> AsyncIterator[None]:
+        # Recordings' ingest is started already (its cleanup_ctx comes first).
+        try:
+            await resubmit_lost_recordings(
+                container.sessions, recordings.on_attempt_ended, container.clock.now()
+            )
+        except Exception:
+            log.exception("could not look for recordings lost by the last run")
         await engine.start()
         try:
             yield
