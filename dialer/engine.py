@@ -82,7 +82,7 @@ from dialer.results import (
 from dialer.seats import Seat, Transition
 from schedules.clock import Clock
 from schedules.retry import RetryConfig
-from schedules.windows import CallingHours, CallingPlan
+from schedules.windows import DEFAULT_TZ, CallingHours, CallingPlan
 
 log = logging.getLogger(__name__)
 
@@ -505,7 +505,7 @@ class DialerEngine:
                 attempt.attempt_id,
                 attempt.lead_id,
                 attempt.number,
-                tz or "Asia/Shanghai",
+                tz or DEFAULT_TZ,
                 attempt.campaign_kind,
                 attempt.mode,
                 attempt.ami_server,
@@ -660,16 +660,21 @@ class DialerEngine:
     def _record(self, seat: Seat, t: Transition | None) -> None:
         if t is None:
             return
-        log.info(
-            "seat %s (specialist %s): %s -> %s on %s%s%s",
+        fmt = "seat %s (specialist %s): %s -> %s on %s"
+        args: list[object] = [
             seat.device,
             seat.specialist_id,
             t.from_state.value,
             t.to_state.value,
             t.trigger,
-            f" ({t.reason})" if t.reason else "",
-            f" [{t.attempt_id}]" if t.attempt_id else "",
-        )
+        ]
+        if t.reason:
+            fmt += " (%s)"
+            args.append(t.reason)
+        if t.attempt_id:
+            fmt += " [%s]"
+            args.append(t.attempt_id)
+        log.info(fmt, *args)
         self._seat_dirty.setdefault(seat.specialist_id, []).append(t)
         self._seat_flush.set()
         if seat.available:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import aliased
 from crm_sync.models import Accuracy, Customer, Lead, LeadStatus, Phone, Policy
 from dialer.models import CallAttempt, CampaignKind, DoNotCall
 from dialer.results import NOT_SENT
+from schedules.windows import DEFAULT_TZ
 
 SPECIALIST_STATUSES = (LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
 AUTOMATIC_STATUSES = (LeadStatus.DUE.value, LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
@@ -71,7 +72,8 @@ def _callable_phone() -> Any:
     )
 
 
-def _base(now: datetime) -> Any:
+def _callable_leads() -> Any:
+    """The columns of a `Candidate`: leads with a callable phone and nothing in flight."""
     return (
         select(
             Lead.id,
@@ -85,13 +87,12 @@ def _base(now: datetime) -> Any:
         .join(Phone, Phone.id == Lead.phone_id)
         .join(Policy, Policy.id == Lead.policy_id)
         .join(Customer, Customer.id == Policy.policyholder_id)
-        .where(
-            _callable_phone(),
-            or_(Lead.next_attempt_at.is_(None), Lead.next_attempt_at <= now),
-            ~_in_flight_for_lead(),
-            ~_in_flight_for_number(),
-        )
+        .where(_callable_phone(), ~_in_flight_for_lead(), ~_in_flight_for_number())
     )
+
+
+def _base(now: datetime) -> Any:
+    return _callable_leads().where(or_(Lead.next_attempt_at.is_(None), Lead.next_attempt_at <= now))
 
 
 def specialist_queue(specialist_id: int, kinds: Sequence[str], now: datetime) -> Any:
@@ -145,28 +146,14 @@ def reminder_queue(now: datetime, today: date, days_before: int) -> Any:
         or_(a.outcome.is_(None), a.outcome != NOT_SENT),
     )
     return (
-        select(
-            Lead.id,
-            Lead.kind,
-            Phone.id,
-            Phone.e164,
-            Customer.time_zone,
-            Lead.owner_id,
-            Lead.callback_at,
-        )
-        .join(Phone, Phone.id == Lead.phone_id)
-        .join(Policy, Policy.id == Lead.policy_id)
-        .join(Customer, Customer.id == Policy.policyholder_id)
+        _callable_leads()
         .where(
-            _callable_phone(),
             Lead.kind == "renewal",
             Lead.status != LeadStatus.CLOSED.value,
             Policy.renewed.is_(False),
             Policy.expiry_date <= today + timedelta(days=days_before),
             Policy.expiry_date >= today,
             ~reminded,
-            ~_in_flight_for_lead(),
-            ~_in_flight_for_number(),
         )
         .order_by(Policy.expiry_date, Lead.id)
     )
@@ -192,7 +179,7 @@ async def fetch_candidates(
                 kind,
                 phone_id,
                 e164,
-                tz or "Asia/Shanghai",
+                tz or DEFAULT_TZ,
                 owner_id,
                 callback_at is not None and callback_at <= now,
             )

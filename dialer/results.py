@@ -39,7 +39,7 @@ from dialer.models import AttemptState, CallAttempt, DialMode
 from schedules.retry import Attempt as RetryAttempt
 from schedules.retry import Outcome as RetryOutcome
 from schedules.retry import RetryConfig, appointment_time, next_attempt
-from schedules.windows import CallingHours, zone
+from schedules.windows import DEFAULT_TZ, CallingHours, zone
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,20 @@ def outbox(
     session.add(OutboxMessage(topic=topic, key=f"lead:{lead_id}", payload=payload, created_at=now))
 
 
+def status_outbox(
+    session: AsyncSession, lead: Lead, old_status: str, reason: str, now: datetime
+) -> None:
+    """A `lead.status` message, if the lead's status changed from `old_status`."""
+    if lead.status != old_status:
+        outbox(
+            session,
+            "lead.status",
+            lead.id,
+            {"lead_id": lead.id, "from": old_status, "to": lead.status, "reason": reason},
+            now,
+        )
+
+
 def retry_outcome(fin: Finished) -> RetryOutcome:
     o = fin.outcome
     if o in ANSWERED_OUTCOMES or (o == "hung_up_by_action" and fin.answered):
@@ -141,7 +155,7 @@ async def _time_zone(session: AsyncSession, lead: Lead) -> str:
         .join(Policy, Policy.policyholder_id == Customer.id)
         .where(Policy.id == lead.policy_id)
     )
-    return tz or "Asia/Shanghai"
+    return tz or DEFAULT_TZ
 
 
 def _local_day(now: datetime, tz: str) -> date:
@@ -349,14 +363,7 @@ async def record_result(
             },
             now,
         )
-    if lead.status != old_status:
-        outbox(
-            session,
-            "lead.status",
-            lead.id,
-            {"lead_id": lead.id, "from": old_status, "to": lead.status, "reason": reason},
-            now,
-        )
+    status_outbox(session, lead, old_status, reason, now)
     return Effects(
         attempt.attempt_id,
         lead.id,
@@ -399,7 +406,7 @@ async def dispose(
         raise UnknownResult(f"contact result {result_code!r} is set by the dialer itself")
     policy = await session.get(Policy, lead.policy_id)
     customer = await session.get(Customer, policy.policyholder_id) if policy else None
-    tz = customer.time_zone if customer is not None else "Asia/Shanghai"
+    tz = (customer.time_zone if customer is not None else None) or DEFAULT_TZ
     hours = hours_for(lead.kind)
     old_status = lead.status
     if callback_at is not None and callback_at.tzinfo is None:
@@ -458,19 +465,12 @@ async def dispose(
         },
         now,
     )
-    if lead.status != old_status:
-        outbox(
-            session,
-            "lead.status",
-            lead.id,
-            {"lead_id": lead.id, "from": old_status, "to": lead.status, "reason": reason},
-            now,
-        )
+    status_outbox(session, lead, old_status, reason, now)
     return lead
 
 
 async def inaccurate_numbers_by_branch(
-    session: AsyncSession, day: date, tz: str = "Asia/Shanghai"
+    session: AsyncSession, day: date, tz: str = DEFAULT_TZ
 ) -> dict[int, list[InaccurateNumber]]:
     """Numbers marked inaccurate on `day` (local), grouped by the branch that underwrote the
     policy; for the daily branch e-mail (crm_sync.mail.send_inaccurate_numbers)."""
@@ -535,4 +535,5 @@ __all__ = [
     "outbox",
     "record_result",
     "retry_outcome",
+    "status_outbox",
 ]
