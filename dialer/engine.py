@@ -104,6 +104,7 @@ class AmiServerSpec:
 @dataclass(frozen=True, slots=True)
 class DialerConfig:
     wrap_up_seconds: float = 15.0
+    last_call_margin: float = 5.0  # no new call in a window's last seconds
     idle_recheck_seconds: float = 60.0  # a ready seat with nothing to dial looks again
     claim_batch: int = 20
     claim_parallelism: int = 8
@@ -640,7 +641,10 @@ class DialerEngine:
         return self.plan.for_kind(kind)
 
     def is_open(self, kind: str, tz: str, now: datetime) -> bool:
-        return self.plan.for_kind(kind).is_open(now, tz)
+        """Open, with at least `last_call_margin` left: an Originate sent in the window's last
+        instant would reach the customer's phone after it has closed."""
+        left = self.plan.for_kind(kind).closes_in(now, tz)
+        return left is not None and left.total_seconds() >= self.config.last_call_margin
 
     # -- seats --------------------------------------------------------------------------------
 

@@ -141,14 +141,14 @@ async def test_the_window_is_checked_when_sending_not_when_queued(
 ) -> None:
     async with sessions() as s:
         specs, _ = await seed(s, specialists=2, leads=[("renewal", "0", 0), ("renewal", "0", 1)])
-    clock = VirtualClock(datetime(2026, 1, 5, 2, 59, 59, tzinfo=UTC))  # 10:59:59
+    clock = VirtualClock(datetime(2026, 1, 5, 2, 59, 50, tzinfo=UTC))  # 10:59:50
     link = FakeLink()
     engine = _engine(sessions, clock, link)
     service = DialerService(engine)
     await engine.start()
     try:
-        # One new call every 2 s on the trunk: the second one waits past 11:00.
-        await service.update_campaign("renewal", trunk_max_cps=0.5)
+        # One new call every 10 s on the trunk: the second one waits past 11:00.
+        await service.update_campaign("renewal", trunk_max_cps=0.1)
         await service.start_campaign("renewal")
         await service.sign_in(specs[0], ready=True)
         await service.sign_in(specs[1], ready=True)
@@ -158,7 +158,7 @@ async def test_the_window_is_checked_when_sending_not_when_queued(
 
         await until(both_claimed)
         await until(lambda: _count(link, 1))
-        await clock.advance(3)
+        await clock.advance(11)
 
         async def second_settled() -> bool:
             return all(
@@ -175,6 +175,26 @@ async def test_the_window_is_checked_when_sending_not_when_queued(
         lead = await s.get(Lead, unsent[0].lead_id)
         assert lead is not None and lead.attempt_count == 0
         assert lead.next_attempt_at == datetime(2026, 1, 5, 7, 30, tzinfo=UTC)  # 15:30
+
+
+async def test_no_call_starts_in_the_last_seconds_of_a_window(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as s:
+        specs, _ = await seed(s, specialists=1, leads=[("renewal", "0", 0)])
+    clock = VirtualClock(datetime(2026, 1, 5, 2, 59, 57, tzinfo=UTC))  # 10:59:57
+    link = FakeLink()
+    engine = _engine(sessions, clock, link)
+    service = DialerService(engine)
+    await engine.start()
+    try:
+        await service.start_campaign("renewal")
+        await service.sign_in(specs[0], ready=True)
+        for _ in range(10):
+            await clock.advance(1)
+    finally:
+        await engine.stop()
+    assert link.sent == []  # 3 s left at 10:59:57: an Originate now would ring after 11:00
 
 
 async def test_preview_dials_only_after_the_specialist_confirms(
