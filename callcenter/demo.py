@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 
 from callcenter.bootstrap import bootstrap, build_app
 from callcenter.database import create_engine, upgrade
+from callcenter.jobs import parse_time
 from callcenter.service import Service, wire
 from callcenter.settings import Settings
 from callcenter.web import make_runner
@@ -220,7 +221,9 @@ async def run_demo(opts: DemoOptions) -> None:
         await service.dialer.sign_in(sid, ready=True)
     bot = asyncio.create_task(play_specialists(service, random.Random(opts.seed)))
     tz = ZoneInfo(desk.tz)
-    end = datetime.combine(day, time(17, 5), tzinfo=tz)
+    # Through the afternoon window and the branch e-mails that follow it.
+    mail_at = datetime.combine(day, parse_time(settings.branch_mail_time), tzinfo=tz)
+    end = max(datetime.combine(day, time(17, 5), tzinfo=tz), mail_at + timedelta(minutes=2))
     try:
         while clock.now() < end:
             c = await counts(service)
