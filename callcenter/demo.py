@@ -202,7 +202,7 @@ async def run_demo(opts: DemoOptions) -> None:
     service = wire(container, simulator=sim, dialer_config=DialerConfig(wrap_up_seconds=30))
     timeline = await run_timeline(container.sessions, day=day, now=clock.now(), desk=desk)
     dist = await run_distribution(container.sessions, day=day, now=clock.now(), desk=desk)
-    say(f"timeline: {timeline}")
+    say(timeline.line())
     dealt = ", ".join(f"{s.name} {s.total}" for s in dist.specialists[:6])
     say(
         f"distribution (随机等额分配): {dist.dealt} leads to {len(dist.specialists)} specialists ({dealt}, …), seed {dist.seed}"

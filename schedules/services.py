@@ -98,6 +98,13 @@ class TimelineReport:
         d["day"] = self.day.isoformat()
         return d
 
+    def line(self) -> str:
+        return (
+            f"timeline {self.day}: due {self.made_due}, lapsed +{self.lapsed_created}, "
+            f"central +{self.central_marked}, callbacks +{self.callbacks_created}, "
+            f"closed (renewed) {self.closed_renewed}"
+        )
+
 
 async def _final_results(session: AsyncSession) -> list[str]:
     return list(

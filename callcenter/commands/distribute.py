@@ -24,7 +24,7 @@ from callcenter.settings import Settings, load_settings
 from schedules.clock import Clock, SystemClock
 from schedules.config import DeskCalendar
 from schedules.holidays import HolidayFileError
-from schedules.services import run_day, run_distribution
+from schedules.services import TimelineReport, run_day, run_distribution
 from schedules.timeline import distribution_at
 
 
@@ -87,6 +87,7 @@ async def distribute(
         sessions = session_factory(engine)
         out: dict[str, Any] = {}
         notes: list[str] = []
+        timeline: TimelineReport | None = None
         if not desk.is_calling_day(day):
             notes.append(f"note: {day} is not a calling day")
         if args.no_timeline:
@@ -108,13 +109,7 @@ async def distribute(
     else:
         for n in notes:
             print(n)
-        if "timeline" in out:
-            t = out["timeline"]
-            print(
-                ("(would be) " if args.dry_run else "")
-                + f"timeline {day}: due {t['made_due']}, lapsed +{t['lapsed_created']}, "
-                f"central +{t['central_marked']}, callbacks +{t['callbacks_created']}, "
-                f"closed (renewed) {t['closed_renewed']}"
-            )
+        if timeline is not None:
+            print(("(would be) " if args.dry_run else "") + timeline.line())
         print("\n".join(report.lines()))
     return 0
