@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.auth import PRINCIPAL, ApiError, authenticate, principal
+from crm_sync.auth import PRINCIPAL, ApiError, authenticate, json_response, principal
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def json_error(status: int, reason: str, **details: object) -> web.Response:
     body: dict[str, Any] = {"error": reason, "status": status}
     body.update(details)
-    return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    return json_response(body, status=status)
 
 
 @web.middleware

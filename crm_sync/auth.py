@@ -8,6 +8,7 @@ log line never reveals a usable secret. Every user is a `Specialist` row with a 
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,6 +71,11 @@ async def authenticate(session: AsyncSession, token: str) -> Principal | None:
     if row is None or not row.active:
         return None
     return Principal(user_id=row.id, name=row.name, role=row.role)
+
+
+def json_response(data: object, status: int = 200) -> web.Response:
+    """JSON with Chinese text as UTF-8, not \\u escapes: the seat page and curl show names."""
+    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
 class ApiError(Exception):

@@ -3,23 +3,18 @@ standard contact results. Thin handlers; access rules from crm_sync.auth."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.auth import ApiError, principal, require_own
+from crm_sync.auth import ApiError, json_response, principal, require_own
 from crm_sync.models import ContactResult, Customer, Lead, LeadKind, LeadStatus, Phone, Policy
 
 CRM_SESSIONS = web.AppKey("crm_sessions", async_sessionmaker[AsyncSession])
 routes = web.RouteTableDef()
 MAX_PAGE = 500
-
-
-def _json(data: object) -> web.Response:
-    return web.json_response(data, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
 def lead_view(
@@ -102,7 +97,7 @@ async def list_leads(request: web.Request) -> web.Response:
                 .offset(offset)
             )
         ).all()
-    return _json({"total": total, "items": [lead_view(*row) for row in rows]})
+    return json_response({"total": total, "items": [lead_view(*row) for row in rows]})
 
 
 @routes.get("/api/leads/{lead_id}")
@@ -122,7 +117,7 @@ async def get_lead(request: web.Request) -> web.Response:
     if row is None:
         raise ApiError(404, "no such lead")
     require_own(principal(request), row[0].owner_id)
-    return _json(lead_view(*row))
+    return json_response(lead_view(*row))
 
 
 @routes.get("/api/contact-results")
@@ -131,7 +126,7 @@ async def contact_results(request: web.Request) -> web.Response:
     principal(request)
     async with request.app[CRM_SESSIONS]() as s:
         rows = (await s.scalars(select(ContactResult).order_by(ContactResult.sort_order))).all()
-    return _json(
+    return json_response(
         [
             {
                 "code": r.code,

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from crm_sync.auth import ApiError, Principal, principal, require_supervisor
+from crm_sync.auth import ApiError, Principal, json_response, principal, require_supervisor
 from dialer.exceptions import DialerError
 from dialer.services import DialerService
 
@@ -52,10 +52,6 @@ def _aware(value: object, name: str) -> datetime | None:
     return parsed
 
 
-def _json(data: object, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
-
-
 async def _call(coro: Any) -> Any:
     try:
         return await coro
@@ -74,7 +70,7 @@ async def sign_in(request: web.Request) -> web.Response:
     seat = body.get("seat")
     if seat is not None and not isinstance(seat, str):
         raise ApiError(400, "seat must be a device name such as PJSIP/8001")
-    return _json(
+    return json_response(
         await _call(_svc(request).sign_in(_me(request).user_id, seat, bool(body.get("ready"))))
     )
 
@@ -82,13 +78,13 @@ async def sign_in(request: web.Request) -> web.Response:
 @routes.post("/api/seat/sign-out")
 async def sign_out(request: web.Request) -> web.Response:
     """Sign out of the seat."""
-    return _json(await _call(_svc(request).sign_out(_me(request).user_id)))
+    return json_response(await _call(_svc(request).sign_out(_me(request).user_id)))
 
 
 @routes.post("/api/seat/ready")
 async def ready(request: web.Request) -> web.Response:
     """Ready for the next call."""
-    return _json(await _call(_svc(request).ready(_me(request).user_id)))
+    return json_response(await _call(_svc(request).ready(_me(request).user_id)))
 
 
 @routes.post("/api/seat/pause")
@@ -97,13 +93,13 @@ async def pause(request: web.Request) -> web.Response:
     reason = (await _body(request)).get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise ApiError(400, 'a pause needs a reason, e.g. {"reason": "break"}')
-    return _json(await _call(_svc(request).pause(_me(request).user_id, reason.strip())))
+    return json_response(await _call(_svc(request).pause(_me(request).user_id, reason.strip())))
 
 
 @routes.get("/api/seat")
 async def my_seat(request: web.Request) -> web.Response:
     """The caller's seat: state, since, pause reason, current attempt."""
-    return _json(await _call(_svc(request).seat(_me(request).user_id)))
+    return json_response(await _call(_svc(request).seat(_me(request).user_id)))
 
 
 @routes.get("/api/seat/call")
@@ -112,19 +108,19 @@ async def current_call(request: web.Request) -> web.Response:
     call = await _call(_svc(request).current_call(_me(request).user_id))
     if call is None:
         raise ApiError(404, "no call on this seat right now")
-    return _json(call)
+    return json_response(call)
 
 
 @routes.post("/api/seat/preview/confirm")
 async def confirm_preview(request: web.Request) -> web.Response:
     """Preview mode: dial the offered lead."""
-    return _json(await _call(_svc(request).confirm_preview(_me(request).user_id)))
+    return json_response(await _call(_svc(request).confirm_preview(_me(request).user_id)))
 
 
 @routes.post("/api/seat/preview/skip")
 async def skip_preview(request: web.Request) -> web.Response:
     """Preview mode: skip the offered lead."""
-    return _json(await _call(_svc(request).skip_preview(_me(request).user_id)))
+    return json_response(await _call(_svc(request).skip_preview(_me(request).user_id)))
 
 
 @routes.post("/api/leads/{lead_id}/disposition")
@@ -147,7 +143,7 @@ async def dispose(request: web.Request) -> web.Response:
     if note is not None and not isinstance(note, str):
         raise ApiError(400, "note must be text")
     callback_at = _aware(body.get("callback_at"), "callback_at")
-    return _json(
+    return json_response(
         await _call(_svc(request).dispose(lead_id, _me(request).user_id, result, callback_at, note))
     )
 
@@ -156,35 +152,35 @@ async def dispose(request: web.Request) -> web.Response:
 async def seats(request: web.Request) -> web.Response:
     """Supervisor: every signed-in seat."""
     require_supervisor(_me(request))
-    return _json(await _call(_svc(request).seats()))
+    return json_response(await _call(_svc(request).seats()))
 
 
 @routes.get("/api/calls")
 async def live_calls(request: web.Request) -> web.Response:
     """Supervisor: the calls in flight on this process."""
     require_supervisor(_me(request))
-    return _json(_svc(request).live_calls())
+    return json_response(_svc(request).live_calls())
 
 
 @routes.get("/api/campaigns")
 async def campaigns(request: web.Request) -> web.Response:
     """Supervisor: campaigns with their state and calls in flight."""
     require_supervisor(_me(request))
-    return _json(await _call(_svc(request).campaign_status()))
+    return json_response(await _call(_svc(request).campaign_status()))
 
 
 @routes.post("/api/campaigns/{name}/start")
 async def start_campaign(request: web.Request) -> web.Response:
     """Supervisor: start a campaign."""
     require_supervisor(_me(request))
-    return _json(await _call(_svc(request).start_campaign(request.match_info["name"])))
+    return json_response(await _call(_svc(request).start_campaign(request.match_info["name"])))
 
 
 @routes.post("/api/campaigns/{name}/stop")
 async def stop_campaign(request: web.Request) -> web.Response:
     """Supervisor: stop a campaign (calls in flight finish)."""
     require_supervisor(_me(request))
-    return _json(await _call(_svc(request).stop_campaign(request.match_info["name"])))
+    return json_response(await _call(_svc(request).stop_campaign(request.match_info["name"])))
 
 
 @routes.patch("/api/campaigns/{name}")
@@ -192,7 +188,9 @@ async def update_campaign(request: web.Request) -> web.Response:
     """Supervisor: change mode, concurrency, trunk limits, caller id or message."""
     require_supervisor(_me(request))
     body = await _body(request)
-    return _json(await _call(_svc(request).update_campaign(request.match_info["name"], **body)))
+    return json_response(
+        await _call(_svc(request).update_campaign(request.match_info["name"], **body))
+    )
 
 
 @routes.post("/api/do-not-call")
@@ -205,7 +203,7 @@ async def add_dnc(request: web.Request) -> web.Response:
         raise ApiError(400, "number is required (E.164, e.g. +8613800000000)")
     reason = body.get("reason")
     await _call(_svc(request).add_do_not_call(number, reason if isinstance(reason, str) else None))
-    return _json({"number": number, "do_not_call": True}, status=201)
+    return json_response({"number": number, "do_not_call": True}, status=201)
 
 
 @routes.delete("/api/do-not-call/{number}")
@@ -213,4 +211,4 @@ async def remove_dnc(request: web.Request) -> web.Response:
     """Supervisor: take a number off the do-not-call list."""
     require_supervisor(_me(request))
     await _call(_svc(request).remove_do_not_call(request.match_info["number"]))
-    return _json({"number": request.match_info["number"], "do_not_call": False})
+    return json_response({"number": request.match_info["number"], "do_not_call": False})
