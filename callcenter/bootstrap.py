@@ -61,7 +61,8 @@ async def bootstrap(
     )
 
 
-def build_app(container: Container) -> web.Application:
+def build_app(container: Container, *, owns_engine: bool = True) -> web.Application:
+    """`owns_engine=False` when someone else (a test fixture) disposes the engine."""
     app = create_app(container.sessions, container.route_tables)
     for key, value in container.app_values.items():
         app[key] = value
@@ -71,5 +72,6 @@ def build_app(container: Container) -> web.Application:
         yield
         await container.close()
 
-    app.cleanup_ctx.append(dispose_engine)
+    if owns_engine:
+        app.cleanup_ctx.append(dispose_engine)
     return app

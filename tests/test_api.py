@@ -61,8 +61,7 @@ async def desk(
     )
     container = Container(settings=settings, clock=clock, engine=engine, sessions=sessions)
     service = wire(container, daily_jobs=False, dialer_config=DialerConfig(wrap_up_seconds=600))
-    app = build_app(container)
-    app.cleanup_ctx.remove(app.cleanup_ctx[-1])  # the test's fixture owns the engine
+    app = build_app(container, owns_engine=False)  # the `engine` fixture disposes it
     async with TestClient(TestServer(app)) as client:
         await service.engine.wait_connected()
         yield Desk(client, service, clock, specs, leads, tokens)
