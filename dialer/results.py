@@ -319,9 +319,11 @@ async def record_result(
             lead.next_attempt_at = None
             lead.callback_at = None if contact != "callback" else lead.callback_at
         else:
+            # `callback_at` stays until the customer is reached and the specialist sets a
+            # result (dispose clears it): an unanswered appointment keeps the callback rules
+            # (next calling day, three calls) and, for a booked post-underwriting callback,
+            # stays in its specialist's queue.
             lead.next_attempt_at = next_at
-            if lead.callback_at is not None and not book and fin.outcome not in (NOT_SENT, SKIPPED):
-                lead.callback_at = None  # the appointment was kept (called)
         if contact is not None:
             lead.contact_result = contact
             lead.contact_result_at = now

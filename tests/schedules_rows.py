@@ -8,6 +8,9 @@ from datetime import date, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_sync.models import Branch, Customer, Lead, Phone, Policy, Specialist
+from dialer.models import AttemptState, CallAttempt, CampaignKind, DialMode
+from dialer.results import Effects, Finished, record_result
+from schedules.config import DeskCalendar
 
 _seq = itertools.count(1)
 
@@ -72,3 +75,44 @@ async def policy_with_lead(
         session.add(lead)
         await session.flush()
     return p, lead
+
+
+async def call_ended(
+    session: AsyncSession,
+    lead: Lead,
+    outcome: str,
+    *,
+    now: datetime,
+    desk: DeskCalendar,
+    mode: str | None = None,
+    key: str | None = None,
+) -> Effects:
+    """What the dialer writes when a call to `lead` ends with `outcome` at `now`: the attempt
+    row, then the result through `dialer.results.record_result`, the one path the service uses
+    (a callback lead is dialled by the automatic campaign unless a specialist owns it)."""
+    phone = await session.get(Phone, lead.phone_id) if lead.phone_id else None
+    if mode is None:
+        automatic = lead.kind == CampaignKind.CALLBACK.value and lead.owner_id is None
+        mode = DialMode.AUTOMATIC.value if automatic else DialMode.SEAT_FIRST.value
+    attempt = CallAttempt(
+        attempt_id=f"att-test-{next(_seq)}",
+        lead_id=lead.id,
+        phone_id=lead.phone_id,
+        number=phone.e164 if phone is not None and phone.e164 else "0",
+        specialist_id=lead.owner_id,
+        mode=mode,
+        campaign_kind=lead.kind,
+        ami_server="test",
+        state=AttemptState.SENT.value,
+        created_at=now,
+        sent_at=now,
+    )
+    session.add(attempt)
+    await session.flush()
+    answered = outcome == "answered"
+    fin = Finished(
+        attempt.attempt_id, outcome, answered=answered, bridged=answered, key_pressed=key
+    )
+    return await record_result(
+        session, attempt, fin, now=now, hours_for=desk.hours, retry=desk.retry
+    )
