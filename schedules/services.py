@@ -49,7 +49,6 @@ from crm_sync.models import (
 from schedules.config import DeskCalendar
 from schedules.distribution import allocate, new_seed, overdue_cutoff, result_deadline
 from schedules.models import DistributionRun
-from schedules.retry import Attempt, Decision, Outcome, appointment_time, next_attempt
 from schedules.timeline import central_cutoff, latest_expiry_due
 from schedules.windows import fmt_local
 
@@ -299,54 +298,6 @@ async def _close(
 
 def _rowcount(result: Any) -> int:
     return max(int(getattr(result, "rowcount", 0) or 0), 0)
-
-
-@dataclass(frozen=True)
-class ReminderDue:
-    policy_id: int
-    policy_number: str
-    expiry_date: date
-    branch_id: int | None
-    lead_id: int | None
-    phone_id: int | None
-
-
-async def reminders_due(
-    session: AsyncSession, day: date, desk: DeskCalendar | None = None
-) -> list[ReminderDue]:
-    """Policies whose renewal reminder (the automatic call at expiry − 30) is due on `day`.
-
-    On a calling day this includes the reminders whose T−30 fell on the closed days since the
-    previous calling day (a weekend's or a holiday's), so none is lost. Not renewed, and not
-    already settled by a final contact result on their renewal lead.
-    """
-    desk = desk or DeskCalendar()
-    final = await _final_results(session)
-    first = day
-    for _ in range(31):  # back over the closed days just before `day`
-        if desk.is_calling_day(first - timedelta(days=1)):
-            break
-        first -= timedelta(days=1)
-    offset = timedelta(days=desk.rules.reminder_days)
-    stmt = (
-        select(
-            Policy.id,
-            Policy.policy_number,
-            Policy.expiry_date,
-            Policy.branch_id,
-            Lead.id,
-            Lead.phone_id,
-        )
-        .outerjoin(Lead, and_(Lead.policy_id == Policy.id, Lead.kind == "renewal"))
-        .where(
-            Policy.expiry_date >= first + offset,
-            Policy.expiry_date <= day + offset,
-            ~Policy.renewed,
-            or_(Lead.contact_result.is_(None), Lead.contact_result.not_in(final)),
-        )
-        .order_by(Policy.id)
-    )
-    return [ReminderDue(*row) for row in (await session.execute(stmt)).all()]
 
 
 @dataclass(frozen=True)
@@ -648,54 +599,6 @@ async def distribute_in(
     return report
 
 
-# ---------------------------------------------------------------------------------------------
-# Retry bookkeeping on a lead
-# ---------------------------------------------------------------------------------------------
-
-
-async def apply_outcome(
-    session: AsyncSession,
-    lead: Lead,
-    outcome: Outcome | str,
-    *,
-    at: datetime,
-    history: Sequence[Attempt],
-    desk: DeskCalendar,
-    tz: str | None = None,
-) -> Decision:
-    """Record an attempt's outcome on the lead (and its phone) following the retry policy.
-
-    `history` is the lead's earlier attempts (the dialer's attempt log). The caller commits.
-    """
-    policy = desk.retry.for_lead(lead.kind, appointment=lead.callback_at is not None)
-    decision = next_attempt(
-        outcome,
-        at=at,
-        history=history,
-        policy=policy,
-        hours=desk.hours(lead.kind),
-        tz=tz,
-        phone=lead.phone_id,
-    )
-    lead.attempt_count += 1
-    if decision.contact_result is not None:
-        lead.contact_result = decision.contact_result
-        lead.contact_result_at = at
-    lead.next_attempt_at = decision.next_at
-    if decision.next_at is not None and lead.status != LeadStatus.ASSIGNED.value:
-        lead.status = LeadStatus.SCHEDULED.value
-    if decision.close_lead:
-        lead.status = LeadStatus.CLOSED.value
-        lead.closed_reason = decision.reason
-    if decision.mark_inaccurate and lead.phone_id is not None:
-        phone = await session.get(Phone, lead.phone_id)
-        if phone is not None:
-            phone.accuracy = Accuracy.INACCURATE.value
-            phone.accuracy_reason = decision.reason
-            phone.accuracy_set_at = at
-    return decision
-
-
 async def run_day(
     sessions: async_sessionmaker[AsyncSession],
     *,
@@ -716,18 +619,3 @@ async def run_day(
         if not dry_run:
             await session.commit()
     return timeline, report
-
-
-async def book_appointment(
-    lead: Lead, chosen: datetime, *, now: datetime, desk: DeskCalendar, tz: str | None = None
-) -> tuple[datetime, str]:
-    """A customer's own callback time (预约回拨): the lead keeps its specialist, carries the
-    contact result `callback`, and is dialled at the chosen time, or at the next window's start
-    when the chosen time is outside calling hours. The caller commits."""
-    when, reason = appointment_time(chosen, desk.hours(lead.kind), tz)
-    lead.callback_at = when
-    lead.next_attempt_at = when
-    lead.status = LeadStatus.SCHEDULED.value
-    lead.contact_result = "callback"
-    lead.contact_result_at = now
-    return when, reason

@@ -85,6 +85,7 @@ async def call_ended(
     now: datetime,
     desk: DeskCalendar,
     mode: str | None = None,
+    kind: str | None = None,
     key: str | None = None,
 ) -> Effects:
     """What the dialer writes when a call to `lead` ends with `outcome` at `now`: the attempt
@@ -101,7 +102,7 @@ async def call_ended(
         number=phone.e164 if phone is not None and phone.e164 else "0",
         specialist_id=lead.owner_id,
         mode=mode,
-        campaign_kind=lead.kind,
+        campaign_kind=kind or lead.kind,
         ami_server="test",
         state=AttemptState.SENT.value,
         created_at=now,

@@ -2,7 +2,8 @@
 
 30 Mar – 12 Apr 2026 holds two weekends and the Qingming break (Sat 4 – Mon 6 Apr). Policies
 are created directly (as an import would), renewal leads fall due day by day, the distribution
-runs at 08:30 on calling days, specialists work their queues, one of them misses the result
+runs at 08:30 on calling days, specialists work their queues (calls and results written by
+the dialer's own `dialer.results`), one of them misses the result
 deadline, callback numbers ring out. Checked: fairness each day, nothing dealt twice, reruns
 deal nothing new, and every retry or callback time is inside a calling window.
 """
@@ -16,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.models import Lead, Phone, Policy
+from dialer.models import CallAttempt
+from dialer.results import dispose
 from schedules.clock import VirtualClock
 from schedules.config import DeskCalendar
-from schedules.retry import Attempt, Outcome
-from schedules.services import apply_outcome, run_distribution, run_timeline
+from schedules.services import run_distribution, run_timeline
 from schedules.timeline import distribution_at
 from tests import schedules_rows as rows
 
@@ -49,7 +51,7 @@ async def test_a_simulated_fortnight(
     )
     await session.commit()
 
-    history: dict[int, list[Attempt]] = {}
+    called: set[int] = set()
     owner_seen: dict[int, tuple[int, date]] = {}
     skipped_lazy: list[date] = []
     scheduled: list[datetime] = []
@@ -69,19 +71,25 @@ async def test_a_simulated_fortnight(
                 )
             ).all()
             for lead in leads:
-                past = history.setdefault(lead.id, [])
-                if lead.id % 3 == 0 and not past:
-                    d = await apply_outcome(
-                        s, lead, Outcome.NO_ANSWER, at=now, history=past, desk=desk
-                    )
-                    assert d.next_at is not None
-                    scheduled.append(d.next_at)
-                    past.append(Attempt(now, Outcome.NO_ANSWER, lead.phone_id))
+                if lead.id % 3 == 0 and lead.id not in called:
+                    called.add(lead.id)
+                    eff = await rows.call_ended(s, lead, "no_answer", now=now, desk=desk)
+                    assert eff.next_attempt_at is not None
+                    scheduled.append(eff.next_attempt_at)
                 else:
-                    past.append(Attempt(now, Outcome.ANSWERED, lead.phone_id))
-                    lead.contact_result = "interested" if lead.id % 2 else "declined"
-                    lead.contact_result_at = now
-                    lead.next_attempt_at = None
+                    await rows.call_ended(s, lead, "answered", now=now, desk=desk)
+                    assert lead.owner_id is not None
+                    result = "interested" if lead.id % 2 else "declined"
+                    await dispose(
+                        s,
+                        lead.id,
+                        lead.owner_id,
+                        result,
+                        callback_at=None,
+                        note=None,
+                        now=now,
+                        hours_for=desk.hours,
+                    )
 
     async def dial_callbacks(now: datetime) -> None:
         """The automatic callback campaign: this number never answers."""
@@ -97,11 +105,9 @@ async def test_a_simulated_fortnight(
             ).all()
             for lead in due:
                 assert hours.is_open(now)
-                past = history.setdefault(lead.id, [])
-                d = await apply_outcome(s, lead, "no_answer", at=now, history=past, desk=desk)
-                past.append(Attempt(now, Outcome.NO_ANSWER, lead.phone_id))
-                if d.next_at is not None:
-                    scheduled.append(d.next_at)
+                eff = await rows.call_ended(s, lead, "no_answer", now=now, desk=desk)
+                if eff.next_attempt_at is not None:
+                    scheduled.append(eff.next_attempt_at)
 
     for day in DAYS:
         if not desk.is_calling_day(day):
@@ -176,7 +182,10 @@ async def test_a_simulated_fortnight(
         assert callback.status == "closed"
         assert callback.closed_reason == "third unanswered call: marked inaccurate"
         assert callback.attempt_count == 3
-        days_called = sorted({t.at.astimezone(SH).date() for t in history[callback.id]})
+        rung = await s.scalars(
+            select(CallAttempt.created_at).where(CallAttempt.lead_id == callback.id)
+        )
+        days_called = sorted({t.astimezone(SH).date() for t in rung})
         assert days_called == [date(2026, 4, 1), date(2026, 4, 2), date(2026, 4, 3)]
         phone = await s.get(Phone, callback.phone_id)
         assert phone is not None and phone.accuracy == "inaccurate"

@@ -7,8 +7,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.models import Lead
+from dialer import queues
 from schedules.config import DeskCalendar
-from schedules.services import central_lapsed, reminders_due, run_timeline
+from schedules.services import central_lapsed, run_timeline
 from schedules.timeline import (
     central_cutoff,
     due_day,
@@ -161,18 +162,28 @@ async def test_lapsed_lead_becomes_central_two_days_later(
     assert second.lapsed_created == 0 and second.central_marked == 1
 
 
-async def test_renewal_reminders_due_at_expiry_minus_30(
-    session: AsyncSession, sessions: async_sessionmaker[AsyncSession]
-) -> None:
+async def _reminders_owed(session: AsyncSession, day: date) -> list[int]:
+    """Policies the dialer's reminder campaign would call on `day` (its own query)."""
+    now = datetime.combine(day, datetime.min.time(), tzinfo=SH) + timedelta(hours=10)
+    got = await queues.fetch_candidates(
+        session,
+        queues.reminder_queue(now, day, DeskCalendar().rules.reminder_days),
+        limit=100,
+        now=now,
+        lock=False,
+    )
+    leads = {c.lead_id for c in got}
+    return sorted((await session.scalars(select(Lead.policy_id).where(Lead.id.in_(leads)))).all())
+
+
+async def test_renewal_reminders_due_at_expiry_minus_30(session: AsyncSession) -> None:
     target = DAY + timedelta(days=30)
-    p, lead = await rows.policy_with_lead(session, target)
+    p, _ = await rows.policy_with_lead(session, target)
     await rows.policy_with_lead(session, target, renewed=True)
     await rows.policy_with_lead(session, target, status="closed", contact_result="declined")
     await rows.policy_with_lead(session, target + timedelta(days=1))
     await session.commit()
-    due = await reminders_due(session, DAY)
-    assert [(r.policy_id, r.lead_id) for r in due] == [(p.id, lead.id if lead else None)]
-    assert due[0].expiry_date == target
+    assert await _reminders_owed(session, DAY) == [p.id]
 
 
 def test_lapse_instant_is_utc() -> None:
@@ -182,12 +193,19 @@ def test_lapse_instant_is_utc() -> None:
 async def test_monday_reminders_include_those_whose_t_minus_30_fell_on_the_weekend(
     session: AsyncSession,
 ) -> None:
-    monday = date(2026, 3, 16)
+    friday, monday = date(2026, 3, 13), date(2026, 3, 16)
     sat, _ = await rows.policy_with_lead(session, date(2026, 3, 14) + timedelta(days=30))
     sun, _ = await rows.policy_with_lead(session, date(2026, 3, 15) + timedelta(days=30))
     mon, _ = await rows.policy_with_lead(session, monday + timedelta(days=30))
-    fri, _ = await rows.policy_with_lead(session, date(2026, 3, 13) + timedelta(days=30))
+    fri, fri_lead = await rows.policy_with_lead(session, friday + timedelta(days=30))
     await session.commit()
-    due = await reminders_due(session, monday)
-    assert {r.policy_id for r in due} == {sat.id, sun.id, mon.id}
-    assert fri.id in {r.policy_id for r in await reminders_due(session, date(2026, 3, 13))}
+    assert await _reminders_owed(session, friday) == [fri.id]
+    assert fri_lead is not None
+    rung = datetime.combine(friday, datetime.min.time(), tzinfo=SH) + timedelta(hours=10)
+    # Friday's reminder call was made.
+    await rows.call_ended(
+        session, fri_lead, "answered", now=rung, desk=DeskCalendar(), kind="reminder"
+    )
+    await session.commit()
+    # The weekend's reminders are owed on Monday; Friday's, made, is not owed again.
+    assert await _reminders_owed(session, monday) == sorted([sat.id, sun.id, mon.id])
