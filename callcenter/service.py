@@ -36,8 +36,9 @@ from dialer.simulator import PbxSimulator
 from recordings.models import Recording
 from recordings.services import AttemptsLookup
 from recordings.wiring import Recordings, build_recordings
+from schedules import http as schedules_http
 from schedules.config import DeskCalendar
-from schedules.services import run_day
+from schedules.services import DeskService, run_day
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,10 @@ def wire(
     # Order matters for shutdown: cleanup_ctx unwinds in reverse, so the dialer stops
     # before recordings stop taking its files.
     recordings.install(container)
-    container.route_tables += [dialer_http.routes, crm_http.routes]
+    container.route_tables += [dialer_http.routes, crm_http.routes, schedules_http.routes]
+    container.app_values[schedules_http.DESK_SERVICE] = DeskService(
+        container.sessions, desk, container.clock
+    )
     container.app_values[dialer_http.DIALER] = service.dialer
     container.app_values[DESK] = desk
     container.app_values[crm_http.CRM_SESSIONS] = container.sessions

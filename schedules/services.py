@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
 from sqlalchemy import (
     Date,
@@ -40,17 +41,19 @@ from crm_sync.models import (
     Accuracy,
     ContactResult,
     Lead,
+    LeadKind,
     LeadStatus,
     Phone,
     Policy,
     Specialist,
     UtcDateTime,
 )
+from schedules.clock import Clock
 from schedules.config import DeskCalendar
 from schedules.distribution import allocate, new_seed, overdue_cutoff, result_deadline
 from schedules.models import DistributionRun
-from schedules.timeline import central_cutoff, latest_expiry_due
-from schedules.windows import fmt_local
+from schedules.timeline import central_cutoff, distribution_at, latest_expiry_due
+from schedules.windows import fmt_local, zone
 
 log = logging.getLogger(__name__)
 
@@ -619,3 +622,136 @@ async def run_day(
         if not dry_run:
             await session.commit()
     return timeline, report
+
+
+# ---------------------------------------------------------------------------------------------
+# What the CLI and the API ask of the calendar
+# ---------------------------------------------------------------------------------------------
+
+# Calling hours exist per lead kind, and for the reminder campaign (its own window setting).
+CAMPAIGN_KINDS = (*(k.value for k in LeadKind), "reminder")
+MAX_SLOTS = 50
+
+
+@dataclass(frozen=True)
+class DayWork:
+    """One run of the day's work as asked for: the timeline (unless skipped), the deal, and
+    notes for the person who asked (another day's deadlines, a closed day)."""
+
+    day: date
+    distribution: DistributionReport
+    timeline: TimelineReport | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.timeline is not None:
+            out["timeline"] = self.timeline.to_dict()
+        out["distribution"] = self.distribution.to_dict()
+        out["notes"] = list(self.notes)
+        return out
+
+
+class DeskService:
+    """The calendar for people: when calls may be made, and the day's distribution on demand
+    (the command line and the supervisors' API share it; the service's morning job calls
+    `run_day` directly)."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], desk: DeskCalendar, clock: Clock
+    ) -> None:
+        self.sessions = sessions
+        self.desk = desk
+        self.clock = clock
+
+    def calendar(self, kind: str, tz: str | None = None, slots: int = 5) -> dict[str, Any]:
+        """Is `kind`'s window open now in `tz`, how long until it closes, when it next opens,
+        and its next `slots` openings (the callback picker's choices)."""
+        if kind not in CAMPAIGN_KINDS:
+            raise ValueError(f"unknown campaign kind {kind!r}: one of {', '.join(CAMPAIGN_KINDS)}")
+        if not 1 <= slots <= MAX_SLOTS:
+            raise ValueError(f"slots must be between 1 and {MAX_SLOTS}")
+        hours = self.desk.hours(kind)
+        zone_name = tz or hours.tz
+        try:
+            zone(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {zone_name!r} (an IANA name such as Asia/Shanghai)"
+            ) from None
+        now = self.clock.now()
+        closes_in = hours.closes_in(now, zone_name)
+        return {
+            "kind": kind,
+            "tz": zone_name,
+            "now": now.astimezone(UTC).isoformat(),
+            "calling_day": hours.is_calling_day(hours.local_date(now, zone_name)),
+            "open": closes_in is not None,
+            "closes_in_seconds": None if closes_in is None else int(closes_in.total_seconds()),
+            "next_open": hours.next_open(now, zone_name).isoformat(),
+            "slots": [
+                {
+                    "start": s.start.isoformat(),
+                    "end": s.end.isoformat(),
+                    "local": fmt_local(s.start, zone_name) + fmt_local(s.end, zone_name, "–%H:%M"),
+                }
+                for s in hours.next_slots(now, slots, zone_name)
+            ],
+        }
+
+    async def distribute(
+        self,
+        day: date | None = None,
+        *,
+        dry_run: bool = False,
+        seed: int | None = None,
+        timeline: bool = True,
+    ) -> DayWork:
+        """The timeline and the distribution for `day` (default: today, local), as the morning
+        job runs them. Another day's result deadlines are judged as at that day's distribution
+        time, so a rerun for yesterday skips the same specialists it skipped then."""
+        now = self.clock.now()
+        today = self.desk.hours().local_date(now)
+        day = day or today
+        if day != today:
+            now = distribution_at(day, self.desk.distribution_time, self.desk.tz)
+        notes: list[str] = []
+        if not self.desk.is_calling_day(day):
+            notes.append(f"note: {day} is not a calling day")
+        if not timeline:
+            notes.append("timeline not applied")
+            report = await run_distribution(
+                self.sessions, day=day, now=now, desk=self.desk, seed=seed, dry_run=dry_run
+            )
+            return DayWork(day, report, None, tuple(notes))
+        tl, report = await run_day(
+            self.sessions, day=day, now=now, desk=self.desk, seed=seed, dry_run=dry_run
+        )
+        return DayWork(day, report, tl, tuple(notes))
+
+    async def runs(self, day: date) -> list[dict[str, Any]]:
+        """The recorded (non-dry) distribution runs of `day`, for audit: seed, counts, who was
+        skipped and why. The whole allocation stays in the database (it can be a million ids)."""
+        async with self.sessions() as s:
+            rows = (
+                await s.scalars(
+                    select(DistributionRun)
+                    .where(DistributionRun.day == day)
+                    .order_by(DistributionRun.id)
+                )
+            ).all()
+        return [
+            {
+                "id": r.id,
+                "day": r.day.isoformat(),
+                "seed": r.seed,
+                "instance": r.instance,
+                "started_at": r.started_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                "due": r.due_count,
+                "dealt": r.dealt_count,
+                "counts": r.counts,
+                "skipped": r.skipped,
+            }
+            for r in rows
+        ]

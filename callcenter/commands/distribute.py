@@ -12,7 +12,6 @@ import asyncio
 import json
 import sys
 from datetime import date
-from typing import Any
 
 from callcenter.database import (
     SchemaOutOfDate,
@@ -24,8 +23,7 @@ from callcenter.settings import Settings, load_settings
 from schedules.clock import Clock, SystemClock
 from schedules.config import DeskCalendar
 from schedules.holidays import HolidayFileError
-from schedules.services import TimelineReport, run_day, run_distribution
-from schedules.timeline import distribution_at
+from schedules.services import DeskService
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,13 +68,6 @@ async def distribute(
     day: date | None,
     clock: Clock,
 ) -> int:
-    now = clock.now()
-    today = desk.hours().local_date(now)
-    if day is None:
-        day = today
-    elif day != today:
-        # Another day: judge deadlines as at that day's distribution time.
-        now = distribution_at(day, desk.distribution_time, desk.tz)
     engine = create_engine(settings.effective_database_url)
     try:
         try:
@@ -84,32 +75,17 @@ async def distribute(
         except SchemaOutOfDate as exc:
             print(str(exc), file=sys.stderr)
             return 1
-        sessions = session_factory(engine)
-        out: dict[str, Any] = {}
-        notes: list[str] = []
-        timeline: TimelineReport | None = None
-        if not desk.is_calling_day(day):
-            notes.append(f"note: {day} is not a calling day")
-        if args.no_timeline:
-            notes.append("timeline not applied (--no-timeline)")
-            report = await run_distribution(
-                sessions, day=day, now=now, desk=desk, seed=args.seed, dry_run=args.dry_run
-            )
-        else:
-            timeline, report = await run_day(
-                sessions, day=day, now=now, desk=desk, seed=args.seed, dry_run=args.dry_run
-            )
-            out["timeline"] = timeline.to_dict()
+        work = await DeskService(session_factory(engine), desk, clock).distribute(
+            day, dry_run=args.dry_run, seed=args.seed, timeline=not args.no_timeline
+        )
     finally:
         await engine.dispose()
     if args.json:
-        out["distribution"] = report.to_dict()
-        out["notes"] = notes
-        print(json.dumps(out, ensure_ascii=False, indent=2))
+        print(json.dumps(work.to_dict(), ensure_ascii=False, indent=2))
     else:
-        for n in notes:
+        for n in work.notes:
             print(n)
-        if timeline is not None:
-            print(("(would be) " if args.dry_run else "") + timeline.line())
-        print("\n".join(report.lines()))
+        if work.timeline is not None:
+            print(("(would be) " if args.dry_run else "") + work.timeline.line())
+        print("\n".join(work.distribution.lines()))
     return 0
