@@ -108,6 +108,8 @@ class DialerConfig:
     idle_recheck_seconds: float = 60.0  # a ready seat with nothing to dial looks again
     claim_batch: int = 20
     claim_parallelism: int = 8
+    # Claim a seat's next lead while it wraps up, so "ready" goes straight to the Originate.
+    preclaim: bool = True
     action_timeout: float = 10.0
     automatic_tick_seconds: float = 2.0
     housekeeping_seconds: float = 5.0
@@ -325,12 +327,19 @@ class DialerEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._children: set[asyncio.Task[Any]] = set()
         self._ready_at: dict[int, float] = {}
+        # Next leads claimed during wrap-up (seat -> attempt), claims under way, and seats
+        # whose pre-claimed lead is being dialled.
+        self._preclaims: dict[int, _Live] = {}
+        self._preclaiming: dict[int, asyncio.Task[None]] = {}
+        self._preclaim_slots = asyncio.Semaphore(self.config.claim_parallelism)
+        self._dialling: set[int] = set()
         self._pg = False
         self._running = False
         self._writing = 0
         self._closing = False
         self.stats: Counter[str] = Counter()
-        self.latencies: deque[float] = deque(maxlen=100_000)  # seat ready -> Originate sent
+        # Seat ready -> Originate queued by the PBX: (specialist id, seconds), for benchmarks.
+        self.latencies: deque[tuple[int, float]] = deque(maxlen=100_000)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -393,6 +402,9 @@ class DialerEngine:
         busy = [*self._campaign_tasks.values(), *self._children]
         if grace > 0:
             await self._wait_quiet(busy, grace)
+            for sid in list(self._preclaims):  # never dialled: free for the next start
+                with contextlib.suppress(Exception):
+                    await self._release(self._preclaims.pop(sid), "dialer stopped before dialling")
             # Writers finish what is queued and return (never cancelled inside a
             # transaction, which could leave a connection holding SQLite's write lock).
             self._closing = True
@@ -731,6 +743,7 @@ class DialerEngine:
         if seat.attempt_id is not None and seat.state is SeatState.READY:
             await self.skip_preview(specialist_id)
         self._record(seat, seat.sign_out(self.clock.now()))
+        await self._drop_preclaim(specialist_id, "seat signed out before dialling")
         await self._flush_seats()
         return seat
 
@@ -746,12 +759,22 @@ class DialerEngine:
         if seat.attempt_id is not None and seat.state is SeatState.READY:
             await self.skip_preview(specialist_id)
         self._record(seat, seat.pause(self.clock.now(), reason or "paused"))
+        await self._drop_preclaim(specialist_id, "seat paused before dialling")
         await self._flush_seats()
         return seat
 
     def wake(self, specialist_id: int) -> None:
         """Ask the dispatcher to look for a call for this seat."""
-        if specialist_id in self._queued or not self._running:
+        if not self._running:
+            return
+        if specialist_id in self._preclaims or specialist_id in self._preclaiming:
+            # Its next lead is claimed (or being claimed): no queue, no claim slot to wait
+            # for behind other seats' claims.
+            if specialist_id not in self._dialling:
+                self._dialling.add(specialist_id)
+                self._spawn(self._dial_preclaimed(specialist_id))
+            return
+        if specialist_id in self._queued:
             return
         self._queued.add(specialist_id)
         self._wake_q.put_nowait(specialist_id)
@@ -821,18 +844,28 @@ class DialerEngine:
 
     _write_guard = _claim_guard
 
-    async def _dial_for_seat(self, sid: int) -> tuple[_Live, CampaignInfo | None] | None:
-        seat = self.seats.get(sid)
-        if seat is None or not seat.available:
-            return None
-        kinds = self._specialist_kinds()
-        if not kinds:
-            return None
-        server = self._server_for_seat(seat.device)
-        if server.link is None or not server.link.connected:
-            self._wake_later(sid, min(5.0, self.config.idle_recheck_seconds))
-            return None
-        now = self.clock.now()
+    @staticmethod
+    def _will_dial(seat: Seat) -> bool:
+        """The seat's next call is wanted: ready with nothing offered, or wrapping up with
+        no pause asked for."""
+        return seat.available or (seat.state is SeatState.WRAP_UP and seat.pending_pause is None)
+
+    async def _claim_for_seat(
+        self,
+        seat: Seat,
+        kinds: Mapping[str, CampaignInfo],
+        server: _Server,
+        now: datetime,
+        *,
+        pre: bool,
+    ) -> tuple[_Live, CampaignInfo] | str:
+        """One claim transaction for the seat's own queue: the first lead whose window is
+        open, its attempt committed (write before dial). Returns the attempt, or why not:
+        "empty" (nothing to dial now), "taken" (lost a race for the lead: look again),
+        "unwanted" (the seat no longer wants a call; or, for a pre-claim, the lead would be
+        a preview, which the specialist must see first)."""
+        sid = seat.specialist_id
+        wanted = self._will_dial if pre else (lambda st: st.available)
         async with self._claim_guard(), self.sessions() as s:
             cands = await queues.pick(
                 s,
@@ -844,14 +877,12 @@ class DialerEngine:
                 want=1,
                 lock=self._pg,
             )
-            if not cands or not seat.available:
+            camp = self._campaign_for(cands[0].kind, kinds) if cands else None
+            preview = camp is not None and camp.mode == DialMode.PREVIEW.value
+            if camp is None or not wanted(seat) or (pre and preview):
                 await s.rollback()
-                if seat.available:
-                    self._wake_later(sid, await self._recheck_delay(sid, now))
-                return None
+                return "empty" if camp is None else "unwanted"
             c = cands[0]
-            camp = self._campaign_for(c.kind, kinds)
-            preview = camp.mode == DialMode.PREVIEW.value
             attempt_id = queues.new_attempt_id()
             s.add(
                 CallAttempt(
@@ -873,9 +904,8 @@ class DialerEngine:
                 await s.commit()
             except IntegrityError:
                 await s.rollback()
-                log.info("specialist %s: lead %s taken meanwhile; looking again", sid, c.lead_id)
-                self.wake(sid)
-                return None
+                log.info("specialist %s: lead %s taken meanwhile", sid, c.lead_id)
+                return "taken"
         live = _Live(
             attempt_id,
             c.lead_id,
@@ -890,23 +920,168 @@ class DialerEngine:
             camp.trunk,
         )
         self._live[attempt_id] = live
-        self.stats["claimed"] += 1
+        self.stats["preclaimed" if pre else "claimed"] += 1
+        return live, camp
+
+    async def _dial_for_seat(self, sid: int) -> tuple[_Live, CampaignInfo | None] | None:
+        seat = self.seats.get(sid)
+        if seat is None or not seat.available:
+            return None
+        if sid in self._preclaims or sid in self._preclaiming:
+            return None  # `_dial_preclaimed` has it
+        kinds = self._specialist_kinds()
+        if not kinds:
+            return None
+        server = self._server_for_seat(seat.device)
+        if server.link is None or not server.link.connected:
+            self._wake_later(sid, min(5.0, self.config.idle_recheck_seconds))
+            return None
+        now = self.clock.now()
+        got = await self._claim_for_seat(seat, kinds, server, now, pre=False)
+        if got == "empty":
+            if seat.available:
+                self._wake_later(sid, await self._recheck_delay(sid, now))
+            return None
+        if got == "taken":
+            self.wake(sid)
+            return None
+        if isinstance(got, str):
+            return None
+        live, camp = got
         if not seat.available:
             # The specialist paused or signed out while the claim committed: nothing is
             # dialled, and the attempt ends at once so the lead and number are free again.
             self.stats["not_sent_seat"] += 1
             await self._finish(
-                live, Finished(attempt_id, NOT_SENT, reason="seat no longer ready: not dialled")
+                live,
+                Finished(live.attempt_id, NOT_SENT, reason="seat no longer ready: not dialled"),
             )
             return None
-        if preview:
-            seat.attempt_id = attempt_id
+        if camp.mode == DialMode.PREVIEW.value:
+            seat.attempt_id = live.attempt_id
             log.info(
-                "seat %s: lead %s offered for preview (%s)", seat.device, c.lead_id, attempt_id
+                "seat %s: lead %s offered for preview (%s)",
+                seat.device,
+                live.lead_id,
+                live.attempt_id,
             )
             return None
-        self._record(seat, seat.dial(self.clock.now(), attempt_id))
+        self._record(seat, seat.dial(self.clock.now(), live.attempt_id))
         return live, camp
+
+    # -- pre-claim: the next lead claimed during wrap-up ---------------------------------------
+
+    def _preclaim_later(self, sid: int) -> None:
+        """The seat started its wrap-up: claim its next lead in the background."""
+        if (
+            not self.config.preclaim
+            or not self._running
+            or sid in self._preclaims
+            or sid in self._preclaiming
+        ):
+            return
+        task = asyncio.ensure_future(self._preclaim(sid))
+        self._preclaiming[sid] = task
+        self._children.add(task)
+        task.add_done_callback(self._child_done)
+
+    async def _preclaim(self, sid: int) -> None:
+        """A claim like any other (committed before anything is dialled, lead and number in
+        flight), made while the seat wraps up. Kept in `_preclaims` until the seat is ready;
+        released (not_sent) if the seat pauses or signs out first."""
+        try:
+            async with self._preclaim_slots:
+                seat = self.seats.get(sid)
+                kinds = self._specialist_kinds()
+                if seat is None or not kinds or not self._will_dial(seat):
+                    return
+                server = self._server_for_seat(seat.device)
+                if server.link is None or not server.link.connected:
+                    return
+                got = await self._claim_for_seat(seat, kinds, server, self.clock.now(), pre=True)
+                if isinstance(got, str):
+                    return
+                live, _ = got
+                if self._running and self._will_dial(seat):
+                    self._preclaims[sid] = live
+                    return
+                await self._release(live, "seat paused or signed out before dialling")
+        finally:
+            self._preclaiming.pop(sid, None)
+
+    async def _dial_preclaimed(self, sid: int) -> None:
+        """The seat is ready and its next lead is already claimed: no database work before
+        the Originate; the window is checked again at the moment of sending."""
+        todo: tuple[_Live, CampaignInfo] | None = None
+        try:
+            task = self._preclaiming.get(sid)
+            if task is not None:
+                await asyncio.wait([task])  # ready before the pre-claim committed
+            live = self._preclaims.pop(sid, None)
+            seat = self.seats.get(sid)
+            if live is None:  # nothing was pre-claimed: the ordinary claim
+                if seat is not None and seat.available:
+                    self._dialling.discard(sid)
+                    self.wake(sid)
+                return
+            todo = await self._use_preclaim(seat, live)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("dialling the pre-claimed lead of specialist %s failed", sid)
+            self._wake_later(sid, self.config.idle_recheck_seconds)
+        finally:
+            self._dialling.discard(sid)
+        if todo is not None:
+            await self._send(*todo)
+
+    async def _use_preclaim(
+        self, seat: Seat | None, live: _Live
+    ) -> tuple[_Live, CampaignInfo] | None:
+        if seat is None or not seat.available:
+            if seat is not None and self._will_dial(seat):
+                self._preclaims[seat.specialist_id] = live  # woken early: keep it
+            else:
+                await self._release(live, "seat paused or signed out before dialling")
+            return None
+        camp = self._campaigns.get(live.campaign_id or -1)
+        link = self._servers[live.server].link
+        reason = None
+        if camp is None or not camp.running or camp.mode != live.mode:
+            reason = "campaign stopped or changed before dialling"
+        elif link is None or not link.connected:
+            reason = "AMI link down: not dialled"
+        elif not self.is_open(live.kind, live.tz, self.clock.now()):
+            reason = "calling window closed before the seat was ready"
+        if reason is not None or camp is None:
+            await self._release(live, reason or "campaign stopped before dialling")
+            if seat.available:
+                self.wake(seat.specialist_id)  # another lead may be callable
+            return None
+        self._record(seat, seat.dial(self.clock.now(), live.attempt_id))
+        return live, camp
+
+    async def _release(self, live: _Live, reason: str) -> None:
+        """End a pre-claimed attempt that was never dialled: its lead and number are free
+        again at once (not_sent does not count as a call)."""
+        self.stats["preclaim_released"] += 1
+        log.info(
+            "attempt %s (lead %s): pre-claim released: %s", live.attempt_id, live.lead_id, reason
+        )
+        await self._finish(live, Finished(live.attempt_id, NOT_SENT, reason=reason))
+
+    async def _drop_preclaim(self, sid: int, reason: str) -> None:
+        """The seat will not dial (paused, signed out): release its pre-claimed lead now,
+        after any pre-claim under way has committed."""
+        task = self._preclaiming.get(sid)
+        if task is not None:
+            await asyncio.wait([task])
+        seat = self.seats.get(sid)
+        if seat is not None and self._will_dial(seat):
+            return
+        live = self._preclaims.pop(sid, None)
+        if live is not None:
+            await self._release(live, reason)
 
     async def _recheck_delay(self, sid: int, now: datetime) -> float:
         delay = self.config.idle_recheck_seconds
@@ -1175,8 +1350,8 @@ class DialerEngine:
             )
             return
         self.stats["originates"] += 1
-        if ready_at is not None:
-            self.latencies.append(self.clock.monotonic() - ready_at)
+        if ready_at is not None and live.specialist_id is not None:
+            self.latencies.append((live.specialist_id, self.clock.monotonic() - ready_at))
         if not reply.ok:
             results = server.tracker.originate_failed(
                 live.attempt_id, reply.get("Message") or "Originate refused", self.clock.monotonic()
@@ -1347,6 +1522,8 @@ class DialerEngine:
                 self._record(seat, seat.call_end(now, wrap))
                 if seat.state is SeatState.WRAP_UP:
                     self._wrap_up_later(seat.specialist_id, wrap)
+                    if seat.pending_pause is None:
+                        self._preclaim_later(seat.specialist_id)
             else:
                 seat.attempt_id = None
                 if seat.available:

@@ -182,7 +182,11 @@ class DialerService:
                 attempt = (
                     await s.scalars(
                         select(CallAttempt)
-                        .where(CallAttempt.specialist_id == specialist_id)
+                        .where(
+                            CallAttempt.specialist_id == specialist_id,
+                            # the call just over, not the next lead claimed meanwhile
+                            CallAttempt.ended_at.is_not(None),
+                        )
                         .order_by(CallAttempt.created_at.desc(), CallAttempt.id.desc())
                         .limit(1)
                     )
