@@ -18,7 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.bootstrap import Container
 from callcenter.jobs import DailyJob, DailyJobRunner, parse_time
 from crm_sync import http as crm_http
-from crm_sync.mail import FileMailer, Mailer, SmtpMailer, send_inaccurate_numbers
+from crm_sync.mail import (
+    LAPSED,
+    FileMailer,
+    Mailer,
+    SmtpMailer,
+    compose_lapsed,
+    send_branch_lists,
+    send_inaccurate_numbers,
+)
 from dialer import http as dialer_http
 from dialer.ami.supervisor import AmiConfig
 from dialer.engine import (
@@ -38,7 +46,7 @@ from recordings.services import AttemptsLookup
 from recordings.wiring import Recordings, build_recordings
 from schedules import http as schedules_http
 from schedules.config import DeskCalendar
-from schedules.services import DeskService, run_day
+from schedules.services import DeskService, lapsed_by_branch, run_day
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +72,36 @@ class Service:
         log.info("daily work for %s: timeline %s; distribution %s", day, timeline, report)
 
     async def branch_mails(self, day: date) -> None:
-        report = await send_inaccurate_numbers(
-            self.container.sessions,
-            self.mailer,
-            inaccurate_numbers_by_branch,
-            day,
-            self.container.settings.mail.sender,
-            self.container.clock.now(),
-        )
-        log.info("branch e-mails for %s: %s", day, report)
-        if report.failed:
+        """Each branch's inaccurate numbers of the day and its open lapsed policies."""
+        sessions, sender = self.container.sessions, self.container.settings.mail.sender
+        now = self.container.clock.now()
+        failed: set[str] = set()
+        for what, report in (
+            (
+                "inaccurate numbers",
+                await send_inaccurate_numbers(
+                    sessions, self.mailer, inaccurate_numbers_by_branch, day, sender, now
+                ),
+            ),
+            (
+                "lapsed",
+                await send_branch_lists(
+                    sessions,
+                    self.mailer,
+                    LAPSED,
+                    lapsed_by_branch,
+                    compose_lapsed,
+                    day,
+                    sender,
+                    now,
+                ),
+            ),
+        ):
+            log.info("branch e-mails (%s) for %s: %s", what, day, report)
+            failed |= set(report.failed)
+        if failed:
             # The job runner retries a failed job; branches already sent are not sent again.
-            raise RuntimeError(f"branch e-mails not sent to {', '.join(report.failed)}")
+            raise RuntimeError(f"branch e-mails not sent to {', '.join(sorted(failed))}")
 
 
 def build_mailer(container: Container) -> Mailer:

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import aiosmtplib
 from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, select
@@ -28,6 +28,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from crm_sync.models import Base, Branch
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
 
 
 class BranchMail(Base):
@@ -53,6 +56,16 @@ class InaccurateNumber:
     number: str
     reason: str
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class LapsedPolicy:
+    policy_number: str
+    customer: str
+    number: str
+    expiry_date: date
+    central: bool  # lapsed more than 48 h: handled by the central desk, not the branch
+    owner: str  # the specialist who has it, or "" while undealt
 
 
 class Mailer(Protocol):
@@ -97,6 +110,27 @@ class FileMailer:
         log.info("mail to %s written to %s", message["To"], path)
 
 
+def _message(subject: str, sender: str, to: str, now: datetime) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid(domain="renewal-desk.local")
+    return msg
+
+
+def _attach_csv(
+    msg: EmailMessage, filename: str, header: Sequence[str], rows: Sequence[Sequence[object]]
+) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    # The BOM lets a Chinese Excel open the CSV as UTF-8 instead of GB18030.
+    msg.add_attachment("\ufeff" + buf.getvalue(), subtype="csv", charset="utf-8", filename=filename)
+
+
 def compose_inaccurate_numbers(
     branch_name: str,
     branch_email: str,
@@ -105,14 +139,12 @@ def compose_inaccurate_numbers(
     rows: Sequence[InaccurateNumber],
     now: datetime,
 ) -> EmailMessage:
-    msg = EmailMessage()
-    msg["Subject"] = (
-        f"【不准确号码】{branch_name} {day.isoformat()} 共 {len(rows)} 个 / inaccurate numbers"
+    msg = _message(
+        f"【不准确号码】{branch_name} {day.isoformat()} 共 {len(rows)} 个 / inaccurate numbers",
+        sender,
+        branch_email,
+        now,
     )
-    msg["From"] = sender
-    msg["To"] = branch_email
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = make_msgid(domain="renewal-desk.local")
     lines = [
         f"{branch_name}：",
         "",
@@ -123,27 +155,91 @@ def compose_inaccurate_numbers(
     ]
     lines += [f"{r.policy_number}  {r.customer}  {r.number}  {r.reason}" for r in rows]
     msg.set_content("\n".join(lines))
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(
-        ["保单号 policy", "客户 customer", "号码 number", "原因 reason", "呼叫次数 calls"]
-    )
-    for r in rows:
-        writer.writerow([r.policy_number, r.customer, r.number, r.reason, r.attempts])
-    # The BOM lets a Chinese Excel open the CSV as UTF-8 instead of GB18030.
-    msg.add_attachment(
-        "\ufeff" + buf.getvalue(),
-        subtype="csv",
-        charset="utf-8",
-        filename=f"inaccurate-{day.isoformat()}.csv",
+    _attach_csv(
+        msg,
+        f"inaccurate-{day.isoformat()}.csv",
+        ["保单号 policy", "客户 customer", "号码 number", "原因 reason", "呼叫次数 calls"],
+        [[r.policy_number, r.customer, r.number, r.reason, r.attempts] for r in rows],
     )
     return msg
 
 
-class InaccurateNumbersQuery(Protocol):
-    async def __call__(
-        self, session: AsyncSession, day: date
-    ) -> dict[int, list[InaccurateNumber]]: ...
+def compose_lapsed(
+    branch_name: str,
+    branch_email: str,
+    sender: str,
+    day: date,
+    rows: Sequence[LapsedPolicy],
+    now: datetime,
+) -> EmailMessage:
+    central = sum(1 for r in rows if r.central)
+    msg = _message(
+        f"【脱保清单】{branch_name} {day.isoformat()} 共 {len(rows)} 个，其中中心处理 {central} 个"
+        " / lapsed policies",
+        sender,
+        branch_email,
+        now,
+    )
+    lines = [
+        f"{branch_name}：",
+        "",
+        f"以下 {len(rows)} 张保单已过期未续保（脱保）；脱保超过 48 小时的 {central} 张由中心统一处理。",
+        f"The following {len(rows)} policies expired without renewal; the {central} lapsed for",
+        "more than 48 hours are handled by the central desk.",
+        "",
+    ]
+    lines += [
+        f"{r.policy_number}  {r.customer}  {r.number}  {r.expiry_date.isoformat()}"
+        + ("  中心处理 central" if r.central else "")
+        for r in rows
+    ]
+    msg.set_content("\n".join(lines))
+    _attach_csv(
+        msg,
+        f"lapsed-{day.isoformat()}.csv",
+        [
+            "保单号 policy",
+            "客户 customer",
+            "号码 number",
+            "终保日期 expiry",
+            "中心处理 central",
+            "所属人员 owner",
+        ],
+        [
+            [
+                r.policy_number,
+                r.customer,
+                r.number,
+                r.expiry_date.isoformat(),
+                "是" if r.central else "",
+                r.owner,
+            ]
+            for r in rows
+        ],
+    )
+    return msg
+
+
+class BranchRowsQuery(Protocol[R]):
+    async def __call__(self, session: AsyncSession, day: date) -> dict[int, list[R]]: ...
+
+
+class Compose(Protocol[R_contra]):
+    def __call__(
+        self,
+        branch_name: str,
+        branch_email: str,
+        sender: str,
+        day: date,
+        rows: Sequence[R_contra],
+        now: datetime,
+    ) -> EmailMessage: ...
+
+
+InaccurateNumbersQuery = BranchRowsQuery[InaccurateNumber]
+LapsedQuery = BranchRowsQuery[LapsedPolicy]
+INACCURATE_NUMBERS = "inaccurate_numbers"
+LAPSED = "lapsed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +252,7 @@ class MailReport:
 
 async def _claim(
     sessions: async_sessionmaker[AsyncSession],
+    kind: str,
     branch_id: int,
     day: date,
     msg: EmailMessage,
@@ -167,7 +264,7 @@ async def _claim(
         session.add(
             BranchMail(
                 branch_id=branch_id,
-                kind="inaccurate_numbers",
+                kind=kind,
                 day=day,
                 message_id=str(msg["Message-ID"]),
                 rows=rows,
@@ -178,7 +275,7 @@ async def _claim(
             return True
         except IntegrityError:
             await session.rollback()
-        row = await _claimed(session, branch_id, day)
+        row = await _claimed(session, kind, branch_id, day)
         if row.sent_at is not None:
             return False
         row.message_id, row.rows = str(msg["Message-ID"]), rows
@@ -186,12 +283,12 @@ async def _claim(
         return True
 
 
-async def _claimed(session: AsyncSession, branch_id: int, day: date) -> BranchMail:
+async def _claimed(session: AsyncSession, kind: str, branch_id: int, day: date) -> BranchMail:
     return (
         await session.scalars(
             select(BranchMail).where(
                 BranchMail.branch_id == branch_id,
-                BranchMail.kind == "inaccurate_numbers",
+                BranchMail.kind == kind,
                 BranchMail.day == day,
             )
         )
@@ -206,9 +303,26 @@ async def send_inaccurate_numbers(
     sender: str,
     now: datetime | None = None,
 ) -> MailReport:
-    """E-mail each branch the numbers marked inaccurate on `day`: once per branch and day when
-    the mail goes through; a failed send is reported and retried by the next run."""
+    """E-mail each branch the numbers marked inaccurate on `day`."""
+    return await send_branch_lists(
+        sessions, mailer, INACCURATE_NUMBERS, query, compose_inaccurate_numbers, day, sender, now
+    )
+
+
+async def send_branch_lists(
+    sessions: async_sessionmaker[AsyncSession],
+    mailer: Mailer,
+    kind: str,
+    query: BranchRowsQuery[R],
+    compose: Compose[R],
+    day: date,
+    sender: str,
+    now: datetime | None = None,
+) -> MailReport:
+    """E-mail each branch its list of `kind` for `day`: once per branch, kind and day when the
+    mail goes through; a failed send is reported and retried by the next run."""
     now = now or datetime.now(UTC)
+    what = kind.replace("_", " ")
     report = MailReport(sent={}, skipped_already_sent=[], skipped_no_email=[])
     async with sessions() as session:
         by_branch = await query(session, day)
@@ -224,28 +338,27 @@ async def send_inaccurate_numbers(
             continue
         if not branch.email:
             log.warning(
-                "branch %s has no e-mail address: %s inaccurate numbers not sent; "
+                "branch %s has no e-mail address: %s %s not sent; "
                 "set the branch's e-mail and the next run sends them",
                 branch.code,
                 len(rows),
+                what,
             )
             report.skipped_no_email.append(branch.code)
             continue
-        msg = compose_inaccurate_numbers(branch.name, branch.email, sender, day, rows, now)
-        if not await _claim(sessions, branch_id, day, msg, len(rows)):
+        msg = compose(branch.name, branch.email, sender, day, rows, now)
+        if not await _claim(sessions, kind, branch_id, day, msg, len(rows)):
             report.skipped_already_sent.append(branch.code)
             continue
         try:
             await mailer.send(msg)
         except (aiosmtplib.SMTPException, OSError) as exc:
-            log.error(
-                "inaccurate numbers for %s not sent to %s: %s", branch.code, branch.email, exc
-            )
+            log.error("%s for %s not sent to %s: %s", what, branch.code, branch.email, exc)
             report.failed[branch.code] = str(exc)
             continue
         async with sessions() as session:
-            (await _claimed(session, branch_id, day)).sent_at = now
+            (await _claimed(session, kind, branch_id, day)).sent_at = now
             await session.commit()
         report.sent[branch.code] = len(rows)
-        log.info("inaccurate numbers for %s: %s sent to %s", day, len(rows), branch.email)
+        log.info("%s for %s: %s sent to %s", what, day, len(rows), branch.email)
     return report

@@ -12,10 +12,24 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from crm_sync.mail import FileMailer, InaccurateNumber, SmtpMailer, send_inaccurate_numbers
-from crm_sync.models import Branch
+from callcenter.bootstrap import Container
+from callcenter.service import wire
+from callcenter.settings import Settings
+from crm_sync.mail import (
+    LAPSED,
+    FileMailer,
+    InaccurateNumber,
+    SmtpMailer,
+    compose_lapsed,
+    send_branch_lists,
+    send_inaccurate_numbers,
+)
+from crm_sync.models import Branch, Phone
+from schedules.clock import VirtualClock
+from schedules.services import lapsed_by_branch
+from tests import schedules_rows as db_rows
 
 DAY = date(2026, 12, 1)
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -131,3 +145,92 @@ async def test_a_failed_send_is_reported_and_sent_by_the_next_run(sessions) -> N
     second = await send_inaccurate_numbers(sessions, mailer, _query(rows), DAY, "d@x", NOW)
     assert second.sent == {"SJZ": 1} and second.skipped_already_sent == ["TS"]
     assert mailer.sent == ["ts@example.com", "sjz@example.com"]
+
+
+async def test_each_branch_gets_its_open_lapsed_policies_with_the_central_ones_marked(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    a, b, _ = await _branches(sessions)
+    async with sessions() as s:
+        (owner,) = await db_rows.specialists(s, 1)
+        expired = date(2026, 11, 27)
+        _, fresh = await db_rows.policy_with_lead(
+            s,
+            expired,
+            kind="lapsed",
+            status="assigned",
+            branch_id=a,
+            owner_id=owner.id,
+            distributed_on=DAY,
+        )
+        _, old = await db_rows.policy_with_lead(
+            s, expired, kind="lapsed", status="due", branch_id=a
+        )
+        assert fresh is not None and old is not None
+        old.central = True
+        await db_rows.policy_with_lead(s, expired, kind="lapsed", status="closed", branch_id=a)
+        await db_rows.policy_with_lead(s, expired, kind="lapsed", branch_id=a, renewed=True)
+        await db_rows.policy_with_lead(s, expired, kind="renewal", status="due", branch_id=a)
+        await db_rows.policy_with_lead(s, expired, kind="lapsed", status="due", branch_id=b)
+        await s.commit()
+        numbers = {
+            lead.id: (await s.get(Phone, lead.phone_id)).e164  # type: ignore[union-attr]
+            for lead in (fresh, old)
+        }
+    outbox = tmp_path / "outbox"
+    report = await send_branch_lists(
+        sessions, FileMailer(outbox), LAPSED, lapsed_by_branch, compose_lapsed, DAY, "d@x", NOW
+    )
+    assert report.sent == {"SJZ": 2, "TS": 1}
+    mails = [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in outbox.glob("*.eml")
+    ]
+    (sjz,) = [m for m in mails if m["To"] == "sjz@example.com"]
+    assert "脱保清单" in str(sjz["Subject"]) and "中心处理 1" in str(sjz["Subject"])
+    csv_rows = next(sjz.iter_attachments()).get_content().lstrip("\ufeff").splitlines()
+    # Central first; the specialist who has the branch's own lead is named.
+    assert numbers[old.id] in csv_rows[1] and ",是," in csv_rows[1]
+    assert numbers[fresh.id] in csv_rows[2] and csv_rows[2].endswith(owner.name)
+    assert len(csv_rows) == 3
+
+    # Once a day per branch, and independent of the inaccurate-numbers mail of the same day.
+    again = await send_branch_lists(
+        sessions, FileMailer(outbox), LAPSED, lapsed_by_branch, compose_lapsed, DAY, "d@x", NOW
+    )
+    assert again.sent == {} and sorted(again.skipped_already_sent) == ["SJZ", "TS"]
+    rows_a = {a: [InaccurateNumber("P1", "张三", "+8613800000012", "third unanswered call", 3)]}
+    other = await send_inaccurate_numbers(
+        sessions, FileMailer(outbox), _query(rows_a), DAY, "d@x", NOW
+    )
+    assert other.sent == {"SJZ": 1}
+
+
+async def test_the_daily_branch_job_sends_inaccurate_numbers_and_lapsed_lists(
+    db_url: str, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    a, _, _ = await _branches(sessions)
+    async with sessions() as s:
+        _, lead = await db_rows.policy_with_lead(
+            s, date(2026, 12, 20), status="closed", branch_id=a
+        )
+        assert lead is not None
+        phone = await s.get(Phone, lead.phone_id)
+        assert phone is not None
+        phone.accuracy, phone.accuracy_reason = "inaccurate", "third unanswered call"
+        phone.accuracy_set_at = NOW
+        await db_rows.policy_with_lead(
+            s, date(2026, 11, 27), kind="lapsed", status="due", branch_id=a
+        )
+        await s.commit()
+    settings = Settings(data_dir=tmp_path, database_url=db_url)
+    container = Container(
+        settings=settings, clock=VirtualClock(NOW), engine=engine, sessions=sessions
+    )
+    await wire(container, daily_jobs=False).branch_mails(DAY)
+    subjects = sorted(
+        str(email.message_from_bytes(p.read_bytes(), policy=email.policy.default)["Subject"])
+        for p in settings.effective_mail_outbox.glob("*.eml")
+    )
+    assert len(subjects) == 2
+    assert "不准确号码" in subjects[0] and "脱保清单" in subjects[1], subjects
