@@ -52,7 +52,7 @@ async def test_callback_campaign_keypresses_and_the_three_call_rule(
                     rows = (await s.scalars(select(Lead))).all()
                 return all(r.status in ("closed", "scheduled") for r in rows)
 
-            jumps = await drive_days(sessions, clock, settled, timeout_real=50)
+            jumps = await drive_days(sessions, clock, settled, timeout_real=150)
         finally:
             await engine.stop()
             await sim.stop()
@@ -113,7 +113,7 @@ async def test_two_dialer_processes_share_leads_and_dial_none_twice(
                     rows = (await s.scalars(select(Lead.status))).all()
                 return all(r == "closed" for r in rows)
 
-            await drive_days(sessions, clock, all_confirmed, timeout_real=50)
+            await drive_days(sessions, clock, all_confirmed, timeout_real=150)
         finally:
             for e in engines:
                 await e.stop()

@@ -51,7 +51,7 @@ async def test_seat_first_calls_every_lead_of_the_queue_once_and_logs_results(
                     rows = (await s.scalars(select(Lead))).all()
                     return all(r.contact_result is not None for r in rows)
 
-            await wait_for(all_have_results, clock, timeout_real=30)
+            await wait_for(all_have_results, clock, timeout_real=90)
         finally:
             await engine.stop()
             await sim.stop()

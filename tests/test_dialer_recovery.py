@@ -72,7 +72,7 @@ async def test_killed_and_restarted_dialer_redials_nobody_and_loses_no_result(
                 rows = await _attempts(sessions)
                 return await in_flight(sessions) == 0 and len(rows) == len(leads)
 
-            await wait_for(twelve_done, clock, timeout_real=40, step=1.0)
+            await wait_for(twelve_done, clock, timeout_real=120, step=1.0)
         finally:
             await second.stop()
             await sim.stop()
@@ -146,7 +146,7 @@ async def test_dropped_ami_link_resyncs_live_calls_and_never_resends(
             async def all_done() -> bool:
                 return await in_flight(sessions) == 0
 
-            await wait_for(all_done, clock, timeout_real=40)
+            await wait_for(all_done, clock, timeout_real=120)
         finally:
             await engine.stop()
             await sim.stop()
