@@ -24,6 +24,13 @@ Dial (a DialBegin that has a `Channel:`); in the customer-first and application 
 originated channel. A Local destination brings its other half (`;1`/`;2`); the half that ran
 Busy()/Hangup(N) (`;2`) carries the real cause while `;1` often says 0, so a non-zero cause
 wins. PJSIP channels (`PJSIP/8001-…` seats, `PJSIP/carrier-…` customers) are single.
+
+An automatic (application) call may be handed to a seat mid-call: on the callback's key 2 the
+dialer Redirects the customer's channel to `connect-seat` (`dialer.transfer`), which dials a
+seat from that channel. `on_key` tells the dialer when a key arrives while the customer is
+still on the line; the seat leg then joins the call group (same Linkedid), and the result
+names the seat the customer was bridged with (`connected_seat`), with the talk time counted
+from that bridge.
 """
 
 from __future__ import annotations
@@ -228,6 +235,20 @@ def explain(
 
 
 @dataclass(frozen=True, slots=True)
+class KeyPress:
+    """A key the dialplan read (UserEvent with `Key:`) on a call whose customer is still on
+    the line: what `CallTracker.on_key` receives. `channel` is the channel that ran the
+    dialplan (the one to Setvar/Redirect); `at` is the tracker's `now`."""
+
+    attempt_id: str
+    key: str
+    channel: str
+    uniqueid: str
+    mode: Mode | None
+    at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class CallResult:
     """The final word on one attempt."""
 
@@ -256,6 +277,9 @@ class CallResult:
     ended_at: float | None
     error: str | None = None
     why: str = ""  # the classification rule that decided, in words
+    # The seat device the customer was bridged with when the seat was not the originated
+    # side (customer first; an automatic call handed to a seat, callback key 2).
+    connected_seat: str | None = None
     facts: CallFacts = field(default_factory=CallFacts, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -277,6 +301,7 @@ class CallResult:
             "ring_seconds": _round(self.ring_seconds),
             "talk_seconds": _round(self.talk_seconds),
             "key_pressed": self.key_pressed,
+            "connected_seat": self.connected_seat,
             "recording": self.recording,
             "linkedid": self.linkedid,
             "uniqueids": list(self.uniqueids),
@@ -414,6 +439,8 @@ class CallTracker:
 
     `handle(event, now)` returns the results of the attempts that just finished.
     `now` may be None (a replay without timestamps); durations are then None.
+    `on_key(KeyPress)`, if set, is called once per attempt with the first key the dialplan
+    read while the customer was still on the line (the callback's key 2 hand-over).
     """
 
     def __init__(
@@ -424,8 +451,11 @@ class CallTracker:
         discover_unregistered: bool = False,
         response_grace_seconds: float = 10.0,
         forget_after_seconds: float = 300.0,
+        on_key: Callable[[KeyPress], None] | None = None,
     ) -> None:
         self.early_hangup_seconds = early_hangup_seconds
+        # Called (synchronously, from `handle`) with the first key read on a live call.
+        self.on_key = on_key
         self.attempt_variable = attempt_variable
         self.discover_unregistered = discover_unregistered
         self.response_grace_seconds = response_grace_seconds
@@ -743,7 +773,11 @@ class CallTracker:
             return
         if group.seat_var and not attempt.seat:
             attempt.seat = group.seat_var
-        if group.seat_var and attempt.mode in (None, Mode.APPLICATION):
+        if group.seat_var and (
+            attempt.mode is None or (attempt.mode is Mode.APPLICATION and group.user_key is None)
+        ):
+            # SEAT set after a key was read is a hand-over to a seat (dialer.transfer): the
+            # call stays an application call.
             attempt.mode = Mode.CUSTOMER_FIRST
         if group.number_var and not attempt.number:
             attempt.number = group.number_var
@@ -754,7 +788,21 @@ class CallTracker:
             group = self._groups.get(e.linkedid)
             if group is not None and group.user_key is None:
                 group.user_key = key
+                self._key_read(group, key, e, now)
         return []
+
+    def _key_read(self, group: _Group, key: str, e: ev.UserEvent, now: float | None) -> None:
+        attempt = group.attempt
+        if self.on_key is None or attempt is None or e.channel is None or e.uniqueid is None:
+            return
+        chan = group.channels.get(e.uniqueid)
+        if chan is None or chan.hung_up:
+            return  # nobody left to connect
+        press = KeyPress(attempt.attempt_id, key, e.channel, e.uniqueid, attempt.mode, now)
+        try:
+            self.on_key(press)
+        except Exception:
+            log.exception("attempt %s: on_key hook failed", attempt.attempt_id)
 
     def _on_dtmf_end(self, e: ev.DTMFEnd, now: float | None) -> list[CallResult]:
         if e.direction == "Received":
@@ -1090,15 +1138,24 @@ class CallTracker:
         bridged = any(c.bridged_at is not None for c in customer)
         ends = [c.hangup_at for c in customer if c.hangup_at is not None]
         customer_end = min(ends) if ends else None
-        others = [
-            c.hangup_at
+        customer_uids = {ch.uniqueid for ch in customer}
+        non_customer = [
+            c
             for uid, c in (group.channels.items() if group is not None else ())
-            if uid not in {ch.uniqueid for ch in customer} and c.hangup_at is not None
+            if uid not in customer_uids
         ]
+        others = [c.hangup_at for c in non_customer if c.hangup_at is not None]
         seat_first_end = min(others) if others else None
+        mode = attempt.mode if attempt is not None else None
+        connected_seat: str | None = None
+        if bridged and mode is not Mode.SEAT_FIRST:
+            peers = [c for c in non_customer if c.bridged_at is not None]
+            if peers:
+                first = min(peers, key=lambda c: c.bridged_at or 0.0)
+                connected_seat = _dial_string_of(first.name)
+        handed_over = mode is Mode.APPLICATION and connected_seat is not None
         seat_hung_up_first = (
-            attempt is not None
-            and attempt.mode in (Mode.SEAT_FIRST, Mode.CUSTOMER_FIRST)
+            (mode in (Mode.SEAT_FIRST, Mode.CUSTOMER_FIRST) or handed_over)
             and seat_first_end is not None
             and customer_end is not None
             and seat_first_end < customer_end
@@ -1114,7 +1171,11 @@ class CallTracker:
         if ring_start is not None and ring_end is not None:
             ring_seconds = max(0.0, ring_end - ring_start)
         talk_seconds: float | None = None
-        if answered:
+        bridged_ats = [c.bridged_at for c in customer if c.bridged_at is not None]
+        if handed_over and bridged_ats and customer_end is not None:
+            # The conversation with the specialist, not the recorded menu before it.
+            talk_seconds = max(0.0, customer_end - min(bridged_ats))
+        elif answered:
             if answered_at is not None and customer_end is not None:
                 talk_seconds = max(0.0, customer_end - answered_at)
             else:
@@ -1145,6 +1206,8 @@ class CallTracker:
             lost=lost,
         )
         outcome, why = explain(facts, self.early_hangup_seconds)
+        if handed_over:
+            why += f"; key {key}, connected to seat {connected_seat}"
         ended_at = now
         if group is not None and group.ended_at is not None:
             ended_at = group.ended_at
@@ -1174,6 +1237,7 @@ class CallTracker:
             ended_at=ended_at,
             error=attempt.sync_error if attempt else None,
             why=why,
+            connected_seat=connected_seat,
             facts=facts,
         )
 
