@@ -68,6 +68,10 @@ class Finished:
     recording: str | None = None
     unknown: bool = False
     reason: str | None = None
+    # An automatic call handed to a seat mid-call (callback key 2, dialer.transfer): the
+    # specialist and seat device the dialer connected the customer to.
+    specialist_id: int | None = None
+    seat: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +82,7 @@ class Effects:
     lead_id: int
     specialist_id: int | None
     outcome: str
-    talked: bool
+    talked: bool  # a specialist talked with the customer: the seat wraps up
     contact_result: str | None
     next_attempt_at: datetime | None
     closed: bool
@@ -221,6 +225,7 @@ async def record_result(
     closed = False
     inaccurate = False
     book = False
+    connected = False  # an automatic call handed to a specialist (callback key 2)
     next_at: datetime | None = lead.next_attempt_at
     old_status = lead.status
 
@@ -248,6 +253,21 @@ async def record_result(
                     {"phone_id": phone.id, "accuracy": "accurate", "reason": reason},
                     now,
                 )
+        elif fin.bridged and fin.specialist_id is not None:
+            # Connected to a free specialist during the call: their lead now, and their
+            # contact result to set (dispose), like any call a specialist answered.
+            connected = True
+            attempt.specialist_id = fin.specialist_id
+            attempt.seat = fin.seat or attempt.seat
+            if lead.owner_id != fin.specialist_id:
+                lead.owner_id = fin.specialist_id
+                lead.distributed_on = _local_day(now, tz)
+            lead.status = LeadStatus.ASSIGNED.value
+            next_at = hours.next_day_start(now, tz)
+            reason = (
+                f"callback: customer pressed 2 and was connected to {fin.seat or 'a seat'}: "
+                "answered: waiting for the specialist's contact result"
+            )
         else:
             book = True
             contact = "callback"
@@ -371,7 +391,7 @@ async def record_result(
         lead.id,
         attempt.specialist_id,
         fin.outcome,
-        talked,
+        connected if attempt.mode == DialMode.AUTOMATIC.value else talked,
         contact,
         None if closed else next_at,
         closed,
