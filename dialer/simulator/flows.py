@@ -6,7 +6,10 @@ Flows (conf/extensions.conf and pjsip/conf/extensions_pjsip.conf of the traces):
   dialer/dialer-sip, Exten=<number>: the seat answers, MixMonitor, Dial(customer, 30).
 * customer first: Channel=<customer> (Local/<n>@customers or PJSIP/<n>@carrier),
   Exten connect-seat, Variable SEAT: MixMonitor, Dial(seat, 20).
-* callback: Exten callback: Playback, Read one key, UserEvent CallbackResult, goodbye.
+* callback: Exten callback: Playback, Read one key, UserEvent CallbackResult, goodbye; on
+  key 2 (docker/asterisk/extensions.conf) "connecting you" and music on hold for
+  HOLD_SECONDS (20), during which a Redirect to connect-seat connects the SEAT set on the
+  channel (`request_redirect`); else "a specialist will call you" and hang-up.
 * reminder: Exten reminder: Playback, hang up.
 * application: Application=Playback, Data=...: plays and hangs up.
 """
@@ -18,17 +21,29 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dialer.simulator.behaviour import SIP_FAILURES, Behaviour
-from dialer.simulator.pbx import Call, Chan, HungUp, Leg, Pbx, parse_callerid, playback_seconds
+from dialer.simulator.pbx import (
+    Call,
+    Chan,
+    HungUp,
+    Leg,
+    Pbx,
+    Redirected,
+    parse_callerid,
+    playback_seconds,
+)
 
 log = logging.getLogger(__name__)
 
 _CUSTOMER = re.compile(r"^1\d.+$")  # lab dialplan: customers _1X.
 _SEAT = re.compile(r"^8\d.+$")  # seats _8X.
 _SEAT_FIRST_EXTEN = re.compile(r"^\d+$")
+_SEAT_SILENT = Behaviour("noanswer", ring=math.inf)  # a seat nobody picks up
+CONNECT_KEY = "2"  # the callback's "connect me to a specialist"
+HOLD_SECONDS = 20.0  # the callback's hold before "a specialist will call you"
 
 Responder = Callable[[str, str], None]
 
@@ -229,7 +244,7 @@ async def _originate(
     elif o.exten == "connect-seat":
         await _customer_first(pbx, call, o, leg, beh, family, rec)
     elif o.exten == "callback":
-        await _callback(pbx, call, leg, beh, o.context)
+        await _callback(pbx, call, o, leg, beh, family, rec)
     elif o.exten == "reminder":
         await _application(pbx, call, leg, beh, "Playback", "hello-world&tt-weasels")
     elif kind == "seat" and _SEAT_FIRST_EXTEN.match(o.exten):
@@ -609,12 +624,28 @@ def _seat_hung_up(pbx: Pbx, seat_leg: Leg, cust_leg: Leg, by: Chan, moh: bool, r
 async def _customer_first(
     pbx: Pbx, call: Call, o: Originate, leg: Leg, beh: Behaviour, family: str, rec: list[_Rec]
 ) -> None:
-    c1, c2 = leg.a, leg.b
     ctx = o.context or ("dialer-sip" if family == "PJSIP" else "dialer")
     seat = dict(o.variables).get("SEAT", "")
+    await _connect_seat(pbx, call, o, leg, beh, family, rec, ctx, seat, 20.0)
+
+
+async def _connect_seat(
+    pbx: Pbx,
+    call: Call,
+    o: Originate,
+    leg: Leg,
+    beh: Behaviour,
+    family: str,
+    rec: list[_Rec],
+    ctx: str,
+    seat: str,
+    seat_timeout: float,
+) -> None:
+    """`connect-seat` on the customer's channel (answered): MixMonitor, Dial(seat), talk."""
+    c1, c2 = leg.a, leg.b
     r = _mixmonitor(pbx, c1, rec)
     resource = f"{seat}@seats" if family == "Local" else seat
-    _enter(pbx, c1, ctx, "connect-seat", "Dial", f"{family}/{resource},20")
+    _enter(pbx, c1, ctx, "connect-seat", "Dial", f"{family}/{resource},{seat_timeout:g}")
     pbx.varset(c1, "DIALSTATUS", "")
     if not seat or _role(family, resource) is None:
         pbx.varset(c1, "DIALSTATUS", "CHANUNAVAIL")
@@ -630,6 +661,12 @@ async def _customer_first(
         set_vars=False,
     )
     s1, s2 = seat_leg.a, seat_leg.b
+    if seat in pbx.unanswered_seats:
+        status, _, _ = await _ring_customer(
+            pbx, call, None, c1, seat_leg, _SEAT_SILENT, seat_timeout
+        )
+        await _no_seat(pbx, call, leg, ctx, seat, status)
+        return
     await _ring_seat(pbx, call, c1, seat_leg)
     bridge = _bridge(pbx, s1, c1, r)
     if s2 is not None:
@@ -670,6 +707,29 @@ async def _customer_first(
     pbx.hangup(c1, 16)
 
 
+async def _no_seat(pbx: Pbx, call: Call, leg: Leg, ctx: str, seat: str, status: str) -> None:
+    """No seat answered (docker/asterisk/extensions.conf): UserEvent Abandoned, a short
+    message, hang-up."""
+    c1 = leg.a
+    pbx.varset(c1, "DIALSTATUS", status)
+    attempt = c1.variables.get("ATTEMPT_ID", "")
+    _enter(pbx, c1, ctx, "connect-seat", "UserEvent", f"Abandoned,AttemptId: {attempt}")
+    pbx.ev(
+        "UserEvent",
+        c1,
+        ("UserEvent", "Abandoned"),
+        ("AttemptId", attempt),
+        ("Seat", seat),
+        ("DialStatus", status),
+        privilege="user,all",
+    )
+    later = c1.variables.get("KEY") == CONNECT_KEY  # handed over from the callback menu
+    message = "custom/a-specialist-will-call-you" if later else "custom/renewal-sorry"
+    _enter(pbx, c1, ctx, "connect-seat", "Playback", message)
+    await pbx.wait(call, playback_seconds(message))
+    _dialplan_hangs_up(pbx, leg)
+
+
 def _customer_hangs_up(pbx: Pbx, leg: Leg) -> None:
     c1, c2 = leg.a, leg.b
     if c2 is not None:
@@ -698,8 +758,17 @@ def _dialplan_hangs_up(pbx: Pbx, leg: Leg) -> None:
         pbx.hangup(c2, 16)
 
 
-async def _callback(pbx: Pbx, call: Call, leg: Leg, beh: Behaviour, context: str) -> None:
+async def _callback(
+    pbx: Pbx,
+    call: Call,
+    o: Originate,
+    leg: Leg,
+    beh: Behaviour,
+    family: str,
+    rec: list[_Rec],
+) -> None:
     c1 = leg.a
+    context = o.context
     _enter(pbx, c1, context or "dialer", "callback", "Playback", "hello-world")
     prompt = playback_seconds("hello-world") + playback_seconds("if-correct-press")
     read_timeout = 6.0
@@ -741,9 +810,79 @@ async def _callback(pbx: Pbx, call: Call, leg: Leg, beh: Behaviour, context: str
         ("ReadStatus", status),
         privilege="user,all",
     )
+    if key == CONNECT_KEY:
+        await _hold_for_specialist(pbx, call, o, leg, beh, family, rec, context or "dialer")
+        return
     goodbye = playback_seconds("vm-goodbye")
     await pbx.wait(call, goodbye)
     _dialplan_hangs_up(pbx, leg)
+
+
+async def _hold_for_specialist(
+    pbx: Pbx,
+    call: Call,
+    o: Originate,
+    leg: Leg,
+    beh: Behaviour,
+    family: str,
+    rec: list[_Rec],
+    ctx: str,
+) -> None:
+    """Key 2: "connecting you", then music on hold until the dialer Redirects the channel
+    to connect-seat or HOLD_SECONDS run out ("a specialist will call you", hang-up). The
+    customer waits on hold; once connected, talks with the seat for the behaviour's talk
+    time, without pressing keys again."""
+    c1 = leg.a
+    hold = _seconds(c1.variables.get("HOLD_SECONDS"), HOLD_SECONDS)
+    on_hold = False
+    call.hold = c1
+    try:
+        prompt = "custom/connecting-you"
+        _enter(pbx, c1, ctx, "callback", "Playback", prompt)
+        await pbx.wait(call, playback_seconds(prompt))
+        _enter(pbx, c1, ctx, "callback", "MusicOnHold", f"default,{hold:g}")
+        pbx.ev("MusicOnHoldStart", c1, ("Class", "default"))
+        on_hold = True
+        await pbx.wait(call, hold)
+    except Redirected:
+        target, call.redirect, call.hold = call.redirect, None, None
+        if on_hold:
+            pbx.ev("MusicOnHoldStop", c1)
+        assert target is not None
+        context, exten = target
+        if exten != "connect-seat":
+            _dialplan_hangs_up(pbx, leg)  # no such extension in the modelled dialplan
+            return
+        _enter(pbx, c1, context, exten, "NoOp", f"callback {c1.name} -> seat")
+        seat = c1.variables.get("SEAT", "")
+        timeout = _seconds(c1.variables.get("SEAT_TIMEOUT"), 2.0)
+        talk = replace(beh, dtmf=None)
+        await _connect_seat(pbx, call, o, leg, talk, family, rec, context, seat, timeout)
+        return
+    call.hold = None
+    pbx.ev("MusicOnHoldStop", c1)
+    message = "custom/a-specialist-will-call-you"
+    _enter(pbx, c1, ctx, "callback", "Playback", message)
+    await pbx.wait(call, playback_seconds(message))
+    _dialplan_hangs_up(pbx, leg)
+
+
+def _seconds(value: str | None, default: float) -> float:
+    try:
+        return float(value) if value else default
+    except ValueError:
+        return default
+
+
+def request_redirect(pbx: Pbx, chan: Chan, context: str, exten: str) -> bool:
+    """A Redirect action for `chan`: modelled for a channel on the callback's hold (the
+    call coroutine then runs the target); anywhere else it is refused (False)."""
+    call = chan.call
+    if call is None or call.task is None or call.hold is not chan or call.redirect is not None:
+        return False
+    call.redirect = (context, exten)
+    call.task.cancel()
+    return True
 
 
 async def _application(pbx: Pbx, call: Call, leg: Leg, beh: Behaviour, app: str, data: str) -> None:

@@ -67,6 +67,11 @@ class HungUp(Exception):
     """Raised inside a call coroutine when a Hangup action hit one of its channels."""
 
 
+class Redirected(Exception):
+    """Raised inside a call coroutine when a Redirect action moved its channel on hold
+    (`Call.hold`) to `Call.redirect`."""
+
+
 @dataclass(eq=False)
 class Chan:
     name: str
@@ -124,6 +129,8 @@ class Call:
     respond: Callable[[str, str], None] | None = None  # sync originate: (Response, Message)
     answered: bool = False
     responded: bool = False
+    hold: Chan | None = None  # the channel a Redirect may move now (the callback's hold)
+    redirect: tuple[str, str] | None = None  # (context, exten) a Redirect asked for
 
 
 @dataclass(eq=False)
@@ -153,6 +160,9 @@ class Pbx:
         self.monitor_dir = monitor_dir
         self.scenario = scenario
         self.seat_answer = seat_answer_seconds
+        # Seats (by number, e.g. "8002") that ring but are never picked up when the dialplan
+        # dials them (customer first, a callback handed to a seat).
+        self.unanswered_seats: set[str] = set()
         self.channels: dict[str, Chan] = {}
         self.calls: set[Call] = set()
         self.globals: dict[str, str] = {}
@@ -368,18 +378,21 @@ class Pbx:
     # -- time ------------------------------------------------------------------------------
 
     async def wait(self, call: Call, seconds: float) -> None:
-        """Sleep on the clock; a Hangup action on the call interrupts with HungUp."""
+        """Sleep on the clock; a Hangup action on the call interrupts with HungUp, a
+        Redirect of its channel on hold with Redirected."""
         if seconds <= 0:
             return
         target = self.clock.monotonic() + seconds
         try:
             await self.clock.sleep(seconds)
         except asyncio.CancelledError:
-            if call.hangup_by is not None:
+            if call.hangup_by is not None or call.redirect is not None:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
-                raise HungUp() from None
+                if call.hangup_by is not None:
+                    raise HungUp() from None
+                raise Redirected() from None
             raise
         probe = self.lateness_probe
         if probe is not None:

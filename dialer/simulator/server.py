@@ -27,7 +27,7 @@ from pathlib import Path
 
 from dialer.ami.protocol import AmiParser, Message
 from dialer.simulator.behaviour import Scenario
-from dialer.simulator.flows import Originate, start_originate
+from dialer.simulator.flows import Originate, request_redirect, start_originate
 from dialer.simulator.pbx import STATE_DESC, Chan, Pbx
 from schedules.clock import Clock, SystemClock
 
@@ -273,6 +273,28 @@ class _Session:
         if call.hangup_by is None and call.task is not None:
             call.hangup_by = chan
             call.task.cancel()
+
+    async def a_redirect(self, msg: Message, aid: str | None) -> None:
+        # Asterisk's messages (manager.c action_redirect); ExtraChannel is not modelled.
+        name = msg.get("Channel") or ""
+        target = {h: msg.get(h) or "" for h in ("Context", "Exten", "Priority")}
+        for header, value in (("Channel", name), *target.items()):
+            if not value:
+                self.respond("Error", aid, ("Message", f"{header} not specified"))
+                return
+        if not target["Priority"].isdigit() or int(target["Priority"]) < 1:
+            self.respond("Error", aid, ("Message", "Priority is invalid"))
+            return
+        chan = self.sim.pbx.channels.get(name)
+        if chan is None:
+            self.respond("Error", aid, ("Message", f"Channel does not exist: {name}"))
+            return
+        if msg.get("ExtraChannel") or not request_redirect(
+            self.sim.pbx, chan, target["Context"], target["Exten"]
+        ):
+            self.respond("Error", aid, ("Message", "Redirect failed"))
+            return
+        self.respond("Success", aid, ("Message", "Redirect successful"))
 
     def _chan(self, msg: Message, aid: str | None) -> Chan | None:
         chan = self.sim.pbx.channels.get(msg.get("Channel") or "")
