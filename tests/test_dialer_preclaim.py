@@ -4,6 +4,9 @@ released at once when the seat pauses or signs out; never dialled once the windo
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -38,15 +41,43 @@ async def _lead(sessions: async_sessionmaker[AsyncSession], lead_id: int) -> Lea
         return lead
 
 
-def _engine(
-    sessions: async_sessionmaker[AsyncSession], clock: FastClock, sim: object, wrap_up: float
-) -> DialerEngine:
-    return make_engine(
+@dataclass
+class Desk:
+    engine: DialerEngine
+    service: DialerService
+    spy: OriginateSpy
+    sid: int
+    leads: list[int]
+
+
+@asynccontextmanager
+async def one_seat(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: FastClock,
+    monkeypatch: pytest.MonkeyPatch,
+    wrap_up: float,
+) -> AsyncIterator[Desk]:
+    """One specialist with two short answered calls to make, signed in and ready."""
+    async with sessions() as s:
+        (sid,), leads = await seed(s, specialists=1, leads=[("renewal", "0", 0)] * 2)
+    sim = await start_simulator(clock)
+    engine = make_engine(
         sessions,
         clock,
-        [("pbx1", sim)],  # type: ignore[list-item]
+        [("pbx1", sim)],
         config=DialerConfig(wrap_up_seconds=wrap_up, idle_recheck_seconds=30.0),
     )
+    service = DialerService(engine)
+    with spy_originates(monkeypatch, clock) as spy:
+        await engine.start()
+        try:
+            await engine.wait_connected()
+            await service.start_campaign("renewal")
+            await service.sign_in(sid, ready=True)
+            yield Desk(engine, service, spy, sid, leads)
+        finally:
+            await engine.stop(grace=0)
+            await sim.stop()
 
 
 async def _first_call_over_and_next_lead_claimed(
@@ -75,40 +106,28 @@ async def test_the_lead_claimed_during_wrap_up_is_dialled_when_the_seat_is_ready
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FastClock(MONDAY_0930, speed=20)
-    async with sessions() as s:
-        (sid,), leads = await seed(s, specialists=1, leads=[("renewal", "0", 0)] * 2)
-    sim = await start_simulator(clock)
-    engine = _engine(sessions, clock, sim, wrap_up=10.0)
-    service = DialerService(engine)
-    with spy_originates(monkeypatch, clock) as spy:
-        await engine.start()
-        try:
-            await engine.wait_connected()
-            await service.start_campaign("renewal")
-            await service.sign_in(sid, ready=True)
-            rows = await _first_call_over_and_next_lead_claimed(engine, sessions, clock, sid)
-            assert rows[1].lead_id == leads[1] and rows[1].sent_at is None
-            assert spy.per_lead[leads[1]] == 0  # claimed, not dialled during the wrap-up
-            # The screen pop still shows the call being wrapped up.
-            pop = await service.current_call(sid)
-            assert pop is not None and pop["lead"]["id"] == leads[0]
-
-            async def dialled() -> bool:
-                return spy.per_lead[leads[1]] == 1
-
-            await wait_for(dialled, clock, timeout_real=30, step=0.2)
-        finally:
-            await engine.stop(grace=0)
-            await sim.stop()
+    async with one_seat(sessions, clock, monkeypatch, wrap_up=10.0) as desk:
+        leads = desk.leads
+        rows = await _first_call_over_and_next_lead_claimed(desk.engine, sessions, clock, desk.sid)
+        assert rows[1].lead_id == leads[1] and rows[1].sent_at is None
+        assert desk.spy.per_lead[leads[1]] == 0  # claimed, not dialled during the wrap-up
+        # The screen pop still shows the call being wrapped up.
+        pop = await desk.service.current_call(desk.sid)
+        assert pop is not None and pop["lead"]["id"] == leads[0]
+        await wait_for(lambda: _dialled(desk.spy, leads[1]), clock, timeout_real=30, step=0.2)
     async with sessions() as s:
         ready_at = await s.scalar(
             select(SeatTransition.at).where(SeatTransition.trigger == "wrap_done")
         )
     assert ready_at is not None
-    (sent_at,) = [t for t, lead, _ in spy.times if lead == leads[1]]
+    (sent_at,) = [t for t, lead, _ in desk.spy.times if lead == leads[1]]
     # Claimed (committed) during the wrap-up, dialled once the seat was ready.
     assert rows[1].created_at < ready_at <= sent_at
     assert [a.attempt_id for a in await _attempts(sessions)] == [a.attempt_id for a in rows]
+
+
+async def _dialled(spy: OriginateSpy, lead_id: int) -> bool:
+    return spy.per_lead[lead_id] == 1
 
 
 @pytest.mark.parametrize("leave", ["pause", "sign_out"])
@@ -116,44 +135,28 @@ async def test_a_seat_that_leaves_during_wrap_up_releases_its_next_lead_at_once(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch, leave: str
 ) -> None:
     clock = FastClock(MONDAY_0930, speed=20)
-    async with sessions() as s:
-        (sid,), leads = await seed(s, specialists=1, leads=[("renewal", "0", 0)] * 2)
-    sim = await start_simulator(clock)
-    engine = _engine(sessions, clock, sim, wrap_up=3600.0)
-    service = DialerService(engine)
-    with spy_originates(monkeypatch, clock) as spy:
-        await engine.start()
-        try:
-            await engine.wait_connected()
-            await service.start_campaign("renewal")
+    async with one_seat(sessions, clock, monkeypatch, wrap_up=3600.0) as desk:
+        sid, leads, service = desk.sid, desk.leads, desk.service
+        await _first_call_over_and_next_lead_claimed(desk.engine, sessions, clock, sid)
+        if leave == "pause":
+            await service.pause(sid, "lunch")
+        else:
+            await service.sign_out(sid)
+        # Released by the time the request returns: the lead is free again.
+        released = (await _attempts(sessions))[1]
+        assert released.lead_id == leads[1]
+        assert released.ended_at is not None and released.outcome == "not_sent"
+        assert released.sent_at is None and "before dialling" in (released.reason or "")
+        lead = await _lead(sessions, leads[1])
+        assert lead.attempt_count == 0
+        assert lead.next_attempt_at is not None and lead.next_attempt_at <= clock.now()
+        # Back at work: the same lead is claimed and dialled again.
+        if leave == "pause":
+            await service.ready(sid)
+        else:
             await service.sign_in(sid, ready=True)
-            await _first_call_over_and_next_lead_claimed(engine, sessions, clock, sid)
-            if leave == "pause":
-                await service.pause(sid, "lunch")
-            else:
-                await service.sign_out(sid)
-            # Released by the time the request returns: the lead is free again.
-            released = (await _attempts(sessions))[1]
-            assert released.lead_id == leads[1]
-            assert released.ended_at is not None and released.outcome == "not_sent"
-            assert released.sent_at is None and "before dialling" in (released.reason or "")
-            lead = await _lead(sessions, leads[1])
-            assert lead.attempt_count == 0
-            assert lead.next_attempt_at is not None and lead.next_attempt_at <= clock.now()
-            # Back at work: the same lead is claimed and dialled again.
-            if leave == "pause":
-                await service.ready(sid)
-            else:
-                await service.sign_in(sid, ready=True)
-
-            async def dialled(spy: OriginateSpy = spy) -> bool:
-                return spy.per_lead[leads[1]] == 1
-
-            await wait_for(dialled, clock, timeout_real=30, step=0.2)
-        finally:
-            await engine.stop(grace=0)
-            await sim.stop()
-    assert spy.per_lead == {leads[0]: 1, leads[1]: 1}
+        await wait_for(lambda: _dialled(desk.spy, leads[1]), clock, timeout_real=30, step=0.2)
+    assert desk.spy.per_lead == {leads[0]: 1, leads[1]: 1}
 
 
 async def test_a_pre_claimed_lead_is_not_dialled_once_the_window_has_closed(
@@ -162,33 +165,20 @@ async def test_a_pre_claimed_lead_is_not_dialled_once_the_window_has_closed(
     # 10:58:30 in Shanghai: the first call ends well inside the morning window; the wrap-up
     # (90 s) ends after 11:00, when the morning window has closed.
     clock = FastClock(datetime(2026, 1, 5, 2, 58, 30, tzinfo=UTC), speed=20)
-    async with sessions() as s:
-        (sid,), leads = await seed(s, specialists=1, leads=[("renewal", "0", 0)] * 2)
-    sim = await start_simulator(clock)
-    engine = _engine(sessions, clock, sim, wrap_up=90.0)
-    service = DialerService(engine)
-    with spy_originates(monkeypatch, clock) as spy:
-        await engine.start()
-        try:
-            await engine.wait_connected()
-            await service.start_campaign("renewal")
-            await service.sign_in(sid, ready=True)
-            rows = await _first_call_over_and_next_lead_claimed(engine, sessions, clock, sid)
-            assert rows[1].created_at < datetime(2026, 1, 5, 2, 59, 55, tzinfo=UTC)
+    async with one_seat(sessions, clock, monkeypatch, wrap_up=90.0) as desk:
+        rows = await _first_call_over_and_next_lead_claimed(desk.engine, sessions, clock, desk.sid)
+        assert rows[1].created_at < datetime(2026, 1, 5, 2, 59, 55, tzinfo=UTC)
 
-            async def released() -> bool:
-                return (await _attempts(sessions))[1].ended_at is not None
+        async def released() -> bool:
+            return (await _attempts(sessions))[1].ended_at is not None
 
-            await wait_for(released, clock, timeout_real=30, step=0.5)
-        finally:
-            await engine.stop(grace=0)
-            await sim.stop()
+        await wait_for(released, clock, timeout_real=30, step=0.5)
     attempt = (await _attempts(sessions))[1]
     assert attempt.outcome == "not_sent" and "window" in (attempt.reason or "")
     assert attempt.ended_at is not None and attempt.ended_at >= datetime(
         2026, 1, 5, 3, 0, tzinfo=UTC
     )
-    assert spy.per_lead[leads[1]] == 0
-    lead = await _lead(sessions, leads[1])
+    assert desk.spy.per_lead[desk.leads[1]] == 0
+    lead = await _lead(sessions, desk.leads[1])
     assert lead.attempt_count == 0
     assert lead.next_attempt_at == datetime(2026, 1, 5, 7, 30, tzinfo=UTC)  # 15:30 Shanghai
