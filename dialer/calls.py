@@ -581,6 +581,16 @@ class CallTracker:
             if len(self._hangup_channels) > 10_000:  # names of channels that never existed
                 del self._hangup_channels[next(iter(self._hangup_channels))]
 
+    def live_channels(self, attempt_id: str) -> list[str]:
+        """Names of the attempt's channels not hung up yet, the originated one first (a
+        Hangup of that one ends the whole call). Empty while none is known."""
+        attempt = self._attempts.get(attempt_id)
+        if attempt is None or attempt.group is None:
+            return []
+        first = attempt.channel_id or attempt.group.linkedid
+        up = [c for c in attempt.group.channels.values() if not c.hung_up]
+        return [c.name for c in sorted(up, key=lambda c: c.uniqueid != first)]
+
     def active(self) -> list[str]:
         """Attempt ids not finished yet."""
         return list(self._attempts)

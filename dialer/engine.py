@@ -1361,6 +1361,38 @@ class DialerEngine:
         self._sent_marks.append((live.attempt_id, now))
         self._seat_flush.set()
 
+    async def hang_up(self, attempt_id: str) -> bool:
+        """Hang up one of this process's calls: an AMI Hangup of its originated channel. The
+        tracker is told first, so the outcome is hung_up_by_action whichever arrives first,
+        the Hangup's reply or the call's last events. False if no channel of the call is
+        up (not dialled yet, already over) or the link failed."""
+        live = self._live.get(attempt_id)
+        if live is None:
+            return False
+        server = self._servers[live.server]
+        channels = server.tracker.live_channels(attempt_id)
+        link = server.link
+        if not channels or link is None or not link.connected:
+            return False
+        server.tracker.note_hangup_action(attempt_id=attempt_id, channel=channels[0])
+        try:
+            reply = await link.send(
+                "Hangup",
+                {"Channel": channels[0], "Cause": "16"},
+                timeout=self.config.action_timeout,
+            )
+        except AmiError as exc:
+            log.warning("attempt %s: Hangup of %s failed: %s", attempt_id, channels[0], exc)
+            return False
+        if not reply.ok:
+            log.info(
+                "attempt %s: Hangup of %s refused: %s",
+                attempt_id,
+                channels[0],
+                reply.get("Message"),
+            )
+        return reply.ok
+
     # -- events --------------------------------------------------------------------------------
 
     def _on_event(self, server_name: str, event: Any) -> None:

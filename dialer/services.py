@@ -34,6 +34,8 @@ Supervisors:
 * `campaigns()` / `campaign_status()`, `start_campaign(name)`, `stop_campaign(name)`,
   `update_campaign(name, mode=…, concurrency=…, trunk_max_calls=…, trunk_max_cps=…)`.
 * `live_calls()` (sync) — every call in flight on this process.
+* `hang_up(attempt_id)` — end a call of this process (AMI Hangup; outcome
+  `hung_up_by_action`); `hung_up` is false if the call has no channel up.
 * `add_do_not_call(number, reason)`, `remove_do_not_call(number)`.
 
 Reports:
@@ -306,6 +308,9 @@ class DialerService:
 
     def live_calls(self) -> list[dict[str, Any]]:
         return self.engine.live_calls()
+
+    async def hang_up(self, attempt_id: str) -> dict[str, Any]:
+        return {"attempt_id": attempt_id, "hung_up": await self.engine.hang_up(attempt_id)}
 
     # -- do not call ----------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.models import Lead, OutboxMessage
-from dialer.models import CallAttempt, SeatTransition
+from dialer.models import CallAttempt, SeatState, SeatTransition
 from dialer.services import DialerService
 from tests.test_dialer_support import (
     MONDAY_0930,
@@ -75,3 +75,42 @@ async def test_seat_first_calls_every_lead_of_the_queue_once_and_logs_results(
     assert all(a.ended_at is not None and a.sent_at is not None for a in attempts)
     assert {m.topic for m in outbox} >= {"attempt.result", "lead.contact_result"}
     assert any(t.trigger == "answer" for t in transitions)
+
+
+async def test_a_call_the_dialer_hangs_up_ends_as_hung_up_by_action(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = FastClock(MONDAY_0930, speed=20)
+    async with sessions() as s:
+        (sid,), _ = await seed(s, specialists=1, leads=[("renewal", "7", 0)])  # a ~57 s call
+    sim = await start_simulator(clock)
+    engine = make_engine(sessions, clock, [("pbx1", sim)])
+    service = DialerService(engine)
+    await engine.start()
+    try:
+        await engine.wait_connected()
+        await service.start_campaign("renewal")
+        await service.sign_in(sid, ready=True)
+
+        async def on_call() -> bool:
+            return engine.seats[sid].state is SeatState.ON_CALL
+
+        await wait_for(on_call, clock, timeout_real=20, step=0.2)
+        attempt_id = engine.seats[sid].attempt_id
+        assert attempt_id is not None
+        assert (await service.hang_up(attempt_id))["hung_up"]
+
+        async def over() -> bool:
+            async with sessions() as s:
+                a = await s.scalar(select(CallAttempt).where(CallAttempt.attempt_id == attempt_id))
+                return a is not None and a.ended_at is not None
+
+        await wait_for(over, clock, timeout_real=20, step=0.2)
+        assert not (await service.hang_up(attempt_id))["hung_up"]  # nothing left to hang up
+    finally:
+        await engine.stop()
+        await sim.stop()
+    async with sessions() as s:
+        attempt = await s.scalar(select(CallAttempt).where(CallAttempt.attempt_id == attempt_id))
+    assert attempt is not None and attempt.outcome == "hung_up_by_action"
+    assert attempt.talk_seconds is not None and attempt.talk_seconds < 57
