@@ -334,6 +334,7 @@ class DialerEngine:
         self._preclaim_slots = asyncio.Semaphore(self.config.claim_parallelism)
         self._dialling: set[int] = set()
         self._pg = False
+        self._seat_queue = queues.SeatQueue(lock=False)  # rebuilt at start for the database
         self._running = False
         self._writing = 0
         self._closing = False
@@ -355,6 +356,7 @@ class DialerEngine:
         async with self.sessions() as s:
             bind = s.get_bind()
             self._pg = bind.dialect.name == "postgresql"
+        self._seat_queue = queues.SeatQueue(lock=self._pg)
         await self.ensure_default_campaigns()
         await self._load_campaigns()
         await self._restore()
@@ -867,15 +869,14 @@ class DialerEngine:
         sid = seat.specialist_id
         wanted = self._will_dial if pre else (lambda st: st.available)
         async with self._claim_guard(), self.sessions() as s:
-            cands = await queues.pick(
-                s,
-                queues.specialist_queue(sid, list(kinds), now),
+            cands = queues.choose(
+                await self._seat_queue.candidates(
+                    s, sid, list(kinds), now=now, limit=self.config.claim_batch
+                ),
                 now=now,
                 window_kind=lambda c: c.kind,
                 is_open=self.is_open,
-                limit=self.config.claim_batch,
                 want=1,
-                lock=self._pg,
             )
             camp = self._campaign_for(cands[0].kind, kinds) if cands else None
             preview = camp is not None and camp.mode == DialMode.PREVIEW.value

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, or_, select
+from sqlalchemy import and_, bindparam, case, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -91,7 +91,7 @@ def _callable_leads() -> Any:
     )
 
 
-def _base(now: datetime) -> Any:
+def _base(now: Any) -> Any:
     return _callable_leads().where(or_(Lead.next_attempt_at.is_(None), Lead.next_attempt_at <= now))
 
 
@@ -101,6 +101,11 @@ def specialist_queue(specialist_id: int, kinds: Sequence[str], now: datetime) ->
     `kinds` are the kinds whose campaign runs in a specialist mode. A post-underwriting
     callback booked to this specialist (the customer pressed 2) is taken whatever its own
     campaign's mode, once its appointment is due: nobody else would ever dial it."""
+    return _specialist_queue(specialist_id, list(kinds), now)
+
+
+def _specialist_queue(specialist_id: Any, kinds: Any, now: Any) -> Any:
+    """`specialist_queue` over values or bound parameters (`SeatQueue`)."""
     due_appointment = and_(Lead.callback_at.is_not(None), Lead.callback_at <= now)
     booked_callback = and_(Lead.kind == CampaignKind.CALLBACK.value, due_appointment)
     return (
@@ -108,7 +113,7 @@ def specialist_queue(specialist_id: int, kinds: Sequence[str], now: datetime) ->
         .where(
             Lead.owner_id == specialist_id,
             Lead.status.in_(SPECIALIST_STATUSES),
-            or_(Lead.kind.in_(list(kinds)), booked_callback),
+            or_(Lead.kind.in_(kinds), booked_callback),
         )
         .order_by(
             case((due_appointment, 0), else_=1),
@@ -170,21 +175,50 @@ async def fetch_candidates(
     q = query.limit(limit)
     if lock:
         q = q.with_for_update(skip_locked=True, of=Lead)
-    rows = (await session.execute(q)).all()
-    out = []
-    for lead_id, kind, phone_id, e164, tz, owner_id, callback_at in rows:
-        out.append(
-            Candidate(
-                lead_id,
-                kind,
-                phone_id,
-                e164,
-                tz or DEFAULT_TZ,
-                owner_id,
-                callback_at is not None and callback_at <= now,
-            )
+    return _candidates((await session.execute(q)).all(), now)
+
+
+def _candidates(rows: Sequence[Any], now: datetime) -> list[Candidate]:
+    return [
+        Candidate(
+            lead_id,
+            kind,
+            phone_id,
+            e164,
+            tz or DEFAULT_TZ,
+            owner_id,
+            callback_at is not None and callback_at <= now,
         )
-    return out
+        for lead_id, kind, phone_id, e164, tz, owner_id, callback_at in rows
+    ]
+
+
+class SeatQueue:
+    """A specialist's queue as one statement, built once per engine and run with values.
+
+    Building the query (aliases, column proxies, its cache key) costs more CPU than running
+    it, and leaves over a thousand objects in reference cycles each time; the garbage
+    collector's pauses for them stall the event loop that sends every seat's Originate. A
+    claim only binds the specialist, the kinds, the time and the limit."""
+
+    def __init__(self, *, lock: bool) -> None:
+        q = _specialist_queue(
+            bindparam("specialist_id"), bindparam("kinds", expanding=True), bindparam("now")
+        ).limit(bindparam("limit"))
+        self._stmt = q.with_for_update(skip_locked=True, of=Lead) if lock else q
+
+    async def candidates(
+        self,
+        session: AsyncSession,
+        specialist_id: int,
+        kinds: Sequence[str],
+        *,
+        now: datetime,
+        limit: int,
+    ) -> list[Candidate]:
+        """The first `limit` leads of the queue (locked, SKIP LOCKED, if built with `lock`)."""
+        values = {"specialist_id": specialist_id, "kinds": list(kinds), "now": now, "limit": limit}
+        return _candidates((await session.execute(self._stmt, values)).all(), now)
 
 
 async def blocked_numbers(session: AsyncSession, numbers: Sequence[str]) -> set[str]:
@@ -207,6 +241,18 @@ async def pick(
 ) -> list[Candidate]:
     """Up to `want` candidates (locked on PostgreSQL) whose window is open, one per number."""
     cands = await fetch_candidates(session, query, limit=limit, now=now, lock=lock)
+    return choose(cands, now=now, window_kind=window_kind, is_open=is_open, want=want)
+
+
+def choose(
+    cands: Sequence[Candidate],
+    *,
+    now: datetime,
+    window_kind: Callable[[Candidate], str],
+    is_open: WindowCheck,
+    want: int,
+) -> list[Candidate]:
+    """Up to `want` of `cands`, in order, whose window is open, one per number."""
     chosen: list[Candidate] = []
     numbers: set[str] = set()
     for c in cands:  # the do-not-call list is a NOT EXISTS in the query itself
@@ -225,8 +271,10 @@ __all__ = [
     "AUTOMATIC_STATUSES",
     "SPECIALIST_STATUSES",
     "Candidate",
+    "SeatQueue",
     "blocked_numbers",
     "callback_queue",
+    "choose",
     "fetch_candidates",
     "new_attempt_id",
     "pick",
