@@ -9,6 +9,7 @@ output (`Response: Follows`) carries bare lines up to `--END COMMAND--`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
@@ -17,6 +18,9 @@ log = logging.getLogger(__name__)
 BANNER_PREFIX = b"Asterisk Call Manager"
 _SEP = b"\r\n\r\n"
 _END_COMMAND = "--END COMMAND--"
+# Endless argument streams for `map(str.split, lines, _COLON_SPACE, _ONE)`.
+_COLON_SPACE = itertools.repeat(": ")
+_ONE = itertools.repeat(1)
 
 
 class MissingHeader(KeyError):
@@ -175,7 +179,7 @@ def _parse_text(text: str) -> Message:
     inlines it."""
     lines = text.split("\r\n")
     try:
-        first = dict([line.split(": ", 1) for line in lines])
+        first = dict(map(str.split, lines, _COLON_SPACE, _ONE))
     except ValueError:  # a line without ": "
         return _parse_text_general(text)
     if len(first) != len(lines) or "" in first or first.get("Response") == "Follows":
@@ -247,26 +251,33 @@ class AmiParser:
                     del buf[: nl + 2]
                 self._expect_banner = False
         # Everything up to the last separator is whole messages: decode it in one go (a
-        # multi-byte character never straddles a separator), then split the text.
+        # multi-byte character never straddles a separator), then split the text. Decoding
+        # through a memoryview saves two copies of the region.
         end = buf.rfind(_SEP)
         if end < 0:
             return []
-        region = bytes(buf[:end])
-        del buf[: end + 4]
         try:
-            blocks = region.decode("utf-8").split("\r\n\r\n")
+            with memoryview(buf) as view:
+                text = str(view[:end], "utf-8")
         except UnicodeDecodeError:
+            region = bytes(buf[:end])
+            del buf[: end + 4]
             return [_parse_block(b) for b in region.split(_SEP) if b]
-        # `_parse_text`, inlined: this loop runs once per event.
+        del buf[: end + 4]
+        # `_parse_text`, inlined: this loop runs once per event. `map(str.split, ...)` builds
+        # the header pairs in C, without a bytecode step per header line.
         out: list[Message] = []
         append = out.append
         new = _new
         set_ = _set
         general = _parse_text_general
-        for block in blocks:
+        split = str.split
+        seps = _COLON_SPACE
+        ones = _ONE
+        for block in text.split("\r\n\r\n"):
             lines = block.split("\r\n")
             try:
-                first = dict([line.split(": ", 1) for line in lines])
+                first = dict(map(split, lines, seps, ones))
             except ValueError:  # a line without ": " (or an empty block)
                 if block:
                     append(general(block))
