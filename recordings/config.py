@@ -32,6 +32,12 @@ class RecordingSettings(BaseModel):
     answered_outcomes: list[str] = Field(
         default_factory=lambda: ["answered", "answered_hung_up_early"]
     )
+    # A transcode or store that failed (ffmpeg killed, disk full, the object store down) is
+    # tried again after each of these delays in seconds; the WAV waits in the monitor folder.
+    # Empty: never retried automatically.
+    retry_delays: list[float] = Field(default_factory=lambda: [60.0, 600.0, 3600.0])
+    # How often the worker looks for retries that are due.
+    retry_poll: float = Field(default=30.0, gt=0)
     retention_days: int = Field(default=365, ge=1)
     # When the integrity check and retention run each day (local time of settings.timezone).
     daily_at: str = Field(default="02:30", pattern=r"^\d{2}:\d{2}$")

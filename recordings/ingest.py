@@ -15,10 +15,10 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -84,6 +84,14 @@ def recording_url(template: str, recording_id: int) -> str:
     return template.format(id=recording_id)
 
 
+def retry_after(now: datetime, tries: int, delays: Sequence[float]) -> tuple[datetime | None, str]:
+    """When a recording whose processing failed `tries` times is tried again, and why."""
+    if tries > len(delays):
+        return None, f"failed {tries} times: no automatic retry left (the WAV stays in place)"
+    when = now + timedelta(seconds=delays[tries - 1])
+    return when, f"try {tries + 1} of {len(delays) + 1} at {when.isoformat()}"
+
+
 class _AlreadyDone(Exception):
     """The row left `pending` while we worked on it."""
 
@@ -140,6 +148,8 @@ class Ingest:
         # not hold back a finished file behind it.
         for i in range(self.pool_size * 4):
             self._tasks.append(asyncio.create_task(self._worker(), name=f"recordings-{i}"))
+        if self.settings.retry_delays:
+            self._tasks.append(asyncio.create_task(self._retry_loop(), name="recordings-retry"))
         async with self.sessions() as s:
             pending = (
                 await s.scalars(
@@ -398,4 +408,45 @@ class Ingest:
                 return row.status  # finished elsewhere meanwhile: never overwrite a result
             row.status = status.value
             row.error = error
+            if status is RecordingStatus.FAILED:
+                row.tries += 1
+                row.retry_at, note = retry_after(
+                    self.clock.now(), row.tries, self.settings.retry_delays
+                )
+                row.error = f"{error}; {note}"
+                log.warning("recording %s (%s): %s", rid, row.attempt_id, note)
         return status.value
+
+    async def retry_due(self) -> int:
+        """Queue again the failed recordings whose retry is due; returns how many."""
+        now = self.clock.now()
+        async with self.sessions() as s, s.begin():
+            rows = (
+                await s.scalars(
+                    select(Recording)
+                    .where(
+                        Recording.status == RecordingStatus.FAILED.value,
+                        Recording.retry_at <= now,
+                    )
+                    .order_by(Recording.retry_at, Recording.id)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                row.status = RecordingStatus.PENDING.value
+                row.retry_at = None
+            ids = [row.id for row in rows]
+        for rid in ids:
+            self._enqueue(rid)
+        if ids:
+            log.info("recordings: %s failed recordings tried again", len(ids))
+        return len(ids)
+
+    async def _retry_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.retry_poll)
+            try:
+                await self.retry_due()
+            except Exception:
+                # The next look tries again: a database hiccup must not end the retries.
+                log.exception("recordings: could not look for retries")

@@ -66,6 +66,10 @@ class Recording(Base):
     size_bytes: Mapped[int | None] = mapped_column(Integer)
     sha256: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
+    # A failed transcode or store is tried again (settings `retry_delays`): how many tries
+    # failed so far, and when the next one is due (None: no retry left, or not failed).
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_at: Mapped[datetime | None]
     keep: Mapped[bool] = mapped_column(Boolean, default=False)
     keep_by: Mapped[int | None] = mapped_column(ForeignKey("specialists.id", ondelete="SET NULL"))
     keep_at: Mapped[datetime | None]
@@ -82,6 +86,7 @@ class Recording(Base):
         Index("ix_recordings_ended_at", "ended_at"),
         Index("ix_recordings_specialist_ended", "specialist_id", "ended_at"),
         Index("ix_recordings_lead_id", "lead_id"),
+        Index("ix_recordings_retry_at", "retry_at"),
     )
 
 

@@ -7,6 +7,7 @@ import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydub import AudioSegment
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_sync.models import OutboxMessage
 from recordings.audio import sha256_file
 from recordings.config import RecordingSettings
+from recordings.exceptions import StoreError
 from recordings.ingest import Ingest, RecordingJob
 from recordings.models import Recording
 from recordings.store import LocalStore
@@ -272,3 +274,91 @@ async def test_two_instances_on_one_recording_leave_one_stored_copy(
     assert rec.status == "stored"
     assert rec.storage_key is not None
     assert rec.sha256 == sha256_file(env.store.path(rec.storage_key))
+
+
+class _StoreDownFor(LocalStore):
+    """A store that refuses the first `n` writes (an object store that is down), then works."""
+
+    def __init__(self, root: Path, n: int) -> None:
+        super().__init__(root)
+        self.refusals = n
+
+    async def put(self, key: str, src: Path, content_type: str) -> None:
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise StoreError(f"cannot write {key}: connection refused")
+        await super().put(key, src, content_type)
+
+
+async def _ingest_with(
+    tmp_path: Path, sessions: async_sessionmaker[AsyncSession], refusals: int, **over: object
+) -> tuple[Env, Ingest]:
+    """An ingest whose store is down for the first `refusals` writes (the fixture's own
+    ingest is not started: it would retry with a working store)."""
+    env = Env(tmp_path, sessions, retry_poll=10.0, **over)
+    ingest = Ingest(
+        sessions,
+        _StoreDownFor(tmp_path / "flaky-store", refusals),
+        env.clock,
+        env.ingest.settings,
+        monitor_dir=env.monitor,
+        work_dir=tmp_path / "work",
+    )
+    await ingest.start()
+    return env, ingest
+
+
+async def _run_until(env: Env, ingest: Ingest, rid: int, done: Any, seconds: float) -> Recording:
+    """Advance the clock in 5 s steps, letting the retry loop and the workers run."""
+    for _ in range(int(seconds / 5)):
+        rec = await env.row(rid)
+        if done(rec):
+            return rec
+        await env.clock.advance(5)
+        await settle(ingest, env.clock)
+    return await env.row(rid)
+
+
+async def test_a_failed_store_is_tried_again_after_the_delay_and_then_stored(
+    tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    env, ingest = await _ingest_with(tmp_path, sessions, 1)
+    try:
+        write_call_wav(env.monitor / "5.5.wav", [(1.5, 0.5)])
+        rid = await ingest.submit(env.job("att-5", "5.5.wav", None))
+        await settle(ingest, env.clock)
+        failed = await env.row(rid)
+        assert failed.status == "failed" and failed.tries == 1
+        assert failed.retry_at is not None and failed.retry_at > env.clock.now()
+        assert "try 2 of 4" in (failed.error or "")
+        assert (env.monitor / "5.5.wav").exists(), "the WAV waits for the retry"
+        due = failed.retry_at
+        # Not before its time.
+        await env.clock.advance((due - env.clock.now()).total_seconds() - 5)
+        await settle(ingest, env.clock)
+        assert (await env.row(rid)).status == "failed"
+        rec = await _run_until(env, ingest, rid, lambda r: r.status == "stored", 60)
+    finally:
+        await ingest.stop()
+    assert rec.status == "stored", rec.error
+    assert rec.retry_at is None and rec.error is None and rec.tries == 1
+    assert not (env.monitor / "5.5.wav").exists()
+
+
+async def test_a_store_that_stays_down_stops_being_retried_and_says_so(
+    tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    env, ingest = await _ingest_with(tmp_path, sessions, 99, retry_delays=[10.0, 20.0])
+    try:
+        write_call_wav(env.monitor / "6.6.wav", [(1.0, 0.5)])
+        rid = await ingest.submit(env.job("att-6", "6.6.wav", None))
+        await settle(ingest, env.clock)
+        rec = await _run_until(env, ingest, rid, lambda r: r.tries == 3, 200)
+        await env.clock.advance(300)  # nothing is due any more
+        await settle(ingest, env.clock)
+        rec = await env.row(rid)
+    finally:
+        await ingest.stop()
+    assert rec.status == "failed" and rec.tries == 3 and rec.retry_at is None
+    assert "no automatic retry left" in (rec.error or "")
+    assert (env.monitor / "6.6.wav").exists()
