@@ -155,3 +155,83 @@ async def test_malformed_frames_are_skipped(clock: VirtualClock) -> None:
     assert seen[0].name == "Newchannel"
     await conn.abort()
     server.close()
+
+
+async def _blast_server(events: int, login_done: asyncio.Event | None = None
+                        ) -> tuple[asyncio.Server, int]:
+    """Logs the client in (ActionID "L"), then writes `events` numbered events at once."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"Response: Success\r\nActionID: L\r\nMessage: Authentication accepted\r\n\r\n")
+        writer.write(b"".join(b"Event: UserEvent\r\nUserEvent: N\r\nN: %d\r\n\r\n" % i
+                              for i in range(events)))
+        await writer.drain()
+        await reader.read()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_a_full_stream_stops_reading_until_its_consumer_catches_up(clock: VirtualClock) -> None:
+    # 50,000 events (~1.8 MB) against a stream of 100: the connection must pause the socket
+    # with at most one read's worth of events held back, then deliver every event in order.
+    server, port = await _blast_server(50_000)
+    conn = AmiConnection("127.0.0.1", port, username="u", secret="s", clock=clock,
+                         event_parser=lambda m: m)
+    conn.next_action_id = lambda: "L"  # type: ignore[method-assign]
+    stream = conn.stream(maxsize=100)
+    await conn.connect()
+    await until(lambda: conn._read_paused)
+    received = conn.events_received
+    for _ in range(20):  # nobody consumes: nothing more is read
+        await asyncio.sleep(0)
+    assert conn.events_received == received < 50_000
+    assert conn._transport is not None and not conn._transport.is_reading()
+    got: list[int] = []
+
+    async def consume() -> None:
+        async for event in stream:
+            got.append(int(event["N"]))
+
+    consumer = asyncio.create_task(consume())
+    await until(lambda: len(got) == 50_000, limit=100_000)
+    assert got == list(range(50_000))
+    assert not conn._read_paused
+    consumer.cancel()
+    stream.close()
+    await conn.abort()
+    server.close()
+
+
+async def test_a_send_waits_while_the_peer_does_not_read_and_fails_when_the_link_drops(
+    clock: VirtualClock,
+) -> None:
+    reading = asyncio.Event()
+    peer: list[asyncio.StreamWriter] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer.append(writer)
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"Response: Success\r\nActionID: L\r\nMessage: Authentication accepted\r\n\r\n")
+        await reading.wait()  # the peer stops reading: the client's write buffer fills
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = AmiConnection("127.0.0.1", port, username="u", secret="s", clock=clock,
+                         event_parser=lambda m: m)
+    conn.next_action_id = lambda: "L"  # type: ignore[method-assign]
+    await conn.connect()
+    big = {"Variable": {f"V{i}": "x" * 1000 for i in range(1000)}}  # ~1 MB per action
+    sends = [asyncio.create_task(conn.send("UserEvent", big, action_id=f"big-{i}", timeout=None))
+             for i in range(20)]
+    await until(lambda: conn._write_paused)
+    assert conn._write_waiters and not any(s.done() for s in sends)
+    peer[0].transport.abort()  # the link drops with the writers waiting
+    await until(lambda: all(s.done() for s in sends))
+    for s in sends:
+        with pytest.raises(AmiDisconnected, match="not re-sent"):
+            s.result()
+    assert not conn.connected
+    server.close()
