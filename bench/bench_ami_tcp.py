@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import logging
 import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -63,7 +64,8 @@ def _server_process(body: bytes, repeats: int, port_q: Any) -> None:
     asyncio.run(main())
 
 
-async def run(body: bytes, per_body: int, repeats: int, full: bool) -> float:
+async def run(body: bytes, per_body: int, repeats: int, full: bool) -> tuple[float, float]:
+    """Events/s by wall clock and by this (client) process's CPU time."""
     # The blasting server runs in its own process, as Asterisk would.
     total = per_body * repeats
     port_q: Any = multiprocessing.Queue()
@@ -95,14 +97,14 @@ async def run(body: bytes, per_body: int, repeats: int, full: bool) -> float:
 
         conn = AmiConnection("127.0.0.1", port, username="b", secret="b", event_parser=lambda m: m)
     conn.subscribe(on_event)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     await conn.connect()
     await done.wait()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     await conn.abort()
     proc.terminate()
     proc.join()
-    return total / elapsed
+    return total / elapsed, total / cpu
 
 
 def main() -> None:
@@ -115,13 +117,18 @@ def main() -> None:
     print(
         f"payload: 07_burst_50 events, {n} events / {len(body)} bytes per repeat, x{args.repeats}"
     )
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     for full in (False, True):
-        rates = [asyncio.run(run(body, n, args.repeats, full)) for _ in range(args.runs)]
+        results = [asyncio.run(run(body, n, args.repeats, full)) for _ in range(args.runs)]
+        rates = [wall for wall, _ in results]
+        cpu = [c for _, c in results]
         name = "typed events + call tracker" if full else "parse-and-dispatch"
         print(
             f"{name:30s} median {statistics.median(rates):>10,.0f} events/s  "
-            f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})"
+            f"(runs: {', '.join(f'{r:,.0f}' for r in rates)}); "
+            f"by client CPU time median {statistics.median(cpu):,.0f}"
         )
+    print("load average after:  {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":
