@@ -32,17 +32,17 @@ import contextlib
 import functools
 import logging
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy, Specialist
-from dialer import originate, queues
+from dialer import locks, originate, queues
 from dialer.ami import events as ev
 from dialer.ami.connection import Reply
 from dialer.ami.exceptions import AmiError
@@ -85,6 +85,9 @@ from schedules.retry import RetryConfig
 from schedules.windows import DEFAULT_TZ, CallingHours, CallingPlan
 
 log = logging.getLogger(__name__)
+
+_ATTEMPTS: Table = CallAttempt.__table__  # type: ignore[assignment]
+_SEAT_SESSIONS: Table = SeatSession.__table__  # type: ignore[assignment]
 
 SPECIALIST_MODES = frozenset({DialMode.SEAT_FIRST, DialMode.CUSTOMER_FIRST, DialMode.PREVIEW})
 
@@ -321,7 +324,7 @@ class DialerEngine:
         self._seat_dirty: dict[int, list[Transition]] = {}
         self._seat_flush = asyncio.Event()
         self._sent_marks: list[tuple[str, datetime]] = []
-        self._claim_lock = asyncio.Lock()
+        self._write_lock = locks.PriorityLock()  # SQLite: one writer, claims first
         self._seat_lock = asyncio.Lock()
         self._claim_slots = asyncio.Semaphore(self.config.claim_parallelism)
         self._tasks: list[asyncio.Task[None]] = []
@@ -835,16 +838,16 @@ class DialerEngine:
             await self._send(*todo)
 
     @contextlib.asynccontextmanager
-    async def _claim_guard(self) -> Any:
+    async def _write_guard(self, rank: int) -> AsyncIterator[None]:
         """PostgreSQL: row locks (SKIP LOCKED) do the work. SQLite (one instance): one
-        writer at a time in this process, instead of SQLite's busy-wait on its file lock."""
+        writer at a time in this process, instead of SQLite's busy-wait on its file lock,
+        the most urgent first (`dialer.locks`: a ready seat's claim before a batch of
+        results)."""
         if self._pg:
             yield
         else:
-            async with self._claim_lock:
+            async with self._write_lock.hold(rank):
                 yield
-
-    _write_guard = _claim_guard
 
     @staticmethod
     def _will_dial(seat: Seat) -> bool:
@@ -868,7 +871,8 @@ class DialerEngine:
         a preview, which the specialist must see first)."""
         sid = seat.specialist_id
         wanted = self._will_dial if pre else (lambda st: st.available)
-        async with self._claim_guard(), self.sessions() as s:
+        rank = locks.PRECLAIM if pre else locks.CLAIM
+        async with self._write_guard(rank), self.sessions() as s:
             cands = queues.choose(
                 await self._seat_queue.candidates(
                     s, sid, list(kinds), now=now, limit=self.config.claim_batch
@@ -1186,7 +1190,7 @@ class DialerEngine:
         else:
             query = queues.callback_queue(now)
         lives: list[_Live] = []
-        async with self._claim_guard(), self.sessions() as s:
+        async with self._write_guard(locks.RESULTS), self.sessions() as s:
             cands = await queues.pick(
                 s,
                 query,
@@ -1301,12 +1305,11 @@ class DialerEngine:
         # Pacing: a trunk slot and the trunk's rate (waits on the clock, never sleeps blind).
         if camp is not None:
             trunk = server.trunk(camp.trunk, camp.trunk_max_calls, camp.trunk_max_cps)
-            while True:
-                wait = trunk.admit(self.clock.monotonic())
-                if wait == 0.0:
-                    live.admitted = True
-                    break
-                await self.clock.sleep(wait if wait != float("inf") else 1.0)
+            while (wait := trunk.reserve(self.clock.monotonic())) is None:
+                await self.clock.sleep(1.0)  # the trunk is full: look again
+            live.admitted = True
+            if wait > 0.0:  # this call's slot of the trunk's rate (seats ready together queue)
+                await self.clock.sleep(wait)
         if live.mode == DialMode.AUTOMATIC.value and live.campaign_id is not None:
             self._campaign_waiting[live.campaign_id] -= 1
         now = self.clock.now()
@@ -1504,7 +1507,7 @@ class DialerEngine:
     async def _finish_many(self, batch: Sequence[tuple[_Live, Finished]]) -> None:
         now = self.clock.now()
         done: list[tuple[_Live, Finished, Effects | None]] = []
-        async with self._write_guard(), self.sessions() as s:
+        async with self._write_guard(locks.RESULTS), self.sessions() as s:
             for live, fin in batch:
                 done.append((live, fin, await self._apply(s, live, fin, now)))
             await s.commit()
@@ -1516,7 +1519,7 @@ class DialerEngine:
         eff: Effects | None = None
         for attempt_no in range(3):
             try:
-                async with self._write_guard(), self.sessions() as s:
+                async with self._write_guard(locks.RESULTS), self.sessions() as s:
                     eff = await self._apply(s, live, fin, now)
                     await s.commit()
                 break
@@ -1599,7 +1602,8 @@ class DialerEngine:
                 self._seat_flush.set()
 
     async def _flush_seats(self) -> None:
-        async with self._seat_lock:
+        # The writer first, then what to write: what piles up while waiting goes in too.
+        async with self._seat_lock, self._write_guard(locks.BOOKKEEPING):
             dirty, self._seat_dirty = self._seat_dirty, {}
             marks, self._sent_marks = self._sent_marks, []
             if not dirty and not marks:
@@ -1615,56 +1619,83 @@ class DialerEngine:
     async def _write_seats(
         self, dirty: dict[int, list[Transition]], marks: list[tuple[str, datetime]]
     ) -> None:
-        async with self._write_guard(), self.sessions() as s:
-            for attempt_id, at in marks:
+        """Seat states, their transitions and "sent" marks: one statement of each kind
+        (executemany), however many seats changed."""
+        rows: list[dict[str, Any]] = []
+        gone: list[int] = []
+        states: dict[int, dict[str, Any]] = {}
+        for sid, transitions in dirty.items():
+            seat = self.seats.get(sid)
+            if seat is None:
+                continue
+            rows += [
+                {
+                    "specialist_id": sid,
+                    "seat": t.seat,
+                    "from_state": t.from_state.value,
+                    "to_state": t.to_state.value,
+                    "trigger": t.trigger,
+                    "reason": t.reason,
+                    "attempt_id": t.attempt_id,
+                    "at": t.at,
+                }
+                for t in transitions
+            ]
+            if seat.state is SeatState.OFFLINE:
+                gone.append(sid)
+                continue
+            states[sid] = {
+                "seat": seat.device,
+                "state": seat.state.value,
+                "pause_reason": seat.pause_reason,
+                "attempt_id": seat.attempt_id,
+                "since": seat.since or self.clock.now(),
+            }
+        async with self.sessions() as s:
+            if marks:
                 await s.execute(
-                    update(CallAttempt)
-                    .where(CallAttempt.attempt_id == attempt_id)
+                    update(_ATTEMPTS)
+                    .where(_ATTEMPTS.c.attempt_id == bindparam("sent_id"))
                     .values(
-                        sent_at=func.coalesce(CallAttempt.sent_at, at),
+                        sent_at=func.coalesce(
+                            _ATTEMPTS.c.sent_at,
+                            bindparam("sent_at_", type_=_ATTEMPTS.c.sent_at.type),
+                        ),
                         state=case(
                             (
-                                CallAttempt.state == AttemptState.DIALING.value,
+                                _ATTEMPTS.c.state == AttemptState.DIALING.value,
                                 AttemptState.SENT.value,
                             ),
-                            else_=CallAttempt.state,
+                            else_=_ATTEMPTS.c.state,
                         ),
+                    ),
+                    [{"sent_id": attempt_id, "sent_at_": at} for attempt_id, at in marks],
+                )
+            if gone:
+                await s.execute(delete(SeatSession).where(SeatSession.specialist_id.in_(gone)))
+            if states:
+                have = set(
+                    await s.scalars(
+                        select(SeatSession.specialist_id).where(
+                            SeatSession.specialist_id.in_(list(states))
+                        )
                     )
                 )
-            rows: list[dict[str, Any]] = []
-            for sid, transitions in dirty.items():
-                seat = self.seats.get(sid)
-                if seat is None:
-                    continue
-                rows += [
-                    {
-                        "specialist_id": sid,
-                        "seat": t.seat,
-                        "from_state": t.from_state.value,
-                        "to_state": t.to_state.value,
-                        "trigger": t.trigger,
-                        "reason": t.reason,
-                        "attempt_id": t.attempt_id,
-                        "at": t.at,
-                    }
-                    for t in transitions
-                ]
-                if seat.state is SeatState.OFFLINE:
-                    await s.execute(delete(SeatSession).where(SeatSession.specialist_id == sid))
-                    continue
-                values = {
-                    "seat": seat.device,
-                    "state": seat.state.value,
-                    "pause_reason": seat.pause_reason,
-                    "attempt_id": seat.attempt_id,
-                    "since": seat.since or self.clock.now(),
-                }
-                done = await s.execute(
-                    update(SeatSession).where(SeatSession.specialist_id == sid).values(**values)
-                )
-                if done.rowcount == 0:  # type: ignore[attr-defined]
-                    await s.execute(delete(SeatSession).where(SeatSession.seat == seat.device))
-                    await s.execute(insert(SeatSession).values(specialist_id=sid, **values))
+                known = [{"sid": sid, **v} for sid, v in states.items() if sid in have]
+                if known:
+                    await s.execute(
+                        update(_SEAT_SESSIONS).where(
+                            _SEAT_SESSIONS.c.specialist_id == bindparam("sid")
+                        ),
+                        known,
+                    )
+                new = [{"specialist_id": sid, **v} for sid, v in states.items() if sid not in have]
+                if new:
+                    # A seat device signed in anew: whoever held it before is gone.
+                    await s.execute(
+                        delete(SeatSession).where(SeatSession.seat.in_([v["seat"] for v in new]))
+                    )
+                    await s.execute(insert(SeatSession), new)
             if rows:
                 await s.execute(insert(SeatTransition), rows)
             await s.commit()
