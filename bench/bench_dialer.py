@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 import subprocess
@@ -103,6 +104,11 @@ def engine_for(sessions, clock, port: int, config: DialerConfig) -> DialerEngine
     return DialerEngine(sessions, clock, [spec], config=config)
 
 
+def freeze_startup_objects() -> None:
+    gc.collect()
+    gc.freeze()
+
+
 async def loop_lag(out: list[float], step: float = 0.005) -> None:
     """How late the event loop wakes a 5 ms sleeper: stalls in the dialer's own process."""
     while True:
@@ -131,6 +137,7 @@ async def latency(url: str, seats: int, seconds: float, preclaim: bool) -> None:
         )
         service = DialerService(engine)
         await engine.start()
+        freeze_startup_objects()  # as the service does once it has started
         await engine.wait_connected()
         # The trunk must not be the bottleneck here: this measures the dialer.
         await service.update_campaign("renewal", trunk_max_calls=1000, trunk_max_cps=1000.0)

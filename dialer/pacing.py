@@ -51,6 +51,14 @@ class RateLimiter:
             return True
         return False
 
+    def reserve(self, now: float) -> float:
+        """Take the next token, now or in the future (the bucket goes into debt): how long
+        until it is due. Callers that reserve together get evenly spaced slots in their
+        order, and each waits once, instead of all waking to retry for every token."""
+        self._refill(now)
+        self.tokens -= 1.0
+        return 0.0 if self.tokens >= 0.0 else -self.tokens / self.rate
+
 
 @dataclass(slots=True)
 class TrunkLimiter:
@@ -58,7 +66,7 @@ class TrunkLimiter:
 
     `admit(now)` returns 0.0 when a call may start (and counts it), a positive number of
     seconds to wait for the rate limit, or `math.inf` when the trunk is full (wait for a
-    `release()`)."""
+    `release()`). `reserve(now)` counts the call at once and books its slot of the rate."""
 
     max_calls: int
     max_cps: float
@@ -78,6 +86,14 @@ class TrunkLimiter:
             return self.bucket.delay(now)
         self.active += 1
         return 0.0
+
+    def reserve(self, now: float) -> float | None:
+        """Count a call now and give it the next slot of the rate: the seconds to wait for
+        it (0.0: start now), or None when the trunk is full (wait for a `release()`)."""
+        if self.active >= self.max_calls:
+            return None
+        self.active += 1
+        return self.bucket.reserve(now)
 
     def release(self) -> None:
         if self.active > 0:

@@ -59,3 +59,21 @@ def test_a_trunk_keeps_one_limiter_when_two_campaigns_set_its_limits() -> None:
     assert second is first and (second.active, second.max_calls) == (1, 60)
     second.release()
     assert first.active == 0
+
+
+def test_calls_reserving_together_get_evenly_spaced_slots_in_their_order() -> None:
+    tl = TrunkLimiter(max_calls=100, max_cps=1000)
+    waits = [tl.reserve(5.0) for _ in range(4)]
+    assert waits == pytest.approx([0.0, 0.001, 0.002, 0.003])
+    assert tl.active == 4
+    # Once the slots have passed, the next call starts at once (no burst built up meanwhile).
+    assert tl.reserve(6.0) == 0.0
+    assert tl.reserve(6.0) == pytest.approx(0.001)
+
+
+def test_a_full_trunk_reserves_no_slot_until_a_call_ends() -> None:
+    tl = TrunkLimiter(max_calls=1, max_cps=10)
+    assert tl.reserve(0.0) == 0.0
+    assert tl.reserve(1.0) is None and tl.active == 1
+    tl.release()
+    assert tl.reserve(1.0) == 0.0
