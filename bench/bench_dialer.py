@@ -137,7 +137,7 @@ async def latency(url: str, seats: int, seconds: float, preclaim: bool) -> None:
         )
         service = DialerService(engine)
         await engine.start()
-        freeze_startup_objects()  # as the service does once it has started
+        freeze_startup_objects()  # as `callcenter serve` does once it has started
         await engine.wait_connected()
         # The trunk must not be the bottleneck here: this measures the dialer.
         await service.update_campaign("renewal", trunk_max_calls=1000, trunk_max_cps=1000.0)
