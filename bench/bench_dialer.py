@@ -149,7 +149,7 @@ async def latency(url: str, seats: int, seconds: float, preclaim: bool) -> None:
         first: dict[int, float] = {}
         while len(first) < seats and time.monotonic() - t0 < 60:
             await asyncio.sleep(0.05)
-            for sid, x in list(engine.latencies):
+            for sid, _, x in list(engine.latencies):
                 first.setdefault(sid, x)
         burst = [x * 1000 for x in first.values()]
         mark = len(engine.latencies)
@@ -157,7 +157,8 @@ async def latency(url: str, seats: int, seconds: float, preclaim: bool) -> None:
         lag_task = asyncio.ensure_future(loop_lag(lags))
         await asyncio.sleep(seconds)
         lag_task.cancel()
-        steady = [x * 1000 for _, x in list(engine.latencies)[mark:]]
+        steady = [x * 1000 for _, _, x in list(engine.latencies)[mark:]]
+        handed = [x * 1000 for _, x, _ in list(engine.latencies)[mark:]]
         calls = engine.stats["originates"]
         print({k: v for k, v in engine.stats.items() if k.startswith("outcome")})
         await engine.stop()
@@ -170,6 +171,10 @@ async def latency(url: str, seats: int, seconds: float, preclaim: bool) -> None:
             f"p50={pct(steady, 50):.1f} ms p99={pct(steady, 99):.1f} ms "
             f"max={max(steady) if steady else float('nan'):.1f} ms "
             f"({calls / (time.monotonic() - t0):.0f} Originates/s)"
+        )
+        print(
+            f"  of which until the Originate is handed to the AMI link (the rest is the PBX's "
+            f"reply): p50={pct(handed, 50):.1f} ms p99={pct(handed, 99):.1f} ms"
         )
         print(
             f"event-loop lag over the steady state: p99={pct(lags, 99) * 1000:.1f} ms "

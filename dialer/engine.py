@@ -342,8 +342,9 @@ class DialerEngine:
         self._writing = 0
         self._closing = False
         self.stats: Counter[str] = Counter()
-        # Seat ready -> Originate queued by the PBX: (specialist id, seconds), for benchmarks.
-        self.latencies: deque[tuple[int, float]] = deque(maxlen=100_000)
+        # Seat ready -> Originate handed to the AMI link, and -> "queued" by the PBX:
+        # (specialist id, seconds to the send, seconds to the reply), for benchmarks.
+        self.latencies: deque[tuple[int, float, float]] = deque(maxlen=100_000)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -1340,6 +1341,7 @@ class DialerEngine:
             channel_id=live.attempt_id,
         )
         ready_at = self._ready_at.pop(live.specialist_id or -1, None)
+        sending = self.clock.monotonic()
         try:
             reply = await link.send(
                 "Originate", headers, action_id=live.attempt_id, timeout=self.config.action_timeout
@@ -1355,7 +1357,9 @@ class DialerEngine:
             return
         self.stats["originates"] += 1
         if ready_at is not None and live.specialist_id is not None:
-            self.latencies.append((live.specialist_id, self.clock.monotonic() - ready_at))
+            self.latencies.append(
+                (live.specialist_id, sending - ready_at, self.clock.monotonic() - ready_at)
+            )
         if not reply.ok:
             results = server.tracker.originate_failed(
                 live.attempt_id, reply.get("Message") or "Originate refused", self.clock.monotonic()
