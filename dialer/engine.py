@@ -42,13 +42,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy, Specialist
-from dialer import locks, originate, queues
+from dialer import locks, originate, queues, transfer
 from dialer.ami import events as ev
 from dialer.ami.connection import Reply
 from dialer.ami.exceptions import AmiError
 from dialer.ami.protocol import HeaderValue
 from dialer.ami.supervisor import AmiConfig, AmiSupervisor
-from dialer.calls import CallResult, CallTracker, Mode, Outcome
+from dialer.calls import CallResult, CallTracker, KeyPress, Mode, Outcome
 from dialer.exceptions import (
     IllegalSeatTransition,
     NoPreview,
@@ -278,6 +278,8 @@ def finished_from(result: CallResult, live: _Live) -> Finished:
         key_pressed=result.key_pressed,
         recording=result.recording,
         unknown=unknown,
+        specialist_id=live.specialist_id,
+        seat=result.connected_seat or live.seat,
         reason=result.error if unknown else None,
     )
 
@@ -308,6 +310,8 @@ class DialerEngine:
         self.on_attempt_ended = on_attempt_ended
         self._link_factory = link_factory or supervisor_link
         self._servers = {s.name: _Server(s) for s in servers}
+        for name, srv in self._servers.items():
+            srv.tracker.on_key = functools.partial(self._on_key, name)
         self._server_order = list(self._servers)
         self._rr = 0
         self.seats: dict[int, Seat] = {}
@@ -1419,6 +1423,51 @@ class DialerEngine:
                     self._record(seat, seat.answer(self.clock.now()))
         if results:
             self._enqueue(server_name, results)
+
+    def _on_key(self, server_name: str, press: KeyPress) -> None:
+        """Callback key 2 on a live automatic call: hand the customer to a free seat now (the
+        lead owner's if free, else the one ready longest). No free seat: nothing is sent and
+        the result books a specialist for later."""
+        live = self._live.get(press.attempt_id)
+        if (
+            live is None
+            or live.mode != DialMode.AUTOMATIC.value
+            or not transfer.wants_specialist(press.key)
+            or live.specialist_id is not None
+            or not self._running
+        ):
+            return
+        server = self._servers[server_name]
+        seat = transfer.choose_seat(
+            s for s in self.seats.values() if self._server_for_seat(s.device) is server
+        )
+        if seat is None:
+            log.info("attempt %s: key 2 but no free seat: a specialist is booked", live.attempt_id)
+            return
+        self._record(seat, seat.dial(self.clock.now(), live.attempt_id))
+        live.specialist_id, live.seat = seat.specialist_id, seat.device
+        self._spawn(self._connect(server, live, seat, press.channel))
+
+    async def _connect(self, server: _Server, live: _Live, seat: Seat, channel: str) -> None:
+        link = server.link
+        try:
+            if link is None or not link.connected:
+                raise transfer.TransferFailed("AMI link down")
+            await transfer.connect_now(
+                link.send,
+                channel,
+                seat.device,
+                context=server.spec.plan.context,
+                action_timeout=self.config.action_timeout,
+                attempt_id=live.attempt_id,
+            )
+        except transfer.TransferFailed as exc:
+            log.warning("attempt %s: not handed to %s: %s", live.attempt_id, seat.device, exc)
+            if exc.sent:
+                return  # the seat may ring: it stays held until the call ends (_after)
+            if seat.attempt_id == live.attempt_id and seat.state is SeatState.RINGING:
+                live.specialist_id = live.seat = None
+                self._record(seat, seat.call_end(self.clock.now(), 0.0))
 
     def _enqueue(self, server_name: str, results: Sequence[CallResult]) -> None:
         for r in results:

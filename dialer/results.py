@@ -264,6 +264,9 @@ async def record_result(
                 lead.distributed_on = _local_day(now, tz)
             lead.status = LeadStatus.ASSIGNED.value
             next_at = hours.next_day_start(now, tz)
+            # Until the specialist sets the contact result, the lead stays in their queue
+            # as a booked callback (a callback lead is otherwise only dialled automatically).
+            lead.callback_at = next_at
             reason = (
                 f"callback: customer pressed 2 and was connected to {fin.seat or 'a seat'}: "
                 "answered: waiting for the specialist's contact result"
