@@ -314,9 +314,11 @@ async def test_key_2_connected_gives_the_lead_to_that_specialist_not_a_booking(
     assert (eff.specialist_id, attempt.specialist_id, attempt.seat) == (
         specs[1], specs[1], "PJSIP/8101",
     )  # fmt: skip
-    assert (lead.owner_id, lead.status, lead.callback_at) == (specs[1], "assigned", None)
+    assert (lead.owner_id, lead.status) == (specs[1], "assigned")
     assert lead.distributed_on == MONDAY_1000.date()
+    # Until the result is set: in that specialist's queue tomorrow, as a booked callback.
     assert lead.next_attempt_at is not None and lead.next_attempt_at > MONDAY_1000
+    assert lead.callback_at == lead.next_attempt_at
     assert "waiting for the specialist's contact result" in (attempt.reason or "")
     # The specialist who talked sets the contact result.
     await dispose(
@@ -327,6 +329,7 @@ async def test_key_2_connected_gives_the_lead_to_that_specialist_not_a_booking(
     assert (lead.contact_result, lead.status, attempt.contact_result) == (
         "renewed", "closed", "renewed",
     )  # fmt: skip
+    assert lead.callback_at is None
 
 
 async def test_key_2_not_connected_is_booked_for_later_as_before(session: AsyncSession) -> None:
