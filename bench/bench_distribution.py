@@ -62,6 +62,7 @@ def _timed(name: str, fn: Any) -> Any:
 services._fetch_due_ids = _timed("fetch_ids", services._fetch_due_ids)  # type: ignore[attr-defined]
 services.allocate = _timed("allocate", services.allocate)  # type: ignore[attr-defined]
 services._write_allocation = _timed("bulk_update", services._write_allocation)  # type: ignore[attr-defined]
+services._record_run = _timed("audit_row", services._record_run)  # type: ignore[attr-defined]
 
 PG_ADMIN_URL = os.environ.get(
     "CALLCENTER_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

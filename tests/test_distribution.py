@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from callcenter.commands.distribute import distribute
 from callcenter.settings import Settings
 from crm_sync.models import Lead
+from schedules import services
 from schedules.clock import VirtualClock
 from schedules.config import DeskCalendar
 from schedules.models import DistributionRun
@@ -71,6 +72,35 @@ async def test_due_leads_are_dealt_evenly_and_the_deal_is_recorded(
     assert {lead.id: lead.owner_id for lead in leads} == {
         lead: owner for owner, ls in recorded.items() for lead in ls
     }
+
+
+async def test_a_deal_written_in_several_chunks_is_written_whole(
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(services, "PG_CHUNK", 4)  # PostgreSQL writes the deal in id chunks
+    await rows.specialists(session, 3)
+    ids: list[int] = []
+    for _ in range(5):
+        ids += await _due(session, 2)
+        await rows.policy_with_lead(session, DAY + timedelta(days=60))  # not due, in between
+    await session.commit()
+
+    report = await run_distribution(sessions, day=DAY, now=NOW, desk=DeskCalendar(), seed=9)
+
+    assert report.dealt == 10 and report.spread <= 1
+    got = await session.execute(
+        select(Lead.id, Lead.owner_id)
+        .where(Lead.distributed_on == DAY)
+        .execution_options(populate_existing=True)
+    )
+    run = await session.get(DistributionRun, report.run_id)
+    assert run is not None
+    assert dict(got.all()) == {
+        lead: int(owner) for owner, leads in run.allocation.items() for lead in leads
+    }
+    assert sorted(lead for leads in run.allocation.values() for lead in leads) == ids
 
 
 async def test_second_run_same_day_deals_nothing_twice_and_new_leads_on_top(
