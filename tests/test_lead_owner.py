@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 from sqlalchemy import delete, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_sync.models import Lead, Specialist
@@ -131,3 +131,36 @@ async def test_a_specialist_deleted_while_leads_are_dealt_to_them_waits_and_then
         )
         == owner.id
     )
+
+
+async def _owner_locked(sessions: async_sessionmaker[AsyncSession], owner: int) -> bool:
+    """Whether another transaction holds a key-share lock on the specialist's row."""
+    async with sessions() as other:
+        try:
+            await other.execute(
+                text("SELECT 1 FROM specialists WHERE id = :id FOR UPDATE NOWAIT"), {"id": owner}
+            )
+        except DBAPIError as exc:
+            assert "could not obtain lock" in str(exc)
+            return True
+        return False
+
+
+async def test_like_the_foreign_key_only_a_new_owner_is_locked(
+    engine: AsyncEngine, session: AsyncSession, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    (owner,) = await rows.specialists(session, 1)
+    dealt = await _lead(session, status="assigned", owner_id=owner.id, distributed_on=DAY)
+    due = await _lead(session)
+    await session.commit()
+
+    async with sessions() as dialer:
+        await dialer.execute(update(Lead).where(Lead.id == dealt.id).values(attempt_count=1))
+        assert not await _owner_locked(sessions, owner.id)
+    async with sessions() as dealer:
+        await dealer.execute(
+            update(Lead).where(Lead.id == due.id).values(owner_id=owner.id, distributed_on=DAY)
+        )
+        assert await _owner_locked(sessions, owner.id)

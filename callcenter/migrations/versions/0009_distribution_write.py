@@ -36,8 +36,17 @@ DECLARE
     locked integer;
     missing integer;
 BEGIN
-    SELECT array_agg(o) INTO owners
-      FROM (SELECT DISTINCT owner_id AS o FROM new_leads WHERE owner_id IS NOT NULL) AS d;
+    -- Like the foreign key, only owners a row gets from this statement: an update that keeps
+    -- the owner (most of the dialer's writes) neither looks up nor locks the specialist.
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(o) INTO owners
+          FROM (SELECT DISTINCT owner_id AS o FROM new_leads WHERE owner_id IS NOT NULL) AS d;
+    ELSE
+        SELECT array_agg(o) INTO owners
+          FROM (SELECT DISTINCT n.owner_id AS o
+                  FROM new_leads AS n LEFT JOIN old_leads AS p ON p.id = n.id
+                 WHERE n.owner_id IS NOT NULL AND n.owner_id IS DISTINCT FROM p.owner_id) AS d;
+    END IF;
     IF owners IS NULL THEN
         RETURN NULL;
     END IF;
@@ -63,7 +72,7 @@ CREATE TRIGGER leads_owner_insert AFTER INSERT ON leads
 """,
     """
 CREATE TRIGGER leads_owner_update AFTER UPDATE ON leads
-    REFERENCING NEW TABLE AS new_leads
+    REFERENCING OLD TABLE AS old_leads NEW TABLE AS new_leads
     FOR EACH STATEMENT EXECUTE FUNCTION leads_owner_is_specialist()
 """,
     """
