@@ -346,9 +346,10 @@ class DialerEngine:
         self._writing = 0
         self._closing = False
         self.stats: Counter[str] = Counter()
-        # Seat ready -> Originate handed to the AMI link, and -> "queued" by the PBX:
-        # (specialist id, seconds to the send, seconds to the reply), for benchmarks.
-        self.latencies: deque[tuple[int, float, float]] = deque(maxlen=100_000)
+        # Seat ready -> Originate handed to the AMI link, and -> "queued" by the PBX, for
+        # benchmarks: (specialist id, ready at (clock.monotonic), seconds to the send,
+        # seconds to the reply).
+        self.latencies: deque[tuple[int, float, float, float]] = deque(maxlen=100_000)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -1362,7 +1363,12 @@ class DialerEngine:
         self.stats["originates"] += 1
         if ready_at is not None and live.specialist_id is not None:
             self.latencies.append(
-                (live.specialist_id, sending - ready_at, self.clock.monotonic() - ready_at)
+                (
+                    live.specialist_id,
+                    ready_at,
+                    sending - ready_at,
+                    self.clock.monotonic() - ready_at,
+                )
             )
         if not reply.ok:
             results = server.tracker.originate_failed(
