@@ -218,7 +218,9 @@ async def throughput(
             service = DialerService(engine)
             await engine.start()
             await engine.wait_connected()
-            await service.update_campaign(
+            # The engine's own setter: the service caps concurrency at 1,000 per campaign, and
+            # this measures how many calls one process holds.
+            await engine.set_campaign(
                 "reminder",
                 concurrency=100_000,
                 trunk_max_calls=100_000,
