@@ -3,7 +3,9 @@
 Creates a scratch database (a new PostgreSQL database, dropped afterwards; or a temporary
 SQLite file), migrates it, fills it with SQL (customers, policies, due renewal leads), then
 times `schedules.services.run_distribution` and samples the process's peak RSS while it runs.
-Each backend runs in a fresh child process so that memory figures do not mix.
+Besides wall-clock time it reports the CPU time of this process and (PostgreSQL on this
+machine) of the database's server backends, which a machine shared with other work inflates
+far less. Each backend runs in a fresh child process so that memory figures do not mix.
 
     .venv/bin/python bench/bench_distribution.py                       # both backends
     .venv/bin/python bench/bench_distribution.py --backend postgresql --leads 1000000
@@ -152,6 +154,28 @@ async def _drop_pg(url: str) -> None:
         await conn.close()
 
 
+def _backend_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) of local PostgreSQL backends, read from /proc: the server's
+    work without the waiting that a shared machine adds to wall-clock time."""
+    out: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # not on this machine, or gone
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+async def _db_backends(engine: Any) -> list[int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        )
+        return [int(r[0]) for r in rows]
+
+
 async def bench_one(backend: str, n: int, specialists: int) -> dict[str, object]:
     tmp = tempfile.TemporaryDirectory()
     url = (
@@ -178,10 +202,16 @@ async def bench_one(backend: str, n: int, specialists: int) -> dict[str, object]
         sessions = session_factory(engine)
         desk = DeskCalendar()
         rss_before = psutil.Process().memory_info().rss
+        pg = backend == "postgresql"
+        cpu_before = _backend_cpu(await _db_backends(engine)) if pg else {}
         with PeakRss() as peak:
             t0 = time.perf_counter()
+            c0 = time.process_time()
             report = await run_distribution(sessions, day=DAY, now=NOW, desk=desk, seed=20260311)
             seconds = time.perf_counter() - t0
+            python_cpu = time.process_time() - c0
+        cpu_after = _backend_cpu(await _db_backends(engine)) if pg else {}
+        server_cpu = sum(v - cpu_before.get(pid, 0.0) for pid, v in cpu_after.items())
         async with engine.connect() as conn:
             counts = (
                 await conn.execute(
@@ -213,6 +243,8 @@ async def bench_one(backend: str, n: int, specialists: int) -> dict[str, object]
             "fill_seconds": round(fill, 1),
             "distribution_seconds": round(seconds, 2),
             "phases_seconds": {k: round(v, 2) for k, v in PHASES.items()},
+            "python_cpu_seconds": round(python_cpu, 2),
+            "server_cpu_seconds": round(server_cpu, 2) if cpu_after else None,
             "floor_same_write_in_plain_sql_seconds": round(floor, 2),
             "peak_rss_mb": round(peak.peak / 2**20, 1),
             "rss_before_mb": round(rss_before / 2**20, 1),
