@@ -852,9 +852,20 @@ async def import_file(
 SEAT = re.compile(r"^(PJSIP|SIP|IAX2|Local|DAHDI)/\S+$")
 
 
+ROLES = ("specialist", "supervisor", "maintainer")
+
+
 async def add_specialist(
-    session: AsyncSession, name: str, seat: str, branch_code: str | None = None
+    session: AsyncSession,
+    name: str,
+    seat: str,
+    branch_code: str | None = None,
+    role: str = "specialist",
 ) -> Specialist:
+    """A user of the desk: a specialist (dials their own leads) or a supervisor/maintainer
+    (reviews recordings, runs the distribution, sees every lead)."""
+    if role not in ROLES:
+        raise SpecialistError(f"role {role!r} is not one of {', '.join(ROLES)}")
     name = name.strip()
     if not name:
         raise SpecialistError("a specialist needs a name")
@@ -871,7 +882,7 @@ async def add_specialist(
             )
     if await session.scalar(select(Specialist.id).where(Specialist.seat == seat)) is not None:
         raise SpecialistError(f"seat {seat} already belongs to another specialist")
-    specialist = Specialist(name=name, seat=seat, branch_id=branch_id)
+    specialist = Specialist(name=name, seat=seat, branch_id=branch_id, role=role)
     session.add(specialist)
     try:
         await session.flush()

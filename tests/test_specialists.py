@@ -77,3 +77,16 @@ async def test_bad_specialist_commands_exit_2_and_change_nothing(
             await conn.execute(select(Specialist.name, Specialist.active, Specialist.on_leave))
         ).all()
     assert [tuple(r) for r in rows] == [("陈丽", True, False)]
+
+
+async def test_a_supervisor_is_added_from_the_command_line_and_gets_a_token(
+    engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["specialists", "add", "--name", "主管", "--seat", "PJSIP/8999", "--role", "supervisor"]
+    assert await cli(*argv) == 0
+    assert "added supervisor" in capsys.readouterr().out
+    async with engine.connect() as conn:
+        role = await conn.scalar(select(Specialist.role).where(Specialist.seat == "PJSIP/8999"))
+    assert role == "supervisor"
+    assert await cli("tokens", "create", "PJSIP/8999") == 0
+    assert "cc_" in capsys.readouterr().out

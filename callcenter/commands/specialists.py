@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.bootstrap import bootstrap
 from crm_sync.exceptions import CrmError
-from crm_sync.services import add_specialist, list_specialists, set_specialist_state
+from crm_sync.services import ROLES, add_specialist, list_specialists, set_specialist_state
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,6 +23,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("--name", required=True, help="the specialist's name")
     add.add_argument("--seat", required=True, help="the endpoint the dialer rings, e.g. PJSIP/8001")
     add.add_argument("--branch", help="branch code (机构), e.g. 1301")
+    add.add_argument(
+        "--role",
+        choices=ROLES,
+        default="specialist",
+        help="supervisor/maintainer: reviews, distribution, every lead (default: specialist)",
+    )
     add.add_argument("--json", action="store_true", help="print the new specialist as JSON")
     add.set_defaults(func=_add)
     ls = ssub.add_parser("list", help="list specialists")
@@ -65,11 +71,16 @@ def _with_session(work: Callable[[AsyncSession], Awaitable[int]]) -> int:
 
 def _add(args: argparse.Namespace) -> int:
     async def work(session: AsyncSession) -> int:
-        s = await add_specialist(session, args.name, args.seat, args.branch)
+        s = await add_specialist(session, args.name, args.seat, args.branch, args.role)
         if args.json:
-            print(json.dumps({"id": s.id, "name": s.name, "seat": s.seat}, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {"id": s.id, "name": s.name, "seat": s.seat, "role": s.role},
+                    ensure_ascii=False,
+                )
+            )
         else:
-            print(f"added specialist #{s.id} {s.name} on {s.seat}")
+            print(f"added {s.role} #{s.id} {s.name} on {s.seat}")
         return 0
 
     return _with_session(work)
