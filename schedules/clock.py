@@ -115,6 +115,12 @@ class VirtualClock:
     def pending_sleepers(self) -> int:
         return sum(1 for _, _, f in self._sleepers if not f.done())
 
+    @property
+    def next_wakeup(self) -> float | None:
+        """Seconds until the earliest live sleeper wakes (None when nobody waits)."""
+        live = [d for d, _, f in self._sleepers if not f.done()]
+        return min(live) - self._mono if live else None
+
     async def advance(self, seconds: float) -> None:
         """Move time forward by `seconds`, waking sleepers in order."""
         target = self._mono + seconds

@@ -4,6 +4,7 @@ time, preview, customer first, dispositions. A fake AMI link records what would 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -71,12 +72,15 @@ def _engine(
     )
 
 
-async def until(cond: Callable[[], Awaitable[bool]], tries: int = 5000) -> None:
-    for _ in range(tries):
-        if await cond():
-            return
+async def until(cond: Callable[[], Awaitable[bool]], timeout_real: float = 30.0) -> None:
+    """Poll `cond` on every turn of the loop. The bound is real seconds, not a number of
+    turns: the engine's database work runs in threads, and on a loaded machine thousands
+    of turns can pass before one query returns."""
+    deadline = time.monotonic() + timeout_real
+    while not await cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition never became true")
         await asyncio.sleep(0)
-    raise AssertionError("condition never became true")
 
 
 async def _attempts(sessions: async_sessionmaker[AsyncSession]) -> Sequence[CallAttempt]:

@@ -65,11 +65,19 @@ async def make_lead(
 
 
 async def settle(ingest: Ingest, clock: VirtualClock, step: float = 0.5) -> None:
-    """Drive the virtual clock until every queued recording is processed (the worker pool
-    runs in real time; only the file-stability waits are on the clock)."""
+    """Drive the virtual clock until every queued recording is processed.
+
+    The worker pool runs in real time; only the file-stability waits are on the clock. So
+    the clock moves only when a sleeper is due within `step`: while ffmpeg or the store
+    works, time stands still, and a loaded machine does not push the clock minutes past
+    a retry that was just scheduled."""
     done = asyncio.create_task(ingest.drain())
     while not done.done():
-        await clock.advance(step)
+        wake = clock.next_wakeup
+        if wake is not None and wake <= step:
+            await clock.advance(step)
+        else:
+            await asyncio.wait({done}, timeout=0.002)  # a poll of the real work, not a wait
     await done
 
 
