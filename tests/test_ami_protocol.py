@@ -273,3 +273,34 @@ def test_fast_path_and_general_parser_agree_on_any_block(pieces: list[str]) -> N
 
     text = "".join(pieces).replace("\r\n\r\n", "\r\n")
     assert _parse_text(text).headers == _parse_text_general(text).headers
+
+
+_routing_pieces = st.sampled_from(
+    ["Event: ", "ActionID", "ActionID: ", "ActionID:", "EventList", "A", ":", ": ", "\r\n",
+     "\r", "\n", "续", "Response: Follows", "Output: x", "7"]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(pieces=st.lists(_routing_pieces, max_size=24))
+def test_reading_the_event_name_and_action_id_from_the_text_agrees_with_the_headers(
+    pieces: list[str],
+) -> None:
+    """The connection routes on the unsplit text (Message.event_name, _peek); what it reads
+    there must be what the split headers say, for any block."""
+    from dialer.ami.protocol import _parse_text_general
+
+    text = "".join(pieces).replace("\r\n\r\n", "\r\n")
+    lazy = Message._from_text(text)
+    eager = _parse_text_general(text)
+    assert lazy._peek("ActionID") == eager.get("ActionID")
+    assert Message._from_text(text).event_name == eager.get("Event")
+    assert lazy.headers == eager.headers
+
+
+def test_an_event_nobody_reads_is_never_split_into_headers() -> None:
+    parser = AmiParser(expect_banner=False)
+    (msg,) = parser.feed(b"Event: Newexten\r\nChannel: PJSIP/8001-0001\r\nActionID: a-1\r\n\r\n")
+    assert msg.event_name == "Newexten" and msg.action_id == "a-1"
+    assert msg._dict is None, "routing must not split the headers"
+    assert msg["Channel"] == "PJSIP/8001-0001" and msg._dict is not None

@@ -429,23 +429,26 @@ class AmiConnection:
         parse = self._parse
         events = 0
         for msg in msgs:
-            first = msg._first  # the header dict: this loop runs once per event
-            if "Event" not in first:
-                if "Response" in first:
-                    self._on_response(msg)
-                else:
-                    log.warning(
-                        "AMI %s: skipped a message that is neither response nor event: %s",
-                        self.name,
-                        msg.first_line(),
-                    )
-                continue
+            # This loop runs once per event: route on the text where it can (see Message).
+            raw = msg._raw
+            if raw is None or not raw.startswith("Event: "):
+                first = msg._first
+                if "Event" not in first:
+                    if "Response" in first:
+                        self._on_response(msg)
+                    else:
+                        log.warning(
+                            "AMI %s: skipped a message that is neither response nor event: %s",
+                            self.name,
+                            msg.first_line(),
+                        )
+                    continue
             if pending:
-                aid = first.get("ActionID")
+                aid = msg._peek("ActionID")
                 action = pending.get(aid) if aid is not None else None
                 if action is not None and action.response is not None:
                     # A list event of an EventList action.
-                    if first.get("EventList") == "Complete":
+                    if msg.get("EventList") == "Complete":
                         if not action.future.done():
                             action.future.set_result(Reply(action.response, tuple(action.events)))
                     else:

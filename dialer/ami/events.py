@@ -548,15 +548,15 @@ class EventDecoder:
         self.reported: set[tuple[str, str]] = set()
 
     def decode(self, msg: Message) -> AmiEvent:
-        h = msg._first  # the parser's first-value dict; read-only use
-        name = h.get("Event")
+        name = msg.event_name
         if name is None:
             return GenericEvent(name=msg.name, message=msg)
         decoder = DECODERS.get(name)
         if decoder is None:
+            # Not split into headers: nobody may ever read them (see Message).
             return GenericEvent(name=name, message=msg)
         try:
-            return decoder(h, msg)
+            return decoder(msg._first, msg)  # the first-value dict; read-only use
         except KeyError as exc:
             self._report(name, str(exc.args[0]) if exc.args else "?", "missing", msg)
         except ValueError as exc:

@@ -38,13 +38,20 @@ class MissingHeader(KeyError):
 class Message:
     """One AMI message: headers in wire order, repeated keys kept. Immutable.
 
-    Most messages have no repeated key; for those the parser builds only the first-value
-    dict and `headers` is derived from it on first use (the dict keeps wire order). That
-    halves the parser's work on the hot path.
+    The parser only cuts the stream into message texts; a message's headers are split the
+    first time anything reads them. The connection routes on the first line and, for the
+    list events of a pending action, on `ActionID`, both read straight from the text, so an
+    event nobody looks into (most of a busy PBX's `Newexten`, `DeviceStateChange`, `RTCP*`)
+    is never split into headers. Reading them gives exactly what an eager parse would: the
+    same functions run on the same text, only later.
+
+    Most messages have no repeated key; for those only the first-value dict is built and
+    `headers` is derived from it on first use (the dict keeps wire order).
     """
 
-    __slots__ = ("_first", "_headers")
-    _first: dict[str, str]
+    __slots__ = ("_dict", "_headers", "_raw")
+    _raw: str | None  # the message's text, until its headers are split
+    _dict: dict[str, str] | None
     _headers: tuple[tuple[str, str], ...] | None
 
     def __init__(self, headers: Iterable[tuple[str, str]] = ()) -> None:
@@ -53,7 +60,8 @@ class Message:
         for k, v in pairs:
             if k not in first:
                 first[k] = v
-        _set(self, "_first", first)
+        _set(self, "_raw", None)
+        _set(self, "_dict", first)
         _set(self, "_headers", pairs)
 
     @classmethod
@@ -61,12 +69,67 @@ class Message:
         return cls(pairs)
 
     @classmethod
-    def _from_unique(cls, first: dict[str, str]) -> Message:
-        """A message whose keys are all distinct, from its (ordered) header dict."""
+    def _from_text(cls, text: str) -> Message:
+        """A message from its text (no separator), headers split on first use."""
         msg = _new(cls)
-        _set(msg, "_first", first)
+        _set(msg, "_raw", text)
+        _set(msg, "_dict", None)
         _set(msg, "_headers", None)
         return msg
+
+    @property
+    def _first(self) -> dict[str, str]:
+        """The first-value header dict (read-only use)."""
+        first = self._dict
+        if first is None:
+            first = self._split()
+        return first
+
+    def _split(self) -> dict[str, str]:
+        text = self._raw
+        assert text is not None
+        lines = text.split("\r\n")
+        try:
+            first: dict[str, str] | None = dict(map(str.split, lines, _COLON_SPACE, _ONE))
+        except ValueError:  # a line without ": "
+            first = None
+        if (
+            first is None
+            or len(first) != len(lines)
+            or "" in first
+            or first.get("Response") == "Follows"
+        ):
+            general = _parse_text_general(text)  # a repeated or empty key, command output
+            first = general._first
+            _set(self, "_headers", general._headers)
+        _set(self, "_dict", first)
+        _set(self, "_raw", None)  # the dict holds the values now
+        return first
+
+    @property
+    def event_name(self) -> str | None:
+        """`Event` without splitting the headers when it is the first line, as Asterisk
+        writes it."""
+        text = self._raw
+        if text is not None and text.startswith("Event: "):
+            eol = text.find("\r\n")
+            return text[7:] if eol < 0 else text[7:eol]
+        return self._first.get("Event")
+
+    def _peek(self, key: str) -> str | None:
+        """`get(key)` for an event, without splitting its headers when the key's first line
+        is a plain `Key: value` after the first line; anything less plain splits them."""
+        text = self._raw
+        if text is None or not text.startswith("Event: ") or "\r\nResponse: Follows" in text:
+            return self._first.get(key)
+        at = text.find(f"\r\n{key}:")
+        if at < 0:
+            return None
+        start = at + len(key) + 3
+        if text[start : start + 1] != " ":
+            return self._first.get(key)  # `Key:` with no space: the general parser's rules
+        eol = text.find("\r\n", start)
+        return text[start + 1 :] if eol < 0 else text[start + 1 : eol]
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Message is immutable")
@@ -78,8 +141,11 @@ class Message:
     def headers(self) -> tuple[tuple[str, str], ...]:
         headers = self._headers
         if headers is None:
-            headers = tuple(self._first.items())
-            _set(self, "_headers", headers)
+            first = self._first  # may set _headers (repeated keys)
+            headers = self._headers
+            if headers is None:
+                headers = tuple(first.items())
+                _set(self, "_headers", headers)
         return headers
 
     def __eq__(self, other: object) -> bool:
@@ -131,7 +197,7 @@ class Message:
 
     @property
     def action_id(self) -> str | None:
-        return self._first.get("ActionID")
+        return self._peek("ActionID")
 
     def first_line(self) -> str:
         if not self.headers:
@@ -172,19 +238,14 @@ def _parse_block(block: bytes) -> Message:
 
 
 def _parse_text(text: str) -> Message:
-    """Fast path for the shape nearly every real message has: `Key: value` lines with
-    distinct, non-empty keys, not `Response: Follows`. Anything else goes to the general
-    parser, which defines the semantics and gives the same result for these messages (a
-    bare CR or LF stays inside its value in both). This is the dialer's hot path; `feed`
-    inlines it."""
-    lines = text.split("\r\n")
-    try:
-        first = dict(map(str.split, lines, _COLON_SPACE, _ONE))
-    except ValueError:  # a line without ": "
-        return _parse_text_general(text)
-    if len(first) != len(lines) or "" in first or first.get("Response") == "Follows":
-        return _parse_text_general(text)  # a repeated or empty key, or command output
-    return Message._from_unique(first)
+    """A message from its text, headers split now. The fast path (`Message._split`) takes
+    the shape nearly every real message has: `Key: value` lines with distinct, non-empty
+    keys, not `Response: Follows`. Anything else goes to the general parser, which defines
+    the semantics and gives the same result for these messages (a bare CR or LF stays
+    inside its value in both)."""
+    msg = Message._from_text(text)
+    msg._split()
+    return msg
 
 
 def _split_line(line: str) -> tuple[str, str] | None:
@@ -264,31 +325,18 @@ class AmiParser:
             del buf[: end + 4]
             return [_parse_block(b) for b in region.split(_SEP) if b]
         del buf[: end + 4]
-        # `_parse_text`, inlined: this loop runs once per event. `map(str.split, ...)` builds
-        # the header pairs in C, without a bytecode step per header line.
-        out: list[Message] = []
-        append = out.append
+        # One object per message and nothing else: headers are split on first use.
         new = _new
         set_ = _set
-        general = _parse_text_general
-        split = str.split
-        seps = _COLON_SPACE
-        ones = _ONE
+        out: list[Message] = []
+        append = out.append
         for block in text.split("\r\n\r\n"):
-            lines = block.split("\r\n")
-            try:
-                first = dict(map(split, lines, seps, ones))
-            except ValueError:  # a line without ": " (or an empty block)
-                if block:
-                    append(general(block))
-                continue
-            if len(first) != len(lines) or "" in first or first.get("Response") == "Follows":
-                append(general(block))
-                continue
-            msg = new(Message)
-            set_(msg, "_first", first)
-            set_(msg, "_headers", None)
-            append(msg)
+            if block:
+                msg = new(Message)
+                set_(msg, "_raw", block)
+                set_(msg, "_dict", None)
+                set_(msg, "_headers", None)
+                append(msg)
         return out
 
     @property
