@@ -2,7 +2,9 @@
 client consuming every event. Reports how late the simulator's timers fire (p50/p99, in
 real milliseconds) and events/s, for growing N, to find its ceiling.
 
-    .venv/bin/python bench/bench_simulator.py [--calls 1000 2000 4000] [--speed 20]
+    .venv/bin/python bench/bench_simulator.py [--calls 1000 2000 4000] [--speed 20] [--cps 100]
+
+With --cps the originates are paced (as the dialer paces a trunk) instead of sent at once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -23,7 +26,7 @@ from dialer.simulator import PbxSimulator
 from schedules.clock import ScaledClock
 
 
-async def run(n: int, speed: float) -> dict[str, float]:
+async def run(n: int, speed: float, cps: float = 0.0) -> dict[str, float]:
     clock = ScaledClock(datetime.now(UTC), speed)
     sim = PbxSimulator(clock=clock, users={"dialer": "s"})
     late: list[float] = []
@@ -41,8 +44,9 @@ async def run(n: int, speed: float) -> dict[str, float]:
     conn.subscribe(count)
     await conn.connect()
     t0 = time.perf_counter()
-    sends = [
-        conn.send(
+
+    def originate(i: int) -> Any:
+        return conn.send(
             "Originate",
             {
                 "Channel": f"Local/8{i:05d}@seats",
@@ -52,9 +56,15 @@ async def run(n: int, speed: float) -> dict[str, float]:
             },
             timeout=60,
         )
-        for i in range(n)
-    ]
-    await asyncio.gather(*sends)
+
+    if cps <= 0:  # all at once: the originate storm
+        await asyncio.gather(*(originate(i) for i in range(n)))
+    else:  # paced as the dialer paces a trunk (real seconds)
+        sends = []
+        for i in range(n):
+            sends.append(asyncio.ensure_future(originate(i)))
+            await asyncio.sleep(t0 + (i + 1) / cps - time.perf_counter())
+        await asyncio.gather(*sends)
     peak = 0
     while sim.pbx.calls:
         peak = max(peak, len(sim.pbx.calls))
@@ -84,10 +94,16 @@ def main() -> None:
         default=20.0,
         help="ScaledClock speed (a ~60 s call lasts 60/speed real seconds)",
     )
+    ap.add_argument(
+        "--cps",
+        type=float,
+        default=0.0,
+        help="originates per real second (default 0: all at once)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     for n in args.calls:
-        r = asyncio.run(run(n, args.speed))
+        r = asyncio.run(run(n, args.speed, args.cps))
         print(
             f"{r['calls']:>6} calls (peak {r['peak_concurrent']:>5} concurrent): "
             f"{r['events']:>8} events in {r['seconds']:.1f}s = {r['events_per_s']:>8,.0f} ev/s; "
