@@ -162,6 +162,21 @@ async def live_calls(request: web.Request) -> web.Response:
     return json_response(_svc(request).live_calls())
 
 
+@routes.post("/api/calls/{attempt_id}/hangup")
+async def hang_up(request: web.Request) -> web.Response:
+    """Supervisor: end a call in flight on this process (outcome `hung_up_by_action`)."""
+    require_supervisor(_me(request))
+    attempt_id = request.match_info["attempt_id"]
+    result = await _call(_svc(request).hang_up(attempt_id))
+    if not result["hung_up"]:
+        raise ApiError(
+            409,
+            f"call {attempt_id} has no channel up on this process (not dialled yet, already "
+            "over, or placed by another process): nothing was hung up; see GET /api/calls",
+        )
+    return json_response(result)
+
+
 @routes.get("/api/campaigns")
 async def campaigns(request: web.Request) -> web.Response:
     """Supervisor: campaigns with their state and calls in flight."""

@@ -19,6 +19,7 @@ from callcenter.settings import AmiServer, Settings
 from crm_sync.auth import issue_token
 from crm_sync.models import Lead, Specialist
 from dialer.engine import DialerConfig
+from dialer.models import CallAttempt
 from tests.test_dialer_support import MONDAY_0930, FastClock, seed, start_simulator, wait_for
 
 
@@ -162,3 +163,33 @@ async def test_a_specialist_cannot_sign_in_at_another_device(desk: Desk) -> None
     assert (await desk.client.get("/api/seat", headers=a)).status == 409  # not signed in
     own = await desk.client.post("/api/seat/sign-in", json={"seat": "PJSIP/8100"}, headers=a)
     assert own.status == 200 and (await own.json())["seat"] == "PJSIP/8100"
+
+
+async def test_a_supervisor_hangs_up_a_live_call_and_a_specialist_cannot(desk: Desk) -> None:
+    c, a, boss = desk.client, desk.as_("a"), desk.as_("boss")
+    await c.post("/api/campaigns/renewal/start", headers=boss)
+    await c.post("/api/seat/sign-in", json={"ready": True}, headers=desk.as_("b"))  # a ~57 s call
+
+    async def live() -> bool:
+        calls = await (await c.get("/api/calls", headers=boss)).json()
+        return any(x["state"] in ("answered", "bridged") for x in calls)
+
+    await wait_for(live, desk.clock, timeout_real=30, step=0.5)
+    (call,) = await (await c.get("/api/calls", headers=boss)).json()
+    url = f"/api/calls/{call['attempt_id']}/hangup"
+    refused = await c.post(url, headers=a)
+    assert refused.status == 403
+    done = await c.post(url, headers=boss)
+    assert done.status == 200, await done.text()
+
+    async def over() -> bool:
+        return await (await c.get("/api/calls", headers=boss)).json() == []
+
+    await wait_for(over, desk.clock, timeout_real=30, step=0.5)
+    again = await c.post(url, headers=boss)
+    assert again.status == 409 and "nothing was hung up" in (await again.json())["error"]
+    async with desk.service.container.sessions() as s:
+        attempt = await s.scalar(
+            select(CallAttempt).where(CallAttempt.attempt_id == call["attempt_id"])
+        )
+    assert attempt is not None and attempt.outcome == "hung_up_by_action"
