@@ -305,8 +305,11 @@ class Lead(Base):
         CheckConstraint(
             "(owner_id IS NULL) = (distributed_on IS NULL)", name="owner_with_distribution_date"
         ),
-        # Work not yet dealt or booked: dealt (assigned) and closed leads, most of the table,
-        # cost no entry (PostgreSQL; SQLite could not use the partial index for these queries).
+        # The two indexes below are SQLite's. On PostgreSQL migration 0010_owner_queue drops
+        # them (the daily deal writes owner_id and status, and an index on either makes each
+        # of its million row updates non-HOT): there `ix_leads_due_on` and
+        # `ix_leads_callback_next` serve the due and callback queries, and a specialist's
+        # leads are found through `owner_queue` (`dialer.queues.owned_by`).
         Index(
             "ix_leads_status_due",
             "status",

@@ -1099,7 +1099,7 @@ class DialerEngine:
         async with self.sessions() as s:
             nxt = await s.scalar(
                 select(func.min(Lead.next_attempt_at)).where(
-                    Lead.owner_id == sid,
+                    queues.owned_by(sid),
                     Lead.status.in_(queues.SPECIALIST_STATUSES),
                     Lead.next_attempt_at > now,
                 )

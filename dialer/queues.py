@@ -5,6 +5,13 @@ whose next attempt is due, whose phone may be called, with no attempt in flight 
 or the number. Order: due appointments first (预约回拨 whose time has come, earliest first),
 then by policy expiry date, then lead id.
 
+On PostgreSQL a specialist's leads are found through `owner_queue` (migration
+`0010_owner_queue`), not an index of `leads` on the owner: `leads` keeps no index on
+`owner_id` or `status` so that the daily deal's million-row update is HOT. `owned_by` compiles
+to the owner test plus "id in the specialist's queue rows" there, and to the owner test alone
+on SQLite (which keeps `ix_leads_owner_status`). The queue is a superset; the owner and status
+tests beside it are what decide.
+
 Claiming is one transaction: select candidates (PostgreSQL: `FOR UPDATE OF leads SKIP
 LOCKED`, so two dialer processes never pick the same row), drop those whose calling window
 is closed in the customer's time zone or whose number is on the do-not-call list, insert the
@@ -21,9 +28,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, or_, select
+from sqlalchemy import Boolean, and_, bindparam, case, exists, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
 
 from crm_sync.models import Accuracy, Customer, Lead, LeadStatus, Phone, Policy
 from dialer.models import CallAttempt, CampaignKind, DoNotCall
@@ -49,6 +60,43 @@ class Candidate:
     tz: str
     owner_id: int | None
     appointment: bool
+
+
+class _OwnedBy(ColumnElement[bool]):
+    """`leads.owner_id = s`, and on PostgreSQL "… and the lead is in s's `owner_queue`"."""
+
+    type = Boolean()
+    inherit_cache = True
+    _traverse_internals: _TraverseInternalsType = [  # noqa: RUF012 (SQLAlchemy's own form)
+        ("specialist", InternalTraversal.dp_clauseelement)
+    ]
+
+    def __init__(self, specialist: Any) -> None:
+        self.specialist = specialist
+
+
+@compiles(_OwnedBy)
+def _owned_by_default(element: _OwnedBy, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(Lead.owner_id == element.specialist, **kw)
+
+
+@compiles(_OwnedBy, "postgresql")
+def _owned_by_pg(element: _OwnedBy, compiler: SQLCompiler, **kw: Any) -> str:
+    owner = compiler.process(Lead.owner_id == element.specialist, **kw)
+    queued = compiler.process(element.specialist, **kw)
+    # The queue rows name the candidates (a few arrays); the owner test drops stale ids.
+    return (
+        f"({owner} AND leads.id IN (SELECT unnest(owner_queue.lead_ids) FROM owner_queue "
+        f"WHERE owner_queue.specialist_id = {queued}))"
+    )
+
+
+def owned_by(specialist: Any) -> Any:
+    """Leads whose owner is `specialist` (an id or a bound parameter), found on PostgreSQL
+    through `owner_queue`: use it with a specialist status (`SPECIALIST_STATUSES`), the leads
+    the queue is guaranteed to hold."""
+    value = specialist if isinstance(specialist, ColumnElement) else literal(specialist)
+    return _OwnedBy(value)
 
 
 def _in_flight_for_lead() -> Any:
@@ -111,7 +159,7 @@ def _specialist_queue(specialist_id: Any, kinds: Any, now: Any) -> Any:
     return (
         _base(now)
         .where(
-            Lead.owner_id == specialist_id,
+            owned_by(specialist_id),
             Lead.status.in_(SPECIALIST_STATUSES),
             or_(Lead.kind.in_(kinds), booked_callback),
         )
@@ -277,6 +325,7 @@ __all__ = [
     "choose",
     "fetch_candidates",
     "new_attempt_id",
+    "owned_by",
     "pick",
     "reminder_queue",
     "specialist_queue",

@@ -7,7 +7,9 @@ transaction-scoped advisory lock (SQLite runs a single instance).
 Bulk work is set-based: the timeline is a handful of UPDATE / INSERT … SELECT statements; the
 distribution fetches lead ids only, deals them in Python and writes them back with
 `UPDATE … FROM unnest(ids, owners)` over id-ordered chunks on PostgreSQL (a temporary table
-and one `UPDATE … FROM` on SQLite).
+and one `UPDATE … FROM` on SQLite). On PostgreSQL that update is HOT (migration
+`0010_owner_queue`: no index of `leads` uses the columns it writes); the owner trigger adds
+the dealt leads to `owner_queue`, which the distribution compacts first.
 """
 
 from __future__ import annotations
@@ -498,6 +500,30 @@ async def _write_allocation_pg(
     return written
 
 
+# Rewrites `owner_queue` (PostgreSQL) keeping only the ids still owned by the row's
+# specialist with a specialist status: one array per specialist. Rows inserted by concurrent
+# transactions are not in this statement's snapshot and stay as they are.
+_PG_COMPACT_QUEUE = text(
+    "WITH old AS (DELETE FROM owner_queue RETURNING specialist_id, lead_ids) "
+    "INSERT INTO owner_queue (specialist_id, lead_ids) "
+    "SELECT o.specialist_id, array_agg(DISTINCT l.id ORDER BY l.id) "
+    "FROM old AS o CROSS JOIN LATERAL unnest(o.lead_ids) AS u(id) "
+    "JOIN leads AS l ON l.id = u.id "
+    "WHERE l.owner_id = o.specialist_id AND l.status IN ('assigned', 'scheduled') "
+    "GROUP BY o.specialist_id"
+)
+
+
+async def compact_owner_queue(session: AsyncSession) -> int:
+    """Drop the stale ids of `owner_queue` (leads re-owned, closed, deleted) and merge each
+    specialist's rows into one; returns the rows written. Nothing to do on SQLite."""
+    if not await _is_postgres(session):
+        return 0
+    rows = _rowcount(await session.execute(_PG_COMPACT_QUEUE))
+    log.info("owner queue compacted: %d specialist row(s)", rows)
+    return rows
+
+
 async def _write_allocation(
     session: AsyncSession, ids: list[int], owners: list[int], day: date, now: datetime
 ) -> int:
@@ -658,6 +684,8 @@ async def distribute_in(
         ).all()
         if owner is not None
     }
+    if not dry_run:  # before the deal, so that its ~25,000 fresh rows are not rewritten
+        await compact_owner_queue(session)
     due_ids = await _fetch_due_ids(session, day, desk.distributed_kinds)
     alloc = allocate(due_ids, eligible, seed, already)
     del due_ids

@@ -83,8 +83,9 @@ async def _empty_tables(engine: AsyncEngine) -> None:
     names = [t.name for t in reversed(metadata.sorted_tables) if t.name not in SEEDED_TABLES]
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            if names:
-                await conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+            # owner_queue: PostgreSQL's only, outside the models (migration 0010_owner_queue)
+            names.append("owner_queue")
+            await conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
         else:
             for name in names:
                 await conn.execute(text(f"DELETE FROM {name}"))
