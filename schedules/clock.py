@@ -10,8 +10,9 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -89,6 +90,7 @@ class VirtualClock:
         self._mono = 0.0
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
+        self._added: asyncio.Event | None = None
 
     def now(self) -> datetime:
         return self._start + timedelta(seconds=self._mono)
@@ -109,7 +111,18 @@ class VirtualClock:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self._mono + seconds, next(self._seq), fut))
+        if self._added is not None:
+            self._added.set()
         await fut
+
+    def sleeper_added(self) -> Coroutine[Any, Any, bool]:
+        """Wait for the next `sleep()` begun after this call: a test that drives the clock
+        waits on this while the code under test works in real time (threads, subprocesses),
+        instead of moving the clock under it."""
+        if self._added is None:
+            self._added = asyncio.Event()
+        self._added.clear()  # now, not when the wait starts: a sleep in between still counts
+        return self._added.wait()
 
     @property
     def pending_sleepers(self) -> int:

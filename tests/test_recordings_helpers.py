@@ -76,8 +76,10 @@ async def settle(ingest: Ingest, clock: VirtualClock, step: float = 0.5) -> None
         wake = clock.next_wakeup
         if wake is not None and wake <= step:
             await clock.advance(step)
-        else:
-            await asyncio.wait({done}, timeout=0.002)  # a poll of the real work, not a wait
+            continue
+        added = asyncio.ensure_future(clock.sleeper_added())
+        await asyncio.wait({done, added}, return_when=asyncio.FIRST_COMPLETED)
+        added.cancel()
     await done
 
 
