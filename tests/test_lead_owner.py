@@ -96,8 +96,7 @@ async def _waiting_on_a_lock(engine: AsyncEngine, pid: int) -> None:
             text("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :pid"),
             {"pid": pid},
         ):
-            await conn.rollback()
-            await asyncio.sleep(0.01)
+            await conn.rollback()  # a fresh snapshot of pg_stat_activity each look
 
 
 async def test_a_specialist_deleted_while_leads_are_dealt_to_them_waits_and_then_fails(
