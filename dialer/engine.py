@@ -69,6 +69,7 @@ from dialer.models import (
 )
 from dialer.originate import DialPlan
 from dialer.pacing import TrunkLimiter, campaign_capacity
+from dialer.readcheck import ReadCheck
 from dialer.results import (
     ABANDONED,
     ANSWERED_OUTCOMES,
@@ -230,6 +231,7 @@ class _Server:
     def __init__(self, spec: AmiServerSpec) -> None:
         self.spec = spec
         self.tracker = CallTracker()
+        self.read_check = ReadCheck(spec.name, spec.config.username)
         self.link: AmiLink | None = None
         self.trunks: dict[str, TrunkLimiter] = {}
 
@@ -1416,6 +1418,7 @@ class DialerEngine:
     def _on_event(self, server_name: str, event: Any) -> None:
         server = self._servers[server_name]
         results = server.tracker.handle(event, self.clock.monotonic())
+        server.read_check.saw(event)
         if isinstance(event, ev.BridgeEnter):
             live = self._live.get(event.linkedid)
             if live is not None and not live.answered:
@@ -1476,6 +1479,7 @@ class DialerEngine:
                 self._record(seat, seat.call_end(self.clock.now(), 0.0))
 
     def _enqueue(self, server_name: str, results: Sequence[CallResult]) -> None:
+        self._servers[server_name].read_check.ended(results)
         for r in results:
             live = self._live.get(r.attempt_id or "")
             if live is None:
@@ -1781,6 +1785,17 @@ class DialerEngine:
                 log.exception("could not reload campaigns")
 
     # -- views for the services ------------------------------------------------------------------
+
+    def health(self) -> list[dict[str, Any]]:
+        """Each AMI link: connected or not, and what its manager.conf user lacks (readcheck)."""
+        return [
+            {
+                "server": name,
+                "connected": server.link is not None and server.link.connected,
+                "warnings": server.read_check.warnings(),
+            }
+            for name, server in self._servers.items()
+        ]
 
     def live_calls(self) -> list[dict[str, Any]]:
         out = []

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from dialer.ami.events import event_class
 from dialer.simulator.behaviour import (
     Behaviour,
     Scenario,
@@ -146,7 +147,7 @@ class Leg:
 
 
 class Pbx:
-    """Channels and flows. `sinks` receive every event as encoded bytes."""
+    """Channels and flows. `sinks` receive every event as encoded bytes, with its class."""
 
     def __init__(
         self,
@@ -166,7 +167,7 @@ class Pbx:
         self.channels: dict[str, Chan] = {}
         self.calls: set[Call] = set()
         self.globals: dict[str, str] = {}
-        self.sinks: set[Callable[[bytes], None]] = set()
+        self.sinks: set[Callable[[bytes, str], None]] = set()
         self._seq = 0
         self._local_seq = 0
         self._pjsip_seq = 0
@@ -180,17 +181,23 @@ class Pbx:
 
     # -- events ----------------------------------------------------------------------------
 
-    def emit(self, name: str, privilege: str, pairs: Iterable[tuple[str, str]]) -> None:
+    def emit(self, name: str, privilege: str | None, pairs: Iterable[tuple[str, str]]) -> None:
+        """Send one event to every sink with its class (`Privilege` is `<class>,all`, the
+        class Asterisk 22 uses for it unless given), so each session can drop what its
+        user may not read."""
+        cls = event_class(name)
+        if privilege is None:
+            privilege = f"{cls},all"
         parts = [f"Event: {name}\r\nPrivilege: {privilege}\r\n"]
         parts.extend(f"{k}: {v}\r\n" for k, v in pairs)
         parts.append("\r\n")
         data = "".join(parts).encode("utf-8")
         self.events_emitted += 1
         for sink in tuple(self.sinks):
-            sink(data)
+            sink(data, cls)
 
     def ev(
-        self, name: str, chan: Chan, *extra: tuple[str, str], privilege: str = "call,all"
+        self, name: str, chan: Chan, *extra: tuple[str, str], privilege: str | None = None
     ) -> None:
         self.emit(name, privilege, [*chan.snapshot(), *extra])
 
