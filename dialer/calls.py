@@ -177,6 +177,9 @@ class CallFacts:
     # Who asked for the hang-up that ended the call (the first HangupRequest or
     # SoftHangupRequest of the call, never the order of the Hangup events); None: not seen.
     hung_up_by: Party | None = None
+    # The last PLAYBACKSTATUS (VarSet) on the customer's channel: SUCCESS when a message
+    # played to its end (04_automatic_callback_playback), FAILED when its file is missing.
+    playback_status: str | None = None
     hung_up_by_action: bool = False
     lost: bool = False  # the call's events were lost (resync without its channels)
 
@@ -208,13 +211,19 @@ def explain(
         return Outcome.HUNG_UP_BY_ACTION, "hung up by an AMI Hangup action"
     if facts.answered:
         short = facts.talk_seconds is not None and facts.talk_seconds < early_hangup_seconds
+        if facts.hung_up_by is Party.PBX and facts.playback_status == "FAILED":
+            return (
+                Outcome.FAILED,
+                "answered, but the message did not play (PLAYBACKSTATUS=FAILED: is the prompt "
+                "installed on the PBX? see docs/asterisk.md)",
+            )
+        if facts.hung_up_by is Party.PBX:
+            return Outcome.ANSWERED, "answered; the PBX ended the call (its message played out)"
         if short and facts.hung_up_by in (Party.CUSTOMER, None):
             return (
                 Outcome.ANSWERED_HUNG_UP_EARLY,
                 f"answered, talk {facts.talk_seconds:.1f} s < {early_hangup_seconds:g} s",
             )
-        if facts.hung_up_by is Party.PBX:
-            return Outcome.ANSWERED, "answered; the PBX ended the call (its message played out)"
         if facts.hung_up_by is Party.SEAT:
             return Outcome.ANSWERED, "answered; the seat ended the call"
         return Outcome.ANSWERED, "the customer's channel answered"
@@ -324,6 +333,13 @@ class CallResult:
         }
 
 
+def _last_playback(group: _Group | None, customer_uids: set[str]) -> str | None:
+    if group is None:
+        return None
+    statuses = [v for uid, v in group.playback_status.items() if uid in customer_uids]
+    return statuses[-1] if statuses else None
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -400,6 +416,7 @@ class _Group:
     seat_var: str | None = None  # SEAT / NUMBER variables, for attempts nobody registered
     # (uniqueid, soft) of the first HangupRequest/SoftHangupRequest, else of the first Hangup
     first_request: tuple[str, bool] | None = None
+    playback_status: dict[str, str] = field(default_factory=dict)  # uniqueid -> last value
     number_var: str | None = None
 
 
@@ -505,7 +522,13 @@ class CallTracker:
         self._hangup_channels: dict[str, None] = {}  # channel names, oldest first
         self._failed_unmatched: dict[str, _Attempt] = {}  # Failure seen, channel not yet known
         self._by_dial_string: dict[str, list[_Attempt]] = {}  # registered, not bound yet
-        self._watched_vars = {attempt_variable, "MIXMONITOR_FILENAME", "SEAT", "NUMBER"}
+        self._watched_vars = {
+            attempt_variable,
+            "MIXMONITOR_FILENAME",
+            "SEAT",
+            "NUMBER",
+            "PLAYBACKSTATUS",
+        }
         self._handlers: dict[type, Callable[[Any, float | None], list[CallResult]]] = {
             ev.Newchannel: self._on_newchannel,
             ev.Newstate: self._on_newstate,
@@ -805,6 +828,9 @@ class CallTracker:
         self._channel(group, e.uniqueid, e.channel, now)
         if variable == "MIXMONITOR_FILENAME":
             group.recording = e.value or group.recording
+        elif variable == "PLAYBACKSTATUS":
+            group.playback_status.pop(e.uniqueid, None)  # the latest last
+            group.playback_status[e.uniqueid] = e.value
         elif variable == self.attempt_variable:
             if group.attempt is None and e.value:
                 attempt = self._attempts.get(e.value) or self._discover(e.value, now)
@@ -1251,6 +1277,7 @@ class CallTracker:
             cdr_disposition=cdr,
             talk_seconds=talk_seconds,
             hung_up_by=hung_up_by,
+            playback_status=_last_playback(group, customer_uids),
             hung_up_by_action=hung_up_by_action,
             lost=lost,
         )

@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy, Specialist
-from dialer import locks, originate, queues, transfer
+from dialer import locks, originate, prompts, queues, transfer
 from dialer.ami import events as ev
 from dialer.ami.connection import Reply
 from dialer.ami.exceptions import AmiError
@@ -119,7 +119,7 @@ class DialerConfig:
     housekeeping_seconds: float = 5.0
     originate_lost_seconds: float = 120.0  # nothing heard of an Originate: fate unknown
     reminder_days_before: int = 30
-    reminder_message: str = "renewal-reminder"
+    reminder_message: str = prompts.RENEWAL_REMINDER  # the reminder campaign's default
     result_writers: int = 4
     result_batch: int = 100  # results per transaction (fewer commits; SQLite holds its lock longer)
     seat_servers: Mapping[str, str] = field(default_factory=dict)  # seat device -> server

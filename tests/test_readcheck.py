@@ -20,12 +20,13 @@ from dialer import http as dialer_http
 from dialer import originate
 from dialer.ami import events as ev
 from dialer.ami.connection import AmiConnection
-from dialer.calls import CallResult, CallTracker, Mode, Outcome
+from dialer.calls import CallResult, Mode, Outcome
 from dialer.engine import AttemptEnded, DialerConfig
 from dialer.readcheck import RECOMMENDED_READ, REQUIRED_CLASSES, ReadCheck
 from dialer.services import DialerService
 from dialer.simulator import PbxSimulator
 from schedules.clock import VirtualClock
+from tests.sim_calls import Planned, run_calls
 from tests.test_dialer_support import disposing_hook, make_engine, seed
 from tests.test_web import _user as make_user
 
@@ -53,43 +54,21 @@ async def _answered_calls(
     clock = VirtualClock()
     sim = PbxSimulator(clock=clock, users={"dialer": "secret"}, read={"dialer": read})
     await sim.start("127.0.0.1", 0)
-    tracker = CallTracker()
     check = ReadCheck("pbx1", "dialer", window=window)
-    results: list[CallResult] = []
-
-    def on_event(event: ev.AmiEvent) -> None:
-        check.saw(event)
-        ended = tracker.handle(event, clock.monotonic())
-        check.ended(ended)
-        results.extend(ended)
-
-    conn = AmiConnection(sim.host, sim.port, username="dialer", secret="secret", clock=clock)
-    conn.subscribe(on_event)
-    await conn.connect()
+    plan = originate.DialPlan()
+    planned = [
+        Planned(
+            f"att-{i}",
+            Mode.SEAT_FIRST,
+            originate.seat_first(
+                plan, attempt_id=f"att-{i}", seat="PJSIP/8001", number=f"1380000{i:03d}0", lead_id=i
+            ),
+        )
+        for i in range(calls)
+    ]
     try:
-        plan = originate.DialPlan()
-        for i in range(calls):
-            attempt = f"att-{i}"
-            headers = originate.seat_first(
-                plan, attempt_id=attempt, seat="PJSIP/8001", number=f"1380000{i:03d}0", lead_id=i
-            )
-            tracker.register(
-                attempt,
-                Mode.SEAT_FIRST,
-                seat="PJSIP/8001",
-                channel="PJSIP/8001",
-                channel_id=attempt,
-                started_at=clock.monotonic(),
-            )
-            assert (await conn.send("Originate", headers, action_id=attempt)).ok
-            deadline = time.monotonic() + 30
-            while len(results) <= i:
-                assert time.monotonic() < deadline, "the call never ended"
-                await clock.advance(0.25)
-                for _ in range(20):  # let the simulator's bytes reach the client
-                    await asyncio.sleep(0)
+        results = await run_calls(sim, clock, planned, on_event=check.saw, on_results=check.ended)
     finally:
-        await conn.close()
         await sim.stop()
     return results, check
 
