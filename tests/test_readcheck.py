@@ -228,3 +228,50 @@ async def test_the_service_reports_the_missing_class_on_its_health_endpoint(
         for e in ended:
             assert e.recording is not None
             assert (tmp_path / Path(e.recording).name).exists()
+
+
+# --- the check's other signals (pure) ---------------------------------------------------------
+
+
+def _result(attempt: str, mode: Mode, *, channels: tuple[str, ...], outcome: Outcome) -> CallResult:
+    return CallResult(
+        attempt_id=attempt, seat=None, number=None, mode=mode, outcome=outcome, cause=None,
+        cause_txt=None, tech_cause=None, dial_status=None, originate_response=None,
+        originate_reason=None, answered=outcome is Outcome.ANSWERED, bridged=False,
+        ring_seconds=None, talk_seconds=None, key_pressed=None, digits="", recording=None,
+        linkedid=None, uniqueids=(), channels=channels, started_at=None, ended_at=None,
+    )  # fmt: skip
+
+
+def _varset(variable: str, value: str = "x") -> ev.VarSet:
+    return ev.VarSet(channel="PJSIP/carrier-00000001", uniqueid="1.1", linkedid="1.1",
+                     variable=variable, value=value)  # fmt: skip
+
+
+def test_callback_menus_without_user_events_name_the_user_class() -> None:
+    check = ReadCheck("pbx1", "dialer", window=2)
+    chans = ("PJSIP/carrier-00000001",)
+    for i in range(2):
+        check.saw(_varset("READSTATUS", "OK"))
+        check.ended([_result(f"a{i}", Mode.APPLICATION, channels=chans, outcome=Outcome.ANSWERED)])
+    (warning,) = check.warnings()
+    assert "callback's key is never read" in warning and "add 'user'" in warning
+
+
+def test_attempts_lost_without_any_call_event_name_the_call_class() -> None:
+    check = ReadCheck("pbx1", "dialer", window=2)
+    lost = [
+        _result(f"a{i}", Mode.SEAT_FIRST, channels=(), outcome=Outcome.UNKNOWN) for i in range(2)
+    ]
+    check.ended(lost)
+    assert any("add 'call'" in w for w in check.warnings())
+
+
+def test_a_warning_goes_away_when_the_events_arrive() -> None:
+    check = ReadCheck("pbx1", "dialer", window=1)
+    check.ended(
+        [_result("a", Mode.SEAT_FIRST, channels=("PJSIP/8001-0",), outcome=Outcome.ANSWERED)]
+    )
+    assert len(check.warnings()) == 1
+    check.saw(_varset("MIXMONITOR_FILENAME"))
+    assert check.warnings() == []
