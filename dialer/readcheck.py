@@ -51,6 +51,9 @@ _NEEDS = {
 }
 
 
+_CLASS_OF = {need.event: cls for cls, need in _NEEDS.items()}
+
+
 def fix_for(missing_class: str, username: str) -> str:
     """What to change in manager.conf, in words a person can act on."""
     return (
@@ -74,15 +77,16 @@ class ReadCheck:
         self.missing: dict[str, str] = {}  # class -> warning, while it holds
 
     def saw(self, event: ev.AmiEvent) -> None:
+        """Called for every event (thousands a second in a burst): two dict look-ups."""
         name = event.name
         if isinstance(event, ev.VarSet) and event.variable == "READSTATUS":
             self._reads += 1
-        for cls, need in _NEEDS.items():
-            if name == need.event and name not in self._seen:
-                self._seen.add(name)
-                self._needed[cls] = 0
-                if self.missing.pop(cls, None) is not None:
-                    log.info("AMI %s: %s events arrive now", self.server, need.event)
+        cls = _CLASS_OF.get(name)
+        if cls is not None and name not in self._seen:
+            self._seen.add(name)
+            self._needed[cls] = 0
+            if self.missing.pop(cls, None) is not None:
+                log.info("AMI %s: %s events arrive now", self.server, name)
 
     def ended(self, results: Iterable[CallResult]) -> None:
         for r in results:
