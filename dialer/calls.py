@@ -1277,7 +1277,12 @@ class CallTracker:
             cdr_disposition=cdr,
             talk_seconds=talk_seconds,
             hung_up_by=hung_up_by,
-            playback_status=_last_playback(group, customer_uids),
+            # Only a message that was the call's point: an automatic call where no key was
+            # read (a customer-first apology or a goodbye after a key must not turn an
+            # abandoned or confirmed call into a failure).
+            playback_status=_last_playback(group, customer_uids)
+            if mode is Mode.APPLICATION and key is None and not handed_over
+            else None,
             hung_up_by_action=hung_up_by_action,
             lost=lost,
         )

@@ -534,3 +534,28 @@ def test_the_party_that_hung_up_follows_the_request(
     channel: str, soft: bool, customer: bool, party: Party
 ) -> None:
     assert hangup_party(channel, soft, customer) is party
+
+
+def _playback_failed(received: Timed) -> Timed:
+    """Every PLAYBACKSTATUS of a trace turned to FAILED (the prompt missing on the PBX)."""
+    out: Timed = []
+    for msg, t in received:
+        if msg.get("Variable") == "PLAYBACKSTATUS":
+            msg = Message(tuple((k, "FAILED" if k == "Value" else v) for k, v in msg.headers))
+        out.append((msg, t))
+    return out
+
+
+def test_a_message_that_could_not_play_is_a_failure_not_a_reached_customer() -> None:
+    sent, received = load("04_automatic_callback_playback")
+    (played,) = run(sent, received)
+    assert played.outcome == Outcome.ANSWERED and played.facts.hung_up_by is Party.PBX
+    (missing,) = run(sent, _playback_failed(received))
+    assert missing.outcome == Outcome.FAILED
+    assert "PLAYBACKSTATUS=FAILED" in missing.why
+
+
+def test_a_key_read_before_a_failed_goodbye_still_counts() -> None:
+    sent, received = load("04_automatic_callback_keypress")
+    (result,) = run(sent, _playback_failed(received))
+    assert (result.outcome, result.key_pressed) == (Outcome.ANSWERED, "1")
