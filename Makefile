@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install system-deps postgres lint typecheck unit bench clean
+.PHONY: run test install system-deps postgres lint typecheck unit bench clean prompts
 
 run: install
 	$(BIN)/callcenter demo
@@ -34,6 +34,18 @@ $(STAMP): pyproject.toml
 
 postgres:
 	@bash scripts/ensure-postgres.sh
+
+# The dialplan's prompts (dialer/prompts.py) as 8 kHz mono WAVs, from the Chinese texts in
+# docker/asterisk/sounds/*.txt; docker/compose.yaml mounts that folder as sounds/custom.
+prompts:
+	@missing=""; \
+	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	command -v sox >/dev/null 2>&1 || missing="$$missing sox"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@sh scripts/make-prompts.sh docker/asterisk/sounds
 
 lint: install
 	$(BIN)/ruff check .

@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy, Specialist
-from dialer import locks, originate, queues, transfer
+from dialer import locks, originate, prompts, queues, transfer
 from dialer.ami import events as ev
 from dialer.ami.connection import Reply
 from dialer.ami.exceptions import AmiError
@@ -69,6 +69,7 @@ from dialer.models import (
 )
 from dialer.originate import DialPlan
 from dialer.pacing import TrunkLimiter, campaign_capacity
+from dialer.readcheck import ReadCheck
 from dialer.results import (
     ABANDONED,
     ANSWERED_OUTCOMES,
@@ -118,7 +119,7 @@ class DialerConfig:
     housekeeping_seconds: float = 5.0
     originate_lost_seconds: float = 120.0  # nothing heard of an Originate: fate unknown
     reminder_days_before: int = 30
-    reminder_message: str = "renewal-reminder"
+    reminder_message: str = prompts.RENEWAL_REMINDER  # the reminder campaign's default
     result_writers: int = 4
     result_batch: int = 100  # results per transaction (fewer commits; SQLite holds its lock longer)
     seat_servers: Mapping[str, str] = field(default_factory=dict)  # seat device -> server
@@ -230,6 +231,7 @@ class _Server:
     def __init__(self, spec: AmiServerSpec) -> None:
         self.spec = spec
         self.tracker = CallTracker()
+        self.read_check = ReadCheck(spec.name, spec.config.username)
         self.link: AmiLink | None = None
         self.trunks: dict[str, TrunkLimiter] = {}
 
@@ -1416,6 +1418,7 @@ class DialerEngine:
     def _on_event(self, server_name: str, event: Any) -> None:
         server = self._servers[server_name]
         results = server.tracker.handle(event, self.clock.monotonic())
+        server.read_check.saw(event)
         if isinstance(event, ev.BridgeEnter):
             live = self._live.get(event.linkedid)
             if live is not None and not live.answered:
@@ -1476,6 +1479,7 @@ class DialerEngine:
                 self._record(seat, seat.call_end(self.clock.now(), 0.0))
 
     def _enqueue(self, server_name: str, results: Sequence[CallResult]) -> None:
+        self._servers[server_name].read_check.ended(results)
         for r in results:
             live = self._live.get(r.attempt_id or "")
             if live is None:
@@ -1781,6 +1785,17 @@ class DialerEngine:
                 log.exception("could not reload campaigns")
 
     # -- views for the services ------------------------------------------------------------------
+
+    def health(self) -> list[dict[str, Any]]:
+        """Each AMI link: connected or not, and what its manager.conf user lacks (readcheck)."""
+        return [
+            {
+                "server": name,
+                "connected": server.link is not None and server.link.connected,
+                "warnings": server.read_check.warnings(),
+            }
+            for name, server in self._servers.items()
+        ]
 
     def live_calls(self) -> list[dict[str, Any]]:
         out = []

@@ -162,6 +162,15 @@ async def live_calls(request: web.Request) -> web.Response:
     return json_response(_svc(request).live_calls())
 
 
+@routes.get("/api/health")
+async def health(request: web.Request) -> web.Response:
+    """Any signed-in role: the AMI links and what their manager.conf users lack.
+
+    `{"ok": bool, "ami": [{"server", "connected", "warnings": [text naming the fix]}]}`."""
+    _me(request)  # the middleware has checked the token; any role may look
+    return json_response(_svc(request).health())
+
+
 @routes.post("/api/calls/{attempt_id}/hangup")
 async def hang_up(request: web.Request) -> web.Response:
     """Supervisor: end a call in flight on this process (outcome `hung_up_by_action`)."""

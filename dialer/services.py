@@ -34,6 +34,8 @@ Supervisors:
 * `campaigns()` / `campaign_status()`, `start_campaign(name)`, `stop_campaign(name)`,
   `update_campaign(name, mode=…, concurrency=…, trunk_max_calls=…, trunk_max_cps=…)`.
 * `live_calls()` (sync) — every call in flight on this process.
+* `health()` (sync) — each AMI link's state and what its manager.conf user lacks
+  (`dialer.readcheck`), for `GET /api/health` (any signed-in role).
 * `hang_up(attempt_id)` — end a call of this process (AMI Hangup; outcome
   `hung_up_by_action`); `hung_up` is false if the call has no channel up.
 * `add_do_not_call(number, reason)`, `remove_do_not_call(number)`.
@@ -305,6 +307,13 @@ class DialerService:
             raise UnknownCampaign(f"no campaign {name!r}")
         clean = campaign_changes(kind, changes)
         return asdict(await self.engine.set_campaign(name, **clean))
+
+    def health(self) -> dict[str, Any]:
+        """The AMI links and the configuration warnings (sync). `ok` is false while a link is
+        down or a warning holds."""
+        links = self.engine.health()
+        ok = all(link["connected"] and not link["warnings"] for link in links)
+        return {"ok": ok, "ami": links}
 
     def live_calls(self) -> list[dict[str, Any]]:
         return self.engine.live_calls()
