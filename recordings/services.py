@@ -23,7 +23,7 @@ from crm_sync.auth import ApiError, Principal, require_own, require_supervisor
 from crm_sync.models import Lead, LeadStatus, OutboxMessage
 from recordings.audio import CONTENT_TYPES
 from recordings.config import RecordingSettings
-from recordings.exceptions import StoreError
+from recordings.exceptions import StoreError, UnsafePath
 from recordings.ingest import recording_url
 from recordings.models import Recording, RecordingReview, RecordingStatus
 from recordings.store import RecordingStore
@@ -267,6 +267,26 @@ class RecordingsService:
             or rec.sha256 is None
         ):
             raise ApiError(404, "this recording has no audio", status_detail=rec.status)
+        # Checked before any header goes out: once a 200 is sent, a missing or short file can
+        # only break the connection, never become a clean error.
+        try:
+            actual = await self.store.size(rec.storage_key)
+        except (StoreError, UnsafePath, OSError) as exc:
+            log.error("recording %s: the store cannot be read: %s", rid, exc)
+            raise ApiError(
+                503,
+                "the recordings store cannot be read right now; try again later, and if it "
+                "lasts ask an operator to run `callcenter recordings check`",
+            ) from None
+        if actual != rec.size_bytes:
+            found = "missing" if actual is None else f"{actual} bytes, not {rec.size_bytes}"
+            log.error("recording %s: stored file %s is %s", rid, rec.storage_key, found)
+            raise ApiError(
+                410,
+                f"the audio of recording {rid} is missing or damaged in the store; an operator "
+                "should run `callcenter recordings check`, which lists it",
+                status_detail="file_missing" if actual is None else "file_damaged",
+            )
         return AudioRef(
             key=rec.storage_key,
             size=rec.size_bytes,
