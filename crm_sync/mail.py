@@ -8,6 +8,7 @@ middle of the run never e-mails a branch twice.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import logging
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import aiosmtplib
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -66,6 +68,15 @@ class LapsedPolicy:
     expiry_date: date
     central: bool  # lapsed more than 48 h: handled by the central desk, not the branch
     owner: str  # the specialist who has it, or "" while undealt
+
+
+def email_address(raw: str) -> str:
+    """One e-mail address as a header may carry it, normalised (email-validator's syntax
+    rules, no DNS look-up); ValueError with the reason otherwise (CR/LF, a list, a name)."""
+    try:
+        return validate_email(raw, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"not one e-mail address: {exc}") from None
 
 
 class Mailer(Protocol):
@@ -346,19 +357,56 @@ async def send_branch_lists(
             )
             report.skipped_no_email.append(branch.code)
             continue
-        msg = compose(branch.name, branch.email, sender, day, rows, now)
-        if not await _claim(sessions, kind, branch_id, day, msg, len(rows)):
+        try:
+            sent = await _send_one(sessions, mailer, kind, compose, branch, rows, day, sender, now)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # One branch's bad address or a refused message must not stop the others; the
+            # runner retries the job, and branches already sent are not sent again.
+            reason = _failure(exc)
+            log.error("%s for %s not sent to %r: %s", what, branch.code, branch.email, reason)
+            report.failed[branch.code] = reason
+            continue
+        if not sent:
             report.skipped_already_sent.append(branch.code)
             continue
-        try:
-            await mailer.send(msg)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            log.error("%s for %s not sent to %s: %s", what, branch.code, branch.email, exc)
-            report.failed[branch.code] = str(exc)
-            continue
-        async with sessions() as session:
-            (await _claimed(session, kind, branch_id, day)).sent_at = now
-            await session.commit()
         report.sent[branch.code] = len(rows)
         log.info("%s for %s: %s sent to %s", what, day, len(rows), branch.email)
     return report
+
+
+async def _send_one(
+    sessions: async_sessionmaker[AsyncSession],
+    mailer: Mailer,
+    kind: str,
+    compose: Compose[R],
+    branch: Branch,
+    rows: Sequence[R],
+    day: date,
+    sender: str,
+    now: datetime,
+) -> bool:
+    """Compose, claim and send one branch's mail; False when it was sent before."""
+    assert branch.email is not None
+    to = email_address(branch.email)
+    msg = compose(branch.name, to, sender, day, rows, now)
+    if not await _claim(sessions, kind, branch.id, day, msg, len(rows)):
+        return False
+    await mailer.send(msg)
+    async with sessions() as session:
+        (await _claimed(session, kind, branch.id, day)).sent_at = now
+        await session.commit()
+    return True
+
+
+def _failure(exc: Exception) -> str:
+    """The reason a branch's mail failed, in words that say what to do."""
+    if isinstance(exc, ValueError):
+        return (
+            f"the branch's e-mail address cannot be used ({exc}); correct it in the branch "
+            "list (re-import it) and the next run sends the mail"
+        )
+    if isinstance(exc, aiosmtplib.SMTPException | OSError):
+        return f"the mail server refused or could not be reached: {exc}"
+    return f"{type(exc).__name__}: {exc}"

@@ -27,6 +27,7 @@ from crm_sync.mail import (
     send_inaccurate_numbers,
 )
 from crm_sync.models import Branch, Phone
+from dialer.results import inaccurate_numbers_by_branch
 from schedules.clock import VirtualClock
 from schedules.services import lapsed_by_branch
 from tests import schedules_rows as db_rows
@@ -206,22 +207,25 @@ async def test_each_branch_gets_its_open_lapsed_policies_with_the_central_ones_m
     assert other.sent == {"SJZ": 1}
 
 
+async def _inaccurate_and_lapsed(s: AsyncSession, branch_id: int, expiry: date) -> None:
+    """A closed lead whose number was marked inaccurate today, and an open lapsed policy."""
+    _, lead = await db_rows.policy_with_lead(s, expiry, status="closed", branch_id=branch_id)
+    assert lead is not None
+    phone = await s.get(Phone, lead.phone_id)
+    assert phone is not None
+    phone.accuracy, phone.accuracy_reason = "inaccurate", "third unanswered call"
+    phone.accuracy_set_at = NOW
+    await db_rows.policy_with_lead(
+        s, date(2026, 11, 27), kind="lapsed", status="due", branch_id=branch_id
+    )
+
+
 async def test_the_daily_branch_job_sends_inaccurate_numbers_and_lapsed_lists(
     db_url: str, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
     a, _, _ = await _branches(sessions)
     async with sessions() as s:
-        _, lead = await db_rows.policy_with_lead(
-            s, date(2026, 12, 20), status="closed", branch_id=a
-        )
-        assert lead is not None
-        phone = await s.get(Phone, lead.phone_id)
-        assert phone is not None
-        phone.accuracy, phone.accuracy_reason = "inaccurate", "third unanswered call"
-        phone.accuracy_set_at = NOW
-        await db_rows.policy_with_lead(
-            s, date(2026, 11, 27), kind="lapsed", status="due", branch_id=a
-        )
+        await _inaccurate_and_lapsed(s, a, date(2026, 12, 20))
         await s.commit()
     settings = Settings(data_dir=tmp_path, database_url=db_url)
     container = Container(
@@ -234,3 +238,44 @@ async def test_the_daily_branch_job_sends_inaccurate_numbers_and_lapsed_lists(
     )
     assert len(subjects) == 2
     assert "不准确号码" in subjects[0] and "脱保清单" in subjects[1], subjects
+
+
+async def test_a_branch_address_with_a_line_break_fails_alone_and_is_sent_once_corrected(
+    db_url: str, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    a, b, _ = await _branches(sessions)
+    async with sessions() as s:
+        bad = await s.get(Branch, a)
+        assert bad is not None
+        bad.email = "sjz@example.com\r\nBcc: thief@example.net"  # as an older import stored it
+        await _inaccurate_and_lapsed(s, a, date(2026, 12, 20))
+        await _inaccurate_and_lapsed(s, b, date(2026, 12, 21))
+        await s.commit()
+    settings = Settings(data_dir=tmp_path, database_url=db_url)
+    container = Container(
+        settings=settings, clock=VirtualClock(NOW), engine=engine, sessions=sessions
+    )
+    service = wire(container, daily_jobs=False)
+    with pytest.raises(RuntimeError, match="SJZ"):  # so that the job runner retries it
+        await service.branch_mails(DAY)
+
+    def sent_to() -> list[str]:
+        return sorted(
+            str(email.message_from_bytes(p.read_bytes(), policy=email.policy.default)["To"])
+            for p in settings.effective_mail_outbox.glob("*.eml")
+        )
+
+    assert sent_to() == ["ts@example.com", "ts@example.com"]  # both lists of the good branch
+    report = await send_inaccurate_numbers(
+        sessions, FileMailer(tmp_path / "unused"), inaccurate_numbers_by_branch, DAY, "d@x", NOW
+    )
+    assert report.skipped_already_sent == ["TS"]
+    assert "e-mail address" in report.failed["SJZ"] and "re-import" in report.failed["SJZ"]
+
+    async with sessions() as s:
+        fixed = await s.get(Branch, a)
+        assert fixed is not None
+        fixed.email = "sjz@example.com"
+        await s.commit()
+    await service.branch_mails(DAY)  # the retry
+    assert sent_to() == ["sjz@example.com"] * 2 + ["ts@example.com"] * 2
