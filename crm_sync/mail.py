@@ -9,7 +9,6 @@ middle of the run never e-mails a branch twice.
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import logging
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_sync.models import Base, Branch
+from crm_sync.spreadsheets import SafeCsvWriter
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def _attach_csv(
     msg: EmailMessage, filename: str, header: Sequence[str], rows: Sequence[Sequence[object]]
 ) -> None:
     buf = io.StringIO()
-    writer = csv.writer(buf)
+    writer = SafeCsvWriter(buf)
     writer.writerow(header)
     writer.writerows(rows)
     # The BOM lets a Chinese Excel open the CSV as UTF-8 instead of GB18030.

@@ -16,6 +16,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 
 from crm_sync.models import Accuracy, PhoneKind, PhoneRole
+from crm_sync.spreadsheets import GUARD, unguard_cell
 
 REGION = "CN"
 
@@ -55,6 +56,8 @@ class ParsedPhone:
 
 def clean_cell(value: str) -> str:
     value = value.strip()
+    if value.startswith(GUARD):  # a file written by us (crm_sync.spreadsheets) read back
+        value = unguard_cell(value).strip()
     if not value.startswith("="):
         return value
     m = _EXCEL_TEXT.match(value)
