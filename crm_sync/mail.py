@@ -56,8 +56,8 @@ class InaccurateNumber:
     policy_number: str
     customer: str
     number: str
-    reason: str
-    attempts: int
+    reason: str  # what happened to this number, for the branch (e.g. 空号/号码错误)
+    attempts: int  # calls actually placed to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,15 +156,22 @@ def compose_inaccurate_numbers(
         branch_email,
         now,
     )
+    # No sentence about all rows ("after three calls"): a number not in service is marked
+    # after one call. Each line says what happened to that number and how many calls it had.
     lines = [
         f"{branch_name}：",
         "",
-        f"以下 {len(rows)} 个号码经三次回访未能联系到客户，已标记为不准确，请核实后回传正确号码。",
-        f"The following {len(rows)} numbers could not be reached after three callback calls and",
-        "were marked inaccurate. Please check them and send back corrected numbers.",
+        f"以下 {len(rows)} 个号码已标记为不准确，每个号码的原因和实际呼叫次数见下文及附件，"
+        "请核实后回传正确号码。",
+        f"The following {len(rows)} numbers were marked inaccurate; each line says why and how",
+        "many calls were made to it. Please check them and send back corrected numbers.",
         "",
     ]
-    lines += [f"{r.policy_number}  {r.customer}  {r.number}  {r.reason}" for r in rows]
+    lines += [
+        f"{r.policy_number}  {r.customer}  {r.number}  {r.reason}  "
+        f"呼叫 {r.attempts} 次 / {r.attempts} call{'' if r.attempts == 1 else 's'}"
+        for r in rows
+    ]
     msg.set_content("\n".join(lines))
     _attach_csv(
         msg,

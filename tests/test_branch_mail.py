@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -24,6 +25,7 @@ from crm_sync.mail import (
     FileMailer,
     InaccurateNumber,
     SmtpMailer,
+    compose_inaccurate_numbers,
     compose_lapsed,
     send_branch_lists,
     send_inaccurate_numbers,
@@ -31,6 +33,7 @@ from crm_sync.mail import (
 from crm_sync.models import Branch, Phone
 from dialer.results import inaccurate_numbers_by_branch
 from schedules.clock import VirtualClock
+from schedules.config import DeskCalendar
 from schedules.services import lapsed_by_branch
 from tests import schedules_rows as db_rows
 
@@ -287,3 +290,49 @@ async def test_a_branch_address_with_a_line_break_fails_alone_and_is_sent_once_c
         await s.commit()
     await service.branch_mails(DAY)  # the retry
     assert sent_to() == ["sjz@example.com"] * 2 + ["ts@example.com"] * 2
+
+
+async def test_each_inaccurate_number_says_what_happened_and_how_many_calls_it_had(
+    session: AsyncSession,
+) -> None:
+    """Three unanswered callback calls and a number not in service on its first call: the
+    mail claims no "three calls" for all rows; each row gives its own cause and count."""
+    sh = ZoneInfo("Asia/Shanghai")
+    desk = DeskCalendar()
+    branch = Branch(code="SJZ", name="石家庄分公司", email="sjz@example.com")
+    session.add(branch)
+    await session.flush()
+    _, unanswered = await db_rows.policy_with_lead(
+        session, date(2026, 12, 20), kind="callback", status="due", branch_id=branch.id
+    )
+    _, wrong = await db_rows.policy_with_lead(
+        session, date(2026, 12, 21), kind="callback", status="due", branch_id=branch.id
+    )
+    assert unanswered is not None and wrong is not None
+    for day in (1, 2, 3):
+        await db_rows.call_ended(
+            session, unanswered, "no_answer", now=datetime(2026, 12, day, 16, tzinfo=sh), desk=desk
+        )
+    await db_rows.call_ended(
+        session, wrong, "wrong_number", now=datetime(2026, 12, 3, 10, tzinfo=sh), desk=desk
+    )
+    await session.commit()
+
+    by_branch = await inaccurate_numbers_by_branch(session, date(2026, 12, 3))
+    rows = by_branch[branch.id]
+    assert [(r.reason, r.attempts) for r in rows] == [
+        ("三次未接通 not reached in 3 calls", 3),
+        ("空号/号码错误 number not in service", 1),
+    ]
+    msg = compose_inaccurate_numbers(
+        branch.name, "sjz@example.com", "d@x", date(2026, 12, 3), rows, NOW
+    )
+    body = msg.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "三次回访" not in body and "three" not in body
+    assert "三次未接通 not reached in 3 calls  呼叫 3 次 / 3 calls" in body
+    assert "空号/号码错误 number not in service  呼叫 1 次 / 1 call" in body
+    attachment = _attachment_rows(msg)
+    assert [r[3:] for r in attachment[1:]] == [
+        ["三次未接通 not reached in 3 calls", "3"],
+        ["空号/号码错误 number not in service", "1"],
+    ]
