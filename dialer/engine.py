@@ -225,6 +225,7 @@ class _Live:
     trunk: str | None = None
     admitted: bool = False  # holds a trunk slot
     answered: bool = False
+    recording: str | None = None  # MIXMONITOR_FILENAME, stored on the attempt when heard
 
 
 class _Server:
@@ -278,7 +279,8 @@ def finished_from(result: CallResult, live: _Live) -> Finished:
         ring_seconds=result.ring_seconds,
         talk_seconds=result.talk_seconds,
         key_pressed=result.key_pressed,
-        recording=result.recording,
+        # A tracker rebuilt after a restart never heard the VarSet: the stored name stands in.
+        recording=result.recording or live.recording,
         unknown=unknown,
         specialist_id=live.specialist_id,
         seat=result.connected_seat or live.seat,
@@ -330,6 +332,9 @@ class DialerEngine:
         self._seat_dirty: dict[int, list[Transition]] = {}
         self._seat_flush = asyncio.Event()
         self._sent_marks: list[tuple[str, datetime]] = []
+        # MIXMONITOR_FILENAME per attempt, written as soon as heard: a call cut off by a kill
+        # still names its recording, so the next start can ingest and link it.
+        self._recording_marks: list[tuple[str, str]] = []
         self._write_lock = locks.PriorityLock()  # SQLite: one writer, claims first
         self._seat_lock = asyncio.Lock()
         self._claim_slots = asyncio.Semaphore(self.config.claim_parallelism)
@@ -538,6 +543,7 @@ class DialerEngine:
                 attempt.campaign_id,
                 attempt.specialist_id,
                 attempt.seat,
+                recording=attempt.recording_file,
             )
             self._live[live.attempt_id] = live
             if attempt.state == AttemptState.RESERVED.value:
@@ -1419,6 +1425,13 @@ class DialerEngine:
         server = self._servers[server_name]
         results = server.tracker.handle(event, self.clock.monotonic())
         server.read_check.saw(event)
+        if isinstance(event, ev.VarSet) and event.variable == "MIXMONITOR_FILENAME":
+            # Linkedid is the attempt id (the Originate's ChannelId) on every channel of a call.
+            live = self._live.get(event.linkedid)
+            if live is not None and event.value and event.value != live.recording:
+                live.recording = event.value
+                self._recording_marks.append((live.attempt_id, event.value))
+                self._seat_flush.set()
         if isinstance(event, ev.BridgeEnter):
             live = self._live.get(event.linkedid)
             if live is not None and not live.answered:
@@ -1669,21 +1682,26 @@ class DialerEngine:
         async with self._seat_lock, self._write_guard(locks.BOOKKEEPING):
             dirty, self._seat_dirty = self._seat_dirty, {}
             marks, self._sent_marks = self._sent_marks, []
-            if not dirty and not marks:
+            files, self._recording_marks = self._recording_marks, []
+            if not dirty and not marks and not files:
                 return
             try:
-                await self._write_seats(dirty, marks)
+                await self._write_seats(dirty, marks, files)
             except BaseException:
                 for sid, ts in dirty.items():  # keep them for the next flush
                     self._seat_dirty[sid] = ts + self._seat_dirty.get(sid, [])
                 self._sent_marks[:0] = marks
+                self._recording_marks[:0] = files
                 raise
 
     async def _write_seats(
-        self, dirty: dict[int, list[Transition]], marks: list[tuple[str, datetime]]
+        self,
+        dirty: dict[int, list[Transition]],
+        marks: list[tuple[str, datetime]],
+        files: list[tuple[str, str]],
     ) -> None:
-        """Seat states, their transitions and "sent" marks: one statement of each kind
-        (executemany), however many seats changed."""
+        """Seat states, their transitions, "sent" marks and recording file names: one
+        statement of each kind (executemany), however many seats changed."""
         rows: list[dict[str, Any]] = []
         gone: list[int] = []
         states: dict[int, dict[str, Any]] = {}
@@ -1715,6 +1733,16 @@ class DialerEngine:
                 "since": seat.since or self.clock.now(),
             }
         async with self.sessions() as s:
+            if files:
+                await s.execute(
+                    update(_ATTEMPTS)
+                    .where(
+                        _ATTEMPTS.c.attempt_id == bindparam("file_id"),
+                        _ATTEMPTS.c.recording_file.is_(None),
+                    )
+                    .values(recording_file=bindparam("file_")),
+                    [{"file_id": attempt_id, "file_": name} for attempt_id, name in files],
+                )
             if marks:
                 await s.execute(
                     update(_ATTEMPTS)

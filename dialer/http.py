@@ -219,20 +219,23 @@ async def update_campaign(request: web.Request) -> web.Response:
 
 @routes.post("/api/do-not-call")
 async def add_dnc(request: web.Request) -> web.Response:
-    """Supervisor: put an E.164 number on the do-not-call list."""
+    """Supervisor: put a number on the do-not-call list, written in any form the import
+    accepts (+86 138-0013-8000, 138 0013 8000, …); the answer gives the E.164 form stored."""
     require_supervisor(_me(request))
     body = await _body(request)
     number = body.get("number")
     if not isinstance(number, str):
-        raise ApiError(400, "number is required (E.164, e.g. +8613800000000)")
+        raise ApiError(400, "number is required, e.g. +8613800138000")
     reason = body.get("reason")
-    await _call(_svc(request).add_do_not_call(number, reason if isinstance(reason, str) else None))
-    return json_response({"number": number, "do_not_call": True}, status=201)
+    stored = await _call(
+        _svc(request).add_do_not_call(number, reason if isinstance(reason, str) else None)
+    )
+    return json_response({"number": stored, "do_not_call": True}, status=201)
 
 
 @routes.delete("/api/do-not-call/{number}")
 async def remove_dnc(request: web.Request) -> web.Response:
     """Supervisor: take a number off the do-not-call list."""
     require_supervisor(_me(request))
-    await _call(_svc(request).remove_do_not_call(request.match_info["number"]))
-    return json_response({"number": request.match_info["number"], "do_not_call": False})
+    removed = await _call(_svc(request).remove_do_not_call(request.match_info["number"]))
+    return json_response({"number": removed, "do_not_call": False})

@@ -55,6 +55,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from crm_sync.models import Customer, Lead, Phone, Policy
+from crm_sync.phones import normalise_number
 from dialer.engine import SPECIALIST_MODES, DialerEngine
 from dialer.exceptions import DialerError, UnknownCampaign
 from dialer.models import CallAttempt, Campaign, CampaignKind, DialMode, DoNotCall, SeatState
@@ -323,18 +324,35 @@ class DialerService:
 
     # -- do not call ----------------------------------------------------------------------------
 
-    async def add_do_not_call(self, number: str, reason: str | None = None) -> None:
-        if not number.startswith("+"):
-            raise DialerError("do-not-call numbers are E.164 (+86…)")
-        async with self.sessions() as s:
-            if await s.get(DoNotCall, number) is None:
-                s.add(DoNotCall(number=number, reason=reason, added_at=self.clock.now()))
-                await s.commit()
+    async def add_do_not_call(self, number: str, reason: str | None = None) -> str:
+        """Block `number` in whatever form it is written; returns the E.164 form stored.
 
-    async def remove_do_not_call(self, number: str) -> None:
+        The claim query compares E.164 strings, so a number stored as written ("+86 138…",
+        full-width digits) would block nothing: it is normalised by the import's rules, and
+        what is not one phone number is refused."""
+        e164 = do_not_call_number(number)
         async with self.sessions() as s:
-            await s.execute(delete(DoNotCall).where(DoNotCall.number == number))
+            if await s.get(DoNotCall, e164) is None:
+                s.add(DoNotCall(number=e164, reason=reason, added_at=self.clock.now()))
+                await s.commit()
+        return e164
+
+    async def remove_do_not_call(self, number: str) -> str:
+        e164 = do_not_call_number(number)
+        async with self.sessions() as s:
+            await s.execute(delete(DoNotCall).where(DoNotCall.number == e164))
             await s.commit()
+        return e164
+
+
+def do_not_call_number(number: str) -> str:
+    try:
+        return normalise_number(number)
+    except ValueError as exc:
+        raise DialerError(
+            f"not a phone number for the do-not-call list ({exc}); write one number, e.g. "
+            "+8613800138000, 138 0013 8000 or 0311-85551234"
+        ) from None
 
 
 __all__ = ["DialerService", "inaccurate_numbers_by_branch", "seat_view"]

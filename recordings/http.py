@@ -6,14 +6,18 @@ handler is given a recording id; the file comes from the row's storage key throu
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 
 from aiohttp import web
 
 from crm_sync.auth import ApiError, principal
+from recordings.exceptions import StoreError, UnsafePath
 from recordings.services import RecordingFilter, RecordingsService
 from recordings.store import RecordingStore
+
+log = logging.getLogger(__name__)
 
 RECORDINGS = web.AppKey("recordings", RecordingsService)
 routes = web.RouteTableDef()
@@ -137,8 +141,20 @@ async def _stream(
 ) -> web.StreamResponse:
     await resp.prepare(request)
     if request.method != "HEAD":
-        async for block in store.read_range(key, start, end):
-            await resp.write(block)
+        sent = 0
+        try:
+            async for block in store.read_range(key, start, end):
+                await resp.write(block)
+                sent += len(block)
+            if sent != end - start + 1:
+                raise StoreError(f"{key} ended after {sent} of {end - start + 1} bytes")
+        except (StoreError, UnsafePath, OSError) as exc:
+            # The headers are out: an error response now would land inside the body. Closing
+            # the connection short of Content-Length is the one honest signal left.
+            log.error("recording %s: the store failed while streaming: %s", key, exc)
+            if request.transport is not None:
+                request.transport.close()
+            return resp
     await resp.write_eof()
     return resp
 
