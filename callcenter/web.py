@@ -46,8 +46,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(500, "internal error; the service log has the details")
 
 
+# Paths anyone may read: the front page says what this is and where the API page is.
+PUBLIC_PATHS = frozenset({"/"})
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in PUBLIC_PATHS and request.method in ("GET", "HEAD"):
+        return await handler(request)
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
     if not token and request.method in ("GET", "HEAD") and request.path.endswith("/audio"):
@@ -70,7 +76,7 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
-        if not path or route.method in ("HEAD", "*"):
+        if not path or not path.startswith("/api/") or route.method in ("HEAD", "*"):
             continue
         doc = (route.handler.__doc__ or "").strip()
         summary, _, description = doc.partition("\n")
@@ -121,6 +127,54 @@ async def openapi_handler(request: web.Request) -> web.Response:
     return web.json_response(openapi_document(request.app))
 
 
+FRONT_PAGE = """<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>续保外呼中心 · Renewal desk call center</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; padding: 0 1rem;
+       line-height: 1.6; color: #222; }
+code { background: #f3f3f3; padding: 0 .25rem; }
+section + section { margin-top: 2rem; border-top: 1px solid #ddd; }
+</style>
+</head>
+<body>
+<section lang="zh-CN">
+<h1>续保外呼中心</h1>
+<p>车险续保专席的外呼服务：导入核心系统的续保清单，按随机等额分配把每天的线索分给续保专员，
+只在外呼时段内拨打客户，记录并归档每一通电话，把结果写回 CRM。</p>
+<ul>
+<li><a href="/api/docs">API 页面</a>（可直接试用每个接口）·
+<a href="/api/openapi.json">OpenAPI 文档</a></li>
+<li>调用 API 需要令牌：<code>Authorization: Bearer &lt;令牌&gt;</code>。
+令牌由主管或运维用 <code>callcenter tokens create 工号或姓名</code> 生成。</li>
+</ul>
+</section>
+<section lang="en">
+<h1>Renewal desk call center</h1>
+<p>The outbound dialer of the car-insurance policy-renewal desk: it imports the renewal lists
+of the core system, deals each day's leads to the specialists at random in equal shares, calls
+customers only inside the calling windows, records and files every call, and writes every
+result back to the CRM.</p>
+<ul>
+<li><a href="/api/docs">The API page</a> (try each route) ·
+<a href="/api/openapi.json">the OpenAPI document</a></li>
+<li>The API needs a token: <code>Authorization: Bearer &lt;token&gt;</code>. A supervisor or
+maintainer issues one with <code>callcenter tokens create ID-OR-NAME</code>.</li>
+</ul>
+</section>
+</body>
+</html>
+"""
+
+
+async def front_page(request: web.Request) -> web.Response:
+    """What this service is, and where its API page is (no token needed)."""
+    return web.Response(text=FRONT_PAGE, content_type="text/html", charset="utf-8")
+
+
 async def whoami_handler(request: web.Request) -> web.Response:
     """Who the token belongs to."""
     p = principal(request)
@@ -151,6 +205,7 @@ def create_app(
 ) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[SESSIONS] = sessions
+    app.router.add_get("/", front_page)
     app.router.add_get("/api/openapi.json", openapi_handler)
     app.router.add_get("/api/me", whoami_handler)
     for table in route_tables:
