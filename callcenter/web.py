@@ -15,7 +15,16 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.auth import PRINCIPAL, ApiError, authenticate, json_response, principal
+from crm_sync.auth import (
+    CLOCK,
+    PRINCIPAL,
+    ApiError,
+    TokenRefused,
+    authenticate,
+    json_response,
+    principal,
+)
+from schedules.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +72,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if not token:
         raise ApiError(401, "missing token: send 'Authorization: Bearer <token>'")
     async with request.app[SESSIONS]() as session:
-        user = await authenticate(session, token)
-    if user is None:
-        raise ApiError(401, "unknown or revoked token")
+        try:
+            user = await authenticate(session, token, request.app[CLOCK].now())
+        except TokenRefused as exc:
+            raise ApiError(401, str(exc)) from None
     request[PRINCIPAL] = user
     return await handler(request)
 
@@ -202,9 +212,11 @@ def make_runner(app: web.Application) -> web.AppRunner:
 def create_app(
     sessions: async_sessionmaker[AsyncSession],
     route_tables: Iterable[web.RouteTableDef] = (),
+    clock: Clock | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[SESSIONS] = sessions
+    app[CLOCK] = clock or SystemClock()
     app.router.add_get("/", front_page)
     app.router.add_get("/api/openapi.json", openapi_handler)
     app.router.add_get("/api/me", whoami_handler)
