@@ -3,23 +3,21 @@ and the supervisors' API; a refused token says why and what to do. SQLite and Po
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from callcenter.cli import main
 from callcenter.web import create_app
 from crm_sync import http as crm_http
 from crm_sync.auth import ApiToken, TokenRefused, authenticate, issue_token, parse_expiry
 from crm_sync.models import Specialist
 from schedules.clock import VirtualClock
+from tests.test_import_cli import cli, cli_env  # noqa: F401  (the shared CLI fixture)
 
 T0 = datetime(2026, 3, 11, 1, 0, tzinfo=UTC)
 
@@ -177,18 +175,9 @@ async def test_an_expiry_in_the_past_is_refused(api: Api) -> None:
 # ------------------------------------------------------------------------- the command line
 
 
-@pytest.fixture
-def cli_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CALLCENTER_DATABASE_URL", db_url)
-    monkeypatch.setenv("CALLCENTER_DATA_DIR", str(tmp_path / "data"))
-
-
-async def cli(*argv: str) -> int:
-    return await asyncio.to_thread(main, list(argv))
-
-
+@pytest.mark.usefixtures("cli_env")
 async def test_tokens_are_created_with_an_expiry_listed_without_secrets_and_revoked(
-    cli_env: None, engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
+    engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async with engine.begin() as conn:
         await conn.execute(
@@ -226,8 +215,9 @@ async def test_tokens_are_created_with_an_expiry_listed_without_secrets_and_revo
     assert "revoked" in capsys.readouterr().out
 
 
+@pytest.mark.usefixtures("cli_env")
 async def test_bad_token_commands_exit_2_with_a_reason(
-    cli_env: None, engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
+    engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await cli("tokens", "revoke", "424242") == 2
     assert "no token #424242" in capsys.readouterr().err
