@@ -285,8 +285,13 @@ def preparation_lines(
         f"imported {Path(cb.file).name} as post-underwriting callbacks (承保回访): "
         f"{cb.imported}; called automatically, no specialist needed",
         f"morning job ({timeline.day}): {sum(timeline.made_due.values())} leads became due "
-        f"today; {timeline.closed_renewed} open leads closed because their policy was renewed "
-        f"meanwhile; {timeline.callbacks_created} callback calls booked",
+        "today (a renewal lead is due 25 days before its policy expires)"
+        + (
+            f"; {timeline.closed_renewed} open leads closed because their policy was renewed "
+            "meanwhile"
+            if timeline.closed_renewed
+            else ""
+        ),
         f"distribution (随机等额分配): {dist.dealt} leads dealt at random to "
         f"{len(dist.specialists)} specialists, each gets the same number give or take one "
         f"({dealt}, …; seed {dist.seed})",
@@ -300,13 +305,15 @@ def day_summary_lines(c: DayCounts, desk: DeskCalendar, mails: int, outbox: Path
     return [
         f"day over: {c.calls} calls, {c.answered} answered, {c.renewed} renewed "
         f"(a specialist's result for an answered call)",
-        f"  retries: {c.retry_calls} of the calls were retries, i.e. another call to a customer "
-        "not reached before (busy, no answer, switched off) at the time the retry rules "
-        f"give; {c.retries_booked} leads have their next call booked for a later window",
+        f"  retries: {c.retry_calls} of the calls were retries, i.e. another call on a lead "
+        "already called: after busy (30 min later), no answer (next window) or switched off "
+        "(next day), or at the time a customer asked to be called back; "
+        f"{c.retries_booked} leads have their next call booked",
         f"  the dialler calls only inside the calling windows ({windows}, {desk.tz}, on "
         "calling days): the pause between them is the rule, not a fault",
-        f"  {c.inaccurate} numbers marked inaccurate (不准确): the third unanswered call to a "
-        "callback number; each branch is told by e-mail",
+        f"  {c.inaccurate} numbers marked inaccurate (不准确): a callback number not reached on "
+        "the third call, or one the network reports as not in service; each branch is told "
+        "by e-mail",
         f"branch e-mails written: {mails} in {outbox} (no SMTP server set, so .eml files)",
     ]
 

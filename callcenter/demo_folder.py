@@ -100,8 +100,8 @@ def claim(path: Path, *, address: str) -> DemoFolder:
         os.close(fd)
         raise DemoFolderError(
             f"{path} is in use by a running demo ({_holder(lock_file)}). Stop that demo first "
-            "(Ctrl-C in its terminal, or kill its pid), or run this one in another folder and "
-            "on another port: make run PORT=8181 DATA=/tmp/callcenter-demo-2"
+            "(Ctrl-C in its terminal, or kill its pid), or give this one its own folder and "
+            "port: make run PORT=<a free port> DATA=<a new folder>"
         ) from None
     os.ftruncate(fd, 0)
     os.write(

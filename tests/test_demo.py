@@ -265,7 +265,7 @@ async def test_the_summary_explains_each_number_with_the_real_counts(
 
     after = "\n".join(day_summary_lines(counts, desk, 1, tmp_path / "mail-outbox"))
     assert "day over: 4 calls, 2 answered" in after
-    assert "2 of the calls were retries, i.e. another call to a customer not reached" in after
+    assert "2 of the calls were retries, i.e. another call on a lead already called" in after
     assert "calling windows (09:30-11:00 and 15:30-17:00, Asia/Shanghai" in after
     assert "the pause between them is the rule" in after
     assert "branch e-mails written: 1" in after
