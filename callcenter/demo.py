@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from callcenter import demo_folder
 from callcenter.bootstrap import bootstrap, build_app
 from callcenter.database import create_engine, session_factory, upgrade
-from callcenter.demo_folder import DemoFolderError
+from callcenter.demo_folder import DemoRefused
 from callcenter.jobs import parse_time
 from callcenter.service import Service, wire
 from callcenter.settings import Settings, load_settings
@@ -115,7 +115,7 @@ def check_port_free(host: str, port: int) -> None:
         try:
             s.bind((host, port))
         except OSError:
-            raise DemoFolderError(
+            raise DemoRefused(
                 f"port {port} on {host} is taken (another service or demo?): choose a free "
                 f"one, e.g. make run PORT={port + 101} (callcenter demo --port …)"
             ) from None
@@ -176,7 +176,7 @@ async def _refuse_a_used_database(engine: AsyncEngine, url: str) -> None:
         used += (await conn.scalar(select(func.count()).select_from(Lead))) or 0
     if used:
         shown = make_url(url).render_as_string(hide_password=True)
-        raise DemoFolderError(
+        raise DemoRefused(
             f"the database {shown} (CALLCENTER_DATABASE_URL) already holds specialists or "
             "leads; the demo fills only an empty one. Unset CALLCENTER_DATABASE_URL to use the "
             "demo folder's own SQLite file, or name an empty database."

@@ -33,8 +33,9 @@ DEMO_ENTRIES = (
 )
 
 
-class DemoFolderError(Exception):
-    """The folder cannot be used for a demo; the message says why and what to do."""
+class DemoRefused(Exception):
+    """The demo cannot start here (its folder, its port, its database); the message says why
+    and what to do. Raised before anything that is not the demo's own is touched."""
 
 
 @dataclass
@@ -71,17 +72,17 @@ def _holder(lock_file: Path) -> str:
 
 
 def claim(path: Path, *, address: str) -> DemoFolder:
-    """Mark (if new and empty) and lock `path` for this demo, or raise `DemoFolderError`.
+    """Mark (if new and empty) and lock `path` for this demo, or raise `DemoRefused`.
 
     `address` (host:port) is written into the lock file so that a refused second demo can
     say which demo holds the folder. Nothing is deleted here: see `DemoFolder.reset`."""
     path = path.expanduser().absolute()
     if path.exists() and not path.is_dir():
-        raise DemoFolderError(f"{path} is a file, not a folder: choose another with DATA=…")
+        raise DemoRefused(f"{path} is a file, not a folder: choose another with DATA=…")
     marker = path / MARKER
     if not marker.is_file():
         if path.is_dir() and any(path.iterdir()):
-            raise DemoFolderError(
+            raise DemoRefused(
                 f"{path} already holds files and is not a demo folder (no {MARKER} in it); "
                 "the demo never deletes what it did not create. Choose an empty or new folder "
                 "(make run DATA=/tmp/callcenter-demo, or callcenter demo --data-dir …)."
@@ -98,7 +99,7 @@ def claim(path: Path, *, address: str) -> DemoFolder:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise DemoFolderError(
+        raise DemoRefused(
             f"{path} is in use by a running demo ({_holder(lock_file)}). Stop that demo first "
             "(Ctrl-C in its terminal, or kill its pid), or give this one its own folder and "
             "port: make run PORT=<a free port> DATA=<a new folder>"

@@ -29,7 +29,7 @@ from callcenter.demo import (
     preparation_lines,
     prepare_database,
 )
-from callcenter.demo_folder import DemoFolderError
+from callcenter.demo_folder import DemoRefused
 from crm_sync.models import Lead, Specialist
 from dialer.models import CallAttempt
 from schedules.config import DeskCalendar
@@ -209,7 +209,7 @@ async def test_the_demo_fills_only_an_empty_database(
         await s.commit()
     opts = DemoOptions(data_dir=tmp_path, policies=10, specialists=1)
     settings = demo_settings(opts).model_copy(update={"database_url": db_url})
-    with pytest.raises(DemoFolderError, match="already holds specialists or leads"):
+    with pytest.raises(DemoRefused, match="already holds specialists or leads"):
         await prepare_database(opts, settings, DAY)
     async with session_factory(engine)() as s:
         names = (await s.scalars(select(Specialist.name))).all()

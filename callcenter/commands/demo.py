@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from callcenter.demo import DemoOptions, run_demo
-from callcenter.demo_folder import DemoFolderError
+from callcenter.demo_folder import DemoRefused
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(run_demo(opts))
     except KeyboardInterrupt:
         return 0
-    except DemoFolderError as exc:
+    except DemoRefused as exc:
         print(f"demo refused: {exc}")
         return 1
     except OSError as exc:
