@@ -85,7 +85,9 @@ def claim(path: Path, *, address: str) -> DemoFolder:
             raise DemoRefused(
                 f"{path} already holds files and is not a demo folder (no {MARKER} in it); "
                 "the demo never deletes what it did not create. Choose an empty or new folder "
-                "(make run DATA=/tmp/callcenter-demo, or callcenter demo --data-dir …)."
+                "(make run DATA=/tmp/callcenter-demo, or callcenter demo --data-dir …). A folder "
+                "left by a demo older than this check has no marker either: if that is what it "
+                "is, remove it yourself."
             )
         path.mkdir(parents=True, exist_ok=True)
         marker.write_text(
