@@ -1,20 +1,37 @@
-"""CRM reads for the seat page and supervisors: leads (one's own for a specialist) and the
-standard contact results. Thin handlers; access rules from crm_sync.auth."""
+"""CRM reads for the seat page and supervisors: leads (one's own for a specialist), the
+standard contact results, and the supervisors' API tokens. Thin handlers; access rules and
+token work in crm_sync.auth."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.auth import ApiError, json_response, principal, require_own
+from crm_sync.auth import (
+    CLOCK,
+    ApiError,
+    TokenError,
+    create_token,
+    json_response,
+    list_tokens,
+    principal,
+    require_own,
+    require_supervisor,
+    revoke_token,
+)
 from crm_sync.models import ContactResult, Customer, Lead, LeadKind, LeadStatus, Phone, Policy
 
 CRM_SESSIONS = web.AppKey("crm_sessions", async_sessionmaker[AsyncSession])
 routes = web.RouteTableDef()
 MAX_PAGE = 500
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def lead_view(
@@ -138,3 +155,118 @@ async def contact_results(request: web.Request) -> web.Response:
             for r in rows
         ]
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# API tokens (supervisors): list, create (the secret is in this answer only), revoke
+# ---------------------------------------------------------------------------------------------
+
+MAX_TOKEN_DAYS = 3650
+
+
+class TokenCreate(BaseModel):
+    """POST /api/tokens. `expires_at` (a date-time with its zone) or `expires_in_days`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    specialist_id: int = Field(ge=1, le=2**31 - 1)
+    label: str | None = Field(default=None, max_length=100)
+    expires_at: AwareDatetime | None = None
+    expires_in_days: int | None = Field(default=None, ge=1, le=MAX_TOKEN_DAYS)
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> TokenCreate:
+        if self.expires_at is not None and self.expires_in_days is not None:
+            raise ValueError("give expires_at or expires_in_days, not both")
+        return self
+
+    def expiry(self, now: datetime) -> datetime | None:
+        if self.expires_in_days is not None:
+            return now + timedelta(days=self.expires_in_days)
+        return self.expires_at
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """The request's JSON body checked against `model`, or a 400 that says what is wrong."""
+    try:
+        raw = await request.json() if request.can_read_body else {}
+    except ValueError:
+        raise ApiError(400, "the body must be JSON") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ApiError(400, _validation_reason(exc)) from None
+
+
+async def _token_work(
+    request: web.Request, work: Callable[[AsyncSession, datetime], Awaitable[T]]
+) -> T:
+    now = request.app[CLOCK].now()
+    async with request.app[CRM_SESSIONS]() as s:
+        try:
+            result = await work(s, now)
+        except TokenError as exc:
+            raise ApiError(exc.status, exc.reason) from None
+        await s.commit()
+    return result
+
+
+@routes.get("/api/tokens")
+async def get_tokens(request: web.Request) -> web.Response:
+    """API tokens, never their secrets (supervisors).
+
+    Query: specialist_id (one user's), all=true (revoked and expired ones too).
+    """
+    require_supervisor(principal(request))
+    q = request.query
+    who = _int(q.get("specialist_id"), "specialist_id", 0) or None
+    everything = q.get("all", "false").lower() in ("true", "1", "yes")
+    tokens = await _token_work(
+        request,
+        lambda s, now: list_tokens(s, now, specialist_id=who, include_inactive=everything),
+    )
+    return json_response({"items": [t.to_dict() for t in tokens]})
+
+
+@routes.post("/api/tokens")
+async def post_token(request: web.Request) -> web.Response:
+    """Issue a token for a user (supervisors). The secret is in this answer and never again.
+
+    Body: {"specialist_id": 3, "label": "seat page", "expires_in_days": 30} or
+    {"expires_at": "2027-01-31T18:00:00+08:00"}.
+    """
+    me = principal(request)
+    require_supervisor(me)
+    body = await read_body(request, TokenCreate)
+    secret, info = await _token_work(
+        request,
+        lambda s, now: create_token(
+            s,
+            body.specialist_id,
+            now,
+            label=body.label,
+            expires_at=body.expiry(now),
+            actor_role=me.role,
+        ),
+    )
+    return json_response({"token": secret, **info.to_dict()}, status=201)
+
+
+@routes.post("/api/tokens/{token_id}/revoke")
+async def post_revoke(request: web.Request) -> web.Response:
+    """Revoke a token at once (supervisors); its bearer gets 401 from the next request on."""
+    me = principal(request)
+    require_supervisor(me)
+    token_id = _int(request.match_info["token_id"], "token id", 0)
+    info = await _token_work(
+        request, lambda s, now: revoke_token(s, token_id, now, actor_role=me.role)
+    )
+    return json_response(info.to_dict())

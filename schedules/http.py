@@ -8,6 +8,7 @@ from datetime import date
 from aiohttp import web
 
 from crm_sync.auth import ApiError, json_response, principal, require_supervisor
+from schedules.exceptions import DistributionDayRefused
 from schedules.services import DeskService
 
 DESK_SERVICE = web.AppKey("desk_service", DeskService)
@@ -49,7 +50,8 @@ async def distribute(request: web.Request) -> web.Response:
     same day deals only leads that became due since).
 
     Body (all optional): {"date": "YYYY-MM-DD", "dry_run": false, "seed": 123,
-    "timeline": true}.
+    "timeline": true, "force": false}. A date more than three days from today answers 409
+    with what the run would close (`would`) unless "force" is true; a dry run shows it too.
     """
     require_supervisor(principal(request))
     try:
@@ -59,18 +61,22 @@ async def distribute(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
     day = _day(body["date"]) if body.get("date") is not None else None
-    dry_run, timeline, seed = (
+    dry_run, timeline, seed, force = (
         body.get("dry_run", False),
         body.get("timeline", True),
         body.get("seed"),
+        body.get("force", False),
     )
-    if not isinstance(dry_run, bool) or not isinstance(timeline, bool):
-        raise ApiError(400, "dry_run and timeline must be true or false")
+    if not all(isinstance(flag, bool) for flag in (dry_run, timeline, force)):
+        raise ApiError(400, "dry_run, timeline and force must be true or false")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ApiError(400, "seed must be a whole number")
-    work = await request.app[DESK_SERVICE].distribute(
-        day, dry_run=dry_run, seed=seed, timeline=timeline
-    )
+    try:
+        work = await request.app[DESK_SERVICE].distribute(
+            day, dry_run=dry_run, seed=seed, timeline=timeline, force=force
+        )
+    except DistributionDayRefused as exc:
+        raise ApiError(409, exc.reason, would=exc.preview.to_dict()) from None
     return json_response(work.to_dict())
 
 

@@ -135,7 +135,7 @@ async def test_supervisor_runs_the_distribution_once_and_reads_the_recorded_run(
     ("body", "reason"),
     [
         ({"date": "11/03/2026"}, "date '11/03/2026' is not a date"),
-        ({"dry_run": "yes"}, "dry_run and timeline must be true or false"),
+        ({"dry_run": "yes"}, "dry_run, timeline and force must be true or false"),
         ({"seed": "7"}, "seed must be a whole number"),
         ([1, 2], "the body must be a JSON object"),
     ],
