@@ -34,7 +34,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Table, bindparam, case, delete, func, insert, select, update
@@ -82,7 +82,7 @@ from dialer.results import (
 from dialer.seats import Seat, Transition
 from schedules.clock import Clock
 from schedules.retry import RetryConfig
-from schedules.windows import DEFAULT_TZ, CallingHours, CallingPlan
+from schedules.windows import DEFAULT_TZ, MIN_RING, CallingHours, CallingPlan, ring_time
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,12 @@ class AmiServerSpec:
 @dataclass(frozen=True, slots=True)
 class DialerConfig:
     wrap_up_seconds: float = 15.0
-    last_call_margin: float = 5.0  # no new call in a window's last seconds
+    # From the Originate to the customer's phone ringing (the seat answers, the dialplan
+    # starts its Dial: ~20 ms in the PJSIP traces): kept off the ring time near a window's end.
+    last_call_margin: float = 1.0
+    # A call rings for the dial plan's ring time, cut to what is left of its window (less the
+    # margin), and none starts with less than this to ring (schedules.windows.ring_time).
+    min_ring_seconds: float = MIN_RING.total_seconds()
     idle_recheck_seconds: float = 60.0  # a ready seat with nothing to dial looks again
     claim_batch: int = 20
     claim_parallelism: int = 8
@@ -663,11 +668,27 @@ class DialerEngine:
     def hours_for(self, kind: str) -> CallingHours:
         return self.plan.for_kind(kind)
 
-    def is_open(self, kind: str, tz: str, now: datetime) -> bool:
-        """Open, with at least `last_call_margin` left: an Originate sent in the window's last
-        instant would reach the customer's phone after it has closed."""
+    def _ringable(self, kind: str, tz: str, now: datetime) -> timedelta | None:
+        """How long a phone may ring for a call sent now: what is left of the window, less
+        the time the call takes to reach the phone (None: closed)."""
         left = self.plan.for_kind(kind).closes_in(now, tz)
-        return left is not None and left.total_seconds() >= self.config.last_call_margin
+        return None if left is None else left - timedelta(seconds=self.config.last_call_margin)
+
+    def is_open(self, kind: str, tz: str, now: datetime) -> bool:
+        """Open, with at least the minimum ring time left: a call started later would either
+        ring after the window has closed or ring too briefly to be answered."""
+        left = self._ringable(kind, tz, now)
+        return left is not None and left >= timedelta(seconds=self.config.min_ring_seconds)
+
+    def ring_ms(self, kind: str, tz: str, now: datetime, plan: DialPlan) -> int | None:
+        """The ring time (ms) of a call sent at `now`: the dial plan's, cut to what is left of
+        the window so that no phone rings after it closes; None: too little left to send."""
+        ring = ring_time(
+            self._ringable(kind, tz, now),
+            timedelta(milliseconds=plan.ring_timeout_ms),
+            timedelta(seconds=self.config.min_ring_seconds),
+        )
+        return None if ring is None else int(ring.total_seconds() * 1000)
 
     # -- seats --------------------------------------------------------------------------------
 
@@ -1258,8 +1279,10 @@ class DialerEngine:
     # -- sending -------------------------------------------------------------------------------
 
     def _headers(
-        self, live: _Live, camp: CampaignInfo | None, plan: DialPlan
+        self, live: _Live, camp: CampaignInfo | None, plan: DialPlan, ring_ms: int | None = None
     ) -> dict[str, HeaderValue]:
+        if ring_ms is not None and ring_ms < plan.ring_timeout_ms:
+            plan = replace(plan, ring_timeout_ms=ring_ms)
         number = originate.dialable(live.number)
         cid = camp.caller_id if camp is not None else None
         trunk = camp.trunk if camp is not None else None
@@ -1319,12 +1342,20 @@ class DialerEngine:
         if live.mode == DialMode.AUTOMATIC.value and live.campaign_id is not None:
             self._campaign_waiting[live.campaign_id] -= 1
         now = self.clock.now()
-        # The calling-window check happens here, at the moment of sending.
-        if not self.is_open(live.kind, live.tz, now):
+        # The calling-window check happens here, at the moment of sending, and the ring time
+        # is cut to what is left of the window.
+        ring_ms = self.ring_ms(live.kind, live.tz, now, server.spec.plan)
+        if ring_ms is None:
             self.stats["not_sent_window"] += 1
             await self._finish(
                 live,
-                Finished(live.attempt_id, NOT_SENT, reason="calling window closed at send time"),
+                Finished(
+                    live.attempt_id,
+                    NOT_SENT,
+                    reason="calling window closed (or closing within the minimum ring time) "
+                    "at send time",
+                    retry_at=self.hours_for(live.kind).next_window_start(now, live.tz),
+                ),
             )
             return
         link = server.link
@@ -1334,7 +1365,7 @@ class DialerEngine:
                 live, Finished(live.attempt_id, NOT_SENT, reason="AMI link down: not dialled")
             )
             return
-        headers = self._headers(live, camp, server.spec.plan)
+        headers = self._headers(live, camp, server.spec.plan, ring_ms)
         mono = self.clock.monotonic()
         server.tracker.register(
             live.attempt_id,

@@ -72,6 +72,8 @@ class Finished:
     # specialist and seat device the dialer connected the customer to.
     specialist_id: int | None = None
     seat: str | None = None
+    # Not sent: when the lead is due again (None: at once, or at the window's next opening).
+    retry_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +234,7 @@ async def record_result(
     if kind == "reminder":
         reason = f"reminder call: {fin.outcome}"
     elif fin.outcome == NOT_SENT:
-        next_at = hours.next_open(now, tz)
+        next_at = fin.retry_at or hours.next_open(now, tz)
         reason = fin.reason or "calling window closed at send time: not dialled"
     elif fin.outcome == SKIPPED:
         next_at = hours.next_window_start(now, tz)

@@ -23,6 +23,9 @@ from schedules.holidays import HolidayCalendar
 DEFAULT_TZ = "Asia/Shanghai"
 WEEKDAYS = frozenset(range(5))  # Monday..Friday
 _SEARCH_DAYS = 400
+# A call that may ring for less than this is not worth starting: most customers answer
+# within 15 s, and a shorter ring reads to them as a missed call from a stranger.
+MIN_RING = timedelta(seconds=15)
 
 
 @dataclass(frozen=True, order=True)
@@ -85,6 +88,19 @@ def _aware(now: datetime) -> datetime:
     if now.tzinfo is None:
         raise ValueError("naive datetime: pass an aware datetime (UTC)")
     return now
+
+
+def ring_time(
+    left: timedelta | None, ring: timedelta, minimum: timedelta = MIN_RING
+) -> timedelta | None:
+    """How long a call started now may ring so that no phone rings after its window closes.
+
+    `left` is what is left of the open window (None: closed). The full `ring` if that much is
+    left, else what is left, but never under `minimum`: None means "do not start the call".
+    """
+    if left is None or left < minimum or left <= timedelta(0):
+        return None
+    return min(ring, left)
 
 
 @dataclass(frozen=True)
@@ -167,6 +183,16 @@ class CallingHours:
         """Time left in the open window, or None when closed."""
         s = self.current_slot(now, tz)
         return None if s is None else s.end - now
+
+    def ring_time(
+        self,
+        now: datetime,
+        ring: timedelta,
+        tz: str | None = None,
+        minimum: timedelta = MIN_RING,
+    ) -> timedelta | None:
+        """`ring_time` of the window open at `now` (None: do not start a call now)."""
+        return ring_time(self.closes_in(now, tz), ring, minimum)
 
     def next_slots(self, now: datetime, n: int, tz: str | None = None) -> list[Slot]:
         """The next `n` openings; an open window counts, from `now` (for the callback picker)."""

@@ -504,7 +504,8 @@ async def _seat_first(
         _enter(pbx, s1, ctx, o.exten, "NoOp", f"seat-first {s1.name} -> {number}")
     r = _mixmonitor(pbx, s1, rec)
     resource = f"{number}@{'carrier' if family == 'PJSIP' else 'customers'}"
-    _enter(pbx, s1, ctx, o.exten, "Dial", f"{family}/{resource},30")
+    ring = _seconds(dict(o.variables).get("RING_SECONDS"), 30.0)  # Dial(…,${RING_SECONDS})
+    _enter(pbx, s1, ctx, o.exten, "Dial", f"{family}/{resource},{ring:g}")
     pbx.varset(s1, "DIALSTATUS", "")
     cust_leg = pbx.open_leg(
         call,
@@ -522,7 +523,7 @@ async def _seat_first(
         pbx.ev("MusicOnHoldStart", s2, ("Class", "default"))
     if _role(family, resource) is None:
         beh = Behaviour("unallocated")
-    status, cause, code = await _ring_customer(pbx, call, None, s1, cust_leg, beh, 30.0)
+    status, cause, code = await _ring_customer(pbx, call, None, s1, cust_leg, beh, ring)
     if status == "ANSWER":
         _bridge(pbx, cust, s1, r)
         try:

@@ -1,0 +1,119 @@
+"""Helpers for the dialling-rules tests (no tests here): the engine wired to the PBX simulator
+over real TCP on a `VirtualClock`, a record of every Originate the simulator received (with
+its headers and the clock time), and a poll that moves only the virtual clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from dialer.engine import DialerConfig, DialerEngine
+from dialer.models import CallAttempt
+from dialer.services import DialerService
+from dialer.simulator import PbxSimulator
+from dialer.simulator import server as sim_server
+from schedules.clock import VirtualClock
+from tests.test_dialer_support import make_engine
+
+
+def shanghai(hour: int, minute: int, second: float = 0.0, day: int = 5) -> datetime:
+    """A time on Monday 2026-01-05 (a calling day) in Asia/Shanghai, as UTC."""
+    whole = int(second)
+    micro = round((second - whole) * 1e6)
+    return datetime(2026, 1, day, hour - 8, minute, whole, micro, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Sent:
+    at: datetime
+    action_id: str
+    channel: str
+    timeout: float  # seconds, from the Timeout header
+    variables: dict[str, str]
+
+
+@dataclass
+class Originates:
+    """Every Originate the simulator received, in order."""
+
+    sent: list[Sent] = field(default_factory=list)
+
+    def for_lead(self, lead_id: int) -> list[Sent]:
+        return [s for s in self.sent if s.variables.get("LEAD_ID") == str(lead_id)]
+
+
+@contextmanager
+def record_originates(monkeypatch: pytest.MonkeyPatch, clock: VirtualClock) -> Iterator[Originates]:
+    seen = Originates()
+    real = sim_server.start_originate
+
+    def recording(pbx: Any, o: Any, respond: Any) -> None:
+        seen.sent.append(Sent(clock.now(), o.action_id, o.channel, o.timeout, dict(o.variables)))
+        real(pbx, o, respond)
+
+    monkeypatch.setattr(sim_server, "start_originate", recording)
+    yield seen
+
+
+async def until(
+    cond: Callable[[], Awaitable[bool]],
+    clock: VirtualClock,
+    *,
+    step: float = 0.0,
+    polls: int = 4000,
+) -> None:
+    """Look at `cond` until it holds. Between looks the virtual clock moves `step` seconds (0:
+    time stands still) and the real work of other threads and sockets (database drivers, the
+    AMI link) gets a moment to finish: a poll of that work, never a wait for time to pass;
+    the time the code under test sees is the VirtualClock's alone."""
+    for _ in range(polls):
+        if await cond():
+            return
+        if step:
+            await clock.advance(step)
+        await asyncio.sleep(0.002)
+    raise AssertionError("condition not reached")
+
+
+async def attempts(sessions: async_sessionmaker[AsyncSession]) -> list[CallAttempt]:
+    async with sessions() as s:
+        return list((await s.scalars(select(CallAttempt).order_by(CallAttempt.created_at))).all())
+
+
+async def ended(sessions: async_sessionmaker[AsyncSession], n: int) -> bool:
+    rows = await attempts(sessions)
+    return len(rows) >= n and all(a.ended_at is not None for a in rows)
+
+
+@asynccontextmanager
+async def running(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: VirtualClock,
+    *,
+    config: DialerConfig | None = None,
+    sim: PbxSimulator | None = None,
+) -> AsyncIterator[tuple[DialerEngine, DialerService, PbxSimulator]]:
+    """The simulator on a loopback port and an engine connected to it, both on `clock`."""
+    sim = sim or PbxSimulator(clock=clock, users={"dialer": "secret"}, seed=1)
+    await sim.start("127.0.0.1", 0)
+    engine = make_engine(sessions, clock, [("pbx1", sim)], config=config)
+    service = DialerService(engine)
+    await engine.start()
+    try:
+        await until(lambda: _connected(engine), clock)
+        yield engine, service, sim
+    finally:
+        await engine.stop(grace=0)
+        await sim.stop()
+
+
+async def _connected(engine: DialerEngine) -> bool:
+    return all(s.link is not None and s.link.connected for s in engine._servers.values())
