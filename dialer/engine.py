@@ -81,7 +81,7 @@ from dialer.results import (
 )
 from dialer.seats import Seat, Transition
 from schedules.clock import Clock
-from schedules.retry import RetryConfig
+from schedules.retry import DAILY_CALLS_PER_NUMBER, RetryConfig
 from schedules.windows import DEFAULT_TZ, MIN_RING, CallingHours, CallingPlan, ring_time
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,9 @@ class DialerConfig:
     housekeeping_seconds: float = 5.0
     originate_lost_seconds: float = 120.0  # nothing heard of an Originate: fate unknown
     reminder_days_before: int = 30
+    # Calls per number per local day, every campaign together (None: no cap). The claim
+    # query decides it (dialer.queues), for specialists' and automatic campaigns alike.
+    daily_calls_per_number: int | None = DAILY_CALLS_PER_NUMBER
     reminder_message: str = "renewal-reminder"
     result_writers: int = 4
     result_batch: int = 100  # results per transaction (fewer commits; SQLite holds its lock longer)
@@ -346,7 +349,10 @@ class DialerEngine:
         self._preclaim_slots = asyncio.Semaphore(self.config.claim_parallelism)
         self._dialling: set[int] = set()
         self._pg = False
-        self._seat_queue = queues.SeatQueue(lock=False)  # rebuilt at start for the database
+        # Rebuilt at start for the database.
+        self._seat_queue = queues.SeatQueue(
+            lock=False, daily_cap=self.config.daily_calls_per_number
+        )
         self._running = False
         self._writing = 0
         self._closing = False
@@ -370,7 +376,9 @@ class DialerEngine:
         async with self.sessions() as s:
             bind = s.get_bind()
             self._pg = bind.dialect.name == "postgresql"
-        self._seat_queue = queues.SeatQueue(lock=self._pg)
+        self._seat_queue = queues.SeatQueue(
+            lock=self._pg, daily_cap=self.config.daily_calls_per_number
+        )
         await self.ensure_default_campaigns()
         await self._load_campaigns()
         await self._restore()
@@ -668,6 +676,12 @@ class DialerEngine:
     def hours_for(self, kind: str) -> CallingHours:
         return self.plan.for_kind(kind)
 
+    def day_start(self, now: datetime) -> datetime:
+        """Where the daily cap per number counts from: the start of the desk's day (its time
+        zone's; calls happen only inside windows, so for a customer within a few hours of
+        it that is the customer's day too)."""
+        return self.plan.default.day_start(now)
+
     def _ringable(self, kind: str, tz: str, now: datetime) -> timedelta | None:
         """How long a phone may ring for a call sent now: what is left of the window, less
         the time the call takes to reach the phone (None: closed)."""
@@ -902,7 +916,12 @@ class DialerEngine:
         async with self._write_guard(rank), self.sessions() as s:
             cands = queues.choose(
                 await self._seat_queue.candidates(
-                    s, sid, list(kinds), now=now, limit=self.config.claim_batch
+                    s,
+                    sid,
+                    list(kinds),
+                    now=now,
+                    limit=self.config.claim_batch,
+                    day_start=self.day_start(now),
                 ),
                 now=now,
                 window_kind=lambda c: c.kind,
@@ -1211,11 +1230,18 @@ class DialerEngine:
         if cap <= 0:
             return 0
         now = self.clock.now()
+        day_start, daily_cap = self.day_start(now), self.config.daily_calls_per_number
         if camp.kind == CampaignKind.REMINDER.value:
             today = self.plan.for_kind(camp.kind).local_date(now)
-            query = queues.reminder_queue(now, today, self.config.reminder_days_before)
+            query = queues.reminder_queue(
+                now,
+                today,
+                self.config.reminder_days_before,
+                day_start=day_start,
+                daily_cap=daily_cap,
+            )
         else:
-            query = queues.callback_queue(now)
+            query = queues.callback_queue(now, day_start=day_start, daily_cap=daily_cap)
         lives: list[_Live] = []
         async with self._write_guard(locks.RESULTS), self.sessions() as s:
             cands = await queues.pick(

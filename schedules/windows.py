@@ -129,6 +129,11 @@ class CallingHours:
     def local_date(self, now: datetime, tz: str | None = None) -> date:
         return _aware(now).astimezone(zone(tz or self.tz)).date()
 
+    def day_start(self, now: datetime, tz: str | None = None) -> datetime:
+        """The instant `now`'s local day began (UTC): where "calls today" are counted from."""
+        d = self.local_date(now, tz)
+        return datetime.combine(d, time(0), tzinfo=zone(tz or self.tz)).astimezone(UTC)
+
     def slots_on(self, d: date, tz: str | None = None) -> list[Slot]:
         if not self.is_calling_day(d):
             return []

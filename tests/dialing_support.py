@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -28,7 +29,8 @@ def shanghai(hour: int, minute: int, second: float = 0.0, day: int = 5) -> datet
     """A time on Monday 2026-01-05 (a calling day) in Asia/Shanghai, as UTC."""
     whole = int(second)
     micro = round((second - whole) * 1e6)
-    return datetime(2026, 1, day, hour - 8, minute, whole, micro, tzinfo=UTC)
+    local = datetime(2026, 1, day, hour, minute, whole, micro, tzinfo=ZoneInfo("Asia/Shanghai"))
+    return local.astimezone(UTC)
 
 
 @dataclass(frozen=True)
