@@ -38,6 +38,7 @@ class Sent:
     at: datetime
     action_id: str
     channel: str
+    exten: str
     timeout: float  # seconds, from the Timeout header
     variables: dict[str, str]
 
@@ -58,7 +59,8 @@ def record_originates(monkeypatch: pytest.MonkeyPatch, clock: VirtualClock) -> I
     real = sim_server.start_originate
 
     def recording(pbx: Any, o: Any, respond: Any) -> None:
-        seen.sent.append(Sent(clock.now(), o.action_id, o.channel, o.timeout, dict(o.variables)))
+        sent = Sent(clock.now(), o.action_id, o.channel, o.exten, o.timeout, dict(o.variables))
+        seen.sent.append(sent)
         real(pbx, o, respond)
 
     monkeypatch.setattr(sim_server, "start_originate", recording)
