@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy, Specialist
-from dialer import locks, originate, queues, transfer
+from dialer import locks, originate, queues, shutdown, transfer
 from dialer.ami import events as ev
 from dialer.ami.connection import Reply
 from dialer.ami.exceptions import AmiError
@@ -122,6 +122,10 @@ class DialerConfig:
     automatic_tick_seconds: float = 2.0
     housekeeping_seconds: float = 5.0
     originate_lost_seconds: float = 120.0  # nothing heard of an Originate: fate unknown
+    # A ringing call cancelled with cause 16 waits this long for the PBX to go down (its
+    # `Shutdown` follows the calls it cut): then it was the PBX's doing (dialer.shutdown).
+    # Below the 1.1 s a graceful stop waits after the last call.
+    pbx_cut_grace_seconds: float = 1.0
     reminder_days_before: int = 30
     # Calls per number per local day, every campaign together (None: no cap). The claim
     # query decides it (dialer.queues), for specialists' and automatic campaigns alike.
@@ -240,6 +244,16 @@ class _Server:
         self.tracker = CallTracker()
         self.link: AmiLink | None = None
         self.trunks: dict[str, TrunkLimiter] = {}
+        # Asterisk said it is shutting down (an action refused so, or `Event: Shutdown`): no
+        # new call on it until the link is re-established (`_on_resync`).
+        self.refusing = False
+        self.going = False  # `Event: Shutdown` seen: it is ending what is left
+        self.links = 0  # (re)connections so far: a change means the link dropped meanwhile
+
+    @property
+    def usable(self) -> bool:
+        """Connected, and Asterisk takes new calls."""
+        return self.link is not None and self.link.connected and not self.refusing
 
     def trunk(self, name: str, max_calls: int, max_cps: float) -> TrunkLimiter:
         """The trunk's limiter. One object per trunk for good (callers waiting on it must see
@@ -714,7 +728,7 @@ class DialerEngine:
         n = len(self._server_order)
         for i in range(n):
             server = self._servers[self._server_order[(self._rr + i) % n]]
-            if server.link is not None and server.link.connected:
+            if server.usable:
                 self._rr = (self._rr + i + 1) % n
                 return server
         return None
@@ -984,7 +998,9 @@ class DialerEngine:
         if not kinds:
             return None
         server = self._server_for_seat(seat.device)
-        if server.link is None or not server.link.connected:
+        if not server.usable:
+            # Link down or Asterisk shutting down: wait for it (woken again on reconnect)
+            # rather than claim leads nobody can dial.
             self._wake_later(sid, min(5.0, self.config.idle_recheck_seconds))
             return None
         now = self.clock.now()
@@ -1047,7 +1063,7 @@ class DialerEngine:
                 if seat is None or not kinds or not self._will_dial(seat):
                     return
                 server = self._server_for_seat(seat.device)
-                if server.link is None or not server.link.connected:
+                if not server.usable:
                     return
                 got = await self._claim_for_seat(seat, kinds, server, self.clock.now(), pre=True)
                 if isinstance(got, str):
@@ -1096,12 +1112,11 @@ class DialerEngine:
                 await self._release(live, "seat paused or signed out before dialling")
             return None
         camp = self._campaigns.get(live.campaign_id or -1)
-        link = self._servers[live.server].link
         reason = None
         if camp is None or not camp.running or camp.mode != live.mode:
             reason = "campaign stopped or changed before dialling"
-        elif link is None or not link.connected:
-            reason = "AMI link down: not dialled"
+        elif not self._servers[live.server].usable:
+            reason = "AMI link down or Asterisk shutting down: not dialled"
         elif not self.is_open(live.kind, live.tz, self.clock.now()):
             reason = "calling window closed before the seat was ready"
         if reason is not None or camp is None:
@@ -1385,10 +1400,15 @@ class DialerEngine:
             )
             return
         link = server.link
-        if link is None or not link.connected:
+        if link is None or not server.usable:
             self.stats["not_sent_link"] += 1
             await self._finish(
-                live, Finished(live.attempt_id, NOT_SENT, reason="AMI link down: not dialled")
+                live,
+                Finished(
+                    live.attempt_id,
+                    NOT_SENT,
+                    reason="AMI link down or Asterisk shutting down: not dialled",
+                ),
             )
             return
         headers = self._headers(live, camp, server.spec.plan, ring_ms)
@@ -1428,13 +1448,34 @@ class DialerEngine:
                 )
             )
         if not reply.ok:
+            message = reply.get("Message") or "Originate refused"
             results = server.tracker.originate_failed(
-                live.attempt_id, reply.get("Message") or "Originate refused", self.clock.monotonic()
+                live.attempt_id, message, self.clock.monotonic()
             )
+            if shutdown.refused_for_shutdown(message):
+                await self._refused_for_shutdown(server, live, message)
+                return
             self._enqueue(live.server, results)
             return
         self._sent_marks.append((live.attempt_id, now))
         self._seat_flush.set()
+
+    async def _refused_for_shutdown(self, server: _Server, live: _Live, message: str) -> None:
+        """Asterisk refused the Originate because it is stopping: nothing was dialled. The
+        attempt is not sent (no call counted, the lead due again at once) and the server
+        takes no new call until its link is back, so its seats wait instead of going through
+        their queues one refused lead at a time."""
+        if not server.refusing:
+            log.warning(
+                "AMI %s: %s: no new calls until the link is re-established",
+                server.spec.name,
+                message,
+            )
+        server.refusing = True
+        self.stats["not_sent_shutdown"] += 1
+        await self._finish(
+            live, Finished(live.attempt_id, NOT_SENT, reason=f"Originate refused: {message}")
+        )
 
     async def hang_up(self, attempt_id: str) -> bool:
         """Hang up one of this process's calls: an AMI Hangup of its originated channel. The
@@ -1472,6 +1513,12 @@ class DialerEngine:
 
     def _on_event(self, server_name: str, event: Any) -> None:
         server = self._servers[server_name]
+        if event.name == "Shutdown":
+            log.warning(
+                "AMI %s: Asterisk is shutting down: no new calls until the link is back",
+                server_name,
+            )
+            server.refusing = server.going = True
         results = server.tracker.handle(event, self.clock.monotonic())
         if isinstance(event, ev.BridgeEnter):
             live = self._live.get(event.linkedid)
@@ -1533,16 +1580,50 @@ class DialerEngine:
                 self._record(seat, seat.call_end(self.clock.now(), 0.0))
 
     def _enqueue(self, server_name: str, results: Sequence[CallResult]) -> None:
+        server = self._servers[server_name]
         for r in results:
             live = self._live.get(r.attempt_id or "")
             if live is None:
                 if r.attempt_id is not None:
                     log.debug("result for an attempt not in flight here: %s", r.attempt_id)
                 continue
-            self._results.put_nowait((live, finished_from(r, live)))
+            fin = finished_from(r, live)
+            if server.going and not fin.unknown and not shutdown.reached(r):
+                fin = shutdown.ended_by_pbx(fin, "it ended while Asterisk shut down")
+            elif shutdown.may_be_cut(r) and not fin.unknown:
+                self._spawn(self._unless_cut(server, live, fin))
+                continue
+            self._results.put_nowait((live, fin))
+
+    async def _unless_cut(self, server: _Server, live: _Live, fin: Finished) -> None:
+        """A ringing call cancelled with cause 16: if the PBX goes down within the grace
+        (`Event: Shutdown`, or the link drops), the PBX cut it; else it is what it was."""
+        step, waited, links = 0.1, 0.0, server.links
+        while waited < self.config.pbx_cut_grace_seconds and not self._pbx_went(server, links):
+            await self.clock.sleep(step)
+            waited += step
+        if self._pbx_went(server, links):
+            fin = shutdown.ended_by_pbx(fin, "cancelled as Asterisk shut down")
+        self._results.put_nowait((live, fin))
+
+    @staticmethod
+    def _pbx_went(server: _Server, links: int) -> bool:
+        """Shutdown seen, or the link is down or was re-established since `links`."""
+        link = server.link
+        return server.going or server.links != links or link is None or not link.connected
 
     async def _on_resync(self, server_name: str, channels: Sequence[Any]) -> None:
         server = self._servers[server_name]
+        if server.refusing:
+            log.info("AMI %s: link re-established after a shutdown: dialling again", server_name)
+        server.refusing = server.going = False
+        server.links += 1
+        if self._running:  # the seats and campaigns that waited for this server
+            for sid, seat in self.seats.items():
+                if seat.available and self._server_for_seat(seat.device) is server:
+                    self.wake(sid)
+            for wake in self._campaign_wake.values():
+                wake.set()
         chans = [c for c in channels if isinstance(c, ev.CoreShowChannel)]
         results = server.tracker.resync(chans, self.clock.monotonic())
         live_ids = {c.linkedid for c in chans}

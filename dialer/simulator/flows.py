@@ -31,10 +31,12 @@ from dialer.simulator.pbx import (
     HungUp,
     Leg,
     Pbx,
+    PbxShutDown,
     Redirected,
     parse_callerid,
     playback_seconds,
 )
+from dialer.simulator.shutdown import cut
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +140,9 @@ async def _run(pbx: Pbx, call: Call, o: Originate, tech: str, resource: str) -> 
     rec: list[_Rec] = []
     try:
         await _originate(pbx, call, o, tech, resource, rec)
+    except PbxShutDown:
+        cut(pbx, call)
+        _or(pbx, call, o, False, 0)
     except HungUp:
         _teardown(pbx, call, o)
     except asyncio.CancelledError:
