@@ -1113,28 +1113,34 @@ class DialerEngine:
             return None
         camp = self._campaigns.get(live.campaign_id or -1)
         reason = None
+        retry_at = None
+        now = self.clock.now()
         if camp is None or not camp.running or camp.mode != live.mode:
             reason = "campaign stopped or changed before dialling"
         elif not self._servers[live.server].usable:
             reason = "AMI link down or Asterisk shutting down: not dialled"
-        elif not self.is_open(live.kind, live.tz, self.clock.now()):
+        elif not self.is_open(live.kind, live.tz, now):
             reason = "calling window closed before the seat was ready"
+            retry_at = self.hours_for(live.kind).next_window_start(now, live.tz)
         if reason is not None or camp is None:
-            await self._release(live, reason or "campaign stopped before dialling")
+            await self._release(live, reason or "campaign stopped before dialling", retry_at)
             if seat.available:
                 self.wake(seat.specialist_id)  # another lead may be callable
             return None
         self._record(seat, seat.dial(self.clock.now(), live.attempt_id))
         return live, camp
 
-    async def _release(self, live: _Live, reason: str) -> None:
+    async def _release(self, live: _Live, reason: str, retry_at: datetime | None = None) -> None:
         """End a pre-claimed attempt that was never dialled: its lead and number are free
-        again at once (not_sent does not count as a call)."""
+        again at once (not_sent does not count as a call); the lead is due at `retry_at`
+        (None: at once)."""
         self.stats["preclaim_released"] += 1
         log.info(
             "attempt %s (lead %s): pre-claim released: %s", live.attempt_id, live.lead_id, reason
         )
-        await self._finish(live, Finished(live.attempt_id, NOT_SENT, reason=reason))
+        await self._finish(
+            live, Finished(live.attempt_id, NOT_SENT, reason=reason, retry_at=retry_at)
+        )
 
     async def _drop_preclaim(self, sid: int, reason: str) -> None:
         """The seat will not dial (paused, signed out): release its pre-claimed lead now,

@@ -327,13 +327,14 @@ class SeatQueue:
         with a daily cap, `day_start` is where today's calls are counted from."""
         if self.daily_cap is not None and day_start is None:
             raise ValueError("a queue with a daily cap needs day_start")
-        values = {
+        values: dict[str, Any] = {
             "specialist_id": specialist_id,
             "kinds": list(kinds),
             "now": now,
             "limit": limit,
-            "day_start": day_start,
         }
+        if self.daily_cap is not None:
+            values["day_start"] = day_start
         return _candidates((await session.execute(self._stmt, values)).all(), now)
 
 

@@ -69,6 +69,17 @@ async def test_the_queues_leave_out_a_number_called_three_times_today(
     tomorrow = {"day_start": day_start + timedelta(days=1), "daily_cap": DAILY_CALLS_PER_NUMBER}
     assert await ids(queues.reminder_queue(now, now.date(), 30, **tomorrow)) == leads
     assert await ids(queues.specialist_queue(specs[0], ["renewal"], now)) == leads
+    # The engine's prepared statement: the same rule with bound values.
+    capped = queues.SeatQueue(lock=False, daily_cap=DAILY_CALLS_PER_NUMBER)
+    got = await capped.candidates(
+        session, specs[0], ["renewal"], now=now, limit=5, day_start=day_start
+    )
+    assert got == []
+    with pytest.raises(ValueError, match="day_start"):
+        await capped.candidates(session, specs[0], ["renewal"], now=now, limit=5)
+    uncapped = queues.SeatQueue(lock=False, daily_cap=None)
+    got = await uncapped.candidates(session, specs[0], ["renewal"], now=now, limit=5)
+    assert [c.lead_id for c in got] == leads
 
 
 async def test_a_number_with_two_renewal_calls_and_a_reminder_today_is_not_called_again(
