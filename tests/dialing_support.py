@@ -5,6 +5,7 @@ its headers and the clock time), and a poll that moves only the virtual clock.""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -72,19 +73,19 @@ async def until(
     clock: VirtualClock,
     *,
     step: float = 0.0,
-    polls: int = 4000,
+    timeout_real: float = 60.0,
 ) -> None:
-    """Look at `cond` until it holds. Between looks the virtual clock moves `step` seconds (0:
-    time stands still) and the real work of other threads and sockets (database drivers, the
-    AMI link) gets a moment to finish: a poll of that work, never a wait for time to pass;
-    the time the code under test sees is the VirtualClock's alone."""
-    for _ in range(polls):
-        if await cond():
-            return
+    """Look at `cond` on every turn of the event loop until it holds; between looks the
+    virtual clock moves `step` seconds (0: time stands still). The time the code under test
+    sees is the VirtualClock's alone; the real-seconds bound only stops a test that would
+    never end (the database work runs in threads and sockets, which a loaded machine slows)."""
+    deadline = time.monotonic() + timeout_real
+    while not await cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
         if step:
             await clock.advance(step)
-        await asyncio.sleep(0.002)
-    raise AssertionError("condition not reached")
+        await asyncio.sleep(0)
 
 
 async def attempts(sessions: async_sessionmaker[AsyncSession]) -> list[CallAttempt]:
