@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import PurePath
 from zoneinfo import ZoneInfo
@@ -262,7 +262,10 @@ def wire(
         servers,
         plan=desk.calling_plan,
         retry=desk.retry,
-        config=dialer_config,
+        config=replace(
+            dialer_config or DialerConfig(),
+            daily_calls_per_number=settings.daily_calls_per_number,
+        ),
         on_attempt_ended=recordings.on_attempt_ended,
     )
     service = Service(

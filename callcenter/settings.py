@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from recordings.config import RecordingSettings
+from schedules.retry import DAILY_CALLS_PER_NUMBER
 
 
 class AmiServer(BaseModel):
@@ -65,6 +66,8 @@ class Settings(BaseSettings):
     distribution_time: str = "08:30"
     result_deadline: str = "17:00"
     branch_mail_time: str = "17:30"
+    # Calls one number may get per day, every campaign together (docs/dialer.md).
+    daily_calls_per_number: int = Field(default=DAILY_CALLS_PER_NUMBER, ge=1)
     simulator: bool = True
     ami: list[AmiServer] = Field(default_factory=lambda: [AmiServer()])
     http: HttpSettings = Field(default_factory=HttpSettings)

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from crm_sync.exceptions import ImportInputError
 from crm_sync.mail import email_address
-from crm_sync.models import Branch, Customer, LeadKind, Phone, Policy
+from crm_sync.models import Branch, Customer, LeadKind, LeadStatus, Phone, Policy
 from crm_sync.phones import ParsedPhone, clean_cell, parse_phone, split_numbers
 from schedules.timeline import due_day
 
@@ -394,6 +394,14 @@ def customer_match_key(
 class HasExpiry(Protocol):
     @property
     def expiry_date(self) -> date: ...
+
+
+def initial_status(kind: LeadKind | str) -> LeadStatus:
+    """The status of a freshly imported lead. A post-underwriting callback list is the
+    automatic callback campaign's work from the day of its import (node 8: called from its
+    first calling window on; nothing is handed out): `due`. Every other kind waits, `new`,
+    for the timeline to make it due and the distribution to hand it to a specialist."""
+    return LeadStatus.DUE if LeadKind(kind) is LeadKind.CALLBACK else LeadStatus.NEW
 
 
 def initial_due_on(kind: LeadKind | str, policy: HasExpiry, today: date) -> date:

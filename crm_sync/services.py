@@ -39,6 +39,7 @@ from crm_sync.importer import (
     batched,
     customer_match_key,
     initial_due_on,
+    initial_status,
     prepare,
 )
 from crm_sync.models import (
@@ -620,7 +621,7 @@ class _Writer:
                     {
                         "policy_id": p.existing.id,
                         "kind": self.kind.value,
-                        "status": LeadStatus.NEW.value,
+                        "status": initial_status(self.kind).value,
                         "phone_id": phone_id,
                         "due_on": due,
                     }

@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 NOT_SENT = "not_sent"  # the window closed between claim and send: nothing was dialled
 ABANDONED = "abandoned"  # customer first: answered, but no seat took the call in time
 SKIPPED = "skipped"  # preview: the specialist skipped the lead
+# The PBX itself ended the call (Asterisk shutting down, dialer.shutdown): no customer
+# outcome, never counted by the retry rules (not toward the three calls of a callback number).
+ENDED_BY_PBX = "ended_by_pbx"
 UNKNOWN = "unknown"
 ANSWERED_OUTCOMES = frozenset({"answered", "answered_hung_up_early"})
 
@@ -72,6 +75,8 @@ class Finished:
     # specialist and seat device the dialer connected the customer to.
     specialist_id: int | None = None
     seat: str | None = None
+    # Not sent: when the lead is due again (None: at once, or at the window's next opening).
+    retry_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +120,7 @@ def retry_outcome(fin: Finished) -> RetryOutcome:
     o = fin.outcome
     if o in ANSWERED_OUTCOMES or (o == "hung_up_by_action" and fin.answered):
         return RetryOutcome.ANSWERED
-    if o in ("hung_up_by_action", NOT_SENT, ABANDONED, SKIPPED):
+    if o in ("hung_up_by_action", NOT_SENT, ABANDONED, SKIPPED, ENDED_BY_PBX):
         return RetryOutcome.FAILED if o == "hung_up_by_action" else RetryOutcome.UNKNOWN
     try:
         return RetryOutcome.parse(o)
@@ -232,11 +237,15 @@ async def record_result(
     if kind == "reminder":
         reason = f"reminder call: {fin.outcome}"
     elif fin.outcome == NOT_SENT:
-        next_at = hours.next_open(now, tz)
+        next_at = fin.retry_at or hours.next_open(now, tz)
         reason = fin.reason or "calling window closed at send time: not dialled"
     elif fin.outcome == SKIPPED:
         next_at = hours.next_window_start(now, tz)
         reason = fin.reason or "skipped in preview"
+    elif fin.outcome == ENDED_BY_PBX:
+        # Due again at once: the engine dials nothing on that PBX until its link is back.
+        next_at = hours.next_open(now, tz)
+        reason = fin.reason or "ended by the PBX: not a customer outcome"
     elif attempt.mode == DialMode.AUTOMATIC.value and talked and fin.key_pressed in ("1", "2"):
         if fin.key_pressed == "1":
             contact, closed = "confirmed", True
@@ -568,6 +577,7 @@ async def inaccurate_numbers_by_branch(
 __all__ = [
     "ABANDONED",
     "ANSWERED_OUTCOMES",
+    "ENDED_BY_PBX",
     "NOT_SENT",
     "SKIPPED",
     "UNKNOWN",

@@ -66,6 +66,10 @@ CONTACT_RESULT = {
     Outcome.WRONG_NUMBER: "wrong_number",
 }
 
+# Calls one number may get in one local day, every campaign together (reminders included):
+# the renewal desk's cap, and the dialer's claim rule (`DialerConfig.daily_calls_per_number`).
+DAILY_CALLS_PER_NUMBER = 3
+
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
 
 
@@ -178,7 +182,7 @@ RENEWAL_POLICY = RetryPolicy(
         Outcome.FAILED: Rule(Action.LATER, timedelta(minutes=10), counts=False),
         Outcome.UNKNOWN: Rule(Action.NEXT_WINDOW, counts=False),
     },
-    daily_cap=3,
+    daily_cap=DAILY_CALLS_PER_NUMBER,
 )
 
 APPOINTMENT = "appointment"  # pseudo-kind: a lead with a customer's own callback time

@@ -282,6 +282,20 @@ async def timeline_in(
         )
         report.made_due[kind] = _rowcount(res)
 
+    # Imported post-underwriting callback lists are the automatic campaign's work from the
+    # day of their import: the importer makes them due (crm_sync.importer.initial_status);
+    # lists imported as `new` before that rule are made due here, or nobody would dial them.
+    res = await session.execute(
+        update(Lead)
+        .where(
+            Lead.kind == "callback",
+            Lead.status == LeadStatus.NEW.value,
+            or_(Lead.due_on.is_(None), Lead.due_on <= day),
+        )
+        .values(status=LeadStatus.DUE.value, updated_at=now)
+    )
+    report.made_due["callback"] = _rowcount(res)
+
     res = await session.execute(
         update(Lead)
         .where(
