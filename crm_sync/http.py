@@ -3,18 +3,73 @@ standard contact results. Thin handlers; access rules from crm_sync.auth."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Any, Literal
 
 from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.auth import ApiError, json_response, principal, require_own
+from crm_sync.api import Id, Limit, Offset, PathParams, Query, Timestamp, View, endpoint
+from crm_sync.auth import ApiError, principal, require_own
 from crm_sync.models import ContactResult, Customer, Lead, LeadKind, LeadStatus, Phone, Policy
 
 CRM_SESSIONS = web.AppKey("crm_sessions", async_sessionmaker[AsyncSession])
 routes = web.RouteTableDef()
-MAX_PAGE = 500
+
+
+class LeadQuery(Query):
+    status: LeadStatus | None = None
+    kind: LeadKind | None = None
+    owner: Id | None = None
+    limit: Limit = 100
+    offset: Offset = 0
+
+
+class LeadPath(PathParams):
+    lead_id: Id
+
+
+class PolicyBrief(View):
+    policy_number: str
+    plate_number: str | None
+    make_model: str | None
+    expiry_date: date
+
+
+class PhoneBrief(View):
+    number: str | None
+    accuracy: str | None
+    valid: bool | None
+
+
+class LeadView(View):
+    id: int
+    kind: str
+    status: str
+    owner_id: int | None
+    distributed_on: date | None
+    contact_result: str | None
+    contact_result_at: Timestamp | None
+    callback_at: Timestamp | None
+    next_attempt_at: Timestamp | None
+    attempt_count: int
+    policy: PolicyBrief
+    customer: dict[str, Any]
+    phone: PhoneBrief | None
+
+
+class LeadPage(View):
+    total: int
+    items: list[LeadView]
+
+
+class ContactResultView(View):
+    code: str
+    label_zh: str
+    label_en: str
+    set_by: Literal["dialer", "specialist"]
+    final: bool
 
 
 def lead_view(
@@ -48,23 +103,14 @@ def lead_view(
     }
 
 
-def _int(value: str | None, name: str, default: int) -> int:
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ApiError(400, f"{name} must be a whole number") from None
-
-
 @routes.get("/api/leads")
-async def list_leads(request: web.Request) -> web.Response:
+@endpoint(query=LeadQuery, response=LeadPage, tags=("leads",))
+async def list_leads(request: web.Request, query: LeadQuery) -> dict[str, Any]:
     """Leads: a specialist's own queue; supervisors may filter by owner.
 
-    Query: status, kind, owner (supervisors), limit (≤ 500), offset.
+    Query: status, kind, owner (supervisors), limit (1-500), offset.
     """
     me = principal(request)
-    q = request.query
     stmt = (
         select(Lead, Policy, Customer, Phone)
         .join(Policy, Lead.policy_id == Policy.id)
@@ -72,20 +118,14 @@ async def list_leads(request: web.Request) -> web.Response:
         .outerjoin(Phone, Lead.phone_id == Phone.id)
     )
     if me.is_supervisor:
-        if "owner" in q:
-            stmt = stmt.where(Lead.owner_id == _int(q["owner"], "owner", 0))
+        if query.owner is not None:
+            stmt = stmt.where(Lead.owner_id == query.owner)
     else:
         stmt = stmt.where(Lead.owner_id == me.user_id)
-    if "status" in q:
-        if q["status"] not in {s.value for s in LeadStatus}:
-            raise ApiError(400, f"status must be one of {', '.join(s.value for s in LeadStatus)}")
-        stmt = stmt.where(Lead.status == q["status"])
-    if "kind" in q:
-        if q["kind"] not in {k.value for k in LeadKind}:
-            raise ApiError(400, f"kind must be one of {', '.join(k.value for k in LeadKind)}")
-        stmt = stmt.where(Lead.kind == q["kind"])
-    limit = min(max(_int(q.get("limit"), "limit", 100), 1), MAX_PAGE)
-    offset = max(_int(q.get("offset"), "offset", 0), 0)
+    if query.status is not None:
+        stmt = stmt.where(Lead.status == query.status.value)
+    if query.kind is not None:
+        stmt = stmt.where(Lead.kind == query.kind.value)
     async with request.app[CRM_SESSIONS]() as s:
         total = await s.scalar(select(func.count()).select_from(stmt.subquery()))
         rows = (
@@ -93,17 +133,18 @@ async def list_leads(request: web.Request) -> web.Response:
                 stmt.order_by(
                     Lead.callback_at.is_(None), Lead.callback_at, Policy.expiry_date, Lead.id
                 )
-                .limit(limit)
-                .offset(offset)
+                .limit(query.limit)
+                .offset(query.offset)
             )
         ).all()
-    return json_response({"total": total, "items": [lead_view(*row) for row in rows]})
+    return {"total": total, "items": [lead_view(*row) for row in rows]}
 
 
 @routes.get("/api/leads/{lead_id}")
-async def get_lead(request: web.Request) -> web.Response:
+@endpoint(path=LeadPath, response=LeadView, errors=(404,), tags=("leads",))
+async def get_lead(request: web.Request, path: LeadPath) -> dict[str, Any]:
     """One lead with its policy, customer and phone (one's own, for a specialist)."""
-    lead_id = _int(request.match_info["lead_id"], "lead id", 0)
+    lead_id = path.lead_id
     async with request.app[CRM_SESSIONS]() as s:
         row = (
             await s.execute(
@@ -117,24 +158,23 @@ async def get_lead(request: web.Request) -> web.Response:
     if row is None:
         raise ApiError(404, "no such lead")
     require_own(principal(request), row[0].owner_id)
-    return json_response(lead_view(*row))
+    return lead_view(*row)
 
 
 @routes.get("/api/contact-results")
-async def contact_results(request: web.Request) -> web.Response:
+@endpoint(response=list[ContactResultView], tags=("leads",))
+async def contact_results(request: web.Request) -> list[dict[str, Any]]:
     """The standard contact results (标准联系结果) with Chinese and English labels."""
     principal(request)
     async with request.app[CRM_SESSIONS]() as s:
         rows = (await s.scalars(select(ContactResult).order_by(ContactResult.sort_order))).all()
-    return json_response(
-        [
-            {
-                "code": r.code,
-                "label_zh": r.label_zh,
-                "label_en": r.label_en,
-                "set_by": "dialer" if r.telephony else "specialist",
-                "final": r.final,
-            }
-            for r in rows
-        ]
-    )
+    return [
+        {
+            "code": r.code,
+            "label_zh": r.label_zh,
+            "label_en": r.label_en,
+            "set_by": "dialer" if r.telephony else "specialist",
+            "final": r.final,
+        }
+        for r in rows
+    ]

@@ -52,6 +52,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from crm_sync.dialplan import caller_id_problem, sound_problem
 from crm_sync.models import Customer, Lead, Phone, Policy
 from dialer.engine import SPECIALIST_MODES, DialerEngine
 from dialer.exceptions import DialerError, UnknownCampaign
@@ -79,8 +80,6 @@ def seat_view(seat: Seat) -> dict[str, Any]:
 
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_MESSAGE = re.compile(r"[A-Za-z0-9_./&-]{1,200}")  # Playback file(s), '&'-separated
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _AUTOMATIC_KINDS = frozenset({CampaignKind.CALLBACK.value, CampaignKind.REMINDER.value})
 
 
@@ -123,17 +122,15 @@ def campaign_changes(kind: str, changes: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(value, str) or not _NAME.fullmatch(value):
                 raise DialerError("trunk must be an endpoint name (letters, digits, _ . -)")
         elif field_ == "caller_id":
-            if not isinstance(value, str) or not value.strip() or len(value) > 100:
-                raise DialerError(
-                    'caller_id must be text of at most 100 characters, e.g. "续保" <95500>'
-                )
-            if _CONTROL.search(value):
-                raise DialerError("caller_id must not contain control characters (CR, LF, …)")
+            problem = (
+                caller_id_problem(value) if isinstance(value, str) else "caller_id must be text"
+            )
+            if problem:
+                raise DialerError(f"caller_id: {problem}")
         elif field_ == "message":
-            if not isinstance(value, str) or not _MESSAGE.fullmatch(value):
-                raise DialerError(
-                    "message must be sound file names (letters, digits, _ . / -), joined by &"
-                )
+            problem = sound_problem(value) if isinstance(value, str) else "message must be text"
+            if problem:
+                raise DialerError(f"message: {problem}")
         else:
             raise DialerError(f"cannot change {field_!r} of a campaign")
         out[field_] = value
