@@ -143,7 +143,11 @@ class DocsAsset(PathParams):
     public=True,
     path=DocsAsset,
     errors=(404,),
-    media={"text/css": "a style sheet", "application/javascript": "a script", "image/png": "an icon"},
+    media={
+        "text/css": "a style sheet",
+        "application/javascript": "a script",
+        "image/png": "an icon",
+    },
     tags=("api",),
 )
 async def docs_asset_handler(request: web.Request, path: DocsAsset) -> web.StreamResponse:

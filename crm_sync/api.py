@@ -43,7 +43,22 @@ MAX_ID = 2**31 - 1
 # Dates far outside the desk's working life only overflow date arithmetic (a day before
 # 0001-01-01); the API takes these years and says so.
 MIN_YEAR, MAX_YEAR = 2000, 2100
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
+# What a pattern means, for the error message (a person should not have to read a regex).
+_PATTERNS: dict[str, str] = {}
+
+
+def pattern(regex: str, meaning: str) -> str:
+    """A JSON Schema pattern (so the document says what is refused) with the words an error
+    shows when a value does not match it."""
+    _PATTERNS[regex] = meaning
+    return regex
+
+
+_TEXT = pattern(
+    r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u2028\u2029]*$",
+    "must not contain control characters (line breaks and tabs are fine)",
+)
+_LINE = pattern(r"^[^\x00-\x1f\x7f\u2028\u2029]*$", "must be one line without control characters")
 _ASCII_DIGITS = re.compile(r"[0-9]{1,10}")
 
 
@@ -56,18 +71,6 @@ def _ascii_id(value: object) -> object:
     # int() and pydantic accept "+5", " 5" and "١٢٣"; an id in a path is ASCII digits only.
     if isinstance(value, str) and not _ASCII_DIGITS.fullmatch(value):
         raise ValueError("must be a whole number written with the digits 0-9")
-    return value
-
-
-def _no_control(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (only line breaks and tabs)")
-    return value
-
-
-def _single_line(value: str) -> str:
-    if "\n" in value or "\r" in value or "\t" in value or _CONTROL.search(value):
-        raise ValueError("must be one line without control characters")
     return value
 
 
@@ -90,11 +93,21 @@ def _aware_in_years(value: datetime) -> datetime:
 Id = Annotated[int, BeforeValidator(_ascii_id), Field(ge=1, le=MAX_ID)]
 """A row id: 1..2^31-1, ASCII digits when it comes as text."""
 
-Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_single_line)]
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=_LINE)]
 """A short label on one line (a pause reason, a do-not-call reason)."""
 
-Note = Annotated[str, Field(max_length=2000), AfterValidator(_no_control)]
+Note = Annotated[str, Field(max_length=2000, pattern=_TEXT)]
 """Free text a person typed (a note, a comment): line breaks allowed, control characters not."""
+
+Code = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=pattern(r"^[A-Za-z0-9_.-]+$", "must be letters, digits, _ . - only"),
+    ),
+]
+"""A code or name the service gave out itself: a contact result, a campaign, an attempt id."""
 
 Day = Annotated[date, AfterValidator(_in_years)]
 """A calendar date, YYYY-MM-DD, in the years MIN_YEAR..MAX_YEAR."""
@@ -281,6 +294,10 @@ def _message(err: ErrorDetails, model: type[BaseModel]) -> str:
     if err["type"] == "extra_forbidden":
         allowed = ", ".join(f.alias or n for n, f in model.model_fields.items()) or "none"
         return f"unknown field; the fields are: {allowed}"
+    if err["type"] == "string_pattern_mismatch":
+        meaning = _PATTERNS.get(str(err.get("ctx", {}).get("pattern", "")))
+        if meaning:
+            return meaning
     msg = err["msg"]
     # Our own validators raise ValueError("must be …"): drop pydantic's "Value error, ".
     return msg.removeprefix("Value error, ")
@@ -290,7 +307,7 @@ def _invalid(
     where: Literal["path", "query", "body"], exc: ValidationError, model: type[BaseModel]
 ) -> RequestInvalid:
     problems = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+    for err in exc.errors(include_url=False, include_input=False):
         loc = ".".join(str(p) for p in err["loc"])
         problems.append(_problem(where, loc, err["type"], _message(err, model)))
     first = problems[0]
@@ -299,6 +316,4 @@ def _invalid(
     if where == "path":
         # A path that does not name a resource is not found (as the router answers), with why.
         return RequestInvalid(404, f"not found: {named}{first['message']}", errors=problems)
-    return RequestInvalid(
-        400, f"invalid {where}: {named}{first['message']}{more}", errors=problems
-    )
+    return RequestInvalid(400, f"invalid {where}: {named}{first['message']}{more}", errors=problems)

@@ -13,6 +13,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from crm_sync.api import pattern
+
 # One endpoint per technology. PJSIP: `PJSIP/8001` (an `@` would dial a number through a trunk:
 # toll fraud). Local (the lab): `Local/8001@seats`.
 _ENDPOINT = r"[A-Za-z0-9_.+-]{1,64}"
@@ -25,6 +27,10 @@ TECHNOLOGY = {"pjsip": "PJSIP", "local": "Local"}
 SEAT_EXAMPLE = "PJSIP/8001"
 
 _SOUND = re.compile(r"[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,7}")
+_SOUND_RULE = (
+    "a message is a sound name such as custom/renewal-reminder: letters, digits, "
+    "- and _ in /-separated parts, without a leading /, .. or a file extension"
+)
 _NUMBER = r"\+?[0-9]{1,20}"
 _CALLER_ID = re.compile(rf'{_NUMBER}|"[^"<>\\\x00-\x1f\x7f]{{1,60}}" <{_NUMBER}>')
 
@@ -49,10 +55,7 @@ def seat_problem(device: str, technologies: Iterable[str] = TECHNOLOGY.values())
 def sound_problem(name: str) -> str | None:
     """Why `name` is not a sound name such as custom/renewal-reminder; None if it is."""
     if not _SOUND.fullmatch(name):
-        return (
-            "a message is a sound name such as custom/renewal-reminder: letters, digits, "
-            "- and _ in /-separated parts, without a leading /, .. or a file extension"
-        )
+        return _SOUND_RULE
     return None
 
 
@@ -78,12 +81,23 @@ def _checked(problem_of: Callable[[str], str | None]) -> AfterValidator:
 
 SeatDevice = Annotated[
     str,
-    Field(max_length=100, examples=[SEAT_EXAMPLE], pattern=r"^(PJSIP|Local)/[A-Za-z0-9_.+@-]+$"),
+    Field(
+        max_length=100,
+        examples=[SEAT_EXAMPLE],
+        pattern=pattern(
+            r"^(PJSIP|Local)/[A-Za-z0-9_.+@-]+$",
+            f"a seat is one device such as {SEAT_EXAMPLE}: letters, digits, _ . + - after the /",
+        ),
+    ),
     _checked(seat_problem),
 ]
 SoundName = Annotated[
     str,
-    Field(max_length=200, examples=["custom/renewal-reminder"], pattern=rf"^{_SOUND.pattern}$"),
+    Field(
+        max_length=200,
+        examples=["custom/renewal-reminder"],
+        pattern=pattern(rf"^{_SOUND.pattern}$", _SOUND_RULE),
+    ),
     _checked(sound_problem),
 ]
 CallerId = Annotated[

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from crm_sync.api import (
     Body,
+    Code,
     Id,
     Name,
     Note,
@@ -23,6 +24,7 @@ from crm_sync.api import (
     View,
     When,
     endpoint,
+    pattern,
 )
 from crm_sync.auth import ApiError, Principal, principal, require_supervisor
 from crm_sync.dialplan import CallerId, SeatDevice, SoundName
@@ -33,8 +35,7 @@ from dialer.services import DialerService
 DIALER = web.AppKey("dialer", DialerService)
 routes = web.RouteTableDef()
 
-# Campaign and trunk names, attempt ids: what the dialer writes itself (att-<uuid>, renewal).
-Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+E164 = pattern(r"^\+[0-9]+$", "must be an E.164 number: + and digits, e.g. +8613800000000")
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -52,7 +53,7 @@ class Pause(Body):
 
 
 class Disposition(Body):
-    result: Slug = Field(description="a standard contact result code (GET /api/contact-results)")
+    result: Code = Field(description="a standard contact result code (GET /api/contact-results)")
     callback_at: When | None = Field(
         default=None, description="a callback appointment; default: the next calling window"
     )
@@ -62,7 +63,7 @@ class Disposition(Body):
 class CampaignChange(Body):
     mode: DialMode | None = None
     concurrency: Annotated[int, Field(ge=0, le=1000)] | None = None
-    trunk: Slug | None = None
+    trunk: Code | None = None
     trunk_max_calls: Annotated[int, Field(ge=0, le=10_000)] | None = None
     trunk_max_cps: Annotated[float, Field(gt=0, le=1000)] | None = None
     caller_id: CallerId | None = None
@@ -70,7 +71,7 @@ class CampaignChange(Body):
 
 
 class DoNotCallAdd(Body):
-    number: Annotated[str, Field(min_length=2, max_length=32, pattern=r"^\+[0-9]+$")] = Field(
+    number: Annotated[str, Field(min_length=2, max_length=32, pattern=E164)] = Field(
         description="E.164, e.g. +8613800000000"
     )
     reason: Name | None = None
@@ -81,15 +82,22 @@ class LeadPath(PathParams):
 
 
 class AttemptPath(PathParams):
-    attempt_id: Slug
+    attempt_id: Code
 
 
 class CampaignPath(PathParams):
-    name: Slug
+    name: Code
 
 
 class NumberPath(PathParams):
-    number: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^\+?[0-9]+$")]
+    number: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=32,
+            pattern=pattern(r"^\+?[0-9]+$", "must be a phone number: digits, + first"),
+        ),
+    ]
 
 
 class SeatView(View):
@@ -340,7 +348,9 @@ async def update_campaign(
 
 
 @routes.post("/api/do-not-call")
-@endpoint(body=DoNotCallAdd, response=DoNotCallView, status=201, errors=(403,), tags=("supervisor",))
+@endpoint(
+    body=DoNotCallAdd, response=DoNotCallView, status=201, errors=(403,), tags=("supervisor",)
+)
 async def add_dnc(request: web.Request, body: DoNotCallAdd) -> dict[str, Any]:
     """Supervisor: put an E.164 number on the do-not-call list."""
     require_supervisor(_me(request))

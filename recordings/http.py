@@ -14,6 +14,7 @@ from pydantic import Field
 
 from crm_sync.api import (
     Body,
+    Code,
     Id,
     Limit,
     Note,
@@ -32,7 +33,6 @@ from recordings.store import RecordingStore
 RECORDINGS = web.AppKey("recordings", RecordingsService)
 routes = web.RouteTableDef()
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$", re.IGNORECASE)
-Code = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
 Seconds = Annotated[float, Field(ge=0, le=86_400)]
 
 
@@ -291,7 +291,9 @@ async def add_review(request: web.Request, path: RecordingPath, body: ReviewBody
 
 
 @routes.put("/api/recordings/{id}/keep")
-@endpoint(path=RecordingPath, body=KeepBody, response=KeepView, errors=(403, 404), tags=("recordings",))
+@endpoint(
+    path=RecordingPath, body=KeepBody, response=KeepView, errors=(403, 404), tags=("recordings",)
+)
 async def keep(request: web.Request, path: RecordingPath, body: KeepBody) -> dict[str, Any]:
     """Mark a recording to keep (exempt from retention) or release it (supervisors)."""
     return await _service(request).set_keep(principal(request), path.id, body.keep)

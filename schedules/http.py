@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import AfterValidator, Field
 
-from crm_sync.api import Body, Day, PathParams, Query, Timestamp, View, endpoint
+from crm_sync.api import Body, Day, PathParams, Query, Timestamp, View, endpoint, pattern
 from crm_sync.auth import principal, require_supervisor
 from schedules.services import CAMPAIGN_KINDS, MAX_SLOTS, DeskService
 
@@ -32,7 +32,11 @@ def _known_zone(name: str) -> str:
 
 Zone = Annotated[
     str,
-    Field(max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$", examples=["Asia/Shanghai"]),
+    Field(
+        max_length=64,
+        pattern=pattern(r"^[A-Za-z0-9_+/-]+$", "must be an IANA zone name such as Asia/Shanghai"),
+        examples=["Asia/Shanghai"],
+    ),
     AfterValidator(_known_zone),
 ]
 CampaignKind = Literal[CAMPAIGN_KINDS]  # type: ignore[valid-type]
