@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -223,7 +223,11 @@ def wire(
                 ping_interval=s.ping_interval,
                 ping_timeout=s.ping_timeout,
             ),
-            DialPlan(family=s.channel_family),
+            DialPlan(
+                family=s.channel_family,
+                caller_id=settings.dialer.caller_id,
+                automatic_caller_id=settings.dialer.automatic_caller_id,
+            ),
         )
         for s in settings.ami
     ]
@@ -233,7 +237,9 @@ def wire(
         servers,
         plan=desk.calling_plan,
         retry=desk.retry,
-        config=dialer_config,
+        config=replace(
+            dialer_config or DialerConfig(), reminder_message=settings.dialer.reminder_message
+        ),
         on_attempt_ended=recordings.on_attempt_ended,
     )
     service = Service(

@@ -21,7 +21,7 @@ import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
@@ -83,14 +83,15 @@ def _in_years(value: date) -> date:
 def _aware_in_years(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("needs a time zone offset, e.g. 2026-12-01T10:00:00+08:00")
-    if not MIN_YEAR <= value.astimezone(UTC).year <= MAX_YEAR:
+    # The year as written: converting 9999-12-31T23:59-23:59 to UTC would itself overflow.
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
         raise ValueError(f"must be a time in the years {MIN_YEAR}-{MAX_YEAR}")
     return value
 
 
 # -- field types shared by the packages' models -----------------------------------------------
 
-Id = Annotated[int, BeforeValidator(_ascii_id), Field(ge=1, le=MAX_ID)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_ascii_id)]
 """A row id: 1..2^31-1, ASCII digits when it comes as text."""
 
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=_LINE)]
