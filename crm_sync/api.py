@@ -91,7 +91,7 @@ def _aware_in_years(value: datetime) -> datetime:
 
 # -- field types shared by the packages' models -----------------------------------------------
 
-Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_ascii_id)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID, examples=[1]), BeforeValidator(_ascii_id)]
 """A row id: 1..2^31-1, ASCII digits when it comes as text."""
 
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=_LINE)]
@@ -256,12 +256,6 @@ def endpoint(
         return wrapper
 
     return decorate
-
-
-def public_handler(handler: Handler) -> Handler:
-    """Mark a plain handler (no models) as needing no token."""
-    setattr(handler, ENDPOINT, Endpoint(public=True))
-    return handler
 
 
 async def _read_body(request: web.Request, model: type[Body], required: bool) -> Body:
