@@ -169,7 +169,7 @@ class Problem(View):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """What a route takes and gives; read by callcenter.web to write the OpenAPI document."""
+    """What a route takes and gives; callcenter.openapi writes the document from it."""
 
     path: type[PathParams] | None = None
     query: type[Query] | None = None
