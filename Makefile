@@ -7,10 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install system-deps postgres lint typecheck unit bench clean
+.PHONY: run test install system-deps postgres lint typecheck unit bench clean prompts
 
+# make run PORT=8181 DATA=/tmp/callcenter-demo: another port and data folder for the demo.
 run: install
-	$(BIN)/callcenter demo
+	$(BIN)/callcenter demo $(if $(PORT),--port $(PORT)) $(if $(DATA),--data-dir $(DATA))
 
 test: install postgres lint typecheck
 	$(BIN)/pytest -q
@@ -34,6 +35,18 @@ $(STAMP): pyproject.toml
 
 postgres:
 	@bash scripts/ensure-postgres.sh
+
+# The dialplan's prompts (dialer/prompts.py) as 8 kHz mono WAVs, from the Chinese texts in
+# docker/asterisk/sounds/*.txt; docker/compose.yaml mounts that folder as sounds/custom.
+prompts:
+	@missing=""; \
+	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	command -v sox >/dev/null 2>&1 || missing="$$missing sox"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@sh scripts/make-prompts.sh docker/asterisk/sounds
 
 lint: install
 	$(BIN)/ruff check .

@@ -40,8 +40,10 @@ STATUS_TEXT = {
     404: "not found (or not yours)",
     405: "method not allowed (the Allow header lists the allowed ones)",
     409: "not possible in the current state",
+    410: "gone: the stored file is missing or damaged",
     413: "the body is too large",
     416: "range not satisfiable",
+    503: "a store or service behind this one cannot be reached now; try again later",
 }
 
 
@@ -86,13 +88,11 @@ def _media(schema: dict[str, Any]) -> MediaType:
     return MediaType.model_validate({"schema": schema})
 
 
-def _error_response(status: int) -> Response:
+def _error_response(status: int, schema: dict[str, Any] | None = None) -> Response:
     return Response(
         description=STATUS_TEXT.get(status, "error"),
         content={
-            "application/json": MediaType.model_validate(
-                {"schema": {"$ref": REF.format(model=Problem.__name__)}}
-            )
+            "application/json": _media(schema or {"$ref": REF.format(model=Problem.__name__)})
         },
     )
 
@@ -147,6 +147,7 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
             "query": schemas.add(ep.query, "validation") if ep.query else None,
             "body": schemas.add(ep.body, "validation") if ep.body else None,
             "response": schemas.add(ep.response, "serialization") if ep.response else None,
+            "problems": {st: schemas.add(m, "serialization") for st, m in ep.problems.items()},
         }
     schemas.build()
 
@@ -179,13 +180,16 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
         )
         if 206 in ep.errors:
             responses["206"] = Response(description=STATUS_TEXT[206], content=ok_content or None)
-        errors = {400, 405, 413, *ep.errors} - {206}
+        errors = {400, 405, 413, *ep.errors, *ep.problems} - {206}
         if ep.path is not None:
             errors.add(404)
         if not ep.public:
             errors.add(401)
+        problems = k.get("problems", {})
         for status in sorted(errors):
-            responses[str(status)] = _error_response(status)
+            responses[str(status)] = _error_response(
+                status, schemas.of(problems[status]) if status in problems else None
+            )
         op = Operation(
             summary=summary or handler.__name__,
             description=description.strip() or None,

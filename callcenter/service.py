@@ -6,13 +6,14 @@ every package; each piece is started and stopped by the aiohttp app's `cleanup_c
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from pathlib import PurePath
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bootstrap import Container
@@ -42,7 +43,7 @@ from dialer.results import inaccurate_numbers_by_branch
 from dialer.services import DialerService
 from dialer.simulator import PbxSimulator
 from recordings.models import Recording
-from recordings.services import AttemptsLookup
+from recordings.services import AttemptsLookup, FilesLookup
 from recordings.wiring import Recordings, build_recordings
 from schedules import http as schedules_http
 from schedules.config import DeskCalendar
@@ -136,6 +137,33 @@ def dialer_attempts_lookup(sessions: async_sessionmaker[AsyncSession]) -> Attemp
     return lookup
 
 
+def dialer_files_lookup(sessions: async_sessionmaker[AsyncSession]) -> FilesLookup:
+    """Of some file names in the monitor folder, those a call attempt names as its recording
+    (the PBX reports a path of its own: only the last component is compared)."""
+
+    async def lookup(names: Collection[str]) -> set[str]:
+        wanted = list(names)
+        found: set[str] = set()
+        async with sessions() as s:
+            for i in range(0, len(wanted), 200):
+                chunk = wanted[i : i + 200]
+                rows = await s.scalars(
+                    select(CallAttempt.recording_file).where(
+                        or_(
+                            CallAttempt.recording_file.in_(chunk),
+                            *(
+                                CallAttempt.recording_file.endswith("/" + n, autoescape=True)
+                                for n in chunk
+                            ),
+                        )
+                    )
+                )
+                found |= {PurePath(r).name for r in rows.all() if r}
+        return found & set(wanted)
+
+    return lookup
+
+
 RESUBMIT_WINDOW = timedelta(days=1)
 
 
@@ -196,6 +224,7 @@ def recordings_for(container: Container) -> Recordings:
         monitor_dir=settings.effective_monitor_dir,
         timezone=settings.timezone,
         attempts_lookup=dialer_attempts_lookup(container.sessions),
+        files_lookup=dialer_files_lookup(container.sessions),
     )
 
 

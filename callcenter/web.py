@@ -18,7 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.openapi import openapi_document
 from crm_sync.api import PathParams, Problem, View, endpoint, is_public
-from crm_sync.auth import PRINCIPAL, ApiError, authenticate, json_response, principal
+from crm_sync.auth import (
+    CLOCK,
+    PRINCIPAL,
+    ApiError,
+    TokenRefused,
+    authenticate,
+    json_response,
+    principal,
+)
+from schedules.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # Only routes declared public=True need no token: the front page, which says what this is
+    # and where the API page is, and the API's own description.
     if is_public(request.match_info.handler):
         return await handler(request)
     header = request.headers.get("Authorization", "")
@@ -68,11 +79,61 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if not token:
         raise ApiError(401, "missing token: send 'Authorization: Bearer <token>'")
     async with request.app[SESSIONS]() as session:
-        user = await authenticate(session, token)
-    if user is None:
-        raise ApiError(401, "unknown or revoked token")
+        try:
+            user = await authenticate(session, token, request.app[CLOCK].now())
+        except TokenRefused as exc:
+            raise ApiError(401, str(exc)) from None
     request[PRINCIPAL] = user
     return await handler(request)
+
+
+FRONT_PAGE = """<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>续保外呼中心 · Renewal desk call center</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; padding: 0 1rem;
+       line-height: 1.6; color: #222; }
+code { background: #f3f3f3; padding: 0 .25rem; }
+section + section { margin-top: 2rem; border-top: 1px solid #ddd; }
+</style>
+</head>
+<body>
+<section lang="zh-CN">
+<h1>续保外呼中心</h1>
+<p>车险续保专席的外呼服务：导入核心系统的续保清单，按随机等额分配把每天的线索分给续保专员，
+只在外呼时段内拨打客户，记录并归档每一通电话，把结果写回 CRM。</p>
+<ul>
+<li><a href="/api/docs">API 页面</a>（可直接试用每个接口）·
+<a href="/api/openapi.json">OpenAPI 文档</a></li>
+<li>调用 API 需要令牌：<code>Authorization: Bearer &lt;令牌&gt;</code>。
+令牌由主管或运维用 <code>callcenter tokens create 工号或姓名</code> 生成。</li>
+</ul>
+</section>
+<section lang="en">
+<h1>Renewal desk call center</h1>
+<p>The outbound dialer of the car-insurance policy-renewal desk: it imports the renewal lists
+of the core system, deals each day's leads to the specialists at random in equal shares, calls
+customers only inside the calling windows, records and files every call, and writes every
+result back to the CRM.</p>
+<ul>
+<li><a href="/api/docs">The API page</a> (try each route) ·
+<a href="/api/openapi.json">the OpenAPI document</a></li>
+<li>The API needs a token: <code>Authorization: Bearer &lt;token&gt;</code>. A supervisor or
+maintainer issues one with <code>callcenter tokens create ID-OR-NAME</code>.</li>
+</ul>
+</section>
+</body>
+</html>
+"""
+
+
+@endpoint(public=True, media={"text/html": "what this service is, with links"}, tags=("api",))
+async def front_page(request: web.Request) -> web.StreamResponse:
+    """What this service is, and where its API page is (no token needed)."""
+    return web.Response(text=FRONT_PAGE, content_type="text/html", charset="utf-8")
 
 
 class Me(View):
@@ -182,10 +243,13 @@ def make_runner(app: web.Application) -> web.AppRunner:
 def create_app(
     sessions: async_sessionmaker[AsyncSession],
     route_tables: Iterable[web.RouteTableDef] = (),
+    clock: Clock | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[SESSIONS] = sessions
     app[OPENAPI_CACHE] = {}
+    app[CLOCK] = clock or SystemClock()
+    app.router.add_get("/", front_page)
     app.router.add_get("/api/openapi.json", openapi_handler)
     app.router.add_get("/api/docs", docs_handler)
     app.router.add_get("/api/docs/{asset}", docs_asset_handler)

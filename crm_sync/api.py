@@ -58,7 +58,9 @@ _TEXT = pattern(
     r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u2028\u2029]*$",
     "must not contain control characters (line breaks and tabs are fine)",
 )
-_LINE = pattern(r"^[^\x00-\x1f\x7f\u2028\u2029]*$", "must be one line without control characters")
+ONE_LINE = pattern(
+    r"^[^\x00-\x1f\x7f\u2028\u2029]*$", "must be one line without control characters"
+)
 _ASCII_DIGITS = re.compile(r"[0-9]{1,10}")
 
 
@@ -94,7 +96,7 @@ def _aware_in_years(value: datetime) -> datetime:
 Id = Annotated[int, Field(ge=1, le=MAX_ID, examples=[1]), BeforeValidator(_ascii_id)]
 """A row id: 1..2^31-1, ASCII digits when it comes as text."""
 
-Name = Annotated[str, Field(min_length=1, max_length=100, pattern=_LINE)]
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=ONE_LINE)]
 """A short label on one line (a pause reason, a do-not-call reason)."""
 
 Note = Annotated[str, Field(max_length=2000, pattern=_TEXT)]
@@ -178,6 +180,8 @@ class Endpoint:
     response: Any = None
     status: int = 200
     errors: tuple[int, ...] = ()
+    # Error statuses whose answer carries more than a Problem (a 409 with what a run would do).
+    problems: Mapping[int, type[Problem]] = field(default_factory=dict)
     public: bool = False
     # Non-JSON answers: media type -> description (audio, HTML, a static file).
     media: Mapping[str, str] = field(default_factory=dict)
@@ -208,6 +212,7 @@ def endpoint(
     response: Any = None,
     status: int = 200,
     errors: tuple[int, ...] = (),
+    problems: Mapping[int, type[Problem]] | None = None,
     public: bool = False,
     media: Mapping[str, str] | None = None,
     tags: tuple[str, ...] = (),
@@ -216,6 +221,7 @@ def endpoint(
 
     `body_required=False`: an empty body counts as `{}` (every field then needs a default).
     `errors`: the statuses besides 400/401 the route can answer (403, 404, 409, 416 …).
+    `problems`: a status whose error answer has more fields, with its `Problem` subclass.
     `public`: no token needed (the API's own description only).
     """
     ep = Endpoint(
@@ -226,6 +232,7 @@ def endpoint(
         response=response,
         status=status,
         errors=errors,
+        problems=dict(problems or {}),
         public=public,
         media=dict(media or {}),
         tags=tags,
@@ -283,6 +290,18 @@ def _check(model: type[M], where: Literal["path", "query"], data: object) -> M:
 
 def _problem(where: str, field_: str, rule: str, message: str) -> dict[str, str]:
     return {"where": where, "field": field_, "rule": rule, "message": message}
+
+
+def refused(
+    where: Literal["path", "query", "body"], field_: str, rule: str, message: str
+) -> RequestInvalid:
+    """A 400 for a value its model lets through but the service cannot take (a text that is
+    not one phone number), in the same shape as the models' own refusals."""
+    return RequestInvalid(
+        400,
+        f"invalid {where}: {field_}: {message}",
+        errors=[_problem(where, field_, rule, message)],
+    )
 
 
 def _message(err: ErrorDetails, model: type[BaseModel]) -> str:

@@ -1,21 +1,47 @@
-"""CRM reads for the seat page and supervisors: leads (one's own for a specialist) and the
-standard contact results. Thin handlers; access rules from crm_sync.auth."""
+"""CRM reads for the seat page and supervisors: leads (one's own for a specialist), the
+standard contact results, and the supervisors' API tokens. Thin handlers; access rules and
+token work in crm_sync.auth."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
+from pydantic import Field, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.api import Id, Limit, Offset, PathParams, Query, Timestamp, View, endpoint
-from crm_sync.auth import ApiError, principal, require_own
+from crm_sync.api import (
+    Body,
+    Id,
+    Limit,
+    Name,
+    Offset,
+    PathParams,
+    Query,
+    Timestamp,
+    View,
+    When,
+    endpoint,
+)
+from crm_sync.auth import (
+    CLOCK,
+    ApiError,
+    TokenError,
+    create_token,
+    list_tokens,
+    principal,
+    require_own,
+    require_supervisor,
+    revoke_token,
+)
 from crm_sync.models import ContactResult, Customer, Lead, LeadKind, LeadStatus, Phone, Policy
 
 CRM_SESSIONS = web.AppKey("crm_sessions", async_sessionmaker[AsyncSession])
 routes = web.RouteTableDef()
+T = TypeVar("T")
 
 
 class LeadQuery(Query):
@@ -178,3 +204,128 @@ async def contact_results(request: web.Request) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# API tokens (supervisors): list, create (the secret is in this answer only), revoke
+# ---------------------------------------------------------------------------------------------
+
+MAX_TOKEN_DAYS = 3650
+
+
+class TokenQuery(Query):
+    specialist_id: Id | None = Field(default=None, description="only this user's tokens")
+    all: bool = Field(default=False, description="revoked and expired tokens too")
+
+
+class TokenPath(PathParams):
+    token_id: Id
+
+
+class TokenCreate(Body):
+    """POST /api/tokens. `expires_at` (a date-time with its zone) or `expires_in_days`."""
+
+    specialist_id: Id
+    label: Name | None = None
+    expires_at: When | None = None
+    expires_in_days: int | None = Field(default=None, ge=1, le=MAX_TOKEN_DAYS)
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> TokenCreate:
+        if self.expires_at is not None and self.expires_in_days is not None:
+            raise ValueError("give expires_at or expires_in_days, not both")
+        return self
+
+    def expiry(self, now: datetime) -> datetime | None:
+        if self.expires_in_days is not None:
+            return now + timedelta(days=self.expires_in_days)
+        return self.expires_at
+
+
+class TokenView(View):
+    """A token as lists show it: its prefix, never its secret."""
+
+    id: int
+    prefix: str | None
+    specialist_id: int
+    specialist: str
+    role: str
+    label: str | None
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    revoked_at: Timestamp | None
+    state: Literal["active", "expired", "revoked"]
+
+
+class TokenList(View):
+    items: list[TokenView]
+
+
+class NewToken(TokenView):
+    token: str = Field(description="the secret: shown in this answer only")
+
+
+async def _token_work(
+    request: web.Request, work: Callable[[AsyncSession, datetime], Awaitable[T]]
+) -> T:
+    now = request.app[CLOCK].now()
+    async with request.app[CRM_SESSIONS]() as s:
+        try:
+            result = await work(s, now)
+        except TokenError as exc:
+            raise ApiError(exc.status, exc.reason) from None
+        await s.commit()
+    return result
+
+
+@routes.get("/api/tokens")
+@endpoint(query=TokenQuery, response=TokenList, errors=(403,), tags=("tokens",))
+async def get_tokens(request: web.Request, query: TokenQuery) -> dict[str, Any]:
+    """API tokens, never their secrets (supervisors); by default only those that still work."""
+    require_supervisor(principal(request))
+    tokens = await _token_work(
+        request,
+        lambda s, now: list_tokens(
+            s, now, specialist_id=query.specialist_id, include_inactive=query.all
+        ),
+    )
+    return {"items": [t.to_dict() for t in tokens]}
+
+
+@routes.post("/api/tokens")
+@endpoint(body=TokenCreate, response=NewToken, status=201, errors=(403, 404, 409), tags=("tokens",))
+async def post_token(request: web.Request, body: TokenCreate) -> dict[str, Any]:
+    """Issue a token for a user (supervisors). The secret is in this answer and never again.
+
+    A maintainer's token is made by a maintainer (403); a deactivated user gets none (409).
+    """
+    me = principal(request)
+    require_supervisor(me)
+    secret, info = await _token_work(
+        request,
+        lambda s, now: create_token(
+            s,
+            body.specialist_id,
+            now,
+            label=body.label,
+            expires_at=body.expiry(now),
+            actor_role=me.role,
+        ),
+    )
+    return {"token": secret, **info.to_dict()}
+
+
+@routes.post("/api/tokens/{token_id}/revoke")
+@endpoint(path=TokenPath, response=TokenView, errors=(403, 404), tags=("tokens",))
+async def post_revoke(request: web.Request, path: TokenPath) -> dict[str, Any]:
+    """Revoke a token at once (supervisors); its bearer gets 401 from the next request on.
+
+    Revoking it again keeps the first time.
+    """
+    me = principal(request)
+    require_supervisor(me)
+    return (
+        await _token_work(
+            request, lambda s, now: revoke_token(s, path.token_id, now, actor_role=me.role)
+        )
+    ).to_dict()

@@ -9,7 +9,6 @@ one transaction, so an import either lands completely or not at all.
 from __future__ import annotations
 
 import asyncio
-import csv
 import logging
 import re
 import time
@@ -57,6 +56,7 @@ from crm_sync.models import (
     Specialist,
 )
 from crm_sync.phones import ParsedPhone, PhoneChoice, choose_lead_phone
+from crm_sync.spreadsheets import SafeCsvWriter
 
 if TYPE_CHECKING:
     from schedules.clock import Clock
@@ -745,7 +745,7 @@ def write_error_file(source: Path, errors: Sequence[RowError]) -> Path | None:
         path.unlink(missing_ok=True)
         return None
     with path.open("w", encoding="utf-8-sig", newline="") as fh:
-        out = csv.writer(fh)
+        out = SafeCsvWriter(fh)
         out.writerow(["row", "column", "value", "reason"])
         for e in errors:
             out.writerow([e.row, e.column, e.value, e.reason])
@@ -763,7 +763,7 @@ def write_lookup_files(source: Path, entries: Sequence[LookupEntry]) -> list[Pat
     for branch, rows in sorted(by_branch.items()):
         path = lookup_path(source, branch)
         with path.open("w", encoding="utf-8-sig", newline="") as fh:
-            out = csv.writer(fh)
+            out = SafeCsvWriter(fh)
             out.writerow(
                 ["branch", "policy_number", "plate_number", "customer", "role", "number", "reason"]
             )

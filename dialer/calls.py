@@ -68,6 +68,14 @@ class Outcome(enum.StrEnum):
     UNKNOWN = "unknown"  # events were lost (e.g. across a reconnect)
 
 
+class Party(enum.StrEnum):
+    """Who ended an answered call (`hangup_party`)."""
+
+    CUSTOMER = "customer"
+    SEAT = "seat"
+    PBX = "pbx"  # our dialplan or application: a message played to its end, Hangup()
+
+
 class CallState(enum.StrEnum):
     ORIGINATING = "originating"
     DIALLING = "dialling"
@@ -166,7 +174,12 @@ class CallFacts:
     dial_status: str | None = None  # DialStatus of the dial that reached the customer
     cdr_disposition: str | None = None
     talk_seconds: float | None = None
-    seat_hung_up_first: bool = False  # the seat's side ended the call, not the customer
+    # Who asked for the hang-up that ended the call (the first HangupRequest or
+    # SoftHangupRequest of the call, never the order of the Hangup events); None: not seen.
+    hung_up_by: Party | None = None
+    # The last PLAYBACKSTATUS (VarSet) on the customer's channel: SUCCESS when a message
+    # played to its end (04_automatic_callback_playback), FAILED when its file is missing.
+    playback_status: str | None = None
     hung_up_by_action: bool = False
     lost: bool = False  # the call's events were lost (resync without its channels)
 
@@ -198,11 +211,21 @@ def explain(
         return Outcome.HUNG_UP_BY_ACTION, "hung up by an AMI Hangup action"
     if facts.answered:
         short = facts.talk_seconds is not None and facts.talk_seconds < early_hangup_seconds
-        if short and not facts.seat_hung_up_first:
+        if facts.hung_up_by is Party.PBX and facts.playback_status == "FAILED":
+            return (
+                Outcome.FAILED,
+                "answered, but the message did not play (PLAYBACKSTATUS=FAILED: is the prompt "
+                "installed on the PBX? see docs/asterisk.md)",
+            )
+        if facts.hung_up_by is Party.PBX:
+            return Outcome.ANSWERED, "answered; the PBX ended the call (its message played out)"
+        if short and facts.hung_up_by in (Party.CUSTOMER, None):
             return (
                 Outcome.ANSWERED_HUNG_UP_EARLY,
                 f"answered, talk {facts.talk_seconds:.1f} s < {early_hangup_seconds:g} s",
             )
+        if facts.hung_up_by is Party.SEAT:
+            return Outcome.ANSWERED, "answered; the seat ended the call"
         return Outcome.ANSWERED, "the customer's channel answered"
     if not facts.customer_dialled:
         # Nothing reached the customer: the originate (or, seat-first, the seat) failed.
@@ -310,6 +333,13 @@ class CallResult:
         }
 
 
+def _last_playback(group: _Group | None, customer_uids: set[str]) -> str | None:
+    if group is None:
+        return None
+    statuses = [v for uid, v in group.playback_status.items() if uid in customer_uids]
+    return statuses[-1] if statuses else None
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -384,6 +414,9 @@ class _Group:
     user_key: str | None = None
     ended_at: float | None = None
     seat_var: str | None = None  # SEAT / NUMBER variables, for attempts nobody registered
+    # (uniqueid, soft) of the first HangupRequest/SoftHangupRequest, else of the first Hangup
+    first_request: tuple[str, bool] | None = None
+    playback_status: dict[str, str] = field(default_factory=dict)  # uniqueid -> last value
     number_var: str | None = None
 
 
@@ -411,6 +444,26 @@ def _resource(dial_string: str | None) -> str | None:
         return None
     res = dial_string.split("/", 1)[1] if "/" in dial_string else dial_string
     return res.split("@", 1)[0] or None
+
+
+def hangup_party(channel: str, soft: bool, customer: bool) -> Party:
+    """Who asked for a hang-up, from the request that started it: the first
+    `HangupRequest` (`soft=False`) or `SoftHangupRequest` (`soft=True`) of the call, on
+    `channel` (a customer channel if `customer`, else the seat's).
+
+    A HangupRequest is queued by a channel's driver when its far end went away: the SIP BYE
+    of the phone behind a PJSIP channel, or the other half of a Local pair. A
+    SoftHangupRequest is the channel's own dialplan or application hanging it up (Hangup(),
+    the end of a Dial or a bridge). A Local `;2` half runs the device's own dialplan (the
+    lab's customers and seats) and its far end is our side, so there it is the reverse.
+    A Hangup with no request before it (the originate's application returned) counts as
+    soft. The real traces show why the order of the Hangup events cannot say this: after a
+    customer's BYE the seat's Hangup came first in some calls (pjsip_key2_redirect_to_seat,
+    pjsip_chanspy_barge), while the HangupRequest was always on the carrier channel first
+    (pjsip_customer_hangs_up_first_race)."""
+    device = Party.CUSTOMER if customer else Party.SEAT
+    device_side = soft if channel.endswith(";2") else not soft
+    return device if device_side else Party.PBX
 
 
 def infer_mode(
@@ -469,7 +522,13 @@ class CallTracker:
         self._hangup_channels: dict[str, None] = {}  # channel names, oldest first
         self._failed_unmatched: dict[str, _Attempt] = {}  # Failure seen, channel not yet known
         self._by_dial_string: dict[str, list[_Attempt]] = {}  # registered, not bound yet
-        self._watched_vars = {attempt_variable, "MIXMONITOR_FILENAME", "SEAT", "NUMBER"}
+        self._watched_vars = {
+            attempt_variable,
+            "MIXMONITOR_FILENAME",
+            "SEAT",
+            "NUMBER",
+            "PLAYBACKSTATUS",
+        }
         self._handlers: dict[type, Callable[[Any, float | None], list[CallResult]]] = {
             ev.Newchannel: self._on_newchannel,
             ev.Newstate: self._on_newstate,
@@ -732,10 +791,14 @@ class CallTracker:
     def _on_hangup_request(
         self, e: ev.HangupRequest | ev.SoftHangupRequest, now: float | None
     ) -> list[CallResult]:
+        group = self._group_for(e.linkedid, now)
+        if group is None:
+            return []
+        chan = self._channel(group, e.uniqueid, e.channel, now)
+        if group.first_request is None and not chan.hung_up:
+            group.first_request = (e.uniqueid, isinstance(e, ev.SoftHangupRequest))
         if e.tech_cause is not None:
-            group = self._group_for(e.linkedid, now)
-            if group is not None:
-                self._channel(group, e.uniqueid, e.channel, now).request_tech_cause = e.tech_cause
+            chan.request_tech_cause = e.tech_cause
         return []
 
     def _on_hangup(self, e: ev.Hangup, now: float | None) -> list[CallResult]:
@@ -747,6 +810,8 @@ class CallTracker:
             return []
         chan.hung_up = True
         chan.hangup_at = now
+        if group.first_request is None:
+            group.first_request = (e.uniqueid, True)
         chan.cause = e.cause
         chan.cause_txt = e.cause_txt
         chan.tech_cause = e.tech_cause
@@ -763,6 +828,9 @@ class CallTracker:
         self._channel(group, e.uniqueid, e.channel, now)
         if variable == "MIXMONITOR_FILENAME":
             group.recording = e.value or group.recording
+        elif variable == "PLAYBACKSTATUS":
+            group.playback_status.pop(e.uniqueid, None)  # the latest last
+            group.playback_status[e.uniqueid] = e.value
         elif variable == self.attempt_variable:
             if group.attempt is None and e.value:
                 attempt = self._attempts.get(e.value) or self._discover(e.value, now)
@@ -1154,8 +1222,6 @@ class CallTracker:
             for uid, c in (group.channels.items() if group is not None else ())
             if uid not in customer_uids
         ]
-        others = [c.hangup_at for c in non_customer if c.hangup_at is not None]
-        seat_first_end = min(others) if others else None
         mode = attempt.mode if attempt is not None else None
         connected_seat: str | None = None
         if bridged and mode is not Mode.SEAT_FIRST:
@@ -1164,12 +1230,11 @@ class CallTracker:
                 first = min(peers, key=lambda c: c.bridged_at or 0.0)
                 connected_seat = _dial_string_of(first.name)
         handed_over = mode is Mode.APPLICATION and connected_seat is not None
-        seat_hung_up_first = (
-            (mode in (Mode.SEAT_FIRST, Mode.CUSTOMER_FIRST) or handed_over)
-            and seat_first_end is not None
-            and customer_end is not None
-            and seat_first_end < customer_end
-        )
+        hung_up_by: Party | None = None
+        request = group.first_request if group is not None else None
+        if request is not None and group is not None and request[0] in group.channels:
+            uid, soft = request
+            hung_up_by = hangup_party(group.channels[uid].name, soft, uid in customer_uids)
         starts = [c.first_seen for c in customer if c.first_seen is not None]
         if dial_begin is not None:
             starts.append(dial_begin)
@@ -1211,7 +1276,13 @@ class CallTracker:
             dial_status=dial_status,
             cdr_disposition=cdr,
             talk_seconds=talk_seconds,
-            seat_hung_up_first=seat_hung_up_first,
+            hung_up_by=hung_up_by,
+            # Only a message that was the call's point: an automatic call where no key was
+            # read (a customer-first apology or a goodbye after a key must not turn an
+            # abandoned or confirmed call into a failure).
+            playback_status=_last_playback(group, customer_uids)
+            if mode is Mode.APPLICATION and key is None and not handed_over
+            else None,
             hung_up_by_action=hung_up_by_action,
             lost=lost,
         )

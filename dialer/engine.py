@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy, Specialist
-from dialer import locks, originate, queues, transfer
+from dialer import locks, originate, prompts, queues, transfer
 from dialer.ami import events as ev
 from dialer.ami.connection import Reply
 from dialer.ami.exceptions import AmiError
@@ -69,6 +69,7 @@ from dialer.models import (
 )
 from dialer.originate import DialPlan
 from dialer.pacing import TrunkLimiter, campaign_capacity
+from dialer.readcheck import ReadCheck
 from dialer.results import (
     ABANDONED,
     ANSWERED_OUTCOMES,
@@ -118,7 +119,7 @@ class DialerConfig:
     housekeeping_seconds: float = 5.0
     originate_lost_seconds: float = 120.0  # nothing heard of an Originate: fate unknown
     reminder_days_before: int = 30
-    reminder_message: str = "renewal-reminder"
+    reminder_message: str = prompts.RENEWAL_REMINDER  # the reminder campaign's default
     result_writers: int = 4
     result_batch: int = 100  # results per transaction (fewer commits; SQLite holds its lock longer)
     seat_servers: Mapping[str, str] = field(default_factory=dict)  # seat device -> server
@@ -224,12 +225,14 @@ class _Live:
     trunk: str | None = None
     admitted: bool = False  # holds a trunk slot
     answered: bool = False
+    recording: str | None = None  # MIXMONITOR_FILENAME, stored on the attempt when heard
 
 
 class _Server:
     def __init__(self, spec: AmiServerSpec) -> None:
         self.spec = spec
         self.tracker = CallTracker()
+        self.read_check = ReadCheck(spec.name, spec.config.username)
         self.link: AmiLink | None = None
         self.trunks: dict[str, TrunkLimiter] = {}
 
@@ -276,7 +279,8 @@ def finished_from(result: CallResult, live: _Live) -> Finished:
         ring_seconds=result.ring_seconds,
         talk_seconds=result.talk_seconds,
         key_pressed=result.key_pressed,
-        recording=result.recording,
+        # A tracker rebuilt after a restart never heard the VarSet: the stored name stands in.
+        recording=result.recording or live.recording,
         unknown=unknown,
         specialist_id=live.specialist_id,
         seat=result.connected_seat or live.seat,
@@ -328,6 +332,9 @@ class DialerEngine:
         self._seat_dirty: dict[int, list[Transition]] = {}
         self._seat_flush = asyncio.Event()
         self._sent_marks: list[tuple[str, datetime]] = []
+        # MIXMONITOR_FILENAME per attempt, written as soon as heard: a call cut off by a kill
+        # still names its recording, so the next start can ingest and link it.
+        self._recording_marks: list[tuple[str, str]] = []
         self._write_lock = locks.PriorityLock()  # SQLite: one writer, claims first
         self._seat_lock = asyncio.Lock()
         self._claim_slots = asyncio.Semaphore(self.config.claim_parallelism)
@@ -536,6 +543,7 @@ class DialerEngine:
                 attempt.campaign_id,
                 attempt.specialist_id,
                 attempt.seat,
+                recording=attempt.recording_file,
             )
             self._live[live.attempt_id] = live
             if attempt.state == AttemptState.RESERVED.value:
@@ -1416,6 +1424,14 @@ class DialerEngine:
     def _on_event(self, server_name: str, event: Any) -> None:
         server = self._servers[server_name]
         results = server.tracker.handle(event, self.clock.monotonic())
+        server.read_check.saw(event)
+        if isinstance(event, ev.VarSet) and event.variable == "MIXMONITOR_FILENAME":
+            # Linkedid is the attempt id (the Originate's ChannelId) on every channel of a call.
+            live = self._live.get(event.linkedid)
+            if live is not None and event.value and event.value != live.recording:
+                live.recording = event.value
+                self._recording_marks.append((live.attempt_id, event.value))
+                self._seat_flush.set()
         if isinstance(event, ev.BridgeEnter):
             live = self._live.get(event.linkedid)
             if live is not None and not live.answered:
@@ -1476,6 +1492,7 @@ class DialerEngine:
                 self._record(seat, seat.call_end(self.clock.now(), 0.0))
 
     def _enqueue(self, server_name: str, results: Sequence[CallResult]) -> None:
+        self._servers[server_name].read_check.ended(results)
         for r in results:
             live = self._live.get(r.attempt_id or "")
             if live is None:
@@ -1665,21 +1682,26 @@ class DialerEngine:
         async with self._seat_lock, self._write_guard(locks.BOOKKEEPING):
             dirty, self._seat_dirty = self._seat_dirty, {}
             marks, self._sent_marks = self._sent_marks, []
-            if not dirty and not marks:
+            files, self._recording_marks = self._recording_marks, []
+            if not dirty and not marks and not files:
                 return
             try:
-                await self._write_seats(dirty, marks)
+                await self._write_seats(dirty, marks, files)
             except BaseException:
                 for sid, ts in dirty.items():  # keep them for the next flush
                     self._seat_dirty[sid] = ts + self._seat_dirty.get(sid, [])
                 self._sent_marks[:0] = marks
+                self._recording_marks[:0] = files
                 raise
 
     async def _write_seats(
-        self, dirty: dict[int, list[Transition]], marks: list[tuple[str, datetime]]
+        self,
+        dirty: dict[int, list[Transition]],
+        marks: list[tuple[str, datetime]],
+        files: list[tuple[str, str]],
     ) -> None:
-        """Seat states, their transitions and "sent" marks: one statement of each kind
-        (executemany), however many seats changed."""
+        """Seat states, their transitions, "sent" marks and recording file names: one
+        statement of each kind (executemany), however many seats changed."""
         rows: list[dict[str, Any]] = []
         gone: list[int] = []
         states: dict[int, dict[str, Any]] = {}
@@ -1711,6 +1733,16 @@ class DialerEngine:
                 "since": seat.since or self.clock.now(),
             }
         async with self.sessions() as s:
+            if files:
+                await s.execute(
+                    update(_ATTEMPTS)
+                    .where(
+                        _ATTEMPTS.c.attempt_id == bindparam("file_id"),
+                        _ATTEMPTS.c.recording_file.is_(None),
+                    )
+                    .values(recording_file=bindparam("file_")),
+                    [{"file_id": attempt_id, "file_": name} for attempt_id, name in files],
+                )
             if marks:
                 await s.execute(
                     update(_ATTEMPTS)
@@ -1781,6 +1813,17 @@ class DialerEngine:
                 log.exception("could not reload campaigns")
 
     # -- views for the services ------------------------------------------------------------------
+
+    def health(self) -> list[dict[str, Any]]:
+        """Each AMI link: connected or not, and what its manager.conf user lacks (readcheck)."""
+        return [
+            {
+                "server": name,
+                "connected": server.link is not None and server.link.connected,
+                "warnings": server.read_check.warnings(),
+            }
+            for name, server in self._servers.items()
+        ]
 
     def live_calls(self) -> list[dict[str, Any]]:
         out = []

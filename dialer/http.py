@@ -8,12 +8,14 @@ document. Errors are JSON with a reason (see callcenter.web).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from crm_sync.api import (
+    ONE_LINE,
     Body,
     Code,
     Id,
@@ -24,18 +26,43 @@ from crm_sync.api import (
     View,
     When,
     endpoint,
-    pattern,
+    refused,
 )
 from crm_sync.auth import ApiError, Principal, principal, require_supervisor
 from crm_sync.dialplan import CallerId, SeatDevice, SoundName
-from dialer.exceptions import DialerError
+from crm_sync.phones import MAX_WRITTEN_LENGTH
+from dialer.exceptions import DialerError, NotAPhoneNumber
 from dialer.models import DialMode, SeatState
-from dialer.services import DialerService
+from dialer.services import DO_NOT_CALL_EXAMPLE, DialerService
 
 DIALER = web.AppKey("dialer", DialerService)
 routes = web.RouteTableDef()
 
-E164 = pattern(r"^\+[0-9]+$", "must be an E.164 number: + and digits, e.g. +8613800000000")
+
+def _not_too_long(value: object) -> object:
+    # The service's words for a novel-length number (and the schema's maxLength says the same):
+    # one refusal, whichever layer meets it first.
+    if isinstance(value, str) and len(value) > MAX_WRITTEN_LENGTH:
+        raise ValueError(
+            f"the number is longer than {MAX_WRITTEN_LENGTH} characters; {DO_NOT_CALL_EXAMPLE}"
+        )
+    return value
+
+
+WrittenNumber = Annotated[
+    str,
+    BeforeValidator(_not_too_long),
+    Field(
+        min_length=1,
+        max_length=MAX_WRITTEN_LENGTH,
+        pattern=ONE_LINE,
+        description=(
+            "one phone number in any form the import reads (+86 138-0013-8000, "
+            "138 0013 8000, 0311-85551234); the service stores its E.164 form"
+        ),
+        examples=["+8613800138000"],
+    ),
+]
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -71,9 +98,7 @@ class CampaignChange(Body):
 
 
 class DoNotCallAdd(Body):
-    number: Annotated[str, Field(min_length=2, max_length=32, pattern=E164)] = Field(
-        description="E.164, e.g. +8613800000000"
-    )
+    number: WrittenNumber
     reason: Name | None = None
 
 
@@ -90,14 +115,7 @@ class CampaignPath(PathParams):
 
 
 class NumberPath(PathParams):
-    number: Annotated[
-        str,
-        Field(
-            min_length=1,
-            max_length=32,
-            pattern=pattern(r"^\+?[0-9]+$", "must be a phone number: digits, + first"),
-        ),
-    ]
+    number: WrittenNumber
 
 
 class SeatView(View):
@@ -167,8 +185,19 @@ class CampaignStatus(CampaignView):
 
 
 class DoNotCallView(View):
-    number: str
+    number: str = Field(description="the E.164 form stored")
     do_not_call: bool
+
+
+class AmiLinkHealth(View):
+    server: str
+    connected: bool
+    warnings: list[str] = Field(description="what the AMI user lacks, each naming the fix")
+
+
+class Health(View):
+    ok: bool = Field(description="false while a link is down or a warning holds")
+    ami: list[AmiLinkHealth]
 
 
 # -- handlers ----------------------------------------------------------------------------------
@@ -183,6 +212,14 @@ async def _call(coro: Any) -> Any:
         return await coro
     except DialerError as exc:
         raise ApiError(exc.status, exc.reason) from None
+
+
+async def _number(where: Literal["path", "body"], coro: Awaitable[str]) -> str:
+    """The service's refusal of a text that is not one phone number, as a field problem."""
+    try:
+        return await coro
+    except NotAPhoneNumber as exc:
+        raise refused(where, "number", "phone_number", exc.reason) from None
 
 
 def _me(request: web.Request) -> Principal:
@@ -291,6 +328,14 @@ async def live_calls(request: web.Request) -> list[dict[str, Any]]:
     return _svc(request).live_calls()
 
 
+@routes.get("/api/health")
+@endpoint(response=Health, tags=("supervisor",))
+async def health(request: web.Request) -> dict[str, Any]:
+    """Any signed-in role: the AMI links and what their manager.conf users lack."""
+    _me(request)  # the middleware has checked the token; any role may look
+    return _svc(request).health()
+
+
 @routes.post("/api/calls/{attempt_id}/hangup")
 @endpoint(path=AttemptPath, response=HangUpView, errors=(403, 409), tags=("supervisor",))
 async def hang_up(request: web.Request, path: AttemptPath) -> dict[str, Any]:
@@ -352,10 +397,11 @@ async def update_campaign(
     body=DoNotCallAdd, response=DoNotCallView, status=201, errors=(403,), tags=("supervisor",)
 )
 async def add_dnc(request: web.Request, body: DoNotCallAdd) -> dict[str, Any]:
-    """Supervisor: put an E.164 number on the do-not-call list."""
+    """Supervisor: put a number on the do-not-call list, written in any form the import
+    accepts (+86 138-0013-8000, 138 0013 8000, …); the answer gives the E.164 form stored."""
     require_supervisor(_me(request))
-    await _call(_svc(request).add_do_not_call(body.number, body.reason))
-    return {"number": body.number, "do_not_call": True}
+    stored = await _number("body", _svc(request).add_do_not_call(body.number, body.reason))
+    return {"number": stored, "do_not_call": True}
 
 
 @routes.delete("/api/do-not-call/{number}")
@@ -363,5 +409,5 @@ async def add_dnc(request: web.Request, body: DoNotCallAdd) -> dict[str, Any]:
 async def remove_dnc(request: web.Request, path: NumberPath) -> dict[str, Any]:
     """Supervisor: take a number off the do-not-call list."""
     require_supervisor(_me(request))
-    await _call(_svc(request).remove_do_not_call(path.number))
-    return {"number": path.number, "do_not_call": False}
+    removed = await _number("path", _svc(request).remove_do_not_call(path.number))
+    return {"number": removed, "do_not_call": False}

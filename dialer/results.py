@@ -38,7 +38,7 @@ from dialer.exceptions import NotYourLead, UnknownLead, UnknownResult
 from dialer.models import AttemptState, CallAttempt, DialMode
 from schedules.retry import Attempt as RetryAttempt
 from schedules.retry import Outcome as RetryOutcome
-from schedules.retry import RetryConfig, appointment_time, next_attempt
+from schedules.retry import RetryConfig, appointment_time, inaccurate_cause, next_attempt
 from schedules.windows import DEFAULT_TZ, CallingHours, zone
 
 log = logging.getLogger(__name__)
@@ -494,6 +494,20 @@ async def dispose(
     return lead
 
 
+_CN_DIGITS = "一二三四五六七八九"
+
+
+def branch_reason(accuracy_reason: str | None) -> str:
+    """What happened to a number, in the words of the branch e-mail (Chinese / English)."""
+    cause, n = inaccurate_cause(accuracy_reason)
+    if cause == "not_in_service":
+        return "空号/号码错误 number not in service"
+    if cause == "unanswered" and n is not None:
+        times = _CN_DIGITS[n - 1] if n <= len(_CN_DIGITS) else str(n)
+        return f"{times}次未接通 not reached in {n} calls"
+    return accuracy_reason or "标记不准确 marked inaccurate"
+
+
 async def inaccurate_numbers_by_branch(
     session: AsyncSession, day: date, tz: str = DEFAULT_TZ
 ) -> dict[int, list[InaccurateNumber]]:
@@ -502,10 +516,15 @@ async def inaccurate_numbers_by_branch(
     z = zone(tz)
     start = datetime.combine(day, time(0), tzinfo=z).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=z).astimezone(UTC)
+    # Calls actually placed to this number for this lead: not the ones the window closed
+    # before sending, nor skipped previews, nor reminder messages.
     calls = (
-        select(CallAttempt.lead_id, func.count().label("n"))
-        .where(CallAttempt.campaign_kind != "reminder")
-        .group_by(CallAttempt.lead_id)
+        select(CallAttempt.lead_id, CallAttempt.phone_id, func.count().label("n"))
+        .where(
+            CallAttempt.campaign_kind != "reminder",
+            CallAttempt.outcome.not_in((NOT_SENT, SKIPPED)),
+        )
+        .group_by(CallAttempt.lead_id, CallAttempt.phone_id)
         .subquery()
     )
     rows = (
@@ -523,7 +542,7 @@ async def inaccurate_numbers_by_branch(
             .join(Phone, Phone.id == Lead.phone_id)
             .join(Policy, Policy.id == Lead.policy_id)
             .join(Customer, Customer.id == Phone.customer_id)
-            .outerjoin(calls, calls.c.lead_id == Lead.id)
+            .outerjoin(calls, (calls.c.lead_id == Lead.id) & (calls.c.phone_id == Phone.id))
             .where(
                 Phone.accuracy == Accuracy.INACCURATE.value,
                 Phone.accuracy_set_at >= start,
@@ -541,7 +560,7 @@ async def inaccurate_numbers_by_branch(
             continue
         seen.add(key)
         out.setdefault(branch_id, []).append(
-            InaccurateNumber(policy_number, name, e164 or raw, reason or "", int(n))
+            InaccurateNumber(policy_number, name, e164 or raw, branch_reason(reason), int(n))
         )
     return out
 

@@ -34,6 +34,8 @@ Supervisors:
 * `campaigns()` / `campaign_status()`, `start_campaign(name)`, `stop_campaign(name)`,
   `update_campaign(name, mode=…, concurrency=…, trunk_max_calls=…, trunk_max_cps=…)`.
 * `live_calls()` (sync) — every call in flight on this process.
+* `health()` (sync) — each AMI link's state and what its manager.conf user lacks
+  (`dialer.readcheck`), for `GET /api/health` (any signed-in role).
 * `hang_up(attempt_id)` — end a call of this process (AMI Hangup; outcome
   `hung_up_by_action`); `hung_up` is false if the call has no channel up.
 * `add_do_not_call(number, reason)`, `remove_do_not_call(number)`.
@@ -54,8 +56,9 @@ from sqlalchemy import delete, select
 
 from crm_sync.dialplan import caller_id_problem, sound_problem
 from crm_sync.models import Customer, Lead, Phone, Policy
+from crm_sync.phones import normalise_number
 from dialer.engine import SPECIALIST_MODES, DialerEngine
-from dialer.exceptions import DialerError, UnknownCampaign
+from dialer.exceptions import DialerError, NotAPhoneNumber, UnknownCampaign
 from dialer.models import CallAttempt, Campaign, CampaignKind, DialMode, DoNotCall, SeatState
 from dialer.results import dispose as _dispose
 from dialer.results import inaccurate_numbers_by_branch
@@ -303,6 +306,13 @@ class DialerService:
         clean = campaign_changes(kind, changes)
         return asdict(await self.engine.set_campaign(name, **clean))
 
+    def health(self) -> dict[str, Any]:
+        """The AMI links and the configuration warnings (sync). `ok` is false while a link is
+        down or a warning holds."""
+        links = self.engine.health()
+        ok = all(link["connected"] and not link["warnings"] for link in links)
+        return {"ok": ok, "ami": links}
+
     def live_calls(self) -> list[dict[str, Any]]:
         return self.engine.live_calls()
 
@@ -311,18 +321,37 @@ class DialerService:
 
     # -- do not call ----------------------------------------------------------------------------
 
-    async def add_do_not_call(self, number: str, reason: str | None = None) -> None:
-        if not number.startswith("+"):
-            raise DialerError("do-not-call numbers are E.164 (+86…)")
-        async with self.sessions() as s:
-            if await s.get(DoNotCall, number) is None:
-                s.add(DoNotCall(number=number, reason=reason, added_at=self.clock.now()))
-                await s.commit()
+    async def add_do_not_call(self, number: str, reason: str | None = None) -> str:
+        """Block `number` in whatever form it is written; returns the E.164 form stored.
 
-    async def remove_do_not_call(self, number: str) -> None:
+        The claim query compares E.164 strings, so a number stored as written ("+86 138…",
+        full-width digits) would block nothing: it is normalised by the import's rules, and
+        what is not one phone number is refused."""
+        e164 = do_not_call_number(number)
         async with self.sessions() as s:
-            await s.execute(delete(DoNotCall).where(DoNotCall.number == number))
+            if await s.get(DoNotCall, e164) is None:
+                s.add(DoNotCall(number=e164, reason=reason, added_at=self.clock.now()))
+                await s.commit()
+        return e164
+
+    async def remove_do_not_call(self, number: str) -> str:
+        e164 = do_not_call_number(number)
+        async with self.sessions() as s:
+            await s.execute(delete(DoNotCall).where(DoNotCall.number == e164))
             await s.commit()
+        return e164
+
+
+DO_NOT_CALL_EXAMPLE = "write one number, e.g. +8613800138000, 138 0013 8000 or 0311-85551234"
+
+
+def do_not_call_number(number: str) -> str:
+    try:
+        return normalise_number(number)
+    except ValueError as exc:
+        raise NotAPhoneNumber(
+            f"not a phone number for the do-not-call list ({exc}); {DO_NOT_CALL_EXAMPLE}"
+        ) from None
 
 
 __all__ = ["DialerService", "inaccurate_numbers_by_branch", "seat_view"]

@@ -6,6 +6,7 @@ handler is given a recording id; the file comes from the row's storage key throu
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Annotated, Any
 
@@ -27,8 +28,11 @@ from crm_sync.api import (
     endpoint,
 )
 from crm_sync.auth import ApiError, principal
+from recordings.exceptions import StoreError, UnsafePath
 from recordings.services import RecordingFilter, RecordingsService
 from recordings.store import RecordingStore
+
+log = logging.getLogger(__name__)
 
 RECORDINGS = web.AppKey("recordings", RecordingsService)
 routes = web.RouteTableDef()
@@ -218,8 +222,20 @@ async def _stream(
 ) -> web.StreamResponse:
     await resp.prepare(request)
     if request.method != "HEAD":
-        async for block in store.read_range(key, start, end):
-            await resp.write(block)
+        sent = 0
+        try:
+            async for block in store.read_range(key, start, end):
+                await resp.write(block)
+                sent += len(block)
+            if sent != end - start + 1:
+                raise StoreError(f"{key} ended after {sent} of {end - start + 1} bytes")
+        except (StoreError, UnsafePath, OSError) as exc:
+            # The headers are out: an error response now would land inside the body. Closing
+            # the connection short of Content-Length is the one honest signal left.
+            log.error("recording %s: the store failed while streaming: %s", key, exc)
+            if request.transport is not None:
+                request.transport.close()
+            return resp
     await resp.write_eof()
     return resp
 
@@ -228,12 +244,17 @@ async def _stream(
 @endpoint(
     path=RecordingPath,
     query=AudioQuery,
-    errors=(206, 404, 416),
+    errors=(206, 404, 410, 416, 503),
     media={"audio/mpeg": "MP3 audio", "audio/ogg": "Ogg Opus audio"},
     tags=("recordings",),
 )
 async def audio(request: web.Request, path: RecordingPath, query: AudioQuery) -> web.StreamResponse:
-    """The compressed audio, with HTTP Range support (206 / 416) so a player can seek."""
+    """The compressed audio, with HTTP Range support (206 / 416) so a player can seek.
+
+    The stored file is checked before any header goes out: 410 when it is missing or damaged
+    (`callcenter recordings check` lists it), 503 when the store cannot be read. A store that
+    fails mid-stream closes the connection short of Content-Length.
+    """
     svc = _service(request)
     ref = await svc.audio(principal(request), path.id)
     headers = {

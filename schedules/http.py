@@ -11,8 +11,19 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import AfterValidator, Field
 
-from crm_sync.api import Body, Day, PathParams, Query, Timestamp, View, endpoint, pattern
-from crm_sync.auth import principal, require_supervisor
+from crm_sync.api import (
+    Body,
+    Day,
+    PathParams,
+    Problem,
+    Query,
+    Timestamp,
+    View,
+    endpoint,
+    pattern,
+)
+from crm_sync.auth import ApiError, principal, require_supervisor
+from schedules.exceptions import DistributionDayRefused
 from schedules.services import CAMPAIGN_KINDS, MAX_SLOTS, DeskService
 
 DESK_SERVICE = web.AppKey("desk_service", DeskService)
@@ -70,12 +81,23 @@ class DistributionRequest(Body):
     dry_run: bool = False
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
     timeline: bool = True
+    force: bool = Field(
+        default=False,
+        description="run for a day more than NEAR_DAYS (3) from today; without it such a "
+        "day is refused (409) with what the run would do",
+    )
 
 
 class DistributionView(View):
     timeline: dict[str, Any] | None = None
     distribution: dict[str, Any]
     notes: list[str]
+
+
+class DistributionRefused(Problem):
+    """A day far from today, asked for without `force`."""
+
+    would: DistributionView = Field(description="what the run would do: its dry run")
 
 
 class DayPath(PathParams):
@@ -118,15 +140,27 @@ async def calendar(request: web.Request, query: CalendarQuery) -> dict[str, Any]
     body_required=False,
     response=DistributionView,
     errors=(403,),
+    problems={409: DistributionRefused},
     tags=("supervisor",),
 )
 async def distribute(request: web.Request, body: DistributionRequest) -> dict[str, Any]:
     """Run the day's timeline and distribution now (supervisors; idempotent: a second run the
-    same day deals only leads that became due since)."""
+    same day deals only leads that became due since).
+
+    A date more than three days from today answers 409 with what the run would close
+    (`would`) unless `force` is true; a dry run shows it too.
+    """
     require_supervisor(principal(request))
-    work = await request.app[DESK_SERVICE].distribute(
-        body.date, dry_run=body.dry_run, seed=body.seed, timeline=body.timeline
-    )
+    try:
+        work = await request.app[DESK_SERVICE].distribute(
+            body.date,
+            dry_run=body.dry_run,
+            seed=body.seed,
+            timeline=body.timeline,
+            force=body.force,
+        )
+    except DistributionDayRefused as exc:
+        raise ApiError(409, exc.reason, would=exc.preview.to_dict()) from None
     return work.to_dict()
 
 

@@ -9,18 +9,21 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from callcenter.bootstrap import Container, build_app
-from callcenter.service import Service, wire
-from callcenter.settings import AmiServer, Settings
+from callcenter.service import Service
 from crm_sync.auth import issue_token
 from crm_sync.models import Lead, Specialist
-from dialer.engine import DialerConfig
 from dialer.models import CallAttempt
-from tests.test_dialer_support import MONDAY_0930, FastClock, seed, start_simulator, wait_for
+from tests.test_dialer_support import (
+    MONDAY_0930,
+    FastClock,
+    seed,
+    start_simulator,
+    wait_for,
+    wire_desk,
+)
 
 
 @dataclass
@@ -55,14 +58,7 @@ async def desk(
         }
         await s.commit()
     sim = await start_simulator(clock)
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=db_url,
-        ami=[AmiServer(name="pbx1", host=sim.host, port=sim.port, secret=SecretStr("secret"))],
-    )
-    container = Container(settings=settings, clock=clock, engine=engine, sessions=sessions)
-    service = wire(container, daily_jobs=False, dialer_config=DialerConfig(wrap_up_seconds=600))
-    app = build_app(container, owns_engine=False)  # the `engine` fixture disposes it
+    service, app = wire_desk(db_url, engine, sessions, tmp_path, clock, sim)
     async with TestClient(TestServer(app)) as client:
         await service.engine.wait_connected()
         yield Desk(client, service, clock, specs, leads, tokens)
@@ -156,8 +152,8 @@ async def test_every_route_is_in_the_openapi_document_and_needs_a_token(desk: De
             url = path.replace("{", "").replace("}", "")
             resp = await desk.client.request(method.upper(), url)
             assert resp.status == 401, (method, path)
-    # Only the API's own description is open to anyone.
-    assert public == {"/api/openapi.json", "/api/docs", "/api/docs/{asset}"}
+    # Only the front page and the API's own description are open to anyone.
+    assert public == {"/", "/api/openapi.json", "/api/docs", "/api/docs/{asset}"}
 
 
 async def test_a_specialist_cannot_sign_in_at_another_device(desk: Desk) -> None:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.bootstrap import Container, build_app
 from callcenter.service import wire
 from callcenter.settings import AmiServer, Settings
-from crm_sync.auth import issue_token
+from crm_sync.auth import TOKEN_PREFIX_LEN, ApiToken, issue_token
 from crm_sync.models import Specialist
 from recordings.store import LocalStore
 from schedules.clock import VirtualClock
@@ -28,6 +29,9 @@ from tests.test_recordings_helpers import add_recording
 # Sunday 2026-01-11, 20:00 in Asia/Shanghai.
 SUNDAY_EVENING = datetime(2026, 1, 11, 12, 0, tzinfo=UTC)
 AUDIO = bytes(range(256)) * 8
+# A supervisor's fuzzer revokes the token ids it tries (1, the ids' example, first); its own
+# tokens sit at ids it does not try, so a revoke does not lock it out halfway through a run.
+TOKEN_IDS = {"supervisor": 1_000_001, "specialist": 1_000_002}
 
 
 @dataclass
@@ -57,6 +61,12 @@ async def wired_api(
             "supervisor": await issue_token(s, boss.id),
             "specialist": await issue_token(s, specs[0]),
         }
+        for who, secret in tokens.items():
+            await s.execute(
+                update(ApiToken)
+                .where(ApiToken.prefix == secret[:TOKEN_PREFIX_LEN])
+                .values(id=TOKEN_IDS[who])
+            )
         await s.commit()
     sim = await start_simulator(clock)
     settings = Settings(

@@ -136,6 +136,7 @@ async def test_supervisor_runs_the_distribution_once_and_reads_the_recorded_run(
     [
         ({"date": "11/03/2026"}, "invalid body: date: Input should be a valid date"),
         ({"dry_run": "yes"}, "invalid body: dry_run: Input should be a valid boolean"),
+        ({"force": "yes"}, "invalid body: force: Input should be a valid boolean"),
         ({"seed": "7"}, "invalid body: seed: Input should be a valid integer"),
         ([1, 2], "invalid body: Input should be an object"),
     ],

@@ -20,7 +20,9 @@ from dialer.calls import (
     CallTracker,
     Mode,
     Outcome,
+    Party,
     classify,
+    hangup_party,
     infer_mode,
 )
 from dialer.replay import Replayer
@@ -78,7 +80,7 @@ def outcomes(results: list[CallResult]) -> list[tuple[str | None, Outcome]]:
         ),
         (
             CallFacts(
-                customer_dialled=True, answered=True, talk_seconds=1.0, seat_hung_up_first=True
+                customer_dialled=True, answered=True, talk_seconds=1.0, hung_up_by=Party.SEAT
             ),
             Outcome.ANSWERED,
         ),
@@ -475,3 +477,85 @@ def test_the_flow_of_an_unregistered_originate_is_inferred(
     exten: str | None, application: str | None, variables: dict[str, str], mode: Mode
 ) -> None:
     assert infer_mode(exten, application, variables) == mode
+
+
+# --- who hung up: the request that started it, not the order of the Hangups ----------------
+
+
+def _seat_hangup_first(received: Timed) -> Timed:
+    """The race trace as the live run saw it in 2 of 7 calls: each seat's Hangup arrives
+    1 ms before the carrier's, although the carrier's HangupRequest came first."""
+    out = list(received)
+    for i, (msg, t) in enumerate(received):
+        if msg.get("Event") != "Hangup" or not (msg.get("Channel") or "").startswith(
+            "PJSIP/carrier-"
+        ):
+            continue
+        linked = msg.get("Linkedid")
+        j = next(
+            k
+            for k in range(i + 1, len(received))
+            if received[k][0].get("Event") == "Hangup" and received[k][0].get("Linkedid") == linked
+        )
+        seat = out.pop(out.index(received[j]))
+        out.insert(out.index((msg, t)), (seat[0], t - 0.001))
+    return out
+
+
+def test_a_customer_who_hangs_up_early_is_early_whichever_hangup_arrives_first() -> None:
+    sent, received = load("pjsip/pjsip_customer_hangs_up_first_race")
+    swapped = _seat_hangup_first(received)
+    firsts = [
+        m.get("Channel", "")[:13]
+        for m, _ in swapped
+        if m.get("Event") == "Hangup" and m.get("Channel", "").startswith("PJSIP/8002")
+    ]
+    assert len(firsts) == 10
+    for trace in (received, swapped):
+        results = run(sent, trace)
+        assert [(r.attempt_id, r.outcome) for r in results] == [
+            (f"att-{n}", Outcome.ANSWERED_HUNG_UP_EARLY) for n in range(211, 221)
+        ]
+        assert all(r.facts.hung_up_by is Party.CUSTOMER for r in results)
+
+
+@pytest.mark.parametrize(
+    ("channel", "soft", "customer", "party"),
+    [
+        ("PJSIP/carrier-00000001", False, True, Party.CUSTOMER),  # the customer's BYE
+        ("PJSIP/carrier-00000001", True, True, Party.PBX),  # our dialplan's Hangup()
+        ("PJSIP/8002-00000000", False, False, Party.SEAT),  # the specialist's BYE
+        ("Local/13800000014@customers-00000009;2", True, True, Party.CUSTOMER),  # 03 early
+        ("Local/13800000010@customers-0000000e;2", False, True, Party.PBX),  # 04 playback
+        ("Local/13800000018@customers-0000000f;1", True, True, Party.PBX),  # 04 keypress
+    ],
+)
+def test_the_party_that_hung_up_follows_the_request(
+    channel: str, soft: bool, customer: bool, party: Party
+) -> None:
+    assert hangup_party(channel, soft, customer) is party
+
+
+def _playback_failed(received: Timed) -> Timed:
+    """Every PLAYBACKSTATUS of a trace turned to FAILED (the prompt missing on the PBX)."""
+    out: Timed = []
+    for msg, t in received:
+        if msg.get("Variable") == "PLAYBACKSTATUS":
+            msg = Message(tuple((k, "FAILED" if k == "Value" else v) for k, v in msg.headers))
+        out.append((msg, t))
+    return out
+
+
+def test_a_message_that_could_not_play_is_a_failure_not_a_reached_customer() -> None:
+    sent, received = load("04_automatic_callback_playback")
+    (played,) = run(sent, received)
+    assert played.outcome == Outcome.ANSWERED and played.facts.hung_up_by is Party.PBX
+    (missing,) = run(sent, _playback_failed(received))
+    assert missing.outcome == Outcome.FAILED
+    assert "PLAYBACKSTATUS=FAILED" in missing.why
+
+
+def test_a_key_read_before_a_failed_goodbye_still_counts() -> None:
+    sent, received = load("04_automatic_callback_keypress")
+    (result,) = run(sent, _playback_failed(received))
+    assert (result.outcome, result.key_pressed) == (Outcome.ANSWERED, "1")

@@ -61,6 +61,11 @@ EXPECTED: dict[str, list[tuple[str, str, str | None, int | None, int | None, str
     ],
     "pjsip/pjsip_customer_presses_1": [("att-008", "answered", "ANSWER", 16, None, "1")],
     "pjsip/pjsip_customer_first_answered": [("att-009", "answered", "ANSWER", 16, None, None)],
+    # Ten customers who hang up 1 s after answering: who hung up comes from the carrier's
+    # HangupRequest, whatever order the two Hangups arrive in.
+    "pjsip/pjsip_customer_hangs_up_first_race": [
+        (f"att-{n}", "answered_hung_up_early", "ANSWER", 16, None, None) for n in range(211, 221)
+    ],
     "pjsip/pjsip_customer_first_busy": [("att-010", "busy", "BUSY", 17, 486, None)],
     # Originate timeout: cause 19 with Asterisk's derived TechCause 480 -- still "no answer".
     "pjsip/pjsip_customer_first_no_answer": [("att-011", "no_answer", None, 19, 480, None)],

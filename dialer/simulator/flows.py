@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from dialer import prompts
 from dialer.simulator.behaviour import SIP_FAILURES, Behaviour
 from dialer.simulator.pbx import (
     Call,
@@ -32,6 +33,7 @@ from dialer.simulator.pbx import (
     Leg,
     Pbx,
     Redirected,
+    has_sounds,
     parse_callerid,
     playback_seconds,
 )
@@ -44,6 +46,9 @@ _SEAT_FIRST_EXTEN = re.compile(r"^\d+$")
 _SEAT_SILENT = Behaviour("noanswer", ring=math.inf)  # a seat nobody picks up
 CONNECT_KEY = "2"  # the callback's "connect me to a specialist"
 HOLD_SECONDS = 20.0  # the callback's hold before "a specialist will call you"
+# With `Pbx.seat_hangup_first`, how long before the carrier's Hangup the seat's comes (the
+# live run of issue 11 saw up to 1 ms).
+SEAT_HANGUP_LEAD = 0.001
 
 Responder = Callable[[str, str], None]
 
@@ -246,7 +251,7 @@ async def _originate(
     elif o.exten == "callback":
         await _callback(pbx, call, o, leg, beh, family, rec)
     elif o.exten == "reminder":
-        await _application(pbx, call, leg, beh, "Playback", "hello-world&tt-weasels")
+        await _application(pbx, call, leg, beh, "Playback", prompts.RENEWAL_REMINDER)
     elif kind == "seat" and _SEAT_FIRST_EXTEN.match(o.exten):
         await _seat_first(pbx, call, o, leg, family, rec)
     else:
@@ -540,6 +545,16 @@ async def _seat_first(
             bridge = cust.bridge
             _leave(pbx, cust, 1, r)
             _leave(pbx, s1, 0, r)
+            if pbx.seat_hangup_first:
+                # pjsip_chanspy_barge: the seat's Hangup before the carrier's.
+                pbx.varset(s1, "DIALSTATUS", status)
+                pbx.hangup_request(s1, 16, soft=True)
+                pbx.bridge_event("BridgeDestroy", bridge, 0)
+                pbx.cdr(s1, "ANSWERED", cust, "Dial")
+                pbx.hangup(s1, 16)
+                await pbx.wait(call, SEAT_HANGUP_LEAD)
+                pbx.hangup(cust, 16)
+                return
             pbx.bridge_event("BridgeDestroy", bridge, 0)
             pbx.hangup(cust, 16)
         elif by is c2:
@@ -681,6 +696,15 @@ async def _connect_seat(
         _leave(pbx, c1, 1, r)
         pbx.varset(c1, "DIALSTATUS", "ANSWER")
         pbx.hangup_request(c1, 16, soft=True)
+        if pbx.seat_hangup_first:
+            # pjsip_key2_redirect_to_seat: the seat's Hangup before the carrier's.
+            _leave(pbx, s1, 0, r)
+            pbx.bridge_event("BridgeDestroy", bridge, 0)
+            pbx.hangup(s1, 16)
+            await pbx.wait(call, SEAT_HANGUP_LEAD)
+            pbx.cdr(c1, "ANSWERED", s1, "Dial")
+            pbx.hangup(c1, 16)
+            return
         pbx.cdr(c1, "ANSWERED", s1, "Dial")
         _leave(pbx, s1, 0, r)
         pbx.bridge_event("BridgeDestroy", bridge, 0)
@@ -724,7 +748,7 @@ async def _no_seat(pbx: Pbx, call: Call, leg: Leg, ctx: str, seat: str, status: 
         privilege="user,all",
     )
     later = c1.variables.get("KEY") == CONNECT_KEY  # handed over from the callback menu
-    message = "custom/a-specialist-will-call-you" if later else "custom/renewal-sorry"
+    message = prompts.A_SPECIALIST_WILL_CALL_YOU if later else prompts.RENEWAL_SORRY
     _enter(pbx, c1, ctx, "connect-seat", "Playback", message)
     await pbx.wait(call, playback_seconds(message))
     _dialplan_hangs_up(pbx, leg)
@@ -837,7 +861,7 @@ async def _hold_for_specialist(
     on_hold = False
     call.hold = c1
     try:
-        prompt = "custom/connecting-you"
+        prompt = prompts.CONNECTING_YOU
         _enter(pbx, c1, ctx, "callback", "Playback", prompt)
         await pbx.wait(call, playback_seconds(prompt))
         _enter(pbx, c1, ctx, "callback", "MusicOnHold", f"default,{hold:g}")
@@ -861,7 +885,7 @@ async def _hold_for_specialist(
         return
     call.hold = None
     pbx.ev("MusicOnHoldStop", c1)
-    message = "custom/a-specialist-will-call-you"
+    message = prompts.A_SPECIALIST_WILL_CALL_YOU
     _enter(pbx, c1, ctx, "callback", "Playback", message)
     await pbx.wait(call, playback_seconds(message))
     _dialplan_hangs_up(pbx, leg)
@@ -886,7 +910,11 @@ def request_redirect(pbx: Pbx, chan: Chan, context: str, exten: str) -> bool:
 
 
 async def _application(pbx: Pbx, call: Call, leg: Leg, beh: Behaviour, app: str, data: str) -> None:
-    length = playback_seconds(data) if app.lower() == "playback" else 1.0
+    """The originated channel runs `app` (no dialplan) and is hung up when it returns: no
+    HangupRequest on it, only its Hangup. Playback sets PLAYBACKSTATUS first (SUCCESS as in
+    04_automatic_callback_playback; FAILED at once for a missing file, as Asterisk does)."""
+    playback = app.lower() == "playback"
+    length = playback_seconds(data) if playback else 1.0
     c1, c2 = leg.a, leg.b
     c1.app, c1.appdata = app, data
     if beh.talk < length:
@@ -894,6 +922,8 @@ async def _application(pbx: Pbx, call: Call, leg: Leg, beh: Behaviour, app: str,
         _customer_hangs_up(pbx, leg)
         return
     await pbx.wait(call, length)
+    if playback:
+        pbx.varset(c1, "PLAYBACKSTATUS", "SUCCESS" if has_sounds(data) else "FAILED")
     pbx.cdr(c1, "ANSWERED")
     if c2 is not None:
         pbx.cdr(c2, "ANSWERED")

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from dialer import prompts
+from dialer.ami.events import event_class
 from dialer.simulator.behaviour import (
     Behaviour,
     Scenario,
@@ -39,12 +41,15 @@ CAUSE_TXT = {
     34: "Circuit/channel congestion",
 }
 MONITOR_SPOOL = "/var/spool/asterisk/monitor"
+# The sound files this PBX has: the stock ones the lab traces play, and ours (dialer.prompts,
+# installed by `make prompts`). Playing any other fails at once (PLAYBACKSTATUS=FAILED).
 PLAYBACK_SECONDS = {
     "hello-world": 1.4,
     "tt-weasels": 2.95,
     "tt-monkeys": 15.4,
     "vm-goodbye": 0.9,
     "if-correct-press": 1.6,
+    **prompts.SECONDS,
 }
 _CALLERID = re.compile(r'^\s*"?([^"<]*?)"?\s*<([^>]*)>\s*$')
 
@@ -60,7 +65,13 @@ def parse_callerid(value: str | None) -> tuple[str, str]:
 
 
 def playback_seconds(data: str) -> float:
-    return sum(PLAYBACK_SECONDS.get(f, 2.0) for f in data.split("&") if f)
+    """How long `Playback(data)` plays (`a&b` plays both); a missing file plays nothing."""
+    return sum(PLAYBACK_SECONDS.get(f, 0.0) for f in data.split("&") if f)
+
+
+def has_sounds(data: str) -> bool:
+    """Whether every file of `Playback(data)` exists on this PBX."""
+    return all(f in PLAYBACK_SECONDS for f in data.split("&") if f)
 
 
 class HungUp(Exception):
@@ -146,7 +157,7 @@ class Leg:
 
 
 class Pbx:
-    """Channels and flows. `sinks` receive every event as encoded bytes."""
+    """Channels and flows. `sinks` receive every event as encoded bytes, with its class."""
 
     def __init__(
         self,
@@ -163,10 +174,14 @@ class Pbx:
         # Seats (by number, e.g. "8002") that ring but are never picked up when the dialplan
         # dials them (customer first, a callback handed to a seat).
         self.unanswered_seats: set[str] = set()
+        # After a customer's BYE on PJSIP, send the seat's Hangup 1 ms before the carrier's
+        # (real Asterisk does either: pjsip_chanspy_barge and pjsip_key2_redirect_to_seat
+        # vs pjsip_customer_hangs_up_first_race); the HangupRequest stays on the carrier first.
+        self.seat_hangup_first = False
         self.channels: dict[str, Chan] = {}
         self.calls: set[Call] = set()
         self.globals: dict[str, str] = {}
-        self.sinks: set[Callable[[bytes], None]] = set()
+        self.sinks: set[Callable[[bytes, str], None]] = set()
         self._seq = 0
         self._local_seq = 0
         self._pjsip_seq = 0
@@ -180,17 +195,23 @@ class Pbx:
 
     # -- events ----------------------------------------------------------------------------
 
-    def emit(self, name: str, privilege: str, pairs: Iterable[tuple[str, str]]) -> None:
+    def emit(self, name: str, privilege: str | None, pairs: Iterable[tuple[str, str]]) -> None:
+        """Send one event to every sink with its class (`Privilege` is `<class>,all`, the
+        class Asterisk 22 uses for it unless given), so each session can drop what its
+        user may not read."""
+        cls = event_class(name)
+        if privilege is None:
+            privilege = f"{cls},all"
         parts = [f"Event: {name}\r\nPrivilege: {privilege}\r\n"]
         parts.extend(f"{k}: {v}\r\n" for k, v in pairs)
         parts.append("\r\n")
         data = "".join(parts).encode("utf-8")
         self.events_emitted += 1
         for sink in tuple(self.sinks):
-            sink(data)
+            sink(data, cls)
 
     def ev(
-        self, name: str, chan: Chan, *extra: tuple[str, str], privilege: str = "call,all"
+        self, name: str, chan: Chan, *extra: tuple[str, str], privilege: str | None = None
     ) -> None:
         self.emit(name, privilege, [*chan.snapshot(), *extra])
 

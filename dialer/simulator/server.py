@@ -22,9 +22,10 @@ import itertools
 import logging
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from dialer.ami.events import may_read, read_classes
 from dialer.ami.protocol import AmiParser, Message
 from dialer.simulator.behaviour import Scenario
 from dialer.simulator.flows import Originate, request_redirect, start_originate
@@ -59,6 +60,7 @@ class _Session:
         self.reader = reader
         self.writer = writer
         self.user: str | None = None
+        self.read: frozenset[str] = frozenset()  # the user's read classes, after login
         self.events_on = False
         self.challenge: str | None = None
         self.session_id = f"0x{next(self._ids):x}"
@@ -83,8 +85,8 @@ class _Session:
             return
         self.writer.write(data)
 
-    def event_sink(self, data: bytes) -> None:
-        if self.events_on and self.user is not None:
+    def event_sink(self, data: bytes, cls: str) -> None:
+        if self.events_on and self.user is not None and may_read(self.read, cls):
             self.write(data)
 
     def respond(self, response: str, action_id: str | None, *pairs: tuple[str, str]) -> None:
@@ -142,6 +144,8 @@ class _Session:
         await handler(msg, aid)
 
     def security_event(self, name: str, severity: str, extra: list[tuple[str, str]]) -> None:
+        if not may_read(self.read, "security"):
+            return
         now = self.sim.pbx.clock.now().strftime("%Y-%m-%dT%H:%M:%S.000+0000")
         pairs = [
             ("EventTV", now),
@@ -184,6 +188,7 @@ class _Session:
             self.close()
             return
         self.user = user
+        self.read = read_classes(self.sim.read.get(user, "all"))
         self.events_on = (msg.get("Events") or "on").lower() not in ("off", "no", "false", "0")
         self.respond("Success", aid, ("Message", "Authentication accepted"))
         self.sim.pbx.sinks.add(self.event_sink)
@@ -562,9 +567,13 @@ class PbxSimulator:
         monitor_dir: Path | None = None,
         scenario: Scenario | None = None,
         seed: int | None = None,
+        read: Mapping[str, str] | None = None,
     ) -> None:
         self.pbx = Pbx(clock or SystemClock(), monitor_dir=monitor_dir, scenario=scenario)
         self.users = users if users is not None else {"dialer": "dialer-secret"}
+        # Each user's manager.conf `read =` line (default `all`): events of other classes are
+        # not sent to that user's sessions, as Asterisk does (e.g. no VarSet without dialplan).
+        self.read: Mapping[str, str] = read if read is not None else {}
         self.rng = random.Random(seed)
         self.uptime0 = 204
         self.mute = False
