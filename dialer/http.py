@@ -51,7 +51,6 @@ def _not_too_long(value: object) -> object:
 
 WrittenNumber = Annotated[
     str,
-    BeforeValidator(_not_too_long),
     Field(
         min_length=1,
         max_length=MAX_WRITTEN_LENGTH,
@@ -62,6 +61,9 @@ WrittenNumber = Annotated[
         ),
         examples=["+8613800138000"],
     ),
+    # After the Field, so it wraps the constrained string: it runs first, and the schema
+    # keeps the pattern.
+    BeforeValidator(_not_too_long),
 ]
 
 
