@@ -252,7 +252,11 @@ def wire(
                 ping_interval=s.ping_interval,
                 ping_timeout=s.ping_timeout,
             ),
-            DialPlan(family=s.channel_family),
+            DialPlan(
+                family=s.channel_family,
+                caller_id=settings.dialer.caller_id,
+                automatic_caller_id=settings.dialer.automatic_caller_id,
+            ),
         )
         for s in settings.ami
     ]
@@ -265,6 +269,7 @@ def wire(
         config=replace(
             dialer_config or DialerConfig(),
             daily_calls_per_number=settings.daily_calls_per_number,
+            reminder_message=settings.dialer.reminder_message,
         ),
         on_attempt_ended=recordings.on_attempt_ended,
     )

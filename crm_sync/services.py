@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite.dml import Insert as SqliteInsert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from crm_sync.dialplan import TECHNOLOGY, seat_problem
 from crm_sync.exceptions import NotFound, SpecialistError
 from crm_sync.importer import (
     Mapping,
@@ -850,9 +851,6 @@ async def import_file(
 
 # --------------------------------------------------------------------------- specialists
 
-SEAT = re.compile(r"^(PJSIP|SIP|IAX2|Local|DAHDI)/\S+$")
-
-
 ROLES = ("specialist", "supervisor", "maintainer")
 
 
@@ -862,16 +860,19 @@ async def add_specialist(
     seat: str,
     branch_code: str | None = None,
     role: str = "specialist",
+    technologies: Iterable[str] = TECHNOLOGY.values(),
 ) -> Specialist:
     """A user of the desk: a specialist (dials their own leads) or a supervisor/maintainer
-    (reviews recordings, runs the distribution, sees every lead)."""
+    (reviews recordings, runs the distribution, sees every lead). `technologies`: the seat
+    technologies of the configured Asterisk servers (PJSIP, Local)."""
     if role not in ROLES:
         raise SpecialistError(f"role {role!r} is not one of {', '.join(ROLES)}")
     name = name.strip()
     if not name:
         raise SpecialistError("a specialist needs a name")
-    if not SEAT.match(seat):
-        raise SpecialistError(f"seat {seat!r} is not a dialable endpoint; write it like PJSIP/8001")
+    problem = seat_problem(seat, technologies)
+    if problem:
+        raise SpecialistError(f"seat {seat!r} refused: {problem}")
     branch_id: int | None = None
     if branch_code:
         branch_id = await session.scalar(select(Branch.id).where(Branch.code == branch_code))
