@@ -8,7 +8,6 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
-
 ExportFormat = Literal["xlsx", "csv"]
 XLSX: ExportFormat = "xlsx"
 

@@ -39,10 +39,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from callcenter.database import session_factory
 from crm_sync.models import OutboxMessage, OutboxState
 from crm_sync.sinks import Outgoing, Sink, Verdict, VerdictKind
 from schedules.clock import Clock
@@ -118,7 +117,7 @@ class OutboxRelay:
         rand: Callable[[], float] = random.random,
     ) -> None:
         self._engine = engine
-        self._sessions = session_factory(engine)
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
         self.sink = sink
         self.options = options or RelayOptions()
