@@ -252,9 +252,10 @@ def wire(
     recordings.install(container)
     # The CRM link (docs/crm.md): outbox relay, its monitor, inbound changes. Installed
     # before the dialer so that it stops after it, with the last results on their way.
-    build_crm_link(settings.crm, container.engine, container.sessions, container.clock).install(
-        container
+    crm_link = build_crm_link(
+        settings.crm, container.engine, container.sessions, container.clock, settings.timezone
     )
+    crm_link.install(container)
     container.route_tables += [dialer_http.routes, crm_http.routes, schedules_http.routes]
     container.app_values[schedules_http.DESK_SERVICE] = DeskService(
         container.sessions, desk, container.clock

@@ -4,8 +4,13 @@ with its tries at `GET /api/outbox/{id}`) and the CRM's signed inbound changes
 
 from __future__ import annotations
 
+import json
+from datetime import date
+from zoneinfo import ZoneInfo
+
 from aiohttp import web
 
+from crm_sync import changes, signing
 from crm_sync import outbox as ops
 from crm_sync.auth import ApiError, json_response, principal, require_supervisor
 from crm_sync.config import CrmSettings
@@ -15,6 +20,7 @@ from schedules.clock import Clock
 
 CRM_LINK_SETTINGS = web.AppKey("crm_link_settings", CrmSettings)
 CRM_LINK_CLOCK = web.AppKey("crm_link_clock", Clock)
+CRM_LINK_TIMEZONE = web.AppKey("crm_link_timezone", str)
 routes = web.RouteTableDef()
 MAX_LIST = 500
 
@@ -55,3 +61,39 @@ async def outbox_message(request: web.Request) -> web.Response:
         except NotFound as exc:
             raise ApiError(404, str(exc)) from None
         return json_response(ops.message_view(m))
+
+
+@routes.post("/api/crm/changes")
+async def crm_changes(request: web.Request) -> web.Response:
+    """The CRM's changes: a maintainer's or supervisor's token AND the body signed with a
+    `crm.inbound_secrets` secret (`Callcenter-Signature`, as the webhook), within
+    `crm.inbound_tolerance` of now. One change, a list, or `{"changes": [...]}`."""
+    require_supervisor(principal(request))
+    settings = request.app[CRM_LINK_SETTINGS]
+    clock = request.app[CRM_LINK_CLOCK]
+    body = await request.read()
+    try:
+        signing.verify(
+            request.headers.get(signing.HEADER),
+            body,
+            settings.inbound_secrets,
+            clock.now().timestamp(),
+            settings.inbound_tolerance,
+        )
+    except signing.SignatureError as exc:
+        raise ApiError(401, f"signature refused: {exc}") from None
+    try:
+        parsed = changes.parse_changes(json.loads(body))
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"the body is not JSON: {exc}") from None
+    except changes.ChangeError as exc:
+        raise ApiError(400, str(exc)) from None
+    results = await changes.apply_changes(
+        request.app[CRM_SESSIONS], parsed, clock.now(), "http", today=_today(request)
+    )
+    return json_response({"results": [r.as_dict() for r in results]})
+
+
+def _today(request: web.Request) -> date:
+    clock = request.app[CRM_LINK_CLOCK]
+    return clock.now().astimezone(ZoneInfo(request.app[CRM_LINK_TIMEZONE])).date()

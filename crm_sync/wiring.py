@@ -96,12 +96,14 @@ class CrmLink:
     monitor: OutboxMonitor
     settings: CrmSettings
     clock: Clock
+    timezone: str = "Asia/Shanghai"
 
     def install(self, container: ContainerLike) -> None:
         container.route_tables.append(link_http.routes)
         container.app_values[CRM_SESSIONS] = self.monitor.sessions
         container.app_values[link_http.CRM_LINK_SETTINGS] = self.settings
         container.app_values[link_http.CRM_LINK_CLOCK] = self.clock
+        container.app_values[link_http.CRM_LINK_TIMEZONE] = self.timezone
         container.cleanup_contexts.append(self.cleanup_ctx)
 
     async def cleanup_ctx(self, _app: web.Application) -> AsyncIterator[None]:
@@ -121,6 +123,7 @@ def build_crm_link(
     engine: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
     clock: Clock,
+    timezone: str = "Asia/Shanghai",
 ) -> CrmLink:
     relay = build_relay(settings, engine, clock)
-    return CrmLink(relay, OutboxMonitor(sessions, clock, settings), settings, clock)
+    return CrmLink(relay, OutboxMonitor(sessions, clock, settings), settings, clock, timezone)
