@@ -253,7 +253,12 @@ def wire(
     # The CRM link (docs/crm.md): outbox relay, its monitor, inbound changes. Installed
     # before the dialer so that it stops after it, with the last results on their way.
     crm_link = build_crm_link(
-        settings.crm, container.engine, container.sessions, container.clock, settings.timezone
+        settings.crm,
+        container.engine,
+        container.sessions,
+        container.clock,
+        settings.timezone,
+        settings.data_dir,
     )
     crm_link.install(container)
     container.route_tables += [dialer_http.routes, crm_http.routes, schedules_http.routes]

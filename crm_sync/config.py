@@ -41,6 +41,7 @@ class CrmSettings(BaseModel):
 
     # The spreadsheet export (a CRM that only imports files).
     export_dir: Path | None = None  # None: data_dir/crm-export
-    export_time: str | None = None  # "18:00": daily, after the day's calls; None: on demand only
+    # "18:00": daily, after the day's calls (local time); None: on demand only.
+    export_time: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}$")
     export_formats: list[ExportFormat] = Field(default_factory=lambda: [XLSX])
     export_csv_encoding: Literal["gb18030", "utf-8"] = "gb18030"

@@ -10,8 +10,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, time, timedelta
+from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from crm_sync import link_http
 from crm_sync import outbox as ops
 from crm_sync.config import CrmSettings
+from crm_sync.export import export_day, run_daily_export
 from crm_sync.http import CRM_SESSIONS
 from crm_sync.relay import OutboxRelay, RelayOptions
 from crm_sync.sinks import build_sink
@@ -97,6 +100,18 @@ class CrmLink:
     settings: CrmSettings
     clock: Clock
     timezone: str = "Asia/Shanghai"
+    export_dir: Path = Path("data/crm-export")
+
+    async def export(self, day: date) -> list[Path]:
+        """The spreadsheet sink, on demand or from the daily job."""
+        return await export_day(
+            self.monitor.sessions,
+            day,
+            ZoneInfo(self.timezone),
+            self.export_dir,
+            self.settings.export_formats,
+            self.settings.export_csv_encoding,
+        )
 
     def install(self, container: ContainerLike) -> None:
         container.route_tables.append(link_http.routes)
@@ -108,13 +123,22 @@ class CrmLink:
 
     async def cleanup_ctx(self, _app: web.Application) -> AsyncIterator[None]:
         await self.relay.start()
-        monitor = asyncio.create_task(self.monitor.run_forever(), name="outbox-monitor")
+        tasks = [asyncio.create_task(self.monitor.run_forever(), name="outbox-monitor")]
+        if self.settings.export_time:
+            at = time.fromisoformat(self.settings.export_time)
+            tasks.append(
+                asyncio.create_task(
+                    run_daily_export(self.clock, at, ZoneInfo(self.timezone), self.export),
+                    name="crm-export",
+                )
+            )
         try:
             yield
         finally:
-            monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await monitor
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self.relay.stop()
 
 
@@ -124,6 +148,10 @@ def build_crm_link(
     sessions: async_sessionmaker[AsyncSession],
     clock: Clock,
     timezone: str = "Asia/Shanghai",
+    data_dir: Path = Path("data"),
 ) -> CrmLink:
     relay = build_relay(settings, engine, clock)
-    return CrmLink(relay, OutboxMonitor(sessions, clock, settings), settings, clock, timezone)
+    export_dir = settings.export_dir or data_dir / "crm-export"
+    return CrmLink(
+        relay, OutboxMonitor(sessions, clock, settings), settings, clock, timezone, export_dir
+    )
