@@ -32,6 +32,7 @@ class CrmSettings(BaseModel):
     relay_key_batch: int = Field(default=20, ge=1)  # of one key per round, in order
     relay_concurrency: int = Field(default=32, ge=1)  # keys delivered at once
     relay_lease: float = Field(default=60.0, gt=0)  # seconds; a crashed relay's keys free then
+    relay_workers: int = Field(default=2, ge=1)  # rounds at once (PostgreSQL; SQLite: 1)
     relay_poll: float = Field(default=0.5, gt=0)  # SQLite's poll; PostgreSQL is woken by NOTIFY
     retry_base: float = Field(default=1.0, gt=0)  # first backoff, doubled each try
     retry_max: float = Field(default=900.0, gt=0)  # backoff ceiling (Retry-After may ask more)

@@ -80,6 +80,9 @@ class RelayOptions:
     lease: float = 60.0
     poll: float = 0.5
     idle_poll: float = 30.0  # PostgreSQL's safety net behind NOTIFY
+    # Rounds in flight at once on PostgreSQL (one claims while another delivers); SQLite: 1,
+    # its claims are not SKIP LOCKED.
+    workers: int = 2
     retry_base: float = 1.0
     retry_max: float = 900.0
 
@@ -135,8 +138,9 @@ class OutboxRelay:
         """Lease the due heads (and the messages behind them): one list per key, in order."""
         o = OutboxMessage
         earlier = aliased(OutboxMessage)
+        columns = (o.id, o.topic, o.key, o.payload, o.created_at, o.attempts, o.history)
         heads = (
-            select(o.id)
+            select(*columns)
             .where(
                 o.state == PENDING,
                 o.delivered_at.is_(None),
@@ -150,25 +154,38 @@ class OutboxRelay:
         if self._pg:
             heads = heads.with_for_update(skip_locked=True, of=o)
         async with self._sessions.begin() as s:
-            head_ids = list((await s.scalars(heads)).all())
-            if not head_ids:
+            rows = list((await s.execute(heads)).all())
+            if not rows:
                 return []
-            head_keys = select(o.key).where(o.id.in_(head_ids)).scalar_subquery()
-            rn = func.row_number().over(partition_by=o.key, order_by=o.id).label("rn")
-            ranked = select(o.id, rn).where(o.state == PENDING, o.key.in_(head_keys)).subquery()
-            rows = (
-                await s.execute(
-                    select(o.id, o.topic, o.key, o.payload, o.created_at, o.attempts, o.history)
-                    .join(ranked, ranked.c.id == o.id)
-                    .where(ranked.c.rn <= self.options.key_batch)
-                    .order_by(ranked.c.rn, o.id)
-                    .limit(self.options.batch)
+            # Room left in the batch goes to the messages behind the heads, a fair share per
+            # key (a lead with a backlog drains key_batch at a time). Nobody else claims
+            # them: only heads are ever claimed, and these heads are ours now.
+            room = self.options.batch - len(rows)
+            if room > 0 and self.options.key_batch > 1:
+                per_key = min(self.options.key_batch - 1, max(1, room // len(rows)))
+                head_ids = [r.id for r in rows]
+                rn = func.row_number().over(partition_by=o.key, order_by=o.id).label("rn")
+                ranked = (
+                    select(o.id, rn)
+                    .where(
+                        o.state == PENDING,
+                        o.key.in_([r.key for r in rows]),
+                        o.id.not_in(head_ids),
+                    )
+                    .subquery()
                 )
-            ).all()
-            ids = [r.id for r in rows]
+                rows += (
+                    await s.execute(
+                        select(*columns)
+                        .join(ranked, ranked.c.id == o.id)
+                        .where(ranked.c.rn <= per_key)
+                        .order_by(ranked.c.rn, o.id)
+                        .limit(room)
+                    )
+                ).all()
             await s.execute(
                 update(o)
-                .where(o.id.in_(ids))
+                .where(o.id.in_([r.id for r in rows]))
                 .values(
                     lease_owner=self.name,
                     lease_until=now + timedelta(seconds=self.options.lease),
@@ -401,7 +418,13 @@ class OutboxRelay:
 
     async def start(self) -> None:
         await self._listen()
-        self._task = asyncio.create_task(self.run_forever(), name=f"outbox-relay-{self.name}")
+        workers = self.options.workers if self._pg else 1
+        self._task = asyncio.create_task(self._run_workers(workers), name=f"outbox-{self.name}")
+
+    async def _run_workers(self, workers: int) -> None:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(self.run_forever())
 
     async def stop(self, grace: float = 5.0) -> None:
         """Let the round in progress record its verdicts (up to `grace` real seconds), so

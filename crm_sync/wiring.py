@@ -43,6 +43,7 @@ def relay_options(settings: CrmSettings) -> RelayOptions:
         concurrency=settings.relay_concurrency,
         lease=settings.relay_lease,
         poll=settings.relay_poll,
+        workers=settings.relay_workers,
         retry_base=settings.retry_base,
         retry_max=settings.retry_max,
     )

@@ -89,10 +89,21 @@ def upgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
         op.execute(NOTIFY_FUNCTION)
         op.execute(NOTIFY_TRIGGER)
+        # A queue table: its pending share swings from none to a whole outage's backlog.
+        # Statistics that still say "nothing pending" make the claim scan every pending row
+        # (measured: 106 ms instead of 1.4 ms for 20,000); analyse after 1 % + 1,000 changes.
+        op.execute(
+            "ALTER TABLE outbox SET (autovacuum_analyze_scale_factor = 0.01, "
+            "autovacuum_analyze_threshold = 1000, autovacuum_vacuum_scale_factor = 0.02)"
+        )
 
 
 def downgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
+        op.execute(
+            "ALTER TABLE outbox RESET (autovacuum_analyze_scale_factor, "
+            "autovacuum_analyze_threshold, autovacuum_vacuum_scale_factor)"
+        )
         op.execute("DROP TRIGGER IF EXISTS outbox_notify ON outbox")
         op.execute("DROP FUNCTION IF EXISTS outbox_notify()")
     with op.batch_alter_table("crm_changes") as batch:
