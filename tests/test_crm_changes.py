@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
@@ -22,12 +23,14 @@ from crm_sync.auth import issue_token
 from crm_sync.changes import ChangeError, apply_changes, parse_change, parse_changes
 from crm_sync.config import CrmSettings
 from crm_sync.models import CrmChange, Lead, OutboxMessage, Phone, Specialist
+from crm_sync.sinks import Outgoing, document
 from crm_sync.wiring import build_crm_link
 from dialer.services import DialerService
 from schedules.clock import VirtualClock
 from tests.test_dialer_services import FakeLink, _attempts, _count, _engine, until
 from tests.test_dialer_support import seed
 from tests.test_import_cli import cli, cli_env  # noqa: F401 (a fixture)
+from tests.test_outbox_documents import schema_for
 
 NOW = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 10:00 Shanghai, Monday
 INBOUND = "crm-inbound-secret"
@@ -109,7 +112,11 @@ async def test_a_change_sent_twice_is_applied_once_and_audited(
     assert (first.outcome, again.outcome) == ("applied", "duplicate")
     async with sessions() as s:
         audit = (await s.scalars(select(CrmChange))).all()
-        topics = [m.topic for m in (await s.scalars(select(OutboxMessage))).all()]
+        messages = (await s.scalars(select(OutboxMessage))).all()
+    topics = [m.topic for m in messages]
+    for m in messages:  # what the CRM's change sends back out matches the published schemas
+        doc = document(Outgoing(m.id, m.topic, m.key, m.payload, m.created_at))
+        jsonschema.validate(json.loads(json.dumps(doc)), schema_for(m.topic))
     assert [(a.change_id, a.outcome, a.subject) for a in audit] == [
         ("c-9", "applied", "policy:P000000")
     ]
