@@ -383,12 +383,8 @@ async def apply_change(
             payload=dict(change.raw),
         )
     )
-    try:
-        await session.flush()
-    except IntegrityError:
-        # The same change id arrived twice at once: the other request applied it.
-        await session.rollback()
-        return ChangeResult(change.change_id, Outcome.DUPLICATE, "received twice at once")
+    # A unique change id: the same change arriving twice at once fails here (see below).
+    await session.flush()
     log.info(
         "CRM change %s (%s %s): %s", change.change_id, change.kind, change.subject, result.detail
     )
@@ -422,6 +418,13 @@ async def apply_changes(
     between two changes to the same thing)."""
     results: list[ChangeResult] = []
     for change in changes:
-        async with sessions() as s, s.begin():
-            results.append(await apply_change(s, change, now, source, today))
+        try:
+            async with sessions() as s, s.begin():
+                results.append(await apply_change(s, change, now, source, today))
+        except IntegrityError:
+            # The same change id committed by a concurrent request first: ours, effects
+            # and all, is rolled back; theirs stands.
+            results.append(
+                ChangeResult(change.change_id, Outcome.DUPLICATE, "received twice at once")
+            )
     return results

@@ -4,6 +4,7 @@ elsewhere" stops a call that was about to be dialled. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -123,6 +124,21 @@ async def test_a_change_sent_twice_is_applied_once_and_audited(
     assert topics == ["lead.contact_result", "lead.status"]  # once, not twice
     lead = await lead_row(sessions, leads[0])
     assert lead.status == "closed" and "c-9" in (lead.closed_reason or "")
+
+
+async def test_the_same_change_sent_twice_at_once_is_applied_once(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as s:
+        await seed(s, specialists=1, leads=[("renewal", "0", 0)])
+    c = parse_change(change("c-10", "policy.renewed_elsewhere", {"policy_number": "P000000"}))
+    both = await asyncio.gather(
+        apply_changes(sessions, [c], NOW, "http"), apply_changes(sessions, [c], NOW, "http")
+    )
+    assert sorted(r.outcome for [r] in both) == ["applied", "duplicate"]
+    async with sessions() as s:
+        assert len((await s.scalars(select(CrmChange))).all()) == 1
+        assert len((await s.scalars(select(OutboxMessage))).all()) == 2  # one close, not two
 
 
 async def test_a_corrected_number_arriving_late_loses_to_the_later_correction(
