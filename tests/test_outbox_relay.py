@@ -386,3 +386,47 @@ async def test_the_running_relay_on_sqlite_finds_a_message_at_its_next_poll(
     finally:
         await relay.stop()
     assert list(receiver.accepted) == [str(mid)]
+
+
+async def test_a_day_of_results_with_the_receiver_down_for_hours_arrives_whole_and_in_order(
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: VirtualClock,
+    receiver: Receiver,
+) -> None:
+    """Ten hours of calls, 30 leads, three messages per call; the receiver is away from the
+    third hour to the fifth and loses every seventh answer after accepting (a duplicate
+    comes back). Relay rounds run every simulated minute."""
+    keys = [f"lead:{n}" for n in range(1, 31)]
+    written: list[int] = []
+    seen = 0
+
+    def flaky(_doc: dict[str, object]) -> Answer | None:
+        nonlocal seen
+        seen += 1
+        return Answer(502, "bad gateway", accept_first=True) if seen % 7 == 0 else None
+
+    receiver.script = flaky
+    relay = relay_for(engine, clock, receiver)
+    try:
+        for minute in range(10 * 60):
+            if minute == 3 * 60:
+                await receiver.stop()
+            if minute == 5 * 60:
+                await receiver.start()
+            if minute % 10 == 0:  # a call ends for three leads every ten minutes
+                batch = keys[(minute // 10) % 10 * 3 :][:3]
+                written += await write_messages(sessions, clock.now(), batch, per_key=3)
+            await relay.run_once()
+            await clock.advance(60)
+        for _ in range(30):  # the backlog's last retries (backoff at most 60 s here)
+            await clock.advance(60)
+            await drain(relay)
+    finally:
+        await relay.sink.close()
+    assert sorted(int(k) for k in receiver.accepted) == sorted(written)
+    assert receiver.duplicates  # answers were lost, and the idempotency key caught them
+    for key in keys:
+        got = receiver.ids_for(key)
+        assert got == sorted(got) and got
+    assert {m.state for m in (await states(sessions)).values()} == {"delivered"}
