@@ -38,12 +38,12 @@ from crm_sync.models import (
     CrmChange,
     Lead,
     LeadStatus,
-    OutboxMessage,
     Phone,
     PhoneRole,
     Policy,
     Specialist,
 )
+from crm_sync.outbox import lead_message, status_message
 from crm_sync.phones import parse_phone
 
 log = logging.getLogger(__name__)
@@ -172,25 +172,6 @@ def parse_change(obj: object) -> Change:
     return Change(change_id, kind, changed_at.astimezone(UTC), clean, dict(obj))
 
 
-def _outbox(
-    session: AsyncSession, topic: str, lead_id: int, payload: dict[str, Any], now: datetime
-) -> None:
-    session.add(OutboxMessage(topic=topic, key=f"lead:{lead_id}", payload=payload, created_at=now))
-
-
-def _status_message(
-    session: AsyncSession, lead: Lead, old: str, reason: str, now: datetime
-) -> None:
-    if lead.status != old:
-        _outbox(
-            session,
-            "lead.status",
-            lead.id,
-            {"lead_id": lead.id, "from": old, "to": lead.status, "reason": reason},
-            now,
-        )
-
-
 async def _renewed_elsewhere(session: AsyncSession, c: Change, now: datetime) -> ChangeResult:
     policy = await session.scalar(
         select(Policy).where(Policy.policy_number == c.data["policy_number"])
@@ -214,7 +195,7 @@ async def _renewed_elsewhere(session: AsyncSession, c: Change, now: datetime) ->
         lead.next_attempt_at = None
         lead.callback_at = None
         lead.updated_at = now
-        _outbox(
+        lead_message(
             session,
             "lead.contact_result",
             lead.id,
@@ -226,7 +207,7 @@ async def _renewed_elsewhere(session: AsyncSession, c: Change, now: datetime) ->
             },
             now,
         )
-        _status_message(session, lead, old, reason, now)
+        status_message(session, lead, old, reason, now)
     ids = tuple(lead.id for lead in leads)
     return ChangeResult(c.change_id, Outcome.APPLIED, f"{len(ids)} open lead(s) closed", ids)
 
@@ -286,14 +267,14 @@ async def _phone_corrected(session: AsyncSession, c: Change, now: datetime) -> C
             lead.closed_reason = None
             if lead.due_on is None or lead.due_on > now.date():
                 lead.due_on = now.date()
-        _outbox(
+        lead_message(
             session,
             "phone.accuracy",
             lead.id,
             {"phone_id": phone.id, "accuracy": phone.accuracy, "reason": reason},
             now,
         )
-        _status_message(session, lead, old, reason, now)
+        status_message(session, lead, old, reason, now)
     ids = tuple(lead.id for lead in leads)
     return ChangeResult(c.change_id, Outcome.APPLIED, f"{len(ids)} lead(s) now call {e164}", ids)
 
@@ -334,7 +315,7 @@ async def _leave(session: AsyncSession, c: Change, now: datetime, today: date) -
         if lead.due_on is None or lead.due_on > today:
             lead.due_on = today
         lead.updated_at = now
-        _status_message(session, lead, old, reason, now)
+        status_message(session, lead, old, reason, now)
     ids = tuple(lead.id for lead in leads)
     return ChangeResult(
         c.change_id, Outcome.APPLIED, f"{len(ids)} open lead(s) back to distribution", ids

@@ -14,9 +14,30 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_sync.exceptions import NotFound
-from crm_sync.models import OutboxMessage, OutboxState
+from crm_sync.models import Lead, OutboxMessage, OutboxState
 
 log = logging.getLogger(__name__)
+
+
+def lead_message(
+    session: AsyncSession, topic: str, lead_id: int, payload: dict[str, Any], now: datetime
+) -> None:
+    """A message about a lead, in the caller's transaction (ordered per lead by the relay)."""
+    session.add(OutboxMessage(topic=topic, key=f"lead:{lead_id}", payload=payload, created_at=now))
+
+
+def status_message(
+    session: AsyncSession, lead: Lead, old_status: str, reason: str, now: datetime
+) -> None:
+    """A `lead.status` message, if the lead's status changed from `old_status`."""
+    if lead.status != old_status:
+        lead_message(
+            session,
+            "lead.status",
+            lead.id,
+            {"lead_id": lead.id, "from": old_status, "to": lead.status, "reason": reason},
+            now,
+        )
 
 
 @dataclass(frozen=True, slots=True)
