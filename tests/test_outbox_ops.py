@@ -178,3 +178,15 @@ async def test_the_service_lifecycle_runs_the_relay_to_the_configured_webhook(
     async with sessions() as s:
         row = await s.get(OutboxMessage, mid)
         assert row is not None and row.state == "delivered" and row.sink == "webhook"
+
+
+async def test_the_relay_migration_goes_down_and_up_again(tmp_path: Path) -> None:
+    """SQLite rebuilds the table in batch mode both ways; named constraints must match."""
+    from alembic import command
+
+    from callcenter.database import alembic_config, upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'mig.db'}"
+    await upgrade(url)
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0013_outbox_relay-1")
+    await upgrade(url)

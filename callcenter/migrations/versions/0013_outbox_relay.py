@@ -112,7 +112,7 @@ def downgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.drop_index("ix_outbox_state_created")
         batch.drop_index("ix_outbox_pending_key")
-        batch.drop_constraint("ck_outbox_state", type_="check")
+        batch.drop_constraint(op.f("ck_outbox_state"), type_="check")
         for column in (
             "history",
             "parked_reason",
