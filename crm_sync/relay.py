@@ -130,6 +130,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: AsyncConnection | None = None
+        self._listen_lock = asyncio.Lock()
         self._stopping = False
 
     # -- one round -------------------------------------------------------------------------
@@ -367,6 +368,10 @@ class OutboxRelay:
         """LISTEN on a connection of its own; a lost connection falls back to polling."""
         if not self._pg:
             return
+        async with self._listen_lock:  # the workers share one listener
+            await self._listen_locked()
+
+    async def _listen_locked(self) -> None:
         if self._listener is not None:
             raw = await self._listener.get_raw_connection()
             if not raw.driver_connection.is_closed():  # type: ignore[union-attr]
