@@ -28,6 +28,7 @@ from crm_sync.mail import (
     send_branch_lists,
     send_inaccurate_numbers,
 )
+from crm_sync.wiring import build_crm_link
 from dialer import http as dialer_http
 from dialer.ami.supervisor import AmiConfig
 from dialer.engine import (
@@ -286,6 +287,17 @@ def wire(
     # Order matters for shutdown: cleanup_ctx unwinds in reverse, so the dialer stops
     # before recordings stop taking its files.
     recordings.install(container)
+    # The CRM link (docs/crm.md): outbox relay, its monitor, inbound changes. Installed
+    # before the dialer so that it stops after it, with the last results on their way.
+    crm_link = build_crm_link(
+        settings.crm,
+        container.engine,
+        container.sessions,
+        container.clock,
+        settings.timezone,
+        settings.data_dir,
+    )
+    crm_link.install(container)
     container.route_tables += [dialer_http.routes, crm_http.routes, schedules_http.routes]
     container.app_values[schedules_http.DESK_SERVICE] = DeskService(
         container.sessions, desk, container.clock

@@ -18,6 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from crm_sync.config import CrmSettings
 from crm_sync.dialplan import TECHNOLOGY, CallerId, SoundName
 from dialer import prompts
 from recordings.config import RecordingSettings
@@ -87,6 +88,7 @@ class Settings(BaseSettings):
     recordings_dir: Path | None = None
     monitor_dir: Path | None = None
     recordings: RecordingSettings = Field(default_factory=RecordingSettings)
+    crm: CrmSettings = Field(default_factory=CrmSettings)  # the CRM link (docs/crm.md)
 
     @classmethod
     def settings_customise_sources(

@@ -1413,6 +1413,14 @@ class DialerEngine:
                 ),
             )
             return
+        # The CRM may have closed the lead or barred the number since the claim (inbound
+        # changes, docs/crm.md): looked at here, at the moment of sending, like the window.
+        async with self.sessions() as s:
+            stop = await queues.not_callable_reason(s, live.lead_id, live.number)
+        if stop is not None:
+            self.stats["not_sent_closed"] += 1
+            await self._finish(live, Finished(live.attempt_id, NOT_SENT, reason=stop))
+            return
         link = server.link
         if link is None or not server.usable:
             self.stats["not_sent_link"] += 1

@@ -400,3 +400,18 @@ __all__ = [
     "reminder_queue",
     "specialist_queue",
 ]
+
+
+async def not_callable_reason(session: AsyncSession, lead_id: int, number: str) -> str | None:
+    """Why a claimed call must not be dialled after all, or None: looked at just before the
+    Originate, because the CRM's changes (crm_sync.changes) may close the lead (renewed
+    elsewhere) or bar the number (do-not-call) between the claim and the send."""
+    status = await session.scalar(select(Lead.status).where(Lead.id == lead_id))
+    if status == LeadStatus.CLOSED.value:
+        return "lead closed since it was claimed (e.g. renewed elsewhere): not dialled"
+    barred = await session.scalar(
+        select(Phone.id).where(Phone.e164 == number, Phone.do_not_call.is_(True)).limit(1)
+    )
+    if barred is not None:
+        return "number put on do-not-call since it was claimed: not dialled"
+    return None

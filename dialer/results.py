@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,11 +28,12 @@ from crm_sync.models import (
     Customer,
     Lead,
     LeadStatus,
-    OutboxMessage,
     Phone,
     Policy,
     Specialist,
 )
+from crm_sync.outbox import lead_message as outbox
+from crm_sync.outbox import status_message as status_outbox
 from dialer.exceptions import NotYourLead, UnknownLead, UnknownResult
 from dialer.models import AttemptState, CallAttempt, DialMode
 from schedules.retry import Attempt as RetryAttempt
@@ -94,26 +94,6 @@ class Effects:
     inaccurate: bool
     reason: str
     book_specialist: bool = False  # callback key 2: a person should call back
-
-
-def outbox(
-    session: AsyncSession, topic: str, lead_id: int, payload: dict[str, Any], now: datetime
-) -> None:
-    session.add(OutboxMessage(topic=topic, key=f"lead:{lead_id}", payload=payload, created_at=now))
-
-
-def status_outbox(
-    session: AsyncSession, lead: Lead, old_status: str, reason: str, now: datetime
-) -> None:
-    """A `lead.status` message, if the lead's status changed from `old_status`."""
-    if lead.status != old_status:
-        outbox(
-            session,
-            "lead.status",
-            lead.id,
-            {"lead_id": lead.id, "from": old_status, "to": lead.status, "reason": reason},
-            now,
-        )
 
 
 def retry_outcome(fin: Finished) -> RetryOutcome:
