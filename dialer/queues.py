@@ -13,8 +13,8 @@ on SQLite (which keeps `ix_leads_owner_status`). The queue is a superset; the ow
 tests beside it are what decide.
 
 Every queue takes only numbers under the daily cap: the calls a number got since the start
-of the desk's day (`day_start`), in every campaign, reminders included, attempts that were
-never dialled (`not_sent`, `skipped`) excepted, must be fewer than `daily_cap`. This is the
+of the desk's day (`day_start`), in every campaign, reminders included, attempts that are not
+calls (`dialer.outcomes.counts_as_call`) excepted, must be fewer than `daily_cap`. This is the
 one place that decides whether a number may be called again today; the retry timing's own
 per-lead cap (`schedules.retry`) only picks a sensible next time.
 
@@ -44,7 +44,7 @@ from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
 
 from crm_sync.models import Accuracy, Customer, Lead, LeadStatus, Phone, Policy
 from dialer.models import CallAttempt, CampaignKind, DoNotCall
-from dialer.results import NOT_SENT, SKIPPED
+from dialer.outcomes import counts_as_call_sql
 from schedules.windows import DEFAULT_TZ
 
 SPECIALIST_STATUSES = (LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
@@ -138,13 +138,10 @@ def _under_daily_cap(day_start: Any, daily_cap: int | None) -> Any:
     today = (
         select(func.count())
         .select_from(a)
-        .where(a.number == Phone.e164, a.created_at >= day_start, a.outcome.not_in(NOT_DIALLED))
+        .where(a.number == Phone.e164, a.created_at >= day_start, counts_as_call_sql(a.outcome))
         .scalar_subquery()
     )
     return today < daily_cap
-
-
-NOT_DIALLED = (NOT_SENT, SKIPPED)  # attempts that never rang anyone: not calls
 
 
 def _callable_leads(day_start: Any = None, daily_cap: int | None = None) -> Any:
@@ -242,14 +239,14 @@ def reminder_queue(
     """Renewal leads whose policy expires within `days_before` days and that never had a
     reminder call.
 
-    A reminder attempt that was never dialled (`not_sent`: the window closed or the link was
-    down before the Originate left) does not count: the customer was not called. One whose
+    A reminder attempt that was not a call (`dialer.outcomes.counts_as_call`: never dialled,
+    or ended by the PBX itself) does not count: the customer was not called. One whose
     fate is unknown does count, since it may have rung (never twice)."""
     a = aliased(CallAttempt)
     reminded = exists().where(
         a.lead_id == Lead.id,
         a.campaign_kind == "reminder",
-        or_(a.outcome.is_(None), a.outcome != NOT_SENT),
+        counts_as_call_sql(a.outcome),
     )
     return (
         _callable_leads(day_start, daily_cap)
@@ -386,7 +383,6 @@ def choose(
 
 __all__ = [
     "AUTOMATIC_STATUSES",
-    "NOT_DIALLED",
     "SPECIALIST_STATUSES",
     "Candidate",
     "SeatQueue",

@@ -36,22 +36,23 @@ from crm_sync.models import (
 )
 from dialer.exceptions import NotYourLead, UnknownLead, UnknownResult
 from dialer.models import AttemptState, CallAttempt, DialMode
+from dialer.outcomes import (
+    ABANDONED,
+    ANSWERED_OUTCOMES,
+    ENDED_BY_PBX,
+    NOT_SENT,
+    SKIPPED,
+    UNKNOWN,
+    automatic_reached,
+    counts_as_call,
+    counts_as_call_sql,
+)
 from schedules.retry import Attempt as RetryAttempt
 from schedules.retry import Outcome as RetryOutcome
 from schedules.retry import RetryConfig, appointment_time, inaccurate_cause, next_attempt
 from schedules.windows import DEFAULT_TZ, CallingHours, zone
 
 log = logging.getLogger(__name__)
-
-# Outcomes the engine adds to the tracker's classification.
-NOT_SENT = "not_sent"  # the window closed between claim and send: nothing was dialled
-ABANDONED = "abandoned"  # customer first: answered, but no seat took the call in time
-SKIPPED = "skipped"  # preview: the specialist skipped the lead
-# The PBX itself ended the call (Asterisk shutting down, dialer.shutdown): no customer
-# outcome, never counted by the retry rules (not toward the three calls of a callback number).
-ENDED_BY_PBX = "ended_by_pbx"
-UNKNOWN = "unknown"
-ANSWERED_OUTCOMES = frozenset({"answered", "answered_hung_up_early"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +144,7 @@ async def _history(session: AsyncSession, attempt: CallAttempt) -> list[RetryAtt
                 CallAttempt.id != attempt.id,
                 CallAttempt.ended_at.is_not(None),
                 CallAttempt.campaign_kind != "reminder",
-                CallAttempt.outcome.not_in([NOT_SENT, SKIPPED]),
+                counts_as_call_sql(CallAttempt.outcome),
             )
             .order_by(CallAttempt.created_at, CallAttempt.id)
         )
@@ -152,8 +153,8 @@ async def _history(session: AsyncSession, attempt: CallAttempt) -> list[RetryAtt
     for at, outcome, number, key, mode in rows:
         fin = Finished("", outcome or UNKNOWN, answered=outcome in ANSWERED_OUTCOMES)
         ro = retry_outcome(fin)
-        if mode == DialMode.AUTOMATIC.value and ro is RetryOutcome.ANSWERED and not key:
-            ro = RetryOutcome.NO_ANSWER  # answered by a machine / nobody pressed: not reached
+        if ro is RetryOutcome.ANSWERED and not automatic_reached(mode, key):
+            ro = RetryOutcome.NO_ANSWER
         out.append(RetryAttempt(at, ro, number))
     return out
 
@@ -302,8 +303,8 @@ async def record_result(
         reason = fin.reason or "abandoned: no seat answered in time"
     else:
         ro = retry_outcome(fin)
-        if attempt.mode == DialMode.AUTOMATIC.value and ro is RetryOutcome.ANSWERED:
-            ro = RetryOutcome.NO_ANSWER  # nobody pressed a key: not reached
+        if ro is RetryOutcome.ANSWERED and not automatic_reached(attempt.mode, fin.key_pressed):
+            ro = RetryOutcome.NO_ANSWER
         policy_ = retry.for_lead(lead.kind, appointment=lead.callback_at is not None)
         decision = next_attempt(
             ro,
@@ -344,7 +345,7 @@ async def record_result(
     attempt.reason = reason
     attempt.contact_result = contact
     if kind != "reminder":
-        lead.attempt_count += 0 if fin.outcome in (NOT_SENT, SKIPPED) else 1
+        lead.attempt_count += 1 if counts_as_call(fin.outcome) else 0
         if closed:
             lead.status = LeadStatus.CLOSED.value
             lead.closed_reason = reason
@@ -525,13 +526,13 @@ async def inaccurate_numbers_by_branch(
     z = zone(tz)
     start = datetime.combine(day, time(0), tzinfo=z).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=z).astimezone(UTC)
-    # Calls actually placed to this number for this lead: not the ones the window closed
-    # before sending, nor skipped previews, nor reminder messages.
+    # Calls placed to this number for this lead (dialer.outcomes.counts_as_call), reminder
+    # messages aside.
     calls = (
         select(CallAttempt.lead_id, CallAttempt.phone_id, func.count().label("n"))
         .where(
             CallAttempt.campaign_kind != "reminder",
-            CallAttempt.outcome.not_in((NOT_SENT, SKIPPED)),
+            counts_as_call_sql(CallAttempt.outcome),
         )
         .group_by(CallAttempt.lead_id, CallAttempt.phone_id)
         .subquery()
