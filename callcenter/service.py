@@ -214,7 +214,7 @@ async def resubmit_lost_recordings(
     return done
 
 
-def recordings_for(container: Container) -> Recordings:
+def recordings_for(container: Container, desk: DeskCalendar) -> Recordings:
     settings = container.settings
     return build_recordings(
         settings.recordings,
@@ -225,6 +225,7 @@ def recordings_for(container: Container) -> Recordings:
         timezone=settings.timezone,
         attempts_lookup=dialer_attempts_lookup(container.sessions),
         files_lookup=dialer_files_lookup(container.sessions),
+        hours_for=desk.hours,
     )
 
 
@@ -238,7 +239,7 @@ def wire(
     """Build every component and register routes and lifecycles on the container."""
     settings = container.settings
     desk = DeskCalendar.from_settings(settings)
-    recordings = recordings_for(container)
+    recordings = recordings_for(container, desk)
     recordings.run_daily_job = daily_jobs
 
     servers = [

@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,11 +28,11 @@ from crm_sync.models import (
     Customer,
     Lead,
     LeadStatus,
-    OutboxMessage,
     Phone,
     Policy,
     Specialist,
 )
+from crm_sync.outbox import outbox, status_outbox
 from dialer.exceptions import NotYourLead, UnknownLead, UnknownResult
 from dialer.models import AttemptState, CallAttempt, DialMode
 from dialer.outcomes import (
@@ -47,9 +46,10 @@ from dialer.outcomes import (
     counts_as_call,
     counts_as_call_sql,
 )
+from schedules.callbacks import book_callback, callback_time, lead_time_zone
 from schedules.retry import Attempt as RetryAttempt
 from schedules.retry import Outcome as RetryOutcome
-from schedules.retry import RetryConfig, appointment_time, inaccurate_cause, next_attempt
+from schedules.retry import RetryConfig, inaccurate_cause, next_attempt
 from schedules.windows import DEFAULT_TZ, CallingHours, zone
 
 log = logging.getLogger(__name__)
@@ -97,26 +97,6 @@ class Effects:
     book_specialist: bool = False  # callback key 2: a person should call back
 
 
-def outbox(
-    session: AsyncSession, topic: str, lead_id: int, payload: dict[str, Any], now: datetime
-) -> None:
-    session.add(OutboxMessage(topic=topic, key=f"lead:{lead_id}", payload=payload, created_at=now))
-
-
-def status_outbox(
-    session: AsyncSession, lead: Lead, old_status: str, reason: str, now: datetime
-) -> None:
-    """A `lead.status` message, if the lead's status changed from `old_status`."""
-    if lead.status != old_status:
-        outbox(
-            session,
-            "lead.status",
-            lead.id,
-            {"lead_id": lead.id, "from": old_status, "to": lead.status, "reason": reason},
-            now,
-        )
-
-
 def retry_outcome(fin: Finished) -> RetryOutcome:
     o = fin.outcome
     if o in ANSWERED_OUTCOMES or (o == "hung_up_by_action" and fin.answered):
@@ -157,15 +137,6 @@ async def _history(session: AsyncSession, attempt: CallAttempt) -> list[RetryAtt
             ro = RetryOutcome.NO_ANSWER
         out.append(RetryAttempt(at, ro, number))
     return out
-
-
-async def _time_zone(session: AsyncSession, lead: Lead) -> str:
-    tz = await session.scalar(
-        select(Customer.time_zone)
-        .join(Policy, Policy.policyholder_id == Customer.id)
-        .where(Policy.id == lead.policy_id)
-    )
-    return tz or DEFAULT_TZ
 
 
 def _local_day(now: datetime, tz: str) -> date:
@@ -223,7 +194,7 @@ async def record_result(
     lead = await session.get(Lead, attempt.lead_id)
     assert lead is not None  # FK
     phone = await session.get(Phone, attempt.phone_id) if attempt.phone_id else None
-    tz = await _time_zone(session, lead)
+    tz = await lead_time_zone(session, lead)
     kind = attempt.campaign_kind
     hours = hours_for(kind)
     talked = fin.outcome in ANSWERED_OUTCOMES or (fin.answered and fin.bridged)
@@ -284,14 +255,12 @@ async def record_result(
         else:
             book = True
             contact = "callback"
-            slot = hours.next_slots(now, 1, tz)[0].start
-            when, why = appointment_time(slot, hours, tz)
+            when, why = callback_time(None, now=now, hours=hours, tz=tz)
             owner = lead.owner_id or await least_loaded_specialist(session)
             if owner is not None and lead.owner_id is None:
                 lead.owner_id = owner
                 lead.distributed_on = _local_day(now, tz)
-            lead.callback_at = when
-            lead.status = LeadStatus.SCHEDULED.value if owner is not None else lead.status
+            book_callback(lead, when)
             next_at = when
             reason = f"callback: customer pressed 2 (talk to a person): {why}"
     elif attempt.mode != DialMode.AUTOMATIC.value and talked:
@@ -439,22 +408,15 @@ async def dispose(
         raise UnknownResult(f"unknown contact result {result_code!r}")
     if result.telephony:
         raise UnknownResult(f"contact result {result_code!r} is set by the dialer itself")
-    policy = await session.get(Policy, lead.policy_id)
-    customer = await session.get(Customer, policy.policyholder_id) if policy else None
-    tz = (customer.time_zone if customer is not None else None) or DEFAULT_TZ
+    tz = await lead_time_zone(session, lead)
     hours = hours_for(lead.kind)
     old_status = lead.status
     if callback_at is not None and callback_at.tzinfo is None:
         raise UnknownResult("callback_at must carry a time zone")
     reason: str
     if result_code == "callback":
-        chosen = callback_at or hours.next_slots(now, 1, tz)[0].start
-        if chosen <= now:
-            chosen = hours.next_slots(now, 1, tz)[0].start
-        when, reason = appointment_time(chosen, hours, tz)
-        lead.callback_at = when
-        lead.next_attempt_at = when
-        lead.status = LeadStatus.SCHEDULED.value
+        when, reason = callback_time(callback_at, now=now, hours=hours, tz=tz)
+        book_callback(lead, when)
     elif result.final:
         lead.status = LeadStatus.CLOSED.value
         lead.closed_reason = result_code

@@ -20,14 +20,18 @@ from sqlalchemy import Select, and_, delete, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.auth import ApiError, Principal, require_own, require_supervisor
-from crm_sync.models import Lead, LeadStatus, OutboxMessage
+from crm_sync.models import Lead, OutboxMessage
+from crm_sync.outbox import outbox, status_outbox
 from recordings.audio import CONTENT_TYPES
 from recordings.config import RecordingSettings
 from recordings.exceptions import StoreError, UnsafePath
 from recordings.ingest import recording_url
 from recordings.models import Recording, RecordingReview, RecordingStatus
 from recordings.store import RecordingStore
+from schedules.callbacks import book_callback, callback_time, lead_time_zone
 from schedules.clock import Clock
+from schedules.config import DeskCalendar
+from schedules.windows import CallingHours
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +159,11 @@ class RecordingsService:
         attempts_lookup: AttemptsLookup | None = None,
         monitor_dir: Path | None = None,
         files_lookup: FilesLookup | None = None,
+        hours_for: Callable[[str], CallingHours] | None = None,
     ) -> None:
         self.sessions = sessions
+        # The calling hours per lead kind, into which a failed review's callback is booked.
+        self.hours_for = hours_for or DeskCalendar().hours
         self.store = store
         self.clock = clock
         self.settings = settings
@@ -353,23 +360,29 @@ class RecordingsService:
                 lead = await s.get(Lead, rec.lead_id, with_for_update=True)
                 if lead is None:
                     raise ApiError(409, "this recording's lead no longer exists")
-                lead.callback_at = callback_at
-                lead.next_attempt_at = callback_at
-                lead.status = LeadStatus.SCHEDULED.value
-                s.add(
-                    OutboxMessage(
-                        topic=TOPIC_CALLBACK,
-                        key=f"lead:{lead.id}",
-                        payload={
-                            "lead_id": lead.id,
-                            "callback_at": callback_at.isoformat(),
-                            "reason": "failed call review",
-                            "recording_id": rec.id,
-                            "attempt_id": rec.attempt_id,
-                        },
-                        created_at=now,
-                    )
+                tz = await lead_time_zone(s, lead)
+                when, why = callback_time(
+                    callback_at, now=now, hours=self.hours_for(lead.kind), tz=tz
                 )
+                review.callback_at = when
+                old_status = lead.status
+                book_callback(lead, when)
+                lead.updated_at = now
+                reason = f"failed call review: {why}"
+                outbox(
+                    s,
+                    TOPIC_CALLBACK,
+                    lead.id,
+                    {
+                        "lead_id": lead.id,
+                        "callback_at": when.isoformat(),
+                        "reason": reason,
+                        "recording_id": rec.id,
+                        "attempt_id": rec.attempt_id,
+                    },
+                    now,
+                )
+                status_outbox(s, lead, old_status, reason, now)
             await s.flush()
             out = _review_dict(review)
         log.info("recording %s reviewed by %s: passed=%s", rid, viewer.user_id, passed)

@@ -29,6 +29,7 @@ from recordings.ingest import Ingest, RecordingJob
 from recordings.services import AttemptsLookup, FilesLookup, RecordingsService
 from recordings.store import LocalStore, RecordingStore, S3Store
 from schedules.clock import Clock
+from schedules.windows import CallingHours
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ def build_recordings(
     attempts_lookup: AttemptsLookup | None = None,
     files_lookup: FilesLookup | None = None,
     store: RecordingStore | None = None,
+    hours_for: Callable[[str], CallingHours] | None = None,
 ) -> Recordings:
     store = store or build_store(settings, recordings_dir)
     service = RecordingsService(
@@ -142,6 +144,7 @@ def build_recordings(
         attempts_lookup=attempts_lookup,
         monitor_dir=monitor_dir,
         files_lookup=files_lookup,
+        hours_for=hours_for,
     )
     ingest = Ingest(
         sessions, store, clock, settings, monitor_dir=monitor_dir, work_dir=recordings_dir
