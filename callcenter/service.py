@@ -268,6 +268,7 @@ def wire(
             daily_calls_per_number=settings.daily_calls_per_number,
         ),
         on_attempt_ended=recordings.on_attempt_ended,
+        timeline=desk.rules,
     )
     service = Service(
         container=container,

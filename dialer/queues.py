@@ -31,7 +31,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Boolean, and_, bindparam, case, exists, func, literal, or_, select
@@ -45,6 +45,7 @@ from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
 from crm_sync.models import Accuracy, Customer, Lead, LeadStatus, Phone, Policy
 from dialer.models import CallAttempt, CampaignKind, DoNotCall
 from dialer.outcomes import counts_as_call_sql
+from schedules.timeline import TimelineRules, latest_expiry_reminded
 from schedules.windows import DEFAULT_TZ
 
 SPECIALIST_STATUSES = (LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
@@ -231,13 +232,13 @@ def callback_queue(
 def reminder_queue(
     now: datetime,
     today: date,
-    days_before: int,
+    rules: TimelineRules,
     *,
     day_start: datetime | None = None,
     daily_cap: int | None = None,
 ) -> Any:
-    """Renewal leads whose policy expires within `days_before` days and that never had a
-    reminder call.
+    """Renewal leads whose reminder is owed (`schedules.timeline.reminder_day`: T−30 by the
+    desk's timeline rules, up to the expiry) and that never had a reminder call.
 
     A reminder attempt that was not a call (`dialer.outcomes.counts_as_call`: never dialled,
     or ended by the PBX itself) does not count: the customer was not called. One whose
@@ -254,7 +255,7 @@ def reminder_queue(
             Lead.kind == "renewal",
             Lead.status != LeadStatus.CLOSED.value,
             Policy.renewed.is_(False),
-            Policy.expiry_date <= today + timedelta(days=days_before),
+            Policy.expiry_date <= latest_expiry_reminded(today, rules),
             Policy.expiry_date >= today,
             ~reminded,
         )

@@ -11,12 +11,14 @@ from dialer import queues
 from schedules.config import DeskCalendar
 from schedules.services import central_lapsed, run_timeline
 from schedules.timeline import (
+    TimelineRules,
     central_cutoff,
     due_day,
     is_central,
     is_lapsed,
     lapsed_at,
     latest_expiry_due,
+    latest_expiry_reminded,
     reminder_day,
 )
 from tests import schedules_rows as rows
@@ -162,12 +164,14 @@ async def test_lapsed_lead_becomes_central_two_days_later(
     assert second.lapsed_created == 0 and second.central_marked == 1
 
 
-async def _reminders_owed(session: AsyncSession, day: date) -> list[int]:
+async def _reminders_owed(
+    session: AsyncSession, day: date, rules: TimelineRules | None = None
+) -> list[int]:
     """Policies the dialer's reminder campaign would call on `day` (its own query)."""
     now = datetime.combine(day, datetime.min.time(), tzinfo=SH) + timedelta(hours=10)
     got = await queues.fetch_candidates(
         session,
-        queues.reminder_queue(now, day, DeskCalendar().rules.reminder_days),
+        queues.reminder_queue(now, day, rules or DeskCalendar().rules),
         limit=100,
         now=now,
         lock=False,
@@ -209,3 +213,22 @@ async def test_monday_reminders_include_those_whose_t_minus_30_fell_on_the_weeke
     await session.commit()
     # The weekend's reminders are owed on Monday; Friday's, made, is not owed again.
     assert await _reminders_owed(session, monday) == sorted([sat.id, sun.id, mon.id])
+
+
+def test_the_reminder_is_owed_from_its_day_under_any_configured_rules() -> None:
+    """One rule (schedules.timeline) for the reminder day and for the queue's SQL filter."""
+    for rules in (TimelineRules(), TimelineRules(reminder_days=10)):
+        for offset in range(-3, 4):
+            expiry = latest_expiry_reminded(DAY, rules) + timedelta(days=offset)
+            assert (reminder_day(expiry, rules) <= DAY) == (offset <= 0)
+
+
+async def test_the_reminder_campaign_follows_the_timeline_s_configured_reminder_day(
+    session: AsyncSession,
+) -> None:
+    """The timeline's reminder setting is the one the dialer uses (it used to keep its own)."""
+    near, _ = await rows.policy_with_lead(session, DAY + timedelta(days=10))
+    far, _ = await rows.policy_with_lead(session, DAY + timedelta(days=20))
+    await session.commit()
+    assert await _reminders_owed(session, DAY, TimelineRules(reminder_days=10)) == [near.id]
+    assert await _reminders_owed(session, DAY) == sorted([near.id, far.id])
