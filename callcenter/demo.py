@@ -194,12 +194,17 @@ async def prepare_database(opts: DemoOptions, settings: Settings, day: date) -> 
         export = settings.data_dir / "demo-export.csv"
         write_demo_file(export, opts.policies, seed=opts.seed, today=day)
         now = datetime.now(UTC)
-        summary = await import_file(engine, export, LeadKind.RENEWAL, now=now, today=day)
+        rules = DeskCalendar.from_settings(settings).rules
+        summary = await import_file(
+            engine, export, LeadKind.RENEWAL, now=now, today=day, rules=rules
+        )
         callback_export = settings.data_dir / "demo-callbacks.csv"
         write_demo_file(
             callback_export, max(opts.policies // 10, 10), seed=opts.seed + 1, today=day
         )
-        cb = await import_file(engine, callback_export, LeadKind.CALLBACK, now=now, today=day)
+        cb = await import_file(
+            engine, callback_export, LeadKind.CALLBACK, now=now, today=day, rules=rules
+        )
         tokens: dict[str, str] = {}
         async with session_factory(engine)() as s:
             for i in range(opts.specialists):
