@@ -42,7 +42,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
 
-from crm_sync.models import Accuracy, Customer, Lead, LeadStatus, Phone, Policy
+from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy
+from crm_sync.phones import usable_phone_sql
 from dialer.models import CallAttempt, CampaignKind, DoNotCall
 from dialer.outcomes import counts_as_call_sql
 from schedules.timeline import TimelineRules, latest_expiry_reminded
@@ -120,13 +121,7 @@ def _in_flight_for_number() -> Any:
 
 def _callable_phone() -> Any:
     dnc = exists().where(DoNotCall.number == Phone.e164)
-    return and_(
-        Phone.e164.is_not(None),
-        Phone.valid.is_(True),
-        Phone.do_not_call.is_(False),
-        Phone.accuracy != Accuracy.INACCURATE.value,
-        ~dnc,
-    )
+    return and_(Phone.e164.is_not(None), usable_phone_sql(), ~dnc)
 
 
 def _under_daily_cap(day_start: Any, daily_cap: int | None) -> Any:

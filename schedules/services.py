@@ -41,7 +41,6 @@ from sqlalchemy.sql import ColumnElement, bindparam
 
 from crm_sync.mail import LapsedPolicy
 from crm_sync.models import (
-    Accuracy,
     ContactResult,
     Customer,
     Lead,
@@ -52,6 +51,7 @@ from crm_sync.models import (
     Specialist,
     UtcDateTime,
 )
+from crm_sync.phones import lead_phone_sql
 from schedules.clock import Clock
 from schedules.config import DeskCalendar
 from schedules.distribution import (
@@ -314,16 +314,7 @@ async def timeline_in(
 
     # Post-underwriting callback (承保回访): dialled from the next window, automatically.
     first_call = desk.hours("callback").next_open(now)
-    best_phone = (
-        select(func.min(Phone.id))
-        .where(
-            Phone.customer_id == Policy.policyholder_id,
-            Phone.valid,
-            Phone.accuracy != Accuracy.INACCURATE.value,
-            ~Phone.do_not_call,
-        )
-        .scalar_subquery()
-    )
+    best_phone = lead_phone_sql(Policy.id)
     callback_src = select(
         Policy.id,
         literal("callback"),

@@ -6,7 +6,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.models import Lead
+from crm_sync.models import Customer, Lead, Phone, Policy
+from crm_sync.phones import PhoneChoice, choose_lead_phone
 from dialer import queues
 from schedules.config import DeskCalendar
 from schedules.services import central_lapsed, run_timeline
@@ -232,3 +233,38 @@ async def test_the_reminder_campaign_follows_the_timeline_s_configured_reminder_
     await session.commit()
     assert await _reminders_owed(session, DAY, TimelineRules(reminder_days=10)) == [near.id]
     assert await _reminders_owed(session, DAY) == sorted([near.id, far.id])
+
+
+async def test_a_fleet_callback_lead_calls_the_insured_like_the_import_would(
+    session: AsyncSession, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The timeline's new callback lead takes its phone by the import's rule
+    (crm_sync.phones): a fleet policy calls the insured's own number, not the fleet's
+    switchboard that was stored first (the timeline used to take the lowest phone id)."""
+    fleet = Customer(name="车队", match_key="fleet-1")
+    fleet.phones.append(Phone(raw="03118555", e164="+8631185550001", role="fleet"))
+    driver = Customer(name="司机", match_key="driver-1")
+    driver.phones.append(Phone(raw="13900000001", e164="+8613900000001", role="insured"))
+    policy = Policy(
+        policy_number="PFLEET1",
+        policyholder=fleet,
+        insured=driver,
+        is_fleet=True,
+        expiry_date=date(2027, 3, 9),
+        underwritten_at=NOW - timedelta(days=1),
+    )
+    session.add(policy)
+    await session.flush()
+    switchboard, own = fleet.phones[0].id, driver.phones[0].id
+    policy_id = policy.id
+    assert switchboard < own
+    await session.commit()
+
+    await run_timeline(sessions, day=DAY, now=NOW, desk=DeskCalendar())
+
+    lead = (await session.scalars(select(Lead).where(Lead.policy_id == policy_id))).one()
+    assert lead.phone_id == own
+    assert lead.phone_id == choose_lead_phone(
+        [PhoneChoice(switchboard, "fleet", True), PhoneChoice(own, "insured", True)],
+        is_fleet=True,
+    )
