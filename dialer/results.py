@@ -47,6 +47,7 @@ from dialer.outcomes import (
     counts_as_call_sql,
 )
 from schedules.callbacks import book_callback, callback_time, lead_time_zone
+from schedules.ownership import change_owner
 from schedules.retry import Attempt as RetryAttempt
 from schedules.retry import Outcome as RetryOutcome
 from schedules.retry import RetryConfig, inaccurate_cause, next_attempt
@@ -240,9 +241,14 @@ async def record_result(
             connected = True
             attempt.specialist_id = fin.specialist_id
             attempt.seat = fin.seat or attempt.seat
-            if lead.owner_id != fin.specialist_id:
-                lead.owner_id = fin.specialist_id
-                lead.distributed_on = _local_day(now, tz)
+            change_owner(
+                session,
+                lead,
+                fin.specialist_id,
+                day=_local_day(now, tz),
+                reason="callback key 2: connected to the specialist during the call",
+                now=now,
+            )
             lead.status = LeadStatus.ASSIGNED.value
             next_at = hours.next_day_start(now, tz)
             # Until the specialist sets the contact result, the lead stays in their queue
@@ -258,8 +264,14 @@ async def record_result(
             when, why = callback_time(None, now=now, hours=hours, tz=tz)
             owner = lead.owner_id or await least_loaded_specialist(session)
             if owner is not None and lead.owner_id is None:
-                lead.owner_id = owner
-                lead.distributed_on = _local_day(now, tz)
+                change_owner(
+                    session,
+                    lead,
+                    owner,
+                    day=_local_day(now, tz),
+                    reason="callback key 2: callback booked to the least-loaded specialist",
+                    now=now,
+                )
             book_callback(lead, when)
             next_at = when
             reason = f"callback: customer pressed 2 (talk to a person): {why}"

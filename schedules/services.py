@@ -15,8 +15,6 @@ the dealt leads to `owner_queue`, which the distribution compacts first.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -64,6 +62,7 @@ from schedules.distribution import (
 )
 from schedules.exceptions import DistributionDayRefused
 from schedules.models import DistributionRun
+from schedules.ownership import instance as _instance
 from schedules.timeline import central_cutoff, distribution_at, latest_expiry_due
 from schedules.windows import fmt_local, zone
 
@@ -86,10 +85,6 @@ async def _advisory_lock(session: AsyncSession, key: int) -> None:
     """Serialise a daily job across instances until the transaction ends (PostgreSQL)."""
     if await _is_postgres(session):
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-
-
-def _instance() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 # ---------------------------------------------------------------------------------------------
