@@ -43,7 +43,7 @@ from dialer.results import inaccurate_numbers_by_branch
 from dialer.services import DialerService
 from dialer.simulator import PbxSimulator
 from recordings.models import Recording
-from recordings.services import AttemptsLookup, FilesLookup
+from recordings.services import AttemptsLookup, FilesLookup, RecordingsService
 from recordings.wiring import Recordings, build_recordings
 from schedules import http as schedules_http
 from schedules.config import DeskCalendar
@@ -229,6 +229,16 @@ def recordings_for(container: Container, desk: DeskCalendar) -> Recordings:
     )
 
 
+def recordings_job(recordings: RecordingsService, at: str) -> DailyJob:
+    """The recordings' integrity check and retention, every day (not only calling days), on
+    the one daily-job runner: retried after a failure, caught up when started late."""
+
+    async def run(_day: date) -> object:
+        return await recordings.daily_once()
+
+    return DailyJob("recordings check+retention", parse_time(at), run, calling_days_only=False)
+
+
 def wire(
     container: Container,
     *,
@@ -240,7 +250,6 @@ def wire(
     settings = container.settings
     desk = DeskCalendar.from_settings(settings)
     recordings = recordings_for(container, desk)
-    recordings.run_daily_job = daily_jobs
 
     servers = [
         AmiServerSpec(
@@ -318,6 +327,7 @@ def wire(
                 DailyJob(
                     "branch e-mails", parse_time(settings.branch_mail_time), service.branch_mails
                 ),
+                recordings_job(recordings.service, settings.recordings.daily_at),
             ],
             desk.is_calling_day,
         )

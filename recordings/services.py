@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, and_, delete, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -618,23 +617,6 @@ class RecordingsService:
                     await lock_session.execute(
                         text("SELECT pg_advisory_unlock(:k)"), {"k": _DAILY_LOCK}
                     )
-
-    async def run_daily(self, timezone: str) -> None:
-        """Forever: sleep (on the project clock) until `daily_at` local time, then run."""
-        tz = ZoneInfo(timezone)
-        hh, mm = (int(x) for x in self.settings.daily_at.split(":"))
-        while True:
-            local = self.clock.now().astimezone(tz)
-            target = local.replace(hour=hh, minute=mm, second=0, microsecond=0)
-            if target <= local:
-                target += timedelta(days=1)
-            await self.clock.sleep((target - local).total_seconds())
-            try:
-                await self.daily_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("recordings daily job failed; next run tomorrow")
 
 
 def _wavs_in(folder: Path) -> dict[str, tuple[int, str]]:
