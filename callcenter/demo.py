@@ -42,7 +42,7 @@ from callcenter.settings import Settings, load_settings
 from callcenter.web import make_runner
 from crm_sync.auth import issue_token
 from crm_sync.demo import write_demo_file
-from crm_sync.models import Accuracy, Lead, LeadKind, Phone, Specialist
+from crm_sync.models import Accuracy, CampaignKind, Lead, LeadKind, Phone, Specialist
 from crm_sync.services import ImportSummary, add_specialist, import_file
 from dialer.engine import DialerConfig
 from dialer.exceptions import DialerError
@@ -394,7 +394,7 @@ async def _play(opts: DemoOptions, settings: Settings, host: str, port: int) -> 
         ids = list(
             (await s.scalars(select(Specialist.id).where(Specialist.role == "specialist"))).all()
         )
-    for campaign in ("renewal", "lapsed", "trial", "callback", "reminder"):
+    for campaign in CampaignKind:
         await service.dialer.start_campaign(campaign)
     for sid in ids:
         await service.dialer.sign_in(sid, ready=True)

@@ -19,16 +19,17 @@ from typing import Any
 from sqlalchemy import or_
 
 from dialer.models import DialMode
+from schedules.retry import Outcome
 
-# Outcomes the engine adds to the tracker's classification.
-NOT_SENT = "not_sent"  # the window closed between claim and send: nothing was dialled
-ABANDONED = "abandoned"  # customer first: answered, but no seat took the call in time
-SKIPPED = "skipped"  # preview: the specialist skipped the lead
+# The engine's outcomes, as members of the one vocabulary (schedules.retry.Outcome).
+NOT_SENT = Outcome.NOT_SENT
+ABANDONED = Outcome.ABANDONED
+SKIPPED = Outcome.SKIPPED
 # The PBX itself ended the call (Asterisk shutting down, dialer.shutdown): no customer
 # outcome, never counted by the retry rules (not toward the three calls of a callback number).
-ENDED_BY_PBX = "ended_by_pbx"
-UNKNOWN = "unknown"
-ANSWERED_OUTCOMES = frozenset({"answered", "answered_hung_up_early"})
+ENDED_BY_PBX = Outcome.ENDED_BY_PBX
+UNKNOWN = Outcome.UNKNOWN
+ANSWERED_OUTCOMES = frozenset({Outcome.ANSWERED, Outcome.ANSWERED_HUNG_UP_EARLY})
 
 # Attempts that are not calls: they count nowhere.
 NOT_CALLS = frozenset({NOT_SENT, SKIPPED, ENDED_BY_PBX})

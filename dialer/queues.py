@@ -216,7 +216,7 @@ def callback_queue(
     return (
         _base(now, day_start, daily_cap)
         .where(
-            Lead.kind == "callback",
+            Lead.kind == CampaignKind.CALLBACK.value,
             Lead.owner_id.is_(None),
             Lead.status.in_(AUTOMATIC_STATUSES),
         )
@@ -241,13 +241,13 @@ def reminder_queue(
     a = aliased(CallAttempt)
     reminded = exists().where(
         a.lead_id == Lead.id,
-        a.campaign_kind == "reminder",
+        a.campaign_kind == CampaignKind.REMINDER.value,
         counts_as_call_sql(a.outcome),
     )
     return (
         _callable_leads(day_start, daily_cap)
         .where(
-            Lead.kind == "renewal",
+            Lead.kind == CampaignKind.RENEWAL.value,
             Lead.status != LeadStatus.CLOSED.value,
             Policy.renewed.is_(False),
             Policy.expiry_date <= latest_expiry_reminded(today, rules),

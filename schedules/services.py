@@ -39,10 +39,10 @@ from sqlalchemy.sql import ColumnElement, bindparam
 
 from crm_sync.mail import LapsedPolicy
 from crm_sync.models import (
+    CampaignKind,
     ContactResult,
     Customer,
     Lead,
-    LeadKind,
     LeadStatus,
     Phone,
     Policy,
@@ -804,7 +804,7 @@ async def run_day(
 # ---------------------------------------------------------------------------------------------
 
 # Calling hours exist per lead kind, and for the reminder campaign (its own window setting).
-CAMPAIGN_KINDS = (*(k.value for k in LeadKind), "reminder")
+CAMPAIGN_KINDS = tuple(k.value for k in CampaignKind)
 MAX_SLOTS = 50
 
 
