@@ -169,7 +169,7 @@ async def test_the_daily_job_runs_on_the_one_runner_catches_up_and_is_retried(
         done.set()
         return result
 
-    svc.daily_once = flaky  # type: ignore[method-assign]
+    svc.daily_once = flaky  # type: ignore[method-assign,assignment]
     runner = DailyJobRunner(
         clock, ZoneInfo("Asia/Shanghai"), [recordings_job(svc, "02:30")], lambda _d: False
     )
