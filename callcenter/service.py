@@ -44,7 +44,7 @@ from dialer.results import inaccurate_numbers_by_branch
 from dialer.services import DialerService
 from dialer.simulator import PbxSimulator
 from recordings.models import Recording
-from recordings.services import AttemptsLookup, FilesLookup
+from recordings.services import AttemptsLookup, FilesLookup, RecordingsService
 from recordings.wiring import Recordings, build_recordings
 from schedules import http as schedules_http
 from schedules.config import DeskCalendar
@@ -215,7 +215,7 @@ async def resubmit_lost_recordings(
     return done
 
 
-def recordings_for(container: Container) -> Recordings:
+def recordings_for(container: Container, desk: DeskCalendar) -> Recordings:
     settings = container.settings
     return build_recordings(
         settings.recordings,
@@ -226,7 +226,18 @@ def recordings_for(container: Container) -> Recordings:
         timezone=settings.timezone,
         attempts_lookup=dialer_attempts_lookup(container.sessions),
         files_lookup=dialer_files_lookup(container.sessions),
+        hours_for=desk.hours,
     )
+
+
+def recordings_job(recordings: RecordingsService, at: str) -> DailyJob:
+    """The recordings' integrity check and retention, every day (not only calling days), on
+    the one daily-job runner: retried after a failure, caught up when started late."""
+
+    async def run(_day: date) -> object:
+        return await recordings.daily_once()
+
+    return DailyJob("recordings check+retention", parse_time(at), run, calling_days_only=False)
 
 
 def wire(
@@ -239,8 +250,7 @@ def wire(
     """Build every component and register routes and lifecycles on the container."""
     settings = container.settings
     desk = DeskCalendar.from_settings(settings)
-    recordings = recordings_for(container)
-    recordings.run_daily_job = daily_jobs
+    recordings = recordings_for(container, desk)
 
     servers = [
         AmiServerSpec(
@@ -273,6 +283,7 @@ def wire(
             reminder_message=settings.dialer.reminder_message,
         ),
         on_attempt_ended=recordings.on_attempt_ended,
+        timeline=desk.rules,
     )
     service = Service(
         container=container,
@@ -333,6 +344,7 @@ def wire(
                 DailyJob(
                     "branch e-mails", parse_time(settings.branch_mail_time), service.branch_mails
                 ),
+                recordings_job(recordings.service, settings.recordings.daily_at),
             ],
             desk.is_calling_day,
         )

@@ -81,6 +81,17 @@ class LeadKind(enum.StrEnum):
     CALLBACK = "callback"  # 承保回访 post-underwriting callback
 
 
+class CampaignKind(enum.StrEnum):
+    """The one list of campaign kinds: each lead kind, and the reminder call (a campaign of
+    renewal leads, not a kind of lead). Calling hours, campaigns and attempts use it."""
+
+    RENEWAL = LeadKind.RENEWAL.value
+    LAPSED = LeadKind.LAPSED.value
+    TRIAL = LeadKind.TRIAL.value
+    CALLBACK = LeadKind.CALLBACK.value  # post-underwriting callback (承保回访), automatic
+    REMINDER = "reminder"  # expiry − 30 reminder call, automatic
+
+
 class LeadStatus(enum.StrEnum):
     NEW = "new"  # imported, not yet due
     DUE = "due"  # due for distribution today (T-25, lapsed, …)
@@ -428,6 +439,7 @@ __all__ = [
     "Accuracy",
     "Base",
     "Branch",
+    "CampaignKind",
     "ContactResult",
     "CrmChange",
     "Customer",

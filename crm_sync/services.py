@@ -58,6 +58,7 @@ from crm_sync.models import (
 )
 from crm_sync.phones import ParsedPhone, PhoneChoice, choose_lead_phone
 from crm_sync.spreadsheets import SafeCsvWriter
+from schedules.timeline import TimelineRules
 
 if TYPE_CHECKING:
     from schedules.clock import Clock
@@ -250,7 +251,9 @@ class _Writer:
         now: datetime,
         summary: ImportSummary,
         columns: set[str],
+        rules: TimelineRules,
     ) -> None:
+        self.rules = rules
         self.conn = conn
         self.kind = kind
         self.today = today
@@ -615,7 +618,7 @@ class _Writer:
         for p in todo:
             r = p.record
             phone_id = self._choose_phone(p, customer_ids, phones_by_customer)
-            due = initial_due_on(self.kind, r, self.today)
+            due = initial_due_on(self.kind, r, self.today, self.rules)
             if p.lead is None:
                 p.new_lead = True
                 inserts.append(
@@ -791,8 +794,11 @@ async def import_file(
     progress: Callable[[int], None] | None = None,
     prepared: PreparedImport | None = None,
     clock: Clock | None = None,
+    rules: TimelineRules | None = None,
 ) -> ImportSummary:
-    """Import one file. Raises ImportInputError (nothing written) if the file is unusable."""
+    """Import one file. Raises ImportInputError (nothing written) if the file is unusable.
+
+    `rules`: the desk's timeline rules (`DeskCalendar.rules`), which set each lead's due day."""
     kind = LeadKind(kind)
     started = time.perf_counter()
     path = Path(path)
@@ -807,7 +813,9 @@ async def import_file(
         if conn.dialect.name == "postgresql":
             # One import at a time per database: the batches' look-ups stay true until commit.
             await conn.execute(select(func.pg_advisory_xact_lock(IMPORT_LOCK_KEY)))
-        writer = _Writer(conn, kind, today, now, summary, set(prepared.columns))
+        writer = _Writer(
+            conn, kind, today, now, summary, set(prepared.columns), rules or TimelineRules()
+        )
         await writer.start()
         # Reading and validating the next batch (a thread) overlaps writing this one.
         batches = batched(prepared, batch_size)

@@ -83,6 +83,7 @@ from dialer.results import (
 from dialer.seats import Seat, Transition
 from schedules.clock import Clock
 from schedules.retry import DAILY_CALLS_PER_NUMBER, RetryConfig
+from schedules.timeline import TimelineRules
 from schedules.windows import DEFAULT_TZ, MIN_RING, CallingHours, CallingPlan, ring_time
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,6 @@ class DialerConfig:
     # `Shutdown` follows the calls it cut): then it was the PBX's doing (dialer.shutdown).
     # Below the 1.1 s a graceful stop waits after the last call.
     pbx_cut_grace_seconds: float = 1.0
-    reminder_days_before: int = 30
     # Calls per number per local day, every campaign together (None: no cap). The claim
     # query decides it (dialer.queues), for specialists' and automatic campaigns alike.
     daily_calls_per_number: int | None = DAILY_CALLS_PER_NUMBER
@@ -325,6 +325,7 @@ class DialerEngine:
         config: DialerConfig | None = None,
         on_attempt_ended: AttemptEndedHook | None = None,
         link_factory: LinkFactory | None = None,
+        timeline: TimelineRules | None = None,
     ) -> None:
         if not servers:
             raise ValueError("the dialer needs at least one AMI server")
@@ -333,6 +334,7 @@ class DialerEngine:
         self.plan = plan or CallingPlan()
         self.retry = retry or RetryConfig()
         self.config = config or DialerConfig()
+        self.timeline = timeline or TimelineRules()  # the reminder's T−30 (schedules.timeline)
         self.on_attempt_ended = on_attempt_ended
         self._link_factory = link_factory or supervisor_link
         self._servers = {s.name: _Server(s) for s in servers}
@@ -1265,7 +1267,7 @@ class DialerEngine:
             query = queues.reminder_queue(
                 now,
                 today,
-                self.config.reminder_days_before,
+                self.timeline,
                 day_start=day_start,
                 daily_cap=daily_cap,
             )

@@ -32,26 +32,28 @@ from crm_sync.models import (
     Policy,
     Specialist,
 )
-from crm_sync.outbox import lead_message as outbox
-from crm_sync.outbox import status_message as status_outbox
+from crm_sync.outbox import lead_message, status_message
 from dialer.exceptions import NotYourLead, UnknownLead, UnknownResult
 from dialer.models import AttemptState, CallAttempt, DialMode
+from dialer.outcomes import (
+    ABANDONED,
+    ANSWERED_OUTCOMES,
+    ENDED_BY_PBX,
+    NOT_SENT,
+    SKIPPED,
+    UNKNOWN,
+    automatic_reached,
+    counts_as_call,
+    counts_as_call_sql,
+)
+from schedules.callbacks import book_callback, callback_time, lead_time_zone
+from schedules.ownership import change_owner
 from schedules.retry import Attempt as RetryAttempt
 from schedules.retry import Outcome as RetryOutcome
-from schedules.retry import RetryConfig, appointment_time, inaccurate_cause, next_attempt
+from schedules.retry import RetryConfig, inaccurate_cause, next_attempt
 from schedules.windows import DEFAULT_TZ, CallingHours, zone
 
 log = logging.getLogger(__name__)
-
-# Outcomes the engine adds to the tracker's classification.
-NOT_SENT = "not_sent"  # the window closed between claim and send: nothing was dialled
-ABANDONED = "abandoned"  # customer first: answered, but no seat took the call in time
-SKIPPED = "skipped"  # preview: the specialist skipped the lead
-# The PBX itself ended the call (Asterisk shutting down, dialer.shutdown): no customer
-# outcome, never counted by the retry rules (not toward the three calls of a callback number).
-ENDED_BY_PBX = "ended_by_pbx"
-UNKNOWN = "unknown"
-ANSWERED_OUTCOMES = frozenset({"answered", "answered_hung_up_early"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +125,7 @@ async def _history(session: AsyncSession, attempt: CallAttempt) -> list[RetryAtt
                 CallAttempt.id != attempt.id,
                 CallAttempt.ended_at.is_not(None),
                 CallAttempt.campaign_kind != "reminder",
-                CallAttempt.outcome.not_in([NOT_SENT, SKIPPED]),
+                counts_as_call_sql(CallAttempt.outcome),
             )
             .order_by(CallAttempt.created_at, CallAttempt.id)
         )
@@ -132,19 +134,10 @@ async def _history(session: AsyncSession, attempt: CallAttempt) -> list[RetryAtt
     for at, outcome, number, key, mode in rows:
         fin = Finished("", outcome or UNKNOWN, answered=outcome in ANSWERED_OUTCOMES)
         ro = retry_outcome(fin)
-        if mode == DialMode.AUTOMATIC.value and ro is RetryOutcome.ANSWERED and not key:
-            ro = RetryOutcome.NO_ANSWER  # answered by a machine / nobody pressed: not reached
+        if ro is RetryOutcome.ANSWERED and not automatic_reached(mode, key):
+            ro = RetryOutcome.NO_ANSWER
         out.append(RetryAttempt(at, ro, number))
     return out
-
-
-async def _time_zone(session: AsyncSession, lead: Lead) -> str:
-    tz = await session.scalar(
-        select(Customer.time_zone)
-        .join(Policy, Policy.policyholder_id == Customer.id)
-        .where(Policy.id == lead.policy_id)
-    )
-    return tz or DEFAULT_TZ
 
 
 def _local_day(now: datetime, tz: str) -> date:
@@ -202,7 +195,7 @@ async def record_result(
     lead = await session.get(Lead, attempt.lead_id)
     assert lead is not None  # FK
     phone = await session.get(Phone, attempt.phone_id) if attempt.phone_id else None
-    tz = await _time_zone(session, lead)
+    tz = await lead_time_zone(session, lead)
     kind = attempt.campaign_kind
     hours = hours_for(kind)
     talked = fin.outcome in ANSWERED_OUTCOMES or (fin.answered and fin.bridged)
@@ -235,7 +228,7 @@ async def record_result(
                 phone.accuracy = Accuracy.ACCURATE.value
                 phone.accuracy_reason = reason
                 phone.accuracy_set_at = now
-                outbox(
+                lead_message(
                     session,
                     "phone.accuracy",
                     lead.id,
@@ -248,9 +241,14 @@ async def record_result(
             connected = True
             attempt.specialist_id = fin.specialist_id
             attempt.seat = fin.seat or attempt.seat
-            if lead.owner_id != fin.specialist_id:
-                lead.owner_id = fin.specialist_id
-                lead.distributed_on = _local_day(now, tz)
+            change_owner(
+                session,
+                lead,
+                fin.specialist_id,
+                day=_local_day(now, tz),
+                reason="callback key 2: connected to the specialist during the call",
+                now=now,
+            )
             lead.status = LeadStatus.ASSIGNED.value
             next_at = hours.next_day_start(now, tz)
             # Until the specialist sets the contact result, the lead stays in their queue
@@ -263,14 +261,18 @@ async def record_result(
         else:
             book = True
             contact = "callback"
-            slot = hours.next_slots(now, 1, tz)[0].start
-            when, why = appointment_time(slot, hours, tz)
+            when, why = callback_time(None, now=now, hours=hours, tz=tz)
             owner = lead.owner_id or await least_loaded_specialist(session)
             if owner is not None and lead.owner_id is None:
-                lead.owner_id = owner
-                lead.distributed_on = _local_day(now, tz)
-            lead.callback_at = when
-            lead.status = LeadStatus.SCHEDULED.value if owner is not None else lead.status
+                change_owner(
+                    session,
+                    lead,
+                    owner,
+                    day=_local_day(now, tz),
+                    reason="callback key 2: callback booked to the least-loaded specialist",
+                    now=now,
+                )
+            book_callback(lead, when)
             next_at = when
             reason = f"callback: customer pressed 2 (talk to a person): {why}"
     elif attempt.mode != DialMode.AUTOMATIC.value and talked:
@@ -282,8 +284,8 @@ async def record_result(
         reason = fin.reason or "abandoned: no seat answered in time"
     else:
         ro = retry_outcome(fin)
-        if attempt.mode == DialMode.AUTOMATIC.value and ro is RetryOutcome.ANSWERED:
-            ro = RetryOutcome.NO_ANSWER  # nobody pressed a key: not reached
+        if ro is RetryOutcome.ANSWERED and not automatic_reached(attempt.mode, fin.key_pressed):
+            ro = RetryOutcome.NO_ANSWER
         policy_ = retry.for_lead(lead.kind, appointment=lead.callback_at is not None)
         decision = next_attempt(
             ro,
@@ -302,7 +304,7 @@ async def record_result(
             phone.accuracy = Accuracy.INACCURATE.value
             phone.accuracy_reason = decision.reason
             phone.accuracy_set_at = now
-            outbox(
+            lead_message(
                 session,
                 "phone.accuracy",
                 lead.id,
@@ -324,7 +326,7 @@ async def record_result(
     attempt.reason = reason
     attempt.contact_result = contact
     if kind != "reminder":
-        lead.attempt_count += 0 if fin.outcome in (NOT_SENT, SKIPPED) else 1
+        lead.attempt_count += 1 if counts_as_call(fin.outcome) else 0
         if closed:
             lead.status = LeadStatus.CLOSED.value
             lead.closed_reason = reason
@@ -362,9 +364,9 @@ async def record_result(
         "reason": reason,
         "ended_at": now.isoformat(),
     }
-    outbox(session, "attempt.result", lead.id, payload, now)
+    lead_message(session, "attempt.result", lead.id, payload, now)
     if contact is not None and kind != "reminder":
-        outbox(
+        lead_message(
             session,
             "lead.contact_result",
             lead.id,
@@ -377,7 +379,7 @@ async def record_result(
             },
             now,
         )
-    status_outbox(session, lead, old_status, reason, now)
+    status_message(session, lead, old_status, reason, now)
     return Effects(
         attempt.attempt_id,
         lead.id,
@@ -418,22 +420,15 @@ async def dispose(
         raise UnknownResult(f"unknown contact result {result_code!r}")
     if result.telephony:
         raise UnknownResult(f"contact result {result_code!r} is set by the dialer itself")
-    policy = await session.get(Policy, lead.policy_id)
-    customer = await session.get(Customer, policy.policyholder_id) if policy else None
-    tz = (customer.time_zone if customer is not None else None) or DEFAULT_TZ
+    tz = await lead_time_zone(session, lead)
     hours = hours_for(lead.kind)
     old_status = lead.status
     if callback_at is not None and callback_at.tzinfo is None:
         raise UnknownResult("callback_at must carry a time zone")
     reason: str
     if result_code == "callback":
-        chosen = callback_at or hours.next_slots(now, 1, tz)[0].start
-        if chosen <= now:
-            chosen = hours.next_slots(now, 1, tz)[0].start
-        when, reason = appointment_time(chosen, hours, tz)
-        lead.callback_at = when
-        lead.next_attempt_at = when
-        lead.status = LeadStatus.SCHEDULED.value
+        when, reason = callback_time(callback_at, now=now, hours=hours, tz=tz)
+        book_callback(lead, when)
     elif result.final:
         lead.status = LeadStatus.CLOSED.value
         lead.closed_reason = result_code
@@ -463,7 +458,7 @@ async def dispose(
     ).first()
     if last is not None and last.outcome in ANSWERED_OUTCOMES and last.contact_result is None:
         last.contact_result = result_code
-    outbox(
+    lead_message(
         session,
         "lead.contact_result",
         lead.id,
@@ -479,7 +474,7 @@ async def dispose(
         },
         now,
     )
-    status_outbox(session, lead, old_status, reason, now)
+    status_message(session, lead, old_status, reason, now)
     return lead
 
 
@@ -505,13 +500,13 @@ async def inaccurate_numbers_by_branch(
     z = zone(tz)
     start = datetime.combine(day, time(0), tzinfo=z).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=z).astimezone(UTC)
-    # Calls actually placed to this number for this lead: not the ones the window closed
-    # before sending, nor skipped previews, nor reminder messages.
+    # Calls placed to this number for this lead (dialer.outcomes.counts_as_call), reminder
+    # messages aside.
     calls = (
         select(CallAttempt.lead_id, CallAttempt.phone_id, func.count().label("n"))
         .where(
             CallAttempt.campaign_kind != "reminder",
-            CallAttempt.outcome.not_in((NOT_SENT, SKIPPED)),
+            counts_as_call_sql(CallAttempt.outcome),
         )
         .group_by(CallAttempt.lead_id, CallAttempt.phone_id)
         .subquery()
@@ -566,8 +561,6 @@ __all__ = [
     "dispose",
     "inaccurate_numbers_by_branch",
     "least_loaded_specialist",
-    "outbox",
     "record_result",
     "retry_outcome",
-    "status_outbox",
 ]

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync import signing
 from crm_sync.models import Lead, OutboxMessage
+from crm_sync.outbox import status_message
 from crm_sync.relay import backoff, retry_delay
 from crm_sync.sinks import (
     SCHEMAS_DIR,
@@ -32,7 +33,7 @@ from crm_sync.sinks import (
 )
 from dialer import queues
 from dialer.models import CallAttempt
-from dialer.results import Finished, record_result, status_outbox
+from dialer.results import Finished, record_result
 from schedules.clock import SystemClock
 from schedules.retry import RetryConfig
 from schedules.windows import CallingHours
@@ -61,7 +62,7 @@ async def test_what_the_dialer_writes_matches_the_published_schemas(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """Real finished calls through `record_result` and a status change through
-    `status_outbox`: every message they write validates against its topic's schema."""
+    `status_message`: every message they write validates against its topic's schema."""
     async with sessions() as s:
         _, leads = await seed(s, specialists=1, leads=[("renewal", "0", 0)])
         lead = await s.get(Lead, leads[0])
@@ -89,7 +90,7 @@ async def test_what_the_dialer_writes_matches_the_published_schemas(
             )
         old = lead.status
         lead.status = "closed"
-        status_outbox(s, lead, old, "renewed elsewhere", NOW)
+        status_message(s, lead, old, "renewed elsewhere", NOW)
         await s.commit()
         messages = (await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
     topics = {m.topic for m in messages}

@@ -312,7 +312,10 @@ async def test_a_failed_review_books_a_callback_for_the_lead(api: Api) -> None:
         assert lead.status == "scheduled"
         assert lead.callback_at == lead.next_attempt_at == datetime.fromisoformat(when)
         msgs = (await s.scalars(select(OutboxMessage))).all()
-    assert [(m.topic, m.key) for m in msgs] == [("lead.callback", f"lead:{api.lead}")]
+    assert [(m.topic, m.key) for m in msgs] == [
+        ("lead.callback", f"lead:{api.lead}"),
+        ("lead.status", f"lead:{api.lead}"),
+    ]
     # A passed review cannot book one.
     resp = await api.client.post(
         f"/api/recordings/{api.mine}/reviews",
@@ -320,6 +323,31 @@ async def test_a_failed_review_books_a_callback_for_the_lead(api: Api) -> None:
         headers=api.sup,
     )
     assert resp.status == 400
+
+
+async def test_a_failed_review_books_its_callback_inside_the_calling_hours_and_tells_the_crm(
+    api: Api,
+) -> None:
+    """The same booking as a specialist's `callback` (schedules.callbacks): 12:00 falls
+    between the windows, so the callback is at 15:30; the CRM hears of the status change."""
+    scores = {"greeting": 2, "accuracy": 1, "compliance": 0, "outcome_handled": 1}
+    resp = await api.client.post(
+        f"/api/recordings/{api.mine}/reviews",
+        json={"scores": scores, "passed": False, "callback_at": "2026-01-06T12:00:00+08:00"},
+        headers=api.sup,
+    )
+    assert resp.status == 201, await resp.text()
+    booked = datetime.fromisoformat("2026-01-06T15:30:00+08:00")
+    async with api.sessions() as s:
+        lead = await s.get(Lead, api.lead)
+        assert lead is not None
+        assert lead.status == "scheduled"
+        assert lead.callback_at == lead.next_attempt_at == booked
+        status = (
+            await s.scalars(select(OutboxMessage).where(OutboxMessage.topic == "lead.status"))
+        ).one()
+    assert status.payload["from"] == "assigned" and status.payload["to"] == "scheduled"
+    assert "failed call review" in status.payload["reason"]
 
 
 async def test_keep_is_a_supervisor_action(api: Api) -> None:
