@@ -265,7 +265,7 @@ def endpoint(
                 q = request.query
                 kwargs["query"] = _check(ep.query, "query", {k: q.get(k) for k in q})
             if ep.body is not None:
-                kwargs["body"] = await _read_body(request, ep)
+                kwargs["body"] = await _read_body(request, ep.body, ep)
             result = await handler(request, **kwargs)
             if isinstance(result, web.StreamResponse):
                 return result
@@ -281,9 +281,7 @@ def endpoint(
     return decorate
 
 
-async def _read_body(request: web.Request, ep: Endpoint) -> BaseModel:
-    model = ep.body
-    assert model is not None
+async def _read_body(request: web.Request, model: type[BaseModel], ep: Endpoint) -> BaseModel:
     raw = await request.read() if request.can_read_body else b""
     if ep.check_raw is not None:
         ep.check_raw(request, raw)
