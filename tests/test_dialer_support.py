@@ -1,10 +1,10 @@
-"""Helpers for the dialer's integration tests (no tests here): a fast clock that can jump over
-nights, seeded CRM data, an engine wired to the PBX simulator over real TCP, and a spy that
-counts the Originates the simulator received per lead (and when)."""
+"""Helpers for the dialer's integration tests (no tests here): seeded CRM data, an engine
+wired to the PBX simulator over real TCP, a spy that counts the Originates the simulator
+received per lead (and when), and simulated days on a driven `VirtualClock` that jump over
+nights (`tests/virtual_time.py` moves the clock)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections import Counter
@@ -32,54 +32,9 @@ from dialer.originate import DialPlan
 from dialer.services import DialerService
 from dialer.simulator import PbxSimulator
 from dialer.simulator import server as sim_server
+from tests.virtual_time import Driver
 
 MONDAY_0930 = datetime(2026, 1, 5, 1, 30, tzinfo=UTC)  # 09:30 in Asia/Shanghai
-
-
-class FastClock:
-    """Real time times `speed`, plus jumps: `jump(seconds)` moves time forward at once and
-    wakes every sleeper to look at the new time (for skipping nights in a simulated day)."""
-
-    def __init__(self, start: datetime, speed: float) -> None:
-        self._start = start
-        self.speed = speed
-        self._t0 = time.monotonic()
-        self._offset = 0.0
-        self._sleepers: set[asyncio.Future[None]] = set()
-
-    def monotonic(self) -> float:
-        return (time.monotonic() - self._t0) * self.speed + self._offset
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=self.monotonic())
-
-    async def sleep(self, seconds: float) -> None:
-        target = self.monotonic() + max(0.0, seconds)
-        loop = asyncio.get_running_loop()
-        while (left := target - self.monotonic()) > 0:
-            fut: asyncio.Future[None] = loop.create_future()
-            handle = loop.call_later(left / self.speed, _wake, fut)
-            self._sleepers.add(fut)
-            try:
-                await fut
-            finally:
-                handle.cancel()
-                self._sleepers.discard(fut)
-        if seconds <= 0:
-            await asyncio.sleep(0)
-
-    def jump_to(self, when: datetime) -> None:
-        delta = (when - self.now()).total_seconds()
-        if delta <= 0:
-            return
-        self._offset += delta
-        for fut in list(self._sleepers):
-            _wake(fut)
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
 
 
 @dataclass
@@ -228,17 +183,6 @@ async def seed(
     return [s.id for s in specs], lead_ids
 
 
-async def wait_for(
-    cond: Callable[[], Awaitable[bool]], clock: Any, *, timeout_real: float = 60, step: float = 1.0
-) -> None:
-    """Poll `cond` every `step` seconds of the (fast) clock, up to `timeout_real` real s."""
-    deadline = time.monotonic() + timeout_real
-    while not await cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await clock.sleep(step)
-
-
 async def in_flight(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with sessions() as s:
         return int(
@@ -264,32 +208,40 @@ def disposing_hook(
 
 async def drive_days(
     sessions: async_sessionmaker[AsyncSession],
-    clock: FastClock,
+    drive: Driver,
     done: Callable[[], Awaitable[bool]],
     *,
-    timeout_real: float = 50,
+    timeout_real: float = 120,
     idle_polls: int = 3,
     poll: float = 5.0,
 ) -> int:
-    """Let the dialer work; whenever nothing is in flight for a few polls, jump the clock to
-    the next moment something becomes due (or the next window). Returns the jumps made."""
+    """Let the dialer work; once nothing has been in flight for `idle_polls` x `poll` seconds
+    of clock time, jump the clock to the next moment something becomes due (or the next
+    window). Returns the jumps made."""
     from schedules.windows import CallingHours
 
+    clock = drive.clock
     hours = CallingHours()
-    deadline = time.monotonic() + timeout_real
-    quiet = 0
+    started = time.monotonic()
+    quiet_since: float | None = None
     jumps = 0
-    while not await done():
-        if time.monotonic() > deadline:
+    while True:
+        await drive.idle()
+        if await done():
+            return jumps
+        if time.monotonic() - started > timeout_real:
             raise AssertionError("the simulated days did not finish in time")
         n_in_flight = await in_flight(sessions)
         if os.environ.get("DIALER_SIM_PROGRESS"):
             print(
-                f"{time.monotonic() - deadline + timeout_real:6.1f}s {clock.now():%a %H:%M:%S} in flight {n_in_flight}",
+                f"{time.monotonic() - started:6.1f}s {clock.now():%a %H:%M:%S} in flight {n_in_flight}",
                 flush=True,
             )
-        quiet = quiet + 1 if n_in_flight == 0 else 0
-        if quiet >= idle_polls:
+        if n_in_flight:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = clock.monotonic()
+        elif clock.monotonic() - quiet_since >= idle_polls * poll:
             now = clock.now()
             async with sessions() as s:
                 nxt = await s.scalar(
@@ -300,8 +252,9 @@ async def drive_days(
             target = hours.next_window_start(now) if nxt is None else nxt
             if hours.is_open(now) and nxt is not None and nxt > hours.next_window_start(now):
                 target = hours.next_window_start(now)
-            clock.jump_to(target if hours.is_open(target) else hours.next_open(target))
-            jumps += 1
-            quiet = 0
-        await clock.sleep(poll)
-    return jumps
+            target = target if hours.is_open(target) else hours.next_open(target)
+            if target > now:
+                clock.set(target)  # sleepers due before it wake one by one below
+                jumps += 1
+            quiet_since = None
+        clock.advance_to_next(limit=poll)
