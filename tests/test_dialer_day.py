@@ -19,10 +19,10 @@ from dialer.engine import DialerConfig
 from dialer.models import CallAttempt
 from dialer.results import inaccurate_numbers_by_branch
 from dialer.services import DialerService
+from schedules.clock import VirtualClock
 from schedules.windows import CallingHours
 from tests.test_dialer_support import (
     MONDAY_0930,
-    FastClock,
     disposing_hook,
     drive_days,
     make_engine,
@@ -30,6 +30,7 @@ from tests.test_dialer_support import (
     spy_originates,
     start_simulator,
 )
+from tests.virtual_time import Driver
 
 SPECIALISTS = 20
 RENEWAL_DIGITS = "0809401289405986"  # mostly answered; some busy, no answer, off, wrong
@@ -51,7 +52,8 @@ async def test_a_calling_day_of_2000_leads_gives_every_lead_a_result_inside_the_
     # x50: the two windows take about 3.5 min of real time. The engine's work per simulated
     # minute is real CPU time, so on a loaded 2-core machine x100 left part of Monday's work
     # for Tuesday (the assertions below are about one calling day).
-    clock = FastClock(MONDAY_0930, speed=50)
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
     sim = await start_simulator(clock)
     ref: list[DialerService] = []
     engine = make_engine(
@@ -90,7 +92,7 @@ async def test_a_calling_day_of_2000_leads_gives_every_lead_a_result_inside_the_
                 return missing == 0
 
             # Generous: a loaded machine needs longer, not more calls.
-            await drive_days(sessions, clock, every_lead_has_a_result, timeout_real=500, poll=10.0)
+            await drive_days(sessions, drive, every_lead_has_a_result, timeout_real=500, poll=10.0)
         finally:
             await engine.stop()
             await sim.stop()
