@@ -54,7 +54,7 @@ async def test_callback_campaign_keypresses_and_the_three_call_rule(
                     rows = (await s.scalars(select(Lead))).all()
                 return all(r.status in ("closed", "scheduled") for r in rows)
 
-            jumps = await drive_days(sessions, drive, settled, timeout_real=150)
+            jumps = await drive_days(sessions, drive, settled)
         finally:
             await engine.stop()
             await sim.stop()
@@ -116,7 +116,7 @@ async def test_two_dialer_processes_share_leads_and_dial_none_twice(
                     rows = (await s.scalars(select(Lead.status))).all()
                 return all(r == "closed" for r in rows)
 
-            await drive_days(sessions, drive, all_confirmed, timeout_real=150)
+            await drive_days(sessions, drive, all_confirmed)
         finally:
             for e in engines:
                 await e.stop()

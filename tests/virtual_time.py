@@ -65,7 +65,7 @@ class Driver:
         bind = sessions.kw.get("bind") if sessions is not None else None
         self._db = DatabaseWork(bind) if isinstance(bind, AsyncEngine) else None
 
-    async def idle(self, timeout_real: float = 60.0) -> None:
+    async def idle(self, timeout_real: float = 240.0) -> None:
         """Return once nothing runs: the loop has had QUIET_TURNS empty turns in a row and no
         database work is in flight."""
         loop = asyncio.get_running_loop()
@@ -89,7 +89,7 @@ class Driver:
             quiet = quiet + 1 if not ready else 0
 
     async def until(
-        self, cond: Condition, *, timeout_real: float = 60.0, within: float | None = None
+        self, cond: Condition, *, timeout_real: float = 240.0, within: float | None = None
     ) -> None:
         """Drive the clock until `cond()` holds; fail when `within` virtual seconds pass,
         when nothing is left to wake, or after `timeout_real` seconds of real time (a
@@ -111,7 +111,7 @@ class Driver:
             if not self.clock.advance_to_next():
                 raise AssertionError("condition not reached: the system is idle, no timer left")
 
-    async def run_for(self, seconds: float, *, timeout_real: float = 60.0) -> None:
+    async def run_for(self, seconds: float, *, timeout_real: float = 240.0) -> None:
         """Let `seconds` of virtual time pass, timer by timer, the system idle at each."""
         target = self.clock.monotonic() + seconds
         while True:
