@@ -116,7 +116,7 @@ async def test_two_dialer_processes_share_leads_and_dial_none_twice(
                     rows = (await s.scalars(select(Lead.status))).all()
                 return all(r == "closed" for r in rows)
 
-            await drive_days(sessions, drive, all_confirmed)
+            await drive_days(sessions, drive, all_confirmed, quantum=0.25)
         finally:
             for e in engines:
                 await e.stop()

@@ -91,7 +91,7 @@ async def test_a_calling_day_of_2000_leads_gives_every_lead_a_result_inside_the_
                     )
                 return missing == 0
 
-            await drive_days(sessions, drive, every_lead_has_a_result, poll=10.0)
+            await drive_days(sessions, drive, every_lead_has_a_result, poll=10.0, quantum=0.25)
         finally:
             await engine.stop()
             await sim.stop()

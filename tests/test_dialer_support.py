@@ -214,6 +214,7 @@ async def drive_days(
     within_days: float = 7.0,
     idle_polls: int = 3,
     poll: float = 5.0,
+    quantum: float = 0.0,
 ) -> int:
     """Let the dialer work, looking every `poll` seconds of clock time; whenever nothing is in
     flight for a few looks, jump the clock to the next moment something becomes due (or the
@@ -252,5 +253,5 @@ async def drive_days(
                 clock.set(target)  # the sleepers due before it wake in order in run_for
                 jumps += 1
             quiet = 0
-        await drive.run_for(poll)
+        await drive.run_for(poll, quantum=quantum)
     return jumps
