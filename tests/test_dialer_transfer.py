@@ -11,21 +11,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_sync.models import Lead
 from dialer.models import CallAttempt, SeatTransition
 from dialer.services import DialerService
+from schedules.clock import VirtualClock
 from tests.test_dialer_support import (
     MONDAY_0930,
-    FastClock,
     make_engine,
     seed,
     start_simulator,
-    wait_for,
 )
+from tests.virtual_time import Driver
 
 
 @pytest.mark.parametrize("ready", [True, False], ids=["specialist-free", "nobody-free"])
 async def test_key_2_hands_the_customer_to_a_free_specialist_or_books_one(
     sessions: async_sessionmaker[AsyncSession], ready: bool
 ) -> None:
-    clock = FastClock(MONDAY_0930, speed=20)
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
     async with sessions() as s:
         # Number ending in 9: the customer answers the callback and presses 2.
         specs, leads = await seed(s, specialists=1, leads=[("callback", "9", None)])
@@ -43,7 +44,7 @@ async def test_key_2_hands_the_customer_to_a_free_specialist_or_books_one(
                 lead = await s.get(Lead, leads[0])
                 return lead is not None and lead.attempt_count > 0
 
-        await wait_for(called, clock, timeout_real=90, step=0.5)
+        await drive.until(called)
     finally:
         await engine.stop()
         await sim.stop()
