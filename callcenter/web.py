@@ -9,13 +9,20 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.auth import PRINCIPAL, ApiError, authenticate, json_response, principal
+from crm_sync.auth import (
+    PRINCIPAL,
+    ApiError,
+    Principal,
+    authenticate,
+    json_response,
+    principal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(500, "internal error; the service log has the details")
 
 
+class CookieAuth(Protocol):
+    """Browser sign-in (callcenter.pages): a session cookie instead of a bearer token."""
+
+    def is_public(self, request: web.Request) -> bool: ...
+
+    async def authenticate(self, request: web.Request) -> Principal | None:
+        """The cookie's user; raises for a state-changing request without its CSRF token."""
+
+    def refuse(self, request: web.Request) -> None:
+        """No user: a page redirects to the sign-in; the API falls through to 401."""
+
+
+COOKIE_AUTH = web.AppKey("cookie_auth", CookieAuth)
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     header = request.headers.get("Authorization", "")
@@ -54,6 +76,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         # An <audio src=…> element cannot send headers; only audio accepts a query token
         # (and the access log below never writes query strings).
         token = request.query.get("token", "")
+    cookies = request.app.get(COOKIE_AUTH)
+    if not token and cookies is not None:
+        # The web pages: a session cookie gives the same Principal as a token.
+        if cookies.is_public(request):
+            return await handler(request)
+        signed_in = await cookies.authenticate(request)
+        if signed_in is not None:
+            request[PRINCIPAL] = signed_in
+            return await handler(request)
+        cookies.refuse(request)
     if not token:
         raise ApiError(401, "missing token: send 'Authorization: Bearer <token>'")
     async with request.app[SESSIONS]() as session:
