@@ -47,7 +47,7 @@ class Site:
     service: Service
     clock: VirtualClock
     specialists: list[int]  # [王芳, 李娜]
-    leads: list[int]  # [王芳's lead (answers, talks 5 s), 李娜's lead]
+    leads: list[int]  # [王芳's lead (answers, talks 56 s), 李娜's lead]
     boss_token: str
     url: str
 
@@ -62,7 +62,7 @@ async def _seed(
         specs, leads = await seed(
             s,
             specialists=2,
-            leads=[("renewal", "0", 0), ("renewal", "0", 1)],
+            leads=[("renewal", "7", 0), ("renewal", "0", 1)],
             today=date(2026, 1, 5),
         )
         first, second = await s.get(Specialist, specs[0]), await s.get(Specialist, specs[1])

@@ -252,13 +252,18 @@ async def seat_page(request: web.Request) -> web.Response:
     who = principal(request)
     pages = request.app[SEAT_PAGES]
     offset = pages.clock.now().astimezone(ZoneInfo(pages.tz)).strftime("%z")
+    results = await pages.results()
     return _render(
         request,
         "seat.html",
         {
             "who": who,
             "csrf": request.get(CSRF, ""),
-            "results": await pages.results(),
+            "results": results,
+            "results_by_code": {
+                r["code"]: r["label_zh"] if i18n.language(request) == "zh_CN" else r["label_en"]
+                for r in results
+            },
             "desk_tz": pages.tz,
             # the appointment picker's times are the desk's wall-clock times
             "desk_offset": f"{offset[:3]}:{offset[3:]}",

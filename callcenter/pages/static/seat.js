@@ -134,7 +134,7 @@ function showPop(p) {
   for (const ph of p.phones) {
     const tr = document.createElement("tr");
     cell(tr, ph.number, ph.number === p.customer.phone ? "dialled" : "");
-    cell(tr, ph.kind);
+    cell(tr, M.phone_kinds[ph.kind] || ph.kind);
     cell(tr, M.accuracy[ph.accuracy] || ph.accuracy, `acc-${ph.accuracy}`);
     phones.appendChild(tr);
   }
@@ -145,7 +145,7 @@ function showPop(p) {
     cell(tr, localTime(a.at));
     cell(tr, a.number);
     cell(tr, a.outcome);
-    cell(tr, a.contact_result);
+    cell(tr, a.contact_result ? (M.results[a.contact_result] || a.contact_result) : null);
     const td = cell(tr, "");
     if (a.recording_id) {
       const b = document.createElement("button");
@@ -180,9 +180,11 @@ function chosenResult() {
 }
 
 function apptValue() {
-  const v = $("appt").value; // the desk's wall-clock time, YYYY-MM-DDTHH:MM
-  if (!v) return null;
-  return `${v.slice(0, 16)}:00${DESK_OFFSET}`;
+  // The desk's wall-clock time: a working day from the list and a time typed as HH:MM.
+  const day = $("appt-day").value;
+  const t = $("appt-time").value.trim();
+  if (!day || !/^\d{1,2}:\d{2}$/.test(t)) return null;
+  return `${day}T${t.padStart(5, "0")}:00${DESK_OFFSET}`;
 }
 
 let checkSeq = 0;
@@ -203,17 +205,42 @@ async function checkAppt() {
   }
 }
 
+let slots = [];
+
+function showTimes() {
+  // Only the times inside the chosen day's calling windows, every 15 minutes.
+  const day = $("appt-day").value;
+  const list = $("appt-times");
+  list.replaceChildren();
+  const windows = slots.filter((s) => s.day === day);
+  $("appt-windows").textContent = windows.map((s) => `${s.start}–${s.end}`).join(", ");
+  for (const w of windows) {
+    const [h0, m0] = w.start.split(":").map(Number);
+    const [h1, m1] = w.end.split(":").map(Number);
+    for (let m = Math.ceil((h0 * 60 + m0) / 15) * 15; m < h1 * 60 + m1; m += 15) {
+      const o = document.createElement("option");
+      o.value = `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
+      list.appendChild(o);
+    }
+  }
+}
+
 async function loadSlots(kind) {
   try {
     const r = await api("GET", `/api/seat/appointment-slots?kind=${encodeURIComponent(kind)}`);
-    const sel = $("appt-slots");
+    slots = r.slots;
+    const sel = $("appt-day");
+    const keep = sel.value;
     sel.length = 1;
-    for (const s of r.slots.slice(0, 12)) {
+    for (const day of [...new Set(slots.map((s) => s.day))]) {
       const o = document.createElement("option");
-      o.value = `${s.day}T${s.start}`;
-      o.textContent = `${s.day} ${s.start}–${s.end}`;
+      o.value = day;
+      o.textContent = new Date(`${day}T12:00:00${DESK_OFFSET}`).toLocaleDateString(
+        document.documentElement.lang, { timeZone: DESK_TZ, weekday: "short", month: "2-digit", day: "2-digit" });
       sel.appendChild(o);
     }
+    sel.value = keep;
+    showTimes();
   } catch { /* the picker still takes a typed time */ }
 }
 
@@ -229,10 +256,10 @@ async function save(ev) {
   try {
     await api("POST", "/api/seat/disposition", body);
     $("dispose-form").reset();
+    showTimes();
     $("premium-row").hidden = true;
     $("appt-msg").textContent = "";
     toast(M.saved);
-    current.lead.contact_result = result;
     loadDay();
   } catch (e) {
     err.textContent = explain(e);
@@ -275,7 +302,7 @@ async function loadDay() {
   const fin = $("day-finished");
   fin.replaceChildren();
   $("day-finished-count").textContent = `(${d.finished.length})`;
-  for (const f of d.finished.slice(0, 10)) li(fin, `${f.customer} · ${f.result}`, `/seat/leads/${f.lead_id}`);
+  for (const f of d.finished.slice(0, 10)) li(fin, `${f.customer} · ${M.results[f.result] || f.result}`, `/seat/leads/${f.lead_id}`);
 }
 
 // -- live updates ------------------------------------------------------------------------
@@ -287,6 +314,10 @@ function connect() {
     const before = seat.state;
     showSeat(view);
     if (view.state === "ready" && before === "wrap_up") loadDay();
+    if (view.state === "wrap_up" && before !== "wrap_up") {
+      // The call is over: its outcome and talk time join the history on screen.
+      api("GET", "/api/seat/pop").then(showPop, () => {});
+    }
   });
   es.addEventListener("pop", (e) => showPop(JSON.parse(e.data)));
   es.addEventListener("error", () => { $("conn").className = "conn bad"; $("conn").textContent = M.disconnected; });
@@ -302,7 +333,7 @@ const ACTIONS = {
   c: () => act("POST", "/api/seat/preview/confirm"),
   k: () => act("POST", "/api/seat/preview/skip"),
   n: () => $("note").focus(),
-  a: () => $("appt").focus(),
+  a: () => $("appt-day").focus(),
   m: () => { loadDay(); $("day-title").scrollIntoView(); },
 };
 
@@ -324,11 +355,11 @@ for (const b of document.querySelectorAll("button[data-key]")) {
   b.addEventListener("click", () => ACTIONS[b.dataset.key]());
 }
 $("dispose-form").addEventListener("submit", save);
-$("appt").addEventListener("change", checkAppt);
-$("appt").addEventListener("input", checkAppt);
-$("appt-slots").addEventListener("change", () => {
-  if ($("appt-slots").value) { $("appt").value = $("appt-slots").value; checkAppt(); }
+$("appt-day").addEventListener("change", () => {
+  showTimes();
+  checkAppt();
 });
+$("appt-time").addEventListener("input", checkAppt);
 $("results").addEventListener("change", () => {
   const renewed = chosenResult() === "renewed";
   $("premium-row").hidden = !renewed;
