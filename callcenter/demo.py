@@ -15,6 +15,7 @@ import contextlib
 import random
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -22,10 +23,12 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from callcenter.bootstrap import bootstrap, build_app
 from callcenter.database import create_engine, upgrade
 from callcenter.jobs import parse_time
+from callcenter.pages.services import Accounts
 from callcenter.service import Service, wire
 from callcenter.settings import Settings
 from callcenter.web import make_runner
@@ -36,10 +39,15 @@ from crm_sync.services import add_specialist, import_file
 from dialer.engine import DialerConfig
 from dialer.exceptions import DialerError
 from dialer.models import CallAttempt, SeatState
+from dialer.seats import Seat
 from dialer.simulator import PbxSimulator
-from schedules.clock import ScaledClock
+from schedules.clock import ScaledClock, SystemClock
 from schedules.config import DeskCalendar
 from schedules.services import run_distribution, run_timeline
+
+# The demo's web sign-in: every demo login has this password (a demo, not a deployment).
+DEMO_PASSWORD = "renewal-demo"
+PERSON_LOGIN = "user8001"  # the seat left to a person in the browser (PJSIP/8001)
 
 # What the simulated specialists make of an answered call (weights).
 CONVERSATIONS = (
@@ -102,8 +110,6 @@ async def prepare_database(opts: DemoOptions, settings: Settings, day: date) -> 
         )
         cb = await import_file(engine, callback_export, LeadKind.CALLBACK, now=now, today=day)
         say(f"imported {callback_export.name} as post-underwriting callbacks: {cb.imported}")
-        from sqlalchemy.ext.asyncio import async_sessionmaker
-
         tokens: dict[str, str] = {}
         async with async_sessionmaker(engine, expire_on_commit=False)() as s:
             for i in range(opts.specialists):
@@ -115,6 +121,11 @@ async def prepare_database(opts: DemoOptions, settings: Settings, day: date) -> 
             await s.flush()
             tokens["supervisor"] = await issue_token(s, boss.id, "demo")
             await s.commit()
+            logins = [(sp.id, sp.seat) for sp in await s.scalars(select(Specialist))]
+        accounts = Accounts(async_sessionmaker(engine, expire_on_commit=False), SystemClock())
+        for sid, seat in logins:
+            username = "supervisor" if seat == "PJSIP/8999" else "user" + seat.split("/")[-1]
+            await accounts.add(sid, username, DEMO_PASSWORD)
         return tokens
     finally:
         await engine.dispose()
@@ -149,9 +160,37 @@ async def counts(service: Service) -> dict[str, int]:
     }
 
 
-async def play_specialists(service: Service, rng: random.Random) -> None:
+def say_seat_page(opts: DemoOptions) -> None:
+    say(
+        f"\nseat page: http://{opts.host}:{opts.port}/seat  (sign in as {PERSON_LOGIN}, "
+        f"password {DEMO_PASSWORD}; seat PJSIP/8001 is yours: press Ready (Alt+R) and the "
+        "simulator rings it)"
+    )
+    say(
+        f"other logins: user8002 … user{8000 + opts.specialists}, supervisor "
+        f"(same password); the day runs at real speed while your seat has a call\n"
+    )
+
+
+def real_time_for_the_person(
+    clock: ScaledClock, person: int, speed: float
+) -> Callable[[Seat], None]:
+    """A person cannot talk at x150: while their seat rings, talks or wraps up, the whole
+    desk runs at real speed; when they are ready or paused again the day speeds up."""
+    busy = (SeatState.RINGING, SeatState.ON_CALL, SeatState.WRAP_UP)
+
+    def follow(seat: Seat) -> None:
+        if seat.specialist_id == person:
+            clock.set_speed(1.0 if seat.state in busy else speed)
+
+    return follow
+
+
+async def play_specialists(
+    service: Service, rng: random.Random, skip: frozenset[int] = frozenset()
+) -> None:
     """Each specialist gives every answered call a conversational result during wrap-up,
-    through the same service the seat page uses."""
+    through the same service the seat page uses (not the seats in `skip`: people's)."""
     done: set[str] = set()
     results, weights = zip(*CONVERSATIONS, strict=True)
     clock = service.container.clock
@@ -159,7 +198,7 @@ async def play_specialists(service: Service, rng: random.Random) -> None:
         wrapping = [
             seat.specialist_id
             for seat in list(service.engine.seats.values())
-            if seat.state is SeatState.WRAP_UP
+            if seat.state is SeatState.WRAP_UP and seat.specialist_id not in skip
         ]
         for sid in wrapping:
             with contextlib.suppress(DialerError):
@@ -217,9 +256,14 @@ async def run_demo(opts: DemoOptions) -> None:
         )
     for campaign in ("renewal", "lapsed", "trial", "callback", "reminder"):
         await service.dialer.start_campaign(campaign)
-    for sid in ids:
+    person = ids[0]  # PJSIP/8001: a person signs in and presses ready in the browser
+    for sid in ids[1:]:
         await service.dialer.sign_in(sid, ready=True)
-    bot = asyncio.create_task(play_specialists(service, random.Random(opts.seed)))
+    service.engine.seat_listeners.append(real_time_for_the_person(clock, person, opts.speed))
+    say_seat_page(opts)
+    bot = asyncio.create_task(
+        play_specialists(service, random.Random(opts.seed), skip=frozenset({person}))
+    )
     tz = ZoneInfo(desk.tz)
     # Through the afternoon window and the branch e-mails that follow it.
     mail_at = datetime.combine(day, parse_time(settings.branch_mail_time), tzinfo=tz)
@@ -248,6 +292,7 @@ async def run_demo(opts: DemoOptions) -> None:
         say(f"supervisor token: {tokens['supervisor']}")
         name = next(iter(tokens))
         say(f"specialist {name} token: {tokens[name]}")
+        say_seat_page(opts)
         say(f"try: curl -H 'Authorization: Bearer {tokens['supervisor']}' {base}/recordings")
         if opts.keep_running:
             say("the service keeps running at real speed; Ctrl-C stops it")
