@@ -14,6 +14,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select
 
 from crm_sync.models import Lead
+from dialer.models import CallAttempt
 from tests.seat_page_support import (  # noqa: F401
     PASSWORDS,
     Site,
@@ -192,3 +193,29 @@ async def test_the_seat_page_fits_a_1366_by_768_screen_and_speaks_english_on_req
     await page.goto("/seat?lang=en")
     await expect(page.locator("#seat-state")).to_have_text("Not signed in to the seat")
     await page.screenshot(path=str(artifacts / "08-seat-page-english.png"))
+
+
+async def test_preview_mode_shows_the_next_customer_and_dials_only_on_confirm(
+    site: Site, browser: Any, artifacts: Path
+) -> None:
+    await site.service.dialer.update_campaign("renewal", mode="preview")
+    page = await open_page(browser, site)
+    await sign_in_with_keys(page, "wangfang", PASSWORDS["wangfang"])
+    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    await page.keyboard.press("Alt+KeyS")
+    await expect(page.locator("#seat-state")).to_have_attribute("data-state", "paused")
+    await page.keyboard.press("Alt+KeyR")
+    await expect(page.locator("#preview")).to_be_visible()
+    await expect(page.locator("#pop-name")).to_have_text("张伟明")
+    await expect(page.locator("#seat-state")).to_have_attribute("data-state", "ready")
+    await page.screenshot(path=str(artifacts / "09-preview.png"))
+    # Nothing is dialled before she confirms.
+    async with site.service.container.sessions() as s:
+        attempt = (
+            await s.scalars(select(CallAttempt).where(CallAttempt.lead_id == site.leads[0]))
+        ).one()
+    assert attempt.state == "reserved" and attempt.sent_at is None
+    await page.keyboard.press("Alt+KeyC")
+    await drive_until(site.clock, lambda: state_is(page, "on_call"))
+    await expect(page.locator("#preview")).to_be_hidden()
+    await expect(page.locator("#pop-name")).to_have_text("张伟明")

@@ -371,7 +371,6 @@ async def events(request: web.Request) -> web.StreamResponse:
     or a preview is offered (the screen pop's data, as GET /api/seat/pop)."""
     who = principal(request)
     pages, hub = request.app[SEAT_PAGES], request.app[SEAT_HUB]
-    queue = hub.subscribe(who.user_id)
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -380,23 +379,33 @@ async def events(request: web.Request) -> web.StreamResponse:
         }
     )
     await resp.prepare(request)
+    queue = hub.subscribe(who.user_id)
 
     async def send(event: str, data: object) -> None:
         payload = json.dumps(data, ensure_ascii=False)
         await resp.write(f"event: {event}\ndata: {payload}\n\n".encode())
 
     popped: str | None = None
+    # The pop is read from the database while the seat rings, so that the bridge only has
+    # to send it: the customer appears the moment the call connects, not a query later.
+    prepared: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
 
     async def seat_event(view: dict[str, Any]) -> None:
         nonlocal popped
         await send("seat", {**view, "server_now": pages.clock.now().isoformat()})
         attempt = view.get("attempt_id")
+        if view["state"] == "ringing" and attempt and attempt not in prepared:
+            for old in prepared.values():
+                old.cancel()
+            prepared.clear()
+            prepared[attempt] = asyncio.ensure_future(_pop_or_none(pages, who))
         connected = view["state"] == "on_call" or (view["state"] == "ready" and attempt)
         if connected and attempt != popped:
-            data = await _pop_or_none(pages, who)
+            early = prepared.pop(attempt, None) if attempt else None
+            data = await early if early is not None else await _pop_or_none(pages, who)
             if data is not None:
                 popped = attempt
-                await send("pop", data)
+                await send("pop", {**data, "seat": view})
 
     try:
         with contextlib.suppress(DialerError):
@@ -415,6 +424,8 @@ async def events(request: web.Request) -> web.StreamResponse:
         pass
     finally:
         hub.unsubscribe(who.user_id, queue)
+        for task in prepared.values():
+            task.cancel()
     return resp
 
 
