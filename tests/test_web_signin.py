@@ -6,7 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from callcenter.pages.services import LOCKOUT, MAX_FAILURES
-from tests.seat_page_support import PASSWORDS, Site, sign_in, site_fixture  # noqa: F401
+from tests.seat_page_support import (  # noqa: F401
+    PASSWORDS,
+    Site,
+    drive_until,
+    sign_in,
+    site_fixture,
+)
 
 
 async def test_a_signed_in_browser_is_the_same_principal_as_a_token(site: Site) -> None:
@@ -136,3 +142,28 @@ async def test_a_supervisor_adds_and_disables_logins_and_a_specialist_cannot(sit
         data={"username": "wangfang", "password": PASSWORDS["wangfang"], "csrf_token": token},
     )
     assert resp.status == 401 and "已停用" in await resp.text()
+
+
+async def test_a_specialist_hangs_up_the_call_on_her_own_seat_only(site: Site) -> None:
+    c = site.client
+    csrf = await sign_in(c, "wangfang")
+    h = {"X-CSRF-Token": csrf}
+    assert (await c.post("/api/seat/sign-in", json={}, headers=h)).status == 200
+    nothing = await c.post("/api/seat/hangup", headers=h)
+    assert nothing.status == 400
+    assert (await nothing.json())["code"] == "no_call"
+    assert (await c.post("/api/seat/ready", headers=h)).status == 200
+
+    async def talking() -> bool:
+        return (await (await c.get("/api/seat")).json())["state"] == "on_call"
+
+    await drive_until(site.clock, talking)
+    pop = await (await c.get("/api/seat/pop")).json()
+    assert pop["customer"]["name"] == "张伟明" and len(pop["phones"]) == 2
+    done = await c.post("/api/seat/hangup", headers=h)
+    assert done.status == 200 and (await done.json())["hung_up"] is True
+
+    async def wrapping() -> bool:
+        return (await (await c.get("/api/seat")).json())["state"] == "wrap_up"
+
+    await drive_until(site.clock, wrapping)

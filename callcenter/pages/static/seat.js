@@ -58,6 +58,12 @@ async function act(method, path, body) {
 }
 
 // -- the seat ------------------------------------------------------------------------------
+function pauseText(reason) {
+  // The reasons offered are codes with translated labels; "signed in" and others as sent.
+  const option = [...$("pause-reason").options].find((o) => o.value === reason);
+  return option ? option.textContent : reason;
+}
+
 let seat = { state: "offline" };
 let wrapEnd = 0; // performance.now() at which the wrap-up ends
 let wrapTimer = 0;
@@ -66,7 +72,7 @@ function showSeat(view) {
   seat = view;
   const el = $("seat-state");
   el.dataset.state = view.state;
-  el.textContent = M[view.state] + (view.pause_reason && view.state === "paused" ? ` · ${view.pause_reason}` : "");
+  el.textContent = M[view.state] + (view.pause_reason && view.state === "paused" ? ` · ${pauseText(view.pause_reason)}` : "");
   document.body.dataset.seat = view.state;
   clearInterval(wrapTimer);
   const w = $("wrapup");
