@@ -75,7 +75,7 @@ def free_port() -> int:
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -117,8 +117,7 @@ async def run(args: argparse.Namespace) -> None:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     base = f"http://127.0.0.1:{port}"
-    while not all(link["connected"] for link in service.engine.health()):
-        await asyncio.sleep(0.05)
+    await service.engine.wait_connected()
 
     loads: list[float] = []
     pages: dict[int, Any] = {}

@@ -102,8 +102,8 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
-        if not path or route.method in ("HEAD", "*"):
-            continue
+        if not path or route.method in ("HEAD", "*") or not path.startswith("/api/"):
+            continue  # the web pages (/login, /seat, …) are not part of the JSON API
         doc = (route.handler.__doc__ or "").strip()
         summary, _, description = doc.partition("\n")
         op: dict[str, Any] = {
