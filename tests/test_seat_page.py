@@ -17,6 +17,7 @@ from crm_sync.models import Lead
 from dialer.models import CallAttempt
 from tests.seat_page_support import (  # noqa: F401
     PASSWORDS,
+    WRAP_UP_SECONDS,
     Site,
     artifacts_fixture,
     browser_fixture,
@@ -219,3 +220,22 @@ async def test_preview_mode_shows_the_next_customer_and_dials_only_on_confirm(
     await drive_until(site.clock, lambda: state_is(page, "on_call"))
     await expect(page.locator("#preview")).to_be_hidden()
     await expect(page.locator("#pop-name")).to_have_text("张伟明")
+
+
+async def test_after_hanging_up_the_seat_is_ready_again_when_the_wrap_up_ends(
+    site: Site, browser: Any
+) -> None:
+    page = await open_page(browser, site)
+    await sign_in_with_keys(page, "wangfang", PASSWORDS["wangfang"])
+    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    await page.keyboard.press("Alt+KeyS")
+    await expect(page.locator("#seat-state")).to_have_attribute("data-state", "paused")
+    await page.keyboard.press("Alt+KeyR")
+    await drive_until(site.clock, lambda: state_is(page, "on_call"))
+    await page.keyboard.press("Alt+KeyH")  # she ends the call herself
+    await expect(page.locator("#seat-state")).to_have_attribute("data-state", "wrap_up")
+    await expect(page.locator("#wrapup")).to_have_text(re.compile(r"剩余 (30|29|28) 秒"))
+    # No result saved: the wrap-up runs out on the server's clock and the seat is ready.
+    await site.clock.advance(WRAP_UP_SECONDS)
+    await expect(page.locator("#seat-state")).to_have_attribute("data-state", "ready")
+    await expect(page.locator("#wrapup")).to_be_hidden()
