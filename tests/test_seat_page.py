@@ -44,6 +44,20 @@ async def sign_in_with_keys(page: Page, username: str, password: str) -> None:
     await page.keyboard.press("Enter")
 
 
+async def open_seat_page(browser: Any, site: Site) -> Page:
+    """王芳's seat page, signed in with the keyboard and its state loaded."""
+    page = await open_page(browser, site)
+    await sign_in_with_keys(page, "wangfang", PASSWORDS["wangfang"])
+    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    return page
+
+
+async def sign_in_to_the_seat(page: Page) -> None:
+    """Alt+S: signed in to the seat, paused until she presses ready."""
+    await page.keyboard.press("Alt+KeyS")
+    await expect(page.locator("#seat-state")).to_have_attribute("data-state", "paused")
+
+
 async def state_is(page: Page, state: str) -> bool:
     return await page.locator("#seat-state").get_attribute("data-state") == state
 
@@ -94,9 +108,7 @@ async def test_a_specialist_cannot_open_another_specialists_lead_by_url(
 async def test_a_post_from_the_page_without_its_csrf_token_is_refused(
     site: Site, browser: Any
 ) -> None:
-    page = await open_page(browser, site)
-    await sign_in_with_keys(page, "wangfang", PASSWORDS["wangfang"])
-    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    page = await open_seat_page(browser, site)
     # The browser's cookie goes with it, but not the page's token: refused.
     resp = await page.request.post("/api/seat/sign-in", data={})
     assert resp.status == 403
@@ -109,13 +121,10 @@ async def test_a_post_from_the_page_without_its_csrf_token_is_refused(
 async def test_a_call_pops_the_customer_and_is_disposed_with_the_keyboard_alone(
     site: Site, browser: Any, artifacts: Path
 ) -> None:
-    page = await open_page(browser, site)
-    await sign_in_with_keys(page, "wangfang", PASSWORDS["wangfang"])
-    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    page = await open_seat_page(browser, site)
     # Keys shown on the page are the keys that work: sign in to the seat, then ready.
     await expect(page.locator("#btn-sign-in kbd")).to_have_text("Alt+S")
-    await page.keyboard.press("Alt+KeyS")
-    await expect(page.locator("#seat-state")).to_have_attribute("data-state", "paused")
+    await sign_in_to_the_seat(page)
     await page.keyboard.press("Alt+KeyR")
     # Ready; the dialer takes her lead at once and her seat rings (no clock time needed).
     await expect(page.locator("#seat-state")).to_have_attribute(
@@ -183,9 +192,7 @@ async def test_a_call_pops_the_customer_and_is_disposed_with_the_keyboard_alone(
 async def test_the_seat_page_fits_a_1366_by_768_screen_and_speaks_english_on_request(
     site: Site, browser: Any, artifacts: Path
 ) -> None:
-    page = await open_page(browser, site)
-    await sign_in_with_keys(page, "wangfang", PASSWORDS["wangfang"])
-    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    page = await open_seat_page(browser, site)
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= VIEWPORT["width"]
     for button in ("#btn-sign-in", "#btn-ready", "#btn-pause", "#btn-hangup", "#btn-sign-out"):
@@ -200,11 +207,8 @@ async def test_preview_mode_shows_the_next_customer_and_dials_only_on_confirm(
     site: Site, browser: Any, artifacts: Path
 ) -> None:
     await site.service.dialer.update_campaign("renewal", mode="preview")
-    page = await open_page(browser, site)
-    await sign_in_with_keys(page, "wangfang", PASSWORDS["wangfang"])
-    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
-    await page.keyboard.press("Alt+KeyS")
-    await expect(page.locator("#seat-state")).to_have_attribute("data-state", "paused")
+    page = await open_seat_page(browser, site)
+    await sign_in_to_the_seat(page)
     await page.keyboard.press("Alt+KeyR")
     await expect(page.locator("#preview")).to_be_visible()
     await expect(page.locator("#pop-name")).to_have_text("张伟明")
@@ -225,11 +229,8 @@ async def test_preview_mode_shows_the_next_customer_and_dials_only_on_confirm(
 async def test_after_hanging_up_the_seat_is_ready_again_when_the_wrap_up_ends(
     site: Site, browser: Any
 ) -> None:
-    page = await open_page(browser, site)
-    await sign_in_with_keys(page, "wangfang", PASSWORDS["wangfang"])
-    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
-    await page.keyboard.press("Alt+KeyS")
-    await expect(page.locator("#seat-state")).to_have_attribute("data-state", "paused")
+    page = await open_seat_page(browser, site)
+    await sign_in_to_the_seat(page)
     await page.keyboard.press("Alt+KeyR")
     await drive_until(site.clock, lambda: state_is(page, "on_call"))
     await page.keyboard.press("Alt+KeyH")  # she ends the call herself
