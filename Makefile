@@ -9,8 +9,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test install system-deps postgres lint typecheck unit bench clean prompts
 
+# make run PORT=8181 DATA=/tmp/callcenter-demo: another port and data folder for the demo.
 run: install
-	$(BIN)/callcenter demo
+	$(BIN)/callcenter demo $(if $(PORT),--port $(PORT)) $(if $(DATA),--data-dir $(DATA))
 
 test: install postgres lint typecheck
 	$(BIN)/pytest -q

@@ -67,7 +67,7 @@ async def bootstrap(
 
 def build_app(container: Container, *, owns_engine: bool = True) -> web.Application:
     """`owns_engine=False` when someone else (a test fixture) disposes the engine."""
-    app = create_app(container.sessions, container.route_tables)
+    app = create_app(container.sessions, container.route_tables, container.clock)
     for key, value in container.app_values.items():
         app[key] = value
     app.cleanup_ctx.extend(container.cleanup_contexts)

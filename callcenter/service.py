@@ -6,13 +6,14 @@ every package; each piece is started and stopped by the aiohttp app's `cleanup_c
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from pathlib import PurePath
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bootstrap import Container
@@ -28,6 +29,7 @@ from crm_sync.mail import (
     send_branch_lists,
     send_inaccurate_numbers,
 )
+from crm_sync.wiring import build_crm_link
 from dialer import http as dialer_http
 from dialer.ami.supervisor import AmiConfig
 from dialer.engine import (
@@ -43,7 +45,7 @@ from dialer.results import inaccurate_numbers_by_branch
 from dialer.services import DialerService
 from dialer.simulator import PbxSimulator
 from recordings.models import Recording
-from recordings.services import AttemptsLookup
+from recordings.services import AttemptsLookup, FilesLookup
 from recordings.wiring import Recordings, build_recordings
 from schedules import http as schedules_http
 from schedules.config import DeskCalendar
@@ -137,6 +139,33 @@ def dialer_attempts_lookup(sessions: async_sessionmaker[AsyncSession]) -> Attemp
     return lookup
 
 
+def dialer_files_lookup(sessions: async_sessionmaker[AsyncSession]) -> FilesLookup:
+    """Of some file names in the monitor folder, those a call attempt names as its recording
+    (the PBX reports a path of its own: only the last component is compared)."""
+
+    async def lookup(names: Collection[str]) -> set[str]:
+        wanted = list(names)
+        found: set[str] = set()
+        async with sessions() as s:
+            for i in range(0, len(wanted), 200):
+                chunk = wanted[i : i + 200]
+                rows = await s.scalars(
+                    select(CallAttempt.recording_file).where(
+                        or_(
+                            CallAttempt.recording_file.in_(chunk),
+                            *(
+                                CallAttempt.recording_file.endswith("/" + n, autoescape=True)
+                                for n in chunk
+                            ),
+                        )
+                    )
+                )
+                found |= {PurePath(r).name for r in rows.all() if r}
+        return found & set(wanted)
+
+    return lookup
+
+
 RESUBMIT_WINDOW = timedelta(days=1)
 
 
@@ -197,6 +226,7 @@ def recordings_for(container: Container) -> Recordings:
         monitor_dir=settings.effective_monitor_dir,
         timezone=settings.timezone,
         attempts_lookup=dialer_attempts_lookup(container.sessions),
+        files_lookup=dialer_files_lookup(container.sessions),
     )
 
 
@@ -224,7 +254,11 @@ def wire(
                 ping_interval=s.ping_interval,
                 ping_timeout=s.ping_timeout,
             ),
-            DialPlan(family=s.channel_family),
+            DialPlan(
+                family=s.channel_family,
+                caller_id=settings.dialer.caller_id,
+                automatic_caller_id=settings.dialer.automatic_caller_id,
+            ),
         )
         for s in settings.ami
     ]
@@ -234,7 +268,11 @@ def wire(
         servers,
         plan=desk.calling_plan,
         retry=desk.retry,
-        config=dialer_config,
+        config=replace(
+            dialer_config or DialerConfig(),
+            daily_calls_per_number=settings.daily_calls_per_number,
+            reminder_message=settings.dialer.reminder_message,
+        ),
         on_attempt_ended=recordings.on_attempt_ended,
     )
     service = Service(
@@ -250,6 +288,17 @@ def wire(
     # Order matters for shutdown: cleanup_ctx unwinds in reverse, so the dialer stops
     # before recordings stop taking its files.
     recordings.install(container)
+    # The CRM link (docs/crm.md): outbox relay, its monitor, inbound changes. Installed
+    # before the dialer so that it stops after it, with the last results on their way.
+    crm_link = build_crm_link(
+        settings.crm,
+        container.engine,
+        container.sessions,
+        container.clock,
+        settings.timezone,
+        settings.data_dir,
+    )
+    crm_link.install(container)
     container.route_tables += [dialer_http.routes, crm_http.routes, schedules_http.routes]
     container.app_values[schedules_http.DESK_SERVICE] = DeskService(
         container.sessions, desk, container.clock

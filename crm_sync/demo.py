@@ -8,12 +8,13 @@ e-mail addresses, and a few policies already renewed.
 
 from __future__ import annotations
 
-import csv
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+
+from crm_sync.spreadsheets import SafeCsvWriter, append_rows
 
 HEADER = (
     "保单号",
@@ -220,13 +221,11 @@ def write_demo_file(
 
         wb = Workbook(write_only=True)
         ws = wb.create_sheet("续保清单")
-        ws.append(list(HEADER))
-        for row in rows:
-            ws.append(row)
+        append_rows(ws, [HEADER, *rows])
         wb.save(path)
         return path
     with path.open("w", encoding=encoding, newline="") as fh:
-        out = csv.writer(fh)
+        out = SafeCsvWriter(fh)
         out.writerow(HEADER)
         out.writerows(rows)
     return path

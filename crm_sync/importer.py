@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Protocol
 
 from crm_sync.exceptions import ImportInputError
-from crm_sync.models import Branch, Customer, LeadKind, Phone, Policy
+from crm_sync.mail import email_address
+from crm_sync.models import Branch, Customer, LeadKind, LeadStatus, Phone, Policy
 from crm_sync.phones import ParsedPhone, clean_cell, parse_phone, split_numbers
 from schedules.timeline import due_day
 
@@ -395,6 +396,14 @@ class HasExpiry(Protocol):
     def expiry_date(self) -> date: ...
 
 
+def initial_status(kind: LeadKind | str) -> LeadStatus:
+    """The status of a freshly imported lead. A post-underwriting callback list is the
+    automatic callback campaign's work from the day of its import (node 8: called from its
+    first calling window on; nothing is handed out): `due`. Every other kind waits, `new`,
+    for the timeline to make it due and the distribution to hand it to a specialist."""
+    return LeadStatus.DUE if LeadKind(kind) is LeadKind.CALLBACK else LeadStatus.NEW
+
+
 def initial_due_on(kind: LeadKind | str, policy: HasExpiry, today: date) -> date:
     """The day a freshly imported lead becomes work (the schedules package may refine this).
 
@@ -549,6 +558,18 @@ class PreparedImport:
                 errors.append(RowError(number, self.header_of(name), value, "not a date"))
             return parsed
 
+        def email(name: str) -> str | None:
+            value = text(name)
+            if value is None:
+                return None
+            try:
+                return email_address(value)
+            except ValueError as exc:
+                # A header injection (CR/LF) or a typo here would stop the branch's daily
+                # mail: refused now, with the row, instead of failing every night.
+                errors.append(RowError(number, self.header_of(name), value, str(exc)))
+                return None
+
         def phones(name: str) -> tuple[ParsedPhone, ...]:
             out = []
             for raw in split_numbers(plain(name)):
@@ -620,7 +641,7 @@ class PreparedImport:
             "address": text("address"),
             "handler": text("handler"),
             "business_category": text("business_category"),
-            "branch_email": text("branch_email"),
+            "branch_email": email("branch_email"),
         }
         if errors or policy_number is None or expiry is None or policyholder is None:
             return RowRejected(number, tuple(errors))

@@ -8,7 +8,7 @@ middle of the run never e-mails a branch twice.
 
 from __future__ import annotations
 
-import csv
+import asyncio
 import io
 import logging
 from collections.abc import Sequence
@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import aiosmtplib
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_sync.models import Base, Branch
+from crm_sync.spreadsheets import SafeCsvWriter
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,8 @@ class InaccurateNumber:
     policy_number: str
     customer: str
     number: str
-    reason: str
-    attempts: int
+    reason: str  # what happened to this number, for the branch (e.g. 空号/号码错误)
+    attempts: int  # calls actually placed to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,15 @@ class LapsedPolicy:
     expiry_date: date
     central: bool  # lapsed more than 48 h: handled by the central desk, not the branch
     owner: str  # the specialist who has it, or "" while undealt
+
+
+def email_address(raw: str) -> str:
+    """One e-mail address as a header may carry it, normalised (email-validator's syntax
+    rules, no DNS look-up); ValueError with the reason otherwise (CR/LF, a list, a name)."""
+    try:
+        return validate_email(raw, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"not one e-mail address: {exc}") from None
 
 
 class Mailer(Protocol):
@@ -124,7 +135,7 @@ def _attach_csv(
     msg: EmailMessage, filename: str, header: Sequence[str], rows: Sequence[Sequence[object]]
 ) -> None:
     buf = io.StringIO()
-    writer = csv.writer(buf)
+    writer = SafeCsvWriter(buf)
     writer.writerow(header)
     writer.writerows(rows)
     # The BOM lets a Chinese Excel open the CSV as UTF-8 instead of GB18030.
@@ -145,15 +156,22 @@ def compose_inaccurate_numbers(
         branch_email,
         now,
     )
+    # No sentence about all rows ("after three calls"): a number not in service is marked
+    # after one call. Each line says what happened to that number and how many calls it had.
     lines = [
         f"{branch_name}：",
         "",
-        f"以下 {len(rows)} 个号码经三次回访未能联系到客户，已标记为不准确，请核实后回传正确号码。",
-        f"The following {len(rows)} numbers could not be reached after three callback calls and",
-        "were marked inaccurate. Please check them and send back corrected numbers.",
+        f"以下 {len(rows)} 个号码已标记为不准确，每个号码的原因和实际呼叫次数见下文及附件，"
+        "请核实后回传正确号码。",
+        f"The following {len(rows)} numbers were marked inaccurate; each line says why and how",
+        "many calls were made to it. Please check them and send back corrected numbers.",
         "",
     ]
-    lines += [f"{r.policy_number}  {r.customer}  {r.number}  {r.reason}" for r in rows]
+    lines += [
+        f"{r.policy_number}  {r.customer}  {r.number}  {r.reason}  "
+        f"呼叫 {r.attempts} 次 / {r.attempts} call{'' if r.attempts == 1 else 's'}"
+        for r in rows
+    ]
     msg.set_content("\n".join(lines))
     _attach_csv(
         msg,
@@ -346,19 +364,56 @@ async def send_branch_lists(
             )
             report.skipped_no_email.append(branch.code)
             continue
-        msg = compose(branch.name, branch.email, sender, day, rows, now)
-        if not await _claim(sessions, kind, branch_id, day, msg, len(rows)):
+        try:
+            sent = await _send_one(sessions, mailer, kind, compose, branch, rows, day, sender, now)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # One branch's bad address or a refused message must not stop the others; the
+            # runner retries the job, and branches already sent are not sent again.
+            reason = _failure(exc)
+            log.error("%s for %s not sent to %r: %s", what, branch.code, branch.email, reason)
+            report.failed[branch.code] = reason
+            continue
+        if not sent:
             report.skipped_already_sent.append(branch.code)
             continue
-        try:
-            await mailer.send(msg)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            log.error("%s for %s not sent to %s: %s", what, branch.code, branch.email, exc)
-            report.failed[branch.code] = str(exc)
-            continue
-        async with sessions() as session:
-            (await _claimed(session, kind, branch_id, day)).sent_at = now
-            await session.commit()
         report.sent[branch.code] = len(rows)
         log.info("%s for %s: %s sent to %s", what, day, len(rows), branch.email)
     return report
+
+
+async def _send_one(
+    sessions: async_sessionmaker[AsyncSession],
+    mailer: Mailer,
+    kind: str,
+    compose: Compose[R],
+    branch: Branch,
+    rows: Sequence[R],
+    day: date,
+    sender: str,
+    now: datetime,
+) -> bool:
+    """Compose, claim and send one branch's mail; False when it was sent before."""
+    assert branch.email is not None
+    to = email_address(branch.email)
+    msg = compose(branch.name, to, sender, day, rows, now)
+    if not await _claim(sessions, kind, branch.id, day, msg, len(rows)):
+        return False
+    await mailer.send(msg)
+    async with sessions() as session:
+        (await _claimed(session, kind, branch.id, day)).sent_at = now
+        await session.commit()
+    return True
+
+
+def _failure(exc: Exception) -> str:
+    """The reason a branch's mail failed, in words that say what to do."""
+    if isinstance(exc, ValueError):
+        return (
+            f"the branch's e-mail address cannot be used ({exc}); correct it in the branch "
+            "list (re-import it) and the next run sends the mail"
+        )
+    if isinstance(exc, aiosmtplib.SMTPException | OSError):
+        return f"the mail server refused or could not be reached: {exc}"
+    return f"{type(exc).__name__}: {exc}"

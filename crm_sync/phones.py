@@ -16,6 +16,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 
 from crm_sync.models import Accuracy, PhoneKind, PhoneRole
+from crm_sync.spreadsheets import GUARD, unguard_cell
 
 REGION = "CN"
 
@@ -55,6 +56,8 @@ class ParsedPhone:
 
 def clean_cell(value: str) -> str:
     value = value.strip()
+    if value.startswith(GUARD):  # a file written by us (crm_sync.spreadsheets) read back
+        value = unguard_cell(value).strip()
     if not value.startswith("="):
         return value
     m = _EXCEL_TEXT.match(value)
@@ -118,6 +121,31 @@ def parse_phone_slow(raw: str) -> ParsedPhone:
     return ParsedPhone(
         raw, e164, extension, PhoneKind.UNKNOWN, False, _invalid_reason(digits, number)
     )
+
+
+# Longer than any number as people write one (E.164 is at most 15 digits, plus a country
+# prefix, separators and an extension): refused before parsing, so no one stores a novel.
+MAX_WRITTEN_LENGTH = 64
+
+
+def normalise_number(raw: str) -> str:
+    """The E.164 form of one number written by a person (an API caller, a supervisor), by the
+    import's own rules, so that it compares equal to the numbers the dialler dials.
+
+    Raises ValueError with a reason a person can act on when `raw` is not one dialable number.
+    An extension is dropped: what is dialled, and so what is compared, is the main number.
+    """
+    text = raw.strip()
+    if not text:
+        raise ValueError("the number is empty")
+    if len(text) > MAX_WRITTEN_LENGTH:
+        raise ValueError(f"the number is longer than {MAX_WRITTEN_LENGTH} characters")
+    if len(split_numbers(text)) > 1:
+        raise ValueError("give one number at a time")
+    parsed = parse_phone(text)
+    if parsed.e164 is None or not parsed.valid:
+        raise ValueError(f"{parsed.invalid_reason or 'not a phone number'}: {text!r}")
+    return parsed.e164
 
 
 def _invalid_reason(digits: str, number: phonenumbers.PhoneNumber) -> str:

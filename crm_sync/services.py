@@ -9,7 +9,6 @@ one transaction, so an import either lands completely or not at all.
 from __future__ import annotations
 
 import asyncio
-import csv
 import logging
 import re
 import time
@@ -28,6 +27,7 @@ from sqlalchemy.dialects.sqlite.dml import Insert as SqliteInsert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from crm_sync.dialplan import TECHNOLOGY, seat_problem
 from crm_sync.exceptions import NotFound, SpecialistError
 from crm_sync.importer import (
     Mapping,
@@ -40,6 +40,7 @@ from crm_sync.importer import (
     batched,
     customer_match_key,
     initial_due_on,
+    initial_status,
     prepare,
 )
 from crm_sync.models import (
@@ -56,6 +57,7 @@ from crm_sync.models import (
     Specialist,
 )
 from crm_sync.phones import ParsedPhone, PhoneChoice, choose_lead_phone
+from crm_sync.spreadsheets import SafeCsvWriter
 
 if TYPE_CHECKING:
     from schedules.clock import Clock
@@ -620,7 +622,7 @@ class _Writer:
                     {
                         "policy_id": p.existing.id,
                         "kind": self.kind.value,
-                        "status": LeadStatus.NEW.value,
+                        "status": initial_status(self.kind).value,
                         "phone_id": phone_id,
                         "due_on": due,
                     }
@@ -744,7 +746,7 @@ def write_error_file(source: Path, errors: Sequence[RowError]) -> Path | None:
         path.unlink(missing_ok=True)
         return None
     with path.open("w", encoding="utf-8-sig", newline="") as fh:
-        out = csv.writer(fh)
+        out = SafeCsvWriter(fh)
         out.writerow(["row", "column", "value", "reason"])
         for e in errors:
             out.writerow([e.row, e.column, e.value, e.reason])
@@ -762,7 +764,7 @@ def write_lookup_files(source: Path, entries: Sequence[LookupEntry]) -> list[Pat
     for branch, rows in sorted(by_branch.items()):
         path = lookup_path(source, branch)
         with path.open("w", encoding="utf-8-sig", newline="") as fh:
-            out = csv.writer(fh)
+            out = SafeCsvWriter(fh)
             out.writerow(
                 ["branch", "policy_number", "plate_number", "customer", "role", "number", "reason"]
             )
@@ -849,9 +851,6 @@ async def import_file(
 
 # --------------------------------------------------------------------------- specialists
 
-SEAT = re.compile(r"^(PJSIP|SIP|IAX2|Local|DAHDI)/\S+$")
-
-
 ROLES = ("specialist", "supervisor", "maintainer")
 
 
@@ -861,16 +860,19 @@ async def add_specialist(
     seat: str,
     branch_code: str | None = None,
     role: str = "specialist",
+    technologies: Iterable[str] = TECHNOLOGY.values(),
 ) -> Specialist:
     """A user of the desk: a specialist (dials their own leads) or a supervisor/maintainer
-    (reviews recordings, runs the distribution, sees every lead)."""
+    (reviews recordings, runs the distribution, sees every lead). `technologies`: the seat
+    technologies of the configured Asterisk servers (PJSIP, Local)."""
     if role not in ROLES:
         raise SpecialistError(f"role {role!r} is not one of {', '.join(ROLES)}")
     name = name.strip()
     if not name:
         raise SpecialistError("a specialist needs a name")
-    if not SEAT.match(seat):
-        raise SpecialistError(f"seat {seat!r} is not a dialable endpoint; write it like PJSIP/8001")
+    problem = seat_problem(seat, technologies)
+    if problem:
+        raise SpecialistError(f"seat {seat!r} refused: {problem}")
     branch_id: int | None = None
     if branch_code:
         branch_id = await session.scalar(select(Branch.id).where(Branch.code == branch_code))

@@ -34,7 +34,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Table, bindparam, case, delete, func, insert, select, update
@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy, Specialist
-from dialer import locks, originate, prompts, queues, transfer
+from dialer import locks, originate, prompts, queues, shutdown, transfer
 from dialer.ami import events as ev
 from dialer.ami.connection import Reply
 from dialer.ami.exceptions import AmiError
@@ -82,8 +82,8 @@ from dialer.results import (
 )
 from dialer.seats import Seat, Transition
 from schedules.clock import Clock
-from schedules.retry import RetryConfig
-from schedules.windows import DEFAULT_TZ, CallingHours, CallingPlan
+from schedules.retry import DAILY_CALLS_PER_NUMBER, RetryConfig
+from schedules.windows import DEFAULT_TZ, MIN_RING, CallingHours, CallingPlan, ring_time
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,12 @@ class AmiServerSpec:
 @dataclass(frozen=True, slots=True)
 class DialerConfig:
     wrap_up_seconds: float = 15.0
-    last_call_margin: float = 5.0  # no new call in a window's last seconds
+    # From the Originate to the customer's phone ringing (the seat answers, the dialplan
+    # starts its Dial: ~20 ms in the PJSIP traces): kept off the ring time near a window's end.
+    last_call_margin: float = 1.0
+    # A call rings for the dial plan's ring time, cut to what is left of its window (less the
+    # margin), and none starts with less than this to ring (schedules.windows.ring_time).
+    min_ring_seconds: float = MIN_RING.total_seconds()
     idle_recheck_seconds: float = 60.0  # a ready seat with nothing to dial looks again
     claim_batch: int = 20
     claim_parallelism: int = 8
@@ -118,7 +123,14 @@ class DialerConfig:
     automatic_tick_seconds: float = 2.0
     housekeeping_seconds: float = 5.0
     originate_lost_seconds: float = 120.0  # nothing heard of an Originate: fate unknown
+    # A ringing call cancelled with cause 16 waits this long for the PBX to go down (its
+    # `Shutdown` follows the calls it cut): then it was the PBX's doing (dialer.shutdown).
+    # Below the 1.1 s a graceful stop waits after the last call.
+    pbx_cut_grace_seconds: float = 1.0
     reminder_days_before: int = 30
+    # Calls per number per local day, every campaign together (None: no cap). The claim
+    # query decides it (dialer.queues), for specialists' and automatic campaigns alike.
+    daily_calls_per_number: int | None = DAILY_CALLS_PER_NUMBER
     reminder_message: str = prompts.RENEWAL_REMINDER  # the reminder campaign's default
     result_writers: int = 4
     result_batch: int = 100  # results per transaction (fewer commits; SQLite holds its lock longer)
@@ -225,6 +237,7 @@ class _Live:
     trunk: str | None = None
     admitted: bool = False  # holds a trunk slot
     answered: bool = False
+    recording: str | None = None  # MIXMONITOR_FILENAME, stored on the attempt when heard
 
 
 class _Server:
@@ -234,6 +247,16 @@ class _Server:
         self.read_check = ReadCheck(spec.name, spec.config.username)
         self.link: AmiLink | None = None
         self.trunks: dict[str, TrunkLimiter] = {}
+        # Asterisk said it is shutting down (an action refused so, or `Event: Shutdown`): no
+        # new call on it until the link is re-established (`_on_resync`).
+        self.refusing = False
+        self.going = False  # `Event: Shutdown` seen: it is ending what is left
+        self.links = 0  # (re)connections so far: a change means the link dropped meanwhile
+
+    @property
+    def usable(self) -> bool:
+        """Connected, and Asterisk takes new calls."""
+        return self.link is not None and self.link.connected and not self.refusing
 
     def trunk(self, name: str, max_calls: int, max_cps: float) -> TrunkLimiter:
         """The trunk's limiter. One object per trunk for good (callers waiting on it must see
@@ -278,7 +301,8 @@ def finished_from(result: CallResult, live: _Live) -> Finished:
         ring_seconds=result.ring_seconds,
         talk_seconds=result.talk_seconds,
         key_pressed=result.key_pressed,
-        recording=result.recording,
+        # A tracker rebuilt after a restart never heard the VarSet: the stored name stands in.
+        recording=result.recording or live.recording,
         unknown=unknown,
         specialist_id=live.specialist_id,
         seat=result.connected_seat or live.seat,
@@ -330,6 +354,9 @@ class DialerEngine:
         self._seat_dirty: dict[int, list[Transition]] = {}
         self._seat_flush = asyncio.Event()
         self._sent_marks: list[tuple[str, datetime]] = []
+        # MIXMONITOR_FILENAME per attempt, written as soon as heard: a call cut off by a kill
+        # still names its recording, so the next start can ingest and link it.
+        self._recording_marks: list[tuple[str, str]] = []
         self._write_lock = locks.PriorityLock()  # SQLite: one writer, claims first
         self._seat_lock = asyncio.Lock()
         self._claim_slots = asyncio.Semaphore(self.config.claim_parallelism)
@@ -343,7 +370,10 @@ class DialerEngine:
         self._preclaim_slots = asyncio.Semaphore(self.config.claim_parallelism)
         self._dialling: set[int] = set()
         self._pg = False
-        self._seat_queue = queues.SeatQueue(lock=False)  # rebuilt at start for the database
+        # Rebuilt at start for the database.
+        self._seat_queue = queues.SeatQueue(
+            lock=False, daily_cap=self.config.daily_calls_per_number
+        )
         self._running = False
         self._writing = 0
         self._closing = False
@@ -370,7 +400,9 @@ class DialerEngine:
         async with self.sessions() as s:
             bind = s.get_bind()
             self._pg = bind.dialect.name == "postgresql"
-        self._seat_queue = queues.SeatQueue(lock=self._pg)
+        self._seat_queue = queues.SeatQueue(
+            lock=self._pg, daily_cap=self.config.daily_calls_per_number
+        )
         await self.ensure_default_campaigns()
         await self._load_campaigns()
         await self._restore()
@@ -541,6 +573,7 @@ class DialerEngine:
                 attempt.campaign_id,
                 attempt.specialist_id,
                 attempt.seat,
+                recording=attempt.recording_file,
             )
             self._live[live.attempt_id] = live
             if attempt.state == AttemptState.RESERVED.value:
@@ -668,11 +701,33 @@ class DialerEngine:
     def hours_for(self, kind: str) -> CallingHours:
         return self.plan.for_kind(kind)
 
-    def is_open(self, kind: str, tz: str, now: datetime) -> bool:
-        """Open, with at least `last_call_margin` left: an Originate sent in the window's last
-        instant would reach the customer's phone after it has closed."""
+    def day_start(self, now: datetime) -> datetime:
+        """Where the daily cap per number counts from: the start of the desk's day (its time
+        zone's; calls happen only inside windows, so for a customer within a few hours of
+        it that is the customer's day too)."""
+        return self.plan.default.day_start(now)
+
+    def _ringable(self, kind: str, tz: str, now: datetime) -> timedelta | None:
+        """How long a phone may ring for a call sent now: what is left of the window, less
+        the time the call takes to reach the phone (None: closed)."""
         left = self.plan.for_kind(kind).closes_in(now, tz)
-        return left is not None and left.total_seconds() >= self.config.last_call_margin
+        return None if left is None else left - timedelta(seconds=self.config.last_call_margin)
+
+    def is_open(self, kind: str, tz: str, now: datetime) -> bool:
+        """Open, with at least the minimum ring time left: a call started later would either
+        ring after the window has closed or ring too briefly to be answered."""
+        left = self._ringable(kind, tz, now)
+        return left is not None and left >= timedelta(seconds=self.config.min_ring_seconds)
+
+    def ring_ms(self, kind: str, tz: str, now: datetime, plan: DialPlan) -> int | None:
+        """The ring time (ms) of a call sent at `now`: the dial plan's, cut to what is left of
+        the window so that no phone rings after it closes; None: too little left to send."""
+        ring = ring_time(
+            self._ringable(kind, tz, now),
+            timedelta(milliseconds=plan.ring_timeout_ms),
+            timedelta(seconds=self.config.min_ring_seconds),
+        )
+        return None if ring is None else int(ring.total_seconds() * 1000)
 
     # -- seats --------------------------------------------------------------------------------
 
@@ -684,7 +739,7 @@ class DialerEngine:
         n = len(self._server_order)
         for i in range(n):
             server = self._servers[self._server_order[(self._rr + i) % n]]
-            if server.link is not None and server.link.connected:
+            if server.usable:
                 self._rr = (self._rr + i + 1) % n
                 return server
         return None
@@ -894,7 +949,12 @@ class DialerEngine:
         async with self._write_guard(rank), self.sessions() as s:
             cands = queues.choose(
                 await self._seat_queue.candidates(
-                    s, sid, list(kinds), now=now, limit=self.config.claim_batch
+                    s,
+                    sid,
+                    list(kinds),
+                    now=now,
+                    limit=self.config.claim_batch,
+                    day_start=self.day_start(now),
                 ),
                 now=now,
                 window_kind=lambda c: c.kind,
@@ -957,7 +1017,9 @@ class DialerEngine:
         if not kinds:
             return None
         server = self._server_for_seat(seat.device)
-        if server.link is None or not server.link.connected:
+        if not server.usable:
+            # Link down or Asterisk shutting down: wait for it (woken again on reconnect)
+            # rather than claim leads nobody can dial.
             self._wake_later(sid, min(5.0, self.config.idle_recheck_seconds))
             return None
         now = self.clock.now()
@@ -1021,7 +1083,7 @@ class DialerEngine:
                 if seat is None or not kinds or not self._will_dial(seat):
                     return
                 server = self._server_for_seat(seat.device)
-                if server.link is None or not server.link.connected:
+                if not server.usable:
                     return
                 got = await self._claim_for_seat(seat, kinds, server, self.clock.now(), pre=True)
                 if isinstance(got, str):
@@ -1070,30 +1132,35 @@ class DialerEngine:
                 await self._release(live, "seat paused or signed out before dialling")
             return None
         camp = self._campaigns.get(live.campaign_id or -1)
-        link = self._servers[live.server].link
         reason = None
+        retry_at = None
+        now = self.clock.now()
         if camp is None or not camp.running or camp.mode != live.mode:
             reason = "campaign stopped or changed before dialling"
-        elif link is None or not link.connected:
-            reason = "AMI link down: not dialled"
-        elif not self.is_open(live.kind, live.tz, self.clock.now()):
+        elif not self._servers[live.server].usable:
+            reason = "AMI link down or Asterisk shutting down: not dialled"
+        elif not self.is_open(live.kind, live.tz, now):
             reason = "calling window closed before the seat was ready"
+            retry_at = self.hours_for(live.kind).next_window_start(now, live.tz)
         if reason is not None or camp is None:
-            await self._release(live, reason or "campaign stopped before dialling")
+            await self._release(live, reason or "campaign stopped before dialling", retry_at)
             if seat.available:
                 self.wake(seat.specialist_id)  # another lead may be callable
             return None
         self._record(seat, seat.dial(self.clock.now(), live.attempt_id))
         return live, camp
 
-    async def _release(self, live: _Live, reason: str) -> None:
+    async def _release(self, live: _Live, reason: str, retry_at: datetime | None = None) -> None:
         """End a pre-claimed attempt that was never dialled: its lead and number are free
-        again at once (not_sent does not count as a call)."""
+        again at once (not_sent does not count as a call); the lead is due at `retry_at`
+        (None: at once)."""
         self.stats["preclaim_released"] += 1
         log.info(
             "attempt %s (lead %s): pre-claim released: %s", live.attempt_id, live.lead_id, reason
         )
-        await self._finish(live, Finished(live.attempt_id, NOT_SENT, reason=reason))
+        await self._finish(
+            live, Finished(live.attempt_id, NOT_SENT, reason=reason, retry_at=retry_at)
+        )
 
     async def _drop_preclaim(self, sid: int, reason: str) -> None:
         """The seat will not dial (paused, signed out): release its pre-claimed lead now,
@@ -1205,11 +1272,18 @@ class DialerEngine:
         if cap <= 0:
             return 0
         now = self.clock.now()
+        day_start, daily_cap = self.day_start(now), self.config.daily_calls_per_number
         if camp.kind == CampaignKind.REMINDER.value:
             today = self.plan.for_kind(camp.kind).local_date(now)
-            query = queues.reminder_queue(now, today, self.config.reminder_days_before)
+            query = queues.reminder_queue(
+                now,
+                today,
+                self.config.reminder_days_before,
+                day_start=day_start,
+                daily_cap=daily_cap,
+            )
         else:
-            query = queues.callback_queue(now)
+            query = queues.callback_queue(now, day_start=day_start, daily_cap=daily_cap)
         lives: list[_Live] = []
         async with self._write_guard(locks.RESULTS), self.sessions() as s:
             cands = await queues.pick(
@@ -1273,8 +1347,10 @@ class DialerEngine:
     # -- sending -------------------------------------------------------------------------------
 
     def _headers(
-        self, live: _Live, camp: CampaignInfo | None, plan: DialPlan
+        self, live: _Live, camp: CampaignInfo | None, plan: DialPlan, ring_ms: int | None = None
     ) -> dict[str, HeaderValue]:
+        if ring_ms is not None and ring_ms < plan.ring_timeout_ms:
+            plan = replace(plan, ring_timeout_ms=ring_ms)
         number = originate.dialable(live.number)
         cid = camp.caller_id if camp is not None else None
         trunk = camp.trunk if camp is not None else None
@@ -1334,22 +1410,43 @@ class DialerEngine:
         if live.mode == DialMode.AUTOMATIC.value and live.campaign_id is not None:
             self._campaign_waiting[live.campaign_id] -= 1
         now = self.clock.now()
-        # The calling-window check happens here, at the moment of sending.
-        if not self.is_open(live.kind, live.tz, now):
+        # The calling-window check happens here, at the moment of sending, and the ring time
+        # is cut to what is left of the window.
+        ring_ms = self.ring_ms(live.kind, live.tz, now, server.spec.plan)
+        if ring_ms is None:
             self.stats["not_sent_window"] += 1
             await self._finish(
                 live,
-                Finished(live.attempt_id, NOT_SENT, reason="calling window closed at send time"),
+                Finished(
+                    live.attempt_id,
+                    NOT_SENT,
+                    reason="calling window closed (or closing within the minimum ring time) "
+                    "at send time",
+                    retry_at=self.hours_for(live.kind).next_window_start(now, live.tz),
+                ),
             )
+            return
+        # The CRM may have closed the lead or barred the number since the claim (inbound
+        # changes, docs/crm.md): looked at here, at the moment of sending, like the window.
+        async with self.sessions() as s:
+            stop = await queues.not_callable_reason(s, live.lead_id, live.number)
+        if stop is not None:
+            self.stats["not_sent_closed"] += 1
+            await self._finish(live, Finished(live.attempt_id, NOT_SENT, reason=stop))
             return
         link = server.link
-        if link is None or not link.connected:
+        if link is None or not server.usable:
             self.stats["not_sent_link"] += 1
             await self._finish(
-                live, Finished(live.attempt_id, NOT_SENT, reason="AMI link down: not dialled")
+                live,
+                Finished(
+                    live.attempt_id,
+                    NOT_SENT,
+                    reason="AMI link down or Asterisk shutting down: not dialled",
+                ),
             )
             return
-        headers = self._headers(live, camp, server.spec.plan)
+        headers = self._headers(live, camp, server.spec.plan, ring_ms)
         mono = self.clock.monotonic()
         server.tracker.register(
             live.attempt_id,
@@ -1386,13 +1483,34 @@ class DialerEngine:
                 )
             )
         if not reply.ok:
+            message = reply.get("Message") or "Originate refused"
             results = server.tracker.originate_failed(
-                live.attempt_id, reply.get("Message") or "Originate refused", self.clock.monotonic()
+                live.attempt_id, message, self.clock.monotonic()
             )
+            if shutdown.refused_for_shutdown(message):
+                await self._refused_for_shutdown(server, live, message)
+                return
             self._enqueue(live.server, results)
             return
         self._sent_marks.append((live.attempt_id, now))
         self._seat_flush.set()
+
+    async def _refused_for_shutdown(self, server: _Server, live: _Live, message: str) -> None:
+        """Asterisk refused the Originate because it is stopping: nothing was dialled. The
+        attempt is not sent (no call counted, the lead due again at once) and the server
+        takes no new call until its link is back, so its seats wait instead of going through
+        their queues one refused lead at a time."""
+        if not server.refusing:
+            log.warning(
+                "AMI %s: %s: no new calls until the link is re-established",
+                server.spec.name,
+                message,
+            )
+        server.refusing = True
+        self.stats["not_sent_shutdown"] += 1
+        await self._finish(
+            live, Finished(live.attempt_id, NOT_SENT, reason=f"Originate refused: {message}")
+        )
 
     async def hang_up(self, attempt_id: str) -> bool:
         """Hang up one of this process's calls: an AMI Hangup of its originated channel. The
@@ -1430,8 +1548,21 @@ class DialerEngine:
 
     def _on_event(self, server_name: str, event: Any) -> None:
         server = self._servers[server_name]
+        if event.name == "Shutdown":
+            log.warning(
+                "AMI %s: Asterisk is shutting down: no new calls until the link is back",
+                server_name,
+            )
+            server.refusing = server.going = True
         results = server.tracker.handle(event, self.clock.monotonic())
         server.read_check.saw(event)
+        if isinstance(event, ev.VarSet) and event.variable == "MIXMONITOR_FILENAME":
+            # Linkedid is the attempt id (the Originate's ChannelId) on every channel of a call.
+            live = self._live.get(event.linkedid)
+            if live is not None and event.value and event.value != live.recording:
+                live.recording = event.value
+                self._recording_marks.append((live.attempt_id, event.value))
+                self._seat_flush.set()
         if isinstance(event, ev.BridgeEnter):
             live = self._live.get(event.linkedid)
             if live is not None and not live.answered:
@@ -1492,17 +1623,51 @@ class DialerEngine:
                 self._record(seat, seat.call_end(self.clock.now(), 0.0))
 
     def _enqueue(self, server_name: str, results: Sequence[CallResult]) -> None:
-        self._servers[server_name].read_check.ended(results)
+        server = self._servers[server_name]
+        server.read_check.ended(results)
         for r in results:
             live = self._live.get(r.attempt_id or "")
             if live is None:
                 if r.attempt_id is not None:
                     log.debug("result for an attempt not in flight here: %s", r.attempt_id)
                 continue
-            self._results.put_nowait((live, finished_from(r, live)))
+            fin = finished_from(r, live)
+            if server.going and not fin.unknown and not shutdown.reached(r):
+                fin = shutdown.ended_by_pbx(fin, "it ended while Asterisk shut down")
+            elif shutdown.may_be_cut(r) and not fin.unknown:
+                self._spawn(self._unless_cut(server, live, fin))
+                continue
+            self._results.put_nowait((live, fin))
+
+    async def _unless_cut(self, server: _Server, live: _Live, fin: Finished) -> None:
+        """A ringing call cancelled with cause 16: if the PBX goes down within the grace
+        (`Event: Shutdown`, or the link drops), the PBX cut it; else it is what it was."""
+        step, waited, links = 0.1, 0.0, server.links
+        while waited < self.config.pbx_cut_grace_seconds and not self._pbx_went(server, links):
+            await self.clock.sleep(step)
+            waited += step
+        if self._pbx_went(server, links):
+            fin = shutdown.ended_by_pbx(fin, "cancelled as Asterisk shut down")
+        self._results.put_nowait((live, fin))
+
+    @staticmethod
+    def _pbx_went(server: _Server, links: int) -> bool:
+        """Shutdown seen, or the link is down or was re-established since `links`."""
+        link = server.link
+        return server.going or server.links != links or link is None or not link.connected
 
     async def _on_resync(self, server_name: str, channels: Sequence[Any]) -> None:
         server = self._servers[server_name]
+        if server.refusing:
+            log.info("AMI %s: link re-established after a shutdown: dialling again", server_name)
+        server.refusing = server.going = False
+        server.links += 1
+        if self._running:  # the seats and campaigns that waited for this server
+            for sid, seat in self.seats.items():
+                if seat.available and self._server_for_seat(seat.device) is server:
+                    self.wake(sid)
+            for wake in self._campaign_wake.values():
+                wake.set()
         chans = [c for c in channels if isinstance(c, ev.CoreShowChannel)]
         results = server.tracker.resync(chans, self.clock.monotonic())
         live_ids = {c.linkedid for c in chans}
@@ -1682,21 +1847,26 @@ class DialerEngine:
         async with self._seat_lock, self._write_guard(locks.BOOKKEEPING):
             dirty, self._seat_dirty = self._seat_dirty, {}
             marks, self._sent_marks = self._sent_marks, []
-            if not dirty and not marks:
+            files, self._recording_marks = self._recording_marks, []
+            if not dirty and not marks and not files:
                 return
             try:
-                await self._write_seats(dirty, marks)
+                await self._write_seats(dirty, marks, files)
             except BaseException:
                 for sid, ts in dirty.items():  # keep them for the next flush
                     self._seat_dirty[sid] = ts + self._seat_dirty.get(sid, [])
                 self._sent_marks[:0] = marks
+                self._recording_marks[:0] = files
                 raise
 
     async def _write_seats(
-        self, dirty: dict[int, list[Transition]], marks: list[tuple[str, datetime]]
+        self,
+        dirty: dict[int, list[Transition]],
+        marks: list[tuple[str, datetime]],
+        files: list[tuple[str, str]],
     ) -> None:
-        """Seat states, their transitions and "sent" marks: one statement of each kind
-        (executemany), however many seats changed."""
+        """Seat states, their transitions, "sent" marks and recording file names: one
+        statement of each kind (executemany), however many seats changed."""
         rows: list[dict[str, Any]] = []
         gone: list[int] = []
         states: dict[int, dict[str, Any]] = {}
@@ -1728,6 +1898,16 @@ class DialerEngine:
                 "since": seat.since or self.clock.now(),
             }
         async with self.sessions() as s:
+            if files:
+                await s.execute(
+                    update(_ATTEMPTS)
+                    .where(
+                        _ATTEMPTS.c.attempt_id == bindparam("file_id"),
+                        _ATTEMPTS.c.recording_file.is_(None),
+                    )
+                    .values(recording_file=bindparam("file_")),
+                    [{"file_id": attempt_id, "file_": name} for attempt_id, name in files],
+                )
             if marks:
                 await s.execute(
                     update(_ATTEMPTS)

@@ -55,6 +55,12 @@ class NoPreview(DialerError):
     status = 409
 
 
+class NotAPhoneNumber(DialerError):
+    """A do-not-call entry that is not one phone number by the import's rules."""
+
+    status = 400
+
+
 class OutsideCallingWindow(DialerError):
     status = 409
 
@@ -69,6 +75,7 @@ __all__ = [
     "DialerError",
     "IllegalSeatTransition",
     "NoPreview",
+    "NotAPhoneNumber",
     "NotSignedIn",
     "NotYourLead",
     "NotYourSeat",

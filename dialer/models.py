@@ -129,6 +129,8 @@ class CallAttempt(Base):
             sqlite_where=text("ended_at IS NULL"),
         ),
         Index("ix_call_attempts_lead", "lead_id", "created_at"),
+        # Calls per number per day, across campaigns (migration 0012_dialing_rules).
+        Index("ix_call_attempts_number_created", "number", "created_at"),
         Index("ix_call_attempts_server_state", "ami_server", "state"),
         Index("ix_call_attempts_ended", "ended_at"),
     )

@@ -9,7 +9,8 @@ Every Originate carries the attempt id three times (docs/asterisk.md):
 
 Modes:
 * seat first: Channel=<seat device>, Context=<dialer context>, Exten=<customer number>;
-  the dialplan records (MixMonitor) and dials the customer through the trunk.
+  the dialplan records (MixMonitor) and dials the customer through the trunk for
+  RING_SECONDS (the Originate's own Timeout only covers the seat, which answers at once).
 * customer first: Channel=<customer through the trunk>, Exten=connect-seat, Variable
   SEAT=<seat endpoint>; the dialplan gives a seat 2 s to answer, else plays a short message,
   raises UserEvent(Abandoned) and hangs up.
@@ -89,8 +90,17 @@ def seat_first(
 ) -> dict[str, HeaderValue]:
     h = _common(attempt_id, caller_id or plan.caller_id, plan.ring_timeout_ms)
     h.update({"Channel": seat, "Context": plan.context, "Exten": number})
-    h["Variable"] = _variables(attempt_id, number, lead_id)
+    # The customer rings in the dialplan's Dial, not as the originated channel: its ring
+    # time travels as a variable (cut, like Timeout, to what is left of the window).
+    h["Variable"] = _variables(
+        attempt_id, number, lead_id, RING_SECONDS=str(ring_seconds(plan.ring_timeout_ms))
+    )
     return h
+
+
+def ring_seconds(ring_ms: int) -> int:
+    """Whole seconds for the dialplan's Dial timeout, never rounded up past the window."""
+    return max(1, ring_ms // 1000)
 
 
 def customer_first(
@@ -178,6 +188,7 @@ __all__ = [
     "customer_first",
     "dialable",
     "reminder",
+    "ring_seconds",
     "seat_endpoint",
     "seat_first",
     "variables_of",

@@ -12,6 +12,12 @@ to the owner test plus "id in the specialist's queue rows" there, and to the own
 on SQLite (which keeps `ix_leads_owner_status`). The queue is a superset; the owner and status
 tests beside it are what decide.
 
+Every queue takes only numbers under the daily cap: the calls a number got since the start
+of the desk's day (`day_start`), in every campaign, reminders included, attempts that were
+never dialled (`not_sent`, `skipped`) excepted, must be fewer than `daily_cap`. This is the
+one place that decides whether a number may be called again today; the retry timing's own
+per-lead cap (`schedules.retry`) only picks a sensible next time.
+
 Claiming is one transaction: select candidates (PostgreSQL: `FOR UPDATE OF leads SKIP
 LOCKED`, so two dialer processes never pick the same row), drop those whose calling window
 is closed in the customer's time zone or whose number is on the do-not-call list, insert the
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, and_, bindparam, case, exists, literal, or_, select
+from sqlalchemy import Boolean, and_, bindparam, case, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
@@ -38,7 +44,7 @@ from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
 
 from crm_sync.models import Accuracy, Customer, Lead, LeadStatus, Phone, Policy
 from dialer.models import CallAttempt, CampaignKind, DoNotCall
-from dialer.results import NOT_SENT
+from dialer.results import NOT_SENT, SKIPPED
 from schedules.windows import DEFAULT_TZ
 
 SPECIALIST_STATUSES = (LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
@@ -122,8 +128,28 @@ def _callable_phone() -> Any:
     )
 
 
-def _callable_leads() -> Any:
-    """The columns of a `Candidate`: leads with a callable phone and nothing in flight."""
+def _under_daily_cap(day_start: Any, daily_cap: int | None) -> Any:
+    """Fewer than `daily_cap` calls to the lead's number since `day_start`, every campaign
+    together. Attempts in flight are not counted here: `_in_flight_for_number` excludes the
+    number anyway, and the attempt counts once it has ended."""
+    if daily_cap is None:
+        return literal(True)
+    a = aliased(CallAttempt)
+    today = (
+        select(func.count())
+        .select_from(a)
+        .where(a.number == Phone.e164, a.created_at >= day_start, a.outcome.not_in(NOT_DIALLED))
+        .scalar_subquery()
+    )
+    return today < daily_cap
+
+
+NOT_DIALLED = (NOT_SENT, SKIPPED)  # attempts that never rang anyone: not calls
+
+
+def _callable_leads(day_start: Any = None, daily_cap: int | None = None) -> Any:
+    """The columns of a `Candidate`: leads with a callable phone, nothing in flight, and a
+    number under the daily cap (`daily_cap` None: no cap)."""
     return (
         select(
             Lead.id,
@@ -137,29 +163,45 @@ def _callable_leads() -> Any:
         .join(Phone, Phone.id == Lead.phone_id)
         .join(Policy, Policy.id == Lead.policy_id)
         .join(Customer, Customer.id == Policy.policyholder_id)
-        .where(_callable_phone(), ~_in_flight_for_lead(), ~_in_flight_for_number())
+        .where(
+            _callable_phone(),
+            ~_in_flight_for_lead(),
+            ~_in_flight_for_number(),
+            _under_daily_cap(day_start, daily_cap),
+        )
     )
 
 
-def _base(now: Any) -> Any:
-    return _callable_leads().where(or_(Lead.next_attempt_at.is_(None), Lead.next_attempt_at <= now))
+def _base(now: Any, day_start: Any = None, daily_cap: int | None = None) -> Any:
+    return _callable_leads(day_start, daily_cap).where(
+        or_(Lead.next_attempt_at.is_(None), Lead.next_attempt_at <= now)
+    )
 
 
-def specialist_queue(specialist_id: int, kinds: Sequence[str], now: datetime) -> Any:
+def specialist_queue(
+    specialist_id: int,
+    kinds: Sequence[str],
+    now: datetime,
+    *,
+    day_start: datetime | None = None,
+    daily_cap: int | None = None,
+) -> Any:
     """The specialist's own queue, in dialling order.
 
     `kinds` are the kinds whose campaign runs in a specialist mode. A post-underwriting
     callback booked to this specialist (the customer pressed 2) is taken whatever its own
     campaign's mode, once its appointment is due: nobody else would ever dial it."""
-    return _specialist_queue(specialist_id, list(kinds), now)
+    return _specialist_queue(specialist_id, list(kinds), now, day_start, daily_cap)
 
 
-def _specialist_queue(specialist_id: Any, kinds: Any, now: Any) -> Any:
+def _specialist_queue(
+    specialist_id: Any, kinds: Any, now: Any, day_start: Any, daily_cap: int | None
+) -> Any:
     """`specialist_queue` over values or bound parameters (`SeatQueue`)."""
     due_appointment = and_(Lead.callback_at.is_not(None), Lead.callback_at <= now)
     booked_callback = and_(Lead.kind == CampaignKind.CALLBACK.value, due_appointment)
     return (
-        _base(now)
+        _base(now, day_start, daily_cap)
         .where(
             owned_by(specialist_id),
             Lead.status.in_(SPECIALIST_STATUSES),
@@ -174,10 +216,12 @@ def _specialist_queue(specialist_id: Any, kinds: Any, now: Any) -> Any:
     )
 
 
-def callback_queue(now: datetime) -> Any:
+def callback_queue(
+    now: datetime, *, day_start: datetime | None = None, daily_cap: int | None = None
+) -> Any:
     """Post-underwriting callbacks nobody owns: the automatic campaign's work."""
     return (
-        _base(now)
+        _base(now, day_start, daily_cap)
         .where(
             Lead.kind == "callback",
             Lead.owner_id.is_(None),
@@ -187,7 +231,14 @@ def callback_queue(now: datetime) -> Any:
     )
 
 
-def reminder_queue(now: datetime, today: date, days_before: int) -> Any:
+def reminder_queue(
+    now: datetime,
+    today: date,
+    days_before: int,
+    *,
+    day_start: datetime | None = None,
+    daily_cap: int | None = None,
+) -> Any:
     """Renewal leads whose policy expires within `days_before` days and that never had a
     reminder call.
 
@@ -201,7 +252,7 @@ def reminder_queue(now: datetime, today: date, days_before: int) -> Any:
         or_(a.outcome.is_(None), a.outcome != NOT_SENT),
     )
     return (
-        _callable_leads()
+        _callable_leads(day_start, daily_cap)
         .where(
             Lead.kind == "renewal",
             Lead.status != LeadStatus.CLOSED.value,
@@ -251,9 +302,14 @@ class SeatQueue:
     collector's pauses for them stall the event loop that sends every seat's Originate. A
     claim only binds the specialist, the kinds, the time and the limit."""
 
-    def __init__(self, *, lock: bool) -> None:
+    def __init__(self, *, lock: bool, daily_cap: int | None = None) -> None:
+        self.daily_cap = daily_cap
         q = _specialist_queue(
-            bindparam("specialist_id"), bindparam("kinds", expanding=True), bindparam("now")
+            bindparam("specialist_id"),
+            bindparam("kinds", expanding=True),
+            bindparam("now"),
+            bindparam("day_start"),
+            daily_cap,
         ).limit(bindparam("limit"))
         self._stmt = q.with_for_update(skip_locked=True, of=Lead) if lock else q
 
@@ -265,9 +321,20 @@ class SeatQueue:
         *,
         now: datetime,
         limit: int,
+        day_start: datetime | None = None,
     ) -> list[Candidate]:
-        """The first `limit` leads of the queue (locked, SKIP LOCKED, if built with `lock`)."""
-        values = {"specialist_id": specialist_id, "kinds": list(kinds), "now": now, "limit": limit}
+        """The first `limit` leads of the queue (locked, SKIP LOCKED, if built with `lock`);
+        with a daily cap, `day_start` is where today's calls are counted from."""
+        if self.daily_cap is not None and day_start is None:
+            raise ValueError("a queue with a daily cap needs day_start")
+        values: dict[str, Any] = {
+            "specialist_id": specialist_id,
+            "kinds": list(kinds),
+            "now": now,
+            "limit": limit,
+        }
+        if self.daily_cap is not None:
+            values["day_start"] = day_start
         return _candidates((await session.execute(self._stmt, values)).all(), now)
 
 
@@ -319,6 +386,7 @@ def choose(
 
 __all__ = [
     "AUTOMATIC_STATUSES",
+    "NOT_DIALLED",
     "SPECIALIST_STATUSES",
     "Candidate",
     "SeatQueue",
@@ -332,3 +400,18 @@ __all__ = [
     "reminder_queue",
     "specialist_queue",
 ]
+
+
+async def not_callable_reason(session: AsyncSession, lead_id: int, number: str) -> str | None:
+    """Why a claimed call must not be dialled after all, or None: looked at just before the
+    Originate, because the CRM's changes (crm_sync.changes) may close the lead (renewed
+    elsewhere) or bar the number (do-not-call) between the claim and the send."""
+    status = await session.scalar(select(Lead.status).where(Lead.id == lead_id))
+    if status == LeadStatus.CLOSED.value:
+        return "lead closed since it was claimed (e.g. renewed elsewhere): not dialled"
+    barred = await session.scalar(
+        select(Phone.id).where(Phone.e164 == number, Phone.do_not_call.is_(True)).limit(1)
+    )
+    if barred is not None:
+        return "number put on do-not-call since it was claimed: not dialled"
+    return None

@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,16 +28,17 @@ from crm_sync.models import (
     Customer,
     Lead,
     LeadStatus,
-    OutboxMessage,
     Phone,
     Policy,
     Specialist,
 )
+from crm_sync.outbox import lead_message as outbox
+from crm_sync.outbox import status_message as status_outbox
 from dialer.exceptions import NotYourLead, UnknownLead, UnknownResult
 from dialer.models import AttemptState, CallAttempt, DialMode
 from schedules.retry import Attempt as RetryAttempt
 from schedules.retry import Outcome as RetryOutcome
-from schedules.retry import RetryConfig, appointment_time, next_attempt
+from schedules.retry import RetryConfig, appointment_time, inaccurate_cause, next_attempt
 from schedules.windows import DEFAULT_TZ, CallingHours, zone
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 NOT_SENT = "not_sent"  # the window closed between claim and send: nothing was dialled
 ABANDONED = "abandoned"  # customer first: answered, but no seat took the call in time
 SKIPPED = "skipped"  # preview: the specialist skipped the lead
+# The PBX itself ended the call (Asterisk shutting down, dialer.shutdown): no customer
+# outcome, never counted by the retry rules (not toward the three calls of a callback number).
+ENDED_BY_PBX = "ended_by_pbx"
 UNKNOWN = "unknown"
 ANSWERED_OUTCOMES = frozenset({"answered", "answered_hung_up_early"})
 
@@ -72,6 +75,8 @@ class Finished:
     # specialist and seat device the dialer connected the customer to.
     specialist_id: int | None = None
     seat: str | None = None
+    # Not sent: when the lead is due again (None: at once, or at the window's next opening).
+    retry_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,31 +96,11 @@ class Effects:
     book_specialist: bool = False  # callback key 2: a person should call back
 
 
-def outbox(
-    session: AsyncSession, topic: str, lead_id: int, payload: dict[str, Any], now: datetime
-) -> None:
-    session.add(OutboxMessage(topic=topic, key=f"lead:{lead_id}", payload=payload, created_at=now))
-
-
-def status_outbox(
-    session: AsyncSession, lead: Lead, old_status: str, reason: str, now: datetime
-) -> None:
-    """A `lead.status` message, if the lead's status changed from `old_status`."""
-    if lead.status != old_status:
-        outbox(
-            session,
-            "lead.status",
-            lead.id,
-            {"lead_id": lead.id, "from": old_status, "to": lead.status, "reason": reason},
-            now,
-        )
-
-
 def retry_outcome(fin: Finished) -> RetryOutcome:
     o = fin.outcome
     if o in ANSWERED_OUTCOMES or (o == "hung_up_by_action" and fin.answered):
         return RetryOutcome.ANSWERED
-    if o in ("hung_up_by_action", NOT_SENT, ABANDONED, SKIPPED):
+    if o in ("hung_up_by_action", NOT_SENT, ABANDONED, SKIPPED, ENDED_BY_PBX):
         return RetryOutcome.FAILED if o == "hung_up_by_action" else RetryOutcome.UNKNOWN
     try:
         return RetryOutcome.parse(o)
@@ -232,11 +217,15 @@ async def record_result(
     if kind == "reminder":
         reason = f"reminder call: {fin.outcome}"
     elif fin.outcome == NOT_SENT:
-        next_at = hours.next_open(now, tz)
+        next_at = fin.retry_at or hours.next_open(now, tz)
         reason = fin.reason or "calling window closed at send time: not dialled"
     elif fin.outcome == SKIPPED:
         next_at = hours.next_window_start(now, tz)
         reason = fin.reason or "skipped in preview"
+    elif fin.outcome == ENDED_BY_PBX:
+        # Due again at once: the engine dials nothing on that PBX until its link is back.
+        next_at = hours.next_open(now, tz)
+        reason = fin.reason or "ended by the PBX: not a customer outcome"
     elif attempt.mode == DialMode.AUTOMATIC.value and talked and fin.key_pressed in ("1", "2"):
         if fin.key_pressed == "1":
             contact, closed = "confirmed", True
@@ -494,6 +483,20 @@ async def dispose(
     return lead
 
 
+_CN_DIGITS = "一二三四五六七八九"
+
+
+def branch_reason(accuracy_reason: str | None) -> str:
+    """What happened to a number, in the words of the branch e-mail (Chinese / English)."""
+    cause, n = inaccurate_cause(accuracy_reason)
+    if cause == "not_in_service":
+        return "空号/号码错误 number not in service"
+    if cause == "unanswered" and n is not None:
+        times = _CN_DIGITS[n - 1] if n <= len(_CN_DIGITS) else str(n)
+        return f"{times}次未接通 not reached in {n} calls"
+    return accuracy_reason or "标记不准确 marked inaccurate"
+
+
 async def inaccurate_numbers_by_branch(
     session: AsyncSession, day: date, tz: str = DEFAULT_TZ
 ) -> dict[int, list[InaccurateNumber]]:
@@ -502,10 +505,15 @@ async def inaccurate_numbers_by_branch(
     z = zone(tz)
     start = datetime.combine(day, time(0), tzinfo=z).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=z).astimezone(UTC)
+    # Calls actually placed to this number for this lead: not the ones the window closed
+    # before sending, nor skipped previews, nor reminder messages.
     calls = (
-        select(CallAttempt.lead_id, func.count().label("n"))
-        .where(CallAttempt.campaign_kind != "reminder")
-        .group_by(CallAttempt.lead_id)
+        select(CallAttempt.lead_id, CallAttempt.phone_id, func.count().label("n"))
+        .where(
+            CallAttempt.campaign_kind != "reminder",
+            CallAttempt.outcome.not_in((NOT_SENT, SKIPPED)),
+        )
+        .group_by(CallAttempt.lead_id, CallAttempt.phone_id)
         .subquery()
     )
     rows = (
@@ -523,7 +531,7 @@ async def inaccurate_numbers_by_branch(
             .join(Phone, Phone.id == Lead.phone_id)
             .join(Policy, Policy.id == Lead.policy_id)
             .join(Customer, Customer.id == Phone.customer_id)
-            .outerjoin(calls, calls.c.lead_id == Lead.id)
+            .outerjoin(calls, (calls.c.lead_id == Lead.id) & (calls.c.phone_id == Phone.id))
             .where(
                 Phone.accuracy == Accuracy.INACCURATE.value,
                 Phone.accuracy_set_at >= start,
@@ -541,7 +549,7 @@ async def inaccurate_numbers_by_branch(
             continue
         seen.add(key)
         out.setdefault(branch_id, []).append(
-            InaccurateNumber(policy_number, name, e164 or raw, reason or "", int(n))
+            InaccurateNumber(policy_number, name, e164 or raw, branch_reason(reason), int(n))
         )
     return out
 
@@ -549,6 +557,7 @@ async def inaccurate_numbers_by_branch(
 __all__ = [
     "ABANDONED",
     "ANSWERED_OUTCOMES",
+    "ENDED_BY_PBX",
     "NOT_SENT",
     "SKIPPED",
     "UNKNOWN",

@@ -54,9 +54,11 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from crm_sync.dialplan import caller_id_problem, sound_problem
 from crm_sync.models import Customer, Lead, Phone, Policy
+from crm_sync.phones import normalise_number
 from dialer.engine import SPECIALIST_MODES, DialerEngine
-from dialer.exceptions import DialerError, UnknownCampaign
+from dialer.exceptions import DialerError, NotAPhoneNumber, UnknownCampaign
 from dialer.models import CallAttempt, Campaign, CampaignKind, DialMode, DoNotCall, SeatState
 from dialer.results import dispose as _dispose
 from dialer.results import inaccurate_numbers_by_branch
@@ -81,8 +83,6 @@ def seat_view(seat: Seat) -> dict[str, Any]:
 
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_MESSAGE = re.compile(r"[A-Za-z0-9_./&-]{1,200}")  # Playback file(s), '&'-separated
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _AUTOMATIC_KINDS = frozenset({CampaignKind.CALLBACK.value, CampaignKind.REMINDER.value})
 
 
@@ -125,17 +125,15 @@ def campaign_changes(kind: str, changes: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(value, str) or not _NAME.fullmatch(value):
                 raise DialerError("trunk must be an endpoint name (letters, digits, _ . -)")
         elif field_ == "caller_id":
-            if not isinstance(value, str) or not value.strip() or len(value) > 100:
-                raise DialerError(
-                    'caller_id must be text of at most 100 characters, e.g. "续保" <95500>'
-                )
-            if _CONTROL.search(value):
-                raise DialerError("caller_id must not contain control characters (CR, LF, …)")
+            problem = (
+                caller_id_problem(value) if isinstance(value, str) else "caller_id must be text"
+            )
+            if problem:
+                raise DialerError(f"caller_id: {problem}")
         elif field_ == "message":
-            if not isinstance(value, str) or not _MESSAGE.fullmatch(value):
-                raise DialerError(
-                    "message must be sound file names (letters, digits, _ . / -), joined by &"
-                )
+            problem = sound_problem(value) if isinstance(value, str) else "message must be text"
+            if problem:
+                raise DialerError(f"message: {problem}")
         else:
             raise DialerError(f"cannot change {field_!r} of a campaign")
         out[field_] = value
@@ -323,18 +321,37 @@ class DialerService:
 
     # -- do not call ----------------------------------------------------------------------------
 
-    async def add_do_not_call(self, number: str, reason: str | None = None) -> None:
-        if not number.startswith("+"):
-            raise DialerError("do-not-call numbers are E.164 (+86…)")
-        async with self.sessions() as s:
-            if await s.get(DoNotCall, number) is None:
-                s.add(DoNotCall(number=number, reason=reason, added_at=self.clock.now()))
-                await s.commit()
+    async def add_do_not_call(self, number: str, reason: str | None = None) -> str:
+        """Block `number` in whatever form it is written; returns the E.164 form stored.
 
-    async def remove_do_not_call(self, number: str) -> None:
+        The claim query compares E.164 strings, so a number stored as written ("+86 138…",
+        full-width digits) would block nothing: it is normalised by the import's rules, and
+        what is not one phone number is refused."""
+        e164 = do_not_call_number(number)
         async with self.sessions() as s:
-            await s.execute(delete(DoNotCall).where(DoNotCall.number == number))
+            if await s.get(DoNotCall, e164) is None:
+                s.add(DoNotCall(number=e164, reason=reason, added_at=self.clock.now()))
+                await s.commit()
+        return e164
+
+    async def remove_do_not_call(self, number: str) -> str:
+        e164 = do_not_call_number(number)
+        async with self.sessions() as s:
+            await s.execute(delete(DoNotCall).where(DoNotCall.number == e164))
             await s.commit()
+        return e164
+
+
+DO_NOT_CALL_EXAMPLE = "write one number, e.g. +8613800138000, 138 0013 8000 or 0311-85551234"
+
+
+def do_not_call_number(number: str) -> str:
+    try:
+        return normalise_number(number)
+    except ValueError as exc:
+        raise NotAPhoneNumber(
+            f"not a phone number for the do-not-call list ({exc}); {DO_NOT_CALL_EXAMPLE}"
+        ) from None
 
 
 __all__ = ["DialerService", "inaccurate_numbers_by_branch", "seat_view"]

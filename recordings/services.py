@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,7 +23,7 @@ from crm_sync.auth import ApiError, Principal, require_own, require_supervisor
 from crm_sync.models import Lead, LeadStatus, OutboxMessage
 from recordings.audio import CONTENT_TYPES
 from recordings.config import RecordingSettings
-from recordings.exceptions import StoreError
+from recordings.exceptions import StoreError, UnsafePath
 from recordings.ingest import recording_url
 from recordings.models import Recording, RecordingReview, RecordingStatus
 from recordings.store import RecordingStore
@@ -32,6 +33,15 @@ log = logging.getLogger(__name__)
 
 # attempt id -> outcome for every attempt that ended in [since, until); the dialer provides it.
 AttemptsLookup = Callable[[datetime, datetime], Awaitable[Mapping[str, str]]]
+# Of these file names in the monitor folder, those an attempt of the dialer names as its
+# recording (a call in progress, or one whose recording is still to be submitted).
+FilesLookup = Callable[[Collection[str]], Awaitable[set[str]]]
+FileRows = list[dict[str, Any]]  # an alias: the service has a method named `list`
+UNLINKED_ADVICE = (
+    "each file is named after the call's Uniqueid: find the call (the PBX's CDR) and ingest "
+    "it with `callcenter recordings ingest FILE --attempt ATTEMPT_ID`, or move it out of "
+    "the monitor folder if it belongs to no call of this desk"
+)
 TOPIC_DELETED = "recording.deleted"
 TOPIC_CALLBACK = "lead.callback"
 _DAILY_LOCK = 0x5EC0_0D1A  # PostgreSQL advisory lock id of the daily job
@@ -69,6 +79,9 @@ class CheckReport:
     checksum_mismatches: list[dict[str, Any]] = field(default_factory=list)
     orphan_files: list[str] = field(default_factory=list)
     stale_pending: list[dict[str, Any]] = field(default_factory=list)
+    # WAVs in the monitor folder that no recording row and no call attempt names: left by
+    # a call nobody will ever submit (e.g. the service was killed before it knew the name).
+    unlinked_monitor_files: list[dict[str, Any]] = field(default_factory=list)
     # Header-only files of calls that were never bridged: expected, counted for information.
     header_only_expected: int = 0
 
@@ -82,6 +95,7 @@ class CheckReport:
                 self.checksum_mismatches,
                 self.orphan_files,
                 self.stale_pending,
+                self.unlinked_monitor_files,
             )
         )
 
@@ -139,12 +153,16 @@ class RecordingsService:
         settings: RecordingSettings,
         *,
         attempts_lookup: AttemptsLookup | None = None,
+        monitor_dir: Path | None = None,
+        files_lookup: FilesLookup | None = None,
     ) -> None:
         self.sessions = sessions
         self.store = store
         self.clock = clock
         self.settings = settings
         self.attempts_lookup = attempts_lookup
+        self.monitor_dir = monitor_dir
+        self.files_lookup = files_lookup
 
     # -- review listing ----------------------------------------------------------------------
 
@@ -249,6 +267,26 @@ class RecordingsService:
             or rec.sha256 is None
         ):
             raise ApiError(404, "this recording has no audio", status_detail=rec.status)
+        # Checked before any header goes out: once a 200 is sent, a missing or short file can
+        # only break the connection, never become a clean error.
+        try:
+            actual = await self.store.size(rec.storage_key)
+        except (StoreError, UnsafePath, OSError) as exc:
+            log.error("recording %s: the store cannot be read: %s", rid, exc)
+            raise ApiError(
+                503,
+                "the recordings store cannot be read right now; try again later, and if it "
+                "lasts ask an operator to run `callcenter recordings check`",
+            ) from None
+        if actual != rec.size_bytes:
+            found = "missing" if actual is None else f"{actual} bytes, not {rec.size_bytes}"
+            log.error("recording %s: stored file %s is %s", rid, rec.storage_key, found)
+            raise ApiError(
+                410,
+                f"the audio of recording {rid} is missing or damaged in the store; an operator "
+                "should run `callcenter recordings check`, which lists it",
+                status_detail="file_missing" if actual is None else "file_damaged",
+            )
         return AudioRef(
             key=rec.storage_key,
             size=rec.size_bytes,
@@ -442,6 +480,7 @@ class RecordingsService:
                     )
         known = {r.storage_key for r in recs if r.storage_key} | older_keys
         report.orphan_files = [k for k in await self.store.keys() if k not in known]
+        report.unlinked_monitor_files = await self.unlinked_monitor_files()
         if verify_checksums:
             for r in recs:
                 if r.status != RecordingStatus.STORED.value or not r.storage_key:
@@ -460,6 +499,28 @@ class RecordingsService:
                         }
                     )
         return report
+
+    async def unlinked_monitor_files(self) -> FileRows:
+        """WAVs in the monitor folder that belong to nothing: no recording row (of any status:
+        a failed one keeps its WAV there for the retry) and no call attempt names them."""
+        if self.monitor_dir is None:
+            return []
+        found = await asyncio.to_thread(_wavs_in, self.monitor_dir)
+        if not found:
+            return []
+        async with self.sessions() as s:
+            rows = await s.scalars(
+                select(Recording.source_name).where(Recording.source_name.in_(list(found)))
+            )
+            claimed = set(rows.all())
+        rest = [name for name in found if name not in claimed]
+        if rest and self.files_lookup is not None:
+            claimed |= await self.files_lookup(rest)
+        return [
+            {"file": name, "size_bytes": size, "modified": modified}
+            for name, (size, modified) in sorted(found.items())
+            if name not in claimed
+        ]
 
     # -- retention ---------------------------------------------------------------------------
 
@@ -561,3 +622,15 @@ class RecordingsService:
                 raise
             except Exception:
                 log.exception("recordings daily job failed; next run tomorrow")
+
+
+def _wavs_in(folder: Path) -> dict[str, tuple[int, str]]:
+    out: dict[str, tuple[int, str]] = {}
+    if not folder.is_dir():
+        return out
+    for p in folder.iterdir():
+        if p.suffix.lower() != ".wav" or not p.is_file() or p.is_symlink():
+            continue
+        st = p.stat()
+        out[p.name] = (st.st_size, datetime.fromtimestamp(st.st_mtime, UTC).isoformat())
+    return out

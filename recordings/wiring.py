@@ -26,7 +26,7 @@ from recordings.config import RecordingSettings
 from recordings.exceptions import StoreError
 from recordings.http import RECORDINGS, routes
 from recordings.ingest import Ingest, RecordingJob
-from recordings.services import AttemptsLookup, RecordingsService
+from recordings.services import AttemptsLookup, FilesLookup, RecordingsService
 from recordings.store import LocalStore, RecordingStore, S3Store
 from schedules.clock import Clock
 
@@ -130,10 +130,19 @@ def build_recordings(
     monitor_dir: Path,
     timezone: str = "Asia/Shanghai",
     attempts_lookup: AttemptsLookup | None = None,
+    files_lookup: FilesLookup | None = None,
     store: RecordingStore | None = None,
 ) -> Recordings:
     store = store or build_store(settings, recordings_dir)
-    service = RecordingsService(sessions, store, clock, settings, attempts_lookup=attempts_lookup)
+    service = RecordingsService(
+        sessions,
+        store,
+        clock,
+        settings,
+        attempts_lookup=attempts_lookup,
+        monitor_dir=monitor_dir,
+        files_lookup=files_lookup,
+    )
     ingest = Ingest(
         sessions, store, clock, settings, monitor_dir=monitor_dir, work_dir=recordings_dir
     )

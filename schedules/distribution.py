@@ -114,3 +114,23 @@ def overdue_cutoff(now: datetime, calendar: HolidayCalendar, deadline: time, tz:
             return d
         d -= timedelta(days=1)
     raise ValueError("no result deadline within 400 days")  # pragma: no cover
+
+
+# A distribution for a day further than this from today needs `force`: its timeline would
+# close leads by that day's dates (policies "lapsed" that have not yet, renewal leads taken
+# back from their specialists), and its deal would stamp leads with a day whose result
+# deadline is long past or far away.
+NEAR_DAYS = 3
+
+
+def far_day_reason(day: date, today: date, near_days: int = NEAR_DAYS) -> str | None:
+    """Why a run for `day` needs `force` (None when `day` is within `near_days` of today)."""
+    away = (day - today).days
+    if abs(away) <= near_days:
+        return None
+    when = f"{away} days after" if away > 0 else f"{-away} days before"
+    return (
+        f"{day} is {when} today ({today}); a distribution runs for today or a day within "
+        f"{near_days} days of it. Check what it would close with --dry-run (API: "
+        '"dry_run": true), then repeat with --force (API: "force": true) if it is meant'
+    )

@@ -66,11 +66,39 @@ CONTACT_RESULT = {
     Outcome.WRONG_NUMBER: "wrong_number",
 }
 
+# Calls one number may get in one local day, every campaign together (reminders included):
+# the renewal desk's cap, and the dialer's claim rule (`DialerConfig.daily_calls_per_number`).
+DAILY_CALLS_PER_NUMBER = 3
+
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
 
 
 def ordinal(n: int) -> str:
     return _ORDINALS[n - 1] if 0 < n <= len(_ORDINALS) else f"{n}th"
+
+
+# Why a number was marked inaccurate (stored as the phone's accuracy_reason); the branch
+# e-mail reads them back with `inaccurate_cause`.
+NOT_IN_SERVICE = "number not in service (unallocated/wrong): marked inaccurate"
+_UNANSWERED_SUFFIX = " unanswered call: marked inaccurate"
+
+
+def unanswered_reason(n: int) -> str:
+    return f"{ordinal(n)}{_UNANSWERED_SUFFIX}"
+
+
+def inaccurate_cause(reason: str | None) -> tuple[str, int | None]:
+    """("not_in_service", None), ("unanswered", n) or ("other", None) for a reason written
+    by `next_attempt` when it marked a number inaccurate."""
+    if reason == NOT_IN_SERVICE:
+        return "not_in_service", None
+    if reason and reason.endswith(_UNANSWERED_SUFFIX):
+        word = reason[: -len(_UNANSWERED_SUFFIX)]
+        if word in _ORDINALS:
+            return "unanswered", _ORDINALS.index(word) + 1
+        if word.endswith("th") and word[:-2].isdigit():
+            return "unanswered", int(word[:-2])
+    return "other", None
 
 
 class Action(enum.StrEnum):
@@ -154,7 +182,7 @@ RENEWAL_POLICY = RetryPolicy(
         Outcome.FAILED: Rule(Action.LATER, timedelta(minutes=10), counts=False),
         Outcome.UNKNOWN: Rule(Action.NEXT_WINDOW, counts=False),
     },
-    daily_cap=3,
+    daily_cap=DAILY_CALLS_PER_NUMBER,
 )
 
 APPOINTMENT = "appointment"  # pseudo-kind: a lead with a customer's own callback time
@@ -221,7 +249,7 @@ def next_attempt(
     if rule.action is Action.INACCURATE:
         return Decision(
             None,
-            "number not in service (unallocated/wrong): marked inaccurate",
+            NOT_IN_SERVICE,
             result,
             mark_inaccurate=True,
             close_lead=policy.close_on_inaccurate,
@@ -230,7 +258,7 @@ def next_attempt(
     if policy.max_unanswered is not None and unanswered >= policy.max_unanswered:
         return Decision(
             None,
-            f"{ordinal(unanswered)} unanswered call: marked inaccurate",
+            unanswered_reason(unanswered),
             "unreachable" if policy.close_on_inaccurate else result,
             mark_inaccurate=True,
             close_lead=policy.close_on_inaccurate,

@@ -57,10 +57,12 @@ from schedules.config import DeskCalendar
 from schedules.distribution import (
     Allocation,
     allocate,
+    far_day_reason,
     new_seed,
     overdue_cutoff,
     result_deadline,
 )
+from schedules.exceptions import DistributionDayRefused
 from schedules.models import DistributionRun
 from schedules.timeline import central_cutoff, distribution_at, latest_expiry_due
 from schedules.windows import fmt_local, zone
@@ -95,6 +97,29 @@ def _instance() -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+CLOSINGS_LISTED = 20  # lead ids listed per closing reason (the counts are always complete)
+
+
+@dataclass
+class Closing:
+    """Leads the timeline closed (or, in a dry run, would close) for one reason."""
+
+    reason: str
+    count: int = 0
+    taken_back: int = 0  # of them, held by a specialist until now
+    leads: list[int] = field(default_factory=list)  # the first few, held ones first
+
+    def line(self) -> str:
+        held = (
+            f", {self.taken_back} of them taken back from their specialist"
+            if self.taken_back
+            else ""
+        )
+        more = self.count - len(self.leads)
+        shown = ", ".join(str(i) for i in self.leads) + (f" and {more} more" if more > 0 else "")
+        return f"  {self.count} {self.reason}{held}: leads {shown}"
+
+
 @dataclass
 class TimelineReport:
     day: date
@@ -105,10 +130,21 @@ class TimelineReport:
     renewal_closed_for_lapse: int = 0
     central_marked: int = 0
     callbacks_created: int = 0
+    closings: list[Closing] = field(default_factory=list)
+
+    @property
+    def closed(self) -> int:
+        return sum(c.count for c in self.closings)
+
+    @property
+    def taken_back(self) -> int:
+        return sum(c.taken_back for c in self.closings)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["day"] = self.day.isoformat()
+        d["closed"] = self.closed
+        d["taken_back"] = self.taken_back
         return d
 
     def line(self) -> str:
@@ -117,6 +153,14 @@ class TimelineReport:
             f"central +{self.central_marked}, callbacks +{self.callbacks_created}, "
             f"closed (renewed) {self.closed_renewed}"
         )
+
+    def closing_lines(self, dry_run: bool) -> list[str]:
+        """What the run closes (or would), by reason, with the leads taken back."""
+        verb = "would close" if dry_run else "closed"
+        if not self.closed:
+            return [f"{verb} no leads"]
+        back = f" ({self.taken_back} taken back from specialists)" if self.taken_back else ""
+        return [f"{verb} {self.closed} leads{back}:"] + [c.line() for c in self.closings if c.count]
 
 
 async def _final_results(session: AsyncSession) -> list[str]:
@@ -147,6 +191,7 @@ async def timeline_in(
 
     report.closed_renewed = await _close(
         session,
+        report,
         now,
         "policy already renewed",
         Lead.status.in_(open_status),
@@ -155,6 +200,7 @@ async def timeline_in(
 
     report.closed_expired = await _close(
         session,
+        report,
         now,
         "policy lapsed before distribution (a lapsed lead follows)",
         Lead.kind.in_(["renewal", "trial"]),
@@ -203,6 +249,7 @@ async def timeline_in(
     lapsed_policies = select(Lead.policy_id).where(Lead.kind == "lapsed")
     report.renewal_closed_for_lapse = await _close(
         session,
+        report,
         now,
         "policy lapsed: continued as a lapsed lead",
         Lead.kind == "renewal",
@@ -234,6 +281,20 @@ async def timeline_in(
             )
         )
         report.made_due[kind] = _rowcount(res)
+
+    # Imported post-underwriting callback lists are the automatic campaign's work from the
+    # day of their import: the importer makes them due (crm_sync.importer.initial_status);
+    # lists imported as `new` before that rule are made due here, or nobody would dial them.
+    res = await session.execute(
+        update(Lead)
+        .where(
+            Lead.kind == "callback",
+            Lead.status == LeadStatus.NEW.value,
+            or_(Lead.due_on.is_(None), Lead.due_on <= day),
+        )
+        .values(status=LeadStatus.DUE.value, updated_at=now)
+    )
+    report.made_due["callback"] = _rowcount(res)
 
     res = await session.execute(
         update(Lead)
@@ -300,14 +361,26 @@ async def timeline_in(
 
 
 async def _close(
-    session: AsyncSession, now: datetime, reason: str, *where: ColumnElement[bool]
+    session: AsyncSession,
+    report: TimelineReport,
+    now: datetime,
+    reason: str,
+    *where: ColumnElement[bool],
 ) -> int:
-    res = await session.execute(
-        update(Lead)
-        .where(*where)
-        .values(status=LeadStatus.CLOSED.value, closed_reason=reason, updated_at=now)
-    )
-    return _rowcount(res)
+    """Close the leads matching `where`; the report records how many, which, and how many a
+    specialist held (so that a dry run can say what a run would take back)."""
+    rows = (
+        await session.execute(
+            update(Lead)
+            .where(*where)
+            .values(status=LeadStatus.CLOSED.value, closed_reason=reason, updated_at=now)
+            .returning(Lead.id, Lead.owner_id)
+        )
+    ).all()
+    held = sorted(r.id for r in rows if r.owner_id is not None)
+    others = sorted(r.id for r in rows if r.owner_id is None)
+    report.closings.append(Closing(reason, len(rows), len(held), (held + others)[:CLOSINGS_LISTED]))
+    return len(rows)
 
 
 def _rowcount(result: Any) -> int:
@@ -822,13 +895,38 @@ class DeskService:
         dry_run: bool = False,
         seed: int | None = None,
         timeline: bool = True,
+        force: bool = False,
     ) -> DayWork:
         """The timeline and the distribution for `day` (default: today, local), as the morning
         job runs them. Another day's result deadlines are judged as at that day's distribution
-        time, so a rerun for yesterday skips the same specialists it skipped then."""
+        time, so a rerun for yesterday skips the same specialists it skipped then.
+
+        A day further than `NEAR_DAYS` from today needs `force`; without it a dry run is made
+        and `DistributionDayRefused` carries it, so the refusal says what the run would close.
+        """
         now = self.clock.now()
         today = self.desk.hours().local_date(now)
         day = day or today
+        far = far_day_reason(day, today)
+        if far is not None and not force and not dry_run:
+            preview = await self._run(day, now, today, dry_run=True, seed=seed, timeline=timeline)
+            raise DistributionDayRefused(far, preview)
+        work = await self._run(day, now, today, dry_run=dry_run, seed=seed, timeline=timeline)
+        if far is not None:
+            forced = "forced: " if force else "a real run needs force: "
+            work = DayWork(work.day, work.distribution, work.timeline, (*work.notes, forced + far))
+        return work
+
+    async def _run(
+        self,
+        day: date,
+        now: datetime,
+        today: date,
+        *,
+        dry_run: bool,
+        seed: int | None,
+        timeline: bool,
+    ) -> DayWork:
         if day != today:
             now = distribution_at(day, self.desk.distribution_time, self.desk.tz)
         notes: list[str] = []

@@ -23,6 +23,9 @@ from schedules.holidays import HolidayCalendar
 DEFAULT_TZ = "Asia/Shanghai"
 WEEKDAYS = frozenset(range(5))  # Monday..Friday
 _SEARCH_DAYS = 400
+# A call that may ring for less than this is not worth starting: most customers answer
+# within 15 s, and a shorter ring reads to them as a missed call from a stranger.
+MIN_RING = timedelta(seconds=15)
 
 
 @dataclass(frozen=True, order=True)
@@ -87,6 +90,19 @@ def _aware(now: datetime) -> datetime:
     return now
 
 
+def ring_time(
+    left: timedelta | None, ring: timedelta, minimum: timedelta = MIN_RING
+) -> timedelta | None:
+    """How long a call started now may ring so that no phone rings after its window closes.
+
+    `left` is what is left of the open window (None: closed). The full `ring` if that much is
+    left, else what is left, but never under `minimum`: None means "do not start the call".
+    """
+    if left is None or left < minimum or left <= timedelta(0):
+        return None
+    return min(ring, left)
+
+
 @dataclass(frozen=True)
 class CallingHours:
     """The calling windows of one campaign kind."""
@@ -112,6 +128,11 @@ class CallingHours:
 
     def local_date(self, now: datetime, tz: str | None = None) -> date:
         return _aware(now).astimezone(zone(tz or self.tz)).date()
+
+    def day_start(self, now: datetime, tz: str | None = None) -> datetime:
+        """The instant `now`'s local day began (UTC): where "calls today" are counted from."""
+        d = self.local_date(now, tz)
+        return datetime.combine(d, time(0), tzinfo=zone(tz or self.tz)).astimezone(UTC)
 
     def slots_on(self, d: date, tz: str | None = None) -> list[Slot]:
         if not self.is_calling_day(d):
@@ -167,6 +188,16 @@ class CallingHours:
         """Time left in the open window, or None when closed."""
         s = self.current_slot(now, tz)
         return None if s is None else s.end - now
+
+    def ring_time(
+        self,
+        now: datetime,
+        ring: timedelta,
+        tz: str | None = None,
+        minimum: timedelta = MIN_RING,
+    ) -> timedelta | None:
+        """`ring_time` of the window open at `now` (None: do not start a call now)."""
+        return ring_time(self.closes_in(now, tz), ring, minimum)
 
     def next_slots(self, now: datetime, n: int, tz: str | None = None) -> list[Slot]:
         """The next `n` openings; an open window counts, from `now` (for the callback picker)."""

@@ -9,18 +9,21 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from callcenter.bootstrap import Container, build_app
-from callcenter.service import Service, wire
-from callcenter.settings import AmiServer, Settings
+from callcenter.service import Service
 from crm_sync.auth import issue_token
 from crm_sync.models import Lead, Specialist
-from dialer.engine import DialerConfig
 from dialer.models import CallAttempt
-from tests.test_dialer_support import MONDAY_0930, FastClock, seed, start_simulator, wait_for
+from tests.test_dialer_support import (
+    MONDAY_0930,
+    FastClock,
+    seed,
+    start_simulator,
+    wait_for,
+    wire_desk,
+)
 
 
 @dataclass
@@ -55,14 +58,7 @@ async def desk(
         }
         await s.commit()
     sim = await start_simulator(clock)
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=db_url,
-        ami=[AmiServer(name="pbx1", host=sim.host, port=sim.port, secret=SecretStr("secret"))],
-    )
-    container = Container(settings=settings, clock=clock, engine=engine, sessions=sessions)
-    service = wire(container, daily_jobs=False, dialer_config=DialerConfig(wrap_up_seconds=600))
-    app = build_app(container, owns_engine=False)  # the `engine` fixture disposes it
+    service, app = wire_desk(db_url, engine, sessions, tmp_path, clock, sim)
     async with TestClient(TestServer(app)) as client:
         await service.engine.wait_connected()
         yield Desk(client, service, clock, specs, leads, tokens)
@@ -147,19 +143,34 @@ async def test_every_route_is_in_the_openapi_document_and_needs_a_token(desk: De
         "/api/recordings",
     ):
         assert path in doc["paths"], path
+    public = set()
     for path, ops in doc["paths"].items():
-        for method in ops:
+        for method, op in ops.items():
+            if op["security"] == []:
+                public.add(path)
+                continue
             url = path.replace("{", "").replace("}", "")
             resp = await desk.client.request(method.upper(), url)
             assert resp.status == 401, (method, path)
+    # Only the about page and the API's own description are open to anyone; `/` (a redirect
+    # to the seat page) and the web pages are not part of the document.
+    assert public == {"/about", "/api/openapi.json", "/api/docs", "/api/docs/{asset}"}
+    assert "/" not in doc["paths"] and "/seat" not in doc["paths"]
+    for path in ("/api/users", "/api/users/{who}/password", "/api/users/{who}/disable"):
+        assert path in doc["paths"], path
+    assert not [p for p in doc["paths"] if p.startswith(("/api/seat/pop", "/api/seat/events"))]
 
 
 async def test_a_specialist_cannot_sign_in_at_another_device(desk: Desk) -> None:
     a = desk.as_("a")
-    for device in ("PJSIP/8101", "PJSIP/13800000000@carrier"):
+    resp = await desk.client.post("/api/seat/sign-in", json={"seat": "PJSIP/8101"}, headers=a)
+    assert resp.status == 403, await resp.text()
+    assert "own seat" in (await resp.json())["error"]
+    # A number through the trunk is not a seat at all: refused before anyone looks it up.
+    for device in ("PJSIP/13800000000@carrier", "PJSIP/8100&PJSIP/8101", "SIP/8100"):
         resp = await desk.client.post("/api/seat/sign-in", json={"seat": device}, headers=a)
-        assert resp.status == 403, await resp.text()
-        assert "own seat" in (await resp.json())["error"]
+        assert resp.status == 400, device
+        assert (await resp.json())["errors"][0]["field"] == "seat"
     assert (await desk.client.get("/api/seat", headers=a)).status == 409  # not signed in
     own = await desk.client.post("/api/seat/sign-in", json={"seat": "PJSIP/8100"}, headers=a)
     assert own.status == 200 and (await own.json())["seat"] == "PJSIP/8100"

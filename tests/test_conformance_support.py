@@ -20,6 +20,7 @@ import json
 import re
 import sys
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,8 +126,13 @@ class SimRun:
     log: list[tuple[float, str, bytes]]  # (virtual time, "send"/"recv", bytes), in order
 
 
-async def run_against_simulator(base: Path, monitor_dir: Path | None = None) -> SimRun:
-    """Send the trace's actions to a fresh simulator at the trace's times (VirtualClock)."""
+async def run_against_simulator(
+    base: Path,
+    monitor_dir: Path | None = None,
+    at: Sequence[tuple[float, Callable[[PbxSimulator], object]]] = (),
+) -> SimRun:
+    """Send the trace's actions to a fresh simulator at the trace's times (VirtualClock).
+    `at`: what happened to the PBX outside AMI at a trace time (e.g. `core stop` on its CLI)."""
     clock = VirtualClock(datetime(2026, 11, 27, 11, 33, 20, tzinfo=UTC))
     sim = PbxSimulator(clock=clock, users={"dialer": "dialer-secret"}, monitor_dir=monitor_dir)
     await sim.start("127.0.0.1", 0)
@@ -147,8 +153,13 @@ async def run_against_simulator(base: Path, monitor_dir: Path | None = None) -> 
         eof.set()
 
     task = asyncio.create_task(read())
+    todo = sorted(at, key=lambda x: x[0])
     try:
         for t, action in trace_actions(base):
+            while todo and todo[0][0] <= t:
+                when, what = todo.pop(0)
+                await _advance_to(clock, when)
+                what(sim)
             await _advance_to(clock, t)
             pairs = []
             for k, val in action.headers:

@@ -12,12 +12,18 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from pydantic import SecretStr
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from callcenter.bootstrap import Container, build_app
+from callcenter.service import Service, wire
+from callcenter.settings import AmiServer, Settings
 from crm_sync.models import Branch, Customer, Lead, Phone, Policy, Specialist
 from dialer.ami.supervisor import AmiConfig
 from dialer.engine import AmiServerSpec, AttemptEnded, DialerConfig, DialerEngine
@@ -107,6 +113,26 @@ async def start_simulator(clock: Any, tmp_path: Any = None) -> PbxSimulator:
     sim = PbxSimulator(clock=clock, users={"dialer": "secret"}, seed=1)
     await sim.start("127.0.0.1", 0)
     return sim
+
+
+def wire_desk(
+    db_url: str,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    data_dir: Path,
+    clock: Any,
+    sim: PbxSimulator,
+) -> tuple[Service, web.Application]:
+    """The whole service wired to one simulator, without daily jobs, with a long wrap-up (a
+    test acts on the seat after a call); the `engine` fixture disposes the database."""
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=db_url,
+        ami=[AmiServer(name="pbx1", host=sim.host, port=sim.port, secret=SecretStr("secret"))],
+    )
+    container = Container(settings=settings, clock=clock, engine=engine, sessions=sessions)
+    service = wire(container, daily_jobs=False, dialer_config=DialerConfig(wrap_up_seconds=600))
+    return service, build_app(container, owns_engine=False)
 
 
 def make_engine(

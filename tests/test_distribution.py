@@ -225,7 +225,7 @@ async def test_cli_prints_who_got_how_many_as_json(
     await rows.specialists(session, 2)
     await _due(session, 3)
     await session.commit()
-    args = argparse.Namespace(dry_run=False, json=True, seed=11, no_timeline=False)
+    args = argparse.Namespace(dry_run=False, json=True, seed=11, no_timeline=False, force=False)
     code = await distribute(
         args, Settings(database_url=db_url), DeskCalendar(), DAY, VirtualClock(NOW)
     )
@@ -242,7 +242,7 @@ async def test_cli_dry_run_shows_what_the_timeline_would_make_due_and_writes_not
     await rows.specialists(session, 2)
     _, lead = await rows.policy_with_lead(session, DAY + timedelta(days=25))  # NEW, due today
     await session.commit()
-    args = argparse.Namespace(dry_run=True, json=False, seed=11, no_timeline=False)
+    args = argparse.Namespace(dry_run=True, json=False, seed=11, no_timeline=False, force=False)
     settings = Settings(database_url=db_url)
     assert await distribute(args, settings, DeskCalendar(), DAY, VirtualClock(NOW)) == 0
     text = capsys.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -20,7 +21,9 @@ TODAY = date(2026, 1, 5)
 
 
 def read_report(path: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(Path(path).read_text(encoding="utf-8-sig").splitlines()))
+    # Whole, not by lines: a rejected value may itself hold a line break.
+    text = Path(path).read_bytes().decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
 async def run(
@@ -294,6 +297,26 @@ async def test_branch_email_column_sets_the_branch_address(
     async with engine.connect() as conn:
         branch = (await conn.execute(select(Branch.code, Branch.name, Branch.email))).one()
     assert tuple(branch) == ("1301", "石家庄分公司", "sjz@example.com")
+
+
+async def test_a_branch_email_that_is_not_one_address_is_a_row_error_and_good_rows_land(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    header = [*HEADER, "机构邮箱"]
+    rows = [
+        [*row("P1"), "sjz@example.com"],
+        [*row("P2", branch="1302 唐山分公司"), "ts@example.com\r\nBcc: thief@example.net"],
+        [*row("P3", branch="1303 保定分公司"), "bd@example.com, boss@example.com"],
+    ]
+    s = await run(engine, write_csv(tmp_path / "l.csv", rows, header=header))
+    assert (s.imported, s.rejected) == (1, 2)
+    assert s.errors_file is not None
+    lines = read_report(s.errors_file)
+    assert [(r["row"], r["column"]) for r in lines] == [("3", "机构邮箱"), ("4", "机构邮箱")]
+    assert all(r["reason"].startswith("not one e-mail address") for r in lines)
+    async with engine.connect() as conn:
+        branches = (await conn.execute(select(Branch.code, Branch.email))).all()
+    assert [tuple(b) for b in branches] == [("1301", "sjz@example.com")]
 
 
 async def test_a_file_that_breaks_midway_leaves_nothing_behind(

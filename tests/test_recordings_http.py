@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +19,7 @@ from callcenter.web import create_app
 from crm_sync.models import Lead, OutboxMessage
 from recordings.config import RecordingSettings
 from recordings.http import RECORDINGS, parse_range, routes
+from recordings.models import Recording
 from recordings.services import RecordingsService
 from recordings.store import LocalStore
 from schedules.clock import VirtualClock
@@ -135,6 +138,16 @@ async def test_a_specialist_cannot_fetch_another_specialists_recording(api: Api)
     assert (await api.get(f"/api/recordings/{api.theirs}/audio", api.sup))[0] == 200
 
 
+async def test_a_range_in_an_unknown_unit_gets_the_whole_file(api: Api) -> None:
+    # RFC 9110 §14.2: a server ignores a Range header field with a unit it does not know.
+    url = f"/api/recordings/{api.mine}/audio"
+    for header in ("items=1-2", "pages=0-", "seconds=5-10"):
+        resp = await api.client.get(url, headers={**api.me, "Range": header})
+        assert resp.status == 200, header
+        assert "Content-Range" not in resp.headers
+        assert await resp.read() == AUDIO, header
+
+
 async def test_no_request_path_reaches_the_file_system(api: Api) -> None:
     for path in ("/api/recordings/..%2F..%2Fetc%2Fpasswd/audio", "/api/recordings/1e3/audio"):
         status, _ = await api.get(path, api.sup)
@@ -159,7 +172,7 @@ async def test_audio_is_streamed_whole_and_by_range(api: Api) -> None:
         assert resp.status == 206, header
         assert resp.headers["Content-Range"] == f"bytes {a}-{b}/{len(AUDIO)}"
         assert await resp.read() == AUDIO[a : b + 1], header
-    for header in ("bytes=10240-", "bytes=50-10", "bytes=-0", "items=1-2"):
+    for header in ("bytes=10240-", "bytes=50-10", "bytes=-0"):
         resp = await api.client.get(url, headers={**api.me, "Range": header})
         assert resp.status == 416, header
         assert resp.headers["Content-Range"] == f"bytes */{len(AUDIO)}"
@@ -175,6 +188,81 @@ async def test_audio_is_streamed_whole_and_by_range(api: Api) -> None:
     token = api.me["Authorization"].split()[1]
     resp = await api.client.get(f"{url}?token={token}", headers={"Range": "bytes=0-3"})
     assert resp.status == 206 and await resp.read() == AUDIO[:4]
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, auth: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
+    """One request and its whole response on an open HTTP/1.1 connection (keep-alive)."""
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: test\r\n"
+        f"Authorization: {auth['Authorization']}\r\n\r\n".encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines if x)}
+    body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), 10)
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+async def test_audio_of_a_missing_or_damaged_file_is_one_clean_error_and_the_connection_lives(
+    api: Api, damage: str
+) -> None:
+    async with api.sessions() as s:
+        key = (await s.get(Recording, api.mine)).storage_key  # type: ignore[union-attr]
+    assert key is not None
+    path = api.store.path(key)
+    if damage == "deleted":
+        path.unlink()
+    else:
+        path.write_bytes(AUDIO[:100])
+    server = api.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        status, headers, body = await _exchange(
+            reader, writer, f"/api/recordings/{api.mine}/audio", api.me
+        )
+        assert status == 410, body
+        assert headers["content-type"].startswith("application/json")
+        error = json.loads(body)
+        assert "recordings check" in error["error"]
+        # The same connection answers the next request: nothing was left in the stream.
+        status, _, body = await _exchange(reader, writer, f"/api/recordings/{api.mine}", api.me)
+        assert status == 200 and json.loads(body)["id"] == api.mine
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+class _FailingStore(LocalStore):
+    """A store whose disk fails after the first block of a read (checked sizes are fine)."""
+
+    async def read_range(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
+        async for block in super().read_range(key, start, min(end, start + 99)):
+            yield block
+        raise OSError(5, "Input/output error")
+
+
+async def test_a_store_failing_mid_stream_cuts_the_connection_instead_of_a_second_response(
+    api: Api,
+) -> None:
+    failing = _FailingStore(api.store.root)
+    api.client.server.app[RECORDINGS].store = failing
+    reader, writer = await asyncio.open_connection(api.client.server.host, api.client.server.port)
+    try:
+        writer.write(
+            f"GET /api/recordings/{api.mine}/audio HTTP/1.1\r\nHost: test\r\n"
+            f"Authorization: {api.me['Authorization']}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        received = await asyncio.wait_for(reader.read(), 10)  # to the end: the server closes
+    finally:
+        writer.close()
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert body == AUDIO[:100]  # short of Content-Length, and no response inside the body
 
 
 def test_parse_range_edges() -> None:

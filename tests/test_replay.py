@@ -78,6 +78,12 @@ EXPECTED: dict[str, list[tuple[str, str, str | None, int | None, int | None, str
     "pjsip/pjsip_customer_first_wrong_number_404": [
         ("att-014", "wrong_number", "NOANSWER", 1, 404, None)
     ],
+    # `core stop gracefully`: the bridged call ends normally; the next Originate is refused
+    # (the tracker's "failed"; the engine records it not sent, dialer.shutdown).
+    "pjsip/shutdown/pjsip_originate_while_shutting_down": [
+        ("att-206", "answered", "ANSWER", 16, None, None),
+        ("att-207", "failed", None, None, None, None),
+    ],
 }
 
 BEHAVIOUR_OUTCOME = {

@@ -8,6 +8,7 @@ import pytest
 from schedules.holidays import load_calendar
 from schedules.retry import (
     CALLBACK_POLICY,
+    NOT_IN_SERVICE,
     RENEWAL_POLICY,
     Action,
     Attempt,
@@ -16,7 +17,9 @@ from schedules.retry import (
     RetryPolicy,
     Rule,
     appointment_time,
+    inaccurate_cause,
     next_attempt,
+    unanswered_reason,
 )
 from schedules.windows import CallingHours
 
@@ -240,3 +243,11 @@ def test_a_corrected_number_does_not_inherit_the_old_numbers_failures(
     )
     assert not d.mark_inaccurate and d.next_at == sh(2026, 3, 12, 9, 30)
     assert "first of 3" in d.reason
+
+
+def test_the_cause_of_an_inaccurate_mark_is_read_back_from_its_reason() -> None:
+    assert inaccurate_cause(NOT_IN_SERVICE) == ("not_in_service", None)
+    assert inaccurate_cause(unanswered_reason(3)) == ("unanswered", 3)
+    assert inaccurate_cause(unanswered_reason(12)) == ("unanswered", 12)
+    assert inaccurate_cause("set by hand") == ("other", None)
+    assert inaccurate_cause(None) == ("other", None)

@@ -100,7 +100,7 @@ async def test_daily_timeline_turns_the_database_into_the_days_work(
 
     report = await run_timeline(sessions, day=DAY, now=NOW, desk=desk)
 
-    assert report.made_due == {"renewal": 2, "lapsed": 0, "trial": 1}
+    assert report.made_due == {"renewal": 2, "lapsed": 0, "trial": 1, "callback": 0}
     assert report.closed_renewed == 1
     assert report.lapsed_created == 2 and report.renewal_closed_for_lapse == 2
     assert report.central_marked == 1
@@ -137,7 +137,7 @@ async def test_daily_timeline_turns_the_database_into_the_days_work(
     assert callback.phone_id is not None
 
     again = await run_timeline(sessions, day=DAY, now=NOW + timedelta(hours=1), desk=desk)
-    assert again.made_due == {"renewal": 0, "lapsed": 0, "trial": 0}
+    assert again.made_due == {"renewal": 0, "lapsed": 0, "trial": 0, "callback": 0}
     assert (again.lapsed_created, again.callbacks_created, again.central_marked) == (0, 0, 0)
     assert again.closed_renewed == 0
 

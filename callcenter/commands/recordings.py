@@ -13,6 +13,7 @@ from callcenter.bootstrap import Container, bootstrap
 from callcenter.service import recordings_for
 from recordings.ingest import RecordingJob
 from recordings.models import Recording
+from recordings.services import UNLINKED_ADVICE
 from recordings.wiring import Recordings
 
 
@@ -22,7 +23,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = rsub.add_parser(
         "check",
         help="answered calls without audio, recordings without a call, header-only files, "
-        "orphan files, checksum mismatches (exit 1 when anything is found)",
+        "orphan files, files in the monitor folder that belong to no call, checksum mismatches "
+        "(exit 1 when anything is found)",
     )
     c.add_argument("--json", action="store_true", help="machine-readable report")
     c.add_argument("--no-checksums", action="store_true", help="skip re-reading every file")
@@ -71,6 +73,7 @@ def _check(args: argparse.Namespace) -> int:
             "checksum mismatches / missing files": report.checksum_mismatches,
             "orphan files in the store": report.orphan_files,
             "pending for over an hour": report.stale_pending,
+            "files in the monitor folder that belong to no call": report.unlinked_monitor_files,
         }
         for title, items in sections.items():
             print(f"{title}: {len(items)}")
@@ -81,6 +84,8 @@ def _check(args: argparse.Namespace) -> int:
         print(
             f"(header-only files of never-bridged calls, expected: {report.header_only_expected})"
         )
+        if report.unlinked_monitor_files:
+            print(f"what to do with the monitor folder's files: {UNLINKED_ADVICE}")
         print("OK" if report.ok else "PROBLEMS FOUND")
         return 0 if report.ok else 1
 

@@ -17,18 +17,20 @@ import secrets
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from pydantic import Field
 
 from callcenter.pages import i18n
 from callcenter.pages.exceptions import PagesError
 from callcenter.pages.live import CLOSE, SeatHub
 from callcenter.pages.services import SESSION_LIFETIME, Accounts, SeatPages
+from crm_sync.api import ONE_LINE, Body, Id, Name, PathParams, View, endpoint
 from crm_sync.auth import ApiError, Principal, json_response, principal, require_supervisor
 from dialer.exceptions import DialerError
 
@@ -287,6 +289,7 @@ async def lead_page(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/seat/pop")
+@endpoint(page=True)
 async def pop(request: web.Request) -> web.Response:
     """The screen pop: the call on the seat with the customer's phones, vehicle, policy,
     last year's policy, the attempts and recordings, the campaign and why now."""
@@ -297,12 +300,14 @@ async def pop(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/seat/day")
+@endpoint(page=True)
 async def my_day(request: web.Request) -> web.Response:
     """My day: the queue by kind, what is due, finished, appointments, node 3's deadline."""
     return json_response(await _call(request.app[SEAT_PAGES].day(principal(request))))
 
 
 @routes.get("/api/seat/appointment-slots")
+@endpoint(page=True)
 async def slots(request: web.Request) -> web.Response:
     """The calling windows of the next working days, for the appointment picker (?kind=)."""
     principal(request)
@@ -311,6 +316,7 @@ async def slots(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/seat/appointment-check")
+@endpoint(page=True)
 async def check_time(request: web.Request) -> web.Response:
     """Whether a callback time can be booked (?at=ISO time with zone&kind=), and why not."""
     principal(request)
@@ -326,6 +332,7 @@ async def check_time(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/seat/disposition")
+@endpoint(page=True)
 async def disposition(request: web.Request) -> web.Response:
     """The contact result of the seat's lead: {lead_id, result, note?, callback_at?, premium?}.
 
@@ -360,12 +367,14 @@ async def disposition(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/seat/hangup")
+@endpoint(page=True)
 async def hang_up(request: web.Request) -> web.Response:
     """Hang up the call on one's own seat."""
     return json_response(await _call(request.app[SEAT_PAGES].hang_up(principal(request))))
 
 
 @routes.get("/api/seat/events")
+@endpoint(page=True)
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events for one's seat: `seat` on every change, `pop` when a call connects
     or a preview is offered (the screen pop's data, as GET /api/seat/pop)."""
@@ -439,46 +448,72 @@ async def _pop_or_none(pages: SeatPages, who: Principal) -> dict[str, Any] | Non
 # -- logins (supervisors) --------------------------------------------------------------------------
 
 
-def _password(body: dict[str, Any]) -> str:
-    password = body.get("password")
-    if not isinstance(password, str):
-        raise ApiError(400, "password is required (at least 8 characters)")
-    return password
-
-
-@routes.get("/api/users")
-async def list_users(request: web.Request) -> web.Response:
-    """Supervisor: every user with their login name, role and whether disabled or locked."""
-    require_supervisor(principal(request))
-    return json_response(await request.app[ACCOUNTS].list())
-
-
-@routes.post("/api/users")
-async def add_user(request: web.Request) -> web.Response:
-    """Supervisor: create a login for a specialist: {specialist: id|seat|name, username, password}."""
-    require_supervisor(principal(request))
-    body = await _body(request)
-    who, username = body.get("specialist"), body.get("username")
-    if not isinstance(who, str | int) or isinstance(who, bool):
-        raise ApiError(400, "specialist is required: an id, seat (PJSIP/8001) or name")
-    if not isinstance(username, str):
-        raise ApiError(400, "username is required")
-    view = await _call(request.app[ACCOUNTS].add(who, username, _password(body)))
-    return json_response(view, status=201)
-
-
-@routes.post("/api/users/{who}/password")
-async def reset_password(request: web.Request) -> web.Response:
-    """Supervisor: set a new password (lifts a lockout; the user's sessions end)."""
-    require_supervisor(principal(request))
-    body = await _body(request)
-    return json_response(
-        await _call(request.app[ACCOUNTS].set_password(request.match_info["who"], _password(body)))
+class UserView(View):
+    id: int
+    name: str
+    seat: str | None
+    role: str
+    username: str | None = Field(description="the sign-in name; null: no login yet")
+    disabled: bool
+    locked: bool | None = Field(
+        default=None, description="locked after wrong passwords (in the list only)"
     )
 
 
+# A password is checked by the service (length, with a reason); the model keeps out what no
+# password is: NUL (PostgreSQL text refuses it) and a line break.
+Password = Annotated[str, Field(max_length=1024, pattern=ONE_LINE, description="at least 8 characters")]
+
+
+class NewLogin(Body):
+    specialist: Id | Name = Field(description="the specialist's id, seat (PJSIP/8001) or name")
+    username: Name = Field(description="1 to 64 characters without spaces")
+    password: Password
+
+
+class NewPassword(Body):
+    password: Password
+
+
+class UserPath(PathParams):
+    who: Name = Field(description="the user's id, seat, name or sign-in name")
+
+
+@routes.get("/api/users")
+@endpoint(response=list[UserView], errors=(403,), tags=("users",))
+async def list_users(request: web.Request) -> list[dict[str, Any]]:
+    """Supervisor: every user with their login name, role and whether disabled or locked."""
+    require_supervisor(principal(request))
+    users: list[dict[str, Any]] = await request.app[ACCOUNTS].list()
+    return users
+
+
+@routes.post("/api/users")
+@endpoint(body=NewLogin, response=UserView, status=201, errors=(403, 404), tags=("users",))
+async def add_user(request: web.Request, body: NewLogin) -> dict[str, Any]:
+    """Supervisor: create a login for a specialist (a web sign-in name and password)."""
+    require_supervisor(principal(request))
+    view: dict[str, Any] = await _call(
+        request.app[ACCOUNTS].add(body.specialist, body.username, body.password)
+    )
+    return view
+
+
+@routes.post("/api/users/{who}/password")
+@endpoint(path=UserPath, body=NewPassword, response=UserView, errors=(403, 404), tags=("users",))
+async def reset_password(request: web.Request, path: UserPath, body: NewPassword) -> dict[str, Any]:
+    """Supervisor: set a new password (lifts a lockout; the user's sessions end)."""
+    require_supervisor(principal(request))
+    view: dict[str, Any] = await _call(
+        request.app[ACCOUNTS].set_password(path.who, body.password)
+    )
+    return view
+
+
 @routes.post("/api/users/{who}/disable")
-async def disable_user(request: web.Request) -> web.Response:
+@endpoint(path=UserPath, response=UserView, errors=(403, 404), tags=("users",))
+async def disable_user(request: web.Request, path: UserPath) -> dict[str, Any]:
     """Supervisor: no more sign-ins for this user (web sessions end, API tokens revoked)."""
     require_supervisor(principal(request))
-    return json_response(await _call(request.app[ACCOUNTS].disable(request.match_info["who"])))
+    view: dict[str, Any] = await _call(request.app[ACCOUNTS].disable(path.who))
+    return view

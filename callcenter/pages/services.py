@@ -205,8 +205,11 @@ class Accounts:
 
     # -- managing logins (supervisors; `callcenter users`) -----------------------------------
     async def _specialist(self, s: AsyncSession, who: str | int) -> Specialist:
-        if isinstance(who, int) or (isinstance(who, str) and who.isdigit()):
-            user = await s.get(Specialist, int(who))
+        if isinstance(who, str) and who.isascii() and who.isdigit():
+            who = int(who)
+        if isinstance(who, int):
+            # Beyond the id column's range nobody can be meant (PostgreSQL would refuse it).
+            user = await s.get(Specialist, who) if 0 < who < 2**31 else None
         else:
             user = (
                 await s.scalars(

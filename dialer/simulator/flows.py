@@ -32,11 +32,13 @@ from dialer.simulator.pbx import (
     HungUp,
     Leg,
     Pbx,
+    PbxShutDown,
     Redirected,
     has_sounds,
     parse_callerid,
     playback_seconds,
 )
+from dialer.simulator.shutdown import cut
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,9 @@ async def _run(pbx: Pbx, call: Call, o: Originate, tech: str, resource: str) -> 
     rec: list[_Rec] = []
     try:
         await _originate(pbx, call, o, tech, resource, rec)
+    except PbxShutDown:
+        cut(pbx, call)
+        _or(pbx, call, o, False, 0)
     except HungUp:
         _teardown(pbx, call, o)
     except asyncio.CancelledError:
@@ -509,7 +514,8 @@ async def _seat_first(
         _enter(pbx, s1, ctx, o.exten, "NoOp", f"seat-first {s1.name} -> {number}")
     r = _mixmonitor(pbx, s1, rec)
     resource = f"{number}@{'carrier' if family == 'PJSIP' else 'customers'}"
-    _enter(pbx, s1, ctx, o.exten, "Dial", f"{family}/{resource},30")
+    ring = _seconds(dict(o.variables).get("RING_SECONDS"), 30.0)  # Dial(…,${RING_SECONDS})
+    _enter(pbx, s1, ctx, o.exten, "Dial", f"{family}/{resource},{ring:g}")
     pbx.varset(s1, "DIALSTATUS", "")
     cust_leg = pbx.open_leg(
         call,
@@ -527,7 +533,7 @@ async def _seat_first(
         pbx.ev("MusicOnHoldStart", s2, ("Class", "default"))
     if _role(family, resource) is None:
         beh = Behaviour("unallocated")
-    status, cause, code = await _ring_customer(pbx, call, None, s1, cust_leg, beh, 30.0)
+    status, cause, code = await _ring_customer(pbx, call, None, s1, cust_leg, beh, ring)
     if status == "ANSWER":
         _bridge(pbx, cust, s1, r)
         try:

@@ -78,6 +78,11 @@ class HungUp(Exception):
     """Raised inside a call coroutine when a Hangup action hit one of its channels."""
 
 
+class PbxShutDown(Exception):
+    """Raised inside a call coroutine that a `now` shutdown cuts (`Call.shutdown`; see
+    dialer/simulator/shutdown.py)."""
+
+
 class Redirected(Exception):
     """Raised inside a call coroutine when a Redirect action moved its channel on hold
     (`Call.hold`) to `Call.redirect`."""
@@ -142,6 +147,7 @@ class Call:
     responded: bool = False
     hold: Chan | None = None  # the channel a Redirect may move now (the callback's hold)
     redirect: tuple[str, str] | None = None  # (context, exten) a Redirect asked for
+    shutdown: bool = False  # the PBX is shutting down `now`: every channel is cut
 
 
 @dataclass(eq=False)
@@ -407,10 +413,12 @@ class Pbx:
         try:
             await self.clock.sleep(seconds)
         except asyncio.CancelledError:
-            if call.hangup_by is not None or call.redirect is not None:
+            if call.hangup_by is not None or call.redirect is not None or call.shutdown:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
+                if call.shutdown:
+                    raise PbxShutDown() from None
                 if call.hangup_by is not None:
                     raise HungUp() from None
                 raise Redirected() from None

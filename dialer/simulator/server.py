@@ -4,6 +4,7 @@
     await sim.start("127.0.0.1", 0)      # sim.port is the bound port
     ...
     await sim.drop_clients()             # cut every AMI link (reconnect tests)
+    sim.shutdown("gracefully")           # Asterisk stopping (dialer/simulator/shutdown.py)
     sim.mute = True                      # stop answering, keep sockets open (dead link)
     sim.action_counts["Originate"]       # what clients sent
     await sim.stop()
@@ -30,6 +31,7 @@ from dialer.ami.protocol import AmiParser, Message
 from dialer.simulator.behaviour import Scenario
 from dialer.simulator.flows import Originate, request_redirect, start_originate
 from dialer.simulator.pbx import STATE_DESC, Chan, Pbx
+from dialer.simulator.shutdown import REFUSAL, Shutdown, Stop
 from schedules.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -128,6 +130,9 @@ class _Session:
         self.sim.action_counts[action] += 1
         if self.user is None and action not in _OPEN_ACTIONS:
             self.respond("Error", aid, ("Message", "Permission denied"))
+            return
+        if self.sim.stopping is not None and action != "Logoff":
+            self.respond("Error", aid, ("Message", REFUSAL))
             return
         handler = getattr(self, f"a_{action.lower()}", None)
         if handler is None:
@@ -577,6 +582,7 @@ class PbxSimulator:
         self.rng = random.Random(seed)
         self.uptime0 = 204
         self.mute = False
+        self.stopping: Shutdown | None = None  # a shutdown in progress
         self.action_counts: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()
@@ -635,6 +641,32 @@ class PbxSimulator:
         for s in list(self._sessions):
             s.writer.transport.abort()
             s.close()
+
+    def shutdown(self, how: str = "gracefully", *, restart: bool = False) -> Shutdown:
+        """Asterisk stopping (`core stop|restart gracefully|now`): actions are refused from
+        now on; `gracefully` lets the calls end, `now` cuts them; then `Event: Shutdown` and
+        every AMI link closes. After a restart new logins are accepted again."""
+        if self.stopping is not None:
+            return self.stopping
+        self.stopping = Shutdown(self, Stop(how), restart)
+        task = asyncio.ensure_future(self.stopping.run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return self.stopping
+
+    async def close_sessions(self) -> None:
+        """Close every AMI link after what was written to it (the server's side of a stop)."""
+        for s in list(self._sessions):
+            s.close()
+
+    def restarted(self) -> None:
+        """The PBX is back after a restart: logins and actions are served again."""
+        self.stopping = None
+
+    def stop_listening(self) -> None:
+        """A stop without restart: nobody answers on the port any more."""
+        if self._server is not None:
+            self._server.close()
 
     async def stop(self) -> None:
         if self._server is not None:
