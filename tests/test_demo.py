@@ -32,8 +32,8 @@ from callcenter.demo import (
     prepare_database,
     say_seat_page,
 )
-from callcenter.pages.services import Accounts
 from callcenter.demo_folder import DemoRefused
+from callcenter.pages.services import Accounts
 from crm_sync.auth import authenticate
 from crm_sync.models import Lead, Specialist
 from dialer.models import CallAttempt
