@@ -445,8 +445,8 @@ async def _play(opts: DemoOptions, settings: Settings, host: str, port: int) -> 
     end = max(datetime.combine(day, time(17, 5), tzinfo=tz), mail_at + timedelta(minutes=2))
     windows = desk.hours().windows
     say(
-        f"calling: {len(ids) - 1} specialists ready (PJSIP/8001 waits for you); calls are made only inside the windows "
-        f"({' and '.join(str(w) for w in windows)}), so the numbers stand still between them"
+        f"calling: {len(ids) - 1} specialists ready (PJSIP/8001 waits for you); calls are made "
+        f"only inside the windows ({' and '.join(str(w) for w in windows)}), so the numbers stand still between them"
     )
     try:
         while clock.now() < end:
@@ -462,7 +462,10 @@ async def _play(opts: DemoOptions, settings: Settings, host: str, port: int) -> 
             say(line)
         clock.set_speed(1.0)
         base = f"http://{host}:{port}"
-        say(f"\nthe service: {base}/  (API page: {base}/api/docs)")
+        say(
+            f"\nthe service: {base}/ (the seat page; what it is: {base}/about, "
+            f"API page: {base}/api/docs)"
+        )
         say(f"supervisor token: {prepared.tokens['supervisor']}")
         name = next(iter(prepared.tokens))
         say(f"specialist {name} token: {prepared.tokens[name]}")
