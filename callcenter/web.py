@@ -82,8 +82,9 @@ COOKIE_AUTH = web.AppKey("cookie_auth", CookieAuth)
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # Only routes declared public=True need no token: the front page, which says what this is
-    # and where the API page is, and the API's own description.
+    # Only routes declared public=True need no token: `/` (off to the seat page), `/about`,
+    # which says what this is and where the API page is, and the API's own description.
+    # The web pages' sign-in and static files are the cookie side's (CookieAuth.is_public).
     if is_public(request.match_info.handler):
         return await handler(request)
     header = request.headers.get("Authorization", "")
