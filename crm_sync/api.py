@@ -192,6 +192,9 @@ class Endpoint:
     # Error statuses whose answer carries more than a Problem (a 409 with what a run would do).
     problems: Mapping[int, type[Problem]] = field(default_factory=dict)
     public: bool = False
+    # A web page or one of its own actions (cookie session + CSRF): checked like any route,
+    # but not part of the OpenAPI document (docs/web.md lists them).
+    page: bool = False
     # Non-JSON answers: media type -> description (audio, HTML, a static file).
     media: Mapping[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
@@ -224,6 +227,7 @@ def endpoint(
     errors: tuple[int, ...] = (),
     problems: Mapping[int, type[Problem]] | None = None,
     public: bool = False,
+    page: bool = False,
     media: Mapping[str, str] | None = None,
     tags: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Awaitable[Any]]], Handler]:
@@ -236,6 +240,7 @@ def endpoint(
     `errors`: the statuses besides 400/401 the route can answer (403, 404, 409, 416 …).
     `problems`: a status whose error answer has more fields, with its `Problem` subclass.
     `public`: no token needed (the API's own description only).
+    `page`: a web page or a page's own action, left out of the OpenAPI document.
     """
     if check_raw is not None and body is None:
         raise ValueError("check_raw needs a body model: it checks the body's bytes")
@@ -250,6 +255,7 @@ def endpoint(
         errors=errors,
         problems=dict(problems or {}),
         public=public,
+        page=page,
         media=dict(media or {}),
         tags=tags,
         adapter=TypeAdapter(response) if response is not None else None,

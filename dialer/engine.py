@@ -384,6 +384,9 @@ class DialerEngine:
         # benchmarks: (specialist id, ready at (clock.monotonic), seconds to the send,
         # seconds to the reply).
         self.latencies: deque[tuple[int, float, float, float]] = deque(maxlen=100_000)
+        # Called (synchronously, on the loop) after every seat change and preview offer:
+        # the seat page's live updates subscribe here.
+        self.seat_listeners: list[Callable[[Seat], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -763,9 +766,17 @@ class DialerEngine:
         log.info(fmt, *args)
         self._seat_dirty.setdefault(seat.specialist_id, []).append(t)
         self._seat_flush.set()
+        self._notify(seat)
         if seat.available:
             self._mark_ready(seat.specialist_id)
             self.wake(seat.specialist_id)
+
+    def _notify(self, seat: Seat) -> None:
+        for listener in self.seat_listeners:
+            try:
+                listener(seat)
+            except Exception:
+                log.exception("seat listener failed for specialist %s", seat.specialist_id)
 
     def _mark_ready(self, sid: int) -> None:
         self._ready_at[sid] = self.clock.monotonic()
@@ -1042,6 +1053,7 @@ class DialerEngine:
                 live.lead_id,
                 live.attempt_id,
             )
+            self._notify(seat)
             return None
         self._record(seat, seat.dial(self.clock.now(), live.attempt_id))
         return live, camp
@@ -1211,6 +1223,7 @@ class DialerEngine:
         if live is None or seat.state is not SeatState.READY:
             raise NoPreview(f"no lead is offered to specialist {specialist_id}")
         seat.attempt_id = None
+        self._notify(seat)
         await self._finish(live, Finished(live.attempt_id, SKIPPED, reason=reason))
 
     # -- automatic campaigns ---------------------------------------------------------------------

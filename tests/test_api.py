@@ -152,8 +152,13 @@ async def test_every_route_is_in_the_openapi_document_and_needs_a_token(desk: De
             url = path.replace("{", "").replace("}", "")
             resp = await desk.client.request(method.upper(), url)
             assert resp.status == 401, (method, path)
-    # Only the front page and the API's own description are open to anyone.
-    assert public == {"/", "/api/openapi.json", "/api/docs", "/api/docs/{asset}"}
+    # Only the about page and the API's own description are open to anyone; `/` (a redirect
+    # to the seat page) and the web pages are not part of the document.
+    assert public == {"/about", "/api/openapi.json", "/api/docs", "/api/docs/{asset}"}
+    assert "/" not in doc["paths"] and "/seat" not in doc["paths"]
+    for path in ("/api/users", "/api/users/{who}/password", "/api/users/{who}/disable"):
+        assert path in doc["paths"], path
+    assert not [p for p in doc["paths"] if p.startswith(("/api/seat/pop", "/api/seat/events"))]
 
 
 async def test_a_specialist_cannot_sign_in_at_another_device(desk: Desk) -> None:
