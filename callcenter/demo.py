@@ -248,10 +248,15 @@ async def day_counts(
     sessions: async_sessionmaker[AsyncSession], in_flight: int = 0
 ) -> DayCounts:
     async with sessions() as s:
-        calls = await s.scalar(select(func.count()).select_from(CallAttempt)) or 0
-        leads_called = (
-            await s.scalar(select(func.count(func.distinct(CallAttempt.lead_id)))) or 0
-        )
+        # One statement, so that an attempt written between two counts cannot make the
+        # retries (calls less leads called) negative.
+        calls, leads_called = (
+            await s.execute(
+                select(func.count(), func.count(func.distinct(CallAttempt.lead_id))).select_from(
+                    CallAttempt
+                )
+            )
+        ).one()
         answered = (
             await s.scalar(select(func.count()).where(CallAttempt.outcome.in_(ANSWERED))) or 0
         )
