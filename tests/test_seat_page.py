@@ -25,6 +25,11 @@ from tests.seat_page_support import (  # noqa: F401
     site_fixture,
 )
 
+# The page's assertions wait on the DOM, bounded in real time only to stop a hung test; the
+# server side is slower on a loaded machine (its database work runs in threads), so the bound
+# is generous rather than Playwright's 5 s default.
+expect.set_options(timeout=30_000)
+
 VIEWPORT = {"width": 1366, "height": 768}
 
 
