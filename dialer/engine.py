@@ -238,6 +238,9 @@ class _Live:
     admitted: bool = False  # holds a trunk slot
     answered: bool = False
     recording: str | None = None  # MIXMONITOR_FILENAME, stored on the attempt when heard
+    # The specialist who owns the customer (the lead's or its policy's owner): the key-2
+    # hand-over offers the call to their seat first.
+    owner_id: int | None = None
 
 
 class _Server:
@@ -1286,6 +1289,7 @@ class DialerEngine:
             if not cands:
                 await s.rollback()
                 return 0
+            owners = await queues.customer_owners(s, cands)
             for c in cands:
                 attempt_id = queues.new_attempt_id()
                 s.add(
@@ -1313,6 +1317,7 @@ class DialerEngine:
                         server.spec.name,
                         camp.id,
                         trunk=camp.trunk,
+                        owner_id=owners.get(c.lead_id),
                     )
                 )
             try:
@@ -1571,7 +1576,8 @@ class DialerEngine:
             return
         server = self._servers[server_name]
         seat = transfer.choose_seat(
-            s for s in self.seats.values() if self._server_for_seat(s.device) is server
+            (s for s in self.seats.values() if self._server_for_seat(s.device) is server),
+            owner_id=live.owner_id,
         )
         if seat is None:
             log.info("attempt %s: key 2 but no free seat: a specialist is booked", live.attempt_id)
