@@ -40,6 +40,7 @@ from callcenter.jobs import parse_time
 from callcenter.service import Service, wire
 from callcenter.settings import Settings, load_settings
 from callcenter.web import make_runner
+from common.clock import ScaledClock
 from crm_sync.auth import issue_token
 from crm_sync.demo import write_demo_file
 from crm_sync.models import Accuracy, Lead, LeadKind, Phone, Specialist
@@ -48,7 +49,6 @@ from dialer.engine import DialerConfig
 from dialer.exceptions import DialerError
 from dialer.models import CallAttempt, SeatState
 from dialer.simulator import PbxSimulator
-from schedules.clock import ScaledClock
 from schedules.config import DeskCalendar
 from schedules.services import (
     DistributionReport,
@@ -227,14 +227,10 @@ class DayCounts:
     in_flight: int = 0
 
 
-async def day_counts(
-    sessions: async_sessionmaker[AsyncSession], in_flight: int = 0
-) -> DayCounts:
+async def day_counts(sessions: async_sessionmaker[AsyncSession], in_flight: int = 0) -> DayCounts:
     async with sessions() as s:
         calls = await s.scalar(select(func.count()).select_from(CallAttempt)) or 0
-        leads_called = (
-            await s.scalar(select(func.count(func.distinct(CallAttempt.lead_id)))) or 0
-        )
+        leads_called = await s.scalar(select(func.count(func.distinct(CallAttempt.lead_id)))) or 0
         answered = (
             await s.scalar(select(func.count()).where(CallAttempt.outcome.in_(ANSWERED))) or 0
         )
@@ -251,9 +247,7 @@ async def day_counts(
             await s.scalar(select(func.count()).where(Phone.accuracy == Accuracy.INACCURATE.value))
             or 0
         )
-    return DayCounts(
-        calls, answered, renewed, calls - leads_called, booked, inaccurate, in_flight
-    )
+    return DayCounts(calls, answered, renewed, calls - leads_called, booked, inaccurate, in_flight)
 
 
 def progress_line(local: str, c: DayCounts) -> str:
@@ -278,9 +272,7 @@ def preparation_lines(
         "policy was renewed, so nobody calls its customer",
     ]
     if other_skips:
-        lines.append(
-            f"  {other_skips} rows skipped for other reasons (already handled, unchanged)"
-        )
+        lines.append(f"  {other_skips} rows skipped for other reasons (already handled, unchanged)")
     lines += [
         f"imported {Path(cb.file).name} as post-underwriting callbacks (承保回访): "
         f"{cb.imported}; called automatically, no specialist needed",
@@ -421,7 +413,9 @@ async def _play(opts: DemoOptions, settings: Settings, host: str, port: int) -> 
         say(f"supervisor token: {prepared.tokens['supervisor']}")
         name = next(iter(prepared.tokens))
         say(f"specialist {name} token: {prepared.tokens[name]}")
-        say(f"try: curl -H 'Authorization: Bearer {prepared.tokens['supervisor']}' {base}/api/recordings")
+        say(
+            f"try: curl -H 'Authorization: Bearer {prepared.tokens['supervisor']}' {base}/api/recordings"
+        )
         say("the command line on the demo's data (in this shell, from this folder):")
         for command in cli_commands(settings, day):
             say(f"  {command}")

@@ -15,16 +15,10 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.auth import (
-    CLOCK,
-    PRINCIPAL,
-    ApiError,
-    TokenRefused,
-    authenticate,
-    json_response,
-    principal,
-)
-from schedules.clock import Clock, SystemClock
+from common.clock import Clock, SystemClock
+from common.errors import DomainError
+from common.web import CLOCK, PRINCIPAL, ApiError, json_response, principal
+from crm_sync.auth import TokenRefused, authenticate
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +38,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return json_error(exc.status, exc.reason, **exc.details)
+    except DomainError as exc:  # every package's own exceptions: the one place they map
+        return json_error(exc.status, exc.reason)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return json_error(exc.status, exc.reason)
-    except (ValueError, KeyError, json.JSONDecodeError) as exc:
-        return json_error(400, f"bad request: {exc}")
+    except json.JSONDecodeError as exc:  # a body that is not JSON: the caller's input
+        return json_error(400, f"the body is not JSON: {exc.msg}")
     except Exception:
+        # A ValueError or KeyError here is a bug (handlers validate their input), not a 400.
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal error; the service log has the details")
 

@@ -13,18 +13,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.auth import (
-    CLOCK,
-    ApiError,
-    TokenError,
-    create_token,
-    json_response,
-    list_tokens,
-    principal,
-    require_own,
-    require_supervisor,
-    revoke_token,
-)
+from common.web import CLOCK, ApiError, json_response, principal, require_own, require_supervisor
+from crm_sync.auth import TokenError, create_token, list_tokens, revoke_token
 from crm_sync.models import ContactResult, Customer, Lead, LeadKind, LeadStatus, Phone, Policy
 
 CRM_SESSIONS = web.AppKey("crm_sessions", async_sessionmaker[AsyncSession])

@@ -59,7 +59,7 @@ from crm_sync.phones import ParsedPhone, PhoneChoice, choose_lead_phone
 from crm_sync.spreadsheets import SafeCsvWriter
 
 if TYPE_CHECKING:
-    from schedules.clock import Clock
+    from common.clock import Clock
 
 log = logging.getLogger(__name__)
 

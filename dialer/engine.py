@@ -37,10 +37,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.clock import Clock
 from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy, Specialist
 from dialer import locks, originate, prompts, queues, shutdown, transfer
 from dialer.ami import events as ev
@@ -49,6 +50,7 @@ from dialer.ami.exceptions import AmiError
 from dialer.ami.protocol import HeaderValue
 from dialer.ami.supervisor import AmiConfig, AmiSupervisor
 from dialer.calls import CallResult, CallTracker, KeyPress, Mode, Outcome
+from dialer.domain import OriginateSent, RecordingNamed, SeatChanged
 from dialer.exceptions import (
     IllegalSeatTransition,
     NoPreview,
@@ -57,6 +59,7 @@ from dialer.exceptions import (
     SeatTaken,
     UnknownCampaign,
 )
+from dialer.messagebus import MessageBus
 from dialer.models import (
     AttemptState,
     CallAttempt,
@@ -65,7 +68,6 @@ from dialer.models import (
     DialMode,
     SeatSession,
     SeatState,
-    SeatTransition,
 )
 from dialer.originate import DialPlan
 from dialer.pacing import TrunkLimiter, campaign_capacity
@@ -80,8 +82,8 @@ from dialer.results import (
     Finished,
     record_result,
 )
+from dialer.seat_store import SeatStore
 from dialer.seats import Seat, Transition
-from schedules.clock import Clock
 from schedules.retry import DAILY_CALLS_PER_NUMBER, RetryConfig
 from schedules.windows import DEFAULT_TZ, MIN_RING, CallingHours, CallingPlan, ring_time
 
@@ -354,14 +356,11 @@ class DialerEngine:
         self._queued: set[int] = set()
         self._timers: dict[int, asyncio.Task[None]] = {}
         self._results: asyncio.Queue[tuple[_Live, Finished] | None] = asyncio.Queue()
-        self._seat_dirty: dict[int, list[Transition]] = {}
-        self._seat_flush = asyncio.Event()
-        self._sent_marks: list[tuple[str, datetime]] = []
-        # MIXMONITOR_FILENAME per attempt, written as soon as heard: a call cut off by a kill
-        # still names its recording, so the next start can ingest and link it.
-        self._recording_marks: list[tuple[str, str]] = []
         self._write_lock = locks.PriorityLock()  # SQLite: one writer, claims first
-        self._seat_lock = asyncio.Lock()
+        self.bus = MessageBus()
+        self.seat_store = SeatStore(
+            sessions, clock, self.bus, self.seats.get, lambda rank: self._write_guard(rank)
+        )
         self._claim_slots = asyncio.Semaphore(self.config.claim_parallelism)
         self._tasks: list[asyncio.Task[None]] = []
         self._children: set[asyncio.Task[Any]] = set()
@@ -417,7 +416,8 @@ class DialerEngine:
         self._spawn_main(self._dispatcher(), "dialer-dispatch")
         for i in range(self.config.result_writers):
             self._spawn_main(self._result_writer(), f"dialer-results-{i}")
-        self._spawn_main(self._seat_writer(), "dialer-seats")
+        self.seat_store.reopen()
+        self._spawn_main(self.seat_store.run(), "dialer-seats")
         self._spawn_main(self._housekeeping(), "dialer-housekeeping")
         for c in self._campaigns.values():
             self._campaign_changed(c)
@@ -458,7 +458,7 @@ class DialerEngine:
             self._closing = True
             for _ in range(self.config.result_writers):
                 self._results.put_nowait(None)
-            self._seat_flush.set()
+            self.seat_store.close()
             writers = [
                 t
                 for t in self._tasks
@@ -481,7 +481,7 @@ class DialerEngine:
         self._timers.clear()
         self._children.clear()
         with contextlib.suppress(Exception):
-            await self._flush_seats()
+            await self.seat_store.flush()
         for server in self._servers.values():
             if server.link is not None:
                 with contextlib.suppress(Exception):
@@ -762,8 +762,7 @@ class DialerEngine:
             fmt += " [%s]"
             args.append(t.attempt_id)
         log.info(fmt, *args)
-        self._seat_dirty.setdefault(seat.specialist_id, []).append(t)
-        self._seat_flush.set()
+        self.bus.publish(SeatChanged(seat.specialist_id, t))
         if seat.available:
             self._mark_ready(seat.specialist_id)
             self.wake(seat.specialist_id)
@@ -806,7 +805,7 @@ class DialerEngine:
         new = Seat(specialist_id, device)
         self.seats[specialist_id] = new
         self._record(new, new.sign_in(self.clock.now(), ready=ready))
-        await self._flush_seats()
+        await self.seat_store.flush()
         return new
 
     async def sign_out(self, specialist_id: int) -> Seat:
@@ -815,14 +814,14 @@ class DialerEngine:
             await self.skip_preview(specialist_id)
         self._record(seat, seat.sign_out(self.clock.now()))
         await self._drop_preclaim(specialist_id, "seat signed out before dialling")
-        await self._flush_seats()
+        await self.seat_store.flush()
         return seat
 
     async def set_ready(self, specialist_id: int) -> Seat:
         seat = self.seat_of(specialist_id)
         if seat.state is not SeatState.READY:
             self._record(seat, seat.ready(self.clock.now()))
-            await self._flush_seats()
+            await self.seat_store.flush()
         return seat
 
     async def pause(self, specialist_id: int, reason: str) -> Seat:
@@ -831,7 +830,7 @@ class DialerEngine:
             await self.skip_preview(specialist_id)
         self._record(seat, seat.pause(self.clock.now(), reason or "paused"))
         await self._drop_preclaim(specialist_id, "seat paused before dialling")
-        await self._flush_seats()
+        await self.seat_store.flush()
         return seat
 
     def wake(self, specialist_id: int) -> None:
@@ -1476,8 +1475,7 @@ class DialerEngine:
                 return
             self._enqueue(live.server, results)
             return
-        self._sent_marks.append((live.attempt_id, now))
-        self._seat_flush.set()
+        self.bus.publish(OriginateSent(live.attempt_id, now))
 
     async def _refused_for_shutdown(self, server: _Server, live: _Live, message: str) -> None:
         """Asterisk refused the Originate because it is stopping: nothing was dialled. The
@@ -1545,8 +1543,7 @@ class DialerEngine:
             live = self._live.get(event.linkedid)
             if live is not None and event.value and event.value != live.recording:
                 live.recording = event.value
-                self._recording_marks.append((live.attempt_id, event.value))
-                self._seat_flush.set()
+                self.bus.publish(RecordingNamed(live.attempt_id, event.value))
         if isinstance(event, ev.BridgeEnter):
             live = self._live.get(event.linkedid)
             if live is not None and not live.answered:
@@ -1810,136 +1807,6 @@ class DialerEngine:
                 log.exception("attempt %s: on_attempt_ended hook failed", live.attempt_id)
 
     # -- persistence of seats and "sent" marks --------------------------------------------------
-
-    async def _seat_writer(self) -> None:
-        while True:
-            await self._seat_flush.wait()
-            self._seat_flush.clear()
-            if self._closing:
-                await self._flush_seats()
-                return
-            try:
-                await self._flush_seats()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("could not store seat states; will retry")
-                await self.clock.sleep(1.0)
-                self._seat_flush.set()
-
-    async def _flush_seats(self) -> None:
-        # The writer first, then what to write: what piles up while waiting goes in too.
-        async with self._seat_lock, self._write_guard(locks.BOOKKEEPING):
-            dirty, self._seat_dirty = self._seat_dirty, {}
-            marks, self._sent_marks = self._sent_marks, []
-            files, self._recording_marks = self._recording_marks, []
-            if not dirty and not marks and not files:
-                return
-            try:
-                await self._write_seats(dirty, marks, files)
-            except BaseException:
-                for sid, ts in dirty.items():  # keep them for the next flush
-                    self._seat_dirty[sid] = ts + self._seat_dirty.get(sid, [])
-                self._sent_marks[:0] = marks
-                self._recording_marks[:0] = files
-                raise
-
-    async def _write_seats(
-        self,
-        dirty: dict[int, list[Transition]],
-        marks: list[tuple[str, datetime]],
-        files: list[tuple[str, str]],
-    ) -> None:
-        """Seat states, their transitions, "sent" marks and recording file names: one
-        statement of each kind (executemany), however many seats changed."""
-        rows: list[dict[str, Any]] = []
-        gone: list[int] = []
-        states: dict[int, dict[str, Any]] = {}
-        for sid, transitions in dirty.items():
-            seat = self.seats.get(sid)
-            if seat is None:
-                continue
-            rows += [
-                {
-                    "specialist_id": sid,
-                    "seat": t.seat,
-                    "from_state": t.from_state.value,
-                    "to_state": t.to_state.value,
-                    "trigger": t.trigger,
-                    "reason": t.reason,
-                    "attempt_id": t.attempt_id,
-                    "at": t.at,
-                }
-                for t in transitions
-            ]
-            if seat.state is SeatState.OFFLINE:
-                gone.append(sid)
-                continue
-            states[sid] = {
-                "seat": seat.device,
-                "state": seat.state.value,
-                "pause_reason": seat.pause_reason,
-                "attempt_id": seat.attempt_id,
-                "since": seat.since or self.clock.now(),
-            }
-        async with self.sessions() as s:
-            if files:
-                await s.execute(
-                    update(_ATTEMPTS)
-                    .where(
-                        _ATTEMPTS.c.attempt_id == bindparam("file_id"),
-                        _ATTEMPTS.c.recording_file.is_(None),
-                    )
-                    .values(recording_file=bindparam("file_")),
-                    [{"file_id": attempt_id, "file_": name} for attempt_id, name in files],
-                )
-            if marks:
-                await s.execute(
-                    update(_ATTEMPTS)
-                    .where(_ATTEMPTS.c.attempt_id == bindparam("sent_id"))
-                    .values(
-                        sent_at=func.coalesce(
-                            _ATTEMPTS.c.sent_at,
-                            bindparam("sent_at_", type_=_ATTEMPTS.c.sent_at.type),
-                        ),
-                        state=case(
-                            (
-                                _ATTEMPTS.c.state == AttemptState.DIALING.value,
-                                AttemptState.SENT.value,
-                            ),
-                            else_=_ATTEMPTS.c.state,
-                        ),
-                    ),
-                    [{"sent_id": attempt_id, "sent_at_": at} for attempt_id, at in marks],
-                )
-            if gone:
-                await s.execute(delete(SeatSession).where(SeatSession.specialist_id.in_(gone)))
-            if states:
-                have = set(
-                    await s.scalars(
-                        select(SeatSession.specialist_id).where(
-                            SeatSession.specialist_id.in_(list(states))
-                        )
-                    )
-                )
-                known = [{"sid": sid, **v} for sid, v in states.items() if sid in have]
-                if known:
-                    await s.execute(
-                        update(_SEAT_SESSIONS).where(
-                            _SEAT_SESSIONS.c.specialist_id == bindparam("sid")
-                        ),
-                        known,
-                    )
-                new = [{"specialist_id": sid, **v} for sid, v in states.items() if sid not in have]
-                if new:
-                    # A seat device signed in anew: whoever held it before is gone.
-                    await s.execute(
-                        delete(SeatSession).where(SeatSession.seat.in_([v["seat"] for v in new]))
-                    )
-                    await s.execute(insert(SeatSession), new)
-            if rows:
-                await s.execute(insert(SeatTransition), rows)
-            await s.commit()
 
     # -- housekeeping ----------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from crm_sync.auth import ApiError, Principal, json_response, principal, require_supervisor
-from dialer.exceptions import DialerError
+from common.principal import Principal
+from common.web import ApiError, json_response, principal, require_supervisor
 from dialer.services import DialerService
 
 DIALER = web.AppKey("dialer", DialerService)
@@ -52,13 +52,6 @@ def _aware(value: object, name: str) -> datetime | None:
     return parsed
 
 
-async def _call(coro: Any) -> Any:
-    try:
-        return await coro
-    except DialerError as exc:
-        raise ApiError(exc.status, exc.reason) from None
-
-
 def _me(request: web.Request) -> Principal:
     return principal(request)
 
@@ -71,20 +64,20 @@ async def sign_in(request: web.Request) -> web.Response:
     if seat is not None and not isinstance(seat, str):
         raise ApiError(400, "seat must be a device name such as PJSIP/8001")
     return json_response(
-        await _call(_svc(request).sign_in(_me(request).user_id, seat, bool(body.get("ready"))))
+        await _svc(request).sign_in(_me(request).user_id, seat, bool(body.get("ready")))
     )
 
 
 @routes.post("/api/seat/sign-out")
 async def sign_out(request: web.Request) -> web.Response:
     """Sign out of the seat."""
-    return json_response(await _call(_svc(request).sign_out(_me(request).user_id)))
+    return json_response(await _svc(request).sign_out(_me(request).user_id))
 
 
 @routes.post("/api/seat/ready")
 async def ready(request: web.Request) -> web.Response:
     """Ready for the next call."""
-    return json_response(await _call(_svc(request).ready(_me(request).user_id)))
+    return json_response(await _svc(request).ready(_me(request).user_id))
 
 
 @routes.post("/api/seat/pause")
@@ -93,19 +86,19 @@ async def pause(request: web.Request) -> web.Response:
     reason = (await _body(request)).get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise ApiError(400, 'a pause needs a reason, e.g. {"reason": "break"}')
-    return json_response(await _call(_svc(request).pause(_me(request).user_id, reason.strip())))
+    return json_response(await _svc(request).pause(_me(request).user_id, reason.strip()))
 
 
 @routes.get("/api/seat")
 async def my_seat(request: web.Request) -> web.Response:
     """The caller's seat: state, since, pause reason, current attempt."""
-    return json_response(await _call(_svc(request).seat(_me(request).user_id)))
+    return json_response(await _svc(request).seat(_me(request).user_id))
 
 
 @routes.get("/api/seat/call")
 async def current_call(request: web.Request) -> web.Response:
     """The screen pop: the current (or just finished) call with its customer and policy."""
-    call = await _call(_svc(request).current_call(_me(request).user_id))
+    call = await _svc(request).current_call(_me(request).user_id)
     if call is None:
         raise ApiError(404, "no call on this seat right now")
     return json_response(call)
@@ -114,13 +107,13 @@ async def current_call(request: web.Request) -> web.Response:
 @routes.post("/api/seat/preview/confirm")
 async def confirm_preview(request: web.Request) -> web.Response:
     """Preview mode: dial the offered lead."""
-    return json_response(await _call(_svc(request).confirm_preview(_me(request).user_id)))
+    return json_response(await _svc(request).confirm_preview(_me(request).user_id))
 
 
 @routes.post("/api/seat/preview/skip")
 async def skip_preview(request: web.Request) -> web.Response:
     """Preview mode: skip the offered lead."""
-    return json_response(await _call(_svc(request).skip_preview(_me(request).user_id)))
+    return json_response(await _svc(request).skip_preview(_me(request).user_id))
 
 
 @routes.post("/api/leads/{lead_id}/disposition")
@@ -144,7 +137,7 @@ async def dispose(request: web.Request) -> web.Response:
         raise ApiError(400, "note must be text")
     callback_at = _aware(body.get("callback_at"), "callback_at")
     return json_response(
-        await _call(_svc(request).dispose(lead_id, _me(request).user_id, result, callback_at, note))
+        await _svc(request).dispose(lead_id, _me(request).user_id, result, callback_at, note)
     )
 
 
@@ -152,7 +145,7 @@ async def dispose(request: web.Request) -> web.Response:
 async def seats(request: web.Request) -> web.Response:
     """Supervisor: every signed-in seat."""
     require_supervisor(_me(request))
-    return json_response(await _call(_svc(request).seats()))
+    return json_response(await _svc(request).seats())
 
 
 @routes.get("/api/calls")
@@ -176,7 +169,7 @@ async def hang_up(request: web.Request) -> web.Response:
     """Supervisor: end a call in flight on this process (outcome `hung_up_by_action`)."""
     require_supervisor(_me(request))
     attempt_id = request.match_info["attempt_id"]
-    result = await _call(_svc(request).hang_up(attempt_id))
+    result = await _svc(request).hang_up(attempt_id)
     if not result["hung_up"]:
         raise ApiError(
             409,
@@ -190,21 +183,21 @@ async def hang_up(request: web.Request) -> web.Response:
 async def campaigns(request: web.Request) -> web.Response:
     """Supervisor: campaigns with their state and calls in flight."""
     require_supervisor(_me(request))
-    return json_response(await _call(_svc(request).campaign_status()))
+    return json_response(await _svc(request).campaign_status())
 
 
 @routes.post("/api/campaigns/{name}/start")
 async def start_campaign(request: web.Request) -> web.Response:
     """Supervisor: start a campaign."""
     require_supervisor(_me(request))
-    return json_response(await _call(_svc(request).start_campaign(request.match_info["name"])))
+    return json_response(await _svc(request).start_campaign(request.match_info["name"]))
 
 
 @routes.post("/api/campaigns/{name}/stop")
 async def stop_campaign(request: web.Request) -> web.Response:
     """Supervisor: stop a campaign (calls in flight finish)."""
     require_supervisor(_me(request))
-    return json_response(await _call(_svc(request).stop_campaign(request.match_info["name"])))
+    return json_response(await _svc(request).stop_campaign(request.match_info["name"]))
 
 
 @routes.patch("/api/campaigns/{name}")
@@ -212,9 +205,7 @@ async def update_campaign(request: web.Request) -> web.Response:
     """Supervisor: change mode, concurrency, trunk limits, caller id or message."""
     require_supervisor(_me(request))
     body = await _body(request)
-    return json_response(
-        await _call(_svc(request).update_campaign(request.match_info["name"], **body))
-    )
+    return json_response(await _svc(request).update_campaign(request.match_info["name"], **body))
 
 
 @routes.post("/api/do-not-call")
@@ -227,8 +218,8 @@ async def add_dnc(request: web.Request) -> web.Response:
     if not isinstance(number, str):
         raise ApiError(400, "number is required, e.g. +8613800138000")
     reason = body.get("reason")
-    stored = await _call(
-        _svc(request).add_do_not_call(number, reason if isinstance(reason, str) else None)
+    stored = await _svc(request).add_do_not_call(
+        number, reason if isinstance(reason, str) else None
     )
     return json_response({"number": stored, "do_not_call": True}, status=201)
 
@@ -237,5 +228,5 @@ async def add_dnc(request: web.Request) -> web.Response:
 async def remove_dnc(request: web.Request) -> web.Response:
     """Supervisor: take a number off the do-not-call list."""
     require_supervisor(_me(request))
-    removed = await _call(_svc(request).remove_do_not_call(request.match_info["number"]))
+    removed = await _svc(request).remove_do_not_call(request.match_info["number"])
     return json_response({"number": removed, "do_not_call": False})

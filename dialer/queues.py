@@ -280,7 +280,8 @@ async def customer_owners(session: AsyncSession, cands: Sequence[Candidate]) -> 
             .order_by(Lead.id, other.id)
         )
         for lead_id, owner_id in rows.all():
-            owners.setdefault(lead_id, owner_id)
+            if owner_id is not None:
+                owners.setdefault(lead_id, owner_id)
     return owners
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from crm_sync.auth import ApiError, principal
+from common.web import ApiError, principal
 from recordings.exceptions import StoreError, UnsafePath
 from recordings.services import RecordingFilter, RecordingsService
 from recordings.store import RecordingStore

@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, and_, delete, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.auth import ApiError, Principal, require_own, require_supervisor
+from common.clock import Clock
+from common.principal import Principal
+from common.web import ApiError, require_own, require_supervisor
 from crm_sync.models import Lead, LeadStatus, OutboxMessage
 from recordings.audio import CONTENT_TYPES
 from recordings.config import RecordingSettings
@@ -27,7 +29,6 @@ from recordings.exceptions import StoreError, UnsafePath
 from recordings.ingest import recording_url
 from recordings.models import Recording, RecordingReview, RecordingStatus
 from recordings.store import RecordingStore
-from schedules.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from datetime import date
 
 from aiohttp import web
 
-from crm_sync.auth import ApiError, json_response, principal, require_supervisor
+from common.web import ApiError, json_response, principal, require_supervisor
 from schedules.exceptions import DistributionDayRefused
 from schedules.services import DeskService
 

@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ColumnElement, bindparam
 
+from common.clock import Clock
 from crm_sync.mail import LapsedPolicy
 from crm_sync.models import (
     Accuracy,
@@ -52,7 +53,6 @@ from crm_sync.models import (
     Specialist,
     UtcDateTime,
 )
-from schedules.clock import Clock
 from schedules.config import DeskCalendar
 from schedules.distribution import (
     Allocation,
