@@ -50,7 +50,7 @@ from dialer.ami.exceptions import AmiError
 from dialer.ami.protocol import HeaderValue
 from dialer.ami.supervisor import AmiConfig, AmiSupervisor
 from dialer.calls import CallResult, CallTracker, KeyPress, Mode, Outcome
-from dialer.domain import OriginateSent, RecordingNamed, SeatChanged
+from dialer.domain import CustomerPressedKey, OriginateSent, RecordingNamed, SeatChanged
 from dialer.exceptions import (
     IllegalSeatTransition,
     NoPreview,
@@ -341,8 +341,6 @@ class DialerEngine:
         self.on_attempt_ended = on_attempt_ended
         self._link_factory = link_factory or supervisor_link
         self._servers = {s.name: _Server(s) for s in servers}
-        for name, srv in self._servers.items():
-            srv.tracker.on_key = functools.partial(self._on_key, name)
         self._server_order = list(self._servers)
         self._rr = 0
         self.seats: dict[int, Seat] = {}
@@ -361,6 +359,10 @@ class DialerEngine:
         self.seat_store = SeatStore(
             sessions, clock, self.bus, self.seats.get, lambda rank: self._write_guard(rank)
         )
+        # The trackers publish the keys they hear; the key-2 hand-over listens.
+        for name, srv in self._servers.items():
+            srv.tracker.on_key = functools.partial(self._publish_key, name)
+        self.bus.subscribe(CustomerPressedKey, self._on_key)
         self._claim_slots = asyncio.Semaphore(self.config.claim_parallelism)
         self._tasks: list[asyncio.Task[None]] = []
         self._children: set[asyncio.Task[Any]] = set()
@@ -1558,7 +1560,12 @@ class DialerEngine:
         if results:
             self._enqueue(server_name, results)
 
-    def _on_key(self, server_name: str, press: KeyPress) -> None:
+    def _publish_key(self, server_name: str, press: KeyPress) -> None:
+        self.bus.publish(
+            CustomerPressedKey(server_name, press.attempt_id, press.channel, press.key)
+        )
+
+    def _on_key(self, press: CustomerPressedKey) -> None:
         """Callback key 2 on a live automatic call: hand the customer to a free seat now (the
         lead owner's if free, else the one ready longest). No free seat: nothing is sent and
         the result books a specialist for later."""
@@ -1571,7 +1578,7 @@ class DialerEngine:
             or not self._running
         ):
             return
-        server = self._servers[server_name]
+        server = self._servers[press.server]
         seat = transfer.choose_seat(
             (s for s in self.seats.values() if self._server_for_seat(s.device) is server),
             owner_id=live.owner_id,
