@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from dialer.seats import Transition
+
+if TYPE_CHECKING:
+    from dialer.campaigns import CampaignInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,4 +49,17 @@ class CustomerPressedKey:
     key: str
 
 
-__all__ = ["CustomerPressedKey", "OriginateSent", "RecordingNamed", "SeatChanged"]
+@dataclass(frozen=True, slots=True)
+class CampaignChanged:
+    """A campaign was created, changed or reloaded with new values (`dialer.campaigns`)."""
+
+    campaign: CampaignInfo
+
+
+__all__ = [
+    "CampaignChanged",
+    "CustomerPressedKey",
+    "OriginateSent",
+    "RecordingNamed",
+    "SeatChanged",
+]

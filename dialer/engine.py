@@ -34,7 +34,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Table, func, select, update
@@ -50,20 +50,25 @@ from dialer.ami.exceptions import AmiError
 from dialer.ami.protocol import HeaderValue
 from dialer.ami.supervisor import AmiConfig, AmiSupervisor
 from dialer.calls import CallResult, CallTracker, KeyPress, Mode, Outcome
-from dialer.domain import CustomerPressedKey, OriginateSent, RecordingNamed, SeatChanged
+from dialer.campaigns import CallingWindows, CampaignInfo, CampaignRegistry, campaign_for
+from dialer.domain import (
+    CampaignChanged,
+    CustomerPressedKey,
+    OriginateSent,
+    RecordingNamed,
+    SeatChanged,
+)
 from dialer.exceptions import (
     IllegalSeatTransition,
     NoPreview,
     NotSignedIn,
     NotYourSeat,
     SeatTaken,
-    UnknownCampaign,
 )
 from dialer.messagebus import MessageBus
 from dialer.models import (
     AttemptState,
     CallAttempt,
-    Campaign,
     CampaignKind,
     DialMode,
     SeatSession,
@@ -85,14 +90,12 @@ from dialer.results import (
 from dialer.seat_store import SeatStore
 from dialer.seats import Seat, Transition
 from schedules.retry import DAILY_CALLS_PER_NUMBER, RetryConfig
-from schedules.windows import DEFAULT_TZ, MIN_RING, CallingHours, CallingPlan, ring_time
+from schedules.windows import DEFAULT_TZ, MIN_RING, CallingHours, CallingPlan
 
 log = logging.getLogger(__name__)
 
 _ATTEMPTS: Table = CallAttempt.__table__  # type: ignore[assignment]
 _SEAT_SESSIONS: Table = SeatSession.__table__  # type: ignore[assignment]
-
-SPECIALIST_MODES = frozenset({DialMode.SEAT_FIRST, DialMode.CUSTOMER_FIRST, DialMode.PREVIEW})
 
 
 # -- configuration and ports -----------------------------------------------------------------
@@ -189,37 +192,6 @@ class AttemptEnded:
 
 
 AttemptEndedHook = Callable[[AttemptEnded], Awaitable[None]]
-
-
-@dataclass(slots=True)
-class CampaignInfo:
-    id: int
-    name: str
-    kind: str
-    mode: str
-    running: bool
-    concurrency: int
-    trunk: str
-    trunk_max_calls: int
-    trunk_max_cps: float
-    caller_id: str | None
-    message: str | None
-
-    @classmethod
-    def of(cls, c: Campaign) -> CampaignInfo:
-        return cls(
-            c.id,
-            c.name,
-            c.kind,
-            c.mode,
-            c.running,
-            c.concurrency,
-            c.trunk,
-            c.trunk_max_calls,
-            c.trunk_max_cps,
-            c.caller_id,
-            c.message,
-        )
 
 
 @dataclass(slots=True)
@@ -345,7 +317,6 @@ class DialerEngine:
         self._rr = 0
         self.seats: dict[int, Seat] = {}
         self._live: dict[str, _Live] = {}
-        self._campaigns: dict[int, CampaignInfo] = {}
         self._campaign_active: Counter[int] = Counter()
         self._campaign_waiting: Counter[int] = Counter()  # claimed, not yet past the trunk
         self._campaign_wake: dict[int, asyncio.Event] = {}
@@ -356,6 +327,9 @@ class DialerEngine:
         self._results: asyncio.Queue[tuple[_Live, Finished] | None] = asyncio.Queue()
         self._write_lock = locks.PriorityLock()  # SQLite: one writer, claims first
         self.bus = MessageBus()
+        self.registry = CampaignRegistry(sessions, self.bus, self.config.reminder_message)
+        self.windows = CallingWindows(self.plan, self.config)
+        self.bus.subscribe(CampaignChanged, self._on_campaign_changed)
         self.seat_store = SeatStore(
             sessions, clock, self.bus, self.seats.get, lambda rank: self._write_guard(rank)
         )
@@ -421,8 +395,8 @@ class DialerEngine:
         self.seat_store.reopen()
         self._spawn_main(self.seat_store.run(), "dialer-seats")
         self._spawn_main(self._housekeeping(), "dialer-housekeeping")
-        for c in self._campaigns.values():
-            self._campaign_changed(c)
+        for c in self.registry.all():
+            self._on_campaign_changed(CampaignChanged(c))
         for sid, seat in self.seats.items():
             if seat.available:
                 self._mark_ready(sid)
@@ -606,70 +580,21 @@ class DialerEngine:
     # -- campaigns ---------------------------------------------------------------------------
 
     async def ensure_default_campaigns(self) -> None:
-        """One campaign per kind, stopped, unless the database has them already."""
-        defaults = {
-            CampaignKind.RENEWAL: DialMode.SEAT_FIRST,
-            CampaignKind.LAPSED: DialMode.SEAT_FIRST,
-            CampaignKind.TRIAL: DialMode.SEAT_FIRST,
-            CampaignKind.CALLBACK: DialMode.AUTOMATIC,
-            CampaignKind.REMINDER: DialMode.AUTOMATIC,
-        }
-        async with self.sessions() as s:
-            have = set((await s.scalars(select(Campaign.kind))).all())
-            for kind, mode in defaults.items():
-                if kind.value not in have:
-                    s.add(
-                        Campaign(
-                            name=kind.value,
-                            kind=kind.value,
-                            mode=mode.value,
-                            running=False,
-                            message=self.config.reminder_message
-                            if kind is CampaignKind.REMINDER
-                            else None,
-                        )
-                    )
-            try:
-                await s.commit()
-            except IntegrityError:  # another process seeded them first
-                await s.rollback()
+        await self.registry.ensure_defaults()
 
     async def _load_campaigns(self) -> None:
-        async with self.sessions() as s:
-            rows = (await s.scalars(select(Campaign).order_by(Campaign.id))).all()
-        fresh = {c.id: CampaignInfo.of(c) for c in rows}
-        changed = [c for cid, c in fresh.items() if self._campaigns.get(cid) != c]
-        self._campaigns = fresh
-        if self._running:
-            for c in changed:
-                self._campaign_changed(c)
+        await self.registry.load()
 
     def campaigns(self) -> list[CampaignInfo]:
-        return list(self._campaigns.values())
+        return self.registry.all()
 
     async def set_campaign(self, name_or_id: str | int, **changes: Any) -> CampaignInfo:
-        async with self.sessions() as s:
-            q = select(Campaign)
-            q = (
-                q.where(Campaign.id == name_or_id)
-                if isinstance(name_or_id, int)
-                else q.where(Campaign.name == name_or_id)
-            )
-            camp = (await s.scalars(q)).one_or_none()
-            if camp is None:
-                raise UnknownCampaign(f"no campaign {name_or_id!r}")
-            for k, v in changes.items():
-                if v is not None:
-                    setattr(camp, k, v)
-            await s.commit()
-            info = CampaignInfo.of(camp)
-        self._campaigns[info.id] = info
-        self._campaign_changed(info)
-        return info
+        return await self.registry.set(name_or_id, **changes)
 
-    def _campaign_changed(self, c: CampaignInfo) -> None:
+    def _on_campaign_changed(self, e: CampaignChanged) -> None:
         if not self._running:
             return
+        c = e.campaign
         if c.mode == DialMode.AUTOMATIC.value:
             task = self._campaign_tasks.get(c.id)
             if c.running and (task is None or task.done()):
@@ -682,54 +607,19 @@ class DialerEngine:
                 if seat.available:
                     self.wake(sid)
 
-    def _specialist_kinds(self) -> dict[str, CampaignInfo]:
-        out: dict[str, CampaignInfo] = {}
-        for c in self._campaigns.values():
-            if c.running and c.mode in SPECIALIST_MODES and c.kind not in out:
-                out[c.kind] = c
-        return out
-
-    @staticmethod
-    def _campaign_for(kind: str, kinds: Mapping[str, CampaignInfo]) -> CampaignInfo:
-        """The campaign a specialist's call of `kind` runs under (`kinds` is not empty). A
-        callback booked to a specialist (key 2) has no specialist campaign of its own: it
-        takes the renewal campaign's mode, trunk and caller id (else any running one's)."""
-        return (
-            kinds.get(kind) or kinds.get(CampaignKind.RENEWAL.value) or next(iter(kinds.values()))
-        )
-
     # -- windows ----------------------------------------------------------------------------
 
     def hours_for(self, kind: str) -> CallingHours:
-        return self.plan.for_kind(kind)
+        return self.windows.hours_for(kind)
 
     def day_start(self, now: datetime) -> datetime:
-        """Where the daily cap per number counts from: the start of the desk's day (its time
-        zone's; calls happen only inside windows, so for a customer within a few hours of
-        it that is the customer's day too)."""
-        return self.plan.default.day_start(now)
-
-    def _ringable(self, kind: str, tz: str, now: datetime) -> timedelta | None:
-        """How long a phone may ring for a call sent now: what is left of the window, less
-        the time the call takes to reach the phone (None: closed)."""
-        left = self.plan.for_kind(kind).closes_in(now, tz)
-        return None if left is None else left - timedelta(seconds=self.config.last_call_margin)
+        return self.windows.day_start(now)
 
     def is_open(self, kind: str, tz: str, now: datetime) -> bool:
-        """Open, with at least the minimum ring time left: a call started later would either
-        ring after the window has closed or ring too briefly to be answered."""
-        left = self._ringable(kind, tz, now)
-        return left is not None and left >= timedelta(seconds=self.config.min_ring_seconds)
+        return self.windows.is_open(kind, tz, now)
 
     def ring_ms(self, kind: str, tz: str, now: datetime, plan: DialPlan) -> int | None:
-        """The ring time (ms) of a call sent at `now`: the dial plan's, cut to what is left of
-        the window so that no phone rings after it closes; None: too little left to send."""
-        ring = ring_time(
-            self._ringable(kind, tz, now),
-            timedelta(milliseconds=plan.ring_timeout_ms),
-            timedelta(seconds=self.config.min_ring_seconds),
-        )
-        return None if ring is None else int(ring.total_seconds() * 1000)
+        return self.windows.ring_ms(kind, tz, now, plan)
 
     # -- seats --------------------------------------------------------------------------------
 
@@ -954,7 +844,7 @@ class DialerEngine:
                 is_open=self.is_open,
                 want=1,
             )
-            camp = self._campaign_for(cands[0].kind, kinds) if cands else None
+            camp = campaign_for(cands[0].kind, kinds) if cands else None
             preview = camp is not None and camp.mode == DialMode.PREVIEW.value
             if camp is None or not wanted(seat) or (pre and preview):
                 await s.rollback()
@@ -1006,7 +896,7 @@ class DialerEngine:
             return None
         if sid in self._preclaims or sid in self._preclaiming:
             return None  # `_dial_preclaimed` has it
-        kinds = self._specialist_kinds()
+        kinds = self.registry.specialist_kinds()
         if not kinds:
             return None
         server = self._server_for_seat(seat.device)
@@ -1071,7 +961,7 @@ class DialerEngine:
         try:
             async with self._preclaim_slots:
                 seat = self.seats.get(sid)
-                kinds = self._specialist_kinds()
+                kinds = self.registry.specialist_kinds()
                 if seat is None or not kinds or not self._will_dial(seat):
                     return
                 server = self._server_for_seat(seat.device)
@@ -1123,7 +1013,7 @@ class DialerEngine:
             else:
                 await self._release(live, "seat paused or signed out before dialling")
             return None
-        camp = self._campaigns.get(live.campaign_id or -1)
+        camp = self.registry.get(live.campaign_id or -1)
         reason = None
         retry_at = None
         now = self.clock.now()
@@ -1202,7 +1092,7 @@ class DialerEngine:
             await s.commit()
         if n != 1:
             raise NoPreview(f"the preview {live.attempt_id} is no longer reserved")
-        camp = self._campaigns.get(live.campaign_id or -1)
+        camp = self.registry.get(live.campaign_id or -1)
         self._record(seat, seat.dial(self.clock.now(), live.attempt_id))
         await self._send(live, camp)
         return live.attempt_id
@@ -1220,7 +1110,7 @@ class DialerEngine:
     async def _campaign_loop(self, campaign_id: int) -> None:
         tick = self.config.automatic_tick_seconds
         while self._running:
-            camp = self._campaigns.get(campaign_id)
+            camp = self.registry.get(campaign_id)
             if camp is None or not camp.running:
                 return
             wake = self._campaign_wake.setdefault(campaign_id, asyncio.Event())

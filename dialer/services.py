@@ -56,7 +56,8 @@ from sqlalchemy import delete, select
 
 from crm_sync.models import Customer, Lead, Phone, Policy
 from crm_sync.phones import normalise_number
-from dialer.engine import SPECIALIST_MODES, DialerEngine
+from dialer.campaigns import SPECIALIST_MODES
+from dialer.engine import DialerEngine
 from dialer.exceptions import DialerError, UnknownCampaign
 from dialer.models import CallAttempt, Campaign, CampaignKind, DialMode, DoNotCall, SeatState
 from dialer.results import dispose as _dispose
