@@ -32,10 +32,10 @@ import contextlib
 import functools
 import logging
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -43,13 +43,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.clock import Clock
 from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy, Specialist
-from dialer import locks, originate, prompts, queues, shutdown, transfer
+from dialer import locks, originate, queues, shutdown
 from dialer.ami import events as ev
-from dialer.ami.connection import Reply
 from dialer.ami.exceptions import AmiError
 from dialer.ami.protocol import HeaderValue
-from dialer.ami.supervisor import AmiConfig, AmiSupervisor
-from dialer.calls import CallResult, CallTracker, KeyPress, Mode, Outcome
+from dialer.calls import CallResult, KeyPress
 from dialer.campaigns import CallingWindows, CampaignInfo, CampaignRegistry, campaign_for
 from dialer.domain import (
     CampaignChanged,
@@ -65,6 +63,7 @@ from dialer.exceptions import (
     NotYourSeat,
     SeatTaken,
 )
+from dialer.handover import KeyHandover
 from dialer.messagebus import MessageBus
 from dialer.models import (
     AttemptState,
@@ -75,11 +74,8 @@ from dialer.models import (
     SeatState,
 )
 from dialer.originate import DialPlan
-from dialer.pacing import TrunkLimiter, campaign_capacity
-from dialer.readcheck import ReadCheck
+from dialer.pacing import campaign_capacity
 from dialer.results import (
-    ABANDONED,
-    ANSWERED_OUTCOMES,
     NOT_SENT,
     SKIPPED,
     UNKNOWN,
@@ -89,8 +85,21 @@ from dialer.results import (
 )
 from dialer.seat_store import SeatStore
 from dialer.seats import Seat, Transition
-from schedules.retry import DAILY_CALLS_PER_NUMBER, RetryConfig
-from schedules.windows import DEFAULT_TZ, MIN_RING, CallingHours, CallingPlan
+from dialer.state import (
+    TRACKER_MODE,
+    AmiLink,
+    AmiServerSpec,
+    AttemptEnded,
+    AttemptEndedHook,
+    DialerConfig,
+    LinkFactory,
+    LiveCall,
+    PbxServer,
+    finished_from,
+    supervisor_link,
+)
+from schedules.retry import RetryConfig
+from schedules.windows import DEFAULT_TZ, CallingHours, CallingPlan
 
 log = logging.getLogger(__name__)
 
@@ -98,193 +107,8 @@ _ATTEMPTS: Table = CallAttempt.__table__  # type: ignore[assignment]
 _SEAT_SESSIONS: Table = SeatSession.__table__  # type: ignore[assignment]
 
 
-# -- configuration and ports -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AmiServerSpec:
-    """One Asterisk this engine owns."""
-
-    name: str
-    config: AmiConfig
-    plan: DialPlan = field(default_factory=DialPlan)
-
-
-@dataclass(frozen=True, slots=True)
-class DialerConfig:
-    wrap_up_seconds: float = 15.0
-    # From the Originate to the customer's phone ringing (the seat answers, the dialplan
-    # starts its Dial: ~20 ms in the PJSIP traces): kept off the ring time near a window's end.
-    last_call_margin: float = 1.0
-    # A call rings for the dial plan's ring time, cut to what is left of its window (less the
-    # margin), and none starts with less than this to ring (schedules.windows.ring_time).
-    min_ring_seconds: float = MIN_RING.total_seconds()
-    idle_recheck_seconds: float = 60.0  # a ready seat with nothing to dial looks again
-    claim_batch: int = 20
-    claim_parallelism: int = 8
-    # Claim a seat's next lead while it wraps up, so "ready" goes straight to the Originate.
-    preclaim: bool = True
-    action_timeout: float = 10.0
-    automatic_tick_seconds: float = 2.0
-    housekeeping_seconds: float = 5.0
-    originate_lost_seconds: float = 120.0  # nothing heard of an Originate: fate unknown
-    # A ringing call cancelled with cause 16 waits this long for the PBX to go down (its
-    # `Shutdown` follows the calls it cut): then it was the PBX's doing (dialer.shutdown).
-    # Below the 1.1 s a graceful stop waits after the last call.
-    pbx_cut_grace_seconds: float = 1.0
-    reminder_days_before: int = 30
-    # Calls per number per local day, every campaign together (None: no cap). The claim
-    # query decides it (dialer.queues), for specialists' and automatic campaigns alike.
-    daily_calls_per_number: int | None = DAILY_CALLS_PER_NUMBER
-    reminder_message: str = prompts.RENEWAL_REMINDER  # the reminder campaign's default
-    result_writers: int = 4
-    result_batch: int = 100  # results per transaction (fewer commits; SQLite holds its lock longer)
-    seat_servers: Mapping[str, str] = field(default_factory=dict)  # seat device -> server
-
-
-class AmiLink(Protocol):
-    """What the engine needs of an AMI connection (AmiSupervisor satisfies it)."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def send(
-        self,
-        action: str,
-        headers: Mapping[str, HeaderValue] | None = None,
-        *,
-        action_id: str | None = None,
-        timeout: float | None = None,
-        check: bool = False,
-    ) -> Reply: ...
-
-
-EventCallback = Callable[[Any], object]
-ResyncCallback = Callable[[Sequence[Any]], Awaitable[None]]
-LinkFactory = Callable[[AmiServerSpec, Clock, EventCallback, ResyncCallback], AmiLink]
-
-
-def supervisor_link(
-    spec: AmiServerSpec, clock: Clock, on_event: EventCallback, on_resync: ResyncCallback
-) -> AmiLink:
-    return AmiSupervisor(
-        spec.config, clock=clock, on_event=on_event, on_resync=on_resync, name=spec.name
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptEnded:
-    """Passed to the `on_attempt_ended` hook (the lead wires recordings.ingest to it)."""
-
-    attempt_id: str
-    lead_id: int
-    specialist_id: int | None
-    seat: str | None
-    outcome: str
-    ended_at: datetime
-    talk_seconds: float | None
-    recording: str | None
-    ami_server: str
-
-
-AttemptEndedHook = Callable[[AttemptEnded], Awaitable[None]]
-
-
-@dataclass(slots=True)
-class _Live:
-    """An attempt in flight, as this process knows it."""
-
-    attempt_id: str
-    lead_id: int
-    number: str
-    tz: str
-    kind: str  # campaign kind, for the calling window
-    mode: str
-    server: str
-    campaign_id: int | None
-    specialist_id: int | None = None
-    seat: str | None = None
-    trunk: str | None = None
-    admitted: bool = False  # holds a trunk slot
-    answered: bool = False
-    recording: str | None = None  # MIXMONITOR_FILENAME, stored on the attempt when heard
-    # The specialist who owns the customer (the lead's or its policy's owner): the key-2
-    # hand-over offers the call to their seat first.
-    owner_id: int | None = None
-
-
-class _Server:
-    def __init__(self, spec: AmiServerSpec) -> None:
-        self.spec = spec
-        self.tracker = CallTracker()
-        self.read_check = ReadCheck(spec.name, spec.config.username)
-        self.link: AmiLink | None = None
-        self.trunks: dict[str, TrunkLimiter] = {}
-        # Asterisk said it is shutting down (an action refused so, or `Event: Shutdown`): no
-        # new call on it until the link is re-established (`_on_resync`).
-        self.refusing = False
-        self.going = False  # `Event: Shutdown` seen: it is ending what is left
-        self.links = 0  # (re)connections so far: a change means the link dropped meanwhile
-
-    @property
-    def usable(self) -> bool:
-        """Connected, and Asterisk takes new calls."""
-        return self.link is not None and self.link.connected and not self.refusing
-
-    def trunk(self, name: str, max_calls: int, max_cps: float) -> TrunkLimiter:
-        """The trunk's limiter. One object per trunk for good (callers waiting on it must see
-        every release); campaigns sharing a trunk should agree on its limits, the last one
-        applied wins."""
-        t = self.trunks.get(name)
-        if t is None:
-            t = self.trunks[name] = TrunkLimiter(max_calls, max_cps)
-        elif t.max_calls != max_calls or t.max_cps != max_cps:
-            t.max_calls = max_calls
-            t.max_cps = max_cps
-            t.bucket.rate = max_cps
-        return t
-
-
-_TRACKER_MODE = {
-    DialMode.SEAT_FIRST.value: Mode.SEAT_FIRST,
-    DialMode.PREVIEW.value: Mode.SEAT_FIRST,
-    DialMode.CUSTOMER_FIRST.value: Mode.CUSTOMER_FIRST,
-    DialMode.AUTOMATIC.value: Mode.APPLICATION,
-}
-
-
-def finished_from(result: CallResult, live: _Live) -> Finished:
-    outcome = result.outcome.value
-    if (
-        live.mode == DialMode.CUSTOMER_FIRST.value
-        and result.answered
-        and not result.bridged
-        and outcome in ANSWERED_OUTCOMES
-    ):
-        outcome = ABANDONED
-    unknown = result.outcome is Outcome.UNKNOWN
-    return Finished(
-        attempt_id=live.attempt_id,
-        outcome=outcome,
-        answered=result.answered,
-        bridged=result.bridged,
-        cause=result.cause,
-        tech_cause=result.tech_cause,
-        dial_status=result.dial_status,
-        ring_seconds=result.ring_seconds,
-        talk_seconds=result.talk_seconds,
-        key_pressed=result.key_pressed,
-        # A tracker rebuilt after a restart never heard the VarSet: the stored name stands in.
-        recording=result.recording or live.recording,
-        unknown=unknown,
-        specialist_id=live.specialist_id,
-        seat=result.connected_seat or live.seat,
-        reason=result.error if unknown else None,
-    )
+_Live = LiveCall
+_Server = PbxServer
 
 
 # -- the engine ------------------------------------------------------------------------------
@@ -336,7 +160,18 @@ class DialerEngine:
         # The trackers publish the keys they hear; the key-2 hand-over listens.
         for name, srv in self._servers.items():
             srv.tracker.on_key = functools.partial(self._publish_key, name)
-        self.bus.subscribe(CustomerPressedKey, self._on_key)
+        self.handover = KeyHandover(
+            clock,
+            self.bus,
+            live=self._live,
+            seats=self.seats,
+            servers=self._servers,
+            server_for_seat=self._server_for_seat,
+            record=self._record,
+            spawn=self._spawn,
+            running=lambda: self._running,
+            action_timeout=self.config.action_timeout,
+        )
         self._claim_slots = asyncio.Semaphore(self.config.claim_parallelism)
         self._tasks: list[asyncio.Task[None]] = []
         self._children: set[asyncio.Task[Any]] = set()
@@ -564,7 +399,7 @@ class DialerEngine:
                 self._campaign_active[live.campaign_id] += 1
             self._servers[live.server].tracker.register(
                 live.attempt_id,
-                _TRACKER_MODE.get(live.mode),
+                TRACKER_MODE.get(live.mode),
                 seat=live.seat,
                 number=live.number,
                 started_at=mono,
@@ -1325,7 +1160,7 @@ class DialerEngine:
         mono = self.clock.monotonic()
         server.tracker.register(
             live.attempt_id,
-            _TRACKER_MODE[live.mode],
+            TRACKER_MODE[live.mode],
             seat=live.seat,
             number=originate.dialable(live.number),
             started_at=mono,
@@ -1454,52 +1289,6 @@ class DialerEngine:
         self.bus.publish(
             CustomerPressedKey(server_name, press.attempt_id, press.channel, press.key)
         )
-
-    def _on_key(self, press: CustomerPressedKey) -> None:
-        """Callback key 2 on a live automatic call: hand the customer to a free seat now (the
-        lead owner's if free, else the one ready longest). No free seat: nothing is sent and
-        the result books a specialist for later."""
-        live = self._live.get(press.attempt_id)
-        if (
-            live is None
-            or live.mode != DialMode.AUTOMATIC.value
-            or not transfer.wants_specialist(press.key)
-            or live.specialist_id is not None
-            or not self._running
-        ):
-            return
-        server = self._servers[press.server]
-        seat = transfer.choose_seat(
-            (s for s in self.seats.values() if self._server_for_seat(s.device) is server),
-            owner_id=live.owner_id,
-        )
-        if seat is None:
-            log.info("attempt %s: key 2 but no free seat: a specialist is booked", live.attempt_id)
-            return
-        self._record(seat, seat.dial(self.clock.now(), live.attempt_id))
-        live.specialist_id, live.seat = seat.specialist_id, seat.device
-        self._spawn(self._connect(server, live, seat, press.channel))
-
-    async def _connect(self, server: _Server, live: _Live, seat: Seat, channel: str) -> None:
-        link = server.link
-        try:
-            if link is None or not link.connected:
-                raise transfer.TransferFailed("AMI link down")
-            await transfer.connect_now(
-                link.send,
-                channel,
-                seat.device,
-                context=server.spec.plan.context,
-                action_timeout=self.config.action_timeout,
-                attempt_id=live.attempt_id,
-            )
-        except transfer.TransferFailed as exc:
-            log.warning("attempt %s: not handed to %s: %s", live.attempt_id, seat.device, exc)
-            if exc.sent:
-                return  # the seat may ring: it stays held until the call ends (_after)
-            if seat.attempt_id == live.attempt_id and seat.state is SeatState.RINGING:
-                live.specialist_id = live.seat = None
-                self._record(seat, seat.call_end(self.clock.now(), 0.0))
 
     def _enqueue(self, server_name: str, results: Sequence[CallResult]) -> None:
         server = self._servers[server_name]
