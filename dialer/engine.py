@@ -359,9 +359,9 @@ class DialerEngine:
                     pause_reason=row.pause_reason,
                     attempt_id=row.attempt_id,
                 )
-                if state is SeatState.WRAP_UP:
-                    seat.state = SeatState.READY  # the wrap-up timer died with the process
                 self.seats[row.specialist_id] = seat
+                # The wrap-up timer died with the process.
+                self._record(seat, seat.restore(self.clock.now()))
             rows = (
                 await s.execute(
                     select(CallAttempt, Customer.time_zone)
@@ -406,10 +406,8 @@ class DialerEngine:
                 channel_id=live.attempt_id,
             )
             held = self.seats.get(live.specialist_id or -1)
-            if held is not None and held.attempt_id != live.attempt_id:
-                held.attempt_id = live.attempt_id
-                if held.state not in (SeatState.RINGING, SeatState.ON_CALL):
-                    held.state = SeatState.RINGING
+            if held is not None:
+                self._record(held, held.restore(self.clock.now(), live.attempt_id))
             log.info("attempt %s: in flight at start, waiting for reconciliation", live.attempt_id)
 
     # -- campaigns ---------------------------------------------------------------------------
@@ -762,7 +760,7 @@ class DialerEngine:
             )
             return None
         if camp.mode == DialMode.PREVIEW.value:
-            seat.attempt_id = live.attempt_id
+            self._record(seat, seat.offer(self.clock.now(), live.attempt_id))
             log.info(
                 "seat %s: lead %s offered for preview (%s)",
                 seat.device,
@@ -937,7 +935,7 @@ class DialerEngine:
         live = self._live.get(seat.attempt_id or "")
         if live is None or seat.state is not SeatState.READY:
             raise NoPreview(f"no lead is offered to specialist {specialist_id}")
-        seat.attempt_id = None
+        # The result writer's `_after` lets the seat go of the attempt (a `withdraw`).
         await self._finish(live, Finished(live.attempt_id, SKIPPED, reason=reason))
 
     # -- automatic campaigns ---------------------------------------------------------------------
@@ -1470,10 +1468,7 @@ class DialerEngine:
                     if seat.pending_pause is None:
                         self._preclaim_later(seat.specialist_id)
             else:
-                seat.attempt_id = None
-                if seat.available:
-                    self._mark_ready(seat.specialist_id)
-                    self.wake(seat.specialist_id)
+                self._record(seat, seat.withdraw(now, f"attempt ended: {fin.outcome}"))
         if self.on_attempt_ended is not None and fin.outcome not in (NOT_SENT, SKIPPED):
             try:
                 await self.on_attempt_ended(
