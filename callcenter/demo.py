@@ -319,7 +319,7 @@ async def play_specialists(service: Service, rng: random.Random) -> None:
     while True:
         wrapping = [
             seat.specialist_id
-            for seat in list(service.engine.seats.values())
+            for seat in service.engine.signed_in_seats()
             if seat.state is SeatState.WRAP_UP
         ]
         for sid in wrapping:

@@ -98,6 +98,7 @@ from dialer.state import (
     finished_from,
     supervisor_link,
 )
+from dialer.tasks import TaskOwner
 from schedules.retry import RetryConfig
 from schedules.windows import DEFAULT_TZ, CallingHours, CallingPlan
 
@@ -144,10 +145,8 @@ class DialerEngine:
         self._campaign_active: Counter[int] = Counter()
         self._campaign_waiting: Counter[int] = Counter()  # claimed, not yet past the trunk
         self._campaign_wake: dict[int, asyncio.Event] = {}
-        self._campaign_tasks: dict[int, asyncio.Task[None]] = {}
         self._wake_q: asyncio.Queue[int] = asyncio.Queue()
         self._queued: set[int] = set()
-        self._timers: dict[int, asyncio.Task[None]] = {}
         self._results: asyncio.Queue[tuple[_Live, Finished] | None] = asyncio.Queue()
         self._write_lock = locks.PriorityLock()  # SQLite: one writer, claims first
         self.bus = MessageBus()
@@ -173,8 +172,7 @@ class DialerEngine:
             action_timeout=self.config.action_timeout,
         )
         self._claim_slots = asyncio.Semaphore(self.config.claim_parallelism)
-        self._tasks: list[asyncio.Task[None]] = []
-        self._children: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskOwner(clock)
         self._ready_at: dict[int, float] = {}
         # Next leads claimed during wrap-up (seat -> attempt), claims under way, and seats
         # whose pre-claimed lead is being dialled.
@@ -224,12 +222,12 @@ class DialerEngine:
                 functools.partial(self._on_resync, name),
             )
             server.link.start()
-        self._spawn_main(self._dispatcher(), "dialer-dispatch")
+        self.tasks.worker(self._dispatcher(), "dialer-dispatch")
         for i in range(self.config.result_writers):
-            self._spawn_main(self._result_writer(), f"dialer-results-{i}")
+            self.tasks.worker(self._result_writer(), f"dialer-results-{i}")
         self.seat_store.reopen()
-        self._spawn_main(self.seat_store.run(), "dialer-seats")
-        self._spawn_main(self._housekeeping(), "dialer-housekeeping")
+        self.tasks.worker(self.seat_store.run(), "dialer-seats")
+        self.tasks.worker(self._housekeeping(), "dialer-housekeeping")
         for c in self.registry.all():
             self._on_campaign_changed(CampaignChanged(c))
         for sid, seat in self.seats.items():
@@ -251,16 +249,16 @@ class DialerEngine:
         if not self._running:
             return
         self._running = False
-        producers = [
-            t for t in self._tasks if t.get_name() in ("dialer-dispatch", "dialer-housekeeping")
-        ]
-        for t in [*producers, *self._timers.values()]:
+        for t in [
+            *self.tasks.named("dialer-dispatch", "dialer-housekeeping"),
+            *self.tasks.timers.values(),
+        ]:
             t.cancel()
         for ev_ in self._campaign_wake.values():
             ev_.set()  # campaign loops see `_running` is false and return
-        busy = [*self._campaign_tasks.values(), *self._children]
+        busy = [*self.tasks.campaigns.values(), *self.tasks.jobs]
         if grace > 0:
-            await self._wait_quiet(busy, grace)
+            await self.tasks.wait_quiet(busy, grace)
             for sid in list(self._preclaims):  # never dialled: free for the next start
                 with contextlib.suppress(Exception):
                     await self._release(self._preclaims.pop(sid), "dialer stopped before dialling")
@@ -270,27 +268,8 @@ class DialerEngine:
             for _ in range(self.config.result_writers):
                 self._results.put_nowait(None)
             self.seat_store.close()
-            writers = [
-                t
-                for t in self._tasks
-                if t.get_name().startswith(("dialer-results", "dialer-seats"))
-            ]
-            await self._wait_quiet(writers, grace)
-        tasks = [
-            *self._tasks,
-            *self._campaign_tasks.values(),
-            *self._timers.values(),
-            *self._children,
-        ]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks.clear()
-        self._campaign_tasks.clear()
-        self._timers.clear()
-        self._children.clear()
+            await self.tasks.wait_quiet(self.tasks.named("dialer-results", "dialer-seats"), grace)
+        await self.tasks.cancel_all()
         with contextlib.suppress(Exception):
             await self.seat_store.flush()
         for server in self._servers.values():
@@ -302,38 +281,8 @@ class DialerEngine:
             "dialer engine stopped (%d calls left in flight for reconciliation)", len(self._live)
         )
 
-    async def _wait_quiet(self, tasks: Sequence[asyncio.Task[Any]], grace: float) -> None:
-        """Until `tasks` are done, or `grace` seconds of the clock have passed."""
-        pending = {t for t in tasks if not t.done()}
-        if not pending:
-            return
-        timer = asyncio.ensure_future(self.clock.sleep(grace))
-        try:
-            while pending and not timer.done():
-                _, pending = await asyncio.wait(
-                    {*pending, timer}, return_when=asyncio.FIRST_COMPLETED
-                )
-                pending.discard(timer)
-        finally:
-            timer.cancel()
-        if pending:
-            log.warning(
-                "dialer stop: %d tasks still busy after %.1fs; cancelled", len(pending), grace
-            )
-
-    def _spawn_main(self, coro: Awaitable[None], name: str) -> None:
-        self._tasks.append(asyncio.ensure_future(coro))
-        self._tasks[-1].set_name(name)
-
     def _spawn(self, coro: Awaitable[Any]) -> None:
-        t = asyncio.ensure_future(coro)
-        self._children.add(t)
-        t.add_done_callback(self._child_done)
-
-    def _child_done(self, t: asyncio.Task[Any]) -> None:
-        self._children.discard(t)
-        if not t.cancelled() and t.exception() is not None:
-            log.error("dialer task failed", exc_info=t.exception())
+        self.tasks.job(coro)
 
     async def wait_connected(self) -> None:
         for server in self._servers.values():
@@ -429,10 +378,10 @@ class DialerEngine:
             return
         c = e.campaign
         if c.mode == DialMode.AUTOMATIC.value:
-            task = self._campaign_tasks.get(c.id)
+            task = self.tasks.campaigns.get(c.id)
             if c.running and (task is None or task.done()):
                 self._campaign_wake[c.id] = asyncio.Event()
-                self._campaign_tasks[c.id] = asyncio.ensure_future(self._campaign_loop(c.id))
+                self.tasks.campaign(c.id, self._campaign_loop(c.id))
             elif c.running:
                 self._campaign_wake[c.id].set()
         elif c.running:
@@ -494,6 +443,10 @@ class DialerEngine:
 
     def _mark_ready(self, sid: int) -> None:
         self._ready_at[sid] = self.clock.monotonic()
+
+    def signed_in_seats(self) -> list[Seat]:
+        """The seats signed in (not offline), for the services' views."""
+        return [s for s in self.seats.values() if s.state is not SeatState.OFFLINE]
 
     def seat_of(self, specialist_id: int) -> Seat:
         seat = self.seats.get(specialist_id)
@@ -575,41 +528,33 @@ class DialerEngine:
         self._wake_q.put_nowait(specialist_id)
 
     def _wake_later(self, specialist_id: int, seconds: float) -> None:
-        old = self._timers.pop(specialist_id, None)
-        if old is not None:
-            old.cancel()
         if not self._running:
+            self.tasks.timer(specialist_id, None)
             return
 
         async def fire() -> None:
             await self.clock.sleep(seconds)
-            self._timers.pop(specialist_id, None)
+            self.tasks.timer_fired(specialist_id)
             self.wake(specialist_id)
 
-        self._timers[specialist_id] = asyncio.ensure_future(fire())
+        self.tasks.timer(specialist_id, fire())
 
     def _wrap_up_later(self, specialist_id: int, seconds: float) -> None:
-        old = self._timers.pop(specialist_id, None)
-        if old is not None:
-            old.cancel()
-
         async def fire() -> None:
             await self.clock.sleep(seconds)
-            self._timers.pop(specialist_id, None)
+            self.tasks.timer_fired(specialist_id)
             seat = self.seats.get(specialist_id)
             if seat is not None:
                 self._record(seat, seat.wrap_done(self.clock.now()))
 
-        self._timers[specialist_id] = asyncio.ensure_future(fire())
+        self.tasks.timer(specialist_id, fire())
 
     async def _dispatcher(self) -> None:
         while True:
             sid = await self._wake_q.get()
             self._queued.discard(sid)
             await self._claim_slots.acquire()
-            task = asyncio.ensure_future(self._dial_for_seat_guarded(sid))
-            self._children.add(task)
-            task.add_done_callback(self._child_done)
+            self.tasks.job(self._dial_for_seat_guarded(sid))
 
     async def _dial_for_seat_guarded(self, sid: int) -> None:
         """Claim under a slot of `claim_parallelism`; send outside it, so a seat waiting for
@@ -782,10 +727,7 @@ class DialerEngine:
             or sid in self._preclaiming
         ):
             return
-        task = asyncio.ensure_future(self._preclaim(sid))
-        self._preclaiming[sid] = task
-        self._children.add(task)
-        task.add_done_callback(self._child_done)
+        self._preclaiming[sid] = self.tasks.job(self._preclaim(sid))
 
     async def _preclaim(self, sid: int) -> None:
         """A claim like any other (committed before anything is dialled, lead and number in
@@ -1550,9 +1492,7 @@ class DialerEngine:
         """A specialist logged a result: their wrap-up may end early."""
         seat = self.seats.get(specialist_id)
         if seat is not None and seat.state is SeatState.WRAP_UP:
-            timer = self._timers.pop(specialist_id, None)
-            if timer is not None:
-                timer.cancel()
+            self.tasks.timer(specialist_id, None)
             self._record(seat, seat.ready(self.clock.now()))
 
     async def idle(self) -> bool:

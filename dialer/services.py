@@ -170,9 +170,7 @@ class DialerService:
         return seat_view(self.engine.seat_of(specialist_id))
 
     async def seats(self) -> list[dict[str, Any]]:
-        return [
-            seat_view(s) for s in self.engine.seats.values() if s.state is not SeatState.OFFLINE
-        ]
+        return [seat_view(s) for s in self.engine.signed_in_seats()]
 
     async def current_call(self, specialist_id: int) -> dict[str, Any] | None:
         seat = self.engine.seat_of(specialist_id)

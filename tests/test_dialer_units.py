@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from dialer.messagebus import MessageBus
 from dialer.models import SeatSession, SeatTransition
 from dialer.seat_store import SeatStore
 from dialer.seats import Seat, SeatState
+from dialer.tasks import TaskOwner
 
 NOW = datetime(2026, 1, 5, 1, 30, tzinfo=UTC)
 
@@ -73,3 +75,29 @@ async def test_seat_changes_published_on_the_bus_are_stored_with_their_attempt(
         ]
     assert row is not None and (row.state, row.attempt_id) == (SeatState.RINGING.value, "att-1")
     assert moves == [("offline", "ready", None), ("ready", "ringing", "att-1")]
+
+
+async def test_the_task_owner_cancels_every_kind_of_task_and_a_failed_job_harms_no_other() -> None:
+    clock = VirtualClock(NOW)
+    owner = TaskOwner(clock)
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    async def broken() -> None:
+        raise RuntimeError("a job's bug")
+
+    owner.worker(forever(), "dialer-dispatch")
+    owner.campaign(1, forever())
+    owner.timer(7, forever())
+    owner.timer(7, forever())  # replaces (and cancels) the seat's earlier timer
+    failed = owner.job(broken())
+    survivor = owner.job(forever())
+    with contextlib.suppress(RuntimeError):
+        await failed
+    await asyncio.sleep(0)  # the done-callback runs on the next turn of the loop
+    assert failed not in owner.jobs and not survivor.done()
+    tasks = owner.all()
+    assert len(tasks) == 4
+    await owner.cancel_all()
+    assert all(t.done() for t in tasks) and owner.all() == []
