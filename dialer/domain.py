@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from dialer.seats import Transition
-
 if TYPE_CHECKING:
     from dialer.campaigns import CampaignInfo
+    from dialer.seats import Transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +55,29 @@ class CampaignChanged:
     campaign: CampaignInfo
 
 
+@dataclass(frozen=True, slots=True)
+class CallBridged:
+    """A channel of the call entered a bridge for the first time: the call is answered
+    (a seat's ringing ends here)."""
+
+    server: str
+    attempt_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PbxShuttingDown:
+    """Asterisk said it is shutting down (`Event: Shutdown`): no new call on it until the
+    link is re-established."""
+
+    server: str
+
+
 __all__ = [
+    "CallBridged",
     "CampaignChanged",
     "CustomerPressedKey",
     "OriginateSent",
+    "PbxShuttingDown",
     "RecordingNamed",
     "SeatChanged",
 ]

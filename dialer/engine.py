@@ -50,9 +50,11 @@ from dialer.ami.protocol import HeaderValue
 from dialer.calls import CallResult, KeyPress
 from dialer.campaigns import CallingWindows, CampaignInfo, CampaignRegistry, campaign_for
 from dialer.domain import (
+    CallBridged,
     CampaignChanged,
     CustomerPressedKey,
     OriginateSent,
+    PbxShuttingDown,
     RecordingNamed,
     SeatChanged,
 )
@@ -159,6 +161,10 @@ class DialerEngine:
         # The trackers publish the keys they hear; the key-2 hand-over listens.
         for name, srv in self._servers.items():
             srv.tracker.on_key = functools.partial(self._publish_key, name)
+            srv.tracker.publish, srv.tracker.server = self.bus.publish, name
+        self.bus.subscribe(RecordingNamed, self._on_recording_named)
+        self.bus.subscribe(CallBridged, self._on_bridged)
+        self.bus.subscribe(PbxShuttingDown, self._on_pbx_shutdown)
         self.handover = KeyHandover(
             clock,
             self.bus,
@@ -1196,34 +1202,39 @@ class DialerEngine:
     # -- events --------------------------------------------------------------------------------
 
     def _on_event(self, server_name: str, event: Any) -> None:
+        """Every AMI event goes to the server's call tracker; what the engine needs while a
+        call runs comes back as bus events (`_on_recording_named`, `_on_bridged`,
+        `_on_pbx_shutdown`), the finished calls as results."""
         server = self._servers[server_name]
-        if event.name == "Shutdown":
-            log.warning(
-                "AMI %s: Asterisk is shutting down: no new calls until the link is back",
-                server_name,
-            )
-            server.refusing = server.going = True
         results = server.tracker.handle(event, self.clock.monotonic())
         server.read_check.saw(event)
-        if isinstance(event, ev.VarSet) and event.variable == "MIXMONITOR_FILENAME":
-            # Linkedid is the attempt id (the Originate's ChannelId) on every channel of a call.
-            live = self._live.get(event.linkedid)
-            if live is not None and event.value and event.value != live.recording:
-                live.recording = event.value
-                self.bus.publish(RecordingNamed(live.attempt_id, event.value))
-        if isinstance(event, ev.BridgeEnter):
-            live = self._live.get(event.linkedid)
-            if live is not None and not live.answered:
-                live.answered = True
-                seat = self.seats.get(live.specialist_id or -1)
-                if (
-                    seat is not None
-                    and seat.attempt_id == live.attempt_id
-                    and seat.state is SeatState.RINGING
-                ):
-                    self._record(seat, seat.answer(self.clock.now()))
         if results:
             self._enqueue(server_name, results)
+
+    def _on_pbx_shutdown(self, e: PbxShuttingDown) -> None:
+        log.warning(
+            "AMI %s: Asterisk is shutting down: no new calls until the link is back", e.server
+        )
+        server = self._servers[e.server]
+        server.refusing = server.going = True
+
+    def _on_recording_named(self, e: RecordingNamed) -> None:
+        live = self._live.get(e.attempt_id)
+        if live is not None:
+            live.recording = e.file_name
+
+    def _on_bridged(self, e: CallBridged) -> None:
+        live = self._live.get(e.attempt_id)
+        if live is None or live.answered:
+            return
+        live.answered = True
+        seat = self.seats.get(live.specialist_id or -1)
+        if (
+            seat is not None
+            and seat.attempt_id == live.attempt_id
+            and seat.state is SeatState.RINGING
+        ):
+            self._record(seat, seat.answer(self.clock.now()))
 
     def _publish_key(self, server_name: str, press: KeyPress) -> None:
         self.bus.publish(
