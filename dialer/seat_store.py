@@ -117,6 +117,21 @@ class SeatStore:
     ) -> None:
         """Seat states, their transitions, "sent" marks and recording file names: one
         statement of each kind (executemany), however many seats changed."""
+        rows, gone, states = self._rows(dirty)
+        async with self.sessions() as s:
+            await _write_marks(s, marks, files)
+            if gone:
+                await s.execute(delete(SeatSession).where(SeatSession.specialist_id.in_(gone)))
+            if states:
+                await _write_states(s, states)
+            if rows:
+                await s.execute(insert(SeatTransition), rows)
+            await s.commit()
+
+    def _rows(
+        self, dirty: dict[int, list[Transition]]
+    ) -> tuple[list[dict[str, Any]], list[int], dict[int, dict[str, Any]]]:
+        """The transition rows, the seats signed out, and the states of the others."""
         rows: list[dict[str, Any]] = []
         gone: list[int] = []
         states: dict[int, dict[str, Any]] = {}
@@ -147,64 +162,57 @@ class SeatStore:
                 "attempt_id": seat.attempt_id,
                 "since": seat.since or self.clock.now(),
             }
-        async with self.sessions() as s:
-            if files:
-                await s.execute(
-                    update(_ATTEMPTS)
-                    .where(
-                        _ATTEMPTS.c.attempt_id == bindparam("file_id"),
-                        _ATTEMPTS.c.recording_file.is_(None),
-                    )
-                    .values(recording_file=bindparam("file_")),
-                    [{"file_id": attempt_id, "file_": name} for attempt_id, name in files],
-                )
-            if marks:
-                await s.execute(
-                    update(_ATTEMPTS)
-                    .where(_ATTEMPTS.c.attempt_id == bindparam("sent_id"))
-                    .values(
-                        sent_at=func.coalesce(
-                            _ATTEMPTS.c.sent_at,
-                            bindparam("sent_at_", type_=_ATTEMPTS.c.sent_at.type),
-                        ),
-                        state=case(
-                            (
-                                _ATTEMPTS.c.state == AttemptState.DIALING.value,
-                                AttemptState.SENT.value,
-                            ),
-                            else_=_ATTEMPTS.c.state,
-                        ),
-                    ),
-                    [{"sent_id": attempt_id, "sent_at_": at} for attempt_id, at in marks],
-                )
-            if gone:
-                await s.execute(delete(SeatSession).where(SeatSession.specialist_id.in_(gone)))
-            if states:
-                have = set(
-                    await s.scalars(
-                        select(SeatSession.specialist_id).where(
-                            SeatSession.specialist_id.in_(list(states))
-                        )
-                    )
-                )
-                known = [{"sid": sid, **v} for sid, v in states.items() if sid in have]
-                if known:
-                    await s.execute(
-                        update(_SEAT_SESSIONS).where(
-                            _SEAT_SESSIONS.c.specialist_id == bindparam("sid")
-                        ),
-                        known,
-                    )
-                new = [{"specialist_id": sid, **v} for sid, v in states.items() if sid not in have]
-                if new:
-                    # A seat device signed in anew: whoever held it before is gone.
-                    await s.execute(
-                        delete(SeatSession).where(SeatSession.seat.in_([v["seat"] for v in new]))
-                    )
-                    await s.execute(insert(SeatSession), new)
-            if rows:
-                await s.execute(insert(SeatTransition), rows)
-            await s.commit()
+        return rows, gone, states
+
+
+async def _write_marks(
+    s: AsyncSession, marks: list[tuple[str, datetime]], files: list[tuple[str, str]]
+) -> None:
+    if files:
+        await s.execute(
+            update(_ATTEMPTS)
+            .where(
+                _ATTEMPTS.c.attempt_id == bindparam("file_id"),
+                _ATTEMPTS.c.recording_file.is_(None),
+            )
+            .values(recording_file=bindparam("file_")),
+            [{"file_id": attempt_id, "file_": name} for attempt_id, name in files],
+        )
+    if marks:
+        await s.execute(
+            update(_ATTEMPTS)
+            .where(_ATTEMPTS.c.attempt_id == bindparam("sent_id"))
+            .values(
+                sent_at=func.coalesce(
+                    _ATTEMPTS.c.sent_at,
+                    bindparam("sent_at_", type_=_ATTEMPTS.c.sent_at.type),
+                ),
+                state=case(
+                    (_ATTEMPTS.c.state == AttemptState.DIALING.value, AttemptState.SENT.value),
+                    else_=_ATTEMPTS.c.state,
+                ),
+            ),
+            [{"sent_id": attempt_id, "sent_at_": at} for attempt_id, at in marks],
+        )
+
+
+async def _write_states(s: AsyncSession, states: dict[int, dict[str, Any]]) -> None:
+    have = set(
+        await s.scalars(
+            select(SeatSession.specialist_id).where(SeatSession.specialist_id.in_(list(states)))
+        )
+    )
+    known = [{"sid": sid, **v} for sid, v in states.items() if sid in have]
+    if known:
+        await s.execute(
+            update(_SEAT_SESSIONS).where(_SEAT_SESSIONS.c.specialist_id == bindparam("sid")),
+            known,
+        )
+    new = [{"specialist_id": sid, **v} for sid, v in states.items() if sid not in have]
+    if new:
+        # A seat device signed in anew: whoever held it before is gone.
+        await s.execute(delete(SeatSession).where(SeatSession.seat.in_([v["seat"] for v in new])))
+        await s.execute(insert(SeatSession), new)
 
 
 __all__ = ["SeatStore", "WriteGuard"]
