@@ -43,7 +43,7 @@ from callcenter.web import make_runner
 from common.clock import ScaledClock
 from crm_sync.auth import issue_token
 from crm_sync.demo import write_demo_file
-from crm_sync.models import Accuracy, Lead, LeadKind, Phone, Specialist
+from crm_sync.models import Accuracy, CampaignKind, Lead, LeadKind, Phone, Specialist
 from crm_sync.services import ImportSummary, add_specialist, import_file
 from dialer.engine import DialerConfig
 from dialer.exceptions import DialerError
@@ -194,12 +194,17 @@ async def prepare_database(opts: DemoOptions, settings: Settings, day: date) -> 
         export = settings.data_dir / "demo-export.csv"
         write_demo_file(export, opts.policies, seed=opts.seed, today=day)
         now = datetime.now(UTC)
-        summary = await import_file(engine, export, LeadKind.RENEWAL, now=now, today=day)
+        rules = DeskCalendar.from_settings(settings).rules
+        summary = await import_file(
+            engine, export, LeadKind.RENEWAL, now=now, today=day, rules=rules
+        )
         callback_export = settings.data_dir / "demo-callbacks.csv"
         write_demo_file(
             callback_export, max(opts.policies // 10, 10), seed=opts.seed + 1, today=day
         )
-        cb = await import_file(engine, callback_export, LeadKind.CALLBACK, now=now, today=day)
+        cb = await import_file(
+            engine, callback_export, LeadKind.CALLBACK, now=now, today=day, rules=rules
+        )
         tokens: dict[str, str] = {}
         async with session_factory(engine)() as s:
             for i in range(opts.specialists):
@@ -381,7 +386,7 @@ async def _play(opts: DemoOptions, settings: Settings, host: str, port: int) -> 
         ids = list(
             (await s.scalars(select(Specialist.id).where(Specialist.role == "specialist"))).all()
         )
-    for campaign in ("renewal", "lapsed", "trial", "callback", "reminder"):
+    for campaign in CampaignKind:
         await service.dialer.start_campaign(campaign)
     for sid in ids:
         await service.dialer.sign_in(sid, ready=True)

@@ -28,6 +28,7 @@ from crm_sync.mail import (
     send_branch_lists,
     send_inaccurate_numbers,
 )
+from crm_sync.wiring import build_crm_link
 from dialer import http as dialer_http
 from dialer.ami.supervisor import AmiConfig
 from dialer.engine import (
@@ -43,7 +44,7 @@ from dialer.results import inaccurate_numbers_by_branch
 from dialer.services import DialerService
 from dialer.simulator import PbxSimulator
 from recordings.models import Recording
-from recordings.services import AttemptsLookup, FilesLookup
+from recordings.services import AttemptsLookup, FilesLookup, RecordingsService
 from recordings.wiring import Recordings, build_recordings
 from schedules import http as schedules_http
 from schedules.config import DeskCalendar
@@ -214,7 +215,7 @@ async def resubmit_lost_recordings(
     return done
 
 
-def recordings_for(container: Container) -> Recordings:
+def recordings_for(container: Container, desk: DeskCalendar) -> Recordings:
     settings = container.settings
     return build_recordings(
         settings.recordings,
@@ -225,7 +226,18 @@ def recordings_for(container: Container) -> Recordings:
         timezone=settings.timezone,
         attempts_lookup=dialer_attempts_lookup(container.sessions),
         files_lookup=dialer_files_lookup(container.sessions),
+        hours_for=desk.hours,
     )
+
+
+def recordings_job(recordings: RecordingsService, at: str) -> DailyJob:
+    """The recordings' integrity check and retention, every day (not only calling days), on
+    the one daily-job runner: retried after a failure, caught up when started late."""
+
+    async def run(_day: date) -> object:
+        return await recordings.daily_once()
+
+    return DailyJob("recordings check+retention", parse_time(at), run, calling_days_only=False)
 
 
 def wire(
@@ -238,8 +250,7 @@ def wire(
     """Build every component and register routes and lifecycles on the container."""
     settings = container.settings
     desk = DeskCalendar.from_settings(settings)
-    recordings = recordings_for(container)
-    recordings.run_daily_job = daily_jobs
+    recordings = recordings_for(container, desk)
 
     servers = [
         AmiServerSpec(
@@ -252,7 +263,11 @@ def wire(
                 ping_interval=s.ping_interval,
                 ping_timeout=s.ping_timeout,
             ),
-            DialPlan(family=s.channel_family),
+            DialPlan(
+                family=s.channel_family,
+                caller_id=settings.dialer.caller_id,
+                automatic_caller_id=settings.dialer.automatic_caller_id,
+            ),
         )
         for s in settings.ami
     ]
@@ -265,8 +280,10 @@ def wire(
         config=replace(
             dialer_config or DialerConfig(),
             daily_calls_per_number=settings.daily_calls_per_number,
+            reminder_message=settings.dialer.reminder_message,
         ),
         on_attempt_ended=recordings.on_attempt_ended,
+        timeline=desk.rules,
     )
     service = Service(
         container=container,
@@ -281,6 +298,17 @@ def wire(
     # Order matters for shutdown: cleanup_ctx unwinds in reverse, so the dialer stops
     # before recordings stop taking its files.
     recordings.install(container)
+    # The CRM link (docs/crm.md): outbox relay, its monitor, inbound changes. Installed
+    # before the dialer so that it stops after it, with the last results on their way.
+    crm_link = build_crm_link(
+        settings.crm,
+        container.engine,
+        container.sessions,
+        container.clock,
+        settings.timezone,
+        settings.data_dir,
+    )
+    crm_link.install(container)
     container.route_tables += [dialer_http.routes, crm_http.routes, schedules_http.routes]
     container.app_values[schedules_http.DESK_SERVICE] = DeskService(
         container.sessions, desk, container.clock
@@ -316,6 +344,7 @@ def wire(
                 DailyJob(
                     "branch e-mails", parse_time(settings.branch_mail_time), service.branch_mails
                 ),
+                recordings_job(recordings.service, settings.recordings.daily_at),
             ],
             desk.is_calling_day,
         )

@@ -18,6 +18,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from crm_sync.config import CrmSettings
+from crm_sync.dialplan import TECHNOLOGY, CallerId, SoundName
+from dialer import prompts
 from recordings.config import RecordingSettings
 from schedules.retry import DAILY_CALLS_PER_NUMBER
 
@@ -33,6 +36,15 @@ class AmiServer(BaseModel):
     ping_interval: float = 10.0
     ping_timeout: float = 5.0
     channel_family: str = Field(default="pjsip", pattern="^(pjsip|local)$")
+
+
+class DialerSettings(BaseModel):
+    """What the dialer puts into every Originate: checked here, so a bad value stops the
+    service at start instead of reaching Asterisk's dialplan."""
+
+    caller_id: CallerId = '"续保专员" <95500>'
+    automatic_caller_id: CallerId = '"续保回访" <95500>'
+    reminder_message: SoundName = prompts.RENEWAL_REMINDER
 
 
 class HttpSettings(BaseModel):
@@ -71,10 +83,12 @@ class Settings(BaseSettings):
     simulator: bool = True
     ami: list[AmiServer] = Field(default_factory=lambda: [AmiServer()])
     http: HttpSettings = Field(default_factory=HttpSettings)
+    dialer: DialerSettings = Field(default_factory=DialerSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
     recordings_dir: Path | None = None
     monitor_dir: Path | None = None
     recordings: RecordingSettings = Field(default_factory=RecordingSettings)
+    crm: CrmSettings = Field(default_factory=CrmSettings)  # the CRM link (docs/crm.md)
 
     @classmethod
     def settings_customise_sources(
@@ -94,6 +108,11 @@ class Settings(BaseSettings):
                 )
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+    @property
+    def seat_technologies(self) -> list[str]:
+        """The seat technologies the configured servers dial (PJSIP; Local in the lab)."""
+        return sorted({TECHNOLOGY[s.channel_family] for s in self.ami})
 
     @property
     def effective_database_url(self) -> str:

@@ -9,27 +9,32 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from openapi_ui_bundles import swagger_ui
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.openapi import openapi_document
 from common.clock import Clock, SystemClock
 from common.errors import DomainError
 from common.web import CLOCK, PRINCIPAL, ApiError, json_response, principal
+from crm_sync.api import PathParams, Problem, View, endpoint, is_public
 from crm_sync.auth import TokenRefused, authenticate
 
 log = logging.getLogger(__name__)
 
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+OPENAPI_CACHE = web.AppKey("openapi_cache", dict[str, str])
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def json_error(status: int, reason: str, **details: object) -> web.Response:
+    """Every error answer has this shape (crm_sync.api.Problem)."""
     body: dict[str, Any] = {"error": reason, "status": status}
     body.update(details)
-    return json_response(body, status=status)
+    return json_response(Problem.model_validate(body).model_dump(exclude_none=True), status=status)
 
 
 @web.middleware
@@ -43,22 +48,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return json_error(exc.status, exc.reason)
-    except json.JSONDecodeError as exc:  # a body that is not JSON: the caller's input
-        return json_error(400, f"the body is not JSON: {exc.msg}")
+        response = json_error(exc.status, exc.reason)
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            # RFC 9110 §15.5.6: a 405 names the methods the resource takes.
+            response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        return response
     except Exception:
-        # A ValueError or KeyError here is a bug (handlers validate their input), not a 400.
+        # A ValueError or KeyError here is a bug, not bad input: every input is checked by
+        # its route's models first (crm_sync.api), so the caller gets no exception text.
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal error; the service log has the details")
 
 
-# Paths anyone may read: the front page says what this is and where the API page is.
-PUBLIC_PATHS = frozenset({"/"})
-
-
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC_PATHS and request.method in ("GET", "HEAD"):
+    # Only routes declared public=True need no token: the front page, which says what this is
+    # and where the API page is, and the API's own description.
+    if is_public(request.match_info.handler):
         return await handler(request)
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
@@ -75,63 +81,6 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             raise ApiError(401, str(exc)) from None
     request[PRINCIPAL] = user
     return await handler(request)
-
-
-def openapi_document(app: web.Application) -> dict[str, Any]:
-    """An OpenAPI 3.1 document built from the routes and their handlers' docstrings."""
-    paths: dict[str, dict[str, Any]] = {}
-    for route in app.router.routes():
-        info = route.resource.get_info() if route.resource else {}
-        path = info.get("path") or info.get("formatter")
-        if not path or not path.startswith("/api/") or route.method in ("HEAD", "*"):
-            continue
-        doc = (route.handler.__doc__ or "").strip()
-        summary, _, description = doc.partition("\n")
-        op: dict[str, Any] = {
-            "summary": summary or route.handler.__name__,
-            "security": [{"bearer": []}],
-            "responses": {
-                "200": {"description": "OK"},
-                "400": {"description": "invalid input", "content": _error_schema()},
-                "401": {"description": "missing or unknown token", "content": _error_schema()},
-                "403": {"description": "not allowed for this role", "content": _error_schema()},
-                "404": {"description": "not found (or not yours)", "content": _error_schema()},
-            },
-        }
-        if description.strip():
-            op["description"] = description.strip()
-        params = [seg[1:-1].split(":")[0] for seg in path.split("/") if seg.startswith("{")]
-        if params:
-            op["parameters"] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                for p in params
-            ]
-        paths.setdefault(path, {})[route.method.lower()] = op
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Renewal desk call center API", "version": "1"},
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
-        "paths": dict(sorted(paths.items())),
-    }
-
-
-def _error_schema() -> dict[str, Any]:
-    return {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
-                "required": ["error", "status"],
-            }
-        }
-    }
-
-
-async def openapi_handler(request: web.Request) -> web.Response:
-    """The OpenAPI document of this API."""
-    return web.json_response(openapi_document(request.app))
 
 
 FRONT_PAGE = """<!doctype html>
@@ -177,15 +126,96 @@ maintainer issues one with <code>callcenter tokens create ID-OR-NAME</code>.</li
 """
 
 
-async def front_page(request: web.Request) -> web.Response:
+@endpoint(public=True, media={"text/html": "what this service is, with links"}, tags=("api",))
+async def front_page(request: web.Request) -> web.StreamResponse:
     """What this service is, and where its API page is (no token needed)."""
     return web.Response(text=FRONT_PAGE, content_type="text/html", charset="utf-8")
 
 
-async def whoami_handler(request: web.Request) -> web.Response:
+class Me(View):
+    id: int
+    name: str
+    role: str
+
+
+@endpoint(response=Me, tags=("users",))
+async def whoami_handler(request: web.Request) -> dict[str, Any]:
     """Who the token belongs to."""
     p = principal(request)
-    return web.json_response({"id": p.user_id, "name": p.name, "role": p.role})
+    return {"id": p.user_id, "name": p.name, "role": p.role}
+
+
+@endpoint(public=True, response=dict[str, Any], tags=("api",))
+async def openapi_handler(request: web.Request) -> web.StreamResponse:
+    """The OpenAPI document of this API (no token needed)."""
+    cache = request.app[OPENAPI_CACHE]
+    if "doc" not in cache:
+        cache["doc"] = json.dumps(openapi_document(request.app), ensure_ascii=False)
+    return web.Response(text=cache["doc"], content_type="application/json")
+
+
+DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Renewal desk call center API</title>
+<link rel="stylesheet" href="/api/docs/swagger-ui.css">
+<link rel="icon" type="image/png" href="/api/docs/favicon-32x32.png">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/api/docs/swagger-ui-bundle.js"></script>
+<script>
+window.ui = SwaggerUIBundle({
+  url: "/api/openapi.json",
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  persistAuthorization: false
+});
+</script>
+</body>
+</html>
+"""
+
+# The Swagger UI files served from the installed package (never a CDN: the desk's network
+# may have no internet, and a page that loads foreign scripts could read the token typed in).
+DOCS_ASSETS = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "application/javascript",
+    "favicon-32x32.png": "image/png",
+}
+
+
+@endpoint(public=True, media={"text/html": "the interactive API page"}, tags=("api",))
+async def docs_handler(request: web.Request) -> web.StreamResponse:
+    """The interactive API page (Swagger UI, served locally; no token needed to read it)."""
+    return web.Response(text=DOCS_PAGE, content_type="text/html")
+
+
+class DocsAsset(PathParams):
+    asset: Literal["swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png"]
+
+
+@endpoint(
+    public=True,
+    path=DocsAsset,
+    errors=(404,),
+    media={
+        "text/css": "a style sheet",
+        "application/javascript": "a script",
+        "image/png": "an icon",
+    },
+    tags=("api",),
+)
+async def docs_asset_handler(request: web.Request, path: DocsAsset) -> web.StreamResponse:
+    """A file of the API page (Swagger UI's script, style sheet and icon)."""
+    return web.FileResponse(
+        swagger_ui.static_path / path.asset,
+        headers={
+            "Content-Type": DOCS_ASSETS[path.asset],
+            "Cache-Control": "public, max-age=86400",
+        },
+    )
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -213,9 +243,12 @@ def create_app(
 ) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[SESSIONS] = sessions
+    app[OPENAPI_CACHE] = {}
     app[CLOCK] = clock or SystemClock()
     app.router.add_get("/", front_page)
     app.router.add_get("/api/openapi.json", openapi_handler)
+    app.router.add_get("/api/docs", docs_handler)
+    app.router.add_get("/api/docs/{asset}", docs_asset_handler)
     app.router.add_get("/api/me", whoami_handler)
     for table in route_tables:
         app.add_routes(table)

@@ -5,23 +5,88 @@ token work in crm_sync.auth."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.web import CLOCK, ApiError, json_response, principal, require_own, require_supervisor
+from common.web import CLOCK, ApiError, principal, require_own, require_supervisor
+from crm_sync.api import (
+    Body,
+    Id,
+    Limit,
+    Name,
+    Offset,
+    PathParams,
+    Query,
+    Timestamp,
+    View,
+    When,
+    endpoint,
+)
 from crm_sync.auth import TokenError, create_token, list_tokens, revoke_token
 from crm_sync.models import ContactResult, Customer, Lead, LeadKind, LeadStatus, Phone, Policy
 
 CRM_SESSIONS = web.AppKey("crm_sessions", async_sessionmaker[AsyncSession])
 routes = web.RouteTableDef()
-MAX_PAGE = 500
-M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+
+
+class LeadQuery(Query):
+    status: LeadStatus | None = None
+    kind: LeadKind | None = None
+    owner: Id | None = None
+    limit: Limit = 100
+    offset: Offset = 0
+
+
+class LeadPath(PathParams):
+    lead_id: Id
+
+
+class PolicyBrief(View):
+    policy_number: str
+    plate_number: str | None
+    make_model: str | None
+    expiry_date: date
+
+
+class PhoneBrief(View):
+    number: str | None
+    accuracy: str | None
+    valid: bool | None
+
+
+class LeadView(View):
+    id: int
+    kind: str
+    status: str
+    owner_id: int | None
+    distributed_on: date | None
+    contact_result: str | None
+    contact_result_at: Timestamp | None
+    callback_at: Timestamp | None
+    next_attempt_at: Timestamp | None
+    attempt_count: int
+    policy: PolicyBrief
+    customer: dict[str, Any]
+    phone: PhoneBrief | None
+
+
+class LeadPage(View):
+    total: int
+    items: list[LeadView]
+
+
+class ContactResultView(View):
+    code: str
+    label_zh: str
+    label_en: str
+    set_by: Literal["dialer", "specialist"]
+    final: bool
 
 
 def lead_view(
@@ -55,23 +120,14 @@ def lead_view(
     }
 
 
-def _int(value: str | None, name: str, default: int) -> int:
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ApiError(400, f"{name} must be a whole number") from None
-
-
 @routes.get("/api/leads")
-async def list_leads(request: web.Request) -> web.Response:
+@endpoint(query=LeadQuery, response=LeadPage, tags=("leads",))
+async def list_leads(request: web.Request, query: LeadQuery) -> dict[str, Any]:
     """Leads: a specialist's own queue; supervisors may filter by owner.
 
-    Query: status, kind, owner (supervisors), limit (≤ 500), offset.
+    Query: status, kind, owner (supervisors), limit (1-500), offset.
     """
     me = principal(request)
-    q = request.query
     stmt = (
         select(Lead, Policy, Customer, Phone)
         .join(Policy, Lead.policy_id == Policy.id)
@@ -79,20 +135,14 @@ async def list_leads(request: web.Request) -> web.Response:
         .outerjoin(Phone, Lead.phone_id == Phone.id)
     )
     if me.is_supervisor:
-        if "owner" in q:
-            stmt = stmt.where(Lead.owner_id == _int(q["owner"], "owner", 0))
+        if query.owner is not None:
+            stmt = stmt.where(Lead.owner_id == query.owner)
     else:
         stmt = stmt.where(Lead.owner_id == me.user_id)
-    if "status" in q:
-        if q["status"] not in {s.value for s in LeadStatus}:
-            raise ApiError(400, f"status must be one of {', '.join(s.value for s in LeadStatus)}")
-        stmt = stmt.where(Lead.status == q["status"])
-    if "kind" in q:
-        if q["kind"] not in {k.value for k in LeadKind}:
-            raise ApiError(400, f"kind must be one of {', '.join(k.value for k in LeadKind)}")
-        stmt = stmt.where(Lead.kind == q["kind"])
-    limit = min(max(_int(q.get("limit"), "limit", 100), 1), MAX_PAGE)
-    offset = max(_int(q.get("offset"), "offset", 0), 0)
+    if query.status is not None:
+        stmt = stmt.where(Lead.status == query.status.value)
+    if query.kind is not None:
+        stmt = stmt.where(Lead.kind == query.kind.value)
     async with request.app[CRM_SESSIONS]() as s:
         total = await s.scalar(select(func.count()).select_from(stmt.subquery()))
         rows = (
@@ -100,17 +150,18 @@ async def list_leads(request: web.Request) -> web.Response:
                 stmt.order_by(
                     Lead.callback_at.is_(None), Lead.callback_at, Policy.expiry_date, Lead.id
                 )
-                .limit(limit)
-                .offset(offset)
+                .limit(query.limit)
+                .offset(query.offset)
             )
         ).all()
-    return json_response({"total": total, "items": [lead_view(*row) for row in rows]})
+    return {"total": total, "items": [lead_view(*row) for row in rows]}
 
 
 @routes.get("/api/leads/{lead_id}")
-async def get_lead(request: web.Request) -> web.Response:
+@endpoint(path=LeadPath, response=LeadView, errors=(404,), tags=("leads",))
+async def get_lead(request: web.Request, path: LeadPath) -> dict[str, Any]:
     """One lead with its policy, customer and phone (one's own, for a specialist)."""
-    lead_id = _int(request.match_info["lead_id"], "lead id", 0)
+    lead_id = path.lead_id
     async with request.app[CRM_SESSIONS]() as s:
         row = (
             await s.execute(
@@ -124,27 +175,26 @@ async def get_lead(request: web.Request) -> web.Response:
     if row is None:
         raise ApiError(404, "no such lead")
     require_own(principal(request), row[0].owner_id)
-    return json_response(lead_view(*row))
+    return lead_view(*row)
 
 
 @routes.get("/api/contact-results")
-async def contact_results(request: web.Request) -> web.Response:
+@endpoint(response=list[ContactResultView], tags=("leads",))
+async def contact_results(request: web.Request) -> list[dict[str, Any]]:
     """The standard contact results (标准联系结果) with Chinese and English labels."""
     principal(request)
     async with request.app[CRM_SESSIONS]() as s:
         rows = (await s.scalars(select(ContactResult).order_by(ContactResult.sort_order))).all()
-    return json_response(
-        [
-            {
-                "code": r.code,
-                "label_zh": r.label_zh,
-                "label_en": r.label_en,
-                "set_by": "dialer" if r.telephony else "specialist",
-                "final": r.final,
-            }
-            for r in rows
-        ]
-    )
+    return [
+        {
+            "code": r.code,
+            "label_zh": r.label_zh,
+            "label_en": r.label_en,
+            "set_by": "dialer" if r.telephony else "specialist",
+            "final": r.final,
+        }
+        for r in rows
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,14 +204,21 @@ async def contact_results(request: web.Request) -> web.Response:
 MAX_TOKEN_DAYS = 3650
 
 
-class TokenCreate(BaseModel):
+class TokenQuery(Query):
+    specialist_id: Id | None = Field(default=None, description="only this user's tokens")
+    all: bool = Field(default=False, description="revoked and expired tokens too")
+
+
+class TokenPath(PathParams):
+    token_id: Id
+
+
+class TokenCreate(Body):
     """POST /api/tokens. `expires_at` (a date-time with its zone) or `expires_in_days`."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    specialist_id: int = Field(ge=1, le=2**31 - 1)
-    label: str | None = Field(default=None, max_length=100)
-    expires_at: AwareDatetime | None = None
+    specialist_id: Id
+    label: Name | None = None
+    expires_at: When | None = None
     expires_in_days: int | None = Field(default=None, ge=1, le=MAX_TOKEN_DAYS)
 
     @model_validator(mode="after")
@@ -176,24 +233,27 @@ class TokenCreate(BaseModel):
         return self.expires_at
 
 
-def _validation_reason(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
+class TokenView(View):
+    """A token as lists show it: its prefix, never its secret."""
+
+    id: int
+    prefix: str | None
+    specialist_id: int
+    specialist: str
+    role: str
+    label: str | None
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    revoked_at: Timestamp | None
+    state: Literal["active", "expired", "revoked"]
 
 
-async def read_body(request: web.Request, model: type[M]) -> M:
-    """The request's JSON body checked against `model`, or a 400 that says what is wrong."""
-    try:
-        raw = await request.json() if request.can_read_body else {}
-    except ValueError:
-        raise ApiError(400, "the body must be JSON") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise ApiError(400, _validation_reason(exc)) from None
+class TokenList(View):
+    items: list[TokenView]
+
+
+class NewToken(TokenView):
+    token: str = Field(description="the secret: shown in this answer only")
 
 
 async def _token_work(
@@ -210,32 +270,28 @@ async def _token_work(
 
 
 @routes.get("/api/tokens")
-async def get_tokens(request: web.Request) -> web.Response:
-    """API tokens, never their secrets (supervisors).
-
-    Query: specialist_id (one user's), all=true (revoked and expired ones too).
-    """
+@endpoint(query=TokenQuery, response=TokenList, errors=(403,), tags=("tokens",))
+async def get_tokens(request: web.Request, query: TokenQuery) -> dict[str, Any]:
+    """API tokens, never their secrets (supervisors); by default only those that still work."""
     require_supervisor(principal(request))
-    q = request.query
-    who = _int(q.get("specialist_id"), "specialist_id", 0) or None
-    everything = q.get("all", "false").lower() in ("true", "1", "yes")
     tokens = await _token_work(
         request,
-        lambda s, now: list_tokens(s, now, specialist_id=who, include_inactive=everything),
+        lambda s, now: list_tokens(
+            s, now, specialist_id=query.specialist_id, include_inactive=query.all
+        ),
     )
-    return json_response({"items": [t.to_dict() for t in tokens]})
+    return {"items": [t.to_dict() for t in tokens]}
 
 
 @routes.post("/api/tokens")
-async def post_token(request: web.Request) -> web.Response:
+@endpoint(body=TokenCreate, response=NewToken, status=201, errors=(403, 404, 409), tags=("tokens",))
+async def post_token(request: web.Request, body: TokenCreate) -> dict[str, Any]:
     """Issue a token for a user (supervisors). The secret is in this answer and never again.
 
-    Body: {"specialist_id": 3, "label": "seat page", "expires_in_days": 30} or
-    {"expires_at": "2027-01-31T18:00:00+08:00"}.
+    A maintainer's token is made by a maintainer (403); a deactivated user gets none (409).
     """
     me = principal(request)
     require_supervisor(me)
-    body = await read_body(request, TokenCreate)
     secret, info = await _token_work(
         request,
         lambda s, now: create_token(
@@ -247,16 +303,20 @@ async def post_token(request: web.Request) -> web.Response:
             actor_role=me.role,
         ),
     )
-    return json_response({"token": secret, **info.to_dict()}, status=201)
+    return {"token": secret, **info.to_dict()}
 
 
 @routes.post("/api/tokens/{token_id}/revoke")
-async def post_revoke(request: web.Request) -> web.Response:
-    """Revoke a token at once (supervisors); its bearer gets 401 from the next request on."""
+@endpoint(path=TokenPath, response=TokenView, errors=(403, 404), tags=("tokens",))
+async def post_revoke(request: web.Request, path: TokenPath) -> dict[str, Any]:
+    """Revoke a token at once (supervisors); its bearer gets 401 from the next request on.
+
+    Revoking it again keeps the first time.
+    """
     me = principal(request)
     require_supervisor(me)
-    token_id = _int(request.match_info["token_id"], "token id", 0)
-    info = await _token_work(
-        request, lambda s, now: revoke_token(s, token_id, now, actor_role=me.role)
-    )
-    return json_response(info.to_dict())
+    return (
+        await _token_work(
+            request, lambda s, now: revoke_token(s, path.token_id, now, actor_role=me.role)
+        )
+    ).to_dict()

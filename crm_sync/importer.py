@@ -29,7 +29,7 @@ from crm_sync.exceptions import ImportInputError
 from crm_sync.mail import email_address
 from crm_sync.models import Branch, Customer, LeadKind, LeadStatus, Phone, Policy
 from crm_sync.phones import ParsedPhone, clean_cell, parse_phone, split_numbers
-from schedules.timeline import due_day
+from schedules.timeline import TimelineRules, due_day
 
 Cell = str | int | float | date | datetime | None
 
@@ -404,16 +404,22 @@ def initial_status(kind: LeadKind | str) -> LeadStatus:
     return LeadStatus.DUE if LeadKind(kind) is LeadKind.CALLBACK else LeadStatus.NEW
 
 
-def initial_due_on(kind: LeadKind | str, policy: HasExpiry, today: date) -> date:
-    """The day a freshly imported lead becomes work (the schedules package may refine this).
+def initial_due_on(
+    kind: LeadKind | str,
+    policy: HasExpiry,
+    today: date,
+    rules: TimelineRules = TimelineRules(),  # noqa: B008 (frozen: shared safely)
+) -> date:
+    """The day a freshly imported lead becomes work, by the desk's timeline rules.
 
-    renewal: expiry − 25 days; trial-member conversion: a month before expiry; lapsed and
-    post-underwriting callback: the day of the import.
+    renewal: expiry − 25 days; trial-member conversion: a month before expiry (by default);
+    lapsed and post-underwriting callback: the day of the import.
     """
     kind = LeadKind(kind)
     if kind in (LeadKind.RENEWAL, LeadKind.TRIAL):
-        # One rule for the whole desk: the timeline's (schedules.timeline.due_day).
-        return due_day(kind.value, policy.expiry_date)
+        # One rule for the whole desk: the timeline's (schedules.timeline.due_day), with the
+        # rules the timeline job runs with (DeskCalendar.rules), not the defaults.
+        return due_day(kind.value, policy.expiry_date, rules)
     return today
 
 

@@ -81,6 +81,17 @@ class LeadKind(enum.StrEnum):
     CALLBACK = "callback"  # 承保回访 post-underwriting callback
 
 
+class CampaignKind(enum.StrEnum):
+    """The one list of campaign kinds: each lead kind, and the reminder call (a campaign of
+    renewal leads, not a kind of lead). Calling hours, campaigns and attempts use it."""
+
+    RENEWAL = LeadKind.RENEWAL.value
+    LAPSED = LeadKind.LAPSED.value
+    TRIAL = LeadKind.TRIAL.value
+    CALLBACK = LeadKind.CALLBACK.value  # post-underwriting callback (承保回访), automatic
+    REMINDER = "reminder"  # expiry − 30 reminder call, automatic
+
+
 class LeadStatus(enum.StrEnum):
     NEW = "new"  # imported, not yet due
     DUE = "due"  # due for distribution today (T-25, lapsed, …)
@@ -344,6 +355,12 @@ class SalesRecord(Base):
     )
 
 
+class OutboxState(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    PARKED = "parked"  # dead letter: the receiver refused it for good
+
+
 class OutboxMessage(Base):
     """Results on their way to the CRM, written in the same transaction as the result."""
 
@@ -357,8 +374,48 @@ class OutboxMessage(Base):
     delivered_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Delivery by the relay (crm_sync.relay, migration 0013_outbox_relay).
+    state: Mapped[str] = mapped_column(
+        String(16), default=OutboxState.PENDING.value, server_default="pending"
+    )
+    next_try_at: Mapped[datetime | None]  # a failing message waits (backoff) until then
+    lease_owner: Mapped[str | None] = mapped_column(String(64))  # the relay handling the key
+    lease_until: Mapped[datetime | None]
+    sink: Mapped[str | None] = mapped_column(String(32))  # who accepted it ("none": no sink)
+    parked_reason: Mapped[str | None] = mapped_column(Text)  # the receiver's final answer
+    history: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # failed tries
 
-    __table_args__ = (Index("ix_outbox_undelivered", "delivered_at", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_undelivered", "delivered_at", "id"),
+        Index(
+            "ix_outbox_pending_key",
+            "key",
+            "id",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+        Index("ix_outbox_state_created", "state", "created_at"),
+        CheckConstraint(_in("state", OutboxState), name="state"),
+    )
+
+
+class CrmChange(Base):
+    """An inbound change from the CRM (crm_sync.changes), audited; one row per change id."""
+
+    __tablename__ = "crm_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[str] = mapped_column(String(128), unique=True)  # the CRM's own id
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(128))  # e.g. policy:P123, specialist:7
+    changed_at: Mapped[datetime]  # the CRM's timestamp: decides between out-of-order changes
+    received_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(32))  # http / file
+    outcome: Mapped[str] = mapped_column(String(16))  # applied / stale / rejected
+    detail: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_crm_changes_subject", "kind", "subject", "changed_at"),)
 
 
 class ImportRun(Base):
@@ -382,13 +439,16 @@ __all__ = [
     "Accuracy",
     "Base",
     "Branch",
+    "CampaignKind",
     "ContactResult",
+    "CrmChange",
     "Customer",
     "ImportRun",
     "Lead",
     "LeadKind",
     "LeadStatus",
     "OutboxMessage",
+    "OutboxState",
     "Phone",
     "PhoneKind",
     "PhoneRole",

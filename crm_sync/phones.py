@@ -11,11 +11,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
+from sqlalchemy import and_, case, or_, select
+from sqlalchemy.orm import aliased
 
-from crm_sync.models import Accuracy, PhoneKind, PhoneRole
+from crm_sync.models import Accuracy, Phone, PhoneKind, PhoneRole, Policy
 from crm_sync.spreadsheets import GUARD, unguard_cell
 
 REGION = "CN"
@@ -177,6 +180,17 @@ class PhoneChoice:
     do_not_call: bool = False
 
 
+# Which phone of a lead to call: the one home of the rule. The import chooses with
+# `choose_lead_phone` (over the roles of the row), the timeline with `lead_phone_sql` (a new
+# post-underwriting callback lead), both by the same ranking and the same `usable` test; the
+# dialer's queue adds, at the moment of the claim, the do-not-call list (`dialer.queues`).
+
+
+def usable(c: PhoneChoice) -> bool:
+    """A number that may be chosen: valid, not flagged do-not-call, not marked inaccurate."""
+    return c.valid and not c.do_not_call and c.accuracy != _INACCURATE
+
+
 def choose_lead_phone(candidates: Sequence[PhoneChoice], *, is_fleet: bool) -> int | None:
     """The number a lead should be dialled on, or None when none can be dialled.
 
@@ -185,11 +199,11 @@ def choose_lead_phone(candidates: Sequence[PhoneChoice], *, is_fleet: bool) -> i
     Numbers known to be wrong (invalid, marked inaccurate, do-not-call) are never chosen.
     """
     rank = _FLEET_RANK if is_fleet else _RANK
-    usable = [c for c in candidates if c.valid and not c.do_not_call and c.accuracy != _INACCURATE]
-    if not usable:
+    found = [c for c in candidates if usable(c)]
+    if not found:
         return None
     # Stable: among equals the earlier number (first in the cell, first imported) wins.
-    return min(usable, key=lambda c: rank.get(c.role, len(rank))).phone_id
+    return min(found, key=lambda c: rank.get(c.role, len(rank))).phone_id
 
 
 def _rank(*roles: PhoneRole) -> dict[str, int]:
@@ -199,3 +213,30 @@ def _rank(*roles: PhoneRole) -> dict[str, int]:
 _RANK = _rank(PhoneRole.CORRECTED, PhoneRole.POLICYHOLDER, PhoneRole.INSURED, PhoneRole.FLEET)
 _FLEET_RANK = _rank(PhoneRole.CORRECTED, PhoneRole.INSURED, PhoneRole.POLICYHOLDER, PhoneRole.FLEET)
 _INACCURATE = Accuracy.INACCURATE.value
+
+
+def usable_phone_sql() -> Any:
+    """`usable` as a SQL condition over `phones`."""
+    return and_(Phone.valid.is_(True), Phone.do_not_call.is_(False), Phone.accuracy != _INACCURATE)
+
+
+def lead_phone_sql(policy_id: Any) -> Any:
+    """`choose_lead_phone` as a scalar subquery: the phone for a lead of the policy
+    `policy_id` (a column or value), among its policyholder's and insured's stored numbers,
+    ranked by each number's stored role (a fleet policy puts the insured first); among
+    equals the first stored."""
+    pol = aliased(Policy)
+
+    def by_role(rank: dict[str, int]) -> Any:
+        return case(*((Phone.role == r, i) for r, i in rank.items()), else_=len(rank))
+
+    return (
+        select(Phone.id)
+        .join(
+            pol, or_(Phone.customer_id == pol.policyholder_id, Phone.customer_id == pol.insured_id)
+        )
+        .where(pol.id == policy_id, usable_phone_sql())
+        .order_by(case((pol.is_fleet, by_role(_FLEET_RANK)), else_=by_role(_RANK)), Phone.id)
+        .limit(1)
+        .scalar_subquery()
+    )

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite.dml import Insert as SqliteInsert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from crm_sync.dialplan import TECHNOLOGY, seat_problem
 from crm_sync.exceptions import NotFound, SpecialistError
 from crm_sync.importer import (
     Mapping,
@@ -57,6 +58,7 @@ from crm_sync.models import (
 )
 from crm_sync.phones import ParsedPhone, PhoneChoice, choose_lead_phone
 from crm_sync.spreadsheets import SafeCsvWriter
+from schedules.timeline import TimelineRules
 
 if TYPE_CHECKING:
     from common.clock import Clock
@@ -249,7 +251,9 @@ class _Writer:
         now: datetime,
         summary: ImportSummary,
         columns: set[str],
+        rules: TimelineRules,
     ) -> None:
+        self.rules = rules
         self.conn = conn
         self.kind = kind
         self.today = today
@@ -614,7 +618,7 @@ class _Writer:
         for p in todo:
             r = p.record
             phone_id = self._choose_phone(p, customer_ids, phones_by_customer)
-            due = initial_due_on(self.kind, r, self.today)
+            due = initial_due_on(self.kind, r, self.today, self.rules)
             if p.lead is None:
                 p.new_lead = True
                 inserts.append(
@@ -790,8 +794,11 @@ async def import_file(
     progress: Callable[[int], None] | None = None,
     prepared: PreparedImport | None = None,
     clock: Clock | None = None,
+    rules: TimelineRules | None = None,
 ) -> ImportSummary:
-    """Import one file. Raises ImportInputError (nothing written) if the file is unusable."""
+    """Import one file. Raises ImportInputError (nothing written) if the file is unusable.
+
+    `rules`: the desk's timeline rules (`DeskCalendar.rules`), which set each lead's due day."""
     kind = LeadKind(kind)
     started = time.perf_counter()
     path = Path(path)
@@ -806,7 +813,9 @@ async def import_file(
         if conn.dialect.name == "postgresql":
             # One import at a time per database: the batches' look-ups stay true until commit.
             await conn.execute(select(func.pg_advisory_xact_lock(IMPORT_LOCK_KEY)))
-        writer = _Writer(conn, kind, today, now, summary, set(prepared.columns))
+        writer = _Writer(
+            conn, kind, today, now, summary, set(prepared.columns), rules or TimelineRules()
+        )
         await writer.start()
         # Reading and validating the next batch (a thread) overlaps writing this one.
         batches = batched(prepared, batch_size)
@@ -850,9 +859,6 @@ async def import_file(
 
 # --------------------------------------------------------------------------- specialists
 
-SEAT = re.compile(r"^(PJSIP|SIP|IAX2|Local|DAHDI)/\S+$")
-
-
 ROLES = ("specialist", "supervisor", "maintainer")
 
 
@@ -862,16 +868,19 @@ async def add_specialist(
     seat: str,
     branch_code: str | None = None,
     role: str = "specialist",
+    technologies: Iterable[str] = TECHNOLOGY.values(),
 ) -> Specialist:
     """A user of the desk: a specialist (dials their own leads) or a supervisor/maintainer
-    (reviews recordings, runs the distribution, sees every lead)."""
+    (reviews recordings, runs the distribution, sees every lead). `technologies`: the seat
+    technologies of the configured Asterisk servers (PJSIP, Local)."""
     if role not in ROLES:
         raise SpecialistError(f"role {role!r} is not one of {', '.join(ROLES)}")
     name = name.strip()
     if not name:
         raise SpecialistError("a specialist needs a name")
-    if not SEAT.match(seat):
-        raise SpecialistError(f"seat {seat!r} is not a dialable endpoint; write it like PJSIP/8001")
+    problem = seat_problem(seat, technologies)
+    if problem:
+        raise SpecialistError(f"seat {seat!r} refused: {problem}")
     branch_id: int | None = None
     if branch_code:
         branch_id = await session.scalar(select(Branch.id).where(Branch.code == branch_code))

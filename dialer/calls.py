@@ -43,6 +43,7 @@ from typing import Any
 
 from dialer.ami import events as ev
 from dialer.domain import CallBridged, PbxShuttingDown, RecordingNamed
+from schedules.retry import Outcome  # the one outcome vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +55,6 @@ class Mode(enum.StrEnum):
     SEAT_FIRST = "seat_first"  # the seat is originated; the dialplan dials the customer
     CUSTOMER_FIRST = "customer_first"  # the customer is originated; the dialplan dials a seat
     APPLICATION = "application"  # the customer is originated into an IVR / playback, no seat
-
-
-class Outcome(enum.StrEnum):
-    ANSWERED = "answered"
-    ANSWERED_HUNG_UP_EARLY = "answered_hung_up_early"
-    BUSY = "busy"
-    NO_ANSWER = "no_answer"
-    CONGESTION = "congestion"
-    UNREACHABLE = "unreachable"  # switched off, out of coverage (cause 20, 18, SIP 480)
-    WRONG_NUMBER = "wrong_number"  # unallocated number (cause 1, SIP 404)
-    FAILED = "failed"  # the originate itself failed (bad channel, no such extension, ...)
-    HUNG_UP_BY_ACTION = "hung_up_by_action"  # the dialer (or an operator) hung it up
-    UNKNOWN = "unknown"  # events were lost (e.g. across a reconnect)
 
 
 class Party(enum.StrEnum):

@@ -17,19 +17,23 @@ from typing import Any
 
 from crm_sync.models import Accuracy, LeadStatus
 from dialer.models import DialMode
+from dialer.outcomes import (
+    ABANDONED,
+    ANSWERED_OUTCOMES,
+    ENDED_BY_PBX,
+    NOT_SENT,
+    SKIPPED,
+    UNKNOWN,
+    automatic_reached,
+    counts_as_call,
+)
+from schedules.callbacks import book_callback, callback_time
+from schedules.models import DistributionRun
+from schedules.ownership import owner_change
 from schedules.retry import Attempt as RetryAttempt
 from schedules.retry import Outcome as RetryOutcome
-from schedules.retry import RetryConfig, appointment_time, next_attempt
+from schedules.retry import RetryConfig, next_attempt
 from schedules.windows import CallingHours, zone
-
-NOT_SENT = "not_sent"  # the window closed between claim and send: nothing was dialled
-ABANDONED = "abandoned"  # customer first: answered, but no seat took the call in time
-SKIPPED = "skipped"  # preview: the specialist skipped the lead
-# The PBX itself ended the call (Asterisk shutting down, dialer.shutdown): no customer
-# outcome, never counted by the retry rules (not toward the three calls of a callback number).
-ENDED_BY_PBX = "ended_by_pbx"
-UNKNOWN = "unknown"
-ANSWERED_OUTCOMES = frozenset({"answered", "answered_hung_up_early"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,20 @@ class AttemptFacts:
     free_specialist: int | None = None  # least loaded, for a booked callback with no owner
 
 
+@dataclass(slots=True)
+class LeadDraft:
+    """The lead's fields a rule may change, as plain values: the shared rules
+    (`schedules.callbacks.book_callback`, `schedules.ownership.owner_change`) apply to it as
+    they would to the lead, and `dialer.results` copies the outcome onto the row."""
+
+    id: int
+    status: str
+    owner_id: int | None
+    distributed_on: date | None
+    callback_at: datetime | None
+    next_attempt_at: datetime | None
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     route: Route
@@ -123,6 +141,9 @@ class Decision:
     status: str | None = None  # the lead's status set by the rule (closing comes after)
     callback_at: datetime | None = None
     set_callback_at: bool = False
+    counts_as_call: bool = True  # toward the lead's attempt count (dialer.outcomes)
+    # Owner changes to record (schedules.ownership: audited like the daily deal).
+    audit: list[DistributionRun] = field(default_factory=list)
     messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     @property
@@ -135,7 +156,7 @@ def route(f: AttemptFacts, fin: Finished) -> Route:
     automatic = f.mode == DialMode.AUTOMATIC.value
     if f.campaign_kind == "reminder":
         return Route.REMINDER
-    simple = {NOT_SENT: Route.NOT_SENT, SKIPPED: Route.SKIPPED, ENDED_BY_PBX: Route.ENDED_BY_PBX}
+    simple: dict[str, Route] = {NOT_SENT: Route.NOT_SENT, SKIPPED: Route.SKIPPED, ENDED_BY_PBX: Route.ENDED_BY_PBX}
     if fin.outcome in simple:
         return simple[fin.outcome]
     if automatic and talked and fin.key_pressed in ("1", "2"):
@@ -158,10 +179,7 @@ class _Rule:
     accuracy: str | None = None
     book: bool = False
     connected: bool = False
-    owner_id: int | None = None
-    status: str | None = None
-    callback_at: datetime | None = None
-    set_callback_at: bool = False
+    audit: list[DistributionRun] = field(default_factory=list)
 
 
 def _local_day(now: datetime, tz: str) -> date:
@@ -169,7 +187,12 @@ def _local_day(now: datetime, tz: str) -> date:
 
 
 def _key_rule(
-    r: Route, f: AttemptFacts, fin: Finished, now: datetime, hours: CallingHours
+    r: Route,
+    f: AttemptFacts,
+    fin: Finished,
+    now: datetime,
+    hours: CallingHours,
+    lead: LeadDraft,
 ) -> _Rule:
     """Keys 1 and 2 of an automatic callback call."""
     if r is Route.CONFIRMED:
@@ -180,33 +203,48 @@ def _key_rule(
             closed=True,
             accuracy=Accuracy.ACCURATE.value if f.phone_id is not None else None,
         )
+    audit: list[DistributionRun] = []
     if r is Route.CONNECTED:
+        assert fin.specialist_id is not None  # route() checked it
         # Connected to a free specialist during the call: their lead now, and their contact
         # result to set (dispose), like any call a specialist answered. Until they set it the
         # lead stays in their queue as a booked callback.
+        run = owner_change(
+            lead,
+            fin.specialist_id,
+            day=_local_day(now, f.tz),
+            reason="callback key 2: connected to the specialist during the call",
+            now=now,
+        )
+        audit += [run] if run is not None else []
         next_at = hours.next_day_start(now, f.tz)
+        lead.status = LeadStatus.ASSIGNED.value
+        lead.callback_at = next_at
         return _Rule(
             f"callback: customer pressed 2 and was connected to {fin.seat or 'a seat'}: "
             "answered: waiting for the specialist's contact result",
             next_at,
             connected=True,
-            owner_id=fin.specialist_id,
-            status=LeadStatus.ASSIGNED.value,
-            callback_at=next_at,
-            set_callback_at=True,
+            audit=audit,
         )
-    slot = hours.next_slots(now, 1, f.tz)[0].start
-    when, why = appointment_time(slot, hours, f.tz)
+    when, why = callback_time(None, now=now, hours=hours, tz=f.tz)
     owner = f.owner_id or f.free_specialist
+    if owner is not None and f.owner_id is None:
+        run = owner_change(
+            lead,
+            owner,
+            day=_local_day(now, f.tz),
+            reason="callback key 2: callback booked to the least-loaded specialist",
+            now=now,
+        )
+        audit += [run] if run is not None else []
+    book_callback(lead, when)
     return _Rule(
         f"callback: customer pressed 2 (talk to a person): {why}",
         when,
         "callback",
         book=True,
-        owner_id=owner,
-        status=LeadStatus.SCHEDULED.value if owner is not None else None,
-        callback_at=when,
-        set_callback_at=True,
+        audit=audit,
     )
 
 
@@ -214,8 +252,8 @@ def _retry_rule(
     f: AttemptFacts, fin: Finished, now: datetime, hours: CallingHours, retry: RetryConfig
 ) -> _Rule:
     ro = retry_outcome(fin)
-    if f.mode == DialMode.AUTOMATIC.value and ro is RetryOutcome.ANSWERED:
-        ro = RetryOutcome.NO_ANSWER  # nobody pressed a key: not reached
+    if ro is RetryOutcome.ANSWERED and not automatic_reached(f.mode, fin.key_pressed):
+        ro = RetryOutcome.NO_ANSWER
     d = next_attempt(
         ro,
         at=now,
@@ -243,6 +281,7 @@ def _rule(
     now: datetime,
     hours: CallingHours,
     retry: RetryConfig,
+    lead: LeadDraft,
 ) -> _Rule:
     tz = f.tz
     if r is Route.REMINDER:
@@ -260,7 +299,7 @@ def _rule(
             fin.reason or "ended by the PBX: not a customer outcome", hours.next_open(now, tz)
         )
     if r in (Route.CONFIRMED, Route.CONNECTED, Route.BOOK):
-        return _key_rule(r, f, fin, now, hours)
+        return _key_rule(r, f, fin, now, hours, lead)
     if r is Route.TALKED:
         # The specialist logs the result; until then the lead rests until the next day.
         return _Rule(
@@ -284,7 +323,10 @@ def decide(
 ) -> Decision:
     """The decision for a finished attempt, and the outbox messages it publishes."""
     r = route(f, fin)
-    rule = _rule(r, f, fin, now, hours, retry)
+    lead = LeadDraft(
+        f.lead_id, f.lead_status, f.owner_id, None, f.callback_at, f.next_attempt_at
+    )
+    rule = _rule(r, f, fin, now, hours, retry, lead)
     reason, next_at, contact = rule.reason, rule.next_at, rule.contact
     if fin.unknown:
         reason = (
@@ -294,16 +336,12 @@ def decide(
         next_at = hours.next_window_start(now, f.tz)
         contact = None
     reminder = f.campaign_kind == "reminder"
-    status = rule.status or f.lead_status
-    callback_at, set_callback = rule.callback_at, rule.set_callback_at
+    status = lead.status
+    callback_at = lead.callback_at
     if not reminder and rule.closed:
         status = LeadStatus.CLOSED.value
         if contact != "callback":
-            callback_at, set_callback = None, True
-    owner = f.owner_id
-    distributed_on = None
-    if rule.owner_id is not None and rule.owner_id != f.owner_id:
-        owner, distributed_on = rule.owner_id, _local_day(now, f.tz)
+            callback_at = None
     specialist, seat = f.specialist_id, f.seat
     if rule.connected:
         specialist, seat = fin.specialist_id, fin.seat or f.seat
@@ -319,11 +357,13 @@ def decide(
         accuracy=rule.accuracy,
         specialist_id=specialist,
         seat=seat,
-        owner_id=owner,
-        distributed_on=distributed_on,
+        owner_id=lead.owner_id,
+        distributed_on=lead.distributed_on,
         status=status,
         callback_at=callback_at,
-        set_callback_at=set_callback,
+        set_callback_at=callback_at != f.callback_at,
+        counts_as_call=counts_as_call(fin.outcome),
+        audit=rule.audit,
     )
     decision.messages.extend(_messages(f, fin, decision, now))
     return decision
@@ -400,6 +440,7 @@ __all__ = [
     "AttemptFacts",
     "Decision",
     "Finished",
+    "LeadDraft",
     "Route",
     "decide",
     "retry_outcome",

@@ -102,6 +102,7 @@ from dialer.state import (
 )
 from dialer.tasks import TaskOwner
 from schedules.retry import RetryConfig
+from schedules.timeline import TimelineRules
 from schedules.windows import DEFAULT_TZ, CallingHours, CallingPlan
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class DialerEngine:
         config: DialerConfig | None = None,
         on_attempt_ended: AttemptEndedHook | None = None,
         link_factory: LinkFactory | None = None,
+        timeline: TimelineRules | None = None,
     ) -> None:
         if not servers:
             raise ValueError("the dialer needs at least one AMI server")
@@ -137,6 +139,7 @@ class DialerEngine:
         self.plan = plan or CallingPlan()
         self.retry = retry or RetryConfig()
         self.config = config or DialerConfig()
+        self.timeline = timeline or TimelineRules()  # the reminder's T−30 (schedules.timeline)
         self.on_attempt_ended = on_attempt_ended
         self._link_factory = link_factory or supervisor_link
         self._servers = {s.name: _Server(s) for s in servers}
@@ -940,7 +943,7 @@ class DialerEngine:
             query = queues.reminder_queue(
                 now,
                 today,
-                self.config.reminder_days_before,
+                self.timeline,
                 day_start=day_start,
                 daily_cap=daily_cap,
             )
@@ -1089,6 +1092,14 @@ class DialerEngine:
                     retry_at=self.hours_for(live.kind).next_window_start(now, live.tz),
                 ),
             )
+            return
+        # The CRM may have closed the lead or barred the number since the claim (inbound
+        # changes, docs/crm.md): looked at here, at the moment of sending, like the window.
+        async with self.sessions() as s:
+            stop = await queues.not_callable_reason(s, live.lead_id, live.number)
+        if stop is not None:
+            self.stats["not_sent_closed"] += 1
+            await self._finish(live, Finished(live.attempt_id, NOT_SENT, reason=stop))
             return
         link = server.link
         if link is None or not server.usable:

@@ -53,6 +53,12 @@ class NoPreview(DialerError):
     status = 409
 
 
+class NotAPhoneNumber(DialerError):
+    """A do-not-call entry that is not one phone number by the import's rules."""
+
+    status = 400
+
+
 class OutsideCallingWindow(DialerError):
     status = 409
 
@@ -67,6 +73,7 @@ __all__ = [
     "DialerError",
     "IllegalSeatTransition",
     "NoPreview",
+    "NotAPhoneNumber",
     "NotSignedIn",
     "NotYourLead",
     "NotYourSeat",

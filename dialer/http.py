@@ -1,232 +1,407 @@
 """The seat and supervisor API of the dialer. Thin: validate → service → serialise.
 
 A specialist acts on their own seat (the token says who they are); supervisors see every
-seat, the live calls and the campaigns. Errors are JSON with a reason (see callcenter.web).
+seat, the live calls and the campaigns. Each route declares its models (crm_sync.api):
+the request is checked against them before the handler runs, and they are the OpenAPI
+document. Errors are JSON with a reason (see callcenter.web).
 """
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
-from typing import Any
+from collections.abc import Awaitable
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
+from pydantic import BeforeValidator, Field
 
 from common.principal import Principal
-from common.web import ApiError, json_response, principal, require_supervisor
-from dialer.services import DialerService
+from common.web import ApiError, principal, require_supervisor
+from crm_sync.api import (
+    ONE_LINE,
+    Body,
+    Code,
+    Id,
+    Name,
+    Note,
+    PathParams,
+    Timestamp,
+    View,
+    When,
+    endpoint,
+    refused,
+)
+from crm_sync.dialplan import CallerId, SeatDevice, SoundName
+from crm_sync.phones import MAX_WRITTEN_LENGTH
+from dialer.exceptions import NotAPhoneNumber
+from dialer.models import DialMode, SeatState
+from dialer.services import DO_NOT_CALL_EXAMPLE, DialerService
 
 DIALER = web.AppKey("dialer", DialerService)
 routes = web.RouteTableDef()
+
+
+def _not_too_long(value: object) -> object:
+    # The service's words for a novel-length number (and the schema's maxLength says the same):
+    # one refusal, whichever layer meets it first.
+    if isinstance(value, str) and len(value) > MAX_WRITTEN_LENGTH:
+        raise ValueError(
+            f"the number is longer than {MAX_WRITTEN_LENGTH} characters; {DO_NOT_CALL_EXAMPLE}"
+        )
+    return value
+
+
+WrittenNumber = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_WRITTEN_LENGTH,
+        pattern=ONE_LINE,
+        description=(
+            "one phone number in any form the import reads (+86 138-0013-8000, "
+            "138 0013 8000, 0311-85551234); the service stores its E.164 form"
+        ),
+        examples=["+8613800138000"],
+    ),
+    # After the Field, so it wraps the constrained string: it runs first, and the schema
+    # keeps the pattern.
+    BeforeValidator(_not_too_long),
+]
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+class SignIn(Body):
+    seat: SeatDevice | None = Field(
+        default=None, description="the specialist's own device; default: the configured one"
+    )
+    ready: bool = False
+
+
+class Pause(Body):
+    reason: Name = Field(examples=["break"])
+
+
+class Disposition(Body):
+    result: Code = Field(description="a standard contact result code (GET /api/contact-results)")
+    callback_at: When | None = Field(
+        default=None, description="a callback appointment; default: the next calling window"
+    )
+    note: Note | None = None
+
+
+class CampaignChange(Body):
+    mode: DialMode | None = None
+    concurrency: Annotated[int, Field(ge=0, le=1000)] | None = None
+    trunk: Code | None = None
+    trunk_max_calls: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    trunk_max_cps: Annotated[float, Field(gt=0, le=1000)] | None = None
+    caller_id: CallerId | None = None
+    message: SoundName | None = None
+
+
+class DoNotCallAdd(Body):
+    number: WrittenNumber
+    reason: Name | None = None
+
+
+class LeadPath(PathParams):
+    lead_id: Id
+
+
+class AttemptPath(PathParams):
+    attempt_id: Code
+
+
+class CampaignPath(PathParams):
+    name: Code
+
+
+class NumberPath(PathParams):
+    number: WrittenNumber
+
+
+class SeatView(View):
+    specialist_id: int
+    seat: str
+    state: SeatState
+    since: Timestamp | None
+    pause_reason: str | None
+    attempt_id: str | None
+    preview: bool
+    wrap_up_until: Timestamp | None
+
+
+class PreviewDialled(SeatView):
+    pass
+
+
+class CallView(View):
+    seat: SeatView
+    attempt: dict[str, Any]
+    lead: dict[str, Any]
+    customer: dict[str, Any]
+    policy: dict[str, Any]
+
+
+class DispositionView(View):
+    lead_id: int
+    status: str
+    contact_result: str | None
+    callback_at: Timestamp | None
+    next_attempt_at: Timestamp | None
+
+
+class LiveCall(View):
+    attempt_id: str
+    lead_id: int
+    specialist_id: int | None
+    seat: str | None
+    number: str
+    mode: str
+    campaign_kind: str
+    ami_server: str
+    state: str
+
+
+class HangUpView(View):
+    attempt_id: str
+    hung_up: bool
+
+
+class CampaignView(View):
+    id: int
+    name: str
+    kind: str
+    mode: str
+    running: bool
+    concurrency: int
+    trunk: str
+    trunk_max_calls: int
+    trunk_max_cps: float
+    caller_id: str | None
+    message: str | None
+
+
+class CampaignStatus(CampaignView):
+    calls_in_flight: int
+
+
+class DoNotCallView(View):
+    number: str = Field(description="the E.164 form stored")
+    do_not_call: bool
+
+
+class AmiLinkHealth(View):
+    server: str
+    connected: bool
+    warnings: list[str] = Field(description="what the AMI user lacks, each naming the fix")
+
+
+class Health(View):
+    ok: bool = Field(description="false while a link is down or a warning holds")
+    ami: list[AmiLinkHealth]
+
+
+# -- handlers ----------------------------------------------------------------------------------
 
 
 def _svc(request: web.Request) -> DialerService:
     return request.app[DIALER]
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
+async def _number(where: Literal["path", "body"], coro: Awaitable[str]) -> str:
+    """The service's refusal of a text that is not one phone number, as a field problem."""
     try:
-        data = await request.json()
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, f"the body is not JSON: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return data
-
-
-def _aware(value: object, name: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ApiError(
-            400, f"{name} must be an ISO 8601 time with a zone, e.g. 2026-12-01T10:00+08:00"
-        )
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, f"{name} is not an ISO 8601 time: {value!r}") from None
-    if parsed.tzinfo is None:
-        raise ApiError(400, f"{name} needs a time zone offset, e.g. {value}+08:00")
-    return parsed
+        return await coro
+    except NotAPhoneNumber as exc:
+        raise refused(where, "number", "phone_number", exc.reason) from None
 
 
 def _me(request: web.Request) -> Principal:
     return principal(request)
 
 
+SEAT_ERRORS = (403, 409)
+
+
 @routes.post("/api/seat/sign-in")
-async def sign_in(request: web.Request) -> web.Response:
+@endpoint(body=SignIn, body_required=False, response=SeatView, errors=SEAT_ERRORS, tags=("seat",))
+async def sign_in(request: web.Request, body: SignIn) -> dict[str, Any]:
     """Sign in to a seat (default: the specialist's configured device); paused unless ready."""
-    body = await _body(request)
-    seat = body.get("seat")
-    if seat is not None and not isinstance(seat, str):
-        raise ApiError(400, "seat must be a device name such as PJSIP/8001")
-    return json_response(
-        await _svc(request).sign_in(_me(request).user_id, seat, bool(body.get("ready")))
-    )
+    return await _svc(request).sign_in(_me(request).user_id, body.seat, body.ready)
 
 
 @routes.post("/api/seat/sign-out")
-async def sign_out(request: web.Request) -> web.Response:
+@endpoint(response=SeatView, errors=(409,), tags=("seat",))
+async def sign_out(request: web.Request) -> dict[str, Any]:
     """Sign out of the seat."""
-    return json_response(await _svc(request).sign_out(_me(request).user_id))
+    return await _svc(request).sign_out(_me(request).user_id)
 
 
 @routes.post("/api/seat/ready")
-async def ready(request: web.Request) -> web.Response:
+@endpoint(response=SeatView, errors=(409,), tags=("seat",))
+async def ready(request: web.Request) -> dict[str, Any]:
     """Ready for the next call."""
-    return json_response(await _svc(request).ready(_me(request).user_id))
+    return await _svc(request).ready(_me(request).user_id)
 
 
 @routes.post("/api/seat/pause")
-async def pause(request: web.Request) -> web.Response:
+@endpoint(body=Pause, response=SeatView, errors=(409,), tags=("seat",))
+async def pause(request: web.Request, body: Pause) -> dict[str, Any]:
     """Pause with a reason (break, training, …)."""
-    reason = (await _body(request)).get("reason")
-    if not isinstance(reason, str) or not reason.strip():
+    reason = body.reason.strip()
+    if not reason:
         raise ApiError(400, 'a pause needs a reason, e.g. {"reason": "break"}')
-    return json_response(await _svc(request).pause(_me(request).user_id, reason.strip()))
+    return await _svc(request).pause(_me(request).user_id, reason)
 
 
 @routes.get("/api/seat")
-async def my_seat(request: web.Request) -> web.Response:
+@endpoint(response=SeatView, errors=(409,), tags=("seat",))
+async def my_seat(request: web.Request) -> dict[str, Any]:
     """The caller's seat: state, since, pause reason, current attempt."""
-    return json_response(await _svc(request).seat(_me(request).user_id))
+    return await _svc(request).seat(_me(request).user_id)
 
 
 @routes.get("/api/seat/call")
-async def current_call(request: web.Request) -> web.Response:
+@endpoint(response=CallView, errors=(404, 409), tags=("seat",))
+async def current_call(request: web.Request) -> dict[str, Any]:
     """The screen pop: the current (or just finished) call with its customer and policy."""
     call = await _svc(request).current_call(_me(request).user_id)
     if call is None:
         raise ApiError(404, "no call on this seat right now")
-    return json_response(call)
+    return call
 
 
 @routes.post("/api/seat/preview/confirm")
-async def confirm_preview(request: web.Request) -> web.Response:
+@endpoint(response=PreviewDialled, errors=(409,), tags=("seat",))
+async def confirm_preview(request: web.Request) -> dict[str, Any]:
     """Preview mode: dial the offered lead."""
-    return json_response(await _svc(request).confirm_preview(_me(request).user_id))
+    return await _svc(request).confirm_preview(_me(request).user_id)
 
 
 @routes.post("/api/seat/preview/skip")
-async def skip_preview(request: web.Request) -> web.Response:
+@endpoint(response=SeatView, errors=(409,), tags=("seat",))
+async def skip_preview(request: web.Request) -> dict[str, Any]:
     """Preview mode: skip the offered lead."""
-    return json_response(await _svc(request).skip_preview(_me(request).user_id))
+    return await _svc(request).skip_preview(_me(request).user_id)
 
 
 @routes.post("/api/leads/{lead_id}/disposition")
-async def dispose(request: web.Request) -> web.Response:
+@endpoint(
+    path=LeadPath,
+    body=Disposition,
+    response=DispositionView,
+    errors=(404, 409),
+    tags=("leads",),
+)
+async def dispose(request: web.Request, path: LeadPath, body: Disposition) -> dict[str, Any]:
     """Set the contact result of one's own lead, optionally with a callback appointment.
 
-    Body: {"result": "interested" | "callback" | "renewed" | …, "callback_at": ISO time
-    with zone (optional), "note": text (optional)}. A callback without a time is booked
-    into the next calling window; a time outside the windows moves to the next window.
+    A callback without a time is booked into the next calling window; a time outside the
+    windows moves to the next window.
     """
-    try:
-        lead_id = int(request.match_info["lead_id"])
-    except ValueError:
-        raise ApiError(400, "lead id must be a number") from None
-    body = await _body(request)
-    result = body.get("result")
-    if not isinstance(result, str):
-        raise ApiError(400, "result is required: one of the standard contact results")
-    note = body.get("note")
-    if note is not None and not isinstance(note, str):
-        raise ApiError(400, "note must be text")
-    callback_at = _aware(body.get("callback_at"), "callback_at")
-    return json_response(
-        await _svc(request).dispose(lead_id, _me(request).user_id, result, callback_at, note)
+    return await _svc(request).dispose(
+        path.lead_id, _me(request).user_id, body.result, body.callback_at, body.note
     )
 
 
 @routes.get("/api/seats")
-async def seats(request: web.Request) -> web.Response:
+@endpoint(response=list[SeatView], errors=(403,), tags=("supervisor",))
+async def seats(request: web.Request) -> list[dict[str, Any]]:
     """Supervisor: every signed-in seat."""
     require_supervisor(_me(request))
-    return json_response(await _svc(request).seats())
+    return await _svc(request).seats()
 
 
 @routes.get("/api/calls")
-async def live_calls(request: web.Request) -> web.Response:
+@endpoint(response=list[LiveCall], errors=(403,), tags=("supervisor",))
+async def live_calls(request: web.Request) -> list[dict[str, Any]]:
     """Supervisor: the calls in flight on this process."""
     require_supervisor(_me(request))
-    return json_response(_svc(request).live_calls())
+    return _svc(request).live_calls()
 
 
 @routes.get("/api/health")
-async def health(request: web.Request) -> web.Response:
-    """Any signed-in role: the AMI links and what their manager.conf users lack.
-
-    `{"ok": bool, "ami": [{"server", "connected", "warnings": [text naming the fix]}]}`."""
+@endpoint(response=Health, tags=("supervisor",))
+async def health(request: web.Request) -> dict[str, Any]:
+    """Any signed-in role: the AMI links and what their manager.conf users lack."""
     _me(request)  # the middleware has checked the token; any role may look
-    return json_response(_svc(request).health())
+    return _svc(request).health()
 
 
 @routes.post("/api/calls/{attempt_id}/hangup")
-async def hang_up(request: web.Request) -> web.Response:
+@endpoint(path=AttemptPath, response=HangUpView, errors=(403, 409), tags=("supervisor",))
+async def hang_up(request: web.Request, path: AttemptPath) -> dict[str, Any]:
     """Supervisor: end a call in flight on this process (outcome `hung_up_by_action`)."""
     require_supervisor(_me(request))
-    attempt_id = request.match_info["attempt_id"]
-    result = await _svc(request).hang_up(attempt_id)
+    result = await _svc(request).hang_up(path.attempt_id)
     if not result["hung_up"]:
         raise ApiError(
             409,
-            f"call {attempt_id} has no channel up on this process (not dialled yet, already "
+            f"call {path.attempt_id} has no channel up on this process (not dialled yet, already "
             "over, or placed by another process): nothing was hung up; see GET /api/calls",
         )
-    return json_response(result)
+    return result
 
 
 @routes.get("/api/campaigns")
-async def campaigns(request: web.Request) -> web.Response:
+@endpoint(response=list[CampaignStatus], errors=(403,), tags=("supervisor",))
+async def campaigns(request: web.Request) -> list[dict[str, Any]]:
     """Supervisor: campaigns with their state and calls in flight."""
     require_supervisor(_me(request))
-    return json_response(await _svc(request).campaign_status())
+    return await _svc(request).campaign_status()
 
 
 @routes.post("/api/campaigns/{name}/start")
-async def start_campaign(request: web.Request) -> web.Response:
+@endpoint(path=CampaignPath, response=CampaignView, errors=(403, 404), tags=("supervisor",))
+async def start_campaign(request: web.Request, path: CampaignPath) -> dict[str, Any]:
     """Supervisor: start a campaign."""
     require_supervisor(_me(request))
-    return json_response(await _svc(request).start_campaign(request.match_info["name"]))
+    return await _svc(request).start_campaign(path.name)
 
 
 @routes.post("/api/campaigns/{name}/stop")
-async def stop_campaign(request: web.Request) -> web.Response:
+@endpoint(path=CampaignPath, response=CampaignView, errors=(403, 404), tags=("supervisor",))
+async def stop_campaign(request: web.Request, path: CampaignPath) -> dict[str, Any]:
     """Supervisor: stop a campaign (calls in flight finish)."""
     require_supervisor(_me(request))
-    return json_response(await _svc(request).stop_campaign(request.match_info["name"]))
+    return await _svc(request).stop_campaign(path.name)
 
 
 @routes.patch("/api/campaigns/{name}")
-async def update_campaign(request: web.Request) -> web.Response:
+@endpoint(
+    path=CampaignPath,
+    body=CampaignChange,
+    response=CampaignView,
+    errors=(403, 404),
+    tags=("supervisor",),
+)
+async def update_campaign(
+    request: web.Request, path: CampaignPath, body: CampaignChange
+) -> dict[str, Any]:
     """Supervisor: change mode, concurrency, trunk limits, caller id or message."""
     require_supervisor(_me(request))
-    body = await _body(request)
-    return json_response(await _svc(request).update_campaign(request.match_info["name"], **body))
+    changes = body.model_dump(exclude_none=True, mode="json")
+    return await _svc(request).update_campaign(path.name, **changes)
 
 
 @routes.post("/api/do-not-call")
-async def add_dnc(request: web.Request) -> web.Response:
+@endpoint(
+    body=DoNotCallAdd, response=DoNotCallView, status=201, errors=(403,), tags=("supervisor",)
+)
+async def add_dnc(request: web.Request, body: DoNotCallAdd) -> dict[str, Any]:
     """Supervisor: put a number on the do-not-call list, written in any form the import
     accepts (+86 138-0013-8000, 138 0013 8000, …); the answer gives the E.164 form stored."""
     require_supervisor(_me(request))
-    body = await _body(request)
-    number = body.get("number")
-    if not isinstance(number, str):
-        raise ApiError(400, "number is required, e.g. +8613800138000")
-    reason = body.get("reason")
-    stored = await _svc(request).add_do_not_call(
-        number, reason if isinstance(reason, str) else None
-    )
-    return json_response({"number": stored, "do_not_call": True}, status=201)
+    stored = await _number("body", _svc(request).add_do_not_call(body.number, body.reason))
+    return {"number": stored, "do_not_call": True}
 
 
 @routes.delete("/api/do-not-call/{number}")
-async def remove_dnc(request: web.Request) -> web.Response:
+@endpoint(path=NumberPath, response=DoNotCallView, errors=(403,), tags=("supervisor",))
+async def remove_dnc(request: web.Request, path: NumberPath) -> dict[str, Any]:
     """Supervisor: take a number off the do-not-call list."""
     require_supervisor(_me(request))
-    removed = await _svc(request).remove_do_not_call(request.match_info["number"])
-    return json_response({"number": removed, "do_not_call": False})
+    removed = await _number("path", _svc(request).remove_do_not_call(path.number))
+    return {"number": removed, "do_not_call": False}

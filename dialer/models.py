@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_sync.models import Base
+from crm_sync.models import Base, CampaignKind
 
 
 def _in(column: str, values: type[enum.StrEnum]) -> str:
@@ -45,14 +45,6 @@ class DialMode(enum.StrEnum):
     CUSTOMER_FIRST = "customer_first"  # dial the customer, connect the reserved seat on answer
     PREVIEW = "preview"  # the specialist sees the lead and confirms; then seat-first
     AUTOMATIC = "automatic"  # no specialist: a recorded message (and a keypress)
-
-
-class CampaignKind(enum.StrEnum):
-    RENEWAL = "renewal"
-    LAPSED = "lapsed"
-    TRIAL = "trial"
-    CALLBACK = "callback"  # post-underwriting callback (承保回访), automatic
-    REMINDER = "reminder"  # expiry − 30 reminder call, automatic
 
 
 class AttemptState(enum.StrEnum):

@@ -13,8 +13,8 @@ on SQLite (which keeps `ix_leads_owner_status`). The queue is a superset; the ow
 tests beside it are what decide.
 
 Every queue takes only numbers under the daily cap: the calls a number got since the start
-of the desk's day (`day_start`), in every campaign, reminders included, attempts that were
-never dialled (`not_sent`, `skipped`) excepted, must be fewer than `daily_cap`. This is the
+of the desk's day (`day_start`), in every campaign, reminders included, attempts that are not
+calls (`dialer.outcomes.counts_as_call`) excepted, must be fewer than `daily_cap`. This is the
 one place that decides whether a number may be called again today; the retry timing's own
 per-lead cap (`schedules.retry`) only picks a sensible next time.
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Boolean, and_, bindparam, case, exists, func, literal, or_, select
@@ -42,9 +42,11 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
 
-from crm_sync.models import Accuracy, Customer, Lead, LeadStatus, Phone, Policy
+from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy
+from crm_sync.phones import usable_phone_sql
 from dialer.models import CallAttempt, CampaignKind, DoNotCall
-from dialer.results import NOT_SENT, SKIPPED
+from dialer.outcomes import counts_as_call_sql
+from schedules.timeline import TimelineRules, latest_expiry_reminded
 from schedules.windows import DEFAULT_TZ
 
 SPECIALIST_STATUSES = (LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
@@ -119,13 +121,7 @@ def _in_flight_for_number() -> Any:
 
 def _callable_phone() -> Any:
     dnc = exists().where(DoNotCall.number == Phone.e164)
-    return and_(
-        Phone.e164.is_not(None),
-        Phone.valid.is_(True),
-        Phone.do_not_call.is_(False),
-        Phone.accuracy != Accuracy.INACCURATE.value,
-        ~dnc,
-    )
+    return and_(Phone.e164.is_not(None), usable_phone_sql(), ~dnc)
 
 
 def _under_daily_cap(day_start: Any, daily_cap: int | None) -> Any:
@@ -138,13 +134,10 @@ def _under_daily_cap(day_start: Any, daily_cap: int | None) -> Any:
     today = (
         select(func.count())
         .select_from(a)
-        .where(a.number == Phone.e164, a.created_at >= day_start, a.outcome.not_in(NOT_DIALLED))
+        .where(a.number == Phone.e164, a.created_at >= day_start, counts_as_call_sql(a.outcome))
         .scalar_subquery()
     )
     return today < daily_cap
-
-
-NOT_DIALLED = (NOT_SENT, SKIPPED)  # attempts that never rang anyone: not calls
 
 
 def _callable_leads(day_start: Any = None, daily_cap: int | None = None) -> Any:
@@ -223,7 +216,7 @@ def callback_queue(
     return (
         _base(now, day_start, daily_cap)
         .where(
-            Lead.kind == "callback",
+            Lead.kind == CampaignKind.CALLBACK.value,
             Lead.owner_id.is_(None),
             Lead.status.in_(AUTOMATIC_STATUSES),
         )
@@ -234,30 +227,30 @@ def callback_queue(
 def reminder_queue(
     now: datetime,
     today: date,
-    days_before: int,
+    rules: TimelineRules,
     *,
     day_start: datetime | None = None,
     daily_cap: int | None = None,
 ) -> Any:
-    """Renewal leads whose policy expires within `days_before` days and that never had a
-    reminder call.
+    """Renewal leads whose reminder is owed (`schedules.timeline.reminder_day`: T−30 by the
+    desk's timeline rules, up to the expiry) and that never had a reminder call.
 
-    A reminder attempt that was never dialled (`not_sent`: the window closed or the link was
-    down before the Originate left) does not count: the customer was not called. One whose
+    A reminder attempt that was not a call (`dialer.outcomes.counts_as_call`: never dialled,
+    or ended by the PBX itself) does not count: the customer was not called. One whose
     fate is unknown does count, since it may have rung (never twice)."""
     a = aliased(CallAttempt)
     reminded = exists().where(
         a.lead_id == Lead.id,
-        a.campaign_kind == "reminder",
-        or_(a.outcome.is_(None), a.outcome != NOT_SENT),
+        a.campaign_kind == CampaignKind.REMINDER.value,
+        counts_as_call_sql(a.outcome),
     )
     return (
         _callable_leads(day_start, daily_cap)
         .where(
-            Lead.kind == "renewal",
+            Lead.kind == CampaignKind.RENEWAL.value,
             Lead.status != LeadStatus.CLOSED.value,
             Policy.renewed.is_(False),
-            Policy.expiry_date <= today + timedelta(days=days_before),
+            Policy.expiry_date <= latest_expiry_reminded(today, rules),
             Policy.expiry_date >= today,
             ~reminded,
         )
@@ -406,7 +399,6 @@ def choose(
 
 __all__ = [
     "AUTOMATIC_STATUSES",
-    "NOT_DIALLED",
     "SPECIALIST_STATUSES",
     "Candidate",
     "SeatQueue",
@@ -420,3 +412,18 @@ __all__ = [
     "reminder_queue",
     "specialist_queue",
 ]
+
+
+async def not_callable_reason(session: AsyncSession, lead_id: int, number: str) -> str | None:
+    """Why a claimed call must not be dialled after all, or None: looked at just before the
+    Originate, because the CRM's changes (crm_sync.changes) may close the lead (renewed
+    elsewhere) or bar the number (do-not-call) between the claim and the send."""
+    status = await session.scalar(select(Lead.status).where(Lead.id == lead_id))
+    if status == LeadStatus.CLOSED.value:
+        return "lead closed since it was claimed (e.g. renewed elsewhere): not dialled"
+    barred = await session.scalar(
+        select(Phone.id).where(Phone.e164 == number, Phone.do_not_call.is_(True)).limit(1)
+    )
+    if barred is not None:
+        return "number put on do-not-call since it was claimed: not dialled"
+    return None

@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,18 +28,12 @@ from crm_sync.models import (
     Customer,
     Lead,
     LeadStatus,
-    OutboxMessage,
     Phone,
     Policy,
     Specialist,
 )
+from crm_sync.outbox import lead_message, status_message
 from dialer.decisions import (
-    ABANDONED,
-    ANSWERED_OUTCOMES,
-    ENDED_BY_PBX,
-    NOT_SENT,
-    SKIPPED,
-    UNKNOWN,
     AttemptFacts,
     Decision,
     Finished,
@@ -50,10 +43,21 @@ from dialer.decisions import (
     route,
 )
 from dialer.exceptions import NotYourLead, UnknownLead, UnknownResult
-from dialer.models import AttemptState, CallAttempt, DialMode
+from dialer.models import AttemptState, CallAttempt
+from dialer.outcomes import (
+    ABANDONED,
+    ANSWERED_OUTCOMES,
+    ENDED_BY_PBX,
+    NOT_SENT,
+    SKIPPED,
+    UNKNOWN,
+    automatic_reached,
+    counts_as_call_sql,
+)
+from schedules.callbacks import book_callback, callback_time, lead_time_zone
 from schedules.retry import Attempt as RetryAttempt
 from schedules.retry import Outcome as RetryOutcome
-from schedules.retry import RetryConfig, appointment_time, inaccurate_cause
+from schedules.retry import RetryConfig, inaccurate_cause
 from schedules.windows import DEFAULT_TZ, CallingHours, zone
 
 log = logging.getLogger(__name__)
@@ -76,24 +80,6 @@ class Effects:
     book_specialist: bool = False  # callback key 2: a person should call back
 
 
-def outbox(
-    session: AsyncSession, topic: str, lead_id: int, payload: dict[str, Any], now: datetime
-) -> None:
-    session.add(OutboxMessage(topic=topic, key=f"lead:{lead_id}", payload=payload, created_at=now))
-
-
-def status_outbox(
-    session: AsyncSession, lead: Lead, old_status: str, reason: str, now: datetime
-) -> None:
-    """A `lead.status` message, if the lead's status changed from `old_status`."""
-    if lead.status != old_status:
-        outbox(
-            session,
-            "lead.status",
-            lead.id,
-            {"lead_id": lead.id, "from": old_status, "to": lead.status, "reason": reason},
-            now,
-        )
 
 
 async def _history(session: AsyncSession, attempt: CallAttempt) -> list[RetryAttempt]:
@@ -111,7 +97,7 @@ async def _history(session: AsyncSession, attempt: CallAttempt) -> list[RetryAtt
                 CallAttempt.id != attempt.id,
                 CallAttempt.ended_at.is_not(None),
                 CallAttempt.campaign_kind != "reminder",
-                CallAttempt.outcome.not_in([NOT_SENT, SKIPPED]),
+                counts_as_call_sql(CallAttempt.outcome),
             )
             .order_by(CallAttempt.created_at, CallAttempt.id)
         )
@@ -120,19 +106,10 @@ async def _history(session: AsyncSession, attempt: CallAttempt) -> list[RetryAtt
     for at, outcome, number, key, mode in rows:
         fin = Finished("", outcome or UNKNOWN, answered=outcome in ANSWERED_OUTCOMES)
         ro = retry_outcome(fin)
-        if mode == DialMode.AUTOMATIC.value and ro is RetryOutcome.ANSWERED and not key:
-            ro = RetryOutcome.NO_ANSWER  # answered by a machine / nobody pressed: not reached
+        if ro is RetryOutcome.ANSWERED and not automatic_reached(mode, key):
+            ro = RetryOutcome.NO_ANSWER
         out.append(RetryAttempt(at, ro, number))
     return out
-
-
-async def _time_zone(session: AsyncSession, lead: Lead) -> str:
-    tz = await session.scalar(
-        select(Customer.time_zone)
-        .join(Policy, Policy.policyholder_id == Customer.id)
-        .where(Policy.id == lead.policy_id)
-    )
-    return tz or DEFAULT_TZ
 
 
 def _local_day(now: datetime, tz: str) -> date:
@@ -182,7 +159,7 @@ async def _facts(
         callback_at=lead.callback_at,
         next_attempt_at=lead.next_attempt_at,
         phone_id=attempt.phone_id,
-        tz=await _time_zone(session, lead),
+        tz=await lead_time_zone(session, lead),
     )
     r = route(facts, fin)
     if r is Route.RETRY:
@@ -209,13 +186,14 @@ def _write(
         phone.accuracy_reason = d.reason
         phone.accuracy_set_at = now
     if attempt.campaign_kind != "reminder":
-        if d.distributed_on is not None:
+        if d.distributed_on is not None:  # schedules.ownership.owner_change, audited
             lead.owner_id, lead.distributed_on = d.owner_id, d.distributed_on
+        session.add_all(d.audit)
         if d.status is not None:
             lead.status = d.status
         if d.set_callback_at:
             lead.callback_at = d.callback_at
-        lead.attempt_count += 0 if fin.outcome in (NOT_SENT, SKIPPED) else 1
+        lead.attempt_count += 1 if d.counts_as_call else 0
         if d.closed:
             lead.closed_reason = d.reason
             lead.next_attempt_at = None
@@ -230,7 +208,7 @@ def _write(
             lead.contact_result_at = now
         lead.updated_at = now
     for topic, payload in d.messages:
-        outbox(session, topic, lead.id, payload, now)
+        lead_message(session, topic, lead.id, payload, now)
 
 
 async def record_result(
@@ -303,22 +281,15 @@ async def dispose(
         raise UnknownResult(f"unknown contact result {result_code!r}")
     if result.telephony:
         raise UnknownResult(f"contact result {result_code!r} is set by the dialer itself")
-    policy = await session.get(Policy, lead.policy_id)
-    customer = await session.get(Customer, policy.policyholder_id) if policy else None
-    tz = (customer.time_zone if customer is not None else None) or DEFAULT_TZ
+    tz = await lead_time_zone(session, lead)
     hours = hours_for(lead.kind)
     old_status = lead.status
     if callback_at is not None and callback_at.tzinfo is None:
         raise UnknownResult("callback_at must carry a time zone")
     reason: str
     if result_code == "callback":
-        chosen = callback_at or hours.next_slots(now, 1, tz)[0].start
-        if chosen <= now:
-            chosen = hours.next_slots(now, 1, tz)[0].start
-        when, reason = appointment_time(chosen, hours, tz)
-        lead.callback_at = when
-        lead.next_attempt_at = when
-        lead.status = LeadStatus.SCHEDULED.value
+        when, reason = callback_time(callback_at, now=now, hours=hours, tz=tz)
+        book_callback(lead, when)
     elif result.final:
         lead.status = LeadStatus.CLOSED.value
         lead.closed_reason = result_code
@@ -348,7 +319,7 @@ async def dispose(
     ).first()
     if last is not None and last.outcome in ANSWERED_OUTCOMES and last.contact_result is None:
         last.contact_result = result_code
-    outbox(
+    lead_message(
         session,
         "lead.contact_result",
         lead.id,
@@ -364,7 +335,7 @@ async def dispose(
         },
         now,
     )
-    status_outbox(session, lead, old_status, reason, now)
+    status_message(session, lead, old_status, reason, now)
     return lead
 
 
@@ -390,13 +361,13 @@ async def inaccurate_numbers_by_branch(
     z = zone(tz)
     start = datetime.combine(day, time(0), tzinfo=z).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=z).astimezone(UTC)
-    # Calls actually placed to this number for this lead: not the ones the window closed
-    # before sending, nor skipped previews, nor reminder messages.
+    # Calls placed to this number for this lead (dialer.outcomes.counts_as_call), reminder
+    # messages aside.
     calls = (
         select(CallAttempt.lead_id, CallAttempt.phone_id, func.count().label("n"))
         .where(
             CallAttempt.campaign_kind != "reminder",
-            CallAttempt.outcome.not_in((NOT_SENT, SKIPPED)),
+            counts_as_call_sql(CallAttempt.outcome),
         )
         .group_by(CallAttempt.lead_id, CallAttempt.phone_id)
         .subquery()
@@ -451,8 +422,6 @@ __all__ = [
     "dispose",
     "inaccurate_numbers_by_branch",
     "least_loaded_specialist",
-    "outbox",
     "record_result",
     "retry_outcome",
-    "status_outbox",
 ]

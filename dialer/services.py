@@ -54,11 +54,12 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from crm_sync.dialplan import caller_id_problem, sound_problem
 from crm_sync.models import Customer, Lead, Phone, Policy
 from crm_sync.phones import normalise_number
 from dialer.campaigns import SPECIALIST_MODES
 from dialer.engine import DialerEngine
-from dialer.exceptions import DialerError, UnknownCampaign
+from dialer.exceptions import DialerError, NotAPhoneNumber, UnknownCampaign
 from dialer.models import CallAttempt, Campaign, CampaignKind, DialMode, DoNotCall, SeatState
 from dialer.results import dispose as _dispose
 from dialer.results import inaccurate_numbers_by_branch
@@ -83,8 +84,6 @@ def seat_view(seat: Seat) -> dict[str, Any]:
 
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_MESSAGE = re.compile(r"[A-Za-z0-9_./&-]{1,200}")  # Playback file(s), '&'-separated
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _AUTOMATIC_KINDS = frozenset({CampaignKind.CALLBACK.value, CampaignKind.REMINDER.value})
 
 
@@ -127,17 +126,15 @@ def campaign_changes(kind: str, changes: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(value, str) or not _NAME.fullmatch(value):
                 raise DialerError("trunk must be an endpoint name (letters, digits, _ . -)")
         elif field_ == "caller_id":
-            if not isinstance(value, str) or not value.strip() or len(value) > 100:
-                raise DialerError(
-                    'caller_id must be text of at most 100 characters, e.g. "续保" <95500>'
-                )
-            if _CONTROL.search(value):
-                raise DialerError("caller_id must not contain control characters (CR, LF, …)")
+            problem = (
+                caller_id_problem(value) if isinstance(value, str) else "caller_id must be text"
+            )
+            if problem:
+                raise DialerError(f"caller_id: {problem}")
         elif field_ == "message":
-            if not isinstance(value, str) or not _MESSAGE.fullmatch(value):
-                raise DialerError(
-                    "message must be sound file names (letters, digits, _ . / -), joined by &"
-                )
+            problem = sound_problem(value) if isinstance(value, str) else "message must be text"
+            if problem:
+                raise DialerError(f"message: {problem}")
         else:
             raise DialerError(f"cannot change {field_!r} of a campaign")
         out[field_] = value
@@ -344,13 +341,15 @@ class DialerService:
         return e164
 
 
+DO_NOT_CALL_EXAMPLE = "write one number, e.g. +8613800138000, 138 0013 8000 or 0311-85551234"
+
+
 def do_not_call_number(number: str) -> str:
     try:
         return normalise_number(number)
     except ValueError as exc:
-        raise DialerError(
-            f"not a phone number for the do-not-call list ({exc}); write one number, e.g. "
-            "+8613800138000, 138 0013 8000 or 0311-85551234"
+        raise NotAPhoneNumber(
+            f"not a phone number for the do-not-call list ({exc}); {DO_NOT_CALL_EXAMPLE}"
         ) from None
 
 

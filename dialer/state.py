@@ -66,7 +66,6 @@ class DialerConfig:
     # `Shutdown` follows the calls it cut): then it was the PBX's doing (dialer.shutdown).
     # Below the 1.1 s a graceful stop waits after the last call.
     pbx_cut_grace_seconds: float = 1.0
-    reminder_days_before: int = 30
     # Calls per number per local day, every campaign together (None: no cap). The claim
     # query decides it (dialer.queues), for specialists' and automatic campaigns alike.
     daily_calls_per_number: int | None = DAILY_CALLS_PER_NUMBER

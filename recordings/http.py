@@ -8,11 +8,26 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import Field
 
 from common.web import ApiError, principal
+from crm_sync.api import (
+    Body,
+    Code,
+    Id,
+    Limit,
+    Note,
+    Offset,
+    PathParams,
+    Query,
+    Timestamp,
+    View,
+    When,
+    endpoint,
+)
 from recordings.exceptions import StoreError, UnsafePath
 from recordings.services import RecordingFilter, RecordingsService
 from recordings.store import RecordingStore
@@ -21,97 +36,163 @@ log = logging.getLogger(__name__)
 
 RECORDINGS = web.AppKey("recordings", RecordingsService)
 routes = web.RouteTableDef()
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$", re.IGNORECASE)
+Seconds = Annotated[float, Field(ge=0, le=86_400)]
+
+
+class RecordingPath(PathParams):
+    id: Id
+
+
+class RecordingQuery(Query):
+    specialist_id: Id | None = None
+    since: When | None = Field(default=None, alias="from")
+    until: When | None = Field(default=None, alias="to")
+    outcome: Code | None = None
+    contact_result: Code | None = None
+    min_duration: Seconds | None = None
+    max_duration: Seconds | None = None
+    reviewed: bool | None = None
+    status: Code | None = None
+    limit: Limit = 50
+    offset: Offset = 0
+
+
+class AudioQuery(Query):
+    token: str | None = Field(
+        default=None,
+        max_length=200,
+        description="the API token, for an <audio> element that cannot send headers",
+    )
+
+
+class ReviewBody(Body):
+    scores: dict[Code, Annotated[int, Field(ge=0, le=1000)]] = Field(
+        description="a score per rubric item (GET /api/recordings/rubric), 0..score_max"
+    )
+    passed: bool
+    comment: Note | None = None
+    callback_at: When | None = Field(
+        default=None, description="a failed review may book a callback for the lead"
+    )
+
+
+class KeepBody(Body):
+    keep: bool
+
+
+class RecordingSummary(View):
+    id: int
+    attempt_id: str
+    lead_id: int | None
+    specialist_id: int | None
+    outcome: str | None
+    contact_result: str | None
+    status: str
+    ended_at: Timestamp
+    duration_seconds: float | None
+    talk_seconds: float | None
+    speech_seconds: float | None
+    silence_ratio: float | None
+    format: str | None
+    keep: bool
+    reviewed: bool
+
+
+class RecordingPage(View):
+    total: int
+    items: list[RecordingSummary]
+
+
+class Rubric(View):
+    items: list[str]
+    score_max: int
+
+
+class ReviewView(View):
+    id: int
+    reviewer_id: int | None
+    scores: dict[str, int]
+    total: int
+    passed: bool
+    comment: str | None
+    callback_at: Timestamp | None
+    created_at: Timestamp
+
+
+class RecordingDetail(RecordingSummary):
+    source_name: str | None
+    stored_at: Timestamp | None
+    size_bytes: int | None
+    sha256: str | None
+    error: str | None
+    waveform: list[Any]
+    audio_url: str | None
+    lead: dict[str, Any] | None
+    reviews: list[ReviewView]
+    rubric: Rubric
+
+
+class KeepView(View):
+    id: int
+    keep: bool
 
 
 def _service(request: web.Request) -> RecordingsService:
     return request.app[RECORDINGS]
 
 
-def _id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise ApiError(404, "no such recording")
-    return int(raw)
-
-
-def _dt(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ApiError(400, f"{name}: not an ISO 8601 date-time") from exc
-    if dt.tzinfo is None:
-        raise ApiError(400, f"{name}: needs a time zone offset (e.g. +08:00)")
-    return dt
-
-
-def _num(value: str | None, name: str, kind: type[int] | type[float] = float) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        return kind(value)
-    except ValueError as exc:
-        raise ApiError(400, f"{name}: not a number") from exc
-
-
-def _bool(value: str | None, name: str) -> bool | None:
-    if value is None or value == "":
-        return None
-    if value.lower() in ("1", "true", "yes"):
-        return True
-    if value.lower() in ("0", "false", "no"):
-        return False
-    raise ApiError(400, f"{name}: true or false")
-
-
 @routes.get("/api/recordings")
-async def list_recordings(request: web.Request) -> web.Response:
+@endpoint(query=RecordingQuery, response=RecordingPage, tags=("recordings",))
+async def list_recordings(request: web.Request, query: RecordingQuery) -> dict[str, Any]:
     """List recordings, newest first.
 
     Filters: specialist_id, from, to (ISO 8601 with offset), outcome, contact_result,
     min_duration, max_duration (seconds), reviewed (true/false), status, limit, offset.
     Specialists see only their own calls.
     """
-    q = request.query
-    spec = _num(q.get("specialist_id"), "specialist_id", int)
     f = RecordingFilter(
-        specialist_id=int(spec) if spec is not None else None,
-        since=_dt(q.get("from"), "from"),
-        until=_dt(q.get("to"), "to"),
-        outcome=q.get("outcome") or None,
-        contact_result=q.get("contact_result") or None,
-        min_duration=_num(q.get("min_duration"), "min_duration"),
-        max_duration=_num(q.get("max_duration"), "max_duration"),
-        reviewed=_bool(q.get("reviewed"), "reviewed"),
-        status=q.get("status") or None,
-        limit=int(_num(q.get("limit"), "limit", int) or 50),
-        offset=int(_num(q.get("offset"), "offset", int) or 0),
+        specialist_id=query.specialist_id,
+        since=query.since,
+        until=query.until,
+        outcome=query.outcome,
+        contact_result=query.contact_result,
+        min_duration=query.min_duration,
+        max_duration=query.max_duration,
+        reviewed=query.reviewed,
+        status=query.status,
+        limit=query.limit,
+        offset=query.offset,
     )
-    return web.json_response(await _service(request).list(principal(request), f))
+    return await _service(request).list(principal(request), f)
 
 
 @routes.get("/api/recordings/rubric")
-async def rubric(request: web.Request) -> web.Response:
+@endpoint(response=Rubric, tags=("recordings",))
+async def rubric(request: web.Request) -> dict[str, Any]:
     """The review rubric: items and the maximum score per item."""
-    return web.json_response(_service(request).rubric())
+    return _service(request).rubric()
 
 
 @routes.get("/api/recordings/{id}")
-async def get_recording(request: web.Request) -> web.Response:
+@endpoint(path=RecordingPath, response=RecordingDetail, errors=(404,), tags=("recordings",))
+async def get_recording(request: web.Request, path: RecordingPath) -> dict[str, Any]:
     """One recording with its call details, waveform summary and reviews."""
-    return web.json_response(await _service(request).get(principal(request), _id(request)))
+    return await _service(request).get(principal(request), path.id)
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
     """The single byte range asked for, as (start, end inclusive); None = whole file.
 
-    Raises ApiError(416) for a range that cannot be satisfied. Several ranges at once are
-    answered with the whole file (allowed by RFC 9110; browsers' players ask for one).
+    Raises ApiError(416) for a bytes range that cannot be satisfied. Several ranges at once,
+    and a range in a unit other than bytes, are answered with the whole file (RFC 9110
+    §14.2: a server ignores a Range it does not understand; players ask for one range).
     """
     header = header.strip()
     if not header or "," in header:
+        return None
+    unit, eq, _ = header.partition("=")
+    if not eq or unit.strip().lower() != "bytes":
         return None
     m = _RANGE.match(header)
     if m is None:
@@ -160,10 +241,22 @@ async def _stream(
 
 
 @routes.get("/api/recordings/{id}/audio")
-async def audio(request: web.Request) -> web.StreamResponse:
-    """The compressed audio, with HTTP Range support (206 / 416) so a player can seek."""
+@endpoint(
+    path=RecordingPath,
+    query=AudioQuery,
+    errors=(206, 404, 410, 416, 503),
+    media={"audio/mpeg": "MP3 audio", "audio/ogg": "Ogg Opus audio"},
+    tags=("recordings",),
+)
+async def audio(request: web.Request, path: RecordingPath, query: AudioQuery) -> web.StreamResponse:
+    """The compressed audio, with HTTP Range support (206 / 416) so a player can seek.
+
+    The stored file is checked before any header goes out: 410 when it is missing or damaged
+    (`callcenter recordings check` lists it), 503 when the store cannot be read. A store that
+    fails mid-stream closes the connection short of Content-Length.
+    """
     svc = _service(request)
-    ref = await svc.audio(principal(request), _id(request))
+    ref = await svc.audio(principal(request), path.id)
     headers = {
         "Accept-Ranges": "bytes",
         "Content-Type": ref.content_type,
@@ -195,42 +288,33 @@ async def audio(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/api/recordings/{id}/reviews")
-async def add_review(request: web.Request) -> web.Response:
+@endpoint(
+    path=RecordingPath,
+    body=ReviewBody,
+    response=ReviewView,
+    status=201,
+    errors=(403, 404, 409),
+    tags=("recordings",),
+)
+async def add_review(request: web.Request, path: RecordingPath, body: ReviewBody) -> dict[str, Any]:
     """Record a review (supervisors).
 
-    Body: {"scores": {item: 0..score_max, …}, "passed": bool, "comment": str?,
-    "callback_at": ISO 8601?}. A failed review with callback_at books a callback for the lead.
+    A failed review with callback_at books a callback for the lead.
     """
-    body = await request.json()
-    if not isinstance(body, dict):
-        raise ApiError(400, "expected a JSON object")
-    scores = body.get("scores")
-    passed = body.get("passed")
-    if not isinstance(scores, dict) or not isinstance(passed, bool):
-        raise ApiError(400, "scores (object) and passed (true/false) are required")
-    comment = body.get("comment")
-    if comment is not None and not isinstance(comment, str):
-        raise ApiError(400, "comment must be a string")
-    out = await _service(request).review(
+    return await _service(request).review(
         principal(request),
-        _id(request),
-        scores=scores,
-        passed=passed,
-        comment=comment,
-        callback_at=_dt(body.get("callback_at"), "callback_at"),
+        path.id,
+        scores=body.scores,
+        passed=body.passed,
+        comment=body.comment,
+        callback_at=body.callback_at,
     )
-    return web.json_response(out, status=201)
 
 
 @routes.put("/api/recordings/{id}/keep")
-async def keep(request: web.Request) -> web.Response:
-    """Mark a recording to keep (exempt from retention) or release it (supervisors).
-
-    Body: {"keep": true|false}.
-    """
-    body = await request.json()
-    if not isinstance(body, dict) or not isinstance(body.get("keep"), bool):
-        raise ApiError(400, 'expected {"keep": true|false}')
-    return web.json_response(
-        await _service(request).set_keep(principal(request), _id(request), body["keep"])
-    )
+@endpoint(
+    path=RecordingPath, body=KeepBody, response=KeepView, errors=(403, 404), tags=("recordings",)
+)
+async def keep(request: web.Request, path: RecordingPath, body: KeepBody) -> dict[str, Any]:
+    """Mark a recording to keep (exempt from retention) or release it (supervisors)."""
+    return await _service(request).set_keep(principal(request), path.id, body.keep)

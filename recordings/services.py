@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, and_, delete, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,13 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from common.clock import Clock
 from common.principal import Principal
 from common.web import ApiError, require_own, require_supervisor
-from crm_sync.models import Lead, LeadStatus, OutboxMessage
+from crm_sync.models import Lead, OutboxMessage
+from crm_sync.outbox import lead_message, status_message
 from recordings.audio import CONTENT_TYPES
 from recordings.config import RecordingSettings
 from recordings.exceptions import StoreError, UnsafePath
 from recordings.ingest import recording_url
 from recordings.models import Recording, RecordingReview, RecordingStatus
 from recordings.store import RecordingStore
+from schedules.callbacks import book_callback, callback_time, lead_time_zone
+from schedules.config import DeskCalendar
+from schedules.windows import CallingHours
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +159,11 @@ class RecordingsService:
         attempts_lookup: AttemptsLookup | None = None,
         monitor_dir: Path | None = None,
         files_lookup: FilesLookup | None = None,
+        hours_for: Callable[[str], CallingHours] | None = None,
     ) -> None:
         self.sessions = sessions
+        # The calling hours per lead kind, into which a failed review's callback is booked.
+        self.hours_for = hours_for or DeskCalendar().hours
         self.store = store
         self.clock = clock
         self.settings = settings
@@ -354,23 +360,29 @@ class RecordingsService:
                 lead = await s.get(Lead, rec.lead_id, with_for_update=True)
                 if lead is None:
                     raise ApiError(409, "this recording's lead no longer exists")
-                lead.callback_at = callback_at
-                lead.next_attempt_at = callback_at
-                lead.status = LeadStatus.SCHEDULED.value
-                s.add(
-                    OutboxMessage(
-                        topic=TOPIC_CALLBACK,
-                        key=f"lead:{lead.id}",
-                        payload={
-                            "lead_id": lead.id,
-                            "callback_at": callback_at.isoformat(),
-                            "reason": "failed call review",
-                            "recording_id": rec.id,
-                            "attempt_id": rec.attempt_id,
-                        },
-                        created_at=now,
-                    )
+                tz = await lead_time_zone(s, lead)
+                when, why = callback_time(
+                    callback_at, now=now, hours=self.hours_for(lead.kind), tz=tz
                 )
+                review.callback_at = when
+                old_status = lead.status
+                book_callback(lead, when)
+                lead.updated_at = now
+                reason = f"failed call review: {why}"
+                lead_message(
+                    s,
+                    TOPIC_CALLBACK,
+                    lead.id,
+                    {
+                        "lead_id": lead.id,
+                        "callback_at": when.isoformat(),
+                        "reason": reason,
+                        "recording_id": rec.id,
+                        "attempt_id": rec.attempt_id,
+                    },
+                    now,
+                )
+                status_message(s, lead, old_status, reason, now)
             await s.flush()
             out = _review_dict(review)
         log.info("recording %s reviewed by %s: passed=%s", rid, viewer.user_id, passed)
@@ -606,23 +618,6 @@ class RecordingsService:
                     await lock_session.execute(
                         text("SELECT pg_advisory_unlock(:k)"), {"k": _DAILY_LOCK}
                     )
-
-    async def run_daily(self, timezone: str) -> None:
-        """Forever: sleep (on the project clock) until `daily_at` local time, then run."""
-        tz = ZoneInfo(timezone)
-        hh, mm = (int(x) for x in self.settings.daily_at.split(":"))
-        while True:
-            local = self.clock.now().astimezone(tz)
-            target = local.replace(hour=hh, minute=mm, second=0, microsecond=0)
-            if target <= local:
-                target += timedelta(days=1)
-            await self.clock.sleep((target - local).total_seconds())
-            try:
-                await self.daily_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("recordings daily job failed; next run tomorrow")
 
 
 def _wavs_in(folder: Path) -> dict[str, tuple[int, str]]:

@@ -4,14 +4,12 @@ rec = build_recordings(settings.recordings, sessions=…, clock=…,
                        recordings_dir=settings.effective_recordings_dir,
                        monitor_dir=settings.effective_monitor_dir,
                        timezone=settings.timezone)
-rec.install(container)      # route table, app keys, cleanup_ctx (worker + daily job)
+rec.install(container)      # route table, app keys, cleanup_ctx (the ingest workers)
 await rec.ingest.submit(RecordingJob(...))   # the dialer, when an attempt ends
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from recordings.http import RECORDINGS, routes
 from recordings.ingest import Ingest, RecordingJob
 from recordings.services import AttemptsLookup, FilesLookup, RecordingsService
 from recordings.store import LocalStore, RecordingStore, S3Store
+from schedules.windows import CallingHours
 
 log = logging.getLogger(__name__)
 
@@ -75,22 +74,14 @@ class Recordings:
     service: RecordingsService
     ingest: Ingest
     timezone: str
-    run_daily_job: bool = True
 
     async def cleanup_ctx(self, _app: web.Application) -> AsyncIterator[None]:
+        # The daily check and retention (`service.daily_once`) run on the service's one
+        # daily-job runner (callcenter.jobs), with its retries and catch-up.
         await self.ingest.start()
-        daily = (
-            asyncio.create_task(self.service.run_daily(self.timezone), name="recordings-daily")
-            if self.run_daily_job
-            else None
-        )
         try:
             yield
         finally:
-            if daily is not None:
-                daily.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await daily
             await self.ingest.stop()
 
     async def on_attempt_ended(self, ended: AttemptEndedLike) -> None:
@@ -132,6 +123,7 @@ def build_recordings(
     attempts_lookup: AttemptsLookup | None = None,
     files_lookup: FilesLookup | None = None,
     store: RecordingStore | None = None,
+    hours_for: Callable[[str], CallingHours] | None = None,
 ) -> Recordings:
     store = store or build_store(settings, recordings_dir)
     service = RecordingsService(
@@ -142,6 +134,7 @@ def build_recordings(
         attempts_lookup=attempts_lookup,
         monitor_dir=monitor_dir,
         files_lookup=files_lookup,
+        hours_for=hours_for,
     )
     ingest = Ingest(
         sessions, store, clock, settings, monitor_dir=monitor_dir, work_dir=recordings_dir

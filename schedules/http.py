@@ -1,90 +1,172 @@
 """The calendar's API: calling windows for everyone (the seat page's callback picker), the
-day's distribution for supervisors. Thin handlers over `schedules.services.DeskService`."""
+day's distribution for supervisors. Thin handlers over `schedules.services.DeskService`;
+each route declares its models (crm_sync.api), which check the request and describe it."""
 
 from __future__ import annotations
 
-from datetime import date
+import functools
+import zoneinfo
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
+from pydantic import AfterValidator, Field
 
-from common.web import ApiError, json_response, principal, require_supervisor
+from common.web import ApiError, principal, require_supervisor
+from crm_sync.api import (
+    Body,
+    Day,
+    PathParams,
+    Problem,
+    Query,
+    Timestamp,
+    View,
+    endpoint,
+    pattern,
+)
 from schedules.exceptions import DistributionDayRefused
-from schedules.services import DeskService
+from schedules.services import CAMPAIGN_KINDS, MAX_SLOTS, DeskService
 
 DESK_SERVICE = web.AppKey("desk_service", DeskService)
 routes = web.RouteTableDef()
 
 
-def _day(value: object, name: str = "date") -> date:
-    if not isinstance(value, str):
-        raise ApiError(400, f"{name} must be a date, YYYY-MM-DD")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, f"{name} {value!r} is not a date, YYYY-MM-DD") from None
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _known_zone(name: str) -> str:
+    if name not in _zones():
+        raise ValueError("unknown time zone: an IANA name such as Asia/Shanghai")
+    return name
+
+
+Zone = Annotated[
+    str,
+    Field(
+        max_length=64,
+        pattern=pattern(r"^[A-Za-z0-9_+/-]+$", "must be an IANA zone name such as Asia/Shanghai"),
+        examples=["Asia/Shanghai"],
+    ),
+    AfterValidator(_known_zone),
+]
+CampaignKind = Literal[CAMPAIGN_KINDS]  # type: ignore[valid-type]
+
+
+class CalendarQuery(Query):
+    kind: CampaignKind = "renewal"
+    tz: Zone | None = Field(default=None, description="default: the desk's zone")
+    slots: Annotated[int, Field(ge=1, le=MAX_SLOTS)] = 5
+
+
+class Slot(View):
+    start: Timestamp
+    end: Timestamp
+    local: str
+
+
+class CalendarView(View):
+    kind: str
+    tz: str
+    now: Timestamp
+    calling_day: bool
+    open: bool
+    closes_in_seconds: int | None
+    next_open: Timestamp
+    slots: list[Slot]
+
+
+class DistributionRequest(Body):
+    date: Day | None = Field(default=None, description="default: today in the desk's zone")
+    dry_run: bool = False
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+    timeline: bool = True
+    force: bool = Field(
+        default=False,
+        description="run for a day more than NEAR_DAYS (3) from today; without it such a "
+        "day is refused (409) with what the run would do",
+    )
+
+
+class DistributionView(View):
+    timeline: dict[str, Any] | None = None
+    distribution: dict[str, Any]
+    notes: list[str]
+
+
+class DistributionRefused(Problem):
+    """A day far from today, asked for without `force`."""
+
+    would: DistributionView = Field(description="what the run would do: its dry run")
+
+
+class DayPath(PathParams):
+    day: Day
+
+
+class DistributionRun(View):
+    id: int
+    day: str
+    seed: int
+    instance: str | None
+    started_at: Timestamp
+    finished_at: Timestamp | None
+    due: int
+    dealt: int
+    counts: Any
+    skipped: Any
+
+
+class DistributionRuns(View):
+    day: str
+    runs: list[DistributionRun]
 
 
 @routes.get("/api/calendar")
-async def calendar(request: web.Request) -> web.Response:
+@endpoint(query=CalendarQuery, response=CalendarView, tags=("calendar",))
+async def calendar(request: web.Request, query: CalendarQuery) -> dict[str, Any]:
     """Calling windows: open now?, seconds until it closes, next opening, the next openings.
 
     Query: kind (renewal, lapsed, trial, callback, reminder; default renewal), tz (an IANA
     zone, default the desk's), slots (1–50, default 5).
     """
     principal(request)
-    q = request.query
-    try:
-        slots = int(q.get("slots", "5"))
-    except ValueError:
-        raise ApiError(400, "slots must be a whole number") from None
-    try:
-        body = request.app[DESK_SERVICE].calendar(q.get("kind", "renewal"), q.get("tz"), slots)
-    except ValueError as exc:
-        raise ApiError(400, str(exc)) from None
-    return json_response(body)
+    return request.app[DESK_SERVICE].calendar(query.kind, query.tz, query.slots)
 
 
 @routes.post("/api/distribution")
-async def distribute(request: web.Request) -> web.Response:
+@endpoint(
+    body=DistributionRequest,
+    body_required=False,
+    response=DistributionView,
+    errors=(403,),
+    problems={409: DistributionRefused},
+    tags=("supervisor",),
+)
+async def distribute(request: web.Request, body: DistributionRequest) -> dict[str, Any]:
     """Run the day's timeline and distribution now (supervisors; idempotent: a second run the
     same day deals only leads that became due since).
 
-    Body (all optional): {"date": "YYYY-MM-DD", "dry_run": false, "seed": 123,
-    "timeline": true, "force": false}. A date more than three days from today answers 409
-    with what the run would close (`would`) unless "force" is true; a dry run shows it too.
+    A date more than three days from today answers 409 with what the run would close
+    (`would`) unless `force` is true; a dry run shows it too.
     """
     require_supervisor(principal(request))
     try:
-        body = await request.json() if request.can_read_body else {}
-    except ValueError:
-        raise ApiError(400, "the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    day = _day(body["date"]) if body.get("date") is not None else None
-    dry_run, timeline, seed, force = (
-        body.get("dry_run", False),
-        body.get("timeline", True),
-        body.get("seed"),
-        body.get("force", False),
-    )
-    if not all(isinstance(flag, bool) for flag in (dry_run, timeline, force)):
-        raise ApiError(400, "dry_run, timeline and force must be true or false")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ApiError(400, "seed must be a whole number")
-    try:
         work = await request.app[DESK_SERVICE].distribute(
-            day, dry_run=dry_run, seed=seed, timeline=timeline, force=force
+            body.date,
+            dry_run=body.dry_run,
+            seed=body.seed,
+            timeline=body.timeline,
+            force=body.force,
         )
     except DistributionDayRefused as exc:
         raise ApiError(409, exc.reason, would=exc.preview.to_dict()) from None
-    return json_response(work.to_dict())
+    return work.to_dict()
 
 
 @routes.get("/api/distribution/{day}")
-async def runs(request: web.Request) -> web.Response:
+@endpoint(path=DayPath, response=DistributionRuns, errors=(403,), tags=("supervisor",))
+async def runs(request: web.Request, path: DayPath) -> dict[str, Any]:
     """The recorded distribution runs of a day (supervisors): seed, counts, skipped and why."""
     require_supervisor(principal(request))
-    day = _day(request.match_info["day"], "day")
-    return json_response(
-        {"day": day.isoformat(), "runs": await request.app[DESK_SERVICE].runs(day)}
-    )
+    return {"day": path.day.isoformat(), "runs": await request.app[DESK_SERVICE].runs(path.day)}

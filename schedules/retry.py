@@ -23,15 +23,27 @@ from schedules.windows import CallingHours, fmt_local
 
 
 class Outcome(enum.StrEnum):
+    """The one vocabulary of a call's outcome: what the call tracker classifies
+    (`dialer.calls`), what the engine adds, what the retry rules take, and what is stored
+    (`call_attempts.outcome`: the values, unchanged). Which of them count as calls and
+    which reached the customer: `dialer.outcomes`."""
+
     ANSWERED = "answered"
+    ANSWERED_HUNG_UP_EARLY = "answered_hung_up_early"  # the customer hung up within seconds
     BUSY = "busy"
     NO_ANSWER = "no_answer"
     CONGESTION = "congestion"
-    UNREACHABLE = "unreachable"
+    UNREACHABLE = "unreachable"  # switched off, out of coverage (cause 20, 18, SIP 480)
     SWITCHED_OFF = "switched_off"
-    WRONG_NUMBER = "wrong_number"  # unallocated / 空号
+    WRONG_NUMBER = "wrong_number"  # unallocated / 空号 (cause 1, SIP 404)
     FAILED = "failed"  # our side: originate refused, channel unavailable
-    UNKNOWN = "unknown"  # fate not known (e.g. a crash between Originate and the result)
+    HUNG_UP_BY_ACTION = "hung_up_by_action"  # the dialer (or an operator) hung it up
+    UNKNOWN = "unknown"  # fate not known (events lost across a reconnect, a crash)
+    # Added by the engine, never by the tracker:
+    NOT_SENT = "not_sent"  # the window closed between claim and send: nothing was dialled
+    ABANDONED = "abandoned"  # customer first: answered, but no seat took the call in time
+    SKIPPED = "skipped"  # preview: the specialist skipped the lead
+    ENDED_BY_PBX = "ended_by_pbx"  # the PBX itself ended the call (Asterisk shutting down)
 
     @classmethod
     def parse(cls, value: str | Outcome) -> Outcome:

@@ -15,8 +15,6 @@ the dealt leads to `owner_queue`, which the distribution compacts first.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -42,17 +40,17 @@ from sqlalchemy.sql import ColumnElement, bindparam
 from common.clock import Clock
 from crm_sync.mail import LapsedPolicy
 from crm_sync.models import (
-    Accuracy,
+    CampaignKind,
     ContactResult,
     Customer,
     Lead,
-    LeadKind,
     LeadStatus,
     Phone,
     Policy,
     Specialist,
     UtcDateTime,
 )
+from crm_sync.phones import lead_phone_sql
 from schedules.config import DeskCalendar
 from schedules.distribution import (
     Allocation,
@@ -64,6 +62,7 @@ from schedules.distribution import (
 )
 from schedules.exceptions import DistributionDayRefused
 from schedules.models import DistributionRun
+from schedules.ownership import instance as _instance
 from schedules.timeline import central_cutoff, distribution_at, latest_expiry_due
 from schedules.windows import fmt_local, zone
 
@@ -86,10 +85,6 @@ async def _advisory_lock(session: AsyncSession, key: int) -> None:
     """Serialise a daily job across instances until the transaction ends (PostgreSQL)."""
     if await _is_postgres(session):
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-
-
-def _instance() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,16 +309,7 @@ async def timeline_in(
 
     # Post-underwriting callback (承保回访): dialled from the next window, automatically.
     first_call = desk.hours("callback").next_open(now)
-    best_phone = (
-        select(func.min(Phone.id))
-        .where(
-            Phone.customer_id == Policy.policyholder_id,
-            Phone.valid,
-            Phone.accuracy != Accuracy.INACCURATE.value,
-            ~Phone.do_not_call,
-        )
-        .scalar_subquery()
-    )
+    best_phone = lead_phone_sql(Policy.id)
     callback_src = select(
         Policy.id,
         literal("callback"),
@@ -818,7 +804,7 @@ async def run_day(
 # ---------------------------------------------------------------------------------------------
 
 # Calling hours exist per lead kind, and for the reminder campaign (its own window setting).
-CAMPAIGN_KINDS = (*(k.value for k in LeadKind), "reminder")
+CAMPAIGN_KINDS = tuple(k.value for k in CampaignKind)
 MAX_SLOTS = 50
 
 

@@ -47,7 +47,14 @@ class TimelineRules:
 
 
 def reminder_day(expiry: date, rules: TimelineRules = TimelineRules()) -> date:
+    """The day the renewal reminder call is owed from (T−30): owed until it is made."""
     return expiry - timedelta(days=rules.reminder_days)
+
+
+def latest_expiry_reminded(day: date, rules: TimelineRules = TimelineRules()) -> date:
+    """The latest expiry date whose reminder is owed on `day` (for SQL filters): exactly the
+    policies with `reminder_day(expiry) <= day`."""
+    return day + timedelta(days=rules.reminder_days)
 
 
 def due_day(kind: str, expiry: date, rules: TimelineRules = TimelineRules()) -> date:

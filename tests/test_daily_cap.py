@@ -15,6 +15,7 @@ from dialer import queues
 from dialer.models import AttemptState, CallAttempt
 from schedules.clock import VirtualClock
 from schedules.retry import DAILY_CALLS_PER_NUMBER
+from schedules.timeline import TimelineRules
 from schedules.windows import CallingHours
 from tests.dialing_support import Originates, attempts, record_originates, running, shanghai, until
 from tests.test_dialer_support import number_for, seed
@@ -61,13 +62,13 @@ async def test_the_queues_leave_out_a_number_called_three_times_today(
 
     cap = {"day_start": day_start, "daily_cap": DAILY_CALLS_PER_NUMBER}
     assert await ids(queues.specialist_queue(specs[0], ["renewal"], now, **cap)) == leads  # 2
-    assert await ids(queues.reminder_queue(now, now.date(), 30, **cap)) == leads
+    assert await ids(queues.reminder_queue(now, now.date(), TimelineRules(), **cap)) == leads
     await _history(session, leads[0], shanghai(10, 15))  # the third call today
     assert await ids(queues.specialist_queue(specs[0], ["renewal"], now, **cap)) == []
-    assert await ids(queues.reminder_queue(now, now.date(), 30, **cap)) == []
+    assert await ids(queues.reminder_queue(now, now.date(), TimelineRules(), **cap)) == []
     # Yesterday's calls do not count today; without a cap the lead is there.
     tomorrow = {"day_start": day_start + timedelta(days=1), "daily_cap": DAILY_CALLS_PER_NUMBER}
-    assert await ids(queues.reminder_queue(now, now.date(), 30, **tomorrow)) == leads
+    assert await ids(queues.reminder_queue(now, now.date(), TimelineRules(), **tomorrow)) == leads
     assert await ids(queues.specialist_queue(specs[0], ["renewal"], now)) == leads
     # The engine's prepared statement: the same rule with bound values.
     capped = queues.SeatQueue(lock=False, daily_cap=DAILY_CALLS_PER_NUMBER)

@@ -25,6 +25,7 @@ from dialer.results import Finished, record_result
 from dialer.services import DialerService
 from schedules.clock import VirtualClock
 from schedules.retry import RetryConfig
+from schedules.timeline import TimelineRules
 from tests.test_dialer_support import seed
 
 MONDAY_1000 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 10:00 Shanghai
@@ -302,7 +303,7 @@ async def test_a_reminder_that_was_never_dialled_is_still_due(session: AsyncSess
     await session.commit()
     got = await queues.fetch_candidates(
         session,
-        queues.reminder_queue(MONDAY_1000, MONDAY_1000.date(), 30),
+        queues.reminder_queue(MONDAY_1000, MONDAY_1000.date(), TimelineRules()),
         limit=10,
         now=MONDAY_1000,
         lock=False,

@@ -122,8 +122,11 @@ async def test_what_is_not_a_phone_number_is_refused_and_nothing_is_stored(
 ) -> None:
     resp = await desk.client.post("/api/do-not-call", json={"number": written}, headers=desk.boss)
     assert resp.status == 400, await resp.text()
-    error = (await resp.json())["error"]
+    body = await resp.json()
+    error = body["error"]
     assert why in error and "e.g. +8613800138000" in error
+    # The service's refusal has the API's common shape: the field is named.
+    assert [(p["where"], p["field"]) for p in body["errors"]] == [("body", "number")]
     async with sessions() as s:
         assert (await s.scalars(select(DoNotCall))).all() == []
 

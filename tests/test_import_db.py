@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crm_sync.exceptions import ImportInputError
 from crm_sync.models import Branch, Customer, ImportRun, Lead, LeadStatus, Phone, Policy
 from crm_sync.services import ImportSummary, import_file, phones_to_look_up
+from schedules.timeline import TimelineRules, due_day
 from tests.test_import_support import HEADER, count, row, table_counts, write_csv, write_xlsx
 
 NOW = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
@@ -200,6 +201,28 @@ async def test_changed_expiry_updates_the_policy_and_moves_the_due_date(
     async with engine.connect() as conn:
         due = (await conn.execute(select(Lead.due_on))).scalar()
     assert due == date(2026, 3, 6)
+
+
+async def test_an_imported_lead_is_due_by_the_desk_s_configured_timeline_rules(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """The import and the timeline job use the same rules (the import used the defaults)."""
+    rules = TimelineRules(distribution_days=20, trial_months=2)
+    expiry = date(2026, 3, 31)
+    await run(engine, write_csv(tmp_path / "r.csv", [row("P1", expiry="2026-03-31")]), rules=rules)
+    await run(
+        engine,
+        write_csv(tmp_path / "t.csv", [row("P2", expiry="2026-03-31")]),
+        "trial",
+        rules=rules,
+    )
+    async with engine.connect() as conn:
+        got = {k: d for k, d in (await conn.execute(select(Lead.kind, Lead.due_on))).all()}
+    assert got == {
+        "renewal": due_day("renewal", expiry, rules),  # 11 March, not the default 6th
+        "trial": due_day("trial", expiry, rules),  # 31 January, not the default 28 Feb
+    }
+    assert got["renewal"] == date(2026, 3, 11) and got["trial"] == date(2026, 1, 31)
 
 
 async def test_renewed_policies_are_skipped_and_counted(

@@ -24,6 +24,7 @@ from crm_sync.importer import (
     resolve_columns,
 )
 from crm_sync.models import LeadKind
+from schedules.timeline import TimelineRules
 from tests.test_import_support import HEADER, row, write_csv, write_xlsx
 
 
@@ -200,6 +201,8 @@ def test_initial_due_dates_per_kind() -> None:
     assert initial_due_on(LeadKind.TRIAL, rec, today) == date(2026, 2, 28)
     assert initial_due_on(LeadKind.LAPSED, rec, today) == today
     assert initial_due_on(LeadKind.CALLBACK, rec, today) == today
+    configured = TimelineRules(distribution_days=20)
+    assert initial_due_on(LeadKind.RENEWAL, rec, today, configured) == date(2026, 3, 11)
 
 
 @settings(max_examples=200, deadline=None)

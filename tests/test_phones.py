@@ -13,6 +13,7 @@ from crm_sync.phones import (
     parse_phone,
     parse_phone_slow,
     split_numbers,
+    usable,
 )
 
 
@@ -117,3 +118,10 @@ def test_any_text_parses_without_raising_and_keeps_what_was_written(raw: str) ->
     assert p.valid == (p.invalid_reason is None)
     if p.valid:
         assert p.e164 is not None and p.e164.startswith("+")
+
+
+def test_a_usable_number_is_valid_not_do_not_call_and_not_inaccurate() -> None:
+    assert usable(PhoneChoice(1, "policyholder", True))
+    assert not usable(PhoneChoice(1, "policyholder", False))
+    assert not usable(PhoneChoice(1, "policyholder", True, do_not_call=True))
+    assert not usable(PhoneChoice(1, "policyholder", True, Accuracy.INACCURATE.value))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.settings import DialerSettings
 from dialer import prompts
 from dialer.engine import DialerConfig
 from dialer.simulator.pbx import PLAYBACK_SECONDS
@@ -46,6 +47,8 @@ def test_every_named_prompt_has_a_chinese_text_and_a_length() -> None:
 
 def test_the_reminder_campaigns_default_message_is_a_shipped_prompt() -> None:
     assert DialerConfig().reminder_message == prompts.RENEWAL_REMINDER
+    # The service takes the message from its settings, not from DialerConfig's default.
+    assert DialerSettings().reminder_message == prompts.RENEWAL_REMINDER
     assert (SOUNDS / f"{prompts.file_stem(DialerConfig().reminder_message)}.txt").is_file()
 
 

@@ -138,6 +138,16 @@ async def test_a_specialist_cannot_fetch_another_specialists_recording(api: Api)
     assert (await api.get(f"/api/recordings/{api.theirs}/audio", api.sup))[0] == 200
 
 
+async def test_a_range_in_an_unknown_unit_gets_the_whole_file(api: Api) -> None:
+    # RFC 9110 §14.2: a server ignores a Range header field with a unit it does not know.
+    url = f"/api/recordings/{api.mine}/audio"
+    for header in ("items=1-2", "pages=0-", "seconds=5-10"):
+        resp = await api.client.get(url, headers={**api.me, "Range": header})
+        assert resp.status == 200, header
+        assert "Content-Range" not in resp.headers
+        assert await resp.read() == AUDIO, header
+
+
 async def test_no_request_path_reaches_the_file_system(api: Api) -> None:
     for path in ("/api/recordings/..%2F..%2Fetc%2Fpasswd/audio", "/api/recordings/1e3/audio"):
         status, _ = await api.get(path, api.sup)
@@ -162,7 +172,7 @@ async def test_audio_is_streamed_whole_and_by_range(api: Api) -> None:
         assert resp.status == 206, header
         assert resp.headers["Content-Range"] == f"bytes {a}-{b}/{len(AUDIO)}"
         assert await resp.read() == AUDIO[a : b + 1], header
-    for header in ("bytes=10240-", "bytes=50-10", "bytes=-0", "items=1-2"):
+    for header in ("bytes=10240-", "bytes=50-10", "bytes=-0"):
         resp = await api.client.get(url, headers={**api.me, "Range": header})
         assert resp.status == 416, header
         assert resp.headers["Content-Range"] == f"bytes */{len(AUDIO)}"
@@ -302,7 +312,10 @@ async def test_a_failed_review_books_a_callback_for_the_lead(api: Api) -> None:
         assert lead.status == "scheduled"
         assert lead.callback_at == lead.next_attempt_at == datetime.fromisoformat(when)
         msgs = (await s.scalars(select(OutboxMessage))).all()
-    assert [(m.topic, m.key) for m in msgs] == [("lead.callback", f"lead:{api.lead}")]
+    assert [(m.topic, m.key) for m in msgs] == [
+        ("lead.callback", f"lead:{api.lead}"),
+        ("lead.status", f"lead:{api.lead}"),
+    ]
     # A passed review cannot book one.
     resp = await api.client.post(
         f"/api/recordings/{api.mine}/reviews",
@@ -310,6 +323,31 @@ async def test_a_failed_review_books_a_callback_for_the_lead(api: Api) -> None:
         headers=api.sup,
     )
     assert resp.status == 400
+
+
+async def test_a_failed_review_books_its_callback_inside_the_calling_hours_and_tells_the_crm(
+    api: Api,
+) -> None:
+    """The same booking as a specialist's `callback` (schedules.callbacks): 12:00 falls
+    between the windows, so the callback is at 15:30; the CRM hears of the status change."""
+    scores = {"greeting": 2, "accuracy": 1, "compliance": 0, "outcome_handled": 1}
+    resp = await api.client.post(
+        f"/api/recordings/{api.mine}/reviews",
+        json={"scores": scores, "passed": False, "callback_at": "2026-01-06T12:00:00+08:00"},
+        headers=api.sup,
+    )
+    assert resp.status == 201, await resp.text()
+    booked = datetime.fromisoformat("2026-01-06T15:30:00+08:00")
+    async with api.sessions() as s:
+        lead = await s.get(Lead, api.lead)
+        assert lead is not None
+        assert lead.status == "scheduled"
+        assert lead.callback_at == lead.next_attempt_at == booked
+        status = (
+            await s.scalars(select(OutboxMessage).where(OutboxMessage.topic == "lead.status"))
+        ).one()
+    assert status.payload["from"] == "assigned" and status.payload["to"] == "scheduled"
+    assert "failed call review" in status.payload["reason"]
 
 
 async def test_keep_is_a_supervisor_action(api: Api) -> None:

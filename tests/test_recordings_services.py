@@ -8,6 +8,7 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -15,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.cli import main
 from callcenter.database import create_engine, session_factory
+from callcenter.jobs import DailyJobRunner
+from callcenter.service import recordings_job
 from crm_sync.models import OutboxMessage
 from recordings.config import RecordingSettings
 from recordings.models import Recording
@@ -143,32 +146,43 @@ async def test_retention_deletes_exactly_the_old_recordings_nobody_kept(
     assert f"deleted recording {ids['old']}" in caplog.text
 
 
-async def test_the_daily_job_runs_at_its_local_time(
+async def test_the_daily_job_runs_on_the_one_runner_catches_up_and_is_retried(
     sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
-    clock = VirtualClock(NOW)  # 09:30 in Shanghai; the job is due at 02:30 the next day
+    """Started after its 02:30 the job runs that day (it used to wait for tomorrow); a failed
+    run is retried minutes later by the runner (it used to be tried again only tomorrow)."""
+    clock = VirtualClock(NOW)  # 09:30 in Shanghai, seven hours after the job's time
     svc = service(sessions, tmp_path, clock=clock)
     assert isinstance(svc.store, LocalStore)
     old = await add_recording(
         sessions, svc.store, "old", ended_at=NOW - timedelta(days=40), data=b"o"
     )
-    ran = asyncio.Event()
+    runs: list[datetime] = []
+    done = asyncio.Event()
     original = svc.daily_once
 
-    async def observed() -> object:
+    async def flaky() -> object:
+        runs.append(clock.now())
+        if len(runs) == 1:
+            raise OSError("recordings store unreachable")
         result = await original()
-        ran.set()
+        done.set()
         return result
 
-    svc.daily_once = observed  # type: ignore[method-assign]
-    task = asyncio.create_task(svc.run_daily("Asia/Shanghai"))
+    svc.daily_once = flaky  # type: ignore[method-assign,assignment]
+    runner = DailyJobRunner(
+        clock, ZoneInfo("Asia/Shanghai"), [recordings_job(svc, "02:30")], lambda _d: False
+    )
+    slept = clock.sleeper_added()
+    task = asyncio.create_task(runner.run_forever())
     try:
-        await clock.advance(16 * 3600 + 59 * 60)
-        assert not ran.is_set()
-        await clock.advance(60)
-        await asyncio.wait_for(ran.wait(), timeout=30)
+        await asyncio.wait_for(slept, timeout=30)  # ran at once, failed, waits to retry
+        assert runs == [NOW]
+        await clock.advance(300)
+        await asyncio.wait_for(done.wait(), timeout=30)
     finally:
         task.cancel()
+    assert runs == [NOW, NOW + timedelta(seconds=300)]
     async with sessions() as s:
         assert await s.get(Recording, old) is None
 

@@ -46,7 +46,7 @@ def test_the_windows_say_how_long_a_call_sent_now_may_ring() -> None:
 
 
 def _hangups(pbx: Pbx, clock: VirtualClock, out: list[tuple[object, str]]) -> None:
-    def sink(data: bytes) -> None:
+    def sink(data: bytes, _class: str) -> None:
         text = data.decode()
         if text.startswith("Event: Hangup\r\n"):
             chan = text.split("Channel: ", 1)[1].split("\r\n", 1)[0]

@@ -57,7 +57,13 @@ async def test_add_list_leave_return_and_deactivate(
     ("argv", "message"),
     [
         (["add", "--name", "李娜", "--seat", "PJSIP/8001"], "already belongs"),
-        (["add", "--name", "李娜", "--seat", "8003"], "not a dialable endpoint"),
+        (["add", "--name", "李娜", "--seat", "8003"], "a seat is one device such as PJSIP/8001"),
+        # What reaches Dial(): one endpoint of the configured technology, nothing more.
+        (["add", "--name", "李娜", "--seat", "PJSIP/8003&PJSIP/8004"], "no &"),
+        (["add", "--name", "李娜", "--seat", "PJSIP/8003,30,tT"], "no &"),
+        (["add", "--name", "李娜", "--seat", "PJSIP/13800000000@carrier"], "no &, @ of a trunk"),
+        (["add", "--name", "李娜", "--seat", "SIP/8003"], "a seat is one device"),
+        (["add", "--name", "李娜", "--seat", "Local/8003@seats"], "seats here are PJSIP"),
         (
             ["add", "--name", "李娜", "--seat", "PJSIP/8003", "--branch", "9999"],
             "no branch with code",

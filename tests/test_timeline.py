@@ -6,17 +6,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.models import Lead
+from crm_sync.models import Customer, Lead, Phone, Policy
+from crm_sync.phones import PhoneChoice, choose_lead_phone
 from dialer import queues
 from schedules.config import DeskCalendar
 from schedules.services import central_lapsed, run_timeline
 from schedules.timeline import (
+    TimelineRules,
     central_cutoff,
     due_day,
     is_central,
     is_lapsed,
     lapsed_at,
     latest_expiry_due,
+    latest_expiry_reminded,
     reminder_day,
 )
 from tests import schedules_rows as rows
@@ -162,12 +165,14 @@ async def test_lapsed_lead_becomes_central_two_days_later(
     assert second.lapsed_created == 0 and second.central_marked == 1
 
 
-async def _reminders_owed(session: AsyncSession, day: date) -> list[int]:
+async def _reminders_owed(
+    session: AsyncSession, day: date, rules: TimelineRules | None = None
+) -> list[int]:
     """Policies the dialer's reminder campaign would call on `day` (its own query)."""
     now = datetime.combine(day, datetime.min.time(), tzinfo=SH) + timedelta(hours=10)
     got = await queues.fetch_candidates(
         session,
-        queues.reminder_queue(now, day, DeskCalendar().rules.reminder_days),
+        queues.reminder_queue(now, day, rules or DeskCalendar().rules),
         limit=100,
         now=now,
         lock=False,
@@ -209,3 +214,57 @@ async def test_monday_reminders_include_those_whose_t_minus_30_fell_on_the_weeke
     await session.commit()
     # The weekend's reminders are owed on Monday; Friday's, made, is not owed again.
     assert await _reminders_owed(session, monday) == sorted([sat.id, sun.id, mon.id])
+
+
+def test_the_reminder_is_owed_from_its_day_under_any_configured_rules() -> None:
+    """One rule (schedules.timeline) for the reminder day and for the queue's SQL filter."""
+    for rules in (TimelineRules(), TimelineRules(reminder_days=10)):
+        for offset in range(-3, 4):
+            expiry = latest_expiry_reminded(DAY, rules) + timedelta(days=offset)
+            assert (reminder_day(expiry, rules) <= DAY) == (offset <= 0)
+
+
+async def test_the_reminder_campaign_follows_the_timeline_s_configured_reminder_day(
+    session: AsyncSession,
+) -> None:
+    """The timeline's reminder setting is the one the dialer uses (it used to keep its own)."""
+    near, _ = await rows.policy_with_lead(session, DAY + timedelta(days=10))
+    far, _ = await rows.policy_with_lead(session, DAY + timedelta(days=20))
+    await session.commit()
+    assert await _reminders_owed(session, DAY, TimelineRules(reminder_days=10)) == [near.id]
+    assert await _reminders_owed(session, DAY) == sorted([near.id, far.id])
+
+
+async def test_a_fleet_callback_lead_calls_the_insured_like_the_import_would(
+    session: AsyncSession, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The timeline's new callback lead takes its phone by the import's rule
+    (crm_sync.phones): a fleet policy calls the insured's own number, not the fleet's
+    switchboard that was stored first (the timeline used to take the lowest phone id)."""
+    fleet = Customer(name="车队", match_key="fleet-1")
+    fleet.phones.append(Phone(raw="03118555", e164="+8631185550001", role="fleet"))
+    driver = Customer(name="司机", match_key="driver-1")
+    driver.phones.append(Phone(raw="13900000001", e164="+8613900000001", role="insured"))
+    policy = Policy(
+        policy_number="PFLEET1",
+        policyholder=fleet,
+        insured=driver,
+        is_fleet=True,
+        expiry_date=date(2027, 3, 9),
+        underwritten_at=NOW - timedelta(days=1),
+    )
+    session.add(policy)
+    await session.flush()
+    switchboard, own = fleet.phones[0].id, driver.phones[0].id
+    policy_id = policy.id
+    assert switchboard < own
+    await session.commit()
+
+    await run_timeline(sessions, day=DAY, now=NOW, desk=DeskCalendar())
+
+    lead = (await session.scalars(select(Lead).where(Lead.policy_id == policy_id))).one()
+    assert lead.phone_id == own
+    assert lead.phone_id == choose_lead_phone(
+        [PhoneChoice(switchboard, "fleet", True), PhoneChoice(own, "insured", True)],
+        is_fleet=True,
+    )

@@ -141,7 +141,7 @@ async def test_a_supervisor_cannot_make_or_revoke_a_maintainers_token(api: Api) 
     ("body", "reason"),
     [
         ({"specialist_id": "x"}, "specialist_id"),
-        ({"specialist_id": 1, "owner": 2}, "owner: Extra inputs are not permitted"),
+        ({"specialist_id": 1, "owner": 2}, "owner: unknown field"),
         ({"specialist_id": 1, "expires_at": "2027-01-01T00:00"}, "expires_at"),
         ({"specialist_id": 1, "expires_in_days": 0}, "expires_in_days"),
         ({"specialist_id": 10**12}, "specialist_id"),

@@ -16,6 +16,7 @@ from crm_sync.exceptions import ImportInputError
 from crm_sync.importer import load_mapping, prepare
 from crm_sync.models import LeadKind
 from crm_sync.services import ImportSummary, import_file
+from schedules.config import DeskCalendar
 
 SHOWN_ERRORS = 10
 
@@ -98,6 +99,7 @@ async def _import(args: argparse.Namespace, prepared: Any) -> ImportSummary:
                 progress=bar.update,
                 prepared=prepared,
                 clock=container.clock,
+                rules=DeskCalendar.from_settings(container.settings).rules,
             )
     finally:
         await container.close()

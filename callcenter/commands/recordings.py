@@ -15,6 +15,7 @@ from recordings.ingest import RecordingJob
 from recordings.models import Recording
 from recordings.services import UNLINKED_ADVICE
 from recordings.wiring import Recordings
+from schedules.config import DeskCalendar
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _run(work: Callable[[Container, Recordings], Awaitable[int]]) -> int:
     async def run() -> int:
         container = await bootstrap()
-        rec = recordings_for(container)
+        rec = recordings_for(container, DeskCalendar.from_settings(container.settings))
         try:
             return await work(container, rec)
         finally:

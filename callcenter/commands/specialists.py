@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.bootstrap import bootstrap
+from callcenter.settings import Settings
 from crm_sync.exceptions import CrmError
 from crm_sync.services import ROLES, add_specialist, list_specialists, set_specialist_state
 
@@ -50,13 +51,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         cmd.set_defaults(func=_state_command(name, state))
 
 
-def _with_session(work: Callable[[AsyncSession], Awaitable[int]]) -> int:
+def _with_session(work: Callable[[AsyncSession, Settings], Awaitable[int]]) -> int:
     async def run() -> int:
         container = await bootstrap()
         try:
             async with container.sessions() as session:
                 try:
-                    code = await work(session)
+                    code = await work(session, container.settings)
                 except CrmError as exc:
                     await session.rollback()
                     print(f"error: {exc}", file=sys.stderr)
@@ -70,8 +71,15 @@ def _with_session(work: Callable[[AsyncSession], Awaitable[int]]) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
-    async def work(session: AsyncSession) -> int:
-        s = await add_specialist(session, args.name, args.seat, args.branch, args.role)
+    async def work(session: AsyncSession, settings: Settings) -> int:
+        s = await add_specialist(
+            session,
+            args.name,
+            args.seat,
+            args.branch,
+            args.role,
+            technologies=settings.seat_technologies,
+        )
         if args.json:
             print(
                 json.dumps(
@@ -87,7 +95,7 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    async def work(session: AsyncSession) -> int:
+    async def work(session: AsyncSession, _settings: Settings) -> int:
         rows = await list_specialists(session, include_inactive=not args.active)
         if args.json:
             print(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -113,7 +121,7 @@ def _state(r: dict[str, Any]) -> str:
 
 def _state_command(name: str, state: dict[str, bool]) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
-        async def work(session: AsyncSession) -> int:
+        async def work(session: AsyncSession, _settings: Settings) -> int:
             s = await set_specialist_state(session, args.who, **state)
             label = _state({"active": s.active, "on_leave": s.on_leave})
             print(f"specialist #{s.id} {s.name} ({s.seat}): {label}")

@@ -1,0 +1,450 @@
+"""The outbox relay: delivers every `outbox` row to the configured sink, at least once, in
+order per key.
+
+Each round is three steps:
+
+1. **Claim** (one short transaction). Only the *head* of a key (its oldest pending message)
+   is ever claimed, and only when it is due (`next_try_at`) and not leased by a live relay.
+   On PostgreSQL the heads are locked `FOR UPDATE SKIP LOCKED`, so relays in several
+   processes never claim the same key at once; each claimed key's next messages (up to
+   `key_batch`) come along, and all of them get this relay's lease. While a head is leased
+   nobody else claims the key, so a lead's messages never overtake each other.
+2. **Deliver**, outside any transaction: keys in parallel (`concurrency`), a key's messages
+   one after another. A message that must be retried stops its key for this round (the
+   messages behind it wait); a parked message (a dead letter) does not block its key.
+3. **Record** the verdicts (one transaction): delivered, retry at `now + backoff` (the
+   receiver's `Retry-After` if longer), parked with the receiver's answer; leases released.
+
+A relay that dies between 2 and 3 loses nothing: its leases run out and another relay (or
+the same after a restart) delivers those messages again. That is the "at least once": the
+outbox id travels as `Idempotency-Key`, so the receiver drops what it has already seen.
+
+The relay sleeps on its clock when there is nothing to do: until the earliest retry is due,
+or until woken: PostgreSQL's `NOTIFY callcenter_outbox` (a trigger on `outbox`, fired at
+commit) wakes it at once; SQLite has no notifications and is polled every `poll` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from crm_sync.models import OutboxMessage, OutboxState
+from crm_sync.sinks import Outgoing, Sink, Verdict, VerdictKind
+from schedules.clock import Clock
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "callcenter_outbox"
+HISTORY_KEEP = 20  # tries kept per message
+MAX_RETRY_AFTER = 86_400.0  # a receiver asking for more than a day is taken as a day
+PENDING = OutboxState.PENDING.value
+
+
+def backoff(tries: int, base: float, cap: float, rand: float) -> float:
+    """Seconds before try number `tries + 1`: exponential (`base`, doubled per try, at most
+    `cap`) with "equal jitter" (half fixed, half random by `rand` in [0, 1)), so that keys
+    that failed together do not all come back together."""
+    delay = min(cap, base * 2.0 ** max(0, tries - 1))
+    return delay / 2 + rand * delay / 2
+
+
+def retry_delay(
+    tries: int, base: float, cap: float, rand: float, retry_after: float | None
+) -> float:
+    """The backoff, or the receiver's `Retry-After` when it asks for longer."""
+    delay = backoff(tries, base, cap, rand)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+    return delay
+
+
+@dataclass(frozen=True, slots=True)
+class RelayOptions:
+    batch: int = 500
+    key_batch: int = 20
+    concurrency: int = 32
+    lease: float = 60.0
+    poll: float = 0.5
+    idle_poll: float = 30.0  # PostgreSQL's safety net behind NOTIFY
+    # Rounds in flight at once on PostgreSQL (one claims while another delivers); SQLite: 1,
+    # its claims are not SKIP LOCKED.
+    workers: int = 2
+    retry_base: float = 1.0
+    retry_max: float = 900.0
+
+
+@dataclass(slots=True)
+class _Claimed:
+    message: Outgoing
+    attempts: int
+    history: list[dict[str, Any]] | None
+
+
+@dataclass(slots=True)
+class RoundReport:
+    claimed: int = 0
+    delivered: int = 0
+    retried: int = 0
+    parked: int = 0
+    released: int = 0
+    outcomes: list[tuple[int, Verdict]] = field(default_factory=list)
+
+
+def relay_name() -> str:
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        sink: Sink,
+        options: RelayOptions | None = None,
+        *,
+        name: str | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._clock = clock
+        self.sink = sink
+        self.options = options or RelayOptions()
+        self.name = name or relay_name()
+        self._rand = rand
+        self._pg = engine.dialect.name == "postgresql"
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: AsyncConnection | None = None
+        self._listen_lock = asyncio.Lock()
+        self._stopping = False
+
+    # -- one round -------------------------------------------------------------------------
+
+    async def claim(self, now: datetime) -> list[list[_Claimed]]:
+        """Lease the due heads (and the messages behind them): one list per key, in order."""
+        o = OutboxMessage
+        earlier = aliased(OutboxMessage)
+        columns = (o.id, o.topic, o.key, o.payload, o.created_at, o.attempts, o.history)
+        heads = (
+            select(*columns)
+            .where(
+                o.state == PENDING,
+                o.delivered_at.is_(None),
+                or_(o.next_try_at.is_(None), o.next_try_at <= now),
+                or_(o.lease_until.is_(None), o.lease_until < now),
+                ~exists().where(earlier.key == o.key, earlier.state == PENDING, earlier.id < o.id),
+            )
+            .order_by(o.id)
+            .limit(self.options.batch)
+        )
+        if self._pg:
+            heads = heads.with_for_update(skip_locked=True, of=o)
+        async with self._sessions.begin() as s:
+            rows = list((await s.execute(heads)).all())
+            if not rows:
+                return []
+            # Room left in the batch goes to the messages behind the heads, a fair share per
+            # key (a lead with a backlog drains key_batch at a time). Nobody else claims
+            # them: only heads are ever claimed, and these heads are ours now.
+            room = self.options.batch - len(rows)
+            if room > 0 and self.options.key_batch > 1:
+                per_key = min(self.options.key_batch - 1, max(1, room // len(rows)))
+                head_ids = [r.id for r in rows]
+                rn = func.row_number().over(partition_by=o.key, order_by=o.id).label("rn")
+                ranked = (
+                    select(o.id, rn)
+                    .where(
+                        o.state == PENDING,
+                        o.key.in_([r.key for r in rows]),
+                        o.id.not_in(head_ids),
+                    )
+                    .subquery()
+                )
+                rows += (
+                    await s.execute(
+                        select(*columns)
+                        .join(ranked, ranked.c.id == o.id)
+                        .where(ranked.c.rn <= per_key)
+                        .order_by(ranked.c.rn, o.id)
+                        .limit(room)
+                    )
+                ).all()
+            await s.execute(
+                update(o)
+                .where(o.id.in_([r.id for r in rows]))
+                .values(
+                    lease_owner=self.name,
+                    lease_until=now + timedelta(seconds=self.options.lease),
+                )
+                .execution_options(synchronize_session=False)
+            )
+        by_key: dict[str, list[_Claimed]] = {}
+        for r in sorted(rows, key=lambda r: r.id):
+            by_key.setdefault(r.key, []).append(
+                _Claimed(
+                    Outgoing(r.id, r.topic, r.key, r.payload, r.created_at),
+                    r.attempts,
+                    r.history,
+                )
+            )
+        return list(by_key.values())
+
+    async def _deliver_key(
+        self, messages: list[_Claimed], gate: asyncio.Semaphore, started: float
+    ) -> list[tuple[_Claimed, Verdict | None]]:
+        """A key's messages in order; None for those not tried (released for later)."""
+        out: list[tuple[_Claimed, Verdict | None]] = []
+        async with gate:
+            stop = False
+            for item in messages:
+                # Stay well inside the lease: past half of it, the rest waits for a new round.
+                if stop or self._clock.monotonic() - started > self.options.lease / 2:
+                    out.append((item, None))
+                    continue
+                try:
+                    verdict = await self.sink.deliver(item.message)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a sink bug must not stop the relay
+                    log.exception("outbox %s: sink %s failed", item.message.id, self.sink.name)
+                    verdict = Verdict(VerdictKind.RETRY, f"sink error: {type(exc).__name__}")
+                out.append((item, verdict))
+                if verdict.kind == VerdictKind.RETRY:
+                    stop = True
+        return out
+
+    async def run_once(self) -> RoundReport:
+        """Claim, deliver, record: one round. Returns what happened (empty when idle)."""
+        report = RoundReport()
+        now = self._clock.now()
+        keys = await self.claim(now)
+        if not keys:
+            return report
+        gate = asyncio.Semaphore(self.options.concurrency)
+        started = self._clock.monotonic()
+        results = await asyncio.gather(*(self._deliver_key(k, gate, started) for k in keys))
+        await self._record([r for key in results for r in key], report)
+        return report
+
+    async def _record(
+        self, results: Sequence[tuple[_Claimed, Verdict | None]], report: RoundReport
+    ) -> None:
+        now = self._clock.now()
+        o = OutboxMessage
+        delivered = [c.message.id for c, v in results if v and v.kind == VerdictKind.DELIVERED]
+        released = [c.message.id for c, v in results if v is None]
+        report.claimed = len(results)
+        report.delivered = len(delivered)
+        report.released = len(released)
+        async with self._sessions.begin() as s:
+            if delivered:
+                await s.execute(
+                    update(o)
+                    .where(o.id.in_(delivered))
+                    .values(
+                        state=OutboxState.DELIVERED.value,
+                        delivered_at=now,
+                        sink=self.sink.name,
+                        attempts=o.attempts + 1,
+                        next_try_at=None,
+                        lease_owner=None,
+                        lease_until=None,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            if released:
+                await s.execute(
+                    update(o)
+                    .where(o.id.in_(released), o.lease_owner == self.name)
+                    .values(lease_owner=None, lease_until=None)
+                    .execution_options(synchronize_session=False)
+                )
+            for item, verdict in results:
+                if verdict is None:
+                    continue
+                report.outcomes.append((item.message.id, verdict))
+                if verdict.kind == VerdictKind.DELIVERED:
+                    if item.history:  # close a history of failures with its success
+                        entry = self._entry(now, verdict)
+                        await s.execute(
+                            update(o)
+                            .where(o.id == item.message.id)
+                            .values(history=[*item.history, entry][-HISTORY_KEEP:])
+                        )
+                    continue
+                tries = item.attempts + 1
+                values: dict[str, Any] = {
+                    "attempts": tries,
+                    "last_error": verdict.detail,
+                    "history": [*(item.history or []), self._entry(now, verdict)][-HISTORY_KEEP:],
+                    "lease_owner": None,
+                    "lease_until": None,
+                }
+                if verdict.kind == VerdictKind.PARK:
+                    report.parked += 1
+                    values |= {"state": OutboxState.PARKED.value, "parked_reason": verdict.detail}
+                    log.error(
+                        "outbox %s (%s, %s) parked: %s",
+                        item.message.id,
+                        item.message.topic,
+                        item.message.key,
+                        verdict.detail,
+                    )
+                else:
+                    report.retried += 1
+                    delay = retry_delay(
+                        tries,
+                        self.options.retry_base,
+                        self.options.retry_max,
+                        self._rand(),
+                        verdict.retry_after,
+                    )
+                    values["next_try_at"] = now + timedelta(seconds=delay)
+                    log.warning(
+                        "outbox %s (%s, %s): try %d failed, again in %.1f s: %s",
+                        item.message.id,
+                        item.message.topic,
+                        item.message.key,
+                        tries,
+                        delay,
+                        verdict.detail,
+                    )
+                await s.execute(
+                    update(o)
+                    .where(o.id == item.message.id)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+
+    def _entry(self, now: datetime, verdict: Verdict) -> dict[str, Any]:
+        return {
+            "at": now.isoformat(),
+            "sink": self.sink.name,
+            "relay": self.name,
+            "result": verdict.kind.value,
+            "status": verdict.status,
+            "detail": verdict.detail,
+        }
+
+    # -- sleeping and waking ---------------------------------------------------------------
+
+    async def next_due_in(self, session: AsyncSession, now: datetime) -> float | None:
+        """Seconds until a pending message becomes claimable by time alone (a retry or a
+        lease running out); None when none waits on time."""
+        o = OutboxMessage
+        row = (
+            await session.execute(
+                select(func.min(o.next_try_at), func.min(o.lease_until)).where(
+                    o.state == PENDING,
+                    or_(
+                        and_(o.next_try_at.is_not(None), o.next_try_at > now),
+                        and_(o.lease_until.is_not(None), o.lease_until > now),
+                    ),
+                )
+            )
+        ).one()
+        times = [t for t in row if t is not None and t > now]
+        return min((t - now).total_seconds() for t in times) if times else None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _listen(self) -> None:
+        """LISTEN on a connection of its own; a lost connection falls back to polling."""
+        if not self._pg:
+            return
+        async with self._listen_lock:  # the workers share one listener
+            await self._listen_locked()
+
+    async def _listen_locked(self) -> None:
+        if self._listener is not None:
+            raw = await self._listener.get_raw_connection()
+            if not raw.driver_connection.is_closed():  # type: ignore[union-attr]
+                return
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+        try:
+            conn = await self._engine.connect()
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.add_listener(  # type: ignore[union-attr]
+                CHANNEL, lambda *_args: self._wake.set()
+            )
+            self._listener = conn
+        except Exception:
+            log.exception("outbox relay: LISTEN failed; polling every %s s", self.options.poll)
+
+    async def _idle(self) -> None:
+        now = self._clock.now()
+        await self._listen()
+        async with self._sessions() as s:
+            due = await self.next_due_in(s, now)
+        limit = self.options.idle_poll if self._listener is not None else self.options.poll
+        timeout = limit if due is None else min(due, limit)
+        sleeper = asyncio.ensure_future(self._clock.sleep(timeout))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (sleeper, waker):
+                t.cancel()
+        self._wake.clear()
+
+    async def run_forever(self) -> None:
+        log.info("outbox relay %s delivering to %s", self.name, self.sink.name)
+        while not self._stopping:
+            # Cleared before the claim: a NOTIFY during the round wakes the next idle at once.
+            self._wake.clear()
+            try:
+                report = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay round failed; trying again")
+                report = RoundReport()
+                await self._clock.sleep(self.options.poll)
+            if report.claimed == 0 or report.claimed == report.retried + report.released:
+                await self._idle()
+
+    async def start(self) -> None:
+        await self._listen()
+        workers = self.options.workers if self._pg else 1
+        self._task = asyncio.create_task(self._run_workers(workers), name=f"outbox-{self.name}")
+
+    async def _run_workers(self, workers: int) -> None:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(self.run_forever())
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let the round in progress record its verdicts (up to `grace` real seconds), so
+        that a restart does not wait for this relay's leases to run out."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+        await self.sink.close()
