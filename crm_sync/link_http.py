@@ -12,6 +12,7 @@ from aiohttp import web
 
 from crm_sync import changes, signing
 from crm_sync import outbox as ops
+from crm_sync.api import Id, PathParams, endpoint
 from crm_sync.auth import ApiError, json_response, principal, require_supervisor
 from crm_sync.config import CrmSettings
 from crm_sync.exceptions import NotFound
@@ -25,7 +26,12 @@ routes = web.RouteTableDef()
 MAX_LIST = 500
 
 
+class OutboxPath(PathParams):
+    id: Id
+
+
 @routes.get("/api/outbox")
+@endpoint(errors=(403,), tags=("outbox",))
 async def outbox_status(request: web.Request) -> web.Response:
     """Counts by topic and state, the oldest undelivered message's age, and (with `state`,
     `topic` or `key`) the matching messages. Supervisors only."""
@@ -52,18 +58,20 @@ async def outbox_status(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/outbox/{id:\\d+}")
-async def outbox_message(request: web.Request) -> web.Response:
+@endpoint(path=OutboxPath, errors=(403, 404), tags=("outbox",))
+async def outbox_message(request: web.Request, path: OutboxPath) -> web.Response:
     """One message with its history of tries. Supervisors only."""
     require_supervisor(principal(request))
     async with request.app[CRM_SESSIONS]() as s:
         try:
-            m = await ops.get(s, int(request.match_info["id"]))
+            m = await ops.get(s, path.id)
         except NotFound as exc:
             raise ApiError(404, str(exc)) from None
         return json_response(ops.message_view(m))
 
 
 @routes.post("/api/crm/changes")
+@endpoint(errors=(403,), tags=("outbox",))
 async def crm_changes(request: web.Request) -> web.Response:
     """The CRM's changes: a maintainer's or supervisor's token AND the body signed with a
     `crm.inbound_secrets` secret (`Callcenter-Signature`, as the webhook), within
