@@ -83,3 +83,28 @@ def test_key_2_connected_makes_the_lead_the_specialists_and_the_seat_wraps_up() 
 def test_a_call_of_unknown_fate_waits_for_the_next_window_and_sets_no_result() -> None:
     d = _decide(CALLBACK, Finished("a1", "unknown", unknown=True))
     assert d.contact_result is None and d.next_at == HOURS.next_window_start(NOW, CALLBACK.tz)
+
+
+def test_key_2_booked_to_the_least_loaded_specialist_is_audited_like_a_deal() -> None:
+    """The owner change goes through schedules.ownership (one home): the decision carries its
+    one-lead audit row for the write."""
+    fin = Finished("a1", "answered", answered=True, key_pressed="2")
+    d = _decide(replace(CALLBACK, free_specialist=42), fin)
+    (run,) = d.audit
+    assert run.allocation == {"42": [CALLBACK.lead_id]}
+    assert "least-loaded" in run.counts["42"]["reason"]
+    assert d.distributed_on == run.day
+
+
+def test_an_owned_lead_booked_by_key_2_keeps_its_owner_and_writes_no_audit() -> None:
+    fin = Finished("a1", "answered", answered=True, key_pressed="2")
+    d = _decide(replace(CALLBACK, owner_id=9, free_specialist=42), fin)
+    assert (d.owner_id, d.status, d.audit, d.distributed_on) == (9, "scheduled", [], None)
+
+
+def test_a_call_the_pbx_ended_is_not_a_call_and_skipped_previews_neither() -> None:
+    """dialer.outcomes.counts_as_call: not toward the lead's attempt count."""
+    pbx = _decide(CALLBACK, Finished("a1", "ended_by_pbx", reason="Asterisk shutting down"))
+    assert pbx.route is Route.ENDED_BY_PBX and not pbx.counts_as_call
+    assert not _decide(CALLBACK, Finished("a1", "skipped")).counts_as_call
+    assert _decide(CALLBACK, Finished("a1", "busy")).counts_as_call
