@@ -8,7 +8,7 @@ background task, so stopping the app stops everything cleanly.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,10 @@ class Container:
     route_tables: list[web.RouteTableDef] = field(default_factory=list)
     cleanup_contexts: list[CleanupCtx] = field(default_factory=list)
     app_values: dict[web.AppKey[Any], object] = field(default_factory=dict)
+    # Run before the server waits for open requests (e.g. ending live event streams).
+    shutdown_hooks: list[Callable[[web.Application], Awaitable[None]]] = field(
+        default_factory=list
+    )
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -67,6 +71,7 @@ def build_app(container: Container, *, owns_engine: bool = True) -> web.Applicat
     for key, value in container.app_values.items():
         app[key] = value
     app.cleanup_ctx.extend(container.cleanup_contexts)
+    app.on_shutdown.extend(container.shutdown_hooks)
 
     async def dispose_engine(_app: web.Application) -> AsyncIterator[None]:
         yield

@@ -34,6 +34,7 @@ MODEL_MODULES = (
     "recordings.models",
     "crm_sync.auth",
     "crm_sync.mail",
+    "callcenter.pages.models",
 )
 
 

@@ -22,6 +22,7 @@ import random
 import shlex
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -37,10 +38,11 @@ from callcenter.bootstrap import bootstrap, build_app
 from callcenter.database import create_engine, session_factory, upgrade
 from callcenter.demo_folder import DemoRefused
 from callcenter.jobs import parse_time
+from callcenter.pages.services import Accounts
 from callcenter.service import Service, wire
 from callcenter.settings import Settings, load_settings
 from callcenter.web import make_runner
-from common.clock import ScaledClock
+from common.clock import ScaledClock, SystemClock
 from crm_sync.auth import issue_token
 from crm_sync.demo import write_demo_file
 from crm_sync.models import Accuracy, CampaignKind, Lead, LeadKind, Phone, Specialist
@@ -48,6 +50,7 @@ from crm_sync.services import ImportSummary, add_specialist, import_file
 from dialer.engine import DialerConfig
 from dialer.exceptions import DialerError
 from dialer.models import CallAttempt, SeatState
+from dialer.seats import Seat
 from dialer.simulator import PbxSimulator
 from schedules.config import DeskCalendar
 from schedules.services import (
@@ -56,6 +59,10 @@ from schedules.services import (
     run_distribution,
     run_timeline,
 )
+
+# The demo's web sign-in: every demo login has this password (a demo, not a deployment).
+DEMO_PASSWORD = "renewal-demo"
+PERSON_LOGIN = "user8001"  # the seat left to a person in the browser (PJSIP/8001)
 
 # What the simulated specialists make of an answered call (weights).
 CONVERSATIONS = (
@@ -216,6 +223,11 @@ async def prepare_database(opts: DemoOptions, settings: Settings, day: date) -> 
             await s.flush()
             tokens["supervisor"] = await issue_token(s, boss.id, "demo")
             await s.commit()
+            logins = [(sp.id, sp.seat) for sp in await s.scalars(select(Specialist))]
+        accounts = Accounts(session_factory(engine), SystemClock())
+        for sid, seat in logins:
+            username = "supervisor" if seat == "PJSIP/8999" else "user" + seat.split("/")[-1]
+            await accounts.add(sid, username, DEMO_PASSWORD)
         return Prepared(summary, cb, tokens)
     finally:
         await engine.dispose()
@@ -315,9 +327,37 @@ def day_summary_lines(c: DayCounts, desk: DeskCalendar, mails: int, outbox: Path
     ]
 
 
-async def play_specialists(service: Service, rng: random.Random) -> None:
+def say_seat_page(host: str, port: int, specialists: int) -> None:
+    say(
+        f"\nseat page: http://{host}:{port}/seat  (sign in as {PERSON_LOGIN}, "
+        f"password {DEMO_PASSWORD}; seat PJSIP/8001 is yours: press Ready (Alt+R) and the "
+        "simulator rings it)"
+    )
+    say(
+        f"other logins: user8002 … user{8000 + specialists}, supervisor "
+        f"(same password); the day runs at real speed while your seat has a call\n"
+    )
+
+
+def real_time_for_the_person(
+    clock: ScaledClock, person: int, speed: float
+) -> Callable[[Seat], None]:
+    """A person cannot talk at x150: while their seat rings, talks or wraps up, the whole
+    desk runs at real speed; when they are ready or paused again the day speeds up."""
+    busy = (SeatState.RINGING, SeatState.ON_CALL, SeatState.WRAP_UP)
+
+    def follow(seat: Seat) -> None:
+        if seat.specialist_id == person:
+            clock.set_speed(1.0 if seat.state in busy else speed)
+
+    return follow
+
+
+async def play_specialists(
+    service: Service, rng: random.Random, skip: frozenset[int] = frozenset()
+) -> None:
     """Each specialist gives every answered call a conversational result during wrap-up,
-    through the same service the seat page uses."""
+    through the same service the seat page uses (not the seats in `skip`: people's)."""
     done: set[str] = set()
     results, weights = zip(*CONVERSATIONS, strict=True)
     clock = service.container.clock
@@ -325,7 +365,7 @@ async def play_specialists(service: Service, rng: random.Random) -> None:
         wrapping = [
             seat.specialist_id
             for seat in service.engine.signed_in_seats()
-            if seat.state is SeatState.WRAP_UP
+            if seat.state is SeatState.WRAP_UP and seat.specialist_id not in skip
         ]
         for sid in wrapping:
             with contextlib.suppress(DialerError):
@@ -388,17 +428,22 @@ async def _play(opts: DemoOptions, settings: Settings, host: str, port: int) -> 
         )
     for campaign in CampaignKind:
         await service.dialer.start_campaign(campaign)
-    for sid in ids:
+    person = ids[0]  # PJSIP/8001: a person signs in and presses ready in the browser
+    for sid in ids[1:]:
         await service.dialer.sign_in(sid, ready=True)
-    bot = asyncio.create_task(play_specialists(service, random.Random(opts.seed)))
+    service.engine.seat_listeners.append(real_time_for_the_person(clock, person, opts.speed))
+    say_seat_page(host, port, opts.specialists)
+    bot = asyncio.create_task(
+        play_specialists(service, random.Random(opts.seed), skip=frozenset({person}))
+    )
     tz = ZoneInfo(desk.tz)
     # Through the afternoon window and the branch e-mails that follow it.
     mail_at = datetime.combine(day, parse_time(settings.branch_mail_time), tzinfo=tz)
     end = max(datetime.combine(day, time(17, 5), tzinfo=tz), mail_at + timedelta(minutes=2))
     windows = desk.hours().windows
     say(
-        f"calling: {len(ids)} specialists ready; calls are made only inside the windows "
-        f"({' and '.join(str(w) for w in windows)}), so the numbers stand still between them"
+        f"calling: {len(ids) - 1} specialists ready (PJSIP/8001 waits for you); calls are made "
+        f"only inside the windows ({' and '.join(str(w) for w in windows)}), so the numbers stand still between them"
     )
     try:
         while clock.now() < end:
@@ -414,13 +459,17 @@ async def _play(opts: DemoOptions, settings: Settings, host: str, port: int) -> 
             say(line)
         clock.set_speed(1.0)
         base = f"http://{host}:{port}"
-        say(f"\nthe service: {base}/  (API page: {base}/api/docs)")
+        say(
+            f"\nthe service: {base}/ (the seat page; what it is: {base}/about, "
+            f"API page: {base}/api/docs)"
+        )
         say(f"supervisor token: {prepared.tokens['supervisor']}")
         name = next(iter(prepared.tokens))
         say(f"specialist {name} token: {prepared.tokens[name]}")
         say(
             f"try: curl -H 'Authorization: Bearer {prepared.tokens['supervisor']}' {base}/api/recordings"
         )
+        say_seat_page(host, port, opts.specialists)
         say("the command line on the demo's data (in this shell, from this folder):")
         for command in cli_commands(settings, day):
             say(f"  {command}")

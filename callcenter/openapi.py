@@ -134,7 +134,10 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
         path = info.get("path") or info.get("formatter")
         if not path or route.method in ("HEAD", "*"):
             continue
-        routes.append((path, route.method.lower(), route.handler, endpoint_of(route.handler)))
+        ep = endpoint_of(route.handler)
+        if (ep is not None and ep.page) or (ep is None and not path.startswith("/api/")):
+            continue  # the web pages (/login, /seat, …) and their own actions are not the API
+        routes.append((path, route.method.lower(), route.handler, ep))
 
     schemas = _Schemas()
     schemas.add(Problem, "serialization")

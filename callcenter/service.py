@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bootstrap import Container
 from callcenter.jobs import DailyJob, DailyJobRunner, parse_time
+from callcenter.pages.wiring import install_pages
 from crm_sync import http as crm_http
 from crm_sync.mail import (
     LAPSED,
@@ -316,6 +317,7 @@ def wire(
     container.app_values[dialer_http.DIALER] = service.dialer
     container.app_values[DESK] = desk
     container.app_values[crm_http.CRM_SESSIONS] = container.sessions
+    install_pages(container, service.dialer, engine, desk.tz)
 
     async def dialer_ctx(_app: web.Application) -> AsyncIterator[None]:
         # Recordings' ingest is started already (its cleanup_ctx comes first).

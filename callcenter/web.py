@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.openapi import openapi_document
 from common.clock import Clock, SystemClock
 from common.errors import DomainError
+from common.principal import Principal
 from common.web import CLOCK, PRINCIPAL, ApiError, json_response, principal
 from crm_sync.api import PathParams, Problem, View, endpoint, is_public
 from crm_sync.auth import TokenRefused, authenticate
@@ -60,10 +61,26 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(500, "internal error; the service log has the details")
 
 
+class CookieAuth(Protocol):
+    """Browser sign-in (callcenter.pages): a session cookie instead of a bearer token."""
+
+    def is_public(self, request: web.Request) -> bool: ...
+
+    async def authenticate(self, request: web.Request) -> Principal | None:
+        """The cookie's user; raises for a state-changing request without its CSRF token."""
+
+    def refuse(self, request: web.Request) -> None:
+        """No user: a page redirects to the sign-in; the API falls through to 401."""
+
+
+COOKIE_AUTH = web.AppKey("cookie_auth", CookieAuth)
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # Only routes declared public=True need no token: the front page, which says what this is
-    # and where the API page is, and the API's own description.
+    # Only routes declared public=True need no token: `/` (off to the seat page), `/about`,
+    # which says what this is and where the API page is, and the API's own description.
+    # The web pages' sign-in and static files are the cookie side's (CookieAuth.is_public).
     if is_public(request.match_info.handler):
         return await handler(request)
     header = request.headers.get("Authorization", "")
@@ -72,6 +89,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         # An <audio src=…> element cannot send headers; only audio accepts a query token
         # (and the access log below never writes query strings).
         token = request.query.get("token", "")
+    cookies = request.app.get(COOKIE_AUTH)
+    if not token and cookies is not None:
+        # The web pages: a session cookie gives the same Principal as a token.
+        if cookies.is_public(request):
+            return await handler(request)
+        signed_in = await cookies.authenticate(request)
+        if signed_in is not None:
+            request[PRINCIPAL] = signed_in
+            return await handler(request)
+        cookies.refuse(request)
     if not token:
         raise ApiError(401, "missing token: send 'Authorization: Bearer <token>'")
     async with request.app[SESSIONS]() as session:
@@ -101,6 +128,7 @@ section + section { margin-top: 2rem; border-top: 1px solid #ddd; }
 <h1>续保外呼中心</h1>
 <p>车险续保专席的外呼服务：导入核心系统的续保清单，按随机等额分配把每天的线索分给续保专员，
 只在外呼时段内拨打客户，记录并归档每一通电话，把结果写回 CRM。</p>
+<p><strong><a href="/seat">续保专员：进入坐席页面</a></strong></p>
 <ul>
 <li><a href="/api/docs">API 页面</a>（可直接试用每个接口）·
 <a href="/api/openapi.json">OpenAPI 文档</a></li>
@@ -114,6 +142,7 @@ section + section { margin-top: 2rem; border-top: 1px solid #ddd; }
 of the core system, deals each day's leads to the specialists at random in equal shares, calls
 customers only inside the calling windows, records and files every call, and writes every
 result back to the CRM.</p>
+<p><strong><a href="/seat?lang=en">Specialists: open the seat page</a></strong></p>
 <ul>
 <li><a href="/api/docs">The API page</a> (try each route) ·
 <a href="/api/openapi.json">the OpenAPI document</a></li>
@@ -124,6 +153,13 @@ maintainer issues one with <code>callcenter tokens create ID-OR-NAME</code>.</li
 </body>
 </html>
 """
+
+
+@endpoint(public=True, page=True)
+async def home(request: web.Request) -> web.StreamResponse:
+    """The address people open: the seat page, where a specialist works (it asks to sign in
+    first); it links this service's description and the API page."""
+    raise web.HTTPFound("/seat")
 
 
 @endpoint(public=True, media={"text/html": "what this service is, with links"}, tags=("api",))
@@ -245,7 +281,8 @@ def create_app(
     app[SESSIONS] = sessions
     app[OPENAPI_CACHE] = {}
     app[CLOCK] = clock or SystemClock()
-    app.router.add_get("/", front_page)
+    app.router.add_get("/", home)
+    app.router.add_get("/about", front_page)
     app.router.add_get("/api/openapi.json", openapi_handler)
     app.router.add_get("/api/docs", docs_handler)
     app.router.add_get("/api/docs/{asset}", docs_asset_handler)

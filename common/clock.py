@@ -134,6 +134,30 @@ class VirtualClock:
         live = [d for d, _, f in self._sleepers if not f.done()]
         return min(live) - self._mono if live else None
 
+    def advance_to_next(self, limit: float | None = None) -> bool:
+        """Move time to the earliest live sleeper and wake it (with every sleeper due at the
+        same moment); never further than `limit` seconds. False when nobody sleeps or the
+        earliest wakes later than `limit` (time then moves by `limit`, or not at all).
+
+        A test driver calls this when the system is idle: time jumps from one timer to the
+        next, so a loaded machine slows the test down but never changes what happens."""
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)  # cancelled sleeps
+        if not self._sleepers:
+            if limit is not None:
+                self._mono += max(0.0, limit)
+            return False
+        deadline = self._sleepers[0][0]
+        if limit is not None and deadline > self._mono + limit:
+            self._mono += max(0.0, limit)
+            return False
+        self._mono = max(self._mono, deadline)
+        while self._sleepers and self._sleepers[0][0] <= self._mono:
+            _, _, fut = heapq.heappop(self._sleepers)
+            if not fut.done():
+                fut.set_result(None)
+        return True
+
     async def advance(self, seconds: float) -> None:
         """Move time forward by `seconds`, waking sleepers in order."""
         target = self._mono + seconds

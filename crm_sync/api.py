@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import functools
 import re
+import types
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from aiohttp import web
 from pydantic import (
@@ -31,6 +32,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    RootModel,
     TypeAdapter,
     ValidationError,
 )
@@ -169,20 +171,30 @@ class Problem(View):
 # -- the declaration ---------------------------------------------------------------------------
 
 
+RawCheck = Callable[[web.Request, bytes], None]
+"""Checks a request's raw body bytes; raises ApiError (401 for a bad signature) to refuse."""
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """What a route takes and gives; callcenter.openapi writes the document from it."""
 
     path: type[PathParams] | None = None
     query: type[Query] | None = None
-    body: type[Body] | None = None
+    # A Body, or a RootModel for a body of several forms (one item, a list of them …).
+    body: type[BaseModel] | None = None
     body_required: bool = True
+    # Sees the exact bytes received before the body model reads them (a signature).
+    check_raw: RawCheck | None = None
     response: Any = None
     status: int = 200
     errors: tuple[int, ...] = ()
     # Error statuses whose answer carries more than a Problem (a 409 with what a run would do).
     problems: Mapping[int, type[Problem]] = field(default_factory=dict)
     public: bool = False
+    # A web page or one of its own actions (cookie session + CSRF): checked like any route,
+    # but not part of the OpenAPI document (docs/web.md lists them).
+    page: bool = False
     # Non-JSON answers: media type -> description (audio, HTML, a static file).
     media: Mapping[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
@@ -207,33 +219,43 @@ def endpoint(
     *,
     path: type[PathParams] | None = None,
     query: type[Query] | None = None,
-    body: type[Body] | None = None,
+    body: type[BaseModel] | None = None,
     body_required: bool = True,
+    check_raw: RawCheck | None = None,
     response: Any = None,
     status: int = 200,
     errors: tuple[int, ...] = (),
     problems: Mapping[int, type[Problem]] | None = None,
     public: bool = False,
+    page: bool = False,
     media: Mapping[str, str] | None = None,
     tags: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Awaitable[Any]]], Handler]:
     """Declare a route's models; the handler gets `path=`, `query=`, `body=` validated.
 
     `body_required=False`: an empty body counts as `{}` (every field then needs a default).
+    `check_raw`: called with the request and the exact bytes received, before the body model
+    reads them: a signature over the raw body is checked on what was signed, and an unsigned
+    body is refused (401) before anything in it is looked at.
     `errors`: the statuses besides 400/401 the route can answer (403, 404, 409, 416 …).
     `problems`: a status whose error answer has more fields, with its `Problem` subclass.
     `public`: no token needed (the API's own description only).
+    `page`: a web page or a page's own action, left out of the OpenAPI document.
     """
+    if check_raw is not None and body is None:
+        raise ValueError("check_raw needs a body model: it checks the body's bytes")
     ep = Endpoint(
         path=path,
         query=query,
         body=body,
         body_required=body_required,
+        check_raw=check_raw,
         response=response,
         status=status,
         errors=errors,
         problems=dict(problems or {}),
         public=public,
+        page=page,
         media=dict(media or {}),
         tags=tags,
         adapter=TypeAdapter(response) if response is not None else None,
@@ -249,7 +271,7 @@ def endpoint(
                 q = request.query
                 kwargs["query"] = _check(ep.query, "query", {k: q.get(k) for k in q})
             if ep.body is not None:
-                kwargs["body"] = await _read_body(request, ep.body, ep.body_required)
+                kwargs["body"] = await _read_body(request, ep.body, ep)
             result = await handler(request, **kwargs)
             if isinstance(result, web.StreamResponse):
                 return result
@@ -265,10 +287,12 @@ def endpoint(
     return decorate
 
 
-async def _read_body(request: web.Request, model: type[Body], required: bool) -> Body:
+async def _read_body(request: web.Request, model: type[BaseModel], ep: Endpoint) -> BaseModel:
     raw = await request.read() if request.can_read_body else b""
+    if ep.check_raw is not None:
+        ep.check_raw(request, raw)
     if not raw.strip():
-        if required:
+        if ep.body_required:
             raise RequestInvalid(
                 400,
                 "the request needs a JSON object body",
@@ -304,9 +328,45 @@ def refused(
     )
 
 
+def _unwrap(tp: Any) -> Any:
+    """The type under `Annotated[...]` and `X | None`; a RootModel's root type."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp
+            tp = args[0]
+        elif isinstance(tp, type) and issubclass(tp, RootModel):
+            tp = tp.model_fields["root"].annotation
+        else:
+            return tp
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model the value at `loc` was read into (a nested one too), if one model."""
+    tp: Any = model
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(part, int):
+            args = get_args(tp)
+            tp = args[0] if get_origin(tp) is list and args else None
+        elif isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
+            tp = tp.model_fields[part].annotation
+        else:
+            return None
+    tp = _unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
 def _message(err: ErrorDetails, model: type[BaseModel]) -> str:
     if err["type"] == "extra_forbidden":
-        allowed = ", ".join(f.alias or n for n, f in model.model_fields.items()) or "none"
+        # The fields of the object the unknown key was found in, not always the top one.
+        holder = _model_at(model, tuple(err["loc"][:-1]))
+        fields = holder.model_fields.items() if holder is not None else ()
+        allowed = ", ".join(f.alias or n for n, f in fields) or "none"
         return f"unknown field; the fields are: {allowed}"
     if err["type"] == "string_pattern_mismatch":
         meaning = _PATTERNS.get(str(err.get("ctx", {}).get("pattern", "")))

@@ -74,7 +74,12 @@ class Outcome(enum.StrEnum):
 
 
 class ChangeError(CrmError):
-    """A change that cannot be read: says which field and what is wrong."""
+    """A change that cannot be read: says which field and what is wrong; `index` is the
+    change's place (from 0) among those sent together."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,7 +389,7 @@ def parse_changes(obj: object) -> list[Change]:
         try:
             out.append(parse_change(item))
         except ChangeError as exc:
-            raise ChangeError(f"change {n}: {exc}; nothing was applied") from None
+            raise ChangeError(f"change {n}: {exc}; nothing was applied", n - 1) from None
     return out
 
 

@@ -32,7 +32,7 @@ import contextlib
 import functools
 import logging
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -202,6 +202,11 @@ class DialerEngine:
         # benchmarks: (specialist id, ready at (clock.monotonic), seconds to the send,
         # seconds to the reply).
         self.latencies: deque[tuple[int, float, float, float]] = deque(maxlen=100_000)
+        # Called (synchronously, on the loop) after every seat change, a preview offer or
+        # skip included (each is a `SeatChanged` on the bus): the seat page's live updates
+        # subscribe here.
+        self.seat_listeners: list[Callable[[Seat], None]] = []
+        self.bus.subscribe(SeatChanged, self._notify)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -449,6 +454,16 @@ class DialerEngine:
         if seat.available:
             self._mark_ready(seat.specialist_id)
             self.wake(seat.specialist_id)
+
+    def _notify(self, event: SeatChanged) -> None:
+        seat = self.seats.get(event.specialist_id)
+        if seat is None:
+            return
+        for listener in self.seat_listeners:
+            try:
+                listener(seat)
+            except Exception:
+                log.exception("seat listener failed for specialist %s", seat.specialist_id)
 
     def _mark_ready(self, sid: int) -> None:
         self._ready_at[sid] = self.clock.monotonic()
@@ -886,7 +901,8 @@ class DialerEngine:
         live = self._live.get(seat.attempt_id or "")
         if live is None or seat.state is not SeatState.READY:
             raise NoPreview(f"no lead is offered to specialist {specialist_id}")
-        # The result writer's `_after` lets the seat go of the attempt (a `withdraw`).
+        # The result writer's `_after` lets the seat go of the attempt (a `withdraw`, a seat
+        # change: the seat page hears it through `seat_listeners`).
         await self._finish(live, Finished(live.attempt_id, SKIPPED, reason=reason))
 
     # -- automatic campaigns ---------------------------------------------------------------------

@@ -16,21 +16,21 @@ from callcenter.service import Service
 from crm_sync.auth import issue_token
 from crm_sync.models import Lead, Specialist
 from dialer.models import CallAttempt
+from schedules.clock import VirtualClock
 from tests.test_dialer_support import (
     MONDAY_0930,
-    FastClock,
     seed,
     start_simulator,
-    wait_for,
     wire_desk,
 )
+from tests.virtual_time import Driver
 
 
 @dataclass
 class Desk:
     client: TestClient
     service: Service
-    clock: FastClock
+    drive: Driver
     specialists: list[int]
     leads: list[int]
     tokens: dict[str, str]
@@ -43,7 +43,7 @@ class Desk:
 async def desk(
     db_url: str, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> AsyncIterator[Desk]:
-    clock = FastClock(MONDAY_0930, speed=20)
+    clock = VirtualClock(MONDAY_0930)
     async with sessions() as s:
         specs, leads = await seed(
             s, specialists=2, leads=[("renewal", "0", 0), ("renewal", "7", 1)]
@@ -61,7 +61,7 @@ async def desk(
     service, app = wire_desk(db_url, engine, sessions, tmp_path, clock, sim)
     async with TestClient(TestServer(app)) as client:
         await service.engine.wait_connected()
-        yield Desk(client, service, clock, specs, leads, tokens)
+        yield Desk(client, service, Driver(clock, sessions), specs, leads, tokens)
     await sim.stop()
 
 
@@ -77,7 +77,7 @@ async def test_specialist_signs_in_gets_a_screen_pop_and_logs_the_result(desk: D
         r = await c.get("/api/seat", headers=a)
         return (await r.json())["state"] == "wrap_up"
 
-    await wait_for(answered_and_over, desk.clock, timeout_real=30, step=0.5)
+    await desk.drive.until(answered_and_over)
     pop = await (await c.get("/api/seat/call", headers=a)).json()
     assert pop["lead"]["id"] == desk.leads[0]
     assert pop["attempt"]["outcome"] == "answered"
@@ -152,8 +152,13 @@ async def test_every_route_is_in_the_openapi_document_and_needs_a_token(desk: De
             url = path.replace("{", "").replace("}", "")
             resp = await desk.client.request(method.upper(), url)
             assert resp.status == 401, (method, path)
-    # Only the front page and the API's own description are open to anyone.
-    assert public == {"/", "/api/openapi.json", "/api/docs", "/api/docs/{asset}"}
+    # Only the about page and the API's own description are open to anyone; `/` (a redirect
+    # to the seat page) and the web pages are not part of the document.
+    assert public == {"/about", "/api/openapi.json", "/api/docs", "/api/docs/{asset}"}
+    assert "/" not in doc["paths"] and "/seat" not in doc["paths"]
+    for path in ("/api/users", "/api/users/{who}/password", "/api/users/{who}/disable"):
+        assert path in doc["paths"], path
+    assert not [p for p in doc["paths"] if p.startswith(("/api/seat/pop", "/api/seat/events"))]
 
 
 async def test_a_specialist_cannot_sign_in_at_another_device(desk: Desk) -> None:
@@ -180,7 +185,7 @@ async def test_a_supervisor_hangs_up_a_live_call_and_a_specialist_cannot(desk: D
         calls = await (await c.get("/api/calls", headers=boss)).json()
         return any(x["state"] in ("answered", "bridged") for x in calls)
 
-    await wait_for(live, desk.clock, timeout_real=30, step=0.5)
+    await desk.drive.until(live)
     (call,) = await (await c.get("/api/calls", headers=boss)).json()
     url = f"/api/calls/{call['attempt_id']}/hangup"
     refused = await c.post(url, headers=a)
@@ -191,7 +196,7 @@ async def test_a_supervisor_hangs_up_a_live_call_and_a_specialist_cannot(desk: D
     async def over() -> bool:
         return await (await c.get("/api/calls", headers=boss)).json() == []
 
-    await wait_for(over, desk.clock, timeout_real=30, step=0.5)
+    await desk.drive.until(over)
     again = await c.post(url, headers=boss)
     assert again.status == 409 and "nothing was hung up" in (await again.json())["error"]
     async with desk.service.container.sessions() as s:

@@ -194,15 +194,37 @@ async def test_the_document_declares_bodies_parameters_and_responses(api: WiredA
     assert set(params) == {"status", "kind", "owner", "limit", "offset"}
     one = doc["paths"]["/api/leads/{lead_id}"]["get"]["parameters"][0]
     assert one["in"] == "path" and one["schema"]["maximum"] == 2**31 - 1
-    # Every operation says what it answers, and every one but the front page and the
+    # Every operation says what it answers, and every one but the about page and the
     # description needs a token.
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             assert "200" in op["responses"] or "201" in op["responses"], (method, path)
             assert "400" in op["responses"], (method, path)
-            if path != "/" and not path.startswith(("/api/docs", "/api/openapi.json")):
+            if path != "/about" and not path.startswith(("/api/docs", "/api/openapi.json")):
                 assert op["security"] == [{"bearer": []}], (method, path)
                 assert "401" in op["responses"], (method, path)
+
+
+async def test_the_crm_link_routes_are_described_for_the_fuzzer(api: WiredApi) -> None:
+    _, doc, _ = await _call(api, "GET", "/api/openapi.json", who=None)
+    schemas = doc["components"]["schemas"]
+    status = doc["paths"]["/api/outbox"]["get"]
+    params = {p["name"]: p for p in status["parameters"]}
+    assert set(params) == {"state", "topic", "key", "limit"}
+    assert params["limit"]["schema"]["maximum"] == 500
+    assert {"200", "400", "401", "403"} <= set(status["responses"])
+    one = doc["paths"]["/api/outbox/{id}"]["get"]
+    assert one["parameters"][0]["schema"]["maximum"] == 2**31 - 1
+    assert {"200", "401", "403", "404"} <= set(one["responses"])
+    changes = doc["paths"]["/api/crm/changes"]["post"]
+    body = changes["requestBody"]["content"]["application/json"]["schema"]
+    forms = {f.get("$ref", f.get("type")) for f in schemas[body["$ref"].rsplit("/", 1)[1]]["anyOf"]}
+    assert forms == {"#/components/schemas/ChangeIn", "array", "#/components/schemas/ChangeBatch"}
+    assert schemas["ChangeIn"]["additionalProperties"] is False
+    assert {"200", "400", "401", "403"} <= set(changes["responses"])
+    # Unsigned, as the fuzzer sends it: refused before the body is read.
+    code, problem, _ = await _call(api, "POST", "/api/crm/changes", json={"changes": []})
+    assert code == 401 and problem["error"].startswith("signature refused: ")
 
 
 @pytest.mark.parametrize(

@@ -306,7 +306,65 @@ async def test_the_inbound_endpoint_takes_a_signed_change_and_refuses_forged_and
     refused = await client.post(
         "/api/crm/changes", data=bad, headers=signed(bad, NOW, tokens["crm"])
     )
-    assert refused.status == 400 and "nothing was applied" in (await refused.json())["error"]
+    assert refused.status == 400
+    missing = {e["field"] for e in (await refused.json())["errors"] if e["rule"] == "missing"}
+    assert missing == {"0.kind", "0.changed_at", "0.data"}
+    async with sessions() as s:
+        assert [c.change_id for c in (await s.scalars(select(CrmChange))).all()] == ["c-7"]
+
+
+async def test_a_signed_change_with_an_unknown_key_is_refused_naming_it(
+    api: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    client, tokens, _clock = api
+    async with sessions() as s:
+        _, leads = await seed(s, specialists=0, leads=[("renewal", "0", None)])
+    ok = change("c-20", "policy.renewed_elsewhere", {"policy_number": "P000000"})
+    for sent, field in [
+        ([ok, {**ok, "change_id": "c-21", "priority": "high"}], "1.priority"),
+        (
+            {"changes": [{**ok, "data": {"policy_number": "P000000", "colour": "red"}}]},
+            "0.data.colour",
+        ),
+    ]:
+        raw = json.dumps(sent).encode()
+        resp = await client.post(
+            "/api/crm/changes", data=raw, headers=signed(raw, NOW, tokens["crm"])
+        )
+        assert resp.status == 400
+        body = await resp.json()
+        assert body["errors"] == [
+            {
+                "where": "body",
+                "field": field,
+                "rule": "extra_forbidden",
+                "message": body["errors"][0]["message"],
+            }
+        ]
+        assert f"invalid body: {field}: unknown field; the fields are: " in body["error"]
+    async with sessions() as s:
+        assert (await s.scalars(select(CrmChange))).all() == []
+    assert (await lead_row(sessions, leads[0])).status == "due"
+
+
+async def test_a_signed_change_the_service_cannot_apply_is_refused_with_nothing_applied(
+    api: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    client, tokens, _clock = api
+    raw = json.dumps(
+        [
+            change("c-30", "customer.do_not_call", {"phone": "13912345678"}),
+            change("c-31", "customer.do_not_call", {"phone": "12"}),
+        ]
+    ).encode()
+    resp = await client.post("/api/crm/changes", data=raw, headers=signed(raw, NOW, tokens["crm"]))
+    assert resp.status == 400
+    body = await resp.json()
+    [problem] = body["errors"]
+    assert (problem["field"], problem["rule"]) == ("1", "change")
+    assert "cannot be dialled" in body["error"] and "nothing was applied" in body["error"]
+    async with sessions() as s:
+        assert (await s.scalars(select(CrmChange))).all() == []
 
 
 @pytest.mark.usefixtures("cli_env")

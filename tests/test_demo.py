@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcenter import demo_folder
 from callcenter.database import session_factory
 from callcenter.demo import (
+    DEMO_PASSWORD,
+    PERSON_LOGIN,
     DayCounts,
     DemoOptions,
     cli_commands,
@@ -28,10 +30,14 @@ from callcenter.demo import (
     demo_settings,
     preparation_lines,
     prepare_database,
+    say_seat_page,
 )
 from callcenter.demo_folder import DemoRefused
+from callcenter.pages.services import Accounts
+from crm_sync.auth import authenticate
 from crm_sync.models import Lead, Specialist
 from dialer.models import CallAttempt
+from schedules.clock import VirtualClock
 from schedules.config import DeskCalendar
 from schedules.services import run_distribution, run_timeline
 from schedules.windows import CallingHours, CallingPlan, Window
@@ -215,6 +221,30 @@ async def test_the_demo_fills_only_an_empty_database(
         names = (await s.scalars(select(Specialist.name))).all()
         leads = (await s.scalars(select(Lead.id))).all()
     assert list(names) == ["真的专员"] and list(leads) == []
+
+
+async def test_the_persons_demo_login_signs_in_to_seat_8001_as_the_same_user_as_its_token(
+    db_url: str, engine: AsyncEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    opts = DemoOptions(data_dir=tmp_path, policies=10, specialists=2)
+    settings = demo_settings(opts).model_copy(update={"database_url": db_url})
+    prepared = await prepare_database(opts, settings, DAY)
+    now = datetime(2026, 1, 6, 2, 0, tzinfo=UTC)
+    accounts = Accounts(session_factory(engine), VirtualClock(now))
+    signed = await accounts.sign_in(PERSON_LOGIN, DEMO_PASSWORD, "127.0.0.1")
+    async with session_factory(engine)() as s:
+        seat = await s.scalar(
+            select(Specialist.seat).where(Specialist.id == signed.principal.user_id)
+        )
+        by_token = await authenticate(s, prepared.tokens["王芳"], now)
+    assert seat == "PJSIP/8001"
+    assert by_token == signed.principal  # a cookie and a token are the same Principal
+    boss = await accounts.sign_in("supervisor", DEMO_PASSWORD, "127.0.0.1")
+    assert boss.principal.is_supervisor
+
+    say_seat_page("127.0.0.1", 8181, 2)
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:8181/seat" in out and PERSON_LOGIN in out and DEMO_PASSWORD in out
 
 
 # ------------------------------------------------------------------------- the summary

@@ -14,16 +14,17 @@ from crm_sync.models import Lead, Phone
 from dialer.models import CallAttempt
 from dialer.results import inaccurate_numbers_by_branch
 from dialer.services import DialerService
+from schedules.clock import VirtualClock
 from schedules.windows import CallingHours
 from tests.test_dialer_support import (
     MONDAY_0930,
-    FastClock,
     drive_days,
     make_engine,
     seed,
     spy_originates,
     start_simulator,
 )
+from tests.virtual_time import Driver
 
 # 8 presses 1, 9 presses 2, 0 answers but presses nothing, 2 never answers,
 # 5 switched off (SIP 480), 6 wrong number (SIP 404).
@@ -33,7 +34,8 @@ CALLBACK_DIGITS = "8902568902"
 async def test_callback_campaign_keypresses_and_the_three_call_rule(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FastClock(MONDAY_0930, speed=40)
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
     async with sessions() as s:
         specs, leads = await seed(
             s, specialists=1, leads=[("callback", d, None) for d in CALLBACK_DIGITS]
@@ -52,7 +54,7 @@ async def test_callback_campaign_keypresses_and_the_three_call_rule(
                     rows = (await s.scalars(select(Lead))).all()
                 return all(r.status in ("closed", "scheduled") for r in rows)
 
-            jumps = await drive_days(sessions, clock, settled, timeout_real=150)
+            jumps = await drive_days(sessions, drive, settled)
         finally:
             await engine.stop()
             await sim.stop()
@@ -91,7 +93,8 @@ async def test_callback_campaign_keypresses_and_the_three_call_rule(
 async def test_two_dialer_processes_share_leads_and_dial_none_twice(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FastClock(MONDAY_0930, speed=20)
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
     async with sessions() as s:
         _, leads = await seed(s, specialists=0, leads=[("callback", "8", None)] * 1000)
     sims = [await start_simulator(clock), await start_simulator(clock)]
@@ -113,7 +116,7 @@ async def test_two_dialer_processes_share_leads_and_dial_none_twice(
                     rows = (await s.scalars(select(Lead.status))).all()
                 return all(r == "closed" for r in rows)
 
-            await drive_days(sessions, clock, all_confirmed, timeout_real=150)
+            await drive_days(sessions, drive, all_confirmed, quantum=0.25)
         finally:
             for e in engines:
                 await e.stop()

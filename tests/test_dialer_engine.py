@@ -9,22 +9,23 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_sync.models import Lead, OutboxMessage
 from dialer.models import CallAttempt, SeatState, SeatTransition
 from dialer.services import DialerService
+from schedules.clock import VirtualClock
 from tests.test_dialer_support import (
     MONDAY_0930,
-    FastClock,
     disposing_hook,
     make_engine,
     seed,
     spy_originates,
     start_simulator,
-    wait_for,
 )
+from tests.virtual_time import Driver
 
 
 async def test_seat_first_calls_every_lead_of_the_queue_once_and_logs_results(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FastClock(MONDAY_0930, speed=50)
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
     async with sessions() as s:
         specs, leads = await seed(
             s,
@@ -51,7 +52,7 @@ async def test_seat_first_calls_every_lead_of_the_queue_once_and_logs_results(
                     rows = (await s.scalars(select(Lead))).all()
                     return all(r.contact_result is not None for r in rows)
 
-            await wait_for(all_have_results, clock, timeout_real=90)
+            await drive.until(all_have_results)
         finally:
             await engine.stop()
             await sim.stop()
@@ -80,7 +81,8 @@ async def test_seat_first_calls_every_lead_of_the_queue_once_and_logs_results(
 async def test_a_call_the_dialer_hangs_up_ends_as_hung_up_by_action(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    clock = FastClock(MONDAY_0930, speed=20)
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
     async with sessions() as s:
         (sid,), _ = await seed(s, specialists=1, leads=[("renewal", "7", 0)])  # a ~57 s call
     sim = await start_simulator(clock)
@@ -95,7 +97,7 @@ async def test_a_call_the_dialer_hangs_up_ends_as_hung_up_by_action(
         async def on_call() -> bool:
             return engine.seats[sid].state is SeatState.ON_CALL
 
-        await wait_for(on_call, clock, timeout_real=20, step=0.2)
+        await drive.until(on_call)
         attempt_id = engine.seats[sid].attempt_id
         assert attempt_id is not None
         assert (await service.hang_up(attempt_id))["hung_up"]
@@ -105,7 +107,7 @@ async def test_a_call_the_dialer_hangs_up_ends_as_hung_up_by_action(
                 a = await s.scalar(select(CallAttempt).where(CallAttempt.attempt_id == attempt_id))
                 return a is not None and a.ended_at is not None
 
-        await wait_for(over, clock, timeout_real=20, step=0.2)
+        await drive.until(over)
         assert not (await service.hang_up(attempt_id))["hung_up"]  # nothing left to hang up
     finally:
         await engine.stop()

@@ -17,16 +17,16 @@ from crm_sync.models import Lead
 from dialer.engine import DialerConfig, DialerEngine
 from dialer.models import CallAttempt, SeatState, SeatTransition
 from dialer.services import DialerService
+from schedules.clock import VirtualClock
 from tests.test_dialer_support import (
     MONDAY_0930,
-    FastClock,
     OriginateSpy,
     make_engine,
     seed,
     spy_originates,
     start_simulator,
-    wait_for,
 )
+from tests.virtual_time import Driver
 
 
 async def _attempts(sessions: async_sessionmaker[AsyncSession]) -> list[CallAttempt]:
@@ -53,7 +53,7 @@ class Desk:
 @asynccontextmanager
 async def one_seat(
     sessions: async_sessionmaker[AsyncSession],
-    clock: FastClock,
+    clock: VirtualClock,
     monkeypatch: pytest.MonkeyPatch,
     wrap_up: float,
 ) -> AsyncIterator[Desk]:
@@ -83,7 +83,7 @@ async def one_seat(
 async def _first_call_over_and_next_lead_claimed(
     engine: DialerEngine,
     sessions: async_sessionmaker[AsyncSession],
-    clock: FastClock,
+    drive: Driver,
     sid: int,
 ) -> list[CallAttempt]:
     """Wait until the seat wraps up its first call and holds its next lead (not dialled)."""
@@ -98,23 +98,24 @@ async def _first_call_over_and_next_lead_claimed(
             and rows[1].ended_at is None
         )
 
-    await wait_for(preclaimed, clock, timeout_real=30, step=0.2)
+    await drive.until(preclaimed)
     return rows
 
 
 async def test_the_lead_claimed_during_wrap_up_is_dialled_when_the_seat_is_ready(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FastClock(MONDAY_0930, speed=20)
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
     async with one_seat(sessions, clock, monkeypatch, wrap_up=10.0) as desk:
         leads = desk.leads
-        rows = await _first_call_over_and_next_lead_claimed(desk.engine, sessions, clock, desk.sid)
+        rows = await _first_call_over_and_next_lead_claimed(desk.engine, sessions, drive, desk.sid)
         assert rows[1].lead_id == leads[1] and rows[1].sent_at is None
         assert desk.spy.per_lead[leads[1]] == 0  # claimed, not dialled during the wrap-up
         # The screen pop still shows the call being wrapped up.
         pop = await desk.service.current_call(desk.sid)
         assert pop is not None and pop["lead"]["id"] == leads[0]
-        await wait_for(lambda: _dialled(desk.spy, leads[1]), clock, timeout_real=30, step=0.2)
+        await drive.until(lambda: _dialled(desk.spy, leads[1]))
     async with sessions() as s:
         ready_at = await s.scalar(
             select(SeatTransition.at).where(SeatTransition.trigger == "wrap_done")
@@ -134,10 +135,11 @@ async def _dialled(spy: OriginateSpy, lead_id: int) -> bool:
 async def test_a_seat_that_leaves_during_wrap_up_releases_its_next_lead_at_once(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch, leave: str
 ) -> None:
-    clock = FastClock(MONDAY_0930, speed=20)
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
     async with one_seat(sessions, clock, monkeypatch, wrap_up=3600.0) as desk:
         sid, leads, service = desk.sid, desk.leads, desk.service
-        await _first_call_over_and_next_lead_claimed(desk.engine, sessions, clock, sid)
+        await _first_call_over_and_next_lead_claimed(desk.engine, sessions, drive, sid)
         if leave == "pause":
             await service.pause(sid, "lunch")
         else:
@@ -155,7 +157,7 @@ async def test_a_seat_that_leaves_during_wrap_up_releases_its_next_lead_at_once(
             await service.ready(sid)
         else:
             await service.sign_in(sid, ready=True)
-        await wait_for(lambda: _dialled(desk.spy, leads[1]), clock, timeout_real=30, step=0.2)
+        await drive.until(lambda: _dialled(desk.spy, leads[1]))
     assert desk.spy.per_lead == {leads[0]: 1, leads[1]: 1}
 
 
@@ -164,15 +166,16 @@ async def test_a_pre_claimed_lead_is_not_dialled_once_the_window_has_closed(
 ) -> None:
     # 10:58:30 in Shanghai: the first call ends well inside the morning window; the wrap-up
     # (90 s) ends after 11:00, when the morning window has closed.
-    clock = FastClock(datetime(2026, 1, 5, 2, 58, 30, tzinfo=UTC), speed=20)
+    clock = VirtualClock(datetime(2026, 1, 5, 2, 58, 30, tzinfo=UTC))
+    drive = Driver(clock, sessions)
     async with one_seat(sessions, clock, monkeypatch, wrap_up=90.0) as desk:
-        rows = await _first_call_over_and_next_lead_claimed(desk.engine, sessions, clock, desk.sid)
+        rows = await _first_call_over_and_next_lead_claimed(desk.engine, sessions, drive, desk.sid)
         assert rows[1].created_at < datetime(2026, 1, 5, 2, 59, 55, tzinfo=UTC)
 
         async def released() -> bool:
             return (await _attempts(sessions))[1].ended_at is not None
 
-        await wait_for(released, clock, timeout_real=30, step=0.5)
+        await drive.until(released)
     attempt = (await _attempts(sessions))[1]
     assert attempt.outcome == "not_sent" and "window" in (attempt.reason or "")
     assert attempt.ended_at is not None and attempt.ended_at >= datetime(

@@ -10,17 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_sync.models import Lead, OutboxMessage
 from dialer.models import CallAttempt
 from dialer.services import DialerService
+from schedules.clock import VirtualClock
 from tests.test_dialer_support import (
     MONDAY_0930,
-    FastClock,
     disposing_hook,
     in_flight,
     make_engine,
     seed,
     spy_originates,
     start_simulator,
-    wait_for,
 )
+from tests.virtual_time import Driver
 
 # 0: a ~7 s call that ends while the dialer is down; 7: a ~57 s call that outlives the outage.
 DIGITS = "07" * 6
@@ -34,7 +34,8 @@ async def _attempts(sessions: async_sessionmaker[AsyncSession]) -> list[CallAtte
 async def test_killed_and_restarted_dialer_redials_nobody_and_loses_no_result(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FastClock(MONDAY_0930, speed=10)
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
     async with sessions() as s:
         specs, leads = await seed(
             s, specialists=6, leads=[("renewal", d, i % 6) for i, d in enumerate(DIGITS)]
@@ -55,12 +56,12 @@ async def test_killed_and_restarted_dialer_redials_nobody_and_loses_no_result(
             sent = first.stats["originates"] >= 6
             return sent and await in_flight(sessions) == 6
 
-        await wait_for(every_seat_on_a_call, clock, timeout_real=20, step=0.05)
+        await drive.until(every_seat_on_a_call)
         # Kill: tasks cancelled at once, the AMI link dropped; the calls go on in the PBX.
         await first.stop(grace=0)
         assert await in_flight(sessions) == 6
         killed_in_flight = {a.attempt_id for a in await _attempts(sessions) if not a.ended_at}
-        await clock.sleep(12)  # the short calls end while nobody listens
+        await drive.run_for(12)  # the short calls end while nobody listens
         live_at_restart = {c.linkedid for c in sim.pbx.channels.values()}
 
         second = make_engine(sessions, clock, [("pbx1", sim)], on_attempt_ended=hook)
@@ -72,7 +73,7 @@ async def test_killed_and_restarted_dialer_redials_nobody_and_loses_no_result(
                 rows = await _attempts(sessions)
                 return await in_flight(sessions) == 0 and len(rows) == len(leads)
 
-            await wait_for(twelve_done, clock, timeout_real=120, step=1.0)
+            await drive.until(twelve_done)
         finally:
             await second.stop()
             await sim.stop()
@@ -115,7 +116,8 @@ async def test_killed_and_restarted_dialer_redials_nobody_and_loses_no_result(
 async def test_dropped_ami_link_resyncs_live_calls_and_never_resends(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FastClock(MONDAY_0930, speed=20)
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
     async with sessions() as s:
         specs, leads = await seed(
             s, specialists=4, leads=[("renewal", "7", i % 4) for i in range(4)]
@@ -140,13 +142,13 @@ async def test_dropped_ami_link_resyncs_live_calls_and_never_resends(
             async def four_on_call() -> bool:
                 return sum(1 for s in engine.seats.values() if s.state.value == "on_call") == 4
 
-            await wait_for(four_on_call, clock, timeout_real=20, step=0.2)
+            await drive.until(four_on_call)
             await sim.drop_clients()
 
             async def all_done() -> bool:
                 return await in_flight(sessions) == 0
 
-            await wait_for(all_done, clock, timeout_real=120)
+            await drive.until(all_done)
         finally:
             await engine.stop()
             await sim.stop()

@@ -1,10 +1,10 @@
-"""Helpers for the dialer's integration tests (no tests here): a fast clock that can jump over
-nights, seeded CRM data, an engine wired to the PBX simulator over real TCP, and a spy that
-counts the Originates the simulator received per lead (and when)."""
+"""Helpers for the dialer's integration tests (no tests here): seeded CRM data, an engine
+wired to the PBX simulator over real TCP, a spy that counts the Originates the simulator
+received per lead (and when), and simulated days on a driven `VirtualClock` that jump over
+nights (`tests/virtual_time.py` moves the clock)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections import Counter
@@ -32,54 +32,9 @@ from dialer.originate import DialPlan
 from dialer.services import DialerService
 from dialer.simulator import PbxSimulator
 from dialer.simulator import server as sim_server
+from tests.virtual_time import Driver
 
 MONDAY_0930 = datetime(2026, 1, 5, 1, 30, tzinfo=UTC)  # 09:30 in Asia/Shanghai
-
-
-class FastClock:
-    """Real time times `speed`, plus jumps: `jump(seconds)` moves time forward at once and
-    wakes every sleeper to look at the new time (for skipping nights in a simulated day)."""
-
-    def __init__(self, start: datetime, speed: float) -> None:
-        self._start = start
-        self.speed = speed
-        self._t0 = time.monotonic()
-        self._offset = 0.0
-        self._sleepers: set[asyncio.Future[None]] = set()
-
-    def monotonic(self) -> float:
-        return (time.monotonic() - self._t0) * self.speed + self._offset
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=self.monotonic())
-
-    async def sleep(self, seconds: float) -> None:
-        target = self.monotonic() + max(0.0, seconds)
-        loop = asyncio.get_running_loop()
-        while (left := target - self.monotonic()) > 0:
-            fut: asyncio.Future[None] = loop.create_future()
-            handle = loop.call_later(left / self.speed, _wake, fut)
-            self._sleepers.add(fut)
-            try:
-                await fut
-            finally:
-                handle.cancel()
-                self._sleepers.discard(fut)
-        if seconds <= 0:
-            await asyncio.sleep(0)
-
-    def jump_to(self, when: datetime) -> None:
-        delta = (when - self.now()).total_seconds()
-        if delta <= 0:
-            return
-        self._offset += delta
-        for fut in list(self._sleepers):
-            _wake(fut)
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
 
 
 @dataclass
@@ -228,17 +183,6 @@ async def seed(
     return [s.id for s in specs], lead_ids
 
 
-async def wait_for(
-    cond: Callable[[], Awaitable[bool]], clock: Any, *, timeout_real: float = 60, step: float = 1.0
-) -> None:
-    """Poll `cond` every `step` seconds of the (fast) clock, up to `timeout_real` real s."""
-    deadline = time.monotonic() + timeout_real
-    while not await cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await clock.sleep(step)
-
-
 async def in_flight(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with sessions() as s:
         return int(
@@ -264,28 +208,32 @@ def disposing_hook(
 
 async def drive_days(
     sessions: async_sessionmaker[AsyncSession],
-    clock: FastClock,
+    drive: Driver,
     done: Callable[[], Awaitable[bool]],
     *,
-    timeout_real: float = 50,
+    within_days: float = 7.0,
     idle_polls: int = 3,
     poll: float = 5.0,
+    quantum: float = 0.0,
 ) -> int:
-    """Let the dialer work; whenever nothing is in flight for a few polls, jump the clock to
-    the next moment something becomes due (or the next window). Returns the jumps made."""
+    """Let the dialer work, looking every `poll` seconds of clock time; whenever nothing is in
+    flight for a few looks, jump the clock to the next moment something becomes due (or the
+    next window). Returns the jumps made."""
     from schedules.windows import CallingHours
 
+    clock = drive.clock
     hours = CallingHours()
-    deadline = time.monotonic() + timeout_real
+    started = time.monotonic()
+    give_up = clock.now() + timedelta(days=within_days)
     quiet = 0
     jumps = 0
     while not await done():
-        if time.monotonic() > deadline:
-            raise AssertionError("the simulated days did not finish in time")
+        if clock.now() > give_up:
+            raise AssertionError(f"the simulated days did not finish within {within_days} days")
         n_in_flight = await in_flight(sessions)
         if os.environ.get("DIALER_SIM_PROGRESS"):
             print(
-                f"{time.monotonic() - deadline + timeout_real:6.1f}s {clock.now():%a %H:%M:%S} in flight {n_in_flight}",
+                f"{time.monotonic() - started:6.1f}s {clock.now():%a %H:%M:%S} in flight {n_in_flight}",
                 flush=True,
             )
         quiet = quiet + 1 if n_in_flight == 0 else 0
@@ -300,8 +248,10 @@ async def drive_days(
             target = hours.next_window_start(now) if nxt is None else nxt
             if hours.is_open(now) and nxt is not None and nxt > hours.next_window_start(now):
                 target = hours.next_window_start(now)
-            clock.jump_to(target if hours.is_open(target) else hours.next_open(target))
-            jumps += 1
+            target = target if hours.is_open(target) else hours.next_open(target)
+            if target > now:
+                clock.set(target)  # the sleepers due before it wake in order in run_for
+                jumps += 1
             quiet = 0
-        await clock.sleep(poll)
+        await drive.run_for(poll, quantum=quantum)
     return jumps

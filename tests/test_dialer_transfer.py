@@ -11,21 +11,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_sync.models import Lead
 from dialer.models import CallAttempt, SeatTransition
 from dialer.services import DialerService
+from schedules.clock import VirtualClock
 from tests.test_dialer_support import (
     MONDAY_0930,
-    FastClock,
     make_engine,
     seed,
     start_simulator,
-    wait_for,
 )
+from tests.virtual_time import Driver
 
 
 @pytest.mark.parametrize("ready", [True, False], ids=["specialist-free", "nobody-free"])
 async def test_key_2_hands_the_customer_to_a_free_specialist_or_books_one(
     sessions: async_sessionmaker[AsyncSession], ready: bool
 ) -> None:
-    clock = FastClock(MONDAY_0930, speed=20)
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
     async with sessions() as s:
         # Number ending in 9: the customer answers the callback and presses 2.
         specs, leads = await seed(s, specialists=1, leads=[("callback", "9", None)])
@@ -43,7 +44,7 @@ async def test_key_2_hands_the_customer_to_a_free_specialist_or_books_one(
                 lead = await s.get(Lead, leads[0])
                 return lead is not None and lead.attempt_count > 0
 
-        await wait_for(called, clock, timeout_real=90, step=0.5)
+        await drive.until(called)
     finally:
         await engine.stop()
         await sim.stop()
@@ -81,7 +82,8 @@ async def test_key_2_hands_the_customer_to_the_policy_owners_seat_when_it_is_fre
     """Two free seats; the one ready longest is not the owner's. The specialist who owns the
     customer's policy (its renewal lead, closed after the renewal) gets the call: the key-2
     hand-over passes the owner to the seat choice."""
-    clock = FastClock(MONDAY_0930, speed=20)
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
     async with sessions() as s:
         specs, leads = await seed(s, specialists=2, leads=[("callback", "9", None)])
         callback = await s.get(Lead, leads[0])
@@ -105,7 +107,7 @@ async def test_key_2_hands_the_customer_to_the_policy_owners_seat_when_it_is_fre
     try:
         await engine.wait_connected()
         await service.sign_in(specs[0], ready=True)  # ready longest
-        await clock.sleep(1.0)
+        await drive.run_for(1.0)
         await service.sign_in(specs[1], ready=True)  # the owner
         await service.start_campaign("callback")
 
@@ -114,7 +116,7 @@ async def test_key_2_hands_the_customer_to_the_policy_owners_seat_when_it_is_fre
                 a = (await s.scalars(select(CallAttempt))).first()
                 return a is not None and a.ended_at is not None
 
-        await wait_for(ended, clock, timeout_real=90, step=0.5)
+        await drive.until(ended)
     finally:
         await engine.stop()
         await sim.stop()

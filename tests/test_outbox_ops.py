@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -100,9 +101,11 @@ async def test_a_quiet_outbox_raises_no_alarm(sessions: async_sessionmaker[Async
     assert await OutboxMonitor(sessions, clock, CrmSettings(alarm_age=60)).check() is None
 
 
-async def test_supervisors_see_the_outbox_and_specialists_are_refused(
+@pytest.fixture
+async def outbox_api(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
-) -> None:
+) -> AsyncIterator[tuple[TestClient[Any, Any], dict[str, dict[str, str]], list[int]]]:
+    """The link's routes with a supervisor's and a specialist's headers, over seed_states."""
     clock = VirtualClock(NOW)
     ids = await seed_states(sessions, NOW)
     async with sessions.begin() as s:
@@ -116,19 +119,65 @@ async def test_supervisors_see_the_outbox_and_specialists_are_refused(
     link = build_crm_link(settings.crm, engine, sessions, clock)
     container.route_tables.append(link_routes(link, container))
     app = build_app(container, owns_engine=False)
+    headers = {who: {"Authorization": f"Bearer {t}"} for who, t in tokens.items()}
     async with TestClient(TestServer(app)) as client:
-        spec_h = {"Authorization": f"Bearer {tokens['spec']}"}
-        boss_h = {"Authorization": f"Bearer {tokens['boss']}"}
-        assert (await client.get("/api/outbox", headers=spec_h)).status == 403
-        assert (await client.get(f"/api/outbox/{ids[2]}", headers=spec_h)).status == 403
-        resp = await client.get("/api/outbox?state=parked", headers=boss_h)
-        assert resp.status == 200
+        yield client, headers, ids
+
+
+async def test_supervisors_see_the_outbox_and_specialists_are_refused(
+    outbox_api: tuple[TestClient[Any, Any], dict[str, dict[str, str]], list[int]],
+) -> None:
+    client, headers, ids = outbox_api
+    spec_h, boss_h = headers["spec"], headers["boss"]
+    assert (await client.get("/api/outbox", headers=spec_h)).status == 403
+    assert (await client.get(f"/api/outbox/{ids[2]}", headers=spec_h)).status == 403
+    resp = await client.get("/api/outbox?state=parked", headers=boss_h)
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["pending"] == 3 and body["parked"] == 1 and "is the CRM" in body["alarm"]
+    assert [m["id"] for m in body["messages"]] == [ids[2]]
+    one = await (await client.get(f"/api/outbox/{ids[2]}", headers=boss_h)).json()
+    assert one["history"][0]["status"] == 422
+    assert (await client.get("/api/outbox?state=lost", headers=boss_h)).status == 400
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "rule"),
+    [
+        # A misspelt filter must not answer the counts alone, as if no message matched.
+        ("stat=parked", "stat", "extra_forbidden"),
+        ("state=parked&limit=0", "limit", "greater_than_equal"),
+        ("state=parked&limit=501", "limit", "less_than_equal"),
+        ("state=parked&limit=ten", "limit", "int_parsing"),
+        ("state=lost", "state", "enum"),
+    ],
+)
+async def test_a_bad_outbox_query_is_refused_naming_the_field(
+    outbox_api: tuple[TestClient[Any, Any], dict[str, dict[str, str]], list[int]],
+    query: str,
+    field: str,
+    rule: str,
+) -> None:
+    client, headers, _ids = outbox_api
+    resp = await client.get(f"/api/outbox?{query}", headers=headers["boss"])
+    assert resp.status == 400
+    body = await resp.json()
+    assert f"invalid query: {field}: " in body["error"]
+    assert [(e["field"], e["rule"]) for e in body["errors"]] == [(field, rule)]
+
+
+async def test_an_outbox_id_in_other_than_ascii_digits_names_no_message(
+    outbox_api: tuple[TestClient[Any, Any], dict[str, dict[str, str]], list[int]],
+) -> None:
+    client, headers, ids = outbox_api
+    arabic_indic = str(ids[2]).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    for written in (arabic_indic, f"+{ids[2]}", "99999999999"):
+        resp = await client.get(f"/api/outbox/{written}", headers=headers["boss"])
+        assert resp.status == 404, written
         body = await resp.json()
-        assert body["pending"] == 3 and body["parked"] == 1 and "is the CRM" in body["alarm"]
-        assert [m["id"] for m in body["messages"]] == [ids[2]]
-        one = await (await client.get(f"/api/outbox/{ids[2]}", headers=boss_h)).json()
-        assert one["history"][0]["status"] == 422
-        assert (await client.get("/api/outbox?state=lost", headers=boss_h)).status == 400
+        assert body["errors"][0]["field"] == "id" and "Traceback" not in body["error"]
+    missing = await client.get("/api/outbox/999999", headers=headers["boss"])
+    assert missing.status == 404 and "callcenter outbox list" in (await missing.json())["error"]
 
 
 def link_routes(link: CrmLink, container: Container) -> object:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import configparser
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from schedules.clock import VirtualClock
 from tests.sim_calls import Planned, run_calls
 from tests.test_dialer_support import disposing_hook, make_engine, seed
 from tests.test_web import _user as make_user
+from tests.virtual_time import Driver
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGER_CONF = ROOT / "docker" / "asterisk" / "manager.conf"
@@ -136,10 +135,7 @@ async def test_the_simulator_sends_only_the_classes_its_user_may_read(
             lead_id=1,
         )
         assert (await conn.send("Originate", headers, action_id="a1")).ok
-        for _ in range(40):
-            await clock.advance(0.25)
-            for _ in range(20):
-                await asyncio.sleep(0)
+        await Driver(clock).run_for(10.0)
     finally:
         await conn.close()
         await sim.stop()
@@ -150,23 +146,6 @@ async def test_the_simulator_sends_only_the_classes_its_user_may_read(
 
 
 # --- the service: the engine watches its links, GET /api/health says what to change ---------
-
-
-async def _drive(clock: VirtualClock, cond: Callable[[], bool], timeout_real: float = 60) -> None:
-    """Move the virtual clock while the engine works in real time (database threads, TCP):
-    time moves to the next timer only when nothing new has gone to sleep for a while."""
-    deadline = time.monotonic() + timeout_real
-    while not cond():
-        assert time.monotonic() < deadline, "the engine did not get there in time"
-        added = asyncio.ensure_future(clock.sleeper_added())
-        for _ in range(200):
-            if added.done() or cond():
-                break
-            await asyncio.sleep(0)
-        added.cancel()
-        wake = clock.next_wakeup
-        if wake is not None:
-            await clock.advance(min(max(wake, 0.01), 1.0))
 
 
 @pytest.mark.parametrize("config", ["before issue 11", "shipped"])
@@ -206,7 +185,7 @@ async def test_the_service_reports_the_missing_class_on_its_health_endpoint(
         await asyncio.wait_for(engine.wait_connected(), 30)
         await service.start_campaign("renewal")
         await service.sign_in(sid, ready=True)
-        await _drive(clock, lambda: len(ended) >= 3)
+        await Driver(clock, sessions).until(lambda: len(ended) >= 3)
         async with TestClient(TestServer(app)) as client:
             assert (await client.get("/api/health")).status == 401
             resp = await client.get("/api/health", headers={"Authorization": f"Bearer {token}"})

@@ -5,8 +5,6 @@ the integrity check with what to do."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,16 +23,7 @@ from recordings.wiring import Recordings, build_recordings
 from schedules.clock import VirtualClock
 from tests.test_dialer_support import MONDAY_0930, make_engine, seed
 from tests.test_recordings_helpers import settle, write_call_wav
-
-
-async def _until(
-    cond: Callable[[], Awaitable[bool]], clock: VirtualClock, timeout_real: float = 30.0
-) -> None:
-    """Poll `cond`, moving the clock a little between looks (the PBX's call runs on it)."""
-    deadline = time.monotonic() + timeout_real
-    while not await cond():
-        assert time.monotonic() < deadline, "condition never became true"
-        await clock.advance(0.1)
+from tests.virtual_time import Driver
 
 
 def _recordings(
@@ -76,14 +65,13 @@ async def test_the_recording_of_a_call_cut_off_by_a_kill_is_ingested_and_linked_
             a = await _attempt(sessions)
             return a is not None and a.recording_file is not None
 
-        await _until(named, clock)  # the file is named on the attempt while the call goes on
+        await Driver(clock, sessions).until(
+            named
+        )  # the file is named on the attempt while the call goes on
         await first.stop(grace=0)  # killed in the middle of the call
 
         # The PBX finishes the call without us and MixMonitor closes the file.
-        for _ in range(240):
-            await clock.advance(0.5)
-            if list(monitor.glob("*.wav")):
-                break
+        await Driver(clock, sessions).until(lambda: any(monitor.glob("*.wav")))
         (wav,) = list(monitor.glob("*.wav"))
         attempt = await _attempt(sessions)
         assert attempt is not None and attempt.ended_at is None
@@ -101,7 +89,7 @@ async def test_the_recording_of_a_call_cut_off_by_a_kill_is_ingested_and_linked_
                 async with sessions() as s:
                     return (await s.scalars(select(Recording))).first() is not None
 
-            await _until(submitted, clock)
+            await Driver(clock, sessions).until(submitted)
             await settle(rec.ingest, clock)
         finally:
             await second.stop()

@@ -123,20 +123,27 @@ def test_access_log_never_writes_the_query_string(caplog: pytest.LogCaptureFixtu
     assert "cc_secret" not in caplog.text
 
 
-async def test_the_front_page_says_what_this_is_and_links_the_api_page_without_a_token(
+async def test_the_address_sends_a_person_to_the_seat_page(client: TestClient) -> None:
+    resp = await client.get("/", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/seat"
+    assert (await client.head("/", allow_redirects=False)).status == 302
+
+
+async def test_the_about_page_says_what_this_is_and_links_the_seat_and_api_pages_without_a_token(
     client: TestClient,
 ) -> None:
-    resp = await client.get("/")
+    resp = await client.get("/about")
     assert resp.status == 200
     assert resp.content_type == "text/html" and resp.charset == "utf-8"
     page = await resp.text()
     assert page.index("续保外呼中心") < page.index("Renewal desk call center")
+    assert 'href="/seat"' in page and 'href="/seat?lang=en"' in page
     assert 'href="/api/docs"' in page and 'href="/api/openapi.json"' in page
     assert "callcenter tokens create" in page
-    assert (await client.head("/")).status == 200
+    assert (await client.head("/about")).status == 200
     # Only the page is public: the API behind it still wants a token.
     assert (await client.get("/api/me")).status == 401
-    assert (await client.post("/")).status in (401, 405)
+    assert (await client.post("/about")).status in (401, 405)
 
 
 async def test_a_bug_in_a_handler_is_a_500_not_a_bad_request(

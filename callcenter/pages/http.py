@@ -1,0 +1,519 @@
+"""The web pages: sign-in, the seat page and its JSON, live seat updates (server-sent events),
+and the supervisors' login management. Thin: validate → service → serialise (or render).
+
+A browser signs in with a user name and password and then carries a session cookie
+(HttpOnly, SameSite=Lax, Secure over TLS); the auth middleware (callcenter.web) turns it into
+the same Principal a token gives, so the page also uses the JSON API, and checks the
+session's CSRF token (header X-CSRF-Token or form field csrf_token) on every POST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from pydantic import Field
+
+from callcenter.pages import i18n
+from callcenter.pages.exceptions import PagesError
+from callcenter.pages.live import CLOSE, SeatHub
+from callcenter.pages.services import SESSION_LIFETIME, Accounts, SeatPages
+from crm_sync.api import ONE_LINE, Body, Id, Name, PathParams, View, endpoint
+from crm_sync.auth import ApiError, Principal, json_response, principal, require_supervisor
+from dialer.exceptions import DialerError
+
+log = logging.getLogger(__name__)
+
+ACCOUNTS = web.AppKey("accounts", Accounts)
+SEAT_PAGES = web.AppKey("seat_pages", SeatPages)
+SEAT_HUB = web.AppKey("seat_hub", SeatHub)
+TRANSLATIONS = web.AppKey("translations", dict)
+JINJA = {lang: web.AppKey(f"jinja_{lang}", jinja2.Environment) for lang in i18n.LANGUAGES}
+CSRF = web.RequestKey("csrf_token", str)
+
+SESSION_COOKIE = "cc_session"
+LOGIN_CSRF_COOKIE = "cc_login_csrf"
+PUBLIC = ("/login", "/static/")
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+KEEPALIVE_SECONDS = 15.0  # a comment line so proxies keep an idle stream open
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self'; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+routes = web.RouteTableDef()
+routes.static("/static", Path(__file__).with_name("static"))
+
+
+# -- the session cookie (the auth middleware's CookieAuth) -----------------------------------
+
+
+class SessionCookies:
+    def is_public(self, request: web.Request) -> bool:
+        return request.path == "/login" or request.path.startswith("/static/")
+
+    async def authenticate(self, request: web.Request) -> Principal | None:
+        sid = request.cookies.get(SESSION_COOKIE, "")
+        if not sid:
+            return None
+        info = await request.app[ACCOUNTS].session(sid)
+        if info is None:
+            return None
+        if request.method in UNSAFE:
+            sent = request.headers.get("X-CSRF-Token", "")
+            if not sent and request.content_type in (
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+            ):
+                sent = str((await request.post()).get("csrf_token", ""))
+            if not sent or not secrets.compare_digest(sent, info.csrf_token):
+                log.warning(
+                    "%s %s refused: missing or wrong CSRF token", request.method, request.path
+                )
+                raise ApiError(403, "missing or wrong CSRF token: reload the page and try again")
+        request[CSRF] = info.csrf_token
+        return info.principal
+
+    def refuse(self, request: web.Request) -> None:
+        if not request.path.startswith("/api/"):
+            raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='/')}")
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _render(
+    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+) -> web.Response:
+    lang = i18n.language(request)
+    resp = aiohttp_jinja2.render_template(
+        template, request, {**context, "lang": lang}, app_key=JINJA[lang], status=status
+    )
+    if request.query.get("lang") in i18n.LANGUAGES:
+        resp.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax", path="/")
+    resp.headers.update(SECURITY_HEADERS)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _error(exc: PagesError) -> ApiError:
+    return ApiError(exc.status, exc.reason, code=exc.code, params=exc.params)
+
+
+async def _call(coro: Any) -> Any:
+    try:
+        return await coro
+    except PagesError as exc:
+        raise _error(exc) from None
+    except DialerError as exc:
+        raise ApiError(exc.status, exc.reason) from None
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json() if request.can_read_body else {}
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"the body is not JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return data
+
+
+def _time(value: object, name: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ApiError(400, f"{name} is not a time, e.g. 2026-01-06T10:00+08:00") from None
+    if parsed.tzinfo is None:
+        raise ApiError(400, f"{name} needs a time zone offset, e.g. {value}+08:00")
+    return parsed
+
+
+def _text(body: dict[str, Any], name: str, limit: int = 2000) -> str | None:
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise ApiError(400, f"{name} must be text of at most {limit} characters")
+    return value.strip() or None
+
+
+def _safe_next(value: str | None) -> str:
+    # Only a path on this site: never //host or a scheme (an open redirect).
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/seat"
+
+
+# -- sign-in and sign-out ------------------------------------------------------------------------
+
+
+@routes.get("/login")
+async def login_page(request: web.Request) -> web.Response:
+    """The sign-in page."""
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    resp = _render(
+        request, "login.html", {"csrf": token, "next": _safe_next(request.query.get("next"))}
+    )
+    resp.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/login",
+    )
+    return resp
+
+
+@routes.post("/login")
+async def login(request: web.Request) -> web.Response:
+    """Sign in with a user name and password; sets the session cookie."""
+    form = await request.post()
+    token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    sent = str(form.get("csrf_token", ""))
+    username = str(form.get("username", ""))
+    next_ = _safe_next(str(form.get("next", "")))
+    if not token or not secrets.compare_digest(token, sent):
+        # A sign-in form posted from another site (login CSRF) or a stale page.
+        return _render(
+            request,
+            "login.html",
+            {
+                "csrf": token or secrets.token_urlsafe(24),
+                "next": next_,
+                "error": "stale",
+                "username": username,
+            },
+            status=403,
+        )
+    try:
+        done = await request.app[ACCOUNTS].sign_in(
+            username, str(form.get("password", "")), request.remote or "?"
+        )
+    except PagesError as exc:
+        return _render(
+            request,
+            "login.html",
+            {
+                "csrf": token,
+                "next": next_,
+                "error": exc.code,
+                "params": exc.params,
+                "username": username,
+            },
+            status=exc.status,
+        )
+    resp = web.HTTPSeeOther(next_)
+    resp.set_cookie(
+        SESSION_COOKIE,
+        done.session_id,
+        httponly=True,
+        samesite="Lax",
+        secure=request.secure,
+        path="/",
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+    )
+    resp.del_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    raise resp
+
+
+@routes.post("/logout")
+async def logout(request: web.Request) -> web.Response:
+    """Sign out of the web pages (the seat stays as it is: sign out of the seat first)."""
+    principal(request)
+    await request.app[ACCOUNTS].sign_out(request.cookies.get(SESSION_COOKIE, ""))
+    resp = web.HTTPSeeOther("/login")
+    resp.del_cookie(SESSION_COOKIE, path="/")
+    raise resp
+
+
+# -- the seat page -------------------------------------------------------------------------------
+
+
+@routes.get("/seat")
+async def seat_page(request: web.Request) -> web.Response:
+    """The seat page a specialist works in all day."""
+    who = principal(request)
+    pages = request.app[SEAT_PAGES]
+    offset = pages.clock.now().astimezone(ZoneInfo(pages.tz)).strftime("%z")
+    results = await pages.results()
+    return _render(
+        request,
+        "seat.html",
+        {
+            "who": who,
+            "csrf": request.get(CSRF, ""),
+            "results": results,
+            "results_by_code": {
+                r["code"]: r["label_zh"] if i18n.language(request) == "zh_CN" else r["label_en"]
+                for r in results
+            },
+            "desk_tz": pages.tz,
+            # the appointment picker's times are the desk's wall-clock times
+            "desk_offset": f"{offset[:3]}:{offset[3:]}",
+        },
+    )
+
+
+@routes.get("/seat/leads/{lead_id}")
+async def lead_page(request: web.Request) -> web.Response:
+    """One lead: the customer, vehicle, policy, phones and history (own leads only)."""
+    who = principal(request)
+    try:
+        lead_id = int(request.match_info["lead_id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    lead = await request.app[SEAT_PAGES].lead(who, lead_id)
+    if lead is None:
+        # 404, as the API: a specialist must not learn that another's lead exists.
+        return _render(request, "not_found.html", {"who": who, "csrf": request.get(CSRF, "")}, 404)
+    return _render(request, "lead.html", {"who": who, "csrf": request.get(CSRF, ""), "d": lead})
+
+
+@routes.get("/api/seat/pop")
+@endpoint(page=True)
+async def pop(request: web.Request) -> web.Response:
+    """The screen pop: the call on the seat with the customer's phones, vehicle, policy,
+    last year's policy, the attempts and recordings, the campaign and why now."""
+    data = await _call(request.app[SEAT_PAGES].pop(principal(request)))
+    if data is None:
+        raise ApiError(404, "no call on this seat right now")
+    return json_response(data)
+
+
+@routes.get("/api/seat/day")
+@endpoint(page=True)
+async def my_day(request: web.Request) -> web.Response:
+    """My day: the queue by kind, what is due, finished, appointments, node 3's deadline."""
+    return json_response(await _call(request.app[SEAT_PAGES].day(principal(request))))
+
+
+@routes.get("/api/seat/appointment-slots")
+@endpoint(page=True)
+async def slots(request: web.Request) -> web.Response:
+    """The calling windows of the next working days, for the appointment picker (?kind=)."""
+    principal(request)
+    kind = request.query.get("kind", "renewal")
+    return json_response({"kind": kind, "slots": request.app[SEAT_PAGES].slots(kind)})
+
+
+@routes.get("/api/seat/appointment-check")
+@endpoint(page=True)
+async def check_time(request: web.Request) -> web.Response:
+    """Whether a callback time can be booked (?at=ISO time with zone&kind=), and why not."""
+    principal(request)
+    when = _time(request.query.get("at"), "at")
+    if when is None:
+        raise ApiError(400, "at is required, e.g. 2026-01-06T10:00+08:00")
+    refusal = request.app[SEAT_PAGES].check(request.query.get("kind", "renewal"), when)
+    if refusal is None:
+        return json_response({"ok": True})
+    return json_response(
+        {"ok": False, "reason": refusal.reason, "code": refusal.code, "params": refusal.params}
+    )
+
+
+@routes.post("/api/seat/disposition")
+@endpoint(page=True)
+async def disposition(request: web.Request) -> web.Response:
+    """The contact result of the seat's lead: {lead_id, result, note?, callback_at?, premium?}.
+
+    An appointment outside the calling windows or working days is refused (422) with the
+    reason; premium goes with `renewed` only."""
+    body = await _body(request)
+    lead_id = body.get("lead_id")
+    if isinstance(lead_id, bool) or not isinstance(lead_id, int):
+        raise ApiError(400, "lead_id is required (a number)")
+    result = body.get("result")
+    if not isinstance(result, str) or not result:
+        raise ApiError(400, "result is required: one of the standard contact results")
+    premium: Decimal | None = None
+    if body.get("premium") not in (None, ""):
+        try:
+            premium = Decimal(str(body["premium"]))
+        except InvalidOperation:
+            raise ApiError(400, "premium must be an amount, e.g. 3560.00") from None
+        if not premium.is_finite() or premium <= 0 or premium >= Decimal("1e9"):
+            raise ApiError(400, "premium must be an amount above 0")
+    view = await _call(
+        request.app[SEAT_PAGES].dispose(
+            principal(request),
+            lead_id,
+            result,
+            _text(body, "note"),
+            _time(body.get("callback_at"), "callback_at"),
+            premium,
+        )
+    )
+    return json_response(view)
+
+
+@routes.post("/api/seat/hangup")
+@endpoint(page=True)
+async def hang_up(request: web.Request) -> web.Response:
+    """Hang up the call on one's own seat."""
+    return json_response(await _call(request.app[SEAT_PAGES].hang_up(principal(request))))
+
+
+@routes.get("/api/seat/events")
+@endpoint(page=True)
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events for one's seat: `seat` on every change, `pop` when a call connects
+    or a preview is offered (the screen pop's data, as GET /api/seat/pop)."""
+    who = principal(request)
+    pages, hub = request.app[SEAT_PAGES], request.app[SEAT_HUB]
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await resp.prepare(request)
+    queue = hub.subscribe(who.user_id)
+
+    async def send(event: str, data: object) -> None:
+        payload = json.dumps(data, ensure_ascii=False)
+        await resp.write(f"event: {event}\ndata: {payload}\n\n".encode())
+
+    popped: str | None = None
+    # The pop is read from the database while the seat rings, so that the bridge only has
+    # to send it: the customer appears the moment the call connects, not a query later.
+    prepared: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+
+    async def seat_event(view: dict[str, Any]) -> None:
+        nonlocal popped
+        await send("seat", {**view, "server_now": pages.clock.now().isoformat()})
+        attempt = view.get("attempt_id")
+        if view["state"] == "ringing" and attempt and attempt not in prepared:
+            for old in prepared.values():
+                old.cancel()
+            prepared.clear()
+            prepared[attempt] = asyncio.ensure_future(_pop_or_none(pages, who))
+        connected = view["state"] == "on_call" or (view["state"] == "ready" and attempt)
+        if connected and attempt != popped:
+            early = prepared.pop(attempt, None) if attempt else None
+            data = await early if early is not None else await _pop_or_none(pages, who)
+            if data is not None:
+                popped = attempt
+                await send("pop", {**data, "seat": view})
+
+    try:
+        with contextlib.suppress(DialerError):
+            seat = await pages.dialer.seat(who.user_id)
+            await seat_event(seat)
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                await resp.write(b": keepalive\n\n")
+                continue
+            if item is CLOSE:
+                break
+            await seat_event(item)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        hub.unsubscribe(who.user_id, queue)
+        for task in prepared.values():
+            task.cancel()
+    return resp
+
+
+async def _pop_or_none(pages: SeatPages, who: Principal) -> dict[str, Any] | None:
+    try:
+        return await pages.pop(who)
+    except DialerError:
+        return None
+
+
+# -- logins (supervisors) --------------------------------------------------------------------------
+
+
+class UserView(View):
+    id: int
+    name: str
+    seat: str | None
+    role: str
+    username: str | None = Field(description="the sign-in name; null: no login yet")
+    disabled: bool
+    locked: bool | None = Field(
+        default=None, description="locked after wrong passwords (in the list only)"
+    )
+
+
+# A password is checked by the service (length, with a reason); the model keeps out what no
+# password is: NUL (PostgreSQL text refuses it) and a line break.
+Password = Annotated[str, Field(max_length=1024, pattern=ONE_LINE, description="at least 8 characters")]
+
+
+class NewLogin(Body):
+    specialist: Id | Name = Field(description="the specialist's id, seat (PJSIP/8001) or name")
+    username: Name = Field(description="1 to 64 characters without spaces")
+    password: Password
+
+
+class NewPassword(Body):
+    password: Password
+
+
+class UserPath(PathParams):
+    who: Name = Field(description="the user's id, seat, name or sign-in name")
+
+
+@routes.get("/api/users")
+@endpoint(response=list[UserView], errors=(403,), tags=("users",))
+async def list_users(request: web.Request) -> list[dict[str, Any]]:
+    """Supervisor: every user with their login name, role and whether disabled or locked."""
+    require_supervisor(principal(request))
+    users: list[dict[str, Any]] = await request.app[ACCOUNTS].list()
+    return users
+
+
+@routes.post("/api/users")
+@endpoint(body=NewLogin, response=UserView, status=201, errors=(403, 404), tags=("users",))
+async def add_user(request: web.Request, body: NewLogin) -> dict[str, Any]:
+    """Supervisor: create a login for a specialist (a web sign-in name and password)."""
+    require_supervisor(principal(request))
+    view: dict[str, Any] = await _call(
+        request.app[ACCOUNTS].add(body.specialist, body.username, body.password)
+    )
+    return view
+
+
+@routes.post("/api/users/{who}/password")
+@endpoint(path=UserPath, body=NewPassword, response=UserView, errors=(403, 404), tags=("users",))
+async def reset_password(request: web.Request, path: UserPath, body: NewPassword) -> dict[str, Any]:
+    """Supervisor: set a new password (lifts a lockout; the user's sessions end)."""
+    require_supervisor(principal(request))
+    view: dict[str, Any] = await _call(
+        request.app[ACCOUNTS].set_password(path.who, body.password)
+    )
+    return view
+
+
+@routes.post("/api/users/{who}/disable")
+@endpoint(path=UserPath, response=UserView, errors=(403, 404), tags=("users",))
+async def disable_user(request: web.Request, path: UserPath) -> dict[str, Any]:
+    """Supervisor: no more sign-ins for this user (web sessions end, API tokens revoked)."""
+    require_supervisor(principal(request))
+    view: dict[str, Any] = await _call(request.app[ACCOUNTS].disable(path.who))
+    return view
