@@ -88,7 +88,9 @@ async def run(body: bytes, per_body: int, repeats: int, mode: str) -> tuple[floa
             if count == total:
                 done.set()
 
-        conn = AmiConnection("127.0.0.1", port, username="b", secret="b", event_parser=EventDecoder().decode)
+        conn = AmiConnection(
+            "127.0.0.1", port, username="b", secret="b", event_parser=EventDecoder().decode
+        )
     else:
         split = mode == "split"
 

@@ -30,11 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from callcenter.database import create_engine, session_factory, upgrade
+from common.clock import ScaledClock
 from dialer.ami.supervisor import AmiConfig
 from dialer.engine import AmiServerSpec, DialerConfig, DialerEngine
 from dialer.originate import DialPlan
 from dialer.services import DialerService
-from schedules.clock import ScaledClock
 from tests.test_dialer_support import seed
 
 MONDAY_1000 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai

@@ -35,12 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import select
 
 from callcenter.database import create_engine, session_factory, upgrade
+from common.clock import SystemClock
 from recordings.audio import AudioOptions, inspect_wav, process_wav
 from recordings.config import RecordingSettings
 from recordings.ingest import Ingest, RecordingJob
 from recordings.models import Recording
 from recordings.store import LocalStore
-from schedules.clock import SystemClock
 from tests.test_recordings_helpers import write_call_wav
 
 ROOT = Path(__file__).resolve().parents[1]

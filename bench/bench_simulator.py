@@ -21,9 +21,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.clock import ScaledClock
 from dialer.ami.connection import AmiConnection
 from dialer.simulator import PbxSimulator
-from schedules.clock import ScaledClock
 
 
 async def run(n: int, speed: float, cps: float = 0.0) -> dict[str, float]:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from callcenter.database import create_engine, ensure_schema_current, session_factory
 from callcenter.settings import Settings, load_settings
 from callcenter.web import create_app
-from schedules.clock import Clock, SystemClock
+from common.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 

@@ -42,6 +42,7 @@ from callcenter.pages.services import Accounts
 from callcenter.service import Service, wire
 from callcenter.settings import Settings, load_settings
 from callcenter.web import make_runner
+from common.clock import ScaledClock, SystemClock
 from crm_sync.auth import issue_token
 from crm_sync.demo import write_demo_file
 from crm_sync.models import Accuracy, CampaignKind, Lead, LeadKind, Phone, Specialist
@@ -51,7 +52,6 @@ from dialer.exceptions import DialerError
 from dialer.models import CallAttempt, SeatState
 from dialer.seats import Seat
 from dialer.simulator import PbxSimulator
-from schedules.clock import ScaledClock, SystemClock
 from schedules.config import DeskCalendar
 from schedules.services import (
     DistributionReport,
@@ -244,9 +244,7 @@ class DayCounts:
     in_flight: int = 0
 
 
-async def day_counts(
-    sessions: async_sessionmaker[AsyncSession], in_flight: int = 0
-) -> DayCounts:
+async def day_counts(sessions: async_sessionmaker[AsyncSession], in_flight: int = 0) -> DayCounts:
     async with sessions() as s:
         # One statement, so that an attempt written between two counts cannot make the
         # retries (calls less leads called) negative.
@@ -273,9 +271,7 @@ async def day_counts(
             await s.scalar(select(func.count()).where(Phone.accuracy == Accuracy.INACCURATE.value))
             or 0
         )
-    return DayCounts(
-        calls, answered, renewed, calls - leads_called, booked, inaccurate, in_flight
-    )
+    return DayCounts(calls, answered, renewed, calls - leads_called, booked, inaccurate, in_flight)
 
 
 def progress_line(local: str, c: DayCounts) -> str:
@@ -300,9 +296,7 @@ def preparation_lines(
         "policy was renewed, so nobody calls its customer",
     ]
     if other_skips:
-        lines.append(
-            f"  {other_skips} rows skipped for other reasons (already handled, unchanged)"
-        )
+        lines.append(f"  {other_skips} rows skipped for other reasons (already handled, unchanged)")
     lines += [
         f"imported {Path(cb.file).name} as post-underwriting callbacks (承保回访): "
         f"{cb.imported}; called automatically, no specialist needed",
@@ -377,7 +371,7 @@ async def play_specialists(
     while True:
         wrapping = [
             seat.specialist_id
-            for seat in list(service.engine.seats.values())
+            for seat in service.engine.signed_in_seats()
             if seat.state is SeatState.WRAP_UP and seat.specialist_id not in skip
         ]
         for sid in wrapping:
@@ -479,7 +473,9 @@ async def _play(opts: DemoOptions, settings: Settings, host: str, port: int) -> 
         say(f"supervisor token: {prepared.tokens['supervisor']}")
         name = next(iter(prepared.tokens))
         say(f"specialist {name} token: {prepared.tokens[name]}")
-        say(f"try: curl -H 'Authorization: Bearer {prepared.tokens['supervisor']}' {base}/api/recordings")
+        say(
+            f"try: curl -H 'Authorization: Bearer {prepared.tokens['supervisor']}' {base}/api/recordings"
+        )
         say_seat_page(host, port, opts.specialists)
         say("the command line on the demo's data (in this shell, from this folder):")
         for command in cli_commands(settings, day):

@@ -109,7 +109,6 @@ def claim(path: Path, *, address: str) -> DemoFolder:
     os.ftruncate(fd, 0)
     os.write(
         fd,
-        f"pid {os.getpid()}, serving on {address}, since {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n"
-        .encode(),
+        f"pid {os.getpid()}, serving on {address}, since {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n".encode(),
     )
     return DemoFolder(path, fd)

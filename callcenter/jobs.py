@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from schedules.clock import Clock
+from common.clock import Clock
 
 log = logging.getLogger(__name__)
 

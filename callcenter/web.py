@@ -17,18 +17,12 @@ from openapi_ui_bundles import swagger_ui
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.openapi import openapi_document
+from common.clock import Clock, SystemClock
+from common.errors import DomainError
+from common.principal import Principal
+from common.web import CLOCK, PRINCIPAL, ApiError, json_response, principal
 from crm_sync.api import PathParams, Problem, View, endpoint, is_public
-from crm_sync.auth import (
-    CLOCK,
-    PRINCIPAL,
-    ApiError,
-    Principal,
-    TokenRefused,
-    authenticate,
-    json_response,
-    principal,
-)
-from schedules.clock import Clock, SystemClock
+from crm_sync.auth import TokenRefused, authenticate
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +44,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return json_error(exc.status, exc.reason, **exc.details)
+    except DomainError as exc:  # every package's own exceptions: the one place they map
+        return json_error(exc.status, exc.reason)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

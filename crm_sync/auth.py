@@ -10,7 +10,6 @@ specialists may act only on their own leads.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -18,15 +17,25 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_sync.models import Base, Specialist
-from schedules.clock import Clock
+from common.principal import Principal
 
-ROLES = ("specialist", "supervisor", "maintainer")
+# Re-exported for the callers (and other branches) that still import them from here; new code
+# imports `common.web` / `common.principal`.
+from common.web import (  # noqa: F401
+    CLOCK,
+    PRINCIPAL,
+    ApiError,
+    json_response,
+    principal,
+    require_own,
+    require_supervisor,
+)
+from crm_sync.models import Base, Specialist
+
 TOKEN_PREFIX_LEN = 11  # "cc_" and 8 of the 43 secret characters: shown in lists, never enough
 
 
@@ -41,20 +50,6 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     prefix: Mapped[str | None] = mapped_column(String(16))
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    user_id: int
-    name: str
-    role: str
-
-    @property
-    def is_supervisor(self) -> bool:
-        return self.role in ("supervisor", "maintainer")
-
-    def can_see_specialist(self, specialist_id: int | None) -> bool:
-        return self.is_supervisor or specialist_id == self.user_id
 
 
 def _digest(token: str) -> str:
@@ -303,43 +298,3 @@ def parse_expiry(text: str, now: datetime, tz: str) -> datetime:
             "works through that day) or a date-time with its zone (2027-01-31T18:00+08:00)"
         )
     return when
-
-
-def json_response(data: object, status: int = 200) -> web.Response:
-    """JSON with Chinese text as UTF-8, not \\u escapes: the seat page and curl show names."""
-    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
-
-
-class ApiError(Exception):
-    """An HTTP error with a status and a reason the caller can act on."""
-
-    def __init__(self, status: int, reason: str, **details: object) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.details = details
-
-
-def require_supervisor(principal: Principal) -> None:
-    if not principal.is_supervisor:
-        raise ApiError(403, "this needs a supervisor's or maintainer's token")
-
-
-def require_own(principal: Principal, owner_id: int | None, what: str = "lead") -> None:
-    """Specialists act only on their own leads and recordings."""
-    if not principal.can_see_specialist(owner_id):
-        # 404, not 403: a specialist must not learn that another's lead exists.
-        raise ApiError(404, f"no such {what}")
-
-
-PRINCIPAL = web.RequestKey("principal", Principal)
-# The clock that judges token expiry (the service's clock; the demo's runs fast).
-CLOCK = web.AppKey("clock", Clock)
-
-
-def principal(request: web.Request) -> Principal:
-    """The authenticated user of a request (set by the web app's auth middleware)."""
-    p = request.get(PRINCIPAL)
-    if p is None:  # pragma: no cover - the middleware guarantees it
-        raise ApiError(401, "not authenticated")
-    return p

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from common.errors import DomainError
 
-class CrmError(Exception):
+
+class CrmError(DomainError):
     """Base class: a problem the user can act on; `str()` says what and how."""
 
 
@@ -17,3 +19,5 @@ class SpecialistError(CrmError):
 
 class NotFound(CrmError):
     """The thing named does not exist."""
+
+    status = 404

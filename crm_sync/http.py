@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.web import CLOCK, ApiError, principal, require_own, require_supervisor
 from crm_sync.api import (
     Body,
     Id,
@@ -26,17 +27,7 @@ from crm_sync.api import (
     When,
     endpoint,
 )
-from crm_sync.auth import (
-    CLOCK,
-    ApiError,
-    TokenError,
-    create_token,
-    list_tokens,
-    principal,
-    require_own,
-    require_supervisor,
-    revoke_token,
-)
+from crm_sync.auth import TokenError, create_token, list_tokens, revoke_token
 from crm_sync.models import ContactResult, Customer, Lead, LeadKind, LeadStatus, Phone, Policy
 
 CRM_SESSIONS = web.AppKey("crm_sessions", async_sessionmaker[AsyncSession])

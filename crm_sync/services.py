@@ -61,7 +61,7 @@ from crm_sync.spreadsheets import SafeCsvWriter
 from schedules.timeline import TimelineRules
 
 if TYPE_CHECKING:
-    from schedules.clock import Clock
+    from common.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dialer.ami import events as ev
+from dialer.domain import CallBridged, PbxShuttingDown, RecordingNamed
 from schedules.retry import Outcome  # the one outcome vocabulary
 
 log = logging.getLogger(__name__)
@@ -399,6 +400,7 @@ class _Group:
     attempt: _Attempt | None = None
     state: CallState = CallState.ORIGINATING
     recording: str | None = None
+    bridge_published: bool = False
     user_key: str | None = None
     ended_at: float | None = None
     seat_var: str | None = None  # SEAT / NUMBER variables, for attempts nobody registered
@@ -493,8 +495,15 @@ class CallTracker:
         response_grace_seconds: float = 10.0,
         forget_after_seconds: float = 300.0,
         on_key: Callable[[KeyPress], None] | None = None,
+        publish: Callable[[object], None] | None = None,
+        server: str = "",
     ) -> None:
         self.early_hangup_seconds = early_hangup_seconds
+        # The dialer's bus (`dialer.messagebus`): what the engine needs to know while a call
+        # runs (`dialer.domain`: recording named, first bridge, PBX shutting down), so that
+        # it never reads the raw AMI events itself.
+        self.publish = publish
+        self.server = server
         # Called (synchronously, from `handle`) with the first key read on a live call.
         self.on_key = on_key
         self.attempt_variable = attempt_variable
@@ -663,6 +672,8 @@ class CallTracker:
     def handle(self, event: ev.AmiEvent, now: float | None) -> list[CallResult]:
         handler = self._handlers.get(type(event))
         if handler is None:
+            if self.publish is not None and event.name == "Shutdown":
+                self.publish(PbxShuttingDown(self.server))
             return []
         return handler(event, now)
 
@@ -772,6 +783,10 @@ class CallTracker:
         chan = self._channel(group, e.uniqueid, e.channel, now)
         if chan.bridged_at is None:
             chan.bridged_at = now
+        if self.publish is not None and not group.bridge_published:
+            group.bridge_published = True
+            # The linkedid is the attempt id (the Originate's ChannelId) on every channel.
+            self.publish(CallBridged(self.server, group.linkedid))
         if self._is_customer(group, e.uniqueid):
             self._advance(group, CallState.BRIDGED, now, "BridgeEnter")
         return []
@@ -815,6 +830,13 @@ class CallTracker:
             return []
         self._channel(group, e.uniqueid, e.channel, now)
         if variable == "MIXMONITOR_FILENAME":
+            if (
+                self.publish is not None
+                and group.attempt is not None  # one of this dialer's calls
+                and e.value
+                and e.value != group.recording
+            ):
+                self.publish(RecordingNamed(group.linkedid, e.value))
             group.recording = e.value or group.recording
         elif variable == "PLAYBACKSTATUS":
             group.playback_status.pop(e.uniqueid, None)  # the latest last

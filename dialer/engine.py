@@ -33,46 +33,51 @@ import functools
 import logging
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.clock import Clock
 from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy, Specialist
-from dialer import locks, originate, prompts, queues, shutdown, transfer
+from dialer import locks, originate, queues, shutdown
 from dialer.ami import events as ev
-from dialer.ami.connection import Reply
 from dialer.ami.exceptions import AmiError
 from dialer.ami.protocol import HeaderValue
-from dialer.ami.supervisor import AmiConfig, AmiSupervisor
-from dialer.calls import CallResult, CallTracker, KeyPress, Mode, Outcome
+from dialer.calls import CallResult, KeyPress
+from dialer.campaigns import CallingWindows, CampaignInfo, CampaignRegistry, campaign_for
+from dialer.domain import (
+    CallBridged,
+    CampaignChanged,
+    CustomerPressedKey,
+    OriginateSent,
+    PbxShuttingDown,
+    RecordingNamed,
+    SeatChanged,
+)
 from dialer.exceptions import (
     IllegalSeatTransition,
     NoPreview,
     NotSignedIn,
     NotYourSeat,
     SeatTaken,
-    UnknownCampaign,
 )
+from dialer.handover import KeyHandover
+from dialer.messagebus import MessageBus
 from dialer.models import (
     AttemptState,
     CallAttempt,
-    Campaign,
     CampaignKind,
     DialMode,
     SeatSession,
     SeatState,
-    SeatTransition,
 )
 from dialer.originate import DialPlan
-from dialer.pacing import TrunkLimiter, campaign_capacity
-from dialer.readcheck import ReadCheck
+from dialer.pacing import campaign_capacity
 from dialer.results import (
-    ABANDONED,
-    ANSWERED_OUTCOMES,
     NOT_SENT,
     SKIPPED,
     UNKNOWN,
@@ -80,234 +85,34 @@ from dialer.results import (
     Finished,
     record_result,
 )
+from dialer.seat_store import SeatStore
 from dialer.seats import Seat, Transition
-from schedules.clock import Clock
-from schedules.retry import DAILY_CALLS_PER_NUMBER, RetryConfig
+from dialer.state import (
+    TRACKER_MODE,
+    AmiLink,
+    AmiServerSpec,
+    AttemptEnded,
+    AttemptEndedHook,
+    DialerConfig,
+    LinkFactory,
+    LiveCall,
+    PbxServer,
+    finished_from,
+    supervisor_link,
+)
+from dialer.tasks import TaskOwner
+from schedules.retry import RetryConfig
 from schedules.timeline import TimelineRules
-from schedules.windows import DEFAULT_TZ, MIN_RING, CallingHours, CallingPlan, ring_time
+from schedules.windows import DEFAULT_TZ, CallingHours, CallingPlan
 
 log = logging.getLogger(__name__)
 
 _ATTEMPTS: Table = CallAttempt.__table__  # type: ignore[assignment]
 _SEAT_SESSIONS: Table = SeatSession.__table__  # type: ignore[assignment]
 
-SPECIALIST_MODES = frozenset({DialMode.SEAT_FIRST, DialMode.CUSTOMER_FIRST, DialMode.PREVIEW})
 
-
-# -- configuration and ports -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AmiServerSpec:
-    """One Asterisk this engine owns."""
-
-    name: str
-    config: AmiConfig
-    plan: DialPlan = field(default_factory=DialPlan)
-
-
-@dataclass(frozen=True, slots=True)
-class DialerConfig:
-    wrap_up_seconds: float = 15.0
-    # From the Originate to the customer's phone ringing (the seat answers, the dialplan
-    # starts its Dial: ~20 ms in the PJSIP traces): kept off the ring time near a window's end.
-    last_call_margin: float = 1.0
-    # A call rings for the dial plan's ring time, cut to what is left of its window (less the
-    # margin), and none starts with less than this to ring (schedules.windows.ring_time).
-    min_ring_seconds: float = MIN_RING.total_seconds()
-    idle_recheck_seconds: float = 60.0  # a ready seat with nothing to dial looks again
-    claim_batch: int = 20
-    claim_parallelism: int = 8
-    # Claim a seat's next lead while it wraps up, so "ready" goes straight to the Originate.
-    preclaim: bool = True
-    action_timeout: float = 10.0
-    automatic_tick_seconds: float = 2.0
-    housekeeping_seconds: float = 5.0
-    originate_lost_seconds: float = 120.0  # nothing heard of an Originate: fate unknown
-    # A ringing call cancelled with cause 16 waits this long for the PBX to go down (its
-    # `Shutdown` follows the calls it cut): then it was the PBX's doing (dialer.shutdown).
-    # Below the 1.1 s a graceful stop waits after the last call.
-    pbx_cut_grace_seconds: float = 1.0
-    # Calls per number per local day, every campaign together (None: no cap). The claim
-    # query decides it (dialer.queues), for specialists' and automatic campaigns alike.
-    daily_calls_per_number: int | None = DAILY_CALLS_PER_NUMBER
-    reminder_message: str = prompts.RENEWAL_REMINDER  # the reminder campaign's default
-    result_writers: int = 4
-    result_batch: int = 100  # results per transaction (fewer commits; SQLite holds its lock longer)
-    seat_servers: Mapping[str, str] = field(default_factory=dict)  # seat device -> server
-
-
-class AmiLink(Protocol):
-    """What the engine needs of an AMI connection (AmiSupervisor satisfies it)."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def send(
-        self,
-        action: str,
-        headers: Mapping[str, HeaderValue] | None = None,
-        *,
-        action_id: str | None = None,
-        timeout: float | None = None,
-        check: bool = False,
-    ) -> Reply: ...
-
-
-EventCallback = Callable[[Any], object]
-ResyncCallback = Callable[[Sequence[Any]], Awaitable[None]]
-LinkFactory = Callable[[AmiServerSpec, Clock, EventCallback, ResyncCallback], AmiLink]
-
-
-def supervisor_link(
-    spec: AmiServerSpec, clock: Clock, on_event: EventCallback, on_resync: ResyncCallback
-) -> AmiLink:
-    return AmiSupervisor(
-        spec.config, clock=clock, on_event=on_event, on_resync=on_resync, name=spec.name
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptEnded:
-    """Passed to the `on_attempt_ended` hook (the lead wires recordings.ingest to it)."""
-
-    attempt_id: str
-    lead_id: int
-    specialist_id: int | None
-    seat: str | None
-    outcome: str
-    ended_at: datetime
-    talk_seconds: float | None
-    recording: str | None
-    ami_server: str
-
-
-AttemptEndedHook = Callable[[AttemptEnded], Awaitable[None]]
-
-
-@dataclass(slots=True)
-class CampaignInfo:
-    id: int
-    name: str
-    kind: str
-    mode: str
-    running: bool
-    concurrency: int
-    trunk: str
-    trunk_max_calls: int
-    trunk_max_cps: float
-    caller_id: str | None
-    message: str | None
-
-    @classmethod
-    def of(cls, c: Campaign) -> CampaignInfo:
-        return cls(
-            c.id,
-            c.name,
-            c.kind,
-            c.mode,
-            c.running,
-            c.concurrency,
-            c.trunk,
-            c.trunk_max_calls,
-            c.trunk_max_cps,
-            c.caller_id,
-            c.message,
-        )
-
-
-@dataclass(slots=True)
-class _Live:
-    """An attempt in flight, as this process knows it."""
-
-    attempt_id: str
-    lead_id: int
-    number: str
-    tz: str
-    kind: str  # campaign kind, for the calling window
-    mode: str
-    server: str
-    campaign_id: int | None
-    specialist_id: int | None = None
-    seat: str | None = None
-    trunk: str | None = None
-    admitted: bool = False  # holds a trunk slot
-    answered: bool = False
-    recording: str | None = None  # MIXMONITOR_FILENAME, stored on the attempt when heard
-
-
-class _Server:
-    def __init__(self, spec: AmiServerSpec) -> None:
-        self.spec = spec
-        self.tracker = CallTracker()
-        self.read_check = ReadCheck(spec.name, spec.config.username)
-        self.link: AmiLink | None = None
-        self.trunks: dict[str, TrunkLimiter] = {}
-        # Asterisk said it is shutting down (an action refused so, or `Event: Shutdown`): no
-        # new call on it until the link is re-established (`_on_resync`).
-        self.refusing = False
-        self.going = False  # `Event: Shutdown` seen: it is ending what is left
-        self.links = 0  # (re)connections so far: a change means the link dropped meanwhile
-
-    @property
-    def usable(self) -> bool:
-        """Connected, and Asterisk takes new calls."""
-        return self.link is not None and self.link.connected and not self.refusing
-
-    def trunk(self, name: str, max_calls: int, max_cps: float) -> TrunkLimiter:
-        """The trunk's limiter. One object per trunk for good (callers waiting on it must see
-        every release); campaigns sharing a trunk should agree on its limits, the last one
-        applied wins."""
-        t = self.trunks.get(name)
-        if t is None:
-            t = self.trunks[name] = TrunkLimiter(max_calls, max_cps)
-        elif t.max_calls != max_calls or t.max_cps != max_cps:
-            t.max_calls = max_calls
-            t.max_cps = max_cps
-            t.bucket.rate = max_cps
-        return t
-
-
-_TRACKER_MODE = {
-    DialMode.SEAT_FIRST.value: Mode.SEAT_FIRST,
-    DialMode.PREVIEW.value: Mode.SEAT_FIRST,
-    DialMode.CUSTOMER_FIRST.value: Mode.CUSTOMER_FIRST,
-    DialMode.AUTOMATIC.value: Mode.APPLICATION,
-}
-
-
-def finished_from(result: CallResult, live: _Live) -> Finished:
-    outcome = result.outcome.value
-    if (
-        live.mode == DialMode.CUSTOMER_FIRST.value
-        and result.answered
-        and not result.bridged
-        and outcome in ANSWERED_OUTCOMES
-    ):
-        outcome = ABANDONED
-    unknown = result.outcome is Outcome.UNKNOWN
-    return Finished(
-        attempt_id=live.attempt_id,
-        outcome=outcome,
-        answered=result.answered,
-        bridged=result.bridged,
-        cause=result.cause,
-        tech_cause=result.tech_cause,
-        dial_status=result.dial_status,
-        ring_seconds=result.ring_seconds,
-        talk_seconds=result.talk_seconds,
-        key_pressed=result.key_pressed,
-        # A tracker rebuilt after a restart never heard the VarSet: the stored name stands in.
-        recording=result.recording or live.recording,
-        unknown=unknown,
-        specialist_id=live.specialist_id,
-        seat=result.connected_seat or live.seat,
-        reason=result.error if unknown else None,
-    )
+_Live = LiveCall
+_Server = PbxServer
 
 
 # -- the engine ------------------------------------------------------------------------------
@@ -338,32 +143,45 @@ class DialerEngine:
         self.on_attempt_ended = on_attempt_ended
         self._link_factory = link_factory or supervisor_link
         self._servers = {s.name: _Server(s) for s in servers}
-        for name, srv in self._servers.items():
-            srv.tracker.on_key = functools.partial(self._on_key, name)
         self._server_order = list(self._servers)
         self._rr = 0
         self.seats: dict[int, Seat] = {}
         self._live: dict[str, _Live] = {}
-        self._campaigns: dict[int, CampaignInfo] = {}
         self._campaign_active: Counter[int] = Counter()
         self._campaign_waiting: Counter[int] = Counter()  # claimed, not yet past the trunk
         self._campaign_wake: dict[int, asyncio.Event] = {}
-        self._campaign_tasks: dict[int, asyncio.Task[None]] = {}
         self._wake_q: asyncio.Queue[int] = asyncio.Queue()
         self._queued: set[int] = set()
-        self._timers: dict[int, asyncio.Task[None]] = {}
         self._results: asyncio.Queue[tuple[_Live, Finished] | None] = asyncio.Queue()
-        self._seat_dirty: dict[int, list[Transition]] = {}
-        self._seat_flush = asyncio.Event()
-        self._sent_marks: list[tuple[str, datetime]] = []
-        # MIXMONITOR_FILENAME per attempt, written as soon as heard: a call cut off by a kill
-        # still names its recording, so the next start can ingest and link it.
-        self._recording_marks: list[tuple[str, str]] = []
         self._write_lock = locks.PriorityLock()  # SQLite: one writer, claims first
-        self._seat_lock = asyncio.Lock()
+        self.bus = MessageBus()
+        self.registry = CampaignRegistry(sessions, self.bus, self.config.reminder_message)
+        self.windows = CallingWindows(self.plan, self.config)
+        self.bus.subscribe(CampaignChanged, self._on_campaign_changed)
+        self.seat_store = SeatStore(
+            sessions, clock, self.bus, self.seats.get, lambda rank: self._write_guard(rank)
+        )
+        # The trackers publish the keys they hear; the key-2 hand-over listens.
+        for name, srv in self._servers.items():
+            srv.tracker.on_key = functools.partial(self._publish_key, name)
+            srv.tracker.publish, srv.tracker.server = self.bus.publish, name
+        self.bus.subscribe(RecordingNamed, self._on_recording_named)
+        self.bus.subscribe(CallBridged, self._on_bridged)
+        self.bus.subscribe(PbxShuttingDown, self._on_pbx_shutdown)
+        self.handover = KeyHandover(
+            clock,
+            self.bus,
+            live=self._live,
+            seats=self.seats,
+            servers=self._servers,
+            server_for_seat=self._server_for_seat,
+            record=self._record,
+            spawn=self._spawn,
+            running=lambda: self._running,
+            action_timeout=self.config.action_timeout,
+        )
         self._claim_slots = asyncio.Semaphore(self.config.claim_parallelism)
-        self._tasks: list[asyncio.Task[None]] = []
-        self._children: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskOwner(clock)
         self._ready_at: dict[int, float] = {}
         # Next leads claimed during wrap-up (seat -> attempt), claims under way, and seats
         # whose pre-claimed lead is being dialled.
@@ -384,9 +202,11 @@ class DialerEngine:
         # benchmarks: (specialist id, ready at (clock.monotonic), seconds to the send,
         # seconds to the reply).
         self.latencies: deque[tuple[int, float, float, float]] = deque(maxlen=100_000)
-        # Called (synchronously, on the loop) after every seat change and preview offer:
-        # the seat page's live updates subscribe here.
+        # Called (synchronously, on the loop) after every seat change, a preview offer or
+        # skip included (each is a `SeatChanged` on the bus): the seat page's live updates
+        # subscribe here.
         self.seat_listeners: list[Callable[[Seat], None]] = []
+        self.bus.subscribe(SeatChanged, self._notify)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -416,13 +236,14 @@ class DialerEngine:
                 functools.partial(self._on_resync, name),
             )
             server.link.start()
-        self._spawn_main(self._dispatcher(), "dialer-dispatch")
+        self.tasks.worker(self._dispatcher(), "dialer-dispatch")
         for i in range(self.config.result_writers):
-            self._spawn_main(self._result_writer(), f"dialer-results-{i}")
-        self._spawn_main(self._seat_writer(), "dialer-seats")
-        self._spawn_main(self._housekeeping(), "dialer-housekeeping")
-        for c in self._campaigns.values():
-            self._campaign_changed(c)
+            self.tasks.worker(self._result_writer(), f"dialer-results-{i}")
+        self.seat_store.reopen()
+        self.tasks.worker(self.seat_store.run(), "dialer-seats")
+        self.tasks.worker(self._housekeeping(), "dialer-housekeeping")
+        for c in self.registry.all():
+            self._on_campaign_changed(CampaignChanged(c))
         for sid, seat in self.seats.items():
             if seat.available:
                 self._mark_ready(sid)
@@ -442,16 +263,16 @@ class DialerEngine:
         if not self._running:
             return
         self._running = False
-        producers = [
-            t for t in self._tasks if t.get_name() in ("dialer-dispatch", "dialer-housekeeping")
-        ]
-        for t in [*producers, *self._timers.values()]:
+        for t in [
+            *self.tasks.named("dialer-dispatch", "dialer-housekeeping"),
+            *self.tasks.timers.values(),
+        ]:
             t.cancel()
         for ev_ in self._campaign_wake.values():
             ev_.set()  # campaign loops see `_running` is false and return
-        busy = [*self._campaign_tasks.values(), *self._children]
+        busy = [*self.tasks.campaigns.values(), *self.tasks.jobs]
         if grace > 0:
-            await self._wait_quiet(busy, grace)
+            await self.tasks.wait_quiet(busy, grace)
             for sid in list(self._preclaims):  # never dialled: free for the next start
                 with contextlib.suppress(Exception):
                     await self._release(self._preclaims.pop(sid), "dialer stopped before dialling")
@@ -460,30 +281,11 @@ class DialerEngine:
             self._closing = True
             for _ in range(self.config.result_writers):
                 self._results.put_nowait(None)
-            self._seat_flush.set()
-            writers = [
-                t
-                for t in self._tasks
-                if t.get_name().startswith(("dialer-results", "dialer-seats"))
-            ]
-            await self._wait_quiet(writers, grace)
-        tasks = [
-            *self._tasks,
-            *self._campaign_tasks.values(),
-            *self._timers.values(),
-            *self._children,
-        ]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks.clear()
-        self._campaign_tasks.clear()
-        self._timers.clear()
-        self._children.clear()
+            self.seat_store.close()
+            await self.tasks.wait_quiet(self.tasks.named("dialer-results", "dialer-seats"), grace)
+        await self.tasks.cancel_all()
         with contextlib.suppress(Exception):
-            await self._flush_seats()
+            await self.seat_store.flush()
         for server in self._servers.values():
             if server.link is not None:
                 with contextlib.suppress(Exception):
@@ -493,38 +295,8 @@ class DialerEngine:
             "dialer engine stopped (%d calls left in flight for reconciliation)", len(self._live)
         )
 
-    async def _wait_quiet(self, tasks: Sequence[asyncio.Task[Any]], grace: float) -> None:
-        """Until `tasks` are done, or `grace` seconds of the clock have passed."""
-        pending = {t for t in tasks if not t.done()}
-        if not pending:
-            return
-        timer = asyncio.ensure_future(self.clock.sleep(grace))
-        try:
-            while pending and not timer.done():
-                _, pending = await asyncio.wait(
-                    {*pending, timer}, return_when=asyncio.FIRST_COMPLETED
-                )
-                pending.discard(timer)
-        finally:
-            timer.cancel()
-        if pending:
-            log.warning(
-                "dialer stop: %d tasks still busy after %.1fs; cancelled", len(pending), grace
-            )
-
-    def _spawn_main(self, coro: Awaitable[None], name: str) -> None:
-        self._tasks.append(asyncio.ensure_future(coro))
-        self._tasks[-1].set_name(name)
-
     def _spawn(self, coro: Awaitable[Any]) -> None:
-        t = asyncio.ensure_future(coro)
-        self._children.add(t)
-        t.add_done_callback(self._child_done)
-
-    def _child_done(self, t: asyncio.Task[Any]) -> None:
-        self._children.discard(t)
-        if not t.cancelled() and t.exception() is not None:
-            log.error("dialer task failed", exc_info=t.exception())
+        self.tasks.job(coro)
 
     async def wait_connected(self) -> None:
         for server in self._servers.values():
@@ -550,9 +322,9 @@ class DialerEngine:
                     pause_reason=row.pause_reason,
                     attempt_id=row.attempt_id,
                 )
-                if state is SeatState.WRAP_UP:
-                    seat.state = SeatState.READY  # the wrap-up timer died with the process
                 self.seats[row.specialist_id] = seat
+                # The wrap-up timer died with the process.
+                self._record(seat, seat.restore(self.clock.now()))
             rows = (
                 await s.execute(
                     select(CallAttempt, Customer.time_zone)
@@ -590,91 +362,40 @@ class DialerEngine:
                 self._campaign_active[live.campaign_id] += 1
             self._servers[live.server].tracker.register(
                 live.attempt_id,
-                _TRACKER_MODE.get(live.mode),
+                TRACKER_MODE.get(live.mode),
                 seat=live.seat,
                 number=live.number,
                 started_at=mono,
                 channel_id=live.attempt_id,
             )
             held = self.seats.get(live.specialist_id or -1)
-            if held is not None and held.attempt_id != live.attempt_id:
-                held.attempt_id = live.attempt_id
-                if held.state not in (SeatState.RINGING, SeatState.ON_CALL):
-                    held.state = SeatState.RINGING
+            if held is not None:
+                self._record(held, held.restore(self.clock.now(), live.attempt_id))
             log.info("attempt %s: in flight at start, waiting for reconciliation", live.attempt_id)
 
     # -- campaigns ---------------------------------------------------------------------------
 
     async def ensure_default_campaigns(self) -> None:
-        """One campaign per kind, stopped, unless the database has them already."""
-        defaults = {
-            CampaignKind.RENEWAL: DialMode.SEAT_FIRST,
-            CampaignKind.LAPSED: DialMode.SEAT_FIRST,
-            CampaignKind.TRIAL: DialMode.SEAT_FIRST,
-            CampaignKind.CALLBACK: DialMode.AUTOMATIC,
-            CampaignKind.REMINDER: DialMode.AUTOMATIC,
-        }
-        async with self.sessions() as s:
-            have = set((await s.scalars(select(Campaign.kind))).all())
-            for kind, mode in defaults.items():
-                if kind.value not in have:
-                    s.add(
-                        Campaign(
-                            name=kind.value,
-                            kind=kind.value,
-                            mode=mode.value,
-                            running=False,
-                            message=self.config.reminder_message
-                            if kind is CampaignKind.REMINDER
-                            else None,
-                        )
-                    )
-            try:
-                await s.commit()
-            except IntegrityError:  # another process seeded them first
-                await s.rollback()
+        await self.registry.ensure_defaults()
 
     async def _load_campaigns(self) -> None:
-        async with self.sessions() as s:
-            rows = (await s.scalars(select(Campaign).order_by(Campaign.id))).all()
-        fresh = {c.id: CampaignInfo.of(c) for c in rows}
-        changed = [c for cid, c in fresh.items() if self._campaigns.get(cid) != c]
-        self._campaigns = fresh
-        if self._running:
-            for c in changed:
-                self._campaign_changed(c)
+        await self.registry.load()
 
     def campaigns(self) -> list[CampaignInfo]:
-        return list(self._campaigns.values())
+        return self.registry.all()
 
     async def set_campaign(self, name_or_id: str | int, **changes: Any) -> CampaignInfo:
-        async with self.sessions() as s:
-            q = select(Campaign)
-            q = (
-                q.where(Campaign.id == name_or_id)
-                if isinstance(name_or_id, int)
-                else q.where(Campaign.name == name_or_id)
-            )
-            camp = (await s.scalars(q)).one_or_none()
-            if camp is None:
-                raise UnknownCampaign(f"no campaign {name_or_id!r}")
-            for k, v in changes.items():
-                if v is not None:
-                    setattr(camp, k, v)
-            await s.commit()
-            info = CampaignInfo.of(camp)
-        self._campaigns[info.id] = info
-        self._campaign_changed(info)
-        return info
+        return await self.registry.set(name_or_id, **changes)
 
-    def _campaign_changed(self, c: CampaignInfo) -> None:
+    def _on_campaign_changed(self, e: CampaignChanged) -> None:
         if not self._running:
             return
+        c = e.campaign
         if c.mode == DialMode.AUTOMATIC.value:
-            task = self._campaign_tasks.get(c.id)
+            task = self.tasks.campaigns.get(c.id)
             if c.running and (task is None or task.done()):
                 self._campaign_wake[c.id] = asyncio.Event()
-                self._campaign_tasks[c.id] = asyncio.ensure_future(self._campaign_loop(c.id))
+                self.tasks.campaign(c.id, self._campaign_loop(c.id))
             elif c.running:
                 self._campaign_wake[c.id].set()
         elif c.running:
@@ -682,54 +403,19 @@ class DialerEngine:
                 if seat.available:
                     self.wake(sid)
 
-    def _specialist_kinds(self) -> dict[str, CampaignInfo]:
-        out: dict[str, CampaignInfo] = {}
-        for c in self._campaigns.values():
-            if c.running and c.mode in SPECIALIST_MODES and c.kind not in out:
-                out[c.kind] = c
-        return out
-
-    @staticmethod
-    def _campaign_for(kind: str, kinds: Mapping[str, CampaignInfo]) -> CampaignInfo:
-        """The campaign a specialist's call of `kind` runs under (`kinds` is not empty). A
-        callback booked to a specialist (key 2) has no specialist campaign of its own: it
-        takes the renewal campaign's mode, trunk and caller id (else any running one's)."""
-        return (
-            kinds.get(kind) or kinds.get(CampaignKind.RENEWAL.value) or next(iter(kinds.values()))
-        )
-
     # -- windows ----------------------------------------------------------------------------
 
     def hours_for(self, kind: str) -> CallingHours:
-        return self.plan.for_kind(kind)
+        return self.windows.hours_for(kind)
 
     def day_start(self, now: datetime) -> datetime:
-        """Where the daily cap per number counts from: the start of the desk's day (its time
-        zone's; calls happen only inside windows, so for a customer within a few hours of
-        it that is the customer's day too)."""
-        return self.plan.default.day_start(now)
-
-    def _ringable(self, kind: str, tz: str, now: datetime) -> timedelta | None:
-        """How long a phone may ring for a call sent now: what is left of the window, less
-        the time the call takes to reach the phone (None: closed)."""
-        left = self.plan.for_kind(kind).closes_in(now, tz)
-        return None if left is None else left - timedelta(seconds=self.config.last_call_margin)
+        return self.windows.day_start(now)
 
     def is_open(self, kind: str, tz: str, now: datetime) -> bool:
-        """Open, with at least the minimum ring time left: a call started later would either
-        ring after the window has closed or ring too briefly to be answered."""
-        left = self._ringable(kind, tz, now)
-        return left is not None and left >= timedelta(seconds=self.config.min_ring_seconds)
+        return self.windows.is_open(kind, tz, now)
 
     def ring_ms(self, kind: str, tz: str, now: datetime, plan: DialPlan) -> int | None:
-        """The ring time (ms) of a call sent at `now`: the dial plan's, cut to what is left of
-        the window so that no phone rings after it closes; None: too little left to send."""
-        ring = ring_time(
-            self._ringable(kind, tz, now),
-            timedelta(milliseconds=plan.ring_timeout_ms),
-            timedelta(seconds=self.config.min_ring_seconds),
-        )
-        return None if ring is None else int(ring.total_seconds() * 1000)
+        return self.windows.ring_ms(kind, tz, now, plan)
 
     # -- seats --------------------------------------------------------------------------------
 
@@ -764,14 +450,15 @@ class DialerEngine:
             fmt += " [%s]"
             args.append(t.attempt_id)
         log.info(fmt, *args)
-        self._seat_dirty.setdefault(seat.specialist_id, []).append(t)
-        self._seat_flush.set()
-        self._notify(seat)
+        self.bus.publish(SeatChanged(seat.specialist_id, t))
         if seat.available:
             self._mark_ready(seat.specialist_id)
             self.wake(seat.specialist_id)
 
-    def _notify(self, seat: Seat) -> None:
+    def _notify(self, event: SeatChanged) -> None:
+        seat = self.seats.get(event.specialist_id)
+        if seat is None:
+            return
         for listener in self.seat_listeners:
             try:
                 listener(seat)
@@ -780,6 +467,10 @@ class DialerEngine:
 
     def _mark_ready(self, sid: int) -> None:
         self._ready_at[sid] = self.clock.monotonic()
+
+    def signed_in_seats(self) -> list[Seat]:
+        """The seats signed in (not offline), for the services' views."""
+        return [s for s in self.seats.values() if s.state is not SeatState.OFFLINE]
 
     def seat_of(self, specialist_id: int) -> Seat:
         seat = self.seats.get(specialist_id)
@@ -816,7 +507,7 @@ class DialerEngine:
         new = Seat(specialist_id, device)
         self.seats[specialist_id] = new
         self._record(new, new.sign_in(self.clock.now(), ready=ready))
-        await self._flush_seats()
+        await self.seat_store.flush()
         return new
 
     async def sign_out(self, specialist_id: int) -> Seat:
@@ -825,14 +516,14 @@ class DialerEngine:
             await self.skip_preview(specialist_id)
         self._record(seat, seat.sign_out(self.clock.now()))
         await self._drop_preclaim(specialist_id, "seat signed out before dialling")
-        await self._flush_seats()
+        await self.seat_store.flush()
         return seat
 
     async def set_ready(self, specialist_id: int) -> Seat:
         seat = self.seat_of(specialist_id)
         if seat.state is not SeatState.READY:
             self._record(seat, seat.ready(self.clock.now()))
-            await self._flush_seats()
+            await self.seat_store.flush()
         return seat
 
     async def pause(self, specialist_id: int, reason: str) -> Seat:
@@ -841,7 +532,7 @@ class DialerEngine:
             await self.skip_preview(specialist_id)
         self._record(seat, seat.pause(self.clock.now(), reason or "paused"))
         await self._drop_preclaim(specialist_id, "seat paused before dialling")
-        await self._flush_seats()
+        await self.seat_store.flush()
         return seat
 
     def wake(self, specialist_id: int) -> None:
@@ -861,41 +552,33 @@ class DialerEngine:
         self._wake_q.put_nowait(specialist_id)
 
     def _wake_later(self, specialist_id: int, seconds: float) -> None:
-        old = self._timers.pop(specialist_id, None)
-        if old is not None:
-            old.cancel()
         if not self._running:
+            self.tasks.timer(specialist_id, None)
             return
 
         async def fire() -> None:
             await self.clock.sleep(seconds)
-            self._timers.pop(specialist_id, None)
+            self.tasks.timer_fired(specialist_id)
             self.wake(specialist_id)
 
-        self._timers[specialist_id] = asyncio.ensure_future(fire())
+        self.tasks.timer(specialist_id, fire())
 
     def _wrap_up_later(self, specialist_id: int, seconds: float) -> None:
-        old = self._timers.pop(specialist_id, None)
-        if old is not None:
-            old.cancel()
-
         async def fire() -> None:
             await self.clock.sleep(seconds)
-            self._timers.pop(specialist_id, None)
+            self.tasks.timer_fired(specialist_id)
             seat = self.seats.get(specialist_id)
             if seat is not None:
                 self._record(seat, seat.wrap_done(self.clock.now()))
 
-        self._timers[specialist_id] = asyncio.ensure_future(fire())
+        self.tasks.timer(specialist_id, fire())
 
     async def _dispatcher(self) -> None:
         while True:
             sid = await self._wake_q.get()
             self._queued.discard(sid)
             await self._claim_slots.acquire()
-            task = asyncio.ensure_future(self._dial_for_seat_guarded(sid))
-            self._children.add(task)
-            task.add_done_callback(self._child_done)
+            self.tasks.job(self._dial_for_seat_guarded(sid))
 
     async def _dial_for_seat_guarded(self, sid: int) -> None:
         """Claim under a slot of `claim_parallelism`; send outside it, so a seat waiting for
@@ -963,7 +646,7 @@ class DialerEngine:
                 is_open=self.is_open,
                 want=1,
             )
-            camp = self._campaign_for(cands[0].kind, kinds) if cands else None
+            camp = campaign_for(cands[0].kind, kinds) if cands else None
             preview = camp is not None and camp.mode == DialMode.PREVIEW.value
             if camp is None or not wanted(seat) or (pre and preview):
                 await s.rollback()
@@ -1015,7 +698,7 @@ class DialerEngine:
             return None
         if sid in self._preclaims or sid in self._preclaiming:
             return None  # `_dial_preclaimed` has it
-        kinds = self._specialist_kinds()
+        kinds = self.registry.specialist_kinds()
         if not kinds:
             return None
         server = self._server_for_seat(seat.device)
@@ -1046,14 +729,13 @@ class DialerEngine:
             )
             return None
         if camp.mode == DialMode.PREVIEW.value:
-            seat.attempt_id = live.attempt_id
+            self._record(seat, seat.offer(self.clock.now(), live.attempt_id))
             log.info(
                 "seat %s: lead %s offered for preview (%s)",
                 seat.device,
                 live.lead_id,
                 live.attempt_id,
             )
-            self._notify(seat)
             return None
         self._record(seat, seat.dial(self.clock.now(), live.attempt_id))
         return live, camp
@@ -1069,10 +751,7 @@ class DialerEngine:
             or sid in self._preclaiming
         ):
             return
-        task = asyncio.ensure_future(self._preclaim(sid))
-        self._preclaiming[sid] = task
-        self._children.add(task)
-        task.add_done_callback(self._child_done)
+        self._preclaiming[sid] = self.tasks.job(self._preclaim(sid))
 
     async def _preclaim(self, sid: int) -> None:
         """A claim like any other (committed before anything is dialled, lead and number in
@@ -1081,7 +760,7 @@ class DialerEngine:
         try:
             async with self._preclaim_slots:
                 seat = self.seats.get(sid)
-                kinds = self._specialist_kinds()
+                kinds = self.registry.specialist_kinds()
                 if seat is None or not kinds or not self._will_dial(seat):
                     return
                 server = self._server_for_seat(seat.device)
@@ -1133,7 +812,7 @@ class DialerEngine:
             else:
                 await self._release(live, "seat paused or signed out before dialling")
             return None
-        camp = self._campaigns.get(live.campaign_id or -1)
+        camp = self.registry.get(live.campaign_id or -1)
         reason = None
         retry_at = None
         now = self.clock.now()
@@ -1212,7 +891,7 @@ class DialerEngine:
             await s.commit()
         if n != 1:
             raise NoPreview(f"the preview {live.attempt_id} is no longer reserved")
-        camp = self._campaigns.get(live.campaign_id or -1)
+        camp = self.registry.get(live.campaign_id or -1)
         self._record(seat, seat.dial(self.clock.now(), live.attempt_id))
         await self._send(live, camp)
         return live.attempt_id
@@ -1222,8 +901,8 @@ class DialerEngine:
         live = self._live.get(seat.attempt_id or "")
         if live is None or seat.state is not SeatState.READY:
             raise NoPreview(f"no lead is offered to specialist {specialist_id}")
-        seat.attempt_id = None
-        self._notify(seat)
+        # The result writer's `_after` lets the seat go of the attempt (a `withdraw`, a seat
+        # change: the seat page hears it through `seat_listeners`).
         await self._finish(live, Finished(live.attempt_id, SKIPPED, reason=reason))
 
     # -- automatic campaigns ---------------------------------------------------------------------
@@ -1231,7 +910,7 @@ class DialerEngine:
     async def _campaign_loop(self, campaign_id: int) -> None:
         tick = self.config.automatic_tick_seconds
         while self._running:
-            camp = self._campaigns.get(campaign_id)
+            camp = self.registry.get(campaign_id)
             if camp is None or not camp.running:
                 return
             wake = self._campaign_wake.setdefault(campaign_id, asyncio.Event())
@@ -1301,6 +980,7 @@ class DialerEngine:
             if not cands:
                 await s.rollback()
                 return 0
+            owners = await queues.customer_owners(s, cands)
             for c in cands:
                 attempt_id = queues.new_attempt_id()
                 s.add(
@@ -1328,6 +1008,7 @@ class DialerEngine:
                         server.spec.name,
                         camp.id,
                         trunk=camp.trunk,
+                        owner_id=owners.get(c.lead_id),
                     )
                 )
             try:
@@ -1452,7 +1133,7 @@ class DialerEngine:
         mono = self.clock.monotonic()
         server.tracker.register(
             live.attempt_id,
-            _TRACKER_MODE[live.mode],
+            TRACKER_MODE[live.mode],
             seat=live.seat,
             number=originate.dialable(live.number),
             started_at=mono,
@@ -1494,8 +1175,7 @@ class DialerEngine:
                 return
             self._enqueue(live.server, results)
             return
-        self._sent_marks.append((live.attempt_id, now))
-        self._seat_flush.set()
+        self.bus.publish(OriginateSent(live.attempt_id, now))
 
     async def _refused_for_shutdown(self, server: _Server, live: _Live, message: str) -> None:
         """Asterisk refused the Originate because it is stopping: nothing was dialled. The
@@ -1549,80 +1229,44 @@ class DialerEngine:
     # -- events --------------------------------------------------------------------------------
 
     def _on_event(self, server_name: str, event: Any) -> None:
+        """Every AMI event goes to the server's call tracker; what the engine needs while a
+        call runs comes back as bus events (`_on_recording_named`, `_on_bridged`,
+        `_on_pbx_shutdown`), the finished calls as results."""
         server = self._servers[server_name]
-        if event.name == "Shutdown":
-            log.warning(
-                "AMI %s: Asterisk is shutting down: no new calls until the link is back",
-                server_name,
-            )
-            server.refusing = server.going = True
         results = server.tracker.handle(event, self.clock.monotonic())
         server.read_check.saw(event)
-        if isinstance(event, ev.VarSet) and event.variable == "MIXMONITOR_FILENAME":
-            # Linkedid is the attempt id (the Originate's ChannelId) on every channel of a call.
-            live = self._live.get(event.linkedid)
-            if live is not None and event.value and event.value != live.recording:
-                live.recording = event.value
-                self._recording_marks.append((live.attempt_id, event.value))
-                self._seat_flush.set()
-        if isinstance(event, ev.BridgeEnter):
-            live = self._live.get(event.linkedid)
-            if live is not None and not live.answered:
-                live.answered = True
-                seat = self.seats.get(live.specialist_id or -1)
-                if (
-                    seat is not None
-                    and seat.attempt_id == live.attempt_id
-                    and seat.state is SeatState.RINGING
-                ):
-                    self._record(seat, seat.answer(self.clock.now()))
         if results:
             self._enqueue(server_name, results)
 
-    def _on_key(self, server_name: str, press: KeyPress) -> None:
-        """Callback key 2 on a live automatic call: hand the customer to a free seat now (the
-        lead owner's if free, else the one ready longest). No free seat: nothing is sent and
-        the result books a specialist for later."""
-        live = self._live.get(press.attempt_id)
-        if (
-            live is None
-            or live.mode != DialMode.AUTOMATIC.value
-            or not transfer.wants_specialist(press.key)
-            or live.specialist_id is not None
-            or not self._running
-        ):
-            return
-        server = self._servers[server_name]
-        seat = transfer.choose_seat(
-            s for s in self.seats.values() if self._server_for_seat(s.device) is server
+    def _on_pbx_shutdown(self, e: PbxShuttingDown) -> None:
+        log.warning(
+            "AMI %s: Asterisk is shutting down: no new calls until the link is back", e.server
         )
-        if seat is None:
-            log.info("attempt %s: key 2 but no free seat: a specialist is booked", live.attempt_id)
-            return
-        self._record(seat, seat.dial(self.clock.now(), live.attempt_id))
-        live.specialist_id, live.seat = seat.specialist_id, seat.device
-        self._spawn(self._connect(server, live, seat, press.channel))
+        server = self._servers[e.server]
+        server.refusing = server.going = True
 
-    async def _connect(self, server: _Server, live: _Live, seat: Seat, channel: str) -> None:
-        link = server.link
-        try:
-            if link is None or not link.connected:
-                raise transfer.TransferFailed("AMI link down")
-            await transfer.connect_now(
-                link.send,
-                channel,
-                seat.device,
-                context=server.spec.plan.context,
-                action_timeout=self.config.action_timeout,
-                attempt_id=live.attempt_id,
-            )
-        except transfer.TransferFailed as exc:
-            log.warning("attempt %s: not handed to %s: %s", live.attempt_id, seat.device, exc)
-            if exc.sent:
-                return  # the seat may ring: it stays held until the call ends (_after)
-            if seat.attempt_id == live.attempt_id and seat.state is SeatState.RINGING:
-                live.specialist_id = live.seat = None
-                self._record(seat, seat.call_end(self.clock.now(), 0.0))
+    def _on_recording_named(self, e: RecordingNamed) -> None:
+        live = self._live.get(e.attempt_id)
+        if live is not None:
+            live.recording = e.file_name
+
+    def _on_bridged(self, e: CallBridged) -> None:
+        live = self._live.get(e.attempt_id)
+        if live is None or live.answered:
+            return
+        live.answered = True
+        seat = self.seats.get(live.specialist_id or -1)
+        if (
+            seat is not None
+            and seat.attempt_id == live.attempt_id
+            and seat.state is SeatState.RINGING
+        ):
+            self._record(seat, seat.answer(self.clock.now()))
+
+    def _publish_key(self, server_name: str, press: KeyPress) -> None:
+        self.bus.publish(
+            CustomerPressedKey(server_name, press.attempt_id, press.channel, press.key)
+        )
 
     def _enqueue(self, server_name: str, results: Sequence[CallResult]) -> None:
         server = self._servers[server_name]
@@ -1804,10 +1448,7 @@ class DialerEngine:
                     if seat.pending_pause is None:
                         self._preclaim_later(seat.specialist_id)
             else:
-                seat.attempt_id = None
-                if seat.available:
-                    self._mark_ready(seat.specialist_id)
-                    self.wake(seat.specialist_id)
+                self._record(seat, seat.withdraw(now, f"attempt ended: {fin.outcome}"))
         if self.on_attempt_ended is not None and fin.outcome not in (NOT_SENT, SKIPPED):
             try:
                 await self.on_attempt_ended(
@@ -1827,136 +1468,6 @@ class DialerEngine:
                 log.exception("attempt %s: on_attempt_ended hook failed", live.attempt_id)
 
     # -- persistence of seats and "sent" marks --------------------------------------------------
-
-    async def _seat_writer(self) -> None:
-        while True:
-            await self._seat_flush.wait()
-            self._seat_flush.clear()
-            if self._closing:
-                await self._flush_seats()
-                return
-            try:
-                await self._flush_seats()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("could not store seat states; will retry")
-                await self.clock.sleep(1.0)
-                self._seat_flush.set()
-
-    async def _flush_seats(self) -> None:
-        # The writer first, then what to write: what piles up while waiting goes in too.
-        async with self._seat_lock, self._write_guard(locks.BOOKKEEPING):
-            dirty, self._seat_dirty = self._seat_dirty, {}
-            marks, self._sent_marks = self._sent_marks, []
-            files, self._recording_marks = self._recording_marks, []
-            if not dirty and not marks and not files:
-                return
-            try:
-                await self._write_seats(dirty, marks, files)
-            except BaseException:
-                for sid, ts in dirty.items():  # keep them for the next flush
-                    self._seat_dirty[sid] = ts + self._seat_dirty.get(sid, [])
-                self._sent_marks[:0] = marks
-                self._recording_marks[:0] = files
-                raise
-
-    async def _write_seats(
-        self,
-        dirty: dict[int, list[Transition]],
-        marks: list[tuple[str, datetime]],
-        files: list[tuple[str, str]],
-    ) -> None:
-        """Seat states, their transitions, "sent" marks and recording file names: one
-        statement of each kind (executemany), however many seats changed."""
-        rows: list[dict[str, Any]] = []
-        gone: list[int] = []
-        states: dict[int, dict[str, Any]] = {}
-        for sid, transitions in dirty.items():
-            seat = self.seats.get(sid)
-            if seat is None:
-                continue
-            rows += [
-                {
-                    "specialist_id": sid,
-                    "seat": t.seat,
-                    "from_state": t.from_state.value,
-                    "to_state": t.to_state.value,
-                    "trigger": t.trigger,
-                    "reason": t.reason,
-                    "attempt_id": t.attempt_id,
-                    "at": t.at,
-                }
-                for t in transitions
-            ]
-            if seat.state is SeatState.OFFLINE:
-                gone.append(sid)
-                continue
-            states[sid] = {
-                "seat": seat.device,
-                "state": seat.state.value,
-                "pause_reason": seat.pause_reason,
-                "attempt_id": seat.attempt_id,
-                "since": seat.since or self.clock.now(),
-            }
-        async with self.sessions() as s:
-            if files:
-                await s.execute(
-                    update(_ATTEMPTS)
-                    .where(
-                        _ATTEMPTS.c.attempt_id == bindparam("file_id"),
-                        _ATTEMPTS.c.recording_file.is_(None),
-                    )
-                    .values(recording_file=bindparam("file_")),
-                    [{"file_id": attempt_id, "file_": name} for attempt_id, name in files],
-                )
-            if marks:
-                await s.execute(
-                    update(_ATTEMPTS)
-                    .where(_ATTEMPTS.c.attempt_id == bindparam("sent_id"))
-                    .values(
-                        sent_at=func.coalesce(
-                            _ATTEMPTS.c.sent_at,
-                            bindparam("sent_at_", type_=_ATTEMPTS.c.sent_at.type),
-                        ),
-                        state=case(
-                            (
-                                _ATTEMPTS.c.state == AttemptState.DIALING.value,
-                                AttemptState.SENT.value,
-                            ),
-                            else_=_ATTEMPTS.c.state,
-                        ),
-                    ),
-                    [{"sent_id": attempt_id, "sent_at_": at} for attempt_id, at in marks],
-                )
-            if gone:
-                await s.execute(delete(SeatSession).where(SeatSession.specialist_id.in_(gone)))
-            if states:
-                have = set(
-                    await s.scalars(
-                        select(SeatSession.specialist_id).where(
-                            SeatSession.specialist_id.in_(list(states))
-                        )
-                    )
-                )
-                known = [{"sid": sid, **v} for sid, v in states.items() if sid in have]
-                if known:
-                    await s.execute(
-                        update(_SEAT_SESSIONS).where(
-                            _SEAT_SESSIONS.c.specialist_id == bindparam("sid")
-                        ),
-                        known,
-                    )
-                new = [{"specialist_id": sid, **v} for sid, v in states.items() if sid not in have]
-                if new:
-                    # A seat device signed in anew: whoever held it before is gone.
-                    await s.execute(
-                        delete(SeatSession).where(SeatSession.seat.in_([v["seat"] for v in new]))
-                    )
-                    await s.execute(insert(SeatSession), new)
-            if rows:
-                await s.execute(insert(SeatTransition), rows)
-            await s.commit()
 
     # -- housekeeping ----------------------------------------------------------------------------
 
@@ -2019,9 +1530,7 @@ class DialerEngine:
         """A specialist logged a result: their wrap-up may end early."""
         seat = self.seats.get(specialist_id)
         if seat is not None and seat.state is SeatState.WRAP_UP:
-            timer = self._timers.pop(specialist_id, None)
-            if timer is not None:
-                timer.cancel()
+            self.tasks.timer(specialist_id, None)
             self._record(seat, seat.ready(self.clock.now()))
 
     async def idle(self) -> bool:

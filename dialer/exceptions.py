@@ -1,15 +1,13 @@
 """Errors of the dialer's services. Each carries a `reason` the HTTP layer can return as is,
-and a `status` hint (the lead maps them to HTTP codes)."""
+and a `status` hint; `callcenter.web`'s error middleware answers them (`common.errors`)."""
 
 from __future__ import annotations
 
+from common.errors import DomainError
 
-class DialerError(Exception):
+
+class DialerError(DomainError):
     status = 400
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class IllegalSeatTransition(DialerError):

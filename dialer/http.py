@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import BeforeValidator, Field
 
+from common.principal import Principal
+from common.web import ApiError, principal, require_supervisor
 from crm_sync.api import (
     ONE_LINE,
     Body,
@@ -28,10 +30,9 @@ from crm_sync.api import (
     endpoint,
     refused,
 )
-from crm_sync.auth import ApiError, Principal, principal, require_supervisor
 from crm_sync.dialplan import CallerId, SeatDevice, SoundName
 from crm_sync.phones import MAX_WRITTEN_LENGTH
-from dialer.exceptions import DialerError, NotAPhoneNumber
+from dialer.exceptions import NotAPhoneNumber
 from dialer.models import DialMode, SeatState
 from dialer.services import DO_NOT_CALL_EXAMPLE, DialerService
 
@@ -209,13 +210,6 @@ def _svc(request: web.Request) -> DialerService:
     return request.app[DIALER]
 
 
-async def _call(coro: Any) -> Any:
-    try:
-        return await coro
-    except DialerError as exc:
-        raise ApiError(exc.status, exc.reason) from None
-
-
 async def _number(where: Literal["path", "body"], coro: Awaitable[str]) -> str:
     """The service's refusal of a text that is not one phone number, as a field problem."""
     try:
@@ -235,21 +229,21 @@ SEAT_ERRORS = (403, 409)
 @endpoint(body=SignIn, body_required=False, response=SeatView, errors=SEAT_ERRORS, tags=("seat",))
 async def sign_in(request: web.Request, body: SignIn) -> dict[str, Any]:
     """Sign in to a seat (default: the specialist's configured device); paused unless ready."""
-    return await _call(_svc(request).sign_in(_me(request).user_id, body.seat, body.ready))
+    return await _svc(request).sign_in(_me(request).user_id, body.seat, body.ready)
 
 
 @routes.post("/api/seat/sign-out")
 @endpoint(response=SeatView, errors=(409,), tags=("seat",))
 async def sign_out(request: web.Request) -> dict[str, Any]:
     """Sign out of the seat."""
-    return await _call(_svc(request).sign_out(_me(request).user_id))
+    return await _svc(request).sign_out(_me(request).user_id)
 
 
 @routes.post("/api/seat/ready")
 @endpoint(response=SeatView, errors=(409,), tags=("seat",))
 async def ready(request: web.Request) -> dict[str, Any]:
     """Ready for the next call."""
-    return await _call(_svc(request).ready(_me(request).user_id))
+    return await _svc(request).ready(_me(request).user_id)
 
 
 @routes.post("/api/seat/pause")
@@ -259,21 +253,21 @@ async def pause(request: web.Request, body: Pause) -> dict[str, Any]:
     reason = body.reason.strip()
     if not reason:
         raise ApiError(400, 'a pause needs a reason, e.g. {"reason": "break"}')
-    return await _call(_svc(request).pause(_me(request).user_id, reason))
+    return await _svc(request).pause(_me(request).user_id, reason)
 
 
 @routes.get("/api/seat")
 @endpoint(response=SeatView, errors=(409,), tags=("seat",))
 async def my_seat(request: web.Request) -> dict[str, Any]:
     """The caller's seat: state, since, pause reason, current attempt."""
-    return await _call(_svc(request).seat(_me(request).user_id))
+    return await _svc(request).seat(_me(request).user_id)
 
 
 @routes.get("/api/seat/call")
 @endpoint(response=CallView, errors=(404, 409), tags=("seat",))
 async def current_call(request: web.Request) -> dict[str, Any]:
     """The screen pop: the current (or just finished) call with its customer and policy."""
-    call = await _call(_svc(request).current_call(_me(request).user_id))
+    call = await _svc(request).current_call(_me(request).user_id)
     if call is None:
         raise ApiError(404, "no call on this seat right now")
     return call
@@ -283,14 +277,14 @@ async def current_call(request: web.Request) -> dict[str, Any]:
 @endpoint(response=PreviewDialled, errors=(409,), tags=("seat",))
 async def confirm_preview(request: web.Request) -> dict[str, Any]:
     """Preview mode: dial the offered lead."""
-    return await _call(_svc(request).confirm_preview(_me(request).user_id))
+    return await _svc(request).confirm_preview(_me(request).user_id)
 
 
 @routes.post("/api/seat/preview/skip")
 @endpoint(response=SeatView, errors=(409,), tags=("seat",))
 async def skip_preview(request: web.Request) -> dict[str, Any]:
     """Preview mode: skip the offered lead."""
-    return await _call(_svc(request).skip_preview(_me(request).user_id))
+    return await _svc(request).skip_preview(_me(request).user_id)
 
 
 @routes.post("/api/leads/{lead_id}/disposition")
@@ -307,10 +301,8 @@ async def dispose(request: web.Request, path: LeadPath, body: Disposition) -> di
     A callback without a time is booked into the next calling window; a time outside the
     windows moves to the next window.
     """
-    return await _call(
-        _svc(request).dispose(
-            path.lead_id, _me(request).user_id, body.result, body.callback_at, body.note
-        )
+    return await _svc(request).dispose(
+        path.lead_id, _me(request).user_id, body.result, body.callback_at, body.note
     )
 
 
@@ -319,7 +311,7 @@ async def dispose(request: web.Request, path: LeadPath, body: Disposition) -> di
 async def seats(request: web.Request) -> list[dict[str, Any]]:
     """Supervisor: every signed-in seat."""
     require_supervisor(_me(request))
-    return await _call(_svc(request).seats())
+    return await _svc(request).seats()
 
 
 @routes.get("/api/calls")
@@ -343,7 +335,7 @@ async def health(request: web.Request) -> dict[str, Any]:
 async def hang_up(request: web.Request, path: AttemptPath) -> dict[str, Any]:
     """Supervisor: end a call in flight on this process (outcome `hung_up_by_action`)."""
     require_supervisor(_me(request))
-    result = await _call(_svc(request).hang_up(path.attempt_id))
+    result = await _svc(request).hang_up(path.attempt_id)
     if not result["hung_up"]:
         raise ApiError(
             409,
@@ -358,7 +350,7 @@ async def hang_up(request: web.Request, path: AttemptPath) -> dict[str, Any]:
 async def campaigns(request: web.Request) -> list[dict[str, Any]]:
     """Supervisor: campaigns with their state and calls in flight."""
     require_supervisor(_me(request))
-    return await _call(_svc(request).campaign_status())
+    return await _svc(request).campaign_status()
 
 
 @routes.post("/api/campaigns/{name}/start")
@@ -366,7 +358,7 @@ async def campaigns(request: web.Request) -> list[dict[str, Any]]:
 async def start_campaign(request: web.Request, path: CampaignPath) -> dict[str, Any]:
     """Supervisor: start a campaign."""
     require_supervisor(_me(request))
-    return await _call(_svc(request).start_campaign(path.name))
+    return await _svc(request).start_campaign(path.name)
 
 
 @routes.post("/api/campaigns/{name}/stop")
@@ -374,7 +366,7 @@ async def start_campaign(request: web.Request, path: CampaignPath) -> dict[str, 
 async def stop_campaign(request: web.Request, path: CampaignPath) -> dict[str, Any]:
     """Supervisor: stop a campaign (calls in flight finish)."""
     require_supervisor(_me(request))
-    return await _call(_svc(request).stop_campaign(path.name))
+    return await _svc(request).stop_campaign(path.name)
 
 
 @routes.patch("/api/campaigns/{name}")
@@ -391,7 +383,7 @@ async def update_campaign(
     """Supervisor: change mode, concurrency, trunk limits, caller id or message."""
     require_supervisor(_me(request))
     changes = body.model_dump(exclude_none=True, mode="json")
-    return await _call(_svc(request).update_campaign(path.name, **changes))
+    return await _svc(request).update_campaign(path.name, **changes)
 
 
 @routes.post("/api/do-not-call")

@@ -79,9 +79,7 @@ class CallAttempt(Base):
     )
     seat: Mapped[str | None] = mapped_column(String(100))
     mode: Mapped[str] = mapped_column(String(20))
-    campaign_id: Mapped[int | None] = mapped_column(
-        ForeignKey("campaigns.id", ondelete="SET NULL")
-    )
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     campaign_kind: Mapped[str] = mapped_column(String(20))
     ami_server: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(20), default=AttemptState.DIALING.value)

@@ -258,6 +258,26 @@ def reminder_queue(
     )
 
 
+async def customer_owners(session: AsyncSession, cands: Sequence[Candidate]) -> dict[int, int]:
+    """Lead id -> the specialist who owns the customer: the lead's own owner, else the owner
+    of another lead of the same policy (the renewal a specialist handled before the policy
+    reached the callback desk). The key-2 hand-over offers that specialist's seat first."""
+    owners = {c.lead_id: c.owner_id for c in cands if c.owner_id is not None}
+    missing = [c.lead_id for c in cands if c.owner_id is None]
+    if missing:
+        other = aliased(Lead)
+        rows = await session.execute(
+            select(Lead.id, other.owner_id)
+            .join(other, and_(other.policy_id == Lead.policy_id, other.id != Lead.id))
+            .where(Lead.id.in_(missing), other.owner_id.is_not(None))
+            .order_by(Lead.id, other.id)
+        )
+        for lead_id, owner_id in rows.all():
+            if owner_id is not None:
+                owners.setdefault(lead_id, owner_id)
+    return owners
+
+
 async def fetch_candidates(
     session: AsyncSession,
     query: Any,

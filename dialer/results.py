@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select
@@ -33,8 +33,17 @@ from crm_sync.models import (
     Specialist,
 )
 from crm_sync.outbox import lead_message, status_message
+from dialer.decisions import (
+    AttemptFacts,
+    Decision,
+    Finished,
+    Route,
+    decide,
+    retry_outcome,
+    route,
+)
 from dialer.exceptions import NotYourLead, UnknownLead, UnknownResult
-from dialer.models import AttemptState, CallAttempt, DialMode
+from dialer.models import AttemptState, CallAttempt
 from dialer.outcomes import (
     ABANDONED,
     ANSWERED_OUTCOMES,
@@ -43,42 +52,15 @@ from dialer.outcomes import (
     SKIPPED,
     UNKNOWN,
     automatic_reached,
-    counts_as_call,
     counts_as_call_sql,
 )
 from schedules.callbacks import book_callback, callback_time, lead_time_zone
-from schedules.ownership import change_owner
 from schedules.retry import Attempt as RetryAttempt
 from schedules.retry import Outcome as RetryOutcome
-from schedules.retry import RetryConfig, inaccurate_cause, next_attempt
+from schedules.retry import RetryConfig, inaccurate_cause
 from schedules.windows import DEFAULT_TZ, CallingHours, zone
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """A finished attempt as the engine knows it (from the CallTracker, or reconciliation)."""
-
-    attempt_id: str
-    outcome: str
-    answered: bool = False
-    bridged: bool = False
-    cause: int | None = None
-    tech_cause: int | None = None
-    dial_status: str | None = None
-    ring_seconds: float | None = None
-    talk_seconds: float | None = None
-    key_pressed: str | None = None
-    recording: str | None = None
-    unknown: bool = False
-    reason: str | None = None
-    # An automatic call handed to a seat mid-call (callback key 2, dialer.transfer): the
-    # specialist and seat device the dialer connected the customer to.
-    specialist_id: int | None = None
-    seat: str | None = None
-    # Not sent: when the lead is due again (None: at once, or at the window's next opening).
-    retry_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,16 +80,6 @@ class Effects:
     book_specialist: bool = False  # callback key 2: a person should call back
 
 
-def retry_outcome(fin: Finished) -> RetryOutcome:
-    o = fin.outcome
-    if o in ANSWERED_OUTCOMES or (o == "hung_up_by_action" and fin.answered):
-        return RetryOutcome.ANSWERED
-    if o in ("hung_up_by_action", NOT_SENT, ABANDONED, SKIPPED, ENDED_BY_PBX):
-        return RetryOutcome.FAILED if o == "hung_up_by_action" else RetryOutcome.UNKNOWN
-    try:
-        return RetryOutcome.parse(o)
-    except ValueError:
-        return RetryOutcome.UNKNOWN
 
 
 async def _history(session: AsyncSession, attempt: CallAttempt) -> list[RetryAttempt]:
@@ -168,6 +140,77 @@ async def least_loaded_specialist(session: AsyncSession) -> int | None:
     return None if row is None else int(row[0])
 
 
+async def _facts(
+    session: AsyncSession, attempt: CallAttempt, fin: Finished, lead: Lead
+) -> AttemptFacts:
+    """Load what `decide` needs; the history and the least-loaded specialist only when the
+    rule that applies uses them."""
+    facts = AttemptFacts(
+        attempt_id=attempt.attempt_id,
+        mode=attempt.mode,
+        campaign_kind=attempt.campaign_kind,
+        number=attempt.number,
+        specialist_id=attempt.specialist_id,
+        seat=attempt.seat,
+        lead_id=lead.id,
+        lead_kind=lead.kind,
+        lead_status=lead.status,
+        owner_id=lead.owner_id,
+        callback_at=lead.callback_at,
+        next_attempt_at=lead.next_attempt_at,
+        phone_id=attempt.phone_id,
+        tz=await lead_time_zone(session, lead),
+    )
+    r = route(facts, fin)
+    if r is Route.RETRY:
+        return replace(facts, history=await _history(session, attempt))
+    if r is Route.BOOK and lead.owner_id is None:
+        return replace(facts, free_specialist=await least_loaded_specialist(session))
+    return facts
+
+
+def _write(
+    session: AsyncSession,
+    attempt: CallAttempt,
+    lead: Lead,
+    phone: Phone | None,
+    d: Decision,
+    fin: Finished,
+    now: datetime,
+) -> None:
+    attempt.reason = d.reason
+    attempt.contact_result = d.contact_result
+    attempt.specialist_id, attempt.seat = d.specialist_id, d.seat
+    if d.accuracy is not None and phone is not None:
+        phone.accuracy = d.accuracy
+        phone.accuracy_reason = d.reason
+        phone.accuracy_set_at = now
+    if attempt.campaign_kind != "reminder":
+        if d.distributed_on is not None:  # schedules.ownership.owner_change, audited
+            lead.owner_id, lead.distributed_on = d.owner_id, d.distributed_on
+        session.add_all(d.audit)
+        if d.status is not None:
+            lead.status = d.status
+        if d.set_callback_at:
+            lead.callback_at = d.callback_at
+        lead.attempt_count += 1 if d.counts_as_call else 0
+        if d.closed:
+            lead.closed_reason = d.reason
+            lead.next_attempt_at = None
+        else:
+            # `callback_at` stays until the customer is reached and the specialist sets a
+            # result (dispose clears it): an unanswered appointment keeps the callback rules
+            # (next calling day, three calls) and, for a booked post-underwriting callback,
+            # stays in its specialist's queue.
+            lead.next_attempt_at = d.next_at
+        if d.contact_result is not None:
+            lead.contact_result = d.contact_result
+            lead.contact_result_at = now
+        lead.updated_at = now
+    for topic, payload in d.messages:
+        lead_message(session, topic, lead.id, payload, now)
+
+
 async def record_result(
     session: AsyncSession,
     attempt: CallAttempt,
@@ -177,7 +220,8 @@ async def record_result(
     hours_for: Callable[[str], CallingHours],
     retry: RetryConfig,
 ) -> Effects:
-    """Apply a finished attempt to the attempt row, the lead, the phone and the outbox."""
+    """Apply a finished attempt to the attempt row, the lead, the phone and the outbox: load
+    the facts, `decide` (pure, `dialer.decisions`), write."""
     attempt.state = AttemptState.ENDED.value
     attempt.ended_at = now
     attempt.outcome = fin.outcome
@@ -191,207 +235,24 @@ async def record_result(
     attempt.unknown = fin.unknown
     if fin.answered and attempt.answered_at is None:
         attempt.answered_at = now - timedelta(seconds=fin.talk_seconds or 0.0)
-
     lead = await session.get(Lead, attempt.lead_id)
     assert lead is not None  # FK
     phone = await session.get(Phone, attempt.phone_id) if attempt.phone_id else None
-    tz = await lead_time_zone(session, lead)
-    kind = attempt.campaign_kind
-    hours = hours_for(kind)
-    talked = fin.outcome in ANSWERED_OUTCOMES or (fin.answered and fin.bridged)
-    contact: str | None = None
-    closed = False
-    inaccurate = False
-    book = False
-    connected = False  # an automatic call handed to a specialist (callback key 2)
-    next_at: datetime | None = lead.next_attempt_at
-    old_status = lead.status
-
-    if kind == "reminder":
-        reason = f"reminder call: {fin.outcome}"
-    elif fin.outcome == NOT_SENT:
-        next_at = fin.retry_at or hours.next_open(now, tz)
-        reason = fin.reason or "calling window closed at send time: not dialled"
-    elif fin.outcome == SKIPPED:
-        next_at = hours.next_window_start(now, tz)
-        reason = fin.reason or "skipped in preview"
-    elif fin.outcome == ENDED_BY_PBX:
-        # Due again at once: the engine dials nothing on that PBX until its link is back.
-        next_at = hours.next_open(now, tz)
-        reason = fin.reason or "ended by the PBX: not a customer outcome"
-    elif attempt.mode == DialMode.AUTOMATIC.value and talked and fin.key_pressed in ("1", "2"):
-        if fin.key_pressed == "1":
-            contact, closed = "confirmed", True
-            next_at = None
-            reason = "callback: customer pressed 1 (documents received, details correct)"
-            if phone is not None:
-                phone.accuracy = Accuracy.ACCURATE.value
-                phone.accuracy_reason = reason
-                phone.accuracy_set_at = now
-                lead_message(
-                    session,
-                    "phone.accuracy",
-                    lead.id,
-                    {"phone_id": phone.id, "accuracy": "accurate", "reason": reason},
-                    now,
-                )
-        elif fin.bridged and fin.specialist_id is not None:
-            # Connected to a free specialist during the call: their lead now, and their
-            # contact result to set (dispose), like any call a specialist answered.
-            connected = True
-            attempt.specialist_id = fin.specialist_id
-            attempt.seat = fin.seat or attempt.seat
-            change_owner(
-                session,
-                lead,
-                fin.specialist_id,
-                day=_local_day(now, tz),
-                reason="callback key 2: connected to the specialist during the call",
-                now=now,
-            )
-            lead.status = LeadStatus.ASSIGNED.value
-            next_at = hours.next_day_start(now, tz)
-            # Until the specialist sets the contact result, the lead stays in their queue
-            # as a booked callback (a callback lead is otherwise only dialled automatically).
-            lead.callback_at = next_at
-            reason = (
-                f"callback: customer pressed 2 and was connected to {fin.seat or 'a seat'}: "
-                "answered: waiting for the specialist's contact result"
-            )
-        else:
-            book = True
-            contact = "callback"
-            when, why = callback_time(None, now=now, hours=hours, tz=tz)
-            owner = lead.owner_id or await least_loaded_specialist(session)
-            if owner is not None and lead.owner_id is None:
-                change_owner(
-                    session,
-                    lead,
-                    owner,
-                    day=_local_day(now, tz),
-                    reason="callback key 2: callback booked to the least-loaded specialist",
-                    now=now,
-                )
-            book_callback(lead, when)
-            next_at = when
-            reason = f"callback: customer pressed 2 (talk to a person): {why}"
-    elif attempt.mode != DialMode.AUTOMATIC.value and talked:
-        # The specialist logs the result; until then the lead rests until the next day.
-        next_at = hours.next_day_start(now, tz)
-        reason = "answered: waiting for the specialist's contact result"
-    elif fin.outcome == ABANDONED:
-        next_at = hours.next_window_start(now, tz)
-        reason = fin.reason or "abandoned: no seat answered in time"
-    else:
-        ro = retry_outcome(fin)
-        if ro is RetryOutcome.ANSWERED and not automatic_reached(attempt.mode, fin.key_pressed):
-            ro = RetryOutcome.NO_ANSWER
-        policy_ = retry.for_lead(lead.kind, appointment=lead.callback_at is not None)
-        decision = next_attempt(
-            ro,
-            at=now,
-            history=await _history(session, attempt),
-            policy=policy_,
-            hours=hours,
-            tz=tz,
-            phone=attempt.number,
-        )
-        reason = decision.reason
-        contact = decision.contact_result
-        next_at = decision.next_at
-        if decision.mark_inaccurate and phone is not None:
-            inaccurate = True
-            phone.accuracy = Accuracy.INACCURATE.value
-            phone.accuracy_reason = decision.reason
-            phone.accuracy_set_at = now
-            lead_message(
-                session,
-                "phone.accuracy",
-                lead.id,
-                {"phone_id": phone.id, "accuracy": "inaccurate", "reason": decision.reason},
-                now,
-            )
-        if decision.close_lead:
-            closed = True
-            contact = contact or "unreachable"
-
-    if fin.unknown:
-        reason = (
-            fin.reason
-            or "fate unknown after a reconnect or restart: not redialled before the next window"
-        )
-        next_at = hours.next_window_start(now, tz)
-        contact = None
-
-    attempt.reason = reason
-    attempt.contact_result = contact
-    if kind != "reminder":
-        lead.attempt_count += 1 if counts_as_call(fin.outcome) else 0
-        if closed:
-            lead.status = LeadStatus.CLOSED.value
-            lead.closed_reason = reason
-            lead.next_attempt_at = None
-            lead.callback_at = None if contact != "callback" else lead.callback_at
-        else:
-            # `callback_at` stays until the customer is reached and the specialist sets a
-            # result (dispose clears it): an unanswered appointment keeps the callback rules
-            # (next calling day, three calls) and, for a booked post-underwriting callback,
-            # stays in its specialist's queue.
-            lead.next_attempt_at = next_at
-        if contact is not None:
-            lead.contact_result = contact
-            lead.contact_result_at = now
-        lead.updated_at = now
-
-    payload = {
-        "attempt_id": attempt.attempt_id,
-        "lead_id": lead.id,
-        "specialist_id": attempt.specialist_id,
-        "number": attempt.number,
-        "mode": attempt.mode,
-        "campaign_kind": kind,
-        "outcome": fin.outcome,
-        "cause": fin.cause,
-        "tech_cause": fin.tech_cause,
-        "dial_status": fin.dial_status,
-        "ring_seconds": fin.ring_seconds,
-        "talk_seconds": fin.talk_seconds,
-        "key_pressed": fin.key_pressed,
-        "recording": fin.recording,
-        "unknown": fin.unknown,
-        "contact_result": contact,
-        "next_attempt_at": next_at.isoformat() if next_at and not closed else None,
-        "reason": reason,
-        "ended_at": now.isoformat(),
-    }
-    lead_message(session, "attempt.result", lead.id, payload, now)
-    if contact is not None and kind != "reminder":
-        lead_message(
-            session,
-            "lead.contact_result",
-            lead.id,
-            {
-                "lead_id": lead.id,
-                "contact_result": contact,
-                "by": "dialer",
-                "attempt_id": attempt.attempt_id,
-                "reason": reason,
-            },
-            now,
-        )
-    status_message(session, lead, old_status, reason, now)
+    facts = await _facts(session, attempt, fin, lead)
+    d = decide(facts, fin, now=now, hours=hours_for(attempt.campaign_kind), retry=retry)
+    _write(session, attempt, lead, phone, d, fin, now)
     return Effects(
         attempt.attempt_id,
         lead.id,
         attempt.specialist_id,
         fin.outcome,
-        connected if attempt.mode == DialMode.AUTOMATIC.value else talked,
-        contact,
-        None if closed else next_at,
-        closed,
-        inaccurate,
-        reason,
-        book,
+        d.talked,
+        d.contact_result,
+        None if d.closed else d.next_at,
+        d.closed,
+        d.inaccurate,
+        d.reason,
+        d.book_specialist,
     )
 
 

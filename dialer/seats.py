@@ -66,6 +66,7 @@ class Seat:
         *,
         allowed: tuple[SeatState, ...],
         reason: str | None = None,
+        keep_since: bool = False,
     ) -> Transition:
         if self.state not in allowed:
             raise IllegalSeatTransition(
@@ -83,7 +84,8 @@ class Seat:
             self.attempt_id,
         )
         self.state = to
-        self.since = now
+        if not keep_since or self.since is None:
+            self.since = now
         self.pause_reason = reason if to is SeatState.PAUSED else None
         if len(self.history) >= 50:  # the database keeps the full log
             del self.history[:25]
@@ -167,6 +169,37 @@ class Seat:
                 SeatState.PAUSED, "wrap_done", now, allowed=(SeatState.WRAP_UP,), reason=reason
             )
         return self._go(SeatState.READY, "wrap_done", now, allowed=(SeatState.WRAP_UP,))
+
+    # -- preview reservations and restarts ------------------------------------------------
+    def offer(self, now: datetime, attempt_id: str) -> Transition:
+        """A lead is reserved for the specialist to preview: still ready, no longer free.
+        The seat keeps its place in the "ready longest" order."""
+        if self.attempt_id is not None:
+            raise IllegalSeatTransition(f"seat {self.device}: already holds {self.attempt_id}")
+        self.attempt_id = attempt_id
+        return self._go(SeatState.READY, "offer", now, allowed=(SeatState.READY,), keep_since=True)
+
+    def withdraw(self, now: datetime, reason: str) -> Transition:
+        """The seat lets go of the attempt it holds without a call on it (a preview skipped,
+        an attempt that ended without the seat ringing); the state does not change."""
+        t = self._go(
+            self.state, "withdraw", now, allowed=tuple(SeatState), reason=reason, keep_since=True
+        )
+        self.attempt_id = None
+        return t
+
+    def restore(self, now: datetime, attempt_id: str | None = None) -> Transition | None:
+        """After a restart: a wrap-up whose timer died with the process is ready; a seat that
+        holds a call still in flight (`attempt_id`) is ringing until reconciliation says
+        otherwise. None: nothing to change."""
+        if attempt_id is not None and attempt_id != self.attempt_id:
+            self.attempt_id = attempt_id
+            if self.state not in _BUSY:
+                return self._go(SeatState.RINGING, "restore", now, allowed=tuple(SeatState))
+            return self._go(self.state, "restore", now, allowed=_BUSY, keep_since=True)
+        if attempt_id is None and self.state is SeatState.WRAP_UP:
+            return self._go(SeatState.READY, "restore", now, allowed=(SeatState.WRAP_UP,))
+        return None
 
     @property
     def available(self) -> bool:

@@ -57,7 +57,8 @@ from sqlalchemy import delete, select
 from crm_sync.dialplan import caller_id_problem, sound_problem
 from crm_sync.models import Customer, Lead, Phone, Policy
 from crm_sync.phones import normalise_number
-from dialer.engine import SPECIALIST_MODES, DialerEngine
+from dialer.campaigns import SPECIALIST_MODES
+from dialer.engine import DialerEngine
 from dialer.exceptions import DialerError, NotAPhoneNumber, UnknownCampaign
 from dialer.models import CallAttempt, Campaign, CampaignKind, DialMode, DoNotCall, SeatState
 from dialer.results import dispose as _dispose
@@ -166,9 +167,7 @@ class DialerService:
         return seat_view(self.engine.seat_of(specialist_id))
 
     async def seats(self) -> list[dict[str, Any]]:
-        return [
-            seat_view(s) for s in self.engine.seats.values() if s.state is not SeatState.OFFLINE
-        ]
+        return [seat_view(s) for s in self.engine.signed_in_seats()]
 
     async def current_call(self, specialist_id: int) -> dict[str, Any] | None:
         seat = self.engine.seat_of(specialist_id)

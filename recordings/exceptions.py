@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from common.errors import DomainError
 
-class RecordingError(Exception):
+
+class RecordingError(DomainError):
     """Base class."""
 
 
@@ -17,6 +19,8 @@ class CorruptAudio(RecordingError):
 
 class StoreError(RecordingError):
     """The store could not write, read or verify an object."""
+
+    status = 503
 
 
 class ChecksumMismatch(StoreError):

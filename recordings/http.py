@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import Field
 
+from common.web import ApiError, principal
 from crm_sync.api import (
     Body,
     Code,
@@ -27,7 +28,6 @@ from crm_sync.api import (
     When,
     endpoint,
 )
-from crm_sync.auth import ApiError, principal
 from recordings.exceptions import StoreError, UnsafePath
 from recordings.services import RecordingFilter, RecordingsService
 from recordings.store import RecordingStore

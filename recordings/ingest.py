@@ -26,13 +26,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.clock import Clock
 from crm_sync.models import OutboxMessage
 from recordings.audio import CONTENT_TYPES, AudioOptions, AudioResult, process_wav
 from recordings.config import RecordingSettings
 from recordings.exceptions import StoreError, UnsafePath
 from recordings.models import Recording, RecordingStatus
 from recordings.store import RecordingStore
-from schedules.clock import Clock
 
 log = logging.getLogger(__name__)
 

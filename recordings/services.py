@@ -18,7 +18,9 @@ from typing import Any
 from sqlalchemy import Select, and_, delete, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.auth import ApiError, Principal, require_own, require_supervisor
+from common.clock import Clock
+from common.principal import Principal
+from common.web import ApiError, require_own, require_supervisor
 from crm_sync.models import Lead, OutboxMessage
 from crm_sync.outbox import lead_message, status_message
 from recordings.audio import CONTENT_TYPES
@@ -28,7 +30,6 @@ from recordings.ingest import recording_url
 from recordings.models import Recording, RecordingReview, RecordingStatus
 from recordings.store import RecordingStore
 from schedules.callbacks import book_callback, callback_time, lead_time_zone
-from schedules.clock import Clock
 from schedules.config import DeskCalendar
 from schedules.windows import CallingHours
 

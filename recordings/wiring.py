@@ -20,13 +20,13 @@ from typing import Any, Protocol
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.clock import Clock
 from recordings.config import RecordingSettings
 from recordings.exceptions import StoreError
 from recordings.http import RECORDINGS, routes
 from recordings.ingest import Ingest, RecordingJob
 from recordings.services import AttemptsLookup, FilesLookup, RecordingsService
 from recordings.store import LocalStore, RecordingStore, S3Store
-from schedules.clock import Clock
 from schedules.windows import CallingHours
 
 log = logging.getLogger(__name__)

@@ -7,12 +7,14 @@ not connected, and a supervisor's failed recording review all book the same way:
   outside the calling hours moves to the next window's start (`callback_time`, pure);
 * the lead: `callback_at` and `next_attempt_at` at that time, and `scheduled` when it has an
   owner to call it (`book_callback`). The caller writes the `lead.status` outbox row for the
-  change (`crm_sync.outbox.status_outbox`), in the same transaction.
+  change (`crm_sync.outbox.status_message`), in the same transaction. `book_callback` works
+  on the lead or on the plain copy of it that `dialer.decisions.decide` decides over.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +38,16 @@ def callback_time(
     return appointment_time(chosen, hours, tz)
 
 
-def book_callback(lead: Lead, when: datetime) -> None:
+class Bookable(Protocol):
+    """A lead, or the plain copy of one a pure decision works on (dialer.decisions)."""
+
+    owner_id: int | None
+    status: str
+    callback_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+def book_callback(lead: Bookable, when: datetime) -> None:
     """Book `lead` for a callback at `when` (from `callback_time`). A lead with no owner keeps
     its status: nobody's queue would dial a `scheduled` lead without an owner."""
     lead.callback_at = when
@@ -55,4 +66,4 @@ async def lead_time_zone(session: AsyncSession, lead: Lead) -> str:
     return tz or DEFAULT_TZ
 
 
-__all__ = ["book_callback", "callback_time", "lead_time_zone"]
+__all__ = ["Bookable", "book_callback", "callback_time", "lead_time_zone"]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from common.errors import DomainError
+
 if TYPE_CHECKING:
     from schedules.services import DayWork
 
 
-class DistributionDayRefused(Exception):
+class DistributionDayRefused(DomainError):
+    status = 409
+
     """A distribution for a day far from today, asked for without `force`.
 
     `preview` is what the run would do (a dry run), so the refusal can say which leads it
@@ -16,5 +20,4 @@ class DistributionDayRefused(Exception):
 
     def __init__(self, reason: str, preview: DayWork) -> None:
         super().__init__(reason)
-        self.reason = reason
         self.preview = preview

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import AfterValidator, Field
 
+from common.web import ApiError, principal, require_supervisor
 from crm_sync.api import (
     Body,
     Day,
@@ -22,7 +23,6 @@ from crm_sync.api import (
     endpoint,
     pattern,
 )
-from crm_sync.auth import ApiError, principal, require_supervisor
 from schedules.exceptions import DistributionDayRefused
 from schedules.services import CAMPAIGN_KINDS, MAX_SLOTS, DeskService
 

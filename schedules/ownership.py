@@ -13,11 +13,19 @@ from __future__ import annotations
 import os
 import socket
 from datetime import date, datetime
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_sync.models import Lead
 from schedules.models import DistributionRun
+
+
+class Owned(Protocol):
+    """A lead, or the plain copy of one a pure decision works on (dialer.decisions)."""
+
+    id: int
+    owner_id: int | None
+    distributed_on: date | None
 
 
 def instance() -> str:
@@ -25,32 +33,41 @@ def instance() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def owner_change(
+    lead: Owned, owner_id: int, *, day: date, reason: str, now: datetime
+) -> DistributionRun | None:
+    """Make `owner_id` the lead's owner from `day` (its 发放日期); the audit row to add, or
+    None (nothing changed) when the lead is already theirs. Pure: the caller adds the row."""
+    if lead.owner_id == owner_id:
+        return None
+    previous = lead.owner_id
+    lead.owner_id = owner_id
+    lead.distributed_on = day
+    return DistributionRun(
+        day=day,
+        started_at=now,
+        finished_at=now,
+        seed=0,
+        instance=instance(),
+        due_count=1,
+        dealt_count=1,
+        counts={str(owner_id): {"new": 1, "reason": reason, "previous_owner": previous}},
+        skipped=[],
+        allocation={str(owner_id): [lead.id]},
+    )
+
+
 def change_owner(
-    session: AsyncSession, lead: Lead, owner_id: int, *, day: date, reason: str, now: datetime
+    session: AsyncSession, lead: Owned, owner_id: int, *, day: date, reason: str, now: datetime
 ) -> bool:
     """Make `owner_id` the lead's owner from `day` (its 发放日期) and record the change.
 
     Returns False, and records nothing, when the lead is already theirs."""
-    if lead.owner_id == owner_id:
+    run = owner_change(lead, owner_id, day=day, reason=reason, now=now)
+    if run is None:
         return False
-    previous = lead.owner_id
-    lead.owner_id = owner_id
-    lead.distributed_on = day
-    session.add(
-        DistributionRun(
-            day=day,
-            started_at=now,
-            finished_at=now,
-            seed=0,
-            instance=instance(),
-            due_count=1,
-            dealt_count=1,
-            counts={str(owner_id): {"new": 1, "reason": reason, "previous_owner": previous}},
-            skipped=[],
-            allocation={str(owner_id): [lead.id]},
-        )
-    )
+    session.add(run)
     return True
 
 
-__all__ = ["change_owner", "instance"]
+__all__ = ["Owned", "change_owner", "instance", "owner_change"]

@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ColumnElement, bindparam
 
+from common.clock import Clock
 from crm_sync.mail import LapsedPolicy
 from crm_sync.models import (
     CampaignKind,
@@ -50,7 +51,6 @@ from crm_sync.models import (
     UtcDateTime,
 )
 from crm_sync.phones import lead_phone_sql
-from schedules.clock import Clock
 from schedules.config import DeskCalendar
 from schedules.distribution import (
     Allocation,

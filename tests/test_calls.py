@@ -25,6 +25,7 @@ from dialer.calls import (
     hangup_party,
     infer_mode,
 )
+from dialer.domain import CallBridged, PbxShuttingDown, RecordingNamed
 from dialer.replay import Replayer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ami"
@@ -559,3 +560,31 @@ def test_a_key_read_before_a_failed_goodbye_still_counts() -> None:
     sent, received = load("04_automatic_callback_keypress")
     (result,) = run(sent, _playback_failed(received))
     assert (result.outcome, result.key_pressed) == (Outcome.ANSWERED, "1")
+
+
+def test_the_tracker_publishes_the_recording_name_and_the_first_bridge_of_its_own_calls() -> None:
+    """A fake bus consumer: what the engine needs while a call runs comes from the tracker,
+    once per call (the real trace of an answered, bridged call)."""
+    sent, received = load("02_originate_answered_bridged")
+    rep = Replayer()
+    heard: list[object] = []
+    rep.tracker.publish, rep.tracker.server = heard.append, "pbx1"
+    for msg, t in sent:
+        rep.action(msg, t)
+    for msg, t in received:
+        rep.message(msg, t)
+    results = rep.finish(received[-1][1])
+    (result,) = results
+    bridged = [e for e in heard if isinstance(e, CallBridged)]
+    named = [e for e in heard if isinstance(e, RecordingNamed)]
+    assert len(bridged) == 1 and bridged[0].server == "pbx1"
+    assert [e.file_name for e in named] == [result.recording]
+    assert result.recording
+
+
+def test_the_tracker_publishes_that_asterisk_is_shutting_down() -> None:
+    heard: list[object] = []
+    tracker = CallTracker(publish=heard.append, server="pbx2")
+    (msg,) = AmiParser(expect_banner=False).feed(b"Event: Shutdown\r\nShutdown: Cleanly\r\n\r\n")
+    tracker.handle(parse_event(msg), 1.0)
+    assert heard == [PbxShuttingDown("pbx2")]

@@ -74,3 +74,53 @@ async def test_key_2_hands_the_customer_to_a_free_specialist_or_books_one(
         assert lead.status == "scheduled" and lead.contact_result == "callback"
         assert lead.owner_id == specs[0] and attempt.specialist_id is None
         assert not any(trigger == "dial" for _, _, trigger in moves)
+
+
+async def test_key_2_hands_the_customer_to_the_policy_owners_seat_when_it_is_free(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Two free seats; the one ready longest is not the owner's. The specialist who owns the
+    customer's policy (its renewal lead, closed after the renewal) gets the call: the key-2
+    hand-over passes the owner to the seat choice."""
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
+    async with sessions() as s:
+        specs, leads = await seed(s, specialists=2, leads=[("callback", "9", None)])
+        callback = await s.get(Lead, leads[0])
+        assert callback is not None
+        s.add(
+            Lead(
+                policy_id=callback.policy_id,
+                kind="renewal",
+                phone_id=callback.phone_id,
+                status="closed",
+                owner_id=specs[1],
+                distributed_on=callback.due_on,
+                due_on=callback.due_on,
+            )
+        )
+        await s.commit()
+    sim = await start_simulator(clock)
+    engine = make_engine(sessions, clock, [("pbx1", sim)])
+    service = DialerService(engine)
+    await engine.start()
+    try:
+        await engine.wait_connected()
+        await service.sign_in(specs[0], ready=True)  # ready longest
+        await drive.run_for(1.0)
+        await service.sign_in(specs[1], ready=True)  # the owner
+        await service.start_campaign("callback")
+
+        async def ended() -> bool:
+            async with sessions() as s:
+                a = (await s.scalars(select(CallAttempt))).first()
+                return a is not None and a.ended_at is not None
+
+        await drive.until(ended)
+    finally:
+        await engine.stop()
+        await sim.stop()
+    async with sessions() as s:
+        attempt = (await s.scalars(select(CallAttempt))).one()
+    assert attempt.key_pressed == "2"
+    assert attempt.specialist_id == specs[1]

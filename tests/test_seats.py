@@ -83,3 +83,40 @@ def test_every_transition_is_recorded_with_its_trigger() -> None:
     ]
     assert seat.history[1].attempt_id is None
     assert seat.history[2].attempt_id == seat.history[3].attempt_id == "att-9"
+
+
+def test_a_preview_offer_and_its_withdrawal_are_transitions_with_the_attempt() -> None:
+    t0 = datetime(2026, 1, 5, 1, 30, tzinfo=UTC)
+    seat = Seat(1, "PJSIP/8001")
+    seat.sign_in(t0, ready=True)
+    offered = seat.offer(t0 + timedelta(seconds=5), "att-1")
+    assert (offered.trigger, offered.to_state, offered.attempt_id) == (
+        "offer",
+        SeatState.READY,
+        "att-1",
+    )
+    assert not seat.available and seat.since == t0  # keeps its place among the ready seats
+    with pytest.raises(IllegalSeatTransition, match="already holds"):
+        seat.offer(t0, "att-2")
+    gone = seat.withdraw(t0 + timedelta(seconds=9), "skipped in preview")
+    assert (gone.trigger, gone.attempt_id, gone.reason) == (
+        "withdraw",
+        "att-1",
+        "skipped in preview",
+    )
+    assert seat.available
+
+
+def test_after_a_restart_a_seat_holding_a_call_rings_and_a_dead_wrap_up_is_ready() -> None:
+    t0 = datetime(2026, 1, 5, 1, 30, tzinfo=UTC)
+    held = Seat(1, "PJSIP/8001", state=SeatState.READY, since=t0)
+    t = held.restore(t0, "att-7")
+    assert t is not None and (t.trigger, t.to_state, held.attempt_id) == (
+        "restore",
+        SeatState.RINGING,
+        "att-7",
+    )
+    wrapping = Seat(2, "PJSIP/8002", state=SeatState.WRAP_UP, since=t0)
+    t = wrapping.restore(t0)
+    assert t is not None and t.to_state is SeatState.READY
+    assert Seat(3, "PJSIP/8003", state=SeatState.PAUSED, since=t0).restore(t0) is None

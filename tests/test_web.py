@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.web import create_app
 from crm_sync.auth import issue_token, principal, require_own
 from crm_sync.models import Specialist
+from dialer.exceptions import SeatTaken
 
 routes = web.RouteTableDef()
 
@@ -19,6 +20,18 @@ async def _owned(request: web.Request) -> web.Response:
     """A lead owned by a specialist."""
     require_own(principal(request), int(request.match_info["owner"]))
     return web.json_response({"ok": True})
+
+
+@routes.get("/api/test/bug")
+async def _bug(request: web.Request) -> web.Response:
+    """A handler with a bug: a lookup that fails."""
+    return web.json_response({"x": {}["missing"]})
+
+
+@routes.get("/api/test/busy")
+async def _busy(request: web.Request) -> web.Response:
+    """A domain refusal from a service."""
+    raise SeatTaken("seat PJSIP/8001 is signed in by someone else; choose another seat")
 
 
 @pytest.fixture
@@ -131,3 +144,21 @@ async def test_the_about_page_says_what_this_is_and_links_the_seat_and_api_pages
     # Only the page is public: the API behind it still wants a token.
     assert (await client.get("/api/me")).status == 401
     assert (await client.post("/about")).status in (401, 405)
+
+
+async def test_a_bug_in_a_handler_is_a_500_not_a_bad_request(
+    client: TestClient, sessions
+) -> None:
+    _, token = await _user(sessions, "zhang", "specialist")
+    r = await client.get("/api/test/bug", headers={"Authorization": f"Bearer {token}"})
+    assert r.status == 500
+    assert "internal error" in (await r.json())["error"]
+
+
+async def test_a_domain_error_is_answered_with_its_status_and_reason(
+    client: TestClient, sessions
+) -> None:
+    _, token = await _user(sessions, "li", "specialist")
+    r = await client.get("/api/test/busy", headers={"Authorization": f"Bearer {token}"})
+    assert r.status == 409
+    assert "choose another seat" in (await r.json())["error"]

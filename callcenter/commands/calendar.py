@@ -7,7 +7,7 @@ import sys
 from datetime import date, timedelta
 
 from callcenter.settings import load_settings
-from schedules.clock import SystemClock
+from common.clock import SystemClock
 from schedules.config import DeskCalendar
 from schedules.holidays import HolidayFileError
 from schedules.windows import fmt_local

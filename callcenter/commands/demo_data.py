@@ -8,8 +8,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from callcenter.settings import load_settings
+from common.clock import SystemClock
 from crm_sync.demo import write_demo_file
-from schedules.clock import SystemClock
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -22,7 +22,7 @@ from callcenter.database import (
     session_factory,
 )
 from callcenter.settings import Settings, load_settings
-from schedules.clock import Clock, SystemClock
+from common.clock import Clock, SystemClock
 from schedules.config import DeskCalendar
 from schedules.exceptions import DistributionDayRefused
 from schedules.holidays import HolidayFileError

@@ -9,8 +9,8 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common.clock import Clock, ScaledClock, SystemClock
 from dialer.simulator import PbxSimulator, Scenario
-from schedules.clock import Clock, ScaledClock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--port", type=int, default=5038)
     p.add_argument("--user", default="dialer", help="AMI user name (default %(default)s)")
     p.add_argument("--secret", default="dialer-secret", help="AMI secret (default %(default)s)")
-    p.add_argument("--read", default="all",
-                   help="the user's manager.conf read classes, e.g. call,cdr,user,dialplan: "
-                        "events of other classes are not sent (default %(default)s)")
-    p.add_argument("--monitor-dir", type=Path, default=None,
-                   help="write MixMonitor WAV files here (default: none written)")
+    p.add_argument(
+        "--read",
+        default="all",
+        help="the user's manager.conf read classes, e.g. call,cdr,user,dialplan: "
+        "events of other classes are not sent (default %(default)s)",
+    )
+    p.add_argument(
+        "--monitor-dir",
+        type=Path,
+        default=None,
+        help="write MixMonitor WAV files here (default: none written)",
+    )
     p.add_argument("--scenario", type=Path, default=None, help="scenario file (.json or .toml)")
-    p.add_argument("--speed", type=float, default=1.0,
-                   help="run the PBX clock this many times faster than real time")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="run the PBX clock this many times faster than real time",
+    )
     p.set_defaults(func=_run)
 
 
@@ -59,12 +70,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, clock: Clock, scenario: Scenario | None) -> None:
-    sim = PbxSimulator(clock=clock, users={args.user: args.secret},
-                       monitor_dir=args.monitor_dir, scenario=scenario,
-                       read={args.user: args.read})
+    sim = PbxSimulator(
+        clock=clock,
+        users={args.user: args.secret},
+        monitor_dir=args.monitor_dir,
+        scenario=scenario,
+        read={args.user: args.read},
+    )
     await sim.start(args.host, args.port)
-    print(f"pbx-sim: AMI on {sim.host}:{sim.port} (user {args.user}, speed x{args.speed:g})",
-          flush=True)
+    print(
+        f"pbx-sim: AMI on {sim.host}:{sim.port} (user {args.user}, speed x{args.speed:g})",
+        flush=True,
+    )
     try:
         await asyncio.Event().wait()
     finally:

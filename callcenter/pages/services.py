@@ -33,6 +33,7 @@ from callcenter.pages.exceptions import (
     UnknownUser,
 )
 from callcenter.pages.models import WebLogin, WebSession
+from common.clock import Clock
 from crm_sync.auth import ApiToken, Principal
 from crm_sync.models import (
     ContactResult,
@@ -46,7 +47,6 @@ from crm_sync.models import (
 from dialer.models import CallAttempt, Campaign
 from dialer.services import DialerService
 from recordings.models import Recording
-from schedules.clock import Clock
 from schedules.windows import CallingHours
 
 log = logging.getLogger(__name__)

@@ -41,10 +41,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.clock import Clock
 from dialer.ami import events
 from dialer.ami.exceptions import AmiActionError, AmiAuthError, AmiDisconnected, AmiTimeout
 from dialer.ami.protocol import AmiParser, HeaderValue, Message, MissingHeader, encode_action
-from schedules.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from common.clock import Clock, SystemClock
 from dialer.ami.connection import (
     AmiConnection,
     EventCallback,
@@ -37,7 +38,6 @@ from dialer.ami.connection import (
 )
 from dialer.ami.exceptions import AmiAuthError, AmiDisconnected, AmiError
 from dialer.ami.protocol import HeaderValue
-from schedules.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from common.clock import Clock
 from dialer import prompts
 from dialer.ami.events import event_class
 from dialer.simulator.behaviour import (
@@ -25,7 +26,6 @@ from dialer.simulator.behaviour import (
     behaviour_for_digit,
 )
 from dialer.simulator.wav import write_recording
-from schedules.clock import Clock
 
 log = logging.getLogger(__name__)
 

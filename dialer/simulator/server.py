@@ -26,13 +26,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from common.clock import Clock, SystemClock
 from dialer.ami.events import may_read, read_classes
 from dialer.ami.protocol import AmiParser, Message
 from dialer.simulator.behaviour import Scenario
 from dialer.simulator.flows import Originate, request_redirect, start_originate
 from dialer.simulator.pbx import STATE_DESC, Chan, Pbx
 from dialer.simulator.shutdown import REFUSAL, Shutdown, Stop
-from schedules.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 

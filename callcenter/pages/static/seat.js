@@ -47,9 +47,12 @@ function explain(err) {
 }
 
 async function act(method, path, body) {
+  const heard = seatEvents;
   try {
     const seat = await api(method, path, body);
-    if (seat && seat.state) showSeat(seat);
+    // The live stream carries every seat change in order: an answer it overtook is older
+    // than the screen (a preview offered while the answer was on its way), so it is dropped.
+    if (seat && seat.state && heard === seatEvents) showSeat(seat);
     return seat;
   } catch (err) {
     toast(explain(err), true);
@@ -65,6 +68,7 @@ function pauseText(reason) {
 }
 
 let seat = { state: "offline" };
+let seatEvents = 0; // seat views heard on the live stream
 let wrapEnd = 0; // performance.now() at which the wrap-up ends
 let wrapTimer = 0;
 
@@ -317,6 +321,7 @@ function connect() {
   es.addEventListener("open", () => { $("conn").className = "conn ok"; $("conn").textContent = ""; });
   es.addEventListener("seat", (e) => {
     const view = JSON.parse(e.data);
+    seatEvents += 1;
     const before = seat.state;
     showSeat(view);
     if (view.state === "ready" && before === "wrap_up") loadDay();
