@@ -23,7 +23,6 @@ from dialer.outcomes import (
     ENDED_BY_PBX,
     NOT_SENT,
     SKIPPED,
-    UNKNOWN,
     automatic_reached,
     counts_as_call,
 )
@@ -431,12 +430,6 @@ def _messages(
 
 
 __all__ = [
-    "ABANDONED",
-    "ANSWERED_OUTCOMES",
-    "ENDED_BY_PBX",
-    "NOT_SENT",
-    "SKIPPED",
-    "UNKNOWN",
     "AttemptFacts",
     "Decision",
     "Finished",

@@ -76,15 +76,9 @@ from dialer.models import (
     SeatState,
 )
 from dialer.originate import DialPlan
+from dialer.outcomes import NOT_SENT, SKIPPED, UNKNOWN
 from dialer.pacing import campaign_capacity
-from dialer.results import (
-    NOT_SENT,
-    SKIPPED,
-    UNKNOWN,
-    Effects,
-    Finished,
-    record_result,
-)
+from dialer.results import Effects, Finished, record_result
 from dialer.seat_store import SeatStore
 from dialer.seats import Seat, Transition
 from dialer.state import (

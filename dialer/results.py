@@ -45,11 +45,7 @@ from dialer.decisions import (
 from dialer.exceptions import NotYourLead, UnknownLead, UnknownResult
 from dialer.models import AttemptState, CallAttempt
 from dialer.outcomes import (
-    ABANDONED,
     ANSWERED_OUTCOMES,
-    ENDED_BY_PBX,
-    NOT_SENT,
-    SKIPPED,
     UNKNOWN,
     automatic_reached,
     counts_as_call_sql,
@@ -411,12 +407,6 @@ async def inaccurate_numbers_by_branch(
 
 
 __all__ = [
-    "ABANDONED",
-    "ANSWERED_OUTCOMES",
-    "ENDED_BY_PBX",
-    "NOT_SENT",
-    "SKIPPED",
-    "UNKNOWN",
     "Effects",
     "Finished",
     "dispose",

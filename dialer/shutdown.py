@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from dialer.calls import CallResult, Outcome
-from dialer.results import ENDED_BY_PBX, Finished
+from dialer.decisions import Finished
+from dialer.outcomes import ENDED_BY_PBX
 
 SHUTTING_DOWN = "shutting down"  # in Asterisk's "Asterisk is shutting down"
 NORMAL_CLEARING = 16

@@ -15,17 +15,14 @@ from dialer.ami.connection import Reply
 from dialer.ami.protocol import HeaderValue
 from dialer.ami.supervisor import AmiConfig, AmiSupervisor
 from dialer.calls import CallResult, CallTracker, Mode, Outcome
+from dialer.decisions import Finished
 from dialer.models import (
     DialMode,
 )
 from dialer.originate import DialPlan
+from dialer.outcomes import ABANDONED, ANSWERED_OUTCOMES
 from dialer.pacing import TrunkLimiter
 from dialer.readcheck import ReadCheck
-from dialer.results import (
-    ABANDONED,
-    ANSWERED_OUTCOMES,
-    Finished,
-)
 from schedules.retry import DAILY_CALLS_PER_NUMBER
 from schedules.windows import MIN_RING
 
