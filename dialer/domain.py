@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from dialer.calls import CallResult
     from dialer.campaigns import CampaignInfo
+    from dialer.decisions import Finished
+    from dialer.results import Effects
     from dialer.seats import Transition
+    from dialer.state import LiveCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +77,81 @@ class PbxShuttingDown:
     server: str
 
 
+@dataclass(frozen=True, slots=True)
+class PbxLinkBack:
+    """The link to an Asterisk was (re-)established and is resyncing: the seats and campaigns
+    that waited for it look for calls again."""
+
+    server: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRestored:
+    """At start, an attempt left in flight by the last process was taken back (it waits for
+    the reconciliation)."""
+
+    live: LiveCall
+
+
+@dataclass(frozen=True, slots=True)
+class CallPaced:
+    """An automatic call got its trunk slot and its turn of the trunk's rate: it no longer
+    waits to be sent (the campaign runner claims no more than the trunk can start)."""
+
+    campaign_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptSettled:
+    """An attempt's result is committed and it is no longer in flight. `effects` is None when
+    the result had been written already (nothing changed): the seat is left as it is."""
+
+    live: LiveCall
+    finished: Finished
+    effects: Effects | None
+    at: datetime
+
+
+# -- commands (one handler each; the async ones return the coroutine to await) -------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendCall:
+    """Pace, check and send the Originate of a claimed attempt (the originator)."""
+
+    live: LiveCall
+    campaign: CampaignInfo | None
+
+
+@dataclass(frozen=True, slots=True)
+class FinishAttempt:
+    """Write an attempt's result now, in its own transaction (the result writer)."""
+
+    live: LiveCall
+    finished: Finished
+
+
+@dataclass(frozen=True, slots=True)
+class SettleResults:
+    """Finished calls of a server's tracker: to the result writer's queue (call events)."""
+
+    server: str
+    results: Sequence[CallResult]
+
+
 __all__ = [
+    "AttemptRestored",
+    "AttemptSettled",
     "CallBridged",
+    "CallPaced",
     "CampaignChanged",
     "CustomerPressedKey",
+    "FinishAttempt",
     "OriginateSent",
+    "PbxLinkBack",
     "PbxShuttingDown",
     "RecordingNamed",
     "SeatChanged",
+    "SendCall",
+    "SettleResults",
 ]
