@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dialer import locks, queues
 from dialer.campaigns import CampaignInfo, CampaignRegistry
+from dialer.claims import claimed
 from dialer.domain import (
     AttemptRestored,
     AttemptSettled,
@@ -26,7 +27,7 @@ from dialer.domain import (
     CampaignChanged,
     PbxLinkBack,
 )
-from dialer.models import AttemptState, CallAttempt, CampaignKind, DialMode
+from dialer.models import CampaignKind, DialMode
 from dialer.pacing import campaign_capacity
 from dialer.runtime import DialerRuntime
 from dialer.state import LiveCall, PbxServer
@@ -186,35 +187,11 @@ class CampaignRunner:
                 return []
             owners = await queues.customer_owners(s, cands)
             for c in cands:
-                attempt_id = queues.new_attempt_id()
-                s.add(
-                    CallAttempt(
-                        attempt_id=attempt_id,
-                        lead_id=c.lead_id,
-                        phone_id=c.phone_id,
-                        number=c.number,
-                        mode=DialMode.AUTOMATIC.value,
-                        campaign_id=camp.id,
-                        campaign_kind=camp.kind,
-                        ami_server=server.spec.name,
-                        state=AttemptState.DIALING.value,
-                        created_at=now,
-                    )
+                row, live = claimed(
+                    c, camp, server, now, kind=camp.kind, owner_id=owners.get(c.lead_id)
                 )
-                lives.append(
-                    LiveCall(
-                        attempt_id,
-                        c.lead_id,
-                        c.number,
-                        c.tz,
-                        camp.kind,
-                        DialMode.AUTOMATIC.value,
-                        server.spec.name,
-                        camp.id,
-                        trunk=camp.trunk,
-                        owner_id=owners.get(c.lead_id),
-                    )
-                )
+                s.add(row)
+                lives.append(live)
             try:
                 await s.commit()
             except IntegrityError:

@@ -28,6 +28,51 @@ log = logging.getLogger(__name__)
 Claimed = tuple[LiveCall, CampaignInfo] | str
 
 
+def claimed(
+    c: queues.Candidate,
+    camp: CampaignInfo,
+    server: PbxServer,
+    now: datetime,
+    *,
+    kind: str,
+    state: AttemptState = AttemptState.DIALING,
+    seat: Seat | None = None,
+    owner_id: int | None = None,
+) -> tuple[CallAttempt, LiveCall]:
+    """A claimed lead: its attempt row (to commit before anything is dialled) and the call in
+    flight as this process knows it (a seat's, or an automatic campaign's without one)."""
+    attempt_id = queues.new_attempt_id()
+    row = CallAttempt(
+        attempt_id=attempt_id,
+        lead_id=c.lead_id,
+        phone_id=c.phone_id,
+        number=c.number,
+        specialist_id=seat.specialist_id if seat is not None else None,
+        seat=seat.device if seat is not None else None,
+        mode=camp.mode,
+        campaign_id=camp.id,
+        campaign_kind=kind,
+        ami_server=server.spec.name,
+        state=state.value,
+        created_at=now,
+    )
+    live = LiveCall(
+        attempt_id,
+        c.lead_id,
+        c.number,
+        c.tz,
+        kind,
+        camp.mode,
+        server.spec.name,
+        camp.id,
+        row.specialist_id,
+        row.seat,
+        camp.trunk,
+        owner_id=owner_id,
+    )
+    return row, live
+
+
 class Claims:
     def __init__(self, rt: DialerRuntime) -> None:
         self.rt = rt
@@ -74,44 +119,18 @@ class Claims:
             if camp is None or not wanted(seat) or (pre and preview):
                 await s.rollback()
                 return "empty" if camp is None else "unwanted"
-            c = cands[0]
-            attempt_id = queues.new_attempt_id()
-            s.add(
-                CallAttempt(
-                    attempt_id=attempt_id,
-                    lead_id=c.lead_id,
-                    phone_id=c.phone_id,
-                    number=c.number,
-                    specialist_id=sid,
-                    seat=seat.device,
-                    mode=camp.mode,
-                    campaign_id=camp.id,
-                    campaign_kind=c.kind,
-                    ami_server=server.spec.name,
-                    state=(AttemptState.RESERVED if preview else AttemptState.DIALING).value,
-                    created_at=now,
-                )
+            state = AttemptState.RESERVED if preview else AttemptState.DIALING
+            row, live = claimed(
+                cands[0], camp, server, now, kind=cands[0].kind, state=state, seat=seat
             )
+            s.add(row)
             try:
                 await s.commit()
             except IntegrityError:
                 await s.rollback()
-                log.info("specialist %s: lead %s taken meanwhile", sid, c.lead_id)
+                log.info("specialist %s: lead %s taken meanwhile", sid, live.lead_id)
                 return "taken"
-        live = LiveCall(
-            attempt_id,
-            c.lead_id,
-            c.number,
-            c.tz,
-            c.kind,
-            camp.mode,
-            server.spec.name,
-            camp.id,
-            sid,
-            seat.device,
-            camp.trunk,
-        )
-        rt.live[attempt_id] = live
+        rt.live[live.attempt_id] = live
         rt.stats["preclaimed" if pre else "claimed"] += 1
         return live, camp
 
@@ -132,4 +151,4 @@ class Claims:
         return delay
 
 
-__all__ = ["Claimed", "Claims"]
+__all__ = ["Claimed", "Claims", "claimed"]

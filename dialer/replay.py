@@ -26,8 +26,8 @@ from dialer.calls import (
     CallResult,
     CallTracker,
     Mode,
-    _resource,
     infer_mode,
+    resource,
 )
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,9 @@ class Replayer:
             variables = originate_variables(msg)
             mode = infer_mode(exten, application, variables)
             if mode == Mode.SEAT_FIRST:
-                seat, number = _resource(channel), variables.get("NUMBER") or exten
+                seat, number = resource(channel), variables.get("NUMBER") or exten
             else:
-                seat, number = variables.get("SEAT"), _resource(channel)
+                seat, number = variables.get("SEAT"), resource(channel)
             is_async = (msg.get("Async") or "").lower() in ("true", "yes", "1")
             self.tracker.register(
                 action_id,

@@ -1,12 +1,11 @@
 """Helpers for the dialling-rules tests (no tests here): the engine wired to the PBX simulator
-over real TCP on a `VirtualClock`, a record of every Originate the simulator received (with
-its headers and the clock time), and a poll that moves only the virtual clock."""
+over real TCP on a `VirtualClock`, and a record of every Originate the simulator received
+(with its headers and the clock time). Time is driven by the one driver of the tests,
+`tests.virtual_time.Driver`."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from dialer.simulator import PbxSimulator
 from dialer.simulator import server as sim_server
 from schedules.clock import VirtualClock
 from tests.test_dialer_support import make_engine
+from tests.virtual_time import Driver
 
 
 def shanghai(hour: int, minute: int, second: float = 0.0, day: int = 5) -> datetime:
@@ -68,26 +68,6 @@ def record_originates(monkeypatch: pytest.MonkeyPatch, clock: VirtualClock) -> I
     yield seen
 
 
-async def until(
-    cond: Callable[[], Awaitable[bool]],
-    clock: VirtualClock,
-    *,
-    step: float = 0.0,
-    timeout_real: float = 60.0,
-) -> None:
-    """Look at `cond` on every turn of the event loop until it holds; between looks the
-    virtual clock moves `step` seconds (0: time stands still). The time the code under test
-    sees is the VirtualClock's alone; the real-seconds bound only stops a test that would
-    never end (the database work runs in threads and sockets, which a loaded machine slows)."""
-    deadline = time.monotonic() + timeout_real
-    while not await cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        if step:
-            await clock.advance(step)
-        await asyncio.sleep(0)
-
-
 async def attempts(sessions: async_sessionmaker[AsyncSession]) -> list[CallAttempt]:
     async with sessions() as s:
         return list((await s.scalars(select(CallAttempt).order_by(CallAttempt.created_at))).all())
@@ -113,7 +93,7 @@ async def running(
     service = DialerService(engine)
     await engine.start()
     try:
-        await until(lambda: _connected(engine), clock)
+        await Driver(clock, sessions).until(lambda: _connected(engine))
         yield engine, service, sim
     finally:
         await engine.stop(grace=0)

@@ -22,10 +22,10 @@ from tests.dialing_support import (
     record_originates,
     running,
     shanghai,
-    until,
 )
 from tests.test_import_cli import cli, cli_env
 from tests.test_import_support import row, write_csv
+from tests.virtual_time import Driver
 
 __all__ = ["cli_env"]  # the fixture, used by name
 
@@ -53,13 +53,15 @@ async def test_an_imported_callback_list_is_called_from_the_first_window_on(
     assert all(lead.owner_id is None for lead in leads)  # nobody's: the automatic campaign's
 
     clock = VirtualClock(shanghai(9, 29, 50))  # Monday, ten seconds before the window
+
+    drive = Driver(clock, sessions)
     with record_originates(monkeypatch, clock) as seen:
         async with running(sessions, clock) as (_engine, service, _sim):
             await service.start_campaign("callback")
-            await until(lambda: _after(clock, shanghai(9, 29, 59)), clock, step=1.0)
+            await drive.until(lambda: _after(clock, shanghai(9, 29, 59)))
             assert seen.sent == []  # the window is not open yet
-            await until(lambda: _called(seen, 3), clock, step=0.1)
-            await until(lambda: ended(sessions, 3), clock, step=0.5)
+            await drive.until(lambda: _called(seen, 3))
+            await drive.until(lambda: ended(sessions, 3))
     assert sorted(s.variables["LEAD_ID"] for s in seen.sent) == sorted(str(x.id) for x in leads)
     assert {s.exten for s in seen.sent} == {"callback"}
     assert {s.channel for s in seen.sent} == {

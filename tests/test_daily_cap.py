@@ -17,8 +17,9 @@ from schedules.clock import VirtualClock
 from schedules.retry import DAILY_CALLS_PER_NUMBER
 from schedules.timeline import TimelineRules
 from schedules.windows import CallingHours
-from tests.dialing_support import Originates, attempts, record_originates, running, shanghai, until
+from tests.dialing_support import Originates, attempts, record_originates, running, shanghai
 from tests.test_dialer_support import number_for, seed
+from tests.virtual_time import Driver
 
 
 async def _history(session: AsyncSession, lead_id: int, *times: datetime) -> None:
@@ -89,6 +90,7 @@ async def test_a_number_with_two_renewal_calls_and_a_reminder_today_is_not_calle
     """Two campaigns over TCP: the reminder campaign makes the number's third call of the day;
     the renewal campaign's seat then calls the other lead, not this one, until tomorrow."""
     clock = VirtualClock(shanghai(10, 30))
+    drive = Driver(clock, sessions)
     async with sessions() as s:
         # Lead 0: two busy renewal calls this morning and due again now; lead 1: fresh.
         specs, leads = await seed(
@@ -99,18 +101,18 @@ async def test_a_number_with_two_renewal_calls_and_a_reminder_today_is_not_calle
     with record_originates(monkeypatch, clock) as seen:
         async with running(sessions, clock) as (_engine, service, _sim):
             await service.start_campaign("reminder")
-            await until(lambda: _reminded(sessions, 2), clock, step=0.5)
+            await drive.until(lambda: _reminded(sessions, 2))
             await service.stop_campaign("reminder")
             await service.start_campaign("renewal")
             await service.sign_in(specs[0], ready=True)
-            await until(lambda: _renewal_sent(seen, fresh), clock, step=0.5)
+            await drive.until(lambda: _renewal_sent(seen, fresh))
             # The seat wraps up, is ready again, looks again: still nothing for lead 0.
-            await until(lambda: _after(clock, shanghai(10, 45)), clock, step=1.0)
+            await drive.until(lambda: _after(clock, shanghai(10, 45)))
             assert [s.variables["LEAD_ID"] for s in seen.sent if _renewal(s)] == [str(fresh)]
             assert len(seen.for_lead(capped)) == 1  # the reminder: the number's third call
             # The next calling day the number may be called again.
             clock.set(shanghai(9, 29, 50, day=6))
-            await until(lambda: _renewal_sent(seen, capped), clock, step=0.5)
+            await drive.until(lambda: _renewal_sent(seen, capped))
     [again] = [s for s in seen.for_lead(capped) if _renewal(s)]
     assert again.at >= shanghai(9, 30, day=6)
     today = [a for a in await attempts(sessions) if a.created_at < shanghai(0, 0, day=6)]

@@ -15,8 +15,9 @@ from dialer.models import AttemptState, CallAttempt, SeatState
 from dialer.shutdown import may_be_cut, reached, refused_for_shutdown
 from dialer.simulator import PbxSimulator
 from schedules.clock import VirtualClock
-from tests.dialing_support import attempts, running, shanghai, until
+from tests.dialing_support import attempts, running, shanghai
 from tests.test_dialer_support import seed
+from tests.virtual_time import Driver
 
 
 def _result(**kw: object) -> CallResult:
@@ -64,6 +65,7 @@ async def test_a_stopping_asterisk_refuses_one_originate_and_the_seat_waits_for_
     seat B, ready with five leads, must not burn through them: one refused Originate, not
     sent, and nothing more until the PBX is back; then that lead is dialled."""
     clock = VirtualClock(shanghai(10, 0))
+    drive = Driver(clock, sessions)
     async with sessions() as s:
         specs, leads = await seed(
             s, specialists=2, leads=[("renewal", "7", 0)] + [("renewal", "0", 1)] * 5
@@ -73,12 +75,12 @@ async def test_a_stopping_asterisk_refuses_one_originate_and_the_seat_waits_for_
     async with running(sessions, clock, sim=sim) as (engine, service, sim):
         await service.start_campaign("renewal")
         await service.sign_in(specs[0], ready=True)
-        await until(_seat_state(engine, specs[0], SeatState.ON_CALL), clock, step=0.1)
+        await drive.until(_seat_state(engine, specs[0], SeatState.ON_CALL))
         sim.shutdown("gracefully", restart=True)
         await service.sign_in(specs[1], ready=True)
-        await until(lambda: _ended_for(sessions, specs[1]), clock)
+        await drive.until(lambda: _ended_for(sessions, specs[1]))
         # The PBX stays up for the long call (~56 s): seat B waits through it.
-        await until(lambda: _after(clock, shanghai(10, 0, 40)), clock, step=0.5)
+        await drive.until(lambda: _after(clock, shanghai(10, 0, 40)))
         assert sim.action_counts["Originate"] == 2  # A's call, and one refused for B
         [refused] = [a for a in await attempts(sessions) if a.specialist_id == specs[1]]
         assert refused.outcome == "not_sent" and refused.lead_id in b_leads
@@ -88,7 +90,7 @@ async def test_a_stopping_asterisk_refuses_one_originate_and_the_seat_waits_for_
             assert lead is not None and lead.attempt_count == 0
             assert lead.next_attempt_at is not None and lead.next_attempt_at <= clock.now()
         # The call ends, Asterisk shuts down, restarts; the link is back: B dials that lead.
-        await until(lambda: _dialled_again(sessions, specs[1]), clock, step=0.5)
+        await drive.until(lambda: _dialled_again(sessions, specs[1]))
     rows = [a for a in await attempts(sessions) if a.specialist_id == specs[1]]
     assert rows[0].lead_id == rows[1].lead_id  # the refused lead is the first dialled again
     assert rows[1].sent_at is not None and rows[1].sent_at >= shanghai(10, 0, 56)
@@ -101,6 +103,7 @@ async def test_a_call_the_pbx_cuts_while_ringing_does_not_count_toward_the_three
     """A customer's callback appointment (three-call rule) unanswered twice before; the
     third call rings 0.03 s when `core restart now` cuts it: not a customer outcome."""
     clock = VirtualClock(shanghai(10, 0))
+    drive = Driver(clock, sessions)
     async with sessions() as s:
         specs, leads = await seed(s, specialists=1, leads=[("renewal", "2", 0)])  # never answers
         lead = await s.get(Lead, leads[0])
@@ -126,10 +129,10 @@ async def test_a_call_the_pbx_cuts_while_ringing_does_not_count_toward_the_three
     async with running(sessions, clock, sim=sim) as (_engine, service, sim):
         await service.start_campaign("renewal")
         await service.sign_in(specs[0], ready=True)
-        await until(lambda: _customer_ringing(sim), clock, step=0.005)
+        await drive.until(lambda: _customer_ringing(sim))
         await clock.advance(0.03)
         sim.shutdown("now", restart=True)
-        await until(lambda: _cut_call_recorded(sessions), clock, step=0.1)
+        await drive.until(lambda: _cut_call_recorded(sessions))
         # Checked at once: the PBX is back and may redial the lead (a call that counts).
         third = await _cut_call(sessions)
         async with sessions() as s:

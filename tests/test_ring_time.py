@@ -12,8 +12,9 @@ from dialer.engine import DialerConfig
 from dialer.simulator.pbx import Pbx
 from schedules.clock import VirtualClock
 from schedules.windows import CallingHours, ring_time
-from tests.dialing_support import attempts, ended, record_originates, running, shanghai, until
+from tests.dialing_support import attempts, ended, record_originates, running, shanghai
 from tests.test_dialer_support import seed
+from tests.virtual_time import Driver
 
 RING = timedelta(seconds=30)
 S = timedelta(seconds=1)
@@ -59,6 +60,7 @@ async def test_a_call_sent_at_10_59_40_rings_the_customer_only_until_11_00(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = VirtualClock(shanghai(10, 59, 40))
+    drive = Driver(clock, sessions)
     async with sessions() as s:
         specs, leads = await seed(s, specialists=1, leads=[("renewal", "2", 0)])  # never answers
     hangups: list[tuple[object, str]] = []
@@ -67,8 +69,8 @@ async def test_a_call_sent_at_10_59_40_rings_the_customer_only_until_11_00(
             _hangups(sim.pbx, clock, hangups)
             await service.start_campaign("renewal")
             await service.sign_in(specs[0], ready=True)
-            await until(lambda: _sent(seen), clock)
-            await until(lambda: ended(sessions, 1), clock, step=0.5)
+            await drive.until(lambda: _sent(seen))
+            await drive.until(lambda: ended(sessions, 1))
     [sent] = seen.sent
     assert sent.at == shanghai(10, 59, 40)
     # 20 s left, less 1 s for the call to reach the phone: the Originate's Timeout header
@@ -85,6 +87,7 @@ async def test_with_less_than_15_s_left_no_call_is_sent_until_the_next_window(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = VirtualClock(shanghai(10, 59, 50))
+    drive = Driver(clock, sessions)
     async with sessions() as s:
         specs, leads = await seed(s, specialists=1, leads=[("renewal", "0", 0)])
     config = DialerConfig(wrap_up_seconds=5.0, idle_recheck_seconds=5.0, housekeeping_seconds=5.0)
@@ -92,10 +95,10 @@ async def test_with_less_than_15_s_left_no_call_is_sent_until_the_next_window(
         async with running(sessions, clock, config=config) as (_engine, service, _sim):
             await service.start_campaign("renewal")
             await service.sign_in(specs[0], ready=True)
-            await until(lambda: _after(clock, shanghai(11, 0, 10)), clock, step=1.0)
+            await drive.until(lambda: _after(clock, shanghai(11, 0, 10)))
             assert seen.sent == []
             clock.set(shanghai(15, 29, 58))
-            await until(lambda: _sent(seen), clock, step=0.5)
+            await drive.until(lambda: _sent(seen))
     [sent] = seen.sent
     assert sent.at >= shanghai(15, 30)
     assert sent.timeout == 30.0 and sent.variables["RING_SECONDS"] == "30"

@@ -40,6 +40,18 @@ class DatabaseWork:
         event.listen(sync, "connect", self._done)
         event.listen(sync, "checkout", self._start)
         event.listen(sync, "checkin", self._done)
+        # The pool pings a connection (`pool_pre_ping`, a round trip) before its "checkout"
+        # event: counted too, or the clock could jump while a claim waits for the ping.
+        ping = sync.dialect.do_ping
+
+        def do_ping(dbapi_connection: Any) -> bool:
+            self.busy += 1
+            try:
+                return bool(ping(dbapi_connection))
+            finally:
+                self._done()
+
+        sync.dialect.do_ping = do_ping  # type: ignore[method-assign]
 
     def _opening(self, *_: Any) -> None:
         self.busy += 1  # returns None: the dialect then connects as usual
