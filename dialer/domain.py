@@ -27,6 +27,20 @@ class OriginateSent:
 
     attempt_id: str
     at: datetime
+    # seconds from the seat becoming ready to the Originate handed to the link (seat calls)
+    waited: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """An attempt's result is committed (any outcome, `not_sent` included): for metrics."""
+
+    attempt_id: str
+    campaign_id: int | None
+    kind: str
+    mode: str
+    outcome: str
+    server: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +88,7 @@ class PbxShuttingDown:
 
 __all__ = [
     "CallBridged",
+    "CallEnded",
     "CampaignChanged",
     "CustomerPressedKey",
     "OriginateSent",

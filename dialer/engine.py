@@ -42,6 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.clock import Clock
+from common.logcontext import about_the_call
 from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy, Specialist
 from dialer import locks, originate, queues, shutdown
 from dialer.ami import events as ev
@@ -51,6 +52,7 @@ from dialer.calls import CallResult, KeyPress
 from dialer.campaigns import CallingWindows, CampaignInfo, CampaignRegistry, campaign_for
 from dialer.domain import (
     CallBridged,
+    CallEnded,
     CampaignChanged,
     CustomerPressedKey,
     OriginateSent,
@@ -1074,6 +1076,7 @@ class DialerEngine:
             caller_id=cid,
         )
 
+    @about_the_call
     async def _send(self, live: _Live, camp: CampaignInfo | None) -> None:
         server = self._servers[live.server]
         # Pacing: a trunk slot and the trunk's rate (waits on the clock, never sleeps blind).
@@ -1169,7 +1172,8 @@ class DialerEngine:
                 return
             self._enqueue(live.server, results)
             return
-        self.bus.publish(OriginateSent(live.attempt_id, now))
+        waited = None if ready_at is None else sending - ready_at
+        self.bus.publish(OriginateSent(live.attempt_id, now, waited))
 
     async def _refused_for_shutdown(self, server: _Server, live: _Live, message: str) -> None:
         """Asterisk refused the Originate because it is stopping: nothing was dialled. The
@@ -1395,6 +1399,7 @@ class DialerEngine:
         for live, fin, eff in done:
             await self._after(live, fin, eff, now)
 
+    @about_the_call
     async def _finish(self, live: _Live, fin: Finished) -> Effects | None:
         now = self.clock.now()
         eff: Effects | None = None
@@ -1410,6 +1415,7 @@ class DialerEngine:
         await self._after(live, fin, eff, now)
         return eff
 
+    @about_the_call
     async def _after(self, live: _Live, fin: Finished, eff: Effects | None, now: datetime) -> None:
         """What follows a committed result: pacing slots, the seat, the hook."""
         self._live.pop(live.attempt_id, None)
@@ -1429,6 +1435,11 @@ class DialerEngine:
             return
         self.stats[f"outcome:{fin.outcome}"] += 1
         self.stats["results"] += 1
+        self.bus.publish(
+            CallEnded(
+                live.attempt_id, live.campaign_id, live.kind, live.mode, fin.outcome, live.server
+            )
+        )
         seat = self.seats.get(live.specialist_id or -1)
         if seat is not None and seat.attempt_id == live.attempt_id:
             if seat.state in (SeatState.RINGING, SeatState.ON_CALL):
@@ -1494,6 +1505,18 @@ class DialerEngine:
                 "connected": server.link is not None and server.link.connected,
                 "warnings": server.read_check.warnings(),
             }
+            for name, server in self._servers.items()
+        ]
+
+    def link_stats(self) -> list[tuple[str, bool, int, int]]:
+        """Each AMI link: (server, connected, events read, connections made), for metrics."""
+        return [
+            (
+                name,
+                server.link is not None and server.link.connected,
+                server.read_check.events,
+                server.links,
+            )
             for name, server in self._servers.items()
         ]
 

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from callcenter.bootstrap import bootstrap, build_app
 from callcenter.database import SchemaOutOfDate
+from callcenter.ops.logs import configure_for
 from callcenter.service import wire
 from callcenter.settings import Settings, load_settings
 from callcenter.web import make_runner
@@ -64,6 +65,7 @@ async def run_service(settings: Settings, host: str, port: int) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
+    configure_for(settings, settings.ops.log_format)
     try:
         asyncio.run(
             run_service(settings, args.host or settings.http.host, args.port or settings.http.port)
