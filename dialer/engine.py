@@ -1399,7 +1399,6 @@ class DialerEngine:
         for live, fin, eff in done:
             await self._after(live, fin, eff, now)
 
-    @about_the_call
     async def _finish(self, live: _Live, fin: Finished) -> Effects | None:
         now = self.clock.now()
         eff: Effects | None = None
@@ -1415,7 +1414,6 @@ class DialerEngine:
         await self._after(live, fin, eff, now)
         return eff
 
-    @about_the_call
     async def _after(self, live: _Live, fin: Finished, eff: Effects | None, now: datetime) -> None:
         """What follows a committed result: pacing slots, the seat, the hook."""
         self._live.pop(live.attempt_id, None)

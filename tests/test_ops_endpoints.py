@@ -4,6 +4,9 @@ the AMI links."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.bootstrap import Container, build_app
 from callcenter.database import create_engine
+from callcenter.ops.logs import collect_secrets, configure_logging
 from callcenter.ops.services import ReadinessCheck
 from callcenter.service import Service, wire
 from callcenter.settings import AmiServer, ObservabilitySettings, Settings
@@ -24,7 +28,7 @@ from crm_sync.auth import issue_token
 from dialer.engine import DialerConfig
 from dialer.simulator import PbxSimulator
 from schedules.clock import VirtualClock
-from tests.test_dialer_support import MONDAY_0930, seed, start_simulator
+from tests.test_dialer_support import MONDAY_0930, number_for, seed, start_simulator
 from tests.virtual_time import Driver
 
 SCRAPE = "scrape-token-for-tests"
@@ -39,6 +43,7 @@ class Desk:
     sim: PbxSimulator
     specialist: int
     agent: dict[str, str]
+    log: io.StringIO
 
     async def metrics(self) -> Samples:
         resp = await self.client.get("/metrics", headers={"Authorization": f"Bearer {SCRAPE}"})
@@ -76,11 +81,19 @@ async def desk(
         ops=ObservabilitySettings(metrics_token=SecretStr(SCRAPE)),
     )
     container = Container(settings=settings, clock=clock, engine=engine, sessions=sessions)
+    # The production log: JSON lines, everything down to DEBUG, the settings' secrets known.
+    log, level = io.StringIO(), logging.getLogger().level
+    handler = configure_logging(logging.DEBUG, "json", collect_secrets(settings), stream=log)
     service = wire(container, daily_jobs=False, dialer_config=DialerConfig(wrap_up_seconds=5))
-    async with TestClient(TestServer(build_app(container, owns_engine=False))) as client:
-        await service.engine.wait_connected()
-        yield Desk(client, service, clock, sim, specs[0], {"Authorization": f"Bearer {token}"})
-    await sim.stop()
+    try:
+        async with TestClient(TestServer(build_app(container, owns_engine=False))) as client:
+            await service.engine.wait_connected()
+            agent = {"Authorization": f"Bearer {token}"}
+            yield Desk(client, service, clock, sim, specs[0], agent, log)
+        await sim.stop()
+    finally:
+        logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(level)
 
 
 async def test_the_metrics_count_the_calls_made_over_the_simulator(
@@ -140,6 +153,29 @@ async def test_the_metrics_count_the_calls_made_over_the_simulator(
         == 1
     )
     assert total(after, "callcenter_http_requests_total", route="/metrics", status="200") == 1
+
+
+async def test_the_service_log_is_json_with_attempt_ids_and_no_numbers_or_secrets(
+    desk: Desk, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await desk.service.dialer.start_campaign("renewal")
+    resp = await desk.client.post("/api/seat/sign-in", json={"ready": True}, headers=desk.agent)
+    assert resp.status == 200
+    await Driver(desk.clock, sessions).until(
+        lambda: desk.service.engine.stats["results"] >= 3, within=3600
+    )
+    await desk.metrics()
+    lines = [json.loads(line) for line in desk.log.getvalue().splitlines()]
+    about_calls = [r for r in lines if "att-" in str(r["message"])]
+    assert about_calls, "the dialer logs its calls at DEBUG and INFO"
+    for r in about_calls:
+        assert str(r["attempt_id"]).startswith("att-") and r["attempt_id"] in str(r["message"])
+    text = desk.log.getvalue()
+    for i in range(3):
+        e164 = number_for(i, "0")
+        assert e164[1:] not in text and e164[3:] not in text, e164
+    token = desk.agent["Authorization"].split()[1]
+    assert token not in text and SCRAPE not in text
 
 
 async def test_http_requests_are_counted_by_route_not_by_raw_url(desk: Desk) -> None:

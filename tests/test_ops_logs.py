@@ -98,13 +98,15 @@ def test_configured_secrets_and_api_tokens_never_reach_the_log(
 def test_every_secret_of_the_settings_is_collected() -> None:
     settings = Settings(
         ami=[
-            AmiServer(secret=SecretStr("ami-one")),
-            AmiServer(name="b", secret=SecretStr("ami-two")),
+            AmiServer(secret=SecretStr("ami-secret-one")),
+            AmiServer(name="b", secret=SecretStr("ami-secret-two")),
         ],
         crm=CrmSettings(webhook_secrets=[SecretStr("hook-secret")]),
         ops=ObservabilitySettings(metrics_token=SecretStr("scrape-token")),
     )
-    assert {"ami-one", "ami-two", "hook-secret", "scrape-token"} <= set(collect_secrets(settings))
+    assert {"ami-secret-one", "ami-secret-two", "hook-secret", "scrape-token"} <= set(
+        collect_secrets(settings)
+    )
 
 
 def test_human_text_on_a_terminal_and_json_elsewhere() -> None:
@@ -125,3 +127,8 @@ def test_configuring_again_replaces_the_handler_instead_of_doubling_lines() -> N
         assert first.getvalue() == "" and second.getvalue().count("once about") == 1
     finally:
         logging.getLogger().removeHandler(handler)
+
+
+def test_a_short_placeholder_secret_is_not_masked_in_ordinary_words() -> None:
+    # AmiServer's default secret is "dialer": redacting it would eat "dialer engine started"
+    assert "dialer" not in collect_secrets(Settings())

@@ -1,9 +1,9 @@
 """Log output: JSON lines in production, text for people (docs/operations.md "Logs").
 
 Every record passes one filter on the handler, whatever logger wrote it:
-* the attempt id of the call it is about (`attempt_id`): from `extra=`, else the context
-  (`common.logcontext`, set while the dialer sends or finishes a call), else the first
-  attempt id written in the message (the dialer's lines say "attempt att-…: …");
+* the attempt id of the call it is about (`attempt_id`): from `extra=`, else the first
+  attempt id written in the message (the dialer's lines say "attempt att-…: …"), else the
+  context (`common.logcontext`, set while the dialer sends a call);
 * phone numbers masked but for the last four digits, in the message and any traceback;
 * the configured secrets and API tokens replaced by `[redacted]`.
 The filter rewrites the record before any formatter sees it, so no handler added later
@@ -50,7 +50,7 @@ def collect_secrets(settings: BaseModel) -> list[str]:
     def walk(value: Any) -> None:
         if isinstance(value, SecretStr):
             secret = value.get_secret_value()
-            if len(secret) >= 4:  # shorter would mask ordinary words
+            if len(secret) >= 8:  # shorter would mask ordinary words ("dialer")
                 found.append(secret)
         elif isinstance(value, BaseModel):
             for name in type(value).model_fields:
@@ -83,8 +83,10 @@ class Scrub(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if getattr(record, "attempt_id", None) is None:
+            # The id the line names wins over the context's: a task started while one call
+            # was handled (a wrap-up timer) inherits that call's context.
             found = ATTEMPT_RE.search(message)
-            record.attempt_id = ATTEMPT_ID.get() or (found.group(0) if found else None)
+            record.attempt_id = found.group(0) if found else ATTEMPT_ID.get()
         record.msg, record.args = self.clean(message), None
         if record.exc_info and not record.exc_text:
             record.exc_text = self._tracebacks.formatException(record.exc_info)
