@@ -28,6 +28,7 @@ from crm_sync.auth import issue_token
 from dialer.engine import DialerConfig
 from dialer.simulator import PbxSimulator
 from schedules.clock import VirtualClock
+from tests.test_deploy import dashboard_metrics
 from tests.test_dialer_support import MONDAY_0930, number_for, seed, start_simulator
 from tests.virtual_time import Driver
 
@@ -153,6 +154,9 @@ async def test_the_metrics_count_the_calls_made_over_the_simulator(
         == 1
     )
     assert total(after, "callcenter_http_requests_total", route="/metrics", status="200") == 1
+    # the Grafana dashboard (docker/grafana) asks only for series this scrape has
+    missing = dashboard_metrics() - {name for name, _ in after}
+    assert not missing, missing
 
 
 async def test_the_service_log_is_json_with_attempt_ids_and_no_numbers_or_secrets(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.ops.metrics import Metrics
 from common.clock import Clock
 from crm_sync import outbox
-from crm_sync.models import ImportRun
+from crm_sync.models import ImportRun, LeadKind
 from dialer.domain import CallEnded, OriginateSent
 from dialer.engine import DialerEngine
 from dialer.models import SeatState
@@ -223,8 +223,8 @@ class StateCollector(Collector):
         imports = CounterMetricFamily(
             "callcenter_import_runs", "Imports run, by lead kind", labels=["kind"]
         )
-        for kind, n in sorted(db.import_runs.items()):
-            imports.add_metric([kind], n)
+        for kind, n in sorted({**dict.fromkeys(LeadKind, 0), **db.import_runs}.items()):
+            imports.add_metric([str(kind)], n)
         yield imports
         yield _gauge(
             "callcenter_import_last_finished_timestamp_seconds",
