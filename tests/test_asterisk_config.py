@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from dialer import originate, prompts, transfer
 from dialer.ami.protocol import HeaderValue
 from dialer.originate import DialPlan
@@ -231,3 +233,65 @@ def test_the_dialplan_parser_and_the_pattern_matcher_can_fail(tmp_path: Path) ->
     ]
     assert matches("_1X.", "13800000010") and not matches("_1X.", "23800000010")
     assert not matches("_X.", "connect-seat") and matches("callback", "callback")
+
+
+# The module that provides each application and dialplan function (Asterisk 22's source).
+MODULE_OF = {
+    "Dial": "app_dial",
+    "Playback": "app_playback",
+    "MixMonitor": "app_mixmonitor",
+    "Read": "app_read",
+    "UserEvent": "app_userevent",
+    "MusicOnHold": "res_musiconhold",
+    "IF": "func_logic",
+    "CDR": "func_cdr",
+}
+# Built into Asterisk's core (pbx_builtins, pbx_variables): no module to load.
+CORE_APPS = {"Answer", "Hangup", "NoOp", "Set", "GotoIf", "Goto", "Wait"}
+_FUNC = re.compile(r"\$\{([A-Z]+)\(")
+
+
+def loaded_modules(path: Path) -> list[str]:
+    """The `load => x.so` lines of a modules.conf, without `.so`."""
+    return [
+        line.split("=>", 1)[1].split(";", 1)[0].strip().removesuffix(".so")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith("load") and "=>" in line
+    ]
+
+
+def test_every_application_and_function_of_the_dialplan_has_its_module_loaded() -> None:
+    modules = set(loaded_modules(ASTERISK / "modules.conf"))
+    apps = {s.app for s in SHIPPED}
+    functions = {f for s in SHIPPED for f in _FUNC.findall(s.args)} | {
+        m.group(1) for s in SHIPPED if (m := re.match(r"([A-Z]+)\(", s.args))
+    }
+    unknown = (apps - CORE_APPS - set(MODULE_OF)) | (functions - set(MODULE_OF))
+    assert not unknown, f"add the module of {sorted(unknown)} to MODULE_OF and modules.conf"
+    needed = {MODULE_OF[a] for a in apps - CORE_APPS} | {MODULE_OF[f] for f in functions}
+    needed |= {"chan_pjsip", "res_pjsip", "pbx_config", "cdr_manager", "res_rtp_asterisk"}
+    assert needed <= modules, f"not loaded by modules.conf: {sorted(needed - modules)}"
+
+
+def test_the_modules_are_the_labs_that_ran_asterisk_22_or_named_as_not_tested() -> None:
+    lab_conf = TRACES / "pjsip" / "conf" / "modules.conf"
+    if not lab_conf.exists():
+        pytest.skip("the lab's configuration is in ../shared/ami-traces only")
+    lab = set(loaded_modules(lab_conf))
+    ours = loaded_modules(ASTERISK / "modules.conf")
+    not_in_lab = {
+        "res_pjsip_registrar",
+        "res_pjsip_authenticator_digest",
+        "res_pjsip_outbound_authenticator_digest",
+        "res_pjsip_nat",
+    }
+    assert set(ours) - lab == not_in_lab, sorted(set(ours) - lab)
+    assert "autoload = no" in (ASTERISK / "modules.conf").read_text(encoding="utf-8")
+
+
+def test_the_callback_hold_has_its_music_class_and_cdrs_reach_the_manager() -> None:
+    classes = {name for name, _ in asterisk_sections(ASTERISK / "musiconhold.conf")}
+    held = [s.args for s in SHIPPED if s.app == "MusicOnHold"]
+    assert held and all(a.split(",", 1)[0] in classes for a in held), (held, classes)
+    (cdr,) = [o for n, o in asterisk_sections(ASTERISK / "cdr_manager.conf") if n == "general"]
+    assert cdr["enabled"] == "yes"
