@@ -223,8 +223,10 @@ class StateCollector(Collector):
         imports = CounterMetricFamily(
             "callcenter_import_runs", "Imports run, by lead kind", labels=["kind"]
         )
-        for kind, n in sorted({**dict.fromkeys(LeadKind, 0), **db.import_runs}.items()):
-            imports.add_metric([str(kind)], n)
+        runs: dict[str, int] = {k.value: 0 for k in LeadKind}  # every kind, run or not
+        runs.update(db.import_runs)
+        for kind, n in sorted(runs.items()):
+            imports.add_metric([kind], n)
         yield imports
         yield _gauge(
             "callcenter_import_last_finished_timestamp_seconds",
