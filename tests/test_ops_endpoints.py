@@ -186,6 +186,7 @@ async def test_http_requests_are_counted_by_route_not_by_raw_url(desk: Desk) -> 
     for lead in ("1", "2", "999999", "x'y"):
         await desk.client.get(f"/api/leads/{lead}", headers=desk.agent)
     await desk.client.get("/no/such/page/123")
+    await desk.client.request("BREW", "/api/leads/3", headers=desk.agent)
     samples = await desk.metrics()
     routes = {
         dict(lab)["route"]
@@ -195,6 +196,7 @@ async def test_http_requests_are_counted_by_route_not_by_raw_url(desk: Desk) -> 
     assert not any("999999" in r or "123" in r for r in routes), routes
     assert "/api/leads/{lead_id}" in routes and "unmatched" in routes
     assert total(samples, "callcenter_http_requests_total", route="/api/leads/{lead_id}") == 4
+    assert total(samples, "callcenter_http_requests_total", method="other") == 1
 
 
 async def test_metrics_need_the_scrape_token(desk: Desk) -> None:

@@ -111,10 +111,11 @@ class TextFormatter(logging.Formatter):
 
 
 def json_formatter() -> logging.Formatter:
+    # "time": ISO 8601 in UTC with its offset, what log collectors parse without a pattern
     return JsonFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s %(attempt_id)s",
-        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        timestamp=False,
+        "%(levelname)s %(name)s %(message)s %(attempt_id)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp="time",
         json_ensure_ascii=False,
     )
 

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 # Seat ready → Originate: the desk's target is well under a second; the tail shows stalls.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -83,7 +84,9 @@ def http_middleware(metrics: Metrics, clock: Callable[[], float]) -> Middleware:
             raise
         finally:
             route = route_of(request)
-            metrics.http_requests.labels(request.method, route, str(status)).inc()
+            # any token is a method to HTTP: an unknown one must not make a new series
+            method = request.method if request.method in METHODS else "other"
+            metrics.http_requests.labels(method, route, str(status)).inc()
             metrics.http_seconds.labels(route).observe(max(0.0, clock() - started))
 
     return count_requests
