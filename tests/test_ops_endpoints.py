@@ -186,7 +186,7 @@ async def test_http_requests_are_counted_by_route_not_by_raw_url(desk: Desk) -> 
     for lead in ("1", "2", "999999", "x'y"):
         await desk.client.get(f"/api/leads/{lead}", headers=desk.agent)
     await desk.client.get("/no/such/page/123")
-    await desk.client.request("BREW", "/api/leads/3", headers=desk.agent)
+    await desk.client.request("PROPFIND", "/api/leads/3", headers=desk.agent)
     samples = await desk.metrics()
     routes = {
         dict(lab)["route"]
