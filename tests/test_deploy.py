@@ -52,7 +52,7 @@ def test_the_unit_runs_as_a_hardened_service_user() -> None:
         "PrivateDevices": "yes",
         "RestrictSUIDSGID": "yes",
         "CapabilityBoundingSet": "",
-        "KillSignal": "SIGINT",  # the service's graceful stop (KeyboardInterrupt)
+        "KillSignal": "SIGTERM",  # callcenter serve stops cleanly on it
     }.items():
         assert service.get(key) == value, key
     # ProtectSystem=strict: only these are writable; the data folder and the monitor spool
