@@ -19,9 +19,10 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.bootstrap import Container, build_app
-from callcenter.database import create_engine
+from callcenter.database import create_engine, session_factory
 from callcenter.ops.logs import collect_secrets, configure_logging
 from callcenter.ops.services import ReadinessCheck
+from callcenter.ops.wiring import install_ops
 from callcenter.service import Service, wire
 from callcenter.settings import AmiServer, ObservabilitySettings, Settings
 from crm_sync.auth import issue_token
@@ -239,16 +240,29 @@ async def test_health_is_public_and_ready_follows_the_ami_link(
     assert total(await desk.metrics(), "callcenter_ami_link_up", server="pbx1") == 0
 
 
-async def test_not_ready_when_the_database_is_unreachable() -> None:
+async def test_not_ready_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    # Nothing listens on port 9: the connection is refused, as when PostgreSQL is down.
     nowhere = create_engine("postgresql+asyncpg://callcenter:x@127.0.0.1:9/callcenter")
+    container = Container(
+        settings=Settings(data_dir=tmp_path),
+        clock=VirtualClock(MONDAY_0930),
+        engine=nowhere,
+        sessions=session_factory(nowhere),
+    )
+    install_ops(container, None)
     try:
-        result = await ReadinessCheck(
-            nowhere, lambda: [{"server": "pbx1", "connected": True}]
-        ).check()
+        async with TestClient(TestServer(build_app(container, owns_engine=False))) as client:
+            resp = await client.get("/readyz")
+            assert resp.status == 503
+            assert await resp.json() == {
+                "status": "not ready",
+                "checks": {"database": "unreachable", "schema": "unknown", "ami": {}},
+            }
+            assert (await client.get("/healthz")).status == 200  # alive all the same
     finally:
         await nowhere.dispose()
-    assert not result.ready
-    assert result.checks == {"database": "unreachable", "schema": "unknown", "ami": {"pbx1": "up"}}
+    links = ReadinessCheck(nowhere, lambda: [{"server": "pbx1", "connected": True}])
+    assert (await links.check()).checks["ami"] == {"pbx1": "up"}
 
 
 async def test_not_ready_on_a_schema_that_is_not_current(tmp_path: Path) -> None:
@@ -264,8 +278,6 @@ async def test_not_ready_on_a_schema_that_is_not_current(tmp_path: Path) -> None
 async def test_metrics_are_off_without_a_scrape_token(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path, db_url: str
 ) -> None:
-    from callcenter.ops.wiring import install_ops
-
     container = Container(
         settings=Settings(data_dir=tmp_path, database_url=db_url),
         clock=VirtualClock(MONDAY_0930),
