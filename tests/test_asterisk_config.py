@@ -293,5 +293,10 @@ def test_the_callback_hold_has_its_music_class_and_cdrs_reach_the_manager() -> N
     classes = {name for name, _ in asterisk_sections(ASTERISK / "musiconhold.conf")}
     held = [s.args for s in SHIPPED if s.app == "MusicOnHold"]
     assert held and all(a.split(",", 1)[0] in classes for a in held), (held, classes)
+    (default,) = [o for n, o in asterisk_sections(ASTERISK / "musiconhold.conf") if n == "default"]
+    # the folder the prompts script fills (sounds/ is mounted as sounds/custom in compose)
+    assert default["directory"] == "/var/lib/asterisk/sounds/custom/moh"
+    script = (ASTERISK.parent.parent / "scripts" / "make-prompts.sh").read_text(encoding="utf-8")
+    assert '"$dir/moh/hold.wav"' in script
     (cdr,) = [o for n, o in asterisk_sections(ASTERISK / "cdr_manager.conf") if n == "general"]
     assert cdr["enabled"] == "yes"
