@@ -71,6 +71,7 @@ class StubEngine:
         self._seats = [_Seat(states[i % len(states)]) for i in range(n)]
         self._calls = [{"ami_server": f"pbx{i % 2 + 1}"} for i in range(n)]
         self._live = _Live(ATTEMPT, 1, "renewal", "seat_first")
+        self.latencies = [(1, 0.0, 0.002, 0.004)] * 0
 
     def get(self, _id: int) -> Any:
         return None
@@ -84,8 +85,23 @@ class StubEngine:
     def live_calls(self) -> list[dict[str, str]]:
         return self._calls
 
-    def link_stats(self) -> list[tuple[str, bool, int, int]]:
-        return [("pbx1", True, 10_000_000, 1), ("pbx2", True, 9_000_000, 3)]
+    @property
+    def _servers(self) -> dict[str, Any]:
+        return {"pbx1": _Server(), "pbx2": _Server()}
+
+
+class _Link:
+    connected = True
+
+
+class _ReadCheck:
+    events = 10_000_000
+
+
+class _Server:
+    link = _Link()
+    read_check = _ReadCheck()
+    links = 2
 
 
 def main() -> None:
@@ -106,7 +122,7 @@ def main() -> None:
     outcomes = ["answered", "busy", "no_answer", "failed"]
     start = time.perf_counter()
     for i in range(a.calls):
-        engine.bus.publish(OriginateSent(ATTEMPT, None, 0.002))  # type: ignore[arg-type]
+        engine.bus.publish(OriginateSent(ATTEMPT, None))  # type: ignore[arg-type]
         engine.bus.publish(CallEnded(ATTEMPT, 1, "renewal", "seat_first", outcomes[i % 4], "pbx1"))
     per_call = (time.perf_counter() - start) / a.calls
     print(f"metrics bus handlers: {per_call * 1e6:.1f} µs per call (OriginateSent + CallEnded)")

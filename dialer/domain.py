@@ -27,8 +27,6 @@ class OriginateSent:
 
     attempt_id: str
     at: datetime
-    # seconds from the seat becoming ready to the Originate handed to the link (seat calls)
-    waited: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

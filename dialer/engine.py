@@ -1172,8 +1172,7 @@ class DialerEngine:
                 return
             self._enqueue(live.server, results)
             return
-        waited = None if ready_at is None else sending - ready_at
-        self.bus.publish(OriginateSent(live.attempt_id, now, waited))
+        self.bus.publish(OriginateSent(live.attempt_id, now))
 
     async def _refused_for_shutdown(self, server: _Server, live: _Live, message: str) -> None:
         """Asterisk refused the Originate because it is stopping: nothing was dialled. The
@@ -1503,18 +1502,6 @@ class DialerEngine:
                 "connected": server.link is not None and server.link.connected,
                 "warnings": server.read_check.warnings(),
             }
-            for name, server in self._servers.items()
-        ]
-
-    def link_stats(self) -> list[tuple[str, bool, int, int]]:
-        """Each AMI link: (server, connected, events read, connections made), for metrics."""
-        return [
-            (
-                name,
-                server.link is not None and server.link.connected,
-                server.read_check.events,
-                server.links,
-            )
             for name, server in self._servers.items()
         ]
 

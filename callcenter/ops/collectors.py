@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -47,8 +48,6 @@ def watch_dialer(metrics: Metrics, engine: DialerEngine) -> None:
             metrics.calls_started.labels(
                 campaign_name(live.campaign_id, live.kind), live.mode
             ).inc()
-        if e.waited is not None:
-            metrics.ready_to_originate.observe(e.waited)
 
     def ended(e: CallEnded) -> None:
         metrics.calls_ended.labels(campaign_name(e.campaign_id, e.kind), e.outcome).inc()
@@ -104,6 +103,37 @@ async def read_db_figures(session: AsyncSession, now: datetime) -> DbFigures:
     )
 
 
+LinkStats = tuple[str, bool, int, int]  # server, connected, events read, connections made
+
+
+def link_stats(engine: DialerEngine) -> list[LinkStats]:
+    """Each AMI link of the engine. `_servers` is the engine's view of its servers that it
+    keeps for lookers from outside (tests, benchmarks, these metrics)."""
+    return [
+        (name, srv.link is not None and srv.link.connected, srv.read_check.events, srv.links)
+        for name, srv in engine._servers.items()
+    ]
+
+
+class LatencyCursor:
+    """Moves the seat-ready → Originate histogram from the engine's latency record (the
+    samples the dialer benchmark reads: specialist, ready at, seconds to the send, seconds
+    to the reply): each scrape observes the samples added since the last one."""
+
+    def __init__(self) -> None:
+        self._last: object | None = None
+
+    def new_samples(self, record: Sequence[tuple[int, float, float, float]]) -> list[float]:
+        fresh: list[float] = []
+        for sample in reversed(record):  # newest first, back to the last one seen
+            if sample is self._last:
+                break
+            fresh.append(sample[2])
+        if record:
+            self._last = record[-1]
+        return fresh[::-1]
+
+
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=value)
 
@@ -118,14 +148,20 @@ class StateCollector(Collector):
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
         off_servers: Iterable[str] = (),
+        histogram: Histogram | None = None,
     ) -> None:
         self.engine = engine
         self.sessions = sessions
         self.clock = clock
         self.off_servers = list(off_servers)
         self.db = DbFigures()
+        self.histogram = histogram
+        self._latency = LatencyCursor()
 
     async def refresh(self) -> None:
+        if self.histogram is not None:
+            for seconds in self._latency.new_samples(self.engine.latencies):
+                self.histogram.observe(seconds)
         try:
             async with asyncio.timeout(DB_TIMEOUT), self.sessions() as s:
                 self.db = await read_db_figures(s, self.clock.now())
@@ -149,7 +185,7 @@ class StateCollector(Collector):
         live = GaugeMetricFamily(
             "callcenter_live_calls", "Calls in flight by AMI server", labels=["server"]
         )
-        per_server = dict.fromkeys((name for name, *_ in self.engine.link_stats()), 0)
+        per_server = dict.fromkeys((name for name, *_ in link_stats(self.engine)), 0)
         for call in self.engine.live_calls():
             per_server[call["ami_server"]] = per_server.get(call["ami_server"], 0) + 1
         for server, n in sorted(per_server.items()):
@@ -173,7 +209,7 @@ class StateCollector(Collector):
             "AMI links re-established after the first connection, per server",
             labels=["server"],
         )
-        for name, connected, n_events, connects in self.engine.link_stats():
+        for name, connected, n_events, connects in link_stats(self.engine):
             up.add_metric([name], 1 if connected else 0)
             enabled.add_metric([name], 1)
             events.add_metric([name], n_events)

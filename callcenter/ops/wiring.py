@@ -18,7 +18,13 @@ def install_ops(
     state = None
     if engine is not None:
         watch_dialer(container.metrics, engine)
-        state = StateCollector(engine, container.sessions, container.clock, off)
+        state = StateCollector(
+            engine,
+            container.sessions,
+            container.clock,
+            off,
+            histogram=container.metrics.ready_to_originate,
+        )
         container.metrics.registry.register(state)
     token = container.settings.ops.metrics_token
     ops = http.Ops(
