@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.database import create_engine, ensure_schema_current, session_factory
+from callcenter.ops.metrics import Metrics, http_middleware
 from callcenter.settings import Settings, load_settings
 from callcenter.web import create_app
 from common.clock import Clock, SystemClock
@@ -34,10 +36,10 @@ class Container:
     route_tables: list[web.RouteTableDef] = field(default_factory=list)
     cleanup_contexts: list[CleanupCtx] = field(default_factory=list)
     app_values: dict[web.AppKey[Any], object] = field(default_factory=dict)
+    # This process's Prometheus registry and its counters (callcenter.ops).
+    metrics: Metrics = field(default_factory=Metrics)
     # Run before the server waits for open requests (e.g. ending live event streams).
-    shutdown_hooks: list[Callable[[web.Application], Awaitable[None]]] = field(
-        default_factory=list
-    )
+    shutdown_hooks: list[Callable[[web.Application], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -62,12 +64,18 @@ async def bootstrap(
         clock=clock or SystemClock(),
         engine=engine,
         sessions=session_factory(engine),
+        metrics=Metrics(CollectorRegistry(auto_describe=True)),
     )
 
 
 def build_app(container: Container, *, owns_engine: bool = True) -> web.Application:
     """`owns_engine=False` when someone else (a test fixture) disposes the engine."""
-    app = create_app(container.sessions, container.route_tables, container.clock)
+    app = create_app(
+        container.sessions,
+        container.route_tables,
+        container.clock,
+        middlewares=[http_middleware(container.metrics, container.clock.monotonic)],
+    )
     for key, value in container.app_values.items():
         app[key] = value
     app.cleanup_ctx.extend(container.cleanup_contexts)

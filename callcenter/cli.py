@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 
 from callcenter import commands
+from callcenter.ops.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Before the settings are read (they may fail to load): the format from the environment;
+    # `serve` and `demo` configure again with the settings' secrets (callcenter.ops.logs).
+    configure_logging(level, os.environ.get("CALLCENTER_OPS__LOG_FORMAT", "auto"))
     if args.config:
-        import os
-
         os.environ["CALLCENTER_CONFIG"] = args.config
     func = getattr(args, "func", None)
     if func is None:

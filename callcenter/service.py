@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bootstrap import Container
 from callcenter.jobs import DailyJob, DailyJobRunner, parse_time
+from callcenter.ops.wiring import install_ops
 from callcenter.pages.wiring import install_pages
 from crm_sync import http as crm_http
 from crm_sync.mail import (
@@ -271,6 +272,7 @@ def wire(
             ),
         )
         for s in settings.ami
+        if s.enabled
     ]
     engine = DialerEngine(
         container.sessions,
@@ -318,6 +320,7 @@ def wire(
     container.app_values[DESK] = desk
     container.app_values[crm_http.CRM_SESSIONS] = container.sessions
     install_pages(container, service.dialer, engine, desk.tz)
+    install_ops(container, engine, [s.name for s in settings.ami if not s.enabled])
 
     async def dialer_ctx(_app: web.Application) -> AsyncIterator[None]:
         # Recordings' ingest is started already (its cleanup_ctx comes first).

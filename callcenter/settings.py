@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
@@ -36,6 +36,8 @@ class AmiServer(BaseModel):
     ping_interval: float = 10.0
     ping_timeout: float = 5.0
     channel_family: str = Field(default="pjsip", pattern="^(pjsip|local)$")
+    # false: deliberately off (maintenance); the dialer leaves it alone and /readyz says "off"
+    enabled: bool = True
 
 
 class DialerSettings(BaseModel):
@@ -45,6 +47,14 @@ class DialerSettings(BaseModel):
     caller_id: CallerId = '"续保专员" <95500>'
     automatic_caller_id: CallerId = '"续保回访" <95500>'
     reminder_message: SoundName = prompts.RENEWAL_REMINDER
+
+
+class ObservabilitySettings(BaseModel):
+    """/metrics needs `Authorization: Bearer <metrics_token>`; without a token it is off.
+    Logs: "json" lines, "text" for people, "auto" = text on a terminal, else JSON."""
+
+    metrics_token: SecretStr | None = None
+    log_format: Literal["auto", "json", "text"] = "auto"
 
 
 class HttpSettings(BaseModel):
@@ -89,6 +99,7 @@ class Settings(BaseSettings):
     monitor_dir: Path | None = None
     recordings: RecordingSettings = Field(default_factory=RecordingSettings)
     crm: CrmSettings = Field(default_factory=CrmSettings)  # the CRM link (docs/crm.md)
+    ops: ObservabilitySettings = Field(default_factory=ObservabilitySettings)  # docs/operations.md
 
     @classmethod
     def settings_customise_sources(

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Middleware
 from openapi_ui_bundles import swagger_ui
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -276,8 +277,10 @@ def create_app(
     sessions: async_sessionmaker[AsyncSession],
     route_tables: Iterable[web.RouteTableDef] = (),
     clock: Clock | None = None,
+    middlewares: Iterable[Middleware] = (),
 ) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware])
+    # Extra middlewares (the HTTP metrics) come first: they see the error middleware's answer.
+    app = web.Application(middlewares=[*middlewares, error_middleware, auth_middleware])
     app[SESSIONS] = sessions
     app[OPENAPI_CACHE] = {}
     app[CLOCK] = clock or SystemClock()

@@ -155,7 +155,11 @@ def route(f: AttemptFacts, fin: Finished) -> Route:
     automatic = f.mode == DialMode.AUTOMATIC.value
     if f.campaign_kind == "reminder":
         return Route.REMINDER
-    simple: dict[str, Route] = {NOT_SENT: Route.NOT_SENT, SKIPPED: Route.SKIPPED, ENDED_BY_PBX: Route.ENDED_BY_PBX}
+    simple: dict[str, Route] = {
+        NOT_SENT: Route.NOT_SENT,
+        SKIPPED: Route.SKIPPED,
+        ENDED_BY_PBX: Route.ENDED_BY_PBX,
+    }
     if fin.outcome in simple:
         return simple[fin.outcome]
     if automatic and talked and fin.key_pressed in ("1", "2"):
@@ -322,9 +326,7 @@ def decide(
 ) -> Decision:
     """The decision for a finished attempt, and the outbox messages it publishes."""
     r = route(f, fin)
-    lead = LeadDraft(
-        f.lead_id, f.lead_status, f.owner_id, None, f.callback_at, f.next_attempt_at
-    )
+    lead = LeadDraft(f.lead_id, f.lead_status, f.owner_id, None, f.callback_at, f.next_attempt_at)
     rule = _rule(r, f, fin, now, hours, retry, lead)
     reason, next_at, contact = rule.reason, rule.next_at, rule.contact
     if fin.unknown:

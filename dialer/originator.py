@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from common.logcontext import about_the_call
 from dialer import originate, queues, shutdown
 from dialer.ami.exceptions import AmiError
 from dialer.ami.protocol import HeaderValue
@@ -114,6 +115,7 @@ class Originator:
             return "not_sent_link", Finished(live.attempt_id, NOT_SENT, reason=reason)
         return None
 
+    @about_the_call
     async def send(self, live: LiveCall, camp: CampaignInfo | None) -> None:
         server = self.rt.servers[live.server]
         await self._pace(server, live, camp)

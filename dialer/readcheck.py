@@ -75,9 +75,11 @@ class ReadCheck:
         self._needed: dict[str, int] = dict.fromkeys(_NEEDS, 0)  # calls that lacked them
         self._reads = 0  # READSTATUS variables seen: the dialplan read a key
         self.missing: dict[str, str] = {}  # class -> warning, while it holds
+        self.events = 0  # every event read on the link (the events/s metric)
 
     def saw(self, event: ev.AmiEvent) -> None:
         """Called for every event (thousands a second in a burst): two dict look-ups."""
+        self.events += 1
         name = event.name
         if isinstance(event, ev.VarSet) and event.variable == "READSTATUS":
             self._reads += 1

@@ -76,8 +76,6 @@ class Effects:
     book_specialist: bool = False  # callback key 2: a person should call back
 
 
-
-
 async def _history(session: AsyncSession, attempt: CallAttempt) -> list[RetryAttempt]:
     rows = (
         await session.execute(

@@ -20,4 +20,9 @@ for txt in "$dir"/*.txt; do
   sox "$tmp/$name.wav" -r 8000 -c 1 -b 16 -e signed-integer "$dir/$name.wav" gain -n -1
   count=$((count + 1))
 done
+# The callback's hold (MusicOnHold(default), docker/asterisk/musiconhold.conf): a soft chime
+# every 3 s, so that the class has a file to play (an empty class ends the call at once).
+mkdir -p "$dir/moh"
+sox -n -r 8000 -c 1 -b 16 -e signed-integer "$dir/moh/hold.wav" \
+  synth 0.8 sine 523 fade 0.05 0.8 0.3 gain -12 pad 0 2.2
 echo "make-prompts: $count prompts in $dir"

@@ -276,8 +276,23 @@ def test_fast_path_and_general_parser_agree_on_any_block(pieces: list[str]) -> N
 
 
 _routing_pieces = st.sampled_from(
-    ["Event: ", "ActionID", "ActionID: ", "ActionID:", "EventList", "A", ":", ": ", "\r\n",
-     "\r", "\n", "续", "Response: Follows", "Output: x", "7"]
+    [
+        "Event: ",
+        "ActionID",
+        "ActionID: ",
+        "ActionID:",
+        "EventList",
+        "A",
+        ":",
+        ": ",
+        "\r\n",
+        "\r",
+        "\n",
+        "续",
+        "Response: Follows",
+        "Output: x",
+        "7",
+    ]
 )
 
 

@@ -46,9 +46,9 @@ async def test_simulator_sends_the_same_key_events_and_outcomes_as_real_asterisk
 def test_the_comparison_notices_a_wrong_cause() -> None:
     _, real = parse_stream((FIXTURES / "03_originate_busy.ami").read_bytes())
     tampered = [
-        m if m.get("Cause") != "17" else type(m).from_pairs(
-            [(k, "21" if k == "Cause" else v) for k, v in m.headers]
-        )
+        m
+        if m.get("Cause") != "17"
+        else type(m).from_pairs([(k, "21" if k == "Cause" else v) for k, v in m.headers])
         for m in real
     ]
     assert diff(key_view(real), key_view(tampered))

@@ -146,9 +146,7 @@ async def test_the_about_page_says_what_this_is_and_links_the_seat_and_api_pages
     assert (await client.post("/about")).status in (401, 405)
 
 
-async def test_a_bug_in_a_handler_is_a_500_not_a_bad_request(
-    client: TestClient, sessions
-) -> None:
+async def test_a_bug_in_a_handler_is_a_500_not_a_bad_request(client: TestClient, sessions) -> None:
     _, token = await _user(sessions, "zhang", "specialist")
     r = await client.get("/api/test/bug", headers={"Authorization": f"Bearer {token}"})
     assert r.status == 500

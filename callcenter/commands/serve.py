@@ -7,11 +7,13 @@ import argparse
 import asyncio
 import gc
 import logging
+import signal
 
 from aiohttp import web
 
 from callcenter.bootstrap import bootstrap, build_app
 from callcenter.database import SchemaOutOfDate
+from callcenter.ops.logs import configure_for
 from callcenter.service import wire
 from callcenter.settings import Settings, load_settings
 from callcenter.web import make_runner
@@ -38,6 +40,22 @@ async def start_simulator(settings: Settings) -> PbxSimulator:
     return sim
 
 
+async def stop_requested() -> None:
+    """Until SIGTERM (systemd, docker stop) or SIGINT: either stops the service cleanly (the
+    dialer's grace, the cleanup contexts), where Python's default would end it on SIGTERM at
+    once, and a container's PID 1 would ignore it."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("stop requested: finishing the work under way")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
 async def run_service(settings: Settings, host: str, port: int) -> None:
     container = await bootstrap(settings)
     sim = await start_simulator(settings) if settings.simulator else None
@@ -55,7 +73,7 @@ async def run_service(settings: Settings, host: str, port: int) -> None:
         )
         if sim is not None:
             print(f"callcenter: built-in PBX simulator on 127.0.0.1:{sim.port}", flush=True)
-        await asyncio.Event().wait()
+        await stop_requested()
     finally:
         await runner.cleanup()
         if sim is not None:
@@ -64,6 +82,7 @@ async def run_service(settings: Settings, host: str, port: int) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()
+    configure_for(settings, settings.ops.log_format)
     try:
         asyncio.run(
             run_service(settings, args.host or settings.http.host, args.port or settings.http.port)
