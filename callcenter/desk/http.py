@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import BodyPartReader, web
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from callcenter.desk.imports import DeskImports, rejected_rows_workbook
 from callcenter.desk.services import DeskPages
@@ -81,6 +81,14 @@ class RecordingsQuery(Query):
     min_seconds: Annotated[float, Field(ge=0, le=86_400)] | None = None
     max_seconds: Annotated[float, Field(ge=0, le=86_400)] | None = None
     offset: Offset = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, data: Any) -> Any:
+        # A filter form sends its empty fields too: "" means "any".
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v not in ("", None)}
+        return data
 
 
 def _filter(request: web.Request, q: RecordingsQuery, limit: int = PAGE_SIZE) -> RecordingFilter:
