@@ -95,23 +95,39 @@ async def add_call_recording(
         return rec.id
 
 
-async def add_due_leads(site: Site, count: int, today: date) -> list[int]:
-    """Renewal leads due today and owned by nobody: the morning deal's work."""
+async def add_due_leads(
+    site: Site, count: int, today: date, *, owner_id: int | None = None, tag: str = "due"
+) -> list[int]:
+    """Renewal leads due today and owned by nobody: the morning deal's work. With an owner:
+    leads handed out to them on `today`, still without a contact result."""
     ids = []
     async with site.service.container.sessions() as s:
         for i in range(count):
-            c = Customer(name=f"待分{i}", match_key=f"due{i}")
+            c = Customer(name=f"待分{i}", match_key=f"{tag}{i}")
             s.add(c)
             await s.flush()
-            s.add(Phone(customer_id=c.id, raw=f"1390000{i:04d}", e164=f"+86139000{i:05d}"))
+            s.add(
+                Phone(
+                    customer_id=c.id,
+                    raw=f"139{len(tag)}00{i:05d}",
+                    e164=f"+86139{len(tag)}00{i:05d}",
+                )
+            )
             p = Policy(
-                policy_number=f"DUE{i:05d}",
+                policy_number=f"{tag.upper()}{i:05d}",
                 policyholder_id=c.id,
                 expiry_date=today + timedelta(days=25),
             )
             s.add(p)
             await s.flush()
-            lead = Lead(policy_id=p.id, kind="renewal", status="due", due_on=today)
+            lead = Lead(
+                policy_id=p.id,
+                kind="renewal",
+                status="assigned" if owner_id else "due",
+                due_on=today,
+                owner_id=owner_id,
+                distributed_on=today if owner_id else None,
+            )
             s.add(lead)
             await s.flush()
             ids.append(lead.id)

@@ -110,7 +110,7 @@ async def test_a_failed_review_books_a_callback_inside_the_calling_windows(
     await page.fill("#callback-at", "2026-01-05T13:00")
     await page.screenshot(path=str(artifacts / "desk-02-review-form.png"))
     await page.click("#btn-review")
-    await expect(page.locator("#review-msg")).to_contain_text("已预约回拨")
+    await expect(page.locator("#review-msg")).to_contain_text("已预约回拨 2026-01-05 15:30")
     await page.screenshot(path=str(artifacts / "desk-03-review-saved.png"))
 
     hours = site.service.desk.hours("renewal")
@@ -244,12 +244,19 @@ async def test_the_preview_of_the_distribution_matches_the_run(
     async with site.service.container.sessions() as s:
         s.add(Specialist(name="赵休假", seat="PJSIP/8201", on_leave=True))
         s.add(Specialist(name="钱停用", seat="PJSIP/8202", active=False))
+        late = Specialist(name="周未填", seat="PJSIP/8203")
+        s.add(late)
         await s.commit()
+    # Handed out last Wednesday and still without a result: its deadline is long past.
+    await add_due_leads(site, 2, date(2025, 12, 31), owner_id=late.id, tag="late")
     page = await open_as(browser, site, "boss", "/desk/distribution")
     await page.click("#btn-preview")
     await expect(page.locator("#dist-result")).to_have_attribute("data-kind", "preview")
     await expect(page.locator("#dist-skipped")).to_contain_text("赵休假: 休假")
     await expect(page.locator("#dist-skipped")).to_contain_text("钱停用: 暂停（已停用）")
+    await expect(page.locator("#dist-skipped")).to_contain_text(
+        "周未填: 昨日结果未填：2 条名单没有联系结果"
+    )
     preview = {
         int(await tr.get_attribute("data-id") or 0): int(await tr.locator("td").nth(1).inner_text())
         for tr in await page.locator("#dist-rows tr").all()
@@ -331,7 +338,7 @@ async def test_a_supervisor_adds_a_specialist_and_sees_who_is_signed_in_where(
     await expect(added).to_contain_text("PJSIP/8301")
     page.once("dialog", lambda d: d.accept())
     await added.locator(".disable").click()
-    await expect(page.locator('#people tr[data-username="sunxin"] .state')).to_contain_text(
+    await expect(page.locator('#people tr[data-username="sunxin"] .p-state')).to_contain_text(
         "已停用"
     )
     await page.screenshot(path=str(artifacts / "desk-13-people.png"))

@@ -22,6 +22,7 @@ from aiohttp import BodyPartReader, web
 from pydantic import Field, model_validator
 
 from callcenter.desk.imports import DeskImports, rejected_rows_workbook
+from callcenter.desk.labels import LABELS
 from callcenter.desk.services import DeskPages
 from callcenter.pages import i18n
 from callcenter.pages.http import CSRF, _call, _render
@@ -53,7 +54,20 @@ def _page(
     request: web.Request, template: str, context: dict[str, Any], status: int = 200
 ) -> web.Response:
     who = principal(request)
-    base = {"who": who, "csrf": request.get(CSRF, ""), "page": template.removesuffix(".html")}
+    tr = _gettext(request)
+
+    def label(group: str, code: str | None) -> str:
+        if code is None:
+            return "—"
+        known = LABELS[group].get(code)
+        return tr(known) if known else code
+
+    base = {
+        "who": who,
+        "csrf": request.get(CSRF, ""),
+        "page": template.removesuffix(".html"),
+        "label": label,
+    }
     return _render(request, template, {**base, **context}, status, JINJA)
 
 
@@ -144,6 +158,7 @@ async def recordings_page(request: web.Request, query: RecordingsQuery) -> web.R
             "total": page["total"],
             "specialists": await desk.specialists() if who.is_supervisor else [],
             "outcomes": [o.value for o in Outcome],
+            "results": await desk.results(i18n.language(request)),
             "campaigns": [k.value for k in LeadKind],
             "tz": ZoneInfo(desk.tz),
             "qs": _query_string(request, offset=None),
@@ -185,6 +200,7 @@ async def recording_page(
         {
             "r": rec,
             "specialist": names.get(rec["specialist_id"] or 0),
+            "results": await desk.results(i18n.language(request)),
             "reviewer_names": names,
             "can_review": who.is_supervisor,
             "tz": ZoneInfo(desk.tz),

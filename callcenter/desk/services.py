@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.pages.models import WebLogin, WebSession
-from callcenter.pages.services import Accounts, check_password_rules
+from callcenter.pages.services import Accounts, check_password_rules, contact_results
 from common.clock import Clock
 from common.principal import Principal
 from common.web import require_supervisor
@@ -69,6 +69,12 @@ class DeskPages:
         async with self.sessions() as s:
             people = await list_specialists(s)
         return [p for p in people if p["role"] == "specialist"]
+
+    async def results(self, lang: str) -> dict[str, str]:
+        """The standard contact results' labels in `lang`, by code."""
+        async with self.sessions() as s:
+            rows = await contact_results(s)
+        return {r["code"]: r["label_zh"] if lang == "zh_CN" else r["label_en"] for r in rows}
 
     # -- recordings ----------------------------------------------------------------------
     async def recordings_page(self, viewer: Principal, f: RecordingFilter) -> dict[str, Any]:

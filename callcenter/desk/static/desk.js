@@ -109,6 +109,16 @@ function initPlayer() {
   redraw();
 }
 
+function deskTime(iso, tz) {
+  // The desk's wall clock, whatever the browser's zone: 2026-01-05 15:30.
+  const parts = new Intl.DateTimeFormat("en-CA", {
+    timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+  }).formatToParts(new Date(iso));
+  const p = Object.fromEntries(parts.map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
+}
+
 function initReview() {
   const form = $("review-form");
   if (!form) return;
@@ -139,7 +149,7 @@ function initReview() {
       const review = await api("POST", `/api/recordings/${form.dataset.id}/reviews`, body);
       msg.className = "good";
       msg.textContent = review.callback_at
-        ? fmt(M.booked, { at: new Date(review.callback_at).toLocaleString("zh-CN", { hour12: false }) })
+        ? fmt(M.booked, { at: deskTime(review.callback_at, form.dataset.tz) })
         : M.saved;
       msg.dataset.callbackAt = review.callback_at || "";
       form.querySelector("button[type=submit]").disabled = true;
