@@ -321,7 +321,7 @@ async def test_a_supervisor_adds_a_specialist_and_sees_who_is_signed_in_where(
     row = page.locator(f'#people tr[data-id="{site.specialists[1]}"]')
     await expect(row.locator(".where")).to_contain_text("PJSIP/")
     boss_row = page.locator('#people tr[data-username="boss"]')
-    await expect(boss_row).to_contain_text("1 个会话")
+    await expect(boss_row).to_contain_text("从 127.0.0.1 登录")
     form = page.locator("#add-person")
     await form.locator('input[name="name"]').fill("孙新人")
     await form.locator('input[name="seat"]').fill("PJSIP/8301")

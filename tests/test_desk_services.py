@@ -144,6 +144,7 @@ async def test_people_show_the_seat_signed_in_to_and_the_open_web_sessions(
     people = {p["id"]: p for p in await desk.people()}
     assert people[one["id"]]["web_sessions"] == 2
     assert people[one["id"]]["web_since"] == "01-05 09:30"
+    assert people[one["id"]]["web_from"] == "10.0.0.6"  # the latest sign-in
     assert people[one["id"]]["seat_now"] is None
     assert people[two["id"]]["web_sessions"] == 0
     assert people[two["id"]]["seat_now"]["state"] == "paused"

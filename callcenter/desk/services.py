@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.pages.models import WebLogin, WebSession
@@ -117,18 +117,14 @@ class DeskPages:
         now = self.clock.now()
         async with self.sessions() as s:
             people = await list_specialists(s)
-            web = {
-                r.specialist_id: (int(r.n), r.last)
-                for r in await s.execute(
-                    select(
-                        WebSession.specialist_id,
-                        func.count().label("n"),
-                        func.max(WebSession.created_at).label("last"),
-                    )
-                    .where(WebSession.expires_at > now)
-                    .group_by(WebSession.specialist_id)
-                )
-            }
+            web: dict[int, tuple[int, datetime, str | None]] = {}
+            for r in await s.execute(
+                select(WebSession.specialist_id, WebSession.created_at, WebSession.address)
+                .where(WebSession.expires_at > now)
+                .order_by(WebSession.created_at, WebSession.id)
+            ):
+                count = web.get(r.specialist_id, (0, r.created_at, None))[0]
+                web[r.specialist_id] = (count + 1, r.created_at, r.address)
         logins = {u["id"]: u for u in await self.accounts.list()}
         seats = {v["specialist_id"]: v for v in await self.dialer.seats()}
         zone = ZoneInfo(self.tz)
@@ -138,9 +134,10 @@ class DeskPages:
             p["login_disabled"] = bool(login.get("disabled"))
             p["locked"] = bool(login.get("locked"))
             p["seat_now"] = seats.get(p["id"])
-            sessions, last = web.get(p["id"], (0, None))
+            sessions, last, address = web.get(p["id"], (0, None, None))
             p["web_sessions"] = sessions
             p["web_since"] = last.astimezone(zone).strftime("%m-%d %H:%M") if last else None
+            p["web_from"] = address  # the latest sign-in's address
         return people
 
     async def add_person(
