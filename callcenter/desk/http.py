@@ -207,6 +207,7 @@ async def recording_page(
             "desk_offset": f"{offset[:3]}:{offset[3:]}",
             "qs": _query_string(request),
             "next_id": nxt,
+            "callback_default": desk.next_slot(rec["lead"]["kind"]) if rec["lead"] else "",
         },
     )
 
@@ -260,6 +261,7 @@ async def upload(request: web.Request) -> web.Response:
     try:
         job = await imports.start(saved, name, kind)
     except ImportInputError as exc:
+        await asyncio.to_thread(saved.unlink, True)  # nothing of it is kept
         raise ApiError(400, f"{exc}; nothing was imported", code="bad_file") from None
     return json_response(job.view(_gettext(request)), status=202)
 

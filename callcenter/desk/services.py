@@ -95,6 +95,13 @@ class DeskPages:
             return ids[at + 1] if at + 1 < len(ids) else None
         return ids[0] if ids else None
 
+    def next_slot(self, kind: str) -> str:
+        """The next calling slot's start for `kind`, as the desk's wall clock for a
+        datetime-local field: a failed review's callback is offered there by default."""
+        hours = self.distribution.desk.hours(kind)
+        start = hours.next_slots(self.clock.now(), 1)[0].start
+        return start.astimezone(ZoneInfo(self.tz)).strftime("%Y-%m-%dT%H:%M")
+
     # -- distribution --------------------------------------------------------------------
     async def audit(self, days: int = AUDIT_DAYS) -> list[dict[str, Any]]:
         """The recorded distribution runs of the last `days` days, newest first, with names."""
