@@ -111,6 +111,7 @@ async def test_a_failed_review_books_a_callback_inside_the_calling_windows(
     await page.screenshot(path=str(artifacts / "desk-02-review-form.png"))
     await page.click("#btn-review")
     await expect(page.locator("#review-msg")).to_contain_text("已预约回拨 2026-01-05 15:30")
+    await expect(page.locator("#review-list li.bad")).to_contain_text("不通过")
     await page.screenshot(path=str(artifacts / "desk-03-review-saved.png"))
 
     hours = site.service.desk.hours("renewal")
@@ -160,6 +161,11 @@ async def test_a_specialist_sees_only_her_own_recordings_read_only(
     assert refused.status in (400, 403)
     resp = await page.goto("/desk/import")
     assert resp is not None and resp.status == 403
+    await expect(page.locator("#forbidden")).to_contain_text("仅供主管")
+    # English ships too.
+    await page.goto("/desk/recordings?lang=en")
+    await expect(page.locator("h1")).to_contain_text("Recordings")
+    await expect(page.locator("#own-only")).to_contain_text("Your own calls only")
 
 
 async def test_an_upload_with_bad_rows_shows_them_and_offers_the_file_of_rejects(

@@ -153,6 +153,10 @@ function initReview() {
         : M.saved;
       msg.dataset.callbackAt = review.callback_at || "";
       form.querySelector("button[type=submit]").disabled = true;
+      // The new review joins the list at once (the page shows it after a reload the same).
+      $("no-reviews")?.remove();
+      const li = el("li", `${deskTime(review.created_at, form.dataset.tz)} · ${M[review.passed ? "passed" : "failed"]} · ${review.total}${note ? ` · ${note}` : ""}`, review.passed ? "good" : "bad");
+      $("review-list").append(li);
     } catch (err) {
       msg.textContent = problem(err);
     }
