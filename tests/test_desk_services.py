@@ -253,3 +253,18 @@ async def test_an_import_from_the_page_reports_progress_rows_and_the_rejects(
     with pytest.raises(ImportInputError):
         await imports.start(bad, "notes.csv", "renewal")
     await imports.close()
+
+
+def test_every_desk_text_has_a_chinese_translation_and_english_ships_too() -> None:
+    from babel.messages.pofile import read_po
+
+    from callcenter.desk.wiring import LOCALE
+
+    with (LOCALE / "messages.pot").open("rb") as f:
+        template = {m.id for m in read_po(f) if m.id}
+    for lang in ("zh_CN", "en"):
+        with (LOCALE / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
+            catalog = read_po(f, locale=lang)
+        translated = {m.id for m in catalog if m.id and m.string}
+        assert template <= translated, f"{lang} lacks {sorted(template - translated)}"
+    assert ZH("Campaigns") == "外呼活动"
