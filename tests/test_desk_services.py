@@ -268,3 +268,26 @@ def test_every_desk_text_has_a_chinese_translation_and_english_ships_too() -> No
         translated = {m.id for m in catalog if m.id and m.string}
         assert template <= translated, f"{lang} lacks {sorted(template - translated)}"
     assert ZH("Campaigns") == "外呼活动"
+
+
+async def test_a_long_import_shows_its_progress_batch_by_batch(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    import asyncio
+
+    imports = DeskImports(
+        engine, VirtualClock(T0), tmp_path, "Asia/Shanghai", TimelineRules(), batch_size=100
+    )
+    path = imports.new_path("long.csv")
+    lines = ["保单号,投保人,投保人联系电话,终保日期"]
+    lines += [f"L{i:05d},客户{i},139{i:08d},2026-02-01" for i in range(500)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    job = await imports.start(path, "long.csv", "renewal")
+    assert job.total == 500
+    seen = set()
+    while job.state == "running":  # what the page's poll sees, turn by turn
+        seen.add(job.done)
+        await asyncio.sleep(0)
+    assert job.state == "done" and job.done == 500
+    assert seen - {0, 500}, f"no progress between start and end: {seen}"
+    assert all(n % 100 == 0 for n in seen)

@@ -25,7 +25,7 @@ from common.clock import Clock
 from crm_sync.exceptions import ImportInputError
 from crm_sync.importer import Cell, PreparedImport, RowError, open_table, prepare
 from crm_sync.models import LeadKind
-from crm_sync.services import ImportSummary, import_file
+from crm_sync.services import BATCH_SIZE, ImportSummary, import_file
 from crm_sync.spreadsheets import append_rows
 from schedules.timeline import TimelineRules
 
@@ -164,8 +164,10 @@ class DeskImports:
         folder: Path,
         tz: str,
         rules: TimelineRules,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
         self.engine = engine
+        self.batch_size = batch_size  # rows per database round: the progress bar's step
         self.clock = clock
         self.folder = folder
         self.tz = tz
@@ -208,6 +210,7 @@ class DeskImports:
                 now=now,
                 today=now.astimezone(ZoneInfo(self.tz)).date(),
                 progress=progress,
+                batch_size=self.batch_size,
                 prepared=prepared,
                 clock=self.clock,
                 rules=self.rules,
