@@ -17,6 +17,7 @@ from playwright.async_api import expect
 from sqlalchemy import select
 
 from crm_sync.models import Lead, Policy, Specialist
+from schedules.models import DistributionRun
 from tests.desk_page_support import (
     EXPORT_HEADER,
     add_call_recording,
@@ -268,6 +269,8 @@ async def test_the_preview_of_the_distribution_matches_the_run(
         for tr in await page.locator("#dist-rows tr").all()
     }
     assert sum(preview.values()) == 9
+    summary = await page.locator("#dist-summary").inner_text()
+    seed = int(re.search(r"(\d+)。?$", summary.strip()).group(1))  # type: ignore[union-attr]
     assert await owners(site, due) == {}  # a preview writes nothing
     await page.screenshot(path=str(artifacts / "desk-08-distribution-preview.png"))
 
@@ -277,6 +280,9 @@ async def test_the_preview_of_the_distribution_matches_the_run(
     await expect(page.locator("#dist-rows .differs")).to_have_count(0)
     dealt = await owners(site, due)
     assert dealt == {k: v for k, v in preview.items() if v}
+    async with site.service.container.sessions() as s:
+        run = (await s.scalars(select(DistributionRun))).one()
+    assert run.seed == seed  # the run used exactly the preview's seed
     await page.screenshot(path=str(artifacts / "desk-09-distribution-run.png"))
     await page.reload()
     await expect(page.locator("#audit tbody tr[data-run]")).to_have_count(1)

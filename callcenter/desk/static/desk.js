@@ -224,6 +224,13 @@ function skipReason(k) {
 
 let preview = null;
 
+function randomSeed() {
+  // The page draws the seed, below 2^53: a JSON number beyond that loses digits in a browser,
+  // and the run must get back exactly the seed its preview used.
+  const [hi, lo] = crypto.getRandomValues(new Uint32Array(2));
+  return (hi & 0x1fffff) * 2 ** 32 + lo;
+}
+
 function showDeal(work, previewed) {
   const d = work.distribution;
   $("dist-result").hidden = false;
@@ -259,7 +266,9 @@ function initDistribution() {
   $("btn-preview").addEventListener("click", async () => {
     $("dist-error").textContent = "";
     try {
-      preview = await api("POST", "/api/distribution", { date: $("dist-day").value, dry_run: true });
+      preview = await api("POST", "/api/distribution", {
+        date: $("dist-day").value, dry_run: true, seed: randomSeed(),
+      });
       showDeal(preview, null);
       $("btn-run").disabled = false;
     } catch (err) {
