@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from openpyxl import load_workbook
 from playwright.async_api import expect
 from sqlalchemy import select
 
+from callcenter.pages.exceptions import SignInRefused
+from callcenter.pages.services import Accounts
 from crm_sync.models import Lead, Policy, Specialist
 from schedules.models import DistributionRun
 from tests.desk_page_support import (
@@ -348,6 +351,10 @@ async def test_a_supervisor_adds_a_specialist_and_sees_who_is_signed_in_where(
     await form.locator("button").click()
     added = page.locator('#people tr[data-username="sunxin"]')
     await expect(added).to_contain_text("PJSIP/8301")
+    # A password reset: a prompt for the new one, then the old one no longer opens.
+    page.once("dialog", lambda d: d.accept("li-na-new-2027"))
+    await page.locator('#people tr[data-username="lina"] .reset').click()
+    await expect(page.locator("#people-msg")).to_contain_text("已重置 李娜 的密码")
     page.once("dialog", lambda d: d.accept())
     await added.locator(".disable").click()
     await expect(page.locator('#people tr[data-username="sunxin"] .p-state')).to_contain_text(
@@ -357,3 +364,7 @@ async def test_a_supervisor_adds_a_specialist_and_sees_who_is_signed_in_where(
     async with site.service.container.sessions() as s:
         person = await s.scalar(select(Specialist).where(Specialist.seat == "PJSIP/8301"))
     assert person is not None and not person.active
+    accounts = Accounts(site.service.container.sessions, site.clock)
+    assert (await accounts.sign_in("lina", "li-na-new-2027", "10.0.0.9")).session_id
+    with pytest.raises(SignInRefused):
+        await accounts.sign_in("lina", "li-na-2026!", "10.0.0.9")
