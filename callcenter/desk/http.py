@@ -337,7 +337,7 @@ async def distribution_page(request: web.Request) -> web.Response:
     return _page(
         request,
         "desk_distribution.html",
-        {"today": desk.today().isoformat(), "audit": await desk.audit()},
+        {"today": desk.today().isoformat(), "audit": await desk.audit(), "tz": ZoneInfo(desk.tz)},
     )
 
 
