@@ -17,6 +17,7 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bootstrap import Container
+from callcenter.desk.wiring import install_desk
 from callcenter.jobs import DailyJob, DailyJobRunner, parse_time
 from callcenter.ops.wiring import install_ops
 from callcenter.pages.wiring import install_pages
@@ -321,6 +322,7 @@ def wire(
     container.app_values[crm_http.CRM_SESSIONS] = container.sessions
     install_pages(container, service.dialer, engine, desk.tz)
     install_ops(container, engine, [s.name for s in settings.ami if not s.enabled])
+    install_desk(container, service.dialer, recordings.service, desk)
 
     async def dialer_ctx(_app: web.Application) -> AsyncIterator[None]:
         # Recordings' ingest is started already (its cleanup_ctx comes first).

@@ -93,6 +93,13 @@ def _int(field: str, value: object, low: int, high: int) -> int:
     return value
 
 
+def modes_for(kind: str) -> frozenset[str]:
+    """The dial modes a campaign of `kind` may use: automatic kinds have no specialist."""
+    if kind in _AUTOMATIC_KINDS:
+        return frozenset({DialMode.AUTOMATIC.value})
+    return frozenset(m.value for m in SPECIALIST_MODES)
+
+
 def campaign_changes(kind: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Validated settings for a campaign of `kind`; None means "leave as is". The values go
     into Originate headers and the pacing, so only known fields with sane values pass."""
@@ -101,11 +108,7 @@ def campaign_changes(kind: str, changes: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if field_ == "mode":
-            allowed = (
-                {DialMode.AUTOMATIC.value}
-                if kind in _AUTOMATIC_KINDS
-                else {m.value for m in SPECIALIST_MODES}
-            )
+            allowed = modes_for(kind)
             if value not in allowed:
                 raise DialerError(
                     f"mode of a {kind} campaign must be one of {', '.join(sorted(allowed))}"

@@ -54,6 +54,7 @@ class RecordingQuery(Query):
     max_duration: Seconds | None = None
     reviewed: bool | None = None
     status: Code | None = None
+    campaign: Code | None = Field(default=None, description="the campaign kind, e.g. renewal")
     limit: Limit = 50
     offset: Offset = 0
 
@@ -148,7 +149,8 @@ async def list_recordings(request: web.Request, query: RecordingQuery) -> dict[s
     """List recordings, newest first.
 
     Filters: specialist_id, from, to (ISO 8601 with offset), outcome, contact_result,
-    min_duration, max_duration (seconds), reviewed (true/false), status, limit, offset.
+    min_duration, max_duration (seconds), reviewed (true/false), status, campaign (the
+    campaign kind: renewal, lapsed, trial, callback), limit, offset.
     Specialists see only their own calls.
     """
     f = RecordingFilter(
@@ -161,6 +163,7 @@ async def list_recordings(request: web.Request, query: RecordingQuery) -> dict[s
         max_duration=query.max_duration,
         reviewed=query.reviewed,
         status=query.status,
+        campaign=query.campaign,
         limit=query.limit,
         offset=query.offset,
     )

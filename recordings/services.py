@@ -62,6 +62,7 @@ class RecordingFilter:
     max_duration: float | None = None
     reviewed: bool | None = None
     status: str | None = None
+    campaign: str | None = None  # the campaign kind: the lead's kind (renewal, lapsed, …)
     limit: int = 50
     offset: int = 0
 
@@ -202,6 +203,8 @@ class RecordingsService:
             conds.append(self._reviewed() if f.reviewed else ~self._reviewed())
         if f.status:
             conds.append(Recording.status == f.status)
+        if f.campaign:
+            conds.append(Lead.kind == f.campaign)
         if conds:
             q = q.where(and_(*conds))
         return q

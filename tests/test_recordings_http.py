@@ -110,6 +110,8 @@ async def test_supervisor_lists_every_recording_and_a_specialist_only_their_own(
         ("outcome=busy", []),
         ("reviewed=false", ["theirs", "mine"]),
         ("specialist_id={me}", ["mine"]),
+        ("campaign=renewal", ["mine"]),  # the lead's kind; "theirs" has no lead
+        ("campaign=lapsed", []),
     ],
 )
 async def test_list_filters(api: Api, query: str, expected: list[str]) -> None:

@@ -98,11 +98,15 @@ class SessionCookies:
 
 
 def _render(
-    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+    request: web.Request,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+    envs: dict[str, web.AppKey[jinja2.Environment]] = JINJA,
 ) -> web.Response:
     lang = i18n.language(request)
     resp = aiohttp_jinja2.render_template(
-        template, request, {**context, "lang": lang}, app_key=JINJA[lang], status=status
+        template, request, {**context, "lang": lang}, app_key=envs[lang], status=status
     )
     if request.query.get("lang") in i18n.LANGUAGES:
         resp.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax", path="/")

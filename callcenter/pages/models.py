@@ -36,3 +36,5 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+    # Where the browser signed in from (migration 0016): the desk's people page shows it.
+    address: Mapped[str | None] = mapped_column(String(64))

@@ -165,6 +165,7 @@ class Accounts:
                     csrf_token=csrf,
                     created_at=now,
                     expires_at=now + SESSION_LIFETIME,
+                    address=address[:64],
                 )
             )
             await s.commit()

@@ -23,7 +23,7 @@ STATIC = HERE / "static"
 TEMPLATES = HERE / "templates"
 
 
-def static_url_for(folder: Path) -> Callable[[str], str]:
+def static_url_for(folder: Path, prefix: str = "/static") -> Callable[[str], str]:
     """`static('seat.js')` -> '/static/seat.js?v=<content hash>': browsers may cache an asset
     for long and still get a new one after an upgrade."""
     versions: dict[str, str] = {}
@@ -31,7 +31,7 @@ def static_url_for(folder: Path) -> Callable[[str], str]:
     def url(name: str) -> str:
         if name not in versions:
             versions[name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()[:10]
-        return f"/static/{name}?v={versions[name]}"
+        return f"{prefix}/{name}?v={versions[name]}"
 
     return url
 
