@@ -80,10 +80,8 @@ class SeatDialer:
             self.rt.record(seat, seat.withdraw(now, f"attempt ended: {e.finished.outcome}"))
             return
         talked = eff.talked or live.answered
-        if talked:
-            seat.answered = True
         wrap = self.rt.config.wrap_up_seconds if talked else 0.0
-        self.rt.record(seat, seat.call_end(now, wrap))
+        self.rt.record(seat, seat.call_end(now, wrap, talked=talked))
         if seat.state is SeatState.WRAP_UP:
             self.wrap_up_later(seat.specialist_id, wrap)
             if seat.pending_pause is None:

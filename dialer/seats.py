@@ -143,9 +143,12 @@ class Seat:
         self.answered = True
         return self._go(SeatState.ON_CALL, "answer", now, allowed=(SeatState.RINGING,))
 
-    def call_end(self, now: datetime, wrap_up_seconds: float) -> Transition:
-        """The call is over: wrap-up if someone talked (and wrap-up is configured)."""
-        talked = self.answered or self.state is SeatState.ON_CALL
+    def call_end(
+        self, now: datetime, wrap_up_seconds: float, *, talked: bool = False
+    ) -> Transition:
+        """The call is over: wrap-up if someone talked (and wrap-up is configured). `talked`:
+        the result says so even if the seat never heard the answer (a bridge missed)."""
+        talked = talked or self.answered or self.state is SeatState.ON_CALL
         if talked and wrap_up_seconds > 0:
             self.wrap_up_until = now + timedelta(seconds=wrap_up_seconds)
             t = self._go(SeatState.WRAP_UP, "call_end", now, allowed=_BUSY)

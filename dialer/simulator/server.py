@@ -23,7 +23,7 @@ import itertools
 import logging
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from common.clock import Clock, SystemClock
@@ -31,28 +31,19 @@ from dialer.ami.events import may_read, read_classes
 from dialer.ami.protocol import AmiParser, Message
 from dialer.simulator.behaviour import Scenario
 from dialer.simulator.flows import Originate, request_redirect, start_originate
+from dialer.simulator.listings import VERSION, Listings, encode
 from dialer.simulator.pbx import STATE_DESC, Chan, Pbx
 from dialer.simulator.shutdown import REFUSAL, Shutdown, Stop
 
 log = logging.getLogger(__name__)
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
-VERSION = "Asterisk 22.10.1 built by root @ vm on a x86_64 running Linux on 2026-11-27 11:28:40 UTC"
 _MAX_CLIENT_BUFFER = 64 * 1024 * 1024  # a reader this far behind is dropped, like writetimeout
 _LIST_ACTIONS = {"CoreShowChannels", "Status", "QueueStatus", "QueueSummary", "BridgeList"}
 _OPEN_ACTIONS = {"Login", "Challenge", "Logoff"}
 
 
-def _encode(pairs: Iterable[tuple[str, str]]) -> bytes:
-    return ("".join(f"{k}: {v}\r\n" for k, v in pairs) + "\r\n").encode("utf-8")
-
-
-def _hms(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-class _Session:
+class _Session(Listings):
     _ids = itertools.count(0x7F1AE0007700)
 
     def __init__(
@@ -95,7 +86,7 @@ class _Session:
         head = [("Response", response)]
         if action_id is not None:
             head.append(("ActionID", action_id))
-        self.write(_encode([*head, *pairs]))
+        self.write(encode([*head, *pairs]))
 
     def close(self) -> None:
         if not self.closed:
@@ -164,7 +155,7 @@ class _Session:
             *extra,
             ("SessionTV", now),
         ]
-        self.write(_encode([("Event", name), ("Privilege", "security,all"), *pairs]))
+        self.write(encode([("Event", name), ("Privilege", "security,all"), *pairs]))
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -200,7 +191,7 @@ class _Session:
         if self.events_on:
             up = int(self.sim.pbx.clock.monotonic() + self.sim.uptime0)
             self.write(
-                _encode(
+                encode(
                     [
                         ("Event", "FullyBooted"),
                         ("Privilege", "system,all"),
@@ -312,19 +303,6 @@ class _Session:
             self.respond("Error", aid, ("Message", "No such channel"))
         return chan
 
-    def _getvar(self, chan: Chan | None, var: str) -> str:
-        if chan is None:
-            return self.sim.pbx.globals.get(var, "")
-        special = {
-            "CALLERID(name)": chan.cid_name,
-            "CALLERID(num)": chan.cid_num,
-            "UNIQUEID": chan.uniqueid,
-            "CHANNEL": chan.name,
-        }
-        if var in special:
-            return special[var]
-        return chan.variables.get(var, "")
-
     async def a_getvar(self, msg: Message, aid: str | None) -> None:
         var = msg.get("Variable") or ""
         chan = None
@@ -349,216 +327,6 @@ class _Session:
         else:
             self.sim.pbx.globals[var] = value
             self.respond("Success", aid, ("Message", "Variable Set"))
-
-    def _list(
-        self,
-        aid: str | None,
-        message: str,
-        complete: str,
-        items: list[list[tuple[str, str]]],
-        extra: list[tuple[str, str]] | None = None,
-    ) -> None:
-        self.respond("Success", aid, ("EventList", "start"), ("Message", message))
-        tail = [("ActionID", aid)] if aid is not None else []
-        out = bytearray()
-        for item in items:
-            out += _encode(item)
-        out += _encode(
-            [
-                ("Event", complete),
-                *tail,
-                ("EventList", "Complete"),
-                ("ListItems", str(len(items))),
-                *(extra or []),
-            ]
-        )
-        self.write(bytes(out))
-
-    async def a_coreshowchannels(self, msg: Message, aid: str | None) -> None:
-        pbx = self.sim.pbx
-        now = pbx.clock.monotonic()
-        items = []
-        for c in pbx.channels.values():
-            head = [("Event", "CoreShowChannel")] + ([("ActionID", aid)] if aid else [])
-            items.append(
-                [
-                    *head,
-                    *c.snapshot(),
-                    ("Application", c.app),
-                    ("ApplicationData", c.appdata),
-                    ("Duration", _hms(now - c.created)),
-                    ("BridgeId", c.bridge),
-                ]
-            )
-        self._list(aid, "Channels will follow", "CoreShowChannelsComplete", items)
-
-    async def a_status(self, msg: Message, aid: str | None) -> None:
-        pbx = self.sim.pbx
-        want = msg.get("Channel")
-        chans = list(pbx.channels.values())
-        if want:
-            chan = pbx.channels.get(want)
-            if chan is None:
-                self.respond("Error", aid, ("Message", "No such channel"))
-                return
-            chans = [chan]
-        names = [v.strip() for v in (msg.get("Variables") or "").split(",") if v.strip()]
-        now = pbx.clock.monotonic()
-        items = []
-        for c in chans:
-            item = [
-                ("Event", "Status"),
-                ("Privilege", "Call"),
-                *c.snapshot(),
-                ("Type", c.tech),
-                ("DNID", ""),
-                ("EffectiveConnectedLineNum", c.conn_num),
-                ("EffectiveConnectedLineName", c.conn_name),
-                ("TimeToHangup", "0"),
-                ("BridgeID", c.bridge),
-                ("Application", c.app),
-                ("Data", c.appdata),
-                ("Nativeformats", "(ulaw)" if c.tech == "PJSIP" else "(slin)"),
-                ("Readformat", "slin"),
-                ("Readtrans", ""),
-                ("Writeformat", "slin"),
-                ("Writetrans", ""),
-                ("Callgroup", "0"),
-                ("Pickupgroup", "0"),
-                ("Seconds", str(int(now - c.created))),
-            ]
-            item += [("Variable", f"{n}={self._getvar(c, n)}") for n in names]
-            if aid is not None:
-                item.append(("ActionID", aid))
-            items.append(item)
-        self._list(
-            aid, "Channel status will follow", "StatusComplete", items, [("Items", str(len(items)))]
-        )
-
-    async def a_corestatus(self, msg: Message, aid: str | None) -> None:
-        started = self.sim.pbx.started
-        self.respond(
-            "Success",
-            aid,
-            ("CoreStartupDate", started.strftime("%Y-%m-%d")),
-            ("CoreStartupTime", started.strftime("%H:%M:%S")),
-            ("CoreReloadDate", started.strftime("%Y-%m-%d")),
-            ("CoreReloadTime", started.strftime("%H:%M:%S")),
-            ("CoreCurrentCalls", str(len(self.sim.pbx.channels))),
-            ("CoreProcessedCalls", str(self.sim.pbx.processed_calls)),
-        )
-
-    async def a_coresettings(self, msg: Message, aid: str | None) -> None:
-        self.respond(
-            "Success",
-            aid,
-            ("AMIversion", "11.0.0"),
-            ("AsteriskVersion", "22.10.1"),
-            ("SystemName", ""),
-            ("CoreMaxCalls", "0"),
-            ("CoreMaxLoadAvg", "0.000000"),
-            ("CoreRunUser", ""),
-            ("CoreRunGroup", ""),
-            ("CoreMaxFilehandles", "0"),
-            ("CoreRealTimeEnabled", "No"),
-            ("CoreCDRenabled", "Yes"),
-            ("CoreHTTPenabled", "No"),
-            ("SoundsSearchCustomDir", "No"),
-        )
-
-    async def a_queuestatus(self, msg: Message, aid: str | None) -> None:
-        tail = [("ActionID", aid)] if aid else []
-        items = [
-            [
-                ("Event", "QueueParams"),
-                ("Queue", "renewal"),
-                ("Max", "0"),
-                ("Strategy", "rrmemory"),
-                ("Calls", "0"),
-                ("Holdtime", "0"),
-                ("TalkTime", "0"),
-                ("Completed", "0"),
-                ("Abandoned", "0"),
-                ("ServiceLevel", "0"),
-                ("ServicelevelPerf", "0.0"),
-                ("ServicelevelPerf2", "0.0"),
-                ("Weight", "0"),
-                *tail,
-            ]
-        ]
-        for seat, name in (("8001", "专员一"), ("8002", "专员二")):
-            items.append(
-                [
-                    ("Event", "QueueMember"),
-                    ("Queue", "renewal"),
-                    ("Name", name),
-                    ("Location", f"Local/{seat}@seats"),
-                    ("StateInterface", f"Local/{seat}@seats"),
-                    ("Membership", "static"),
-                    ("Penalty", "0"),
-                    ("CallsTaken", "0"),
-                    ("LastCall", "0"),
-                    ("LastPause", "0"),
-                    ("LoginTime", "0"),
-                    ("InCall", "0"),
-                    ("Status", "1"),
-                    ("Paused", "0"),
-                    ("PausedReason", ""),
-                    ("Wrapuptime", "0"),
-                    *tail,
-                ]
-            )
-        self._list(aid, "Queue status will follow", "QueueStatusComplete", items)
-
-    async def a_queuesummary(self, msg: Message, aid: str | None) -> None:
-        tail = [("ActionID", aid)] if aid else []
-        items = [
-            [
-                ("Event", "QueueSummary"),
-                ("Queue", "renewal"),
-                ("LoggedIn", "2"),
-                ("Available", "2"),
-                ("Callers", "0"),
-                ("HoldTime", "0"),
-                ("TalkTime", "0"),
-                ("LongestHoldTime", "0"),
-                *tail,
-            ]
-        ]
-        self._list(aid, "Queue summary will follow", "QueueSummaryComplete", items)
-
-    async def a_bridgelist(self, msg: Message, aid: str | None) -> None:
-        members: Counter[str] = Counter(
-            c.bridge for c in self.sim.pbx.channels.values() if c.bridge
-        )
-        head = [("ActionID", aid)] if aid else []
-        items = [
-            [
-                ("Event", "BridgeListItem"),
-                *head,
-                ("BridgeUniqueid", b),
-                ("BridgeType", "basic"),
-                ("BridgeTechnology", "simple_bridge"),
-                ("BridgeCreator", "<unknown>"),
-                ("BridgeName", "<unknown>"),
-                ("BridgeNumChannels", str(n)),
-                ("BridgeVideoSourceMode", "none"),
-            ]
-            for b, n in members.items()
-        ]
-        self._list(aid, "Bridge listing will follow", "BridgeListComplete", items)
-
-    async def a_extensionstate(self, msg: Message, aid: str | None) -> None:
-        self.respond(
-            "Success",
-            aid,
-            ("Message", "Extension Status"),
-            ("Exten", msg.get("Exten") or ""),
-            ("Context", msg.get("Context") or ""),
-            ("Hint", ""),
-            ("Status", "-1"),
-            ("StatusText", "Unknown"),
-        )
 
 
 class PbxSimulator:
