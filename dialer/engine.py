@@ -42,6 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.clock import Clock
+from common.dberrors import is_disconnect
 from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy, Specialist
 from dialer import locks, originate, queues, shutdown
 from dialer.ami import events as ev
@@ -1359,18 +1360,39 @@ class DialerEngine:
                     exc_info=True,
                 )
                 for live, fin in batch:
-                    try:
-                        await self._finish(live, fin)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        log.exception(
-                            "attempt %s: could not record the result; it stays in flight "
-                            "for reconciliation",
-                            live.attempt_id,
-                        )
+                    await self._finish_when_possible(live, fin)
             finally:
                 self._writing -= 1
+
+    async def _finish_when_possible(self, live: _Live, fin: Finished) -> None:
+        """Write one result; while the database is unreachable (restarting, cut), keep it
+        and try again with a backoff instead of dropping it: the call's real outcome is
+        known only here, and a dropped one left the attempt in flight, its lead blocked."""
+        delay = self.config.database_retry_seconds
+        while True:
+            try:
+                await self._finish(live, fin)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_disconnect(exc):
+                    log.exception(
+                        "attempt %s: could not record the result; it stays in flight "
+                        "for reconciliation",
+                        live.attempt_id,
+                    )
+                    return
+                self.stats["result_retries"] += 1
+                log.warning(
+                    "attempt %s: database unreachable (%s); result kept, writing it again "
+                    "in %.0fs",
+                    live.attempt_id,
+                    exc,
+                    delay,
+                )
+            await self.clock.sleep(delay)
+            delay = min(delay * 2, self.config.database_retry_max_seconds)
 
     async def _apply(
         self, s: AsyncSession, live: _Live, fin: Finished, now: datetime
