@@ -20,7 +20,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -254,3 +254,28 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write(data)
             await writer.drain()
     writer.transport.abort()
+
+
+# -- a wall clock that steps -------------------------------------------------------------------
+
+
+class SteppedClock:
+    """The machine's clock stepped by an operator or NTP (`date -s`, a VM resumed): `now()`
+    jumps by `step()`, while `monotonic()` and `sleep()` go on as before (they are the
+    driven `VirtualClock`'s, which the test's Driver moves)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return self.inner.now() + self.offset  # type: ignore[no-any-return]
+
+    def monotonic(self) -> float:
+        return self.inner.monotonic()  # type: ignore[no-any-return]
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+    def step(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
