@@ -25,7 +25,10 @@ from tests.test_dialer_support import (
 from tests.virtual_time import Driver
 
 BURST = 200
-pytestmark = pytest.mark.faults  # ~1 min each on a loaded machine: `make faults`
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.timeout(1200),
+]  # ~1 min each on a loaded machine: `make faults`
 
 
 async def _burst(

@@ -29,7 +29,10 @@ from tests.test_dialer_support import (
 from tests.virtual_time import Driver
 
 LEADS = 24
-pytestmark = pytest.mark.faults  # hours of clock time, 0.5-2 min each: `make faults`
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.timeout(1200),
+]  # hours of clock time, 0.5-2 min each: `make faults`
 CONFIG = DialerConfig(
     wrap_up_seconds=5.0, idle_recheck_seconds=30.0, automatic_tick_seconds=10.0,
     housekeeping_seconds=30.0,

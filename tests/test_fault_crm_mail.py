@@ -39,7 +39,10 @@ from tests.test_dialer_support import (
 )
 from tests.virtual_time import Driver
 
-pytestmark = pytest.mark.faults  # an hour and more of clock time: `make faults`
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.timeout(1200),
+]  # an hour and more of clock time: `make faults`
 LEADS = 30
 TZ = ZoneInfo("Asia/Shanghai")
 
