@@ -24,6 +24,10 @@ from tests.test_recordings_ingest import Env
 CALLS = 4
 
 
+def _files(root: Path) -> set[str]:
+    return {p.name for p in root.rglob("*") if p.is_file()}
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs, filled to the last byte by a filler file."""
@@ -80,7 +84,7 @@ async def test_a_full_recordings_disk_loses_nothing_and_ingest_resumes_once_free
     for r in stored:
         assert r.storage_key is not None and r.sha256 == sha256_file(small_disk / r.storage_key)
     assert not any(env.monitor.glob("*.wav")), "every WAV was taken in"
-    leftovers = {p.name for p in small_disk.rglob("*") if p.is_file()} - {
+    leftovers = _files(small_disk) - {
         Path(r.storage_key or "").name for r in stored
     }
     assert leftovers == set(), "a partial copy was left on the full disk"
