@@ -55,6 +55,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 async def test_a_full_recordings_disk_loses_nothing_and_ingest_resumes_once_freed(
     tmp_path: Path, sessions: async_sessionmaker[AsyncSession], small_disk: Path
 ) -> None:
+    if sessions.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("the disk is the fault, not the database: PostgreSQL (production's) only")
     env = Env(tmp_path, sessions, retry_poll=10.0, retry_delays=[20.0, 600.0, 3600.0])
     env.ingest.store.root = small_disk  # type: ignore[attr-defined]
     await env.ingest.start()
