@@ -1385,8 +1385,7 @@ class DialerEngine:
                     return
                 self.stats["result_retries"] += 1
                 log.warning(
-                    "attempt %s: database unreachable (%s); result kept, writing it again "
-                    "in %.0fs",
+                    "attempt %s: database unreachable (%s); result kept, writing it again in %.0fs",
                     live.attempt_id,
                     exc,
                     delay,

@@ -86,9 +86,7 @@ async def test_a_full_recordings_disk_loses_nothing_and_ingest_resumes_once_free
     for r in stored:
         assert r.storage_key is not None and r.sha256 == sha256_file(small_disk / r.storage_key)
     assert not any(env.monitor.glob("*.wav")), "every WAV was taken in"
-    leftovers = _files(small_disk) - {
-        Path(r.storage_key or "").name for r in stored
-    }
+    leftovers = _files(small_disk) - {Path(r.storage_key or "").name for r in stored}
     assert leftovers == set(), "a partial copy was left on the full disk"
     figure(
         "recordings disk full, then freed",
