@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install system-deps postgres lint typecheck unit bench clean prompts
+.PHONY: run test faults install system-deps postgres lint typecheck unit bench clean prompts
 
 # make run PORT=8181 DATA=/tmp/callcenter-demo: another port and data folder for the demo.
 run: install
@@ -15,6 +15,12 @@ run: install
 
 test: install postgres lint typecheck
 	$(BIN)/pytest -q
+
+# The fault suite (docs/reliability.md): minutes, real processes; figures in build/fault-figures.jsonl.
+faults: install postgres
+	@mkdir -p build && rm -f build/fault-figures.jsonl
+	FAULT_FIGURES=$(CURDIR)/build/fault-figures.jsonl $(BIN)/pytest -q -m "faults or not faults" tests/test_fault_*.py
+	@$(BIN)/python scripts/fault-table.py build/fault-figures.jsonl
 
 install: system-deps $(STAMP)
 

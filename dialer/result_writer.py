@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.dberrors import is_disconnect
 from dialer import locks
 from dialer.domain import AttemptSettled, FinishAttempt
 from dialer.models import CallAttempt
@@ -92,16 +93,36 @@ class ResultWriter:
 
     async def _one_by_one(self, batch: Sequence[Item]) -> None:
         for live, fin in batch:
+            await self._finish_when_possible(live, fin)
+
+    async def _finish_when_possible(self, live: LiveCall, fin: Finished) -> None:
+        """Write one result; while the database is unreachable (restarting, cut), keep it
+        and try again with a backoff instead of dropping it: the call's real outcome is
+        known only here, and a dropped one left the attempt in flight, its lead blocked."""
+        delay = self.rt.config.database_retry_seconds
+        while True:
             try:
                 await self.finish(live, fin)
+                return
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception(
-                    "attempt %s: could not record the result; it stays in flight "
-                    "for reconciliation",
+            except Exception as exc:
+                if not is_disconnect(exc):
+                    log.exception(
+                        "attempt %s: could not record the result; it stays in flight "
+                        "for reconciliation",
+                        live.attempt_id,
+                    )
+                    return
+                self.rt.stats["result_retries"] += 1
+                log.warning(
+                    "attempt %s: database unreachable (%s); result kept, writing it again in %.0fs",
                     live.attempt_id,
+                    exc,
+                    delay,
                 )
+            await self.rt.clock.sleep(delay)
+            delay = min(delay * 2, self.rt.config.database_retry_max_seconds)
 
     async def _apply(
         self, s: AsyncSession, live: LiveCall, fin: Finished, now: datetime

@@ -69,6 +69,10 @@ class DialerConfig:
     reminder_message: str = prompts.RENEWAL_REMINDER  # the reminder campaign's default
     result_writers: int = 4
     result_batch: int = 100  # results per transaction (fewer commits; SQLite holds its lock longer)
+    # A result the database cannot take (restarting, unreachable) is kept and written again
+    # after this, doubled each time up to the max (docs/reliability.md).
+    database_retry_seconds: float = 1.0
+    database_retry_max_seconds: float = 10.0
     seat_servers: Mapping[str, str] = field(default_factory=dict)  # seat device -> server
 
 

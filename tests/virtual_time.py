@@ -33,34 +33,42 @@ class DatabaseWork:
     event loop while a query runs, so the driver asks this instead."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.busy = 0
+        self._calls = 0  # connects and pings under way
+        # Connections checked out, by record: a connection whose checkout failed (the server
+        # gone) is checked in without a checkout event, which a plain count took as negative.
+        self._out: set[int] = set()
         self.changed = asyncio.Event()
         sync = engine.sync_engine
-        event.listen(sync, "do_connect", self._opening)
-        event.listen(sync, "connect", self._done)
         event.listen(sync, "checkout", self._start)
         event.listen(sync, "checkin", self._done)
-        # The pool pings a connection (`pool_pre_ping`, a round trip) before its "checkout"
-        # event: counted too, or the clock could jump while a claim waits for the ping.
-        ping = sync.dialect.do_ping
+        # Opening a connection and the pool's pre-ping (PostgreSQL) have no before/after
+        # events (a refused connect fires none at all): both are counted around the
+        # dialect's own calls. Without the ping, a burst of short transactions left gaps in
+        # which the clock jumped ahead of work still on its way.
+        dialect = sync.dialect
+        dialect.connect = self._counted(dialect.connect)  # type: ignore[method-assign]
+        dialect.do_ping = self._counted(dialect.do_ping)  # type: ignore[method-assign]
 
-        def do_ping(dbapi_connection: Any) -> bool:
-            self.busy += 1
+    @property
+    def busy(self) -> int:
+        return self._calls + len(self._out)
+
+    def _counted(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self._calls += 1
             try:
-                return bool(ping(dbapi_connection))
+                return call(*args, **kwargs)
             finally:
-                self._done()
+                self._calls -= 1
+                self.changed.set()
 
-        sync.dialect.do_ping = do_ping  # type: ignore[method-assign]
+        return counted
 
-    def _opening(self, *_: Any) -> None:
-        self.busy += 1  # returns None: the dialect then connects as usual
+    def _start(self, _dbapi: Any, record: Any, *_: Any) -> None:
+        self._out.add(id(record))
 
-    def _start(self, *_: Any) -> None:
-        self.busy += 1
-
-    def _done(self, *_: Any) -> None:
-        self.busy -= 1
+    def _done(self, _dbapi: Any, record: Any, *_: Any) -> None:
+        self._out.discard(id(record))
         self.changed.set()
 
 
