@@ -1520,12 +1520,20 @@ class DialerEngine:
     def live_attempt(self, attempt_id: str) -> _Live | None:
         return self._live.get(attempt_id)
 
-    def after_dispose(self, specialist_id: int) -> None:
-        """A specialist logged a result: their wrap-up may end early."""
+    def after_dispose(self, specialist_id: int, lead_id: int | None = None) -> None:
+        """A specialist saved a result. In wrap-up: the wrap-up ends at once (ready, or the
+        pause asked for during the call). During the call, for the call's own lead: the
+        hang-up skips the wrap-up, since what it is for is done."""
         seat = self.seats.get(specialist_id)
-        if seat is not None and seat.state is SeatState.WRAP_UP:
+        if seat is None:
+            return
+        if seat.state is SeatState.WRAP_UP:
             self.tasks.timer(specialist_id, None)
-            self._record(seat, seat.ready(self.clock.now()))
+            self._record(seat, seat.wrap_done(self.clock.now()))
+        elif seat.state in (SeatState.RINGING, SeatState.ON_CALL) and lead_id is not None:
+            live = self._live.get(seat.attempt_id or "")
+            if live is not None and live.lead_id == lead_id:
+                seat.result_saved = True
 
     async def idle(self) -> bool:
         """True when nothing is in flight and no result waits to be written (for tests)."""

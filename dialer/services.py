@@ -273,7 +273,7 @@ class DialerService:
                 "next_attempt_at": _iso(lead.next_attempt_at),
             }
             await s.commit()
-        self.engine.after_dispose(specialist_id)
+        self.engine.after_dispose(specialist_id, lead_id)
         return view
 
     # -- campaigns ------------------------------------------------------------------------------

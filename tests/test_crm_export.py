@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from io import BytesIO
 from pathlib import Path
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_sync.export import COLUMNS, run_daily_export
 from crm_sync.importer import PolicyRecord, prepare
 from crm_sync.models import Lead, Phone, SalesRecord
+from crm_sync.sinks import FILE_TYPES
 from schedules.clock import VirtualClock
+from tests.outbox_support import SECRET, Answer, Receiver
 from tests.test_dialer_support import seed
 from tests.test_import_cli import cli, cli_env  # noqa: F401 (a fixture)
 
@@ -92,6 +96,38 @@ async def test_the_days_results_open_in_excel_and_read_back_through_the_importer
         ]
         assert records[0].expiry_date == DAY + timedelta(days=25)
         assert records[0].branch_code == "B1"
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_the_days_files_are_handed_to_the_webhook_signed_once_each(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed_day(sessions)
+    receiver = Receiver([SECRET], lambda: datetime.now(UTC))  # the CLI runs on the wall clock
+    await receiver.start()
+    monkeypatch.setenv("CALLCENTER_CRM__WEBHOOK_URL", receiver.url)
+    monkeypatch.setenv("CALLCENTER_CRM__WEBHOOK_SECRETS", f'["{SECRET}"]')
+    out = tmp_path / "export"
+    argv = ("crm-export", "--day", DAY.isoformat(), "--format", "xlsx", "csv", "--dir", str(out))
+    try:
+        assert await cli(*argv, "--upload") == 0
+        assert receiver.forged == 0 and len(receiver.files) == 2
+        by_name = {unquote(d.split("''")[1]): (t, b) for d, t, b in receiver.files.values()}
+        xlsx, csv_file = "联系结果_2026-01-05.xlsx", "联系结果_2026-01-05.csv"
+        assert set(by_name) == {xlsx, csv_file}
+        assert by_name[xlsx] == (FILE_TYPES[".xlsx"], (out / xlsx).read_bytes())
+        assert by_name[csv_file][1].decode("gb18030").startswith("保单号,")
+        sheet = load_workbook(BytesIO(by_name[xlsx][1]), read_only=True).active
+        assert sheet is not None and len(list(sheet.iter_rows())) == 3  # headers, two leads
+
+        assert await cli(*argv, "--upload") == 0  # the same files again: dropped by their keys
+        assert len(receiver.files) == 2 and len(receiver.file_duplicates) == 2
+
+        receiver.script = lambda _doc: Answer(503, "down for maintenance")
+        assert await cli(*argv, "--upload") == 1  # said plainly; the files stay in the folder
+        assert (out / xlsx).exists()
+    finally:
+        await receiver.stop()
 
 
 async def test_the_export_runs_each_day_at_its_time_on_the_clock() -> None:

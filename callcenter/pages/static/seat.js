@@ -158,9 +158,18 @@ function showPop(p) {
     cell(tr, a.contact_result ? (M.results[a.contact_result] || a.contact_result) : null);
     const td = cell(tr, "");
     if (a.recording_id) {
+      // Only the recordings she may play come with an id (her own calls'); the newest is
+      // the one Alt+L plays.
       const b = document.createElement("button");
       b.type = "button";
+      b.className = "play";
+      b.dataset.recording = a.recording_id;
       b.textContent = M.play;
+      if (!hist.querySelector("button.play")) {
+        const k = document.createElement("kbd");
+        k.textContent = "Alt+L";
+        b.append(" ", k);
+      }
       b.addEventListener("click", () => play(a.recording_id));
       td.appendChild(b);
     }
@@ -174,6 +183,11 @@ function clearPop() {
   $("pop-body").hidden = true;
   $("pop-empty").hidden = false;
   $("pop-empty").textContent = $("pop-empty").dataset.text || $("pop-empty").textContent;
+}
+
+function playNewest() {
+  const b = document.querySelector("#pop-history button.play");
+  if (b) play(b.dataset.recording); else toast(M.no_recording, true);
 }
 
 function play(id) {
@@ -346,6 +360,7 @@ const ACTIONS = {
   n: () => $("note").focus(),
   a: () => $("appt-day").focus(),
   m: () => { loadDay(); $("day-title").scrollIntoView(); },
+  l: () => playNewest(),
 };
 
 function chooseResult(i) {
