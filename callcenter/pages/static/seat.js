@@ -154,7 +154,7 @@ function showPop(p) {
     const tr = document.createElement("tr");
     cell(tr, localTime(a.at));
     cell(tr, a.number);
-    cell(tr, a.outcome);
+    cell(tr, a.outcome ? (M.outcomes[a.outcome] || a.outcome) : null);
     cell(tr, a.contact_result ? (M.results[a.contact_result] || a.contact_result) : null);
     const td = cell(tr, "");
     if (a.recording_id) {
@@ -316,7 +316,8 @@ async function loadDay() {
   }
   if (!q.children.length) q.textContent = M.none;
   const left = d.deadline.seconds_left;
-  $("day-deadline").textContent = `(${d.deadline.missing.length} · ${Math.floor(left / 3600)}h${String(Math.floor(left % 3600 / 60)).padStart(2, "0")})`;
+  $("day-deadline").textContent = fmt(M.deadline_left, {
+    n: d.deadline.missing.length, h: Math.floor(left / 3600), m: Math.floor(left % 3600 / 60) });
   const miss = $("day-missing");
   miss.replaceChildren();
   for (const m of d.deadline.missing) li(miss, `${m.customer} ${m.plate || ""}`, `/seat/leads/${m.lead_id}`);
