@@ -352,7 +352,11 @@ function connect() {
 // -- keys ----------------------------------------------------------------------------------
 const ACTIONS = {
   s: () => act("POST", "/api/seat/sign-in", {}),
-  r: () => act("POST", "/api/seat/ready"),
+  // Ready while not signed in to the seat: signed in and ready in one step (what a newcomer
+  // presses first, following the hint on the empty screen).
+  r: () => (seat.state === "offline"
+    ? act("POST", "/api/seat/sign-in", { ready: true })
+    : act("POST", "/api/seat/ready")),
   p: () => act("POST", "/api/seat/pause", { reason: $("pause-reason").value }),
   o: () => act("POST", "/api/seat/sign-out"),
   h: () => act("POST", "/api/seat/hangup"),
@@ -394,10 +398,11 @@ $("results").addEventListener("change", () => {
 $("pop-empty").dataset.text = $("pop-empty").textContent;
 
 async function start() {
-  try {
-    showSeat(await api("GET", "/api/seat"));
-  } catch { showSeat({ state: "offline" }); }
-  try { showPop(await api("GET", "/api/seat/pop")); } catch { /* no call now */ }
+  // The seat and its pop come rendered into the page (no round trip before it can be used);
+  // the event stream then sends the seat as it is and every change after.
+  const first = JSON.parse($("first-view").textContent);
+  showSeat(first.seat);
+  if (first.pop) showPop(first.pop);
   connect();
   loadDay();
   document.body.dataset.ready = "1";
