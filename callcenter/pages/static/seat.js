@@ -100,6 +100,9 @@ function showSeat(view) {
   }
   if (view.state === "ringing") {
     $("pop-empty").textContent = M.ringing + "…";
+  } else if (view.state === "ready" && !view.preview) {
+    // A newcomer who pressed Ready and hears nothing is told why (e.g. between the windows).
+    $("pop-empty").textContent = M.waiting;
   }
 }
 
@@ -138,7 +141,7 @@ function showPop(p) {
   $("pop-policy").textContent = p.policy.policy_number;
   $("pop-expiry").textContent = `${p.policy.expiry_date} (${p.policy.days_to_expiry})`;
   $("pop-previous").textContent = p.policy.previous_policy_number || "—";
-  $("pop-campaign").textContent = (M.kinds[p.lead.kind] || p.lead.kind) + " · " + p.campaign;
+  $("pop-campaign").textContent = (M.kinds[p.lead.kind] || p.lead.kind) + " · " + (M.kinds[p.campaign] || p.campaign);
   const phones = $("pop-phones");
   phones.replaceChildren();
   for (const ph of p.phones) {
@@ -357,7 +360,11 @@ const ACTIONS = {
   r: () => (seat.state === "offline"
     ? act("POST", "/api/seat/sign-in", { ready: true })
     : act("POST", "/api/seat/ready")),
-  p: () => act("POST", "/api/seat/pause", { reason: $("pause-reason").value }),
+  p: async () => {
+    const after = await act("POST", "/api/seat/pause", { reason: $("pause-reason").value });
+    // On a call the pause waits for its end: say so, or the key seems to do nothing.
+    if (after && (after.state === "ringing" || after.state === "on_call")) toast(M.pause_after_call);
+  },
   o: () => act("POST", "/api/seat/sign-out"),
   h: () => act("POST", "/api/seat/hangup"),
   c: () => act("POST", "/api/seat/preview/confirm"),
