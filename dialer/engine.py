@@ -16,7 +16,8 @@ Flow of one call (docs/dialer.md):
 4. Events go to the server's `CallTracker`; a `BridgeEnter` of the call puts the seat on a
    call; a finished `CallResult` is written by a result writer in one transaction (attempt,
    lead, phone, outbox) by `dialer.results.record_result`, then the seat goes to wrap-up or
-   back to ready, and the optional `on_attempt_ended` hook is called (recordings).
+   back to ready, and the optional `on_attempt_ended` hook is called (in memory, for tests and
+   tools: recordings ride the durable `attempt.recording` outbox message written with the result).
 5. After every (re)connect the supervisor runs CoreShowChannels and calls `_on_resync`:
    attempts with live channels are re-attached; the others are finished as *unknown* and
    not redialled before the next window. At start the engine loads its servers' in-flight

@@ -4,7 +4,7 @@ Wiring (callcenter/bootstrap.py)::
 
     engine = DialerEngine(sessions, clock, [AmiServerSpec("pbx1", AmiConfig(...), DialPlan(...))],
                           plan=calling_plan, retry=RetryConfig(), config=DialerConfig(...),
-                          on_attempt_ended=hook)      # e.g. recordings: see AttemptEnded
+                          on_attempt_ended=hook)      # optional, in memory: see AttemptEnded
     service = DialerService(engine)
 
     async def dialer_ctx(app):                        # aiohttp cleanup_ctx: one owner
