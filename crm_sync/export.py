@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -230,6 +230,22 @@ async def export_day(
     return written
 
 
+def content_digest(path: Path) -> str:
+    """sha256 of what a file says: a CSV's bytes; an XLSX's cell values (its bytes carry the
+    time it was saved, so the same rows saved twice differ)."""
+    if path.suffix.lower() != ".xlsx":
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    book = load_workbook(path, read_only=True)
+    try:
+        for sheet in book.worksheets:
+            for row in sheet.iter_rows(values_only=True):
+                digest.update(repr(row).encode())
+    finally:
+        book.close()
+    return digest.hexdigest()
+
+
 class HandOverFailed(RuntimeError):
     """The webhook did not take an exported file (the file stays in the folder)."""
 
@@ -241,7 +257,7 @@ async def hand_over(sink: WebhookSink, files: Sequence[Path]) -> list[str]:
     `HandOverFailed` with the receiver's answer when one is not taken; returns the keys."""
     keys: list[str] = []
     for path in files:
-        digest = hashlib.sha256(await asyncio.to_thread(path.read_bytes)).hexdigest()
+        digest = await asyncio.to_thread(content_digest, path)
         key = f"export:{path.name}:{digest[:16]}"
         verdict = await sink.upload(path, key)
         if verdict.kind != VerdictKind.DELIVERED:

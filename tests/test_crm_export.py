@@ -5,6 +5,7 @@ daily on the clock. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import zipfile
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from io import BytesIO
@@ -16,7 +17,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.export import COLUMNS, run_daily_export
+from crm_sync.export import COLUMNS, content_digest, run_daily_export, write_xlsx
 from crm_sync.importer import PolicyRecord, prepare
 from crm_sync.models import Lead, Phone, SalesRecord
 from crm_sync.sinks import FILE_TYPES
@@ -120,7 +121,7 @@ async def test_the_days_files_are_handed_to_the_webhook_signed_once_each(
         sheet = load_workbook(BytesIO(by_name[xlsx][1]), read_only=True).active
         assert sheet is not None and len(list(sheet.iter_rows())) == 3  # headers, two leads
 
-        assert await cli(*argv, "--upload") == 0  # the same files again: dropped by their keys
+        assert await cli(*argv, "--upload") == 0  # the same rows again: dropped by their keys
         assert len(receiver.files) == 2 and len(receiver.file_duplicates) == 2
 
         receiver.script = lambda _doc: Answer(503, "down for maintenance")
@@ -128,6 +129,21 @@ async def test_the_days_files_are_handed_to_the_webhook_signed_once_each(
         assert (out / xlsx).exists()
     finally:
         await receiver.stop()
+
+
+def test_an_xlsx_saved_again_with_the_same_rows_has_the_same_content_key(tmp_path: Path) -> None:
+    rows = [{key: f"{key}-{n}" for _, key in COLUMNS} for n in range(3)]
+    first = write_xlsx(rows, tmp_path / "a.xlsx", "2026-01-05")
+    # The same workbook saved at another time: every zip entry (and docProps) stamped anew.
+    again = tmp_path / "b.xlsx"
+    with zipfile.ZipFile(first) as src, zipfile.ZipFile(again, "w") as dst:
+        for info in src.infolist():
+            info.date_time = (2030, 1, 1, 0, 0, 0)
+            dst.writestr(info, src.read(info.filename))
+    assert first.read_bytes() != again.read_bytes()
+    assert content_digest(first) == content_digest(again)
+    other = write_xlsx(rows[:2], tmp_path / "c.xlsx", "2026-01-05")
+    assert content_digest(other) != content_digest(first)
 
 
 async def test_the_export_runs_each_day_at_its_time_on_the_clock() -> None:
