@@ -67,6 +67,16 @@ document.addEventListener("DOMContentLoaded", () => {
 """
 
 
+# Navigation start to the page's "seat-ready" mark (set once its state is shown and the event
+# stream is opening); the observer's time when the mark is missing (an older page).
+READY_AT = """
+(() => {
+  const mark = performance.getEntriesByName("seat-ready")[0];
+  return mark ? mark.startTime : window.__readyAt;
+})()
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -138,7 +148,7 @@ async def run(args: argparse.Namespace) -> None:
                 # Page load: a fresh navigation to the seat page, signed in.
                 await page.goto("/seat")
                 await page.wait_for_selector('body[data-ready="1"]')
-                loads.append(await page.evaluate("window.__readyAt"))
+                loads.append(await page.evaluate(READY_AT))
                 pages[sid] = page
             print(f"{len(pages)} seat pages open; calling for {args.seconds:g} s …", flush=True)
             await service.dialer.start_campaign("renewal")

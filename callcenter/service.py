@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import PurePath
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import exists, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bootstrap import Container
@@ -31,13 +31,12 @@ from crm_sync.mail import (
     send_branch_lists,
     send_inaccurate_numbers,
 )
+from crm_sync.outbox import TOPIC_ATTEMPT_RECORDING
 from crm_sync.wiring import build_crm_link
 from dialer import http as dialer_http
 from dialer.ami.supervisor import AmiConfig
 from dialer.engine import (
     AmiServerSpec,
-    AttemptEnded,
-    AttemptEndedHook,
     DialerConfig,
     DialerEngine,
 )
@@ -46,7 +45,6 @@ from dialer.originate import DialPlan
 from dialer.results import inaccurate_numbers_by_branch
 from dialer.services import DialerService
 from dialer.simulator import PbxSimulator
-from recordings.models import Recording
 from recordings.services import AttemptsLookup, FilesLookup, RecordingsService
 from recordings.wiring import Recordings, build_recordings
 from schedules import http as schedules_http
@@ -168,56 +166,6 @@ def dialer_files_lookup(sessions: async_sessionmaker[AsyncSession]) -> FilesLook
     return lookup
 
 
-RESUBMIT_WINDOW = timedelta(days=1)
-
-
-async def resubmit_lost_recordings(
-    sessions: async_sessionmaker[AsyncSession],
-    hook: AttemptEndedHook,
-    now: datetime,
-    window: timedelta = RESUBMIT_WINDOW,
-) -> int:
-    """Attempts that ended within `window` with a recording file but no `recordings` row:
-    the process died (or the submit failed) between the result's commit and the dialer's
-    `on_attempt_ended` hook. Pass them to the hook again (recordings' submit is idempotent
-    per attempt id). Returns how many were passed."""
-    async with sessions() as s:
-        rows = (
-            await s.scalars(
-                select(CallAttempt)
-                .where(
-                    CallAttempt.ended_at >= now - window,
-                    CallAttempt.recording_file.is_not(None),
-                    ~exists().where(Recording.attempt_id == CallAttempt.attempt_id),
-                )
-                .order_by(CallAttempt.ended_at, CallAttempt.id)
-            )
-        ).all()
-    done = 0
-    for a in rows:
-        assert a.ended_at is not None
-        try:
-            await hook(
-                AttemptEnded(
-                    a.attempt_id,
-                    a.lead_id,
-                    a.specialist_id,
-                    a.seat,
-                    a.outcome or "unknown",
-                    a.ended_at,
-                    a.talk_seconds,
-                    a.recording_file,
-                    a.ami_server,
-                )
-            )
-            done += 1
-        except Exception:
-            log.exception("attempt %s: recording could not be submitted again", a.attempt_id)
-    if rows:
-        log.info("recordings: %d of %d lost submissions passed again", done, len(rows))
-    return done
-
-
 def recordings_for(container: Container, desk: DeskCalendar) -> Recordings:
     settings = container.settings
     return build_recordings(
@@ -286,7 +234,6 @@ def wire(
             daily_calls_per_number=settings.daily_calls_per_number,
             reminder_message=settings.dialer.reminder_message,
         ),
-        on_attempt_ended=recordings.on_attempt_ended,
         timeline=desk.rules,
     )
     service = Service(
@@ -311,6 +258,9 @@ def wire(
         container.clock,
         settings.timezone,
         settings.data_dir,
+        # Recording ingest rides the outbox: the attempt's result commits a durable
+        # `attempt.recording` message, and the relay hands it to the recordings worker.
+        consumers={TOPIC_ATTEMPT_RECORDING: recordings.consumer()},
     )
     crm_link.install(container)
     container.route_tables += [dialer_http.routes, crm_http.routes, schedules_http.routes]
@@ -325,13 +275,6 @@ def wire(
     install_desk(container, service.dialer, recordings.service, desk)
 
     async def dialer_ctx(_app: web.Application) -> AsyncIterator[None]:
-        # Recordings' ingest is started already (its cleanup_ctx comes first).
-        try:
-            await resubmit_lost_recordings(
-                container.sessions, recordings.on_attempt_ended, container.clock.now()
-            )
-        except Exception:
-            log.exception("could not look for recordings lost by the last run")
         await engine.start()
         try:
             yield

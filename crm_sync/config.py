@@ -46,3 +46,5 @@ class CrmSettings(BaseModel):
     export_time: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}$")
     export_formats: list[ExportFormat] = Field(default_factory=lambda: [XLSX])
     export_csv_encoding: Literal["gb18030", "utf-8"] = "gb18030"
+    # Also hand each exported file to `webhook_url` as a signed file upload (docs/crm.md).
+    export_upload: bool = False

@@ -5,14 +5,16 @@ Chinese headers of the desk's CRM import. The columns the core-system export als
 also reads back through `crm_sync.importer`.
 
 Written atomically: to a temporary name in the target folder, then renamed, so a CRM job
-that picks files up never sees half a file. On demand (`callcenter crm-export`) and daily
-at `crm.export_time`.
+that picks files up never sees half a file; with `crm.export_upload` each file is also handed
+to the CRM webhook as a file upload, signed like every webhook request. On demand
+(`callcenter crm-export [--upload]`) and daily at `crm.export_time`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import logging
 import os
 import tempfile
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -39,6 +41,7 @@ from crm_sync.models import (
     SalesRecord,
     Specialist,
 )
+from crm_sync.sinks import VerdictKind, WebhookSink
 from schedules.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -225,6 +228,46 @@ async def export_day(
             raise ValueError(f"unknown export format {fmt!r}: use xlsx or csv")
     log.info("CRM export for %s: %d lead(s) into %s", day, len(rows), ", ".join(map(str, written)))
     return written
+
+
+def content_digest(path: Path) -> str:
+    """sha256 of what a file says: a CSV's bytes; an XLSX's cell values (its bytes carry the
+    time it was saved, so the same rows saved twice differ)."""
+    if path.suffix.lower() != ".xlsx":
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    book = load_workbook(path, read_only=True)
+    try:
+        for sheet in book.worksheets:
+            for row in sheet.iter_rows(values_only=True):
+                digest.update(repr(row).encode())
+    finally:
+        book.close()
+    return digest.hexdigest()
+
+
+class HandOverFailed(RuntimeError):
+    """The webhook did not take an exported file (the file stays in the folder)."""
+
+
+async def hand_over(sink: WebhookSink, files: Sequence[Path]) -> list[str]:
+    """Hand each written file to the CRM webhook as a file upload (`WebhookSink.upload`).
+    The idempotency key names the file and its content, so sending the same file twice is
+    dropped by the receiver while a later, fuller export of the same day is not. Raises
+    `HandOverFailed` with the receiver's answer when one is not taken; returns the keys."""
+    keys: list[str] = []
+    for path in files:
+        digest = await asyncio.to_thread(content_digest, path)
+        key = f"export:{path.name}:{digest[:16]}"
+        verdict = await sink.upload(path, key)
+        if verdict.kind != VerdictKind.DELIVERED:
+            raise HandOverFailed(
+                f"the CRM webhook did not take {path.name} ({verdict.detail}); the file is "
+                f"still in {path.parent}: run `callcenter crm-export --upload` again later"
+            )
+        log.info("CRM export %s handed to the webhook (%s)", path.name, key)
+        keys.append(key)
+    return keys
 
 
 def next_export_at(now: datetime, at: time, tz: ZoneInfo, last_day: date | None) -> datetime:

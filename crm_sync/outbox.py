@@ -18,6 +18,27 @@ from crm_sync.models import Lead, OutboxMessage, OutboxState
 
 log = logging.getLogger(__name__)
 
+# Consumed inside the service (by the recordings worker), never sent to the CRM: "this attempt
+# ended with a recording file". Written in the attempt's result transaction, so a process
+# killed between hang-up and ingest leaves it pending and the next relay hands it on.
+TOPIC_ATTEMPT_RECORDING = "attempt.recording"
+INTERNAL_TOPICS = frozenset({TOPIC_ATTEMPT_RECORDING})
+
+
+def attempt_recording_message(
+    session: AsyncSession, payload: dict[str, Any], now: datetime
+) -> None:
+    """The durable "attempt ended with a recording" message, keyed by the attempt (not the
+    lead) so that a CRM outage holding a lead's messages back never holds back its ingest."""
+    session.add(
+        OutboxMessage(
+            topic=TOPIC_ATTEMPT_RECORDING,
+            key=f"attempt:{payload['attempt_id']}",
+            payload=payload,
+            created_at=now,
+        )
+    )
+
 
 def lead_message(
     session: AsyncSession, topic: str, lead_id: int, payload: dict[str, Any], now: datetime

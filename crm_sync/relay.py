@@ -246,20 +246,23 @@ class OutboxRelay:
     ) -> None:
         now = self._clock.now()
         o = OutboxMessage
-        delivered = [c.message.id for c, v in results if v and v.kind == VerdictKind.DELIVERED]
+        delivered: dict[str, list[int]] = {}  # by sink name
+        for c, v in results:
+            if v and v.kind == VerdictKind.DELIVERED:
+                delivered.setdefault(v.sink or self.sink.name, []).append(c.message.id)
         released = [c.message.id for c, v in results if v is None]
         report.claimed = len(results)
-        report.delivered = len(delivered)
+        report.delivered = sum(map(len, delivered.values()))
         report.released = len(released)
         async with self._sessions.begin() as s:
-            if delivered:
+            for sink_name, ids in delivered.items():
                 await s.execute(
                     update(o)
-                    .where(o.id.in_(delivered))
+                    .where(o.id.in_(ids))
                     .values(
                         state=OutboxState.DELIVERED.value,
                         delivered_at=now,
-                        sink=self.sink.name,
+                        sink=sink_name,
                         attempts=o.attempts + 1,
                         next_try_at=None,
                         lease_owner=None,
@@ -334,7 +337,7 @@ class OutboxRelay:
     def _entry(self, now: datetime, verdict: Verdict) -> dict[str, Any]:
         return {
             "at": now.isoformat(),
-            "sink": self.sink.name,
+            "sink": verdict.sink or self.sink.name,
             "relay": self.name,
             "result": verdict.kind.value,
             "status": verdict.status,

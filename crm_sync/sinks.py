@@ -11,15 +11,17 @@ docs/crm.md): `{"schema", "id", "topic", "version", "key", "created_at", "data"}
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import enum
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import aiohttp
 from pydantic import SecretStr
@@ -43,6 +45,11 @@ TOPIC_VERSIONS: dict[str, int] = {
 }
 ANSWER_KEEP = 500  # characters of a receiver's answer kept in the history
 RETRIED_STATUSES = frozenset({408, 425, 429})
+FILE_TOPIC = "export.file"
+FILE_TYPES = {
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".csv": "text/csv",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,7 @@ class Verdict:
     detail: str = ""
     status: int | None = None
     retry_after: float | None = None  # seconds the receiver asked us to wait
+    sink: str | None = None  # who decided, when not the relay's own sink (see TopicRouter)
 
 
 class Sink(Protocol):
@@ -186,11 +194,31 @@ class WebhookSink:
 
     async def deliver(self, message: Outgoing) -> Verdict:
         body = document_bytes(message)
+        return await self._post(body, self.headers(message, body))
+
+    async def upload(self, path: Path, idempotency_key: str) -> Verdict:
+        """A whole file (the spreadsheet sink's) as the raw body of a POST to the same URL,
+        signed the same way, so the receiver checks it with the same ten lines; its name in
+        `Content-Disposition`, `Callcenter-Topic: export.file`."""
+        body = await asyncio.to_thread(path.read_bytes)
+        headers = {
+            "Content-Type": FILE_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(path.name)}",
+            "Idempotency-Key": idempotency_key,
+            "Callcenter-Topic": FILE_TOPIC,
+            signing.HEADER: signing.sign(
+                body, self._secrets, int(self._clock.now().timestamp())
+            ),
+        }
+        return await self._post(body, headers)
+
+    async def _post(self, body: bytes, headers: dict[str, str]) -> Verdict:
         try:
-            async with self._client().post(
-                self.url, data=body, headers=self.headers(message, body)
-            ) as resp:
-                answer = await resp.text(errors="replace")
+            async with self._client().post(self.url, data=body, headers=headers) as resp:
+                raw = await resp.read()  # read whole, so the connection is reused
+                if 200 <= resp.status < 300:  # the common case: no decoding, no clock
+                    return Verdict(VerdictKind.DELIVERED, status=resp.status)
+                answer = raw[: ANSWER_KEEP * 4].decode("utf-8", "replace")
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock.now())
                 return classify_response(resp.status, answer, retry_after)
         except TimeoutError:
@@ -204,6 +232,31 @@ class WebhookSink:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class TopicRouter:
+    """Internal topics to the consumers inside the service (the recordings worker takes
+    `attempt.recording`), every other topic to the CRM sink. An internal topic whose consumer
+    is not wired in this process is retried, never shown to the CRM nor dropped."""
+
+    def __init__(self, default: Sink, consumers: Mapping[str, Sink], internal: Set[str]) -> None:
+        self.default = default
+        self.consumers = dict(consumers)
+        self.internal = frozenset(internal)
+        self.name = default.name
+
+    async def deliver(self, message: Outgoing) -> Verdict:
+        consumer = self.consumers.get(message.topic)
+        if consumer is None:
+            if message.topic in self.internal:
+                return Verdict(VerdictKind.RETRY, f"no consumer for {message.topic} here")
+            return await self.default.deliver(message)
+        verdict = await consumer.deliver(message)
+        return replace(verdict, sink=consumer.name)
+
+    async def close(self) -> None:
+        for sink in (self.default, *self.consumers.values()):
+            await sink.close()
 
 
 def build_sink(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from pathlib import Path
@@ -21,10 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from crm_sync import link_http
 from crm_sync import outbox as ops
 from crm_sync.config import CrmSettings
-from crm_sync.export import export_day, run_daily_export
+from crm_sync.export import export_day, hand_over, run_daily_export
 from crm_sync.http import CRM_SESSIONS
 from crm_sync.relay import OutboxRelay, RelayOptions
-from crm_sync.sinks import build_sink
+from crm_sync.sinks import Sink, TopicRouter, WebhookSink, build_sink
 from schedules.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,30 @@ def relay_options(settings: CrmSettings) -> RelayOptions:
     )
 
 
-def build_relay(settings: CrmSettings, engine: AsyncEngine, clock: Clock) -> OutboxRelay:
+async def upload_files(settings: CrmSettings, clock: Clock, files: list[Path]) -> list[str]:
+    """Hand exported files to `crm.webhook_url` (see `crm_sync.export.hand_over`)."""
+    if not settings.webhook_url:
+        raise ValueError(
+            "crm.export_upload is set but crm.webhook_url is not: set the URL "
+            "(CALLCENTER_CRM__WEBHOOK_URL) or turn the upload off"
+        )
+    sink = WebhookSink(
+        settings.webhook_url, settings.webhook_secrets, clock, timeout=settings.webhook_timeout
+    )
+    try:
+        return await hand_over(sink, files)
+    finally:
+        await sink.close()
+
+
+def build_relay(
+    settings: CrmSettings,
+    engine: AsyncEngine,
+    clock: Clock,
+    consumers: Mapping[str, Sink] | None = None,
+) -> OutboxRelay:
+    """The relay to the CRM sink; `consumers` take the internal topics (e.g. the recordings
+    worker takes `attempt.recording`)."""
     sink = build_sink(
         settings.webhook_url,
         settings.webhook_secrets,
@@ -57,7 +80,8 @@ def build_relay(settings: CrmSettings, engine: AsyncEngine, clock: Clock) -> Out
         settings.webhook_timeout,
         settings.relay_concurrency,
     )
-    return OutboxRelay(engine, clock, sink, relay_options(settings))
+    router = TopicRouter(sink, consumers or {}, ops.INTERNAL_TOPICS)
+    return OutboxRelay(engine, clock, router, relay_options(settings))
 
 
 @dataclass
@@ -104,8 +128,9 @@ class CrmLink:
     export_dir: Path = Path("data/crm-export")
 
     async def export(self, day: date) -> list[Path]:
-        """The spreadsheet sink, on demand or from the daily job."""
-        return await export_day(
+        """The spreadsheet sink, on demand or from the daily job: into the folder, and to
+        the webhook as files when `crm.export_upload` is set."""
+        files = await export_day(
             self.monitor.sessions,
             day,
             ZoneInfo(self.timezone),
@@ -113,6 +138,9 @@ class CrmLink:
             self.settings.export_formats,
             self.settings.export_csv_encoding,
         )
+        if self.settings.export_upload:
+            await upload_files(self.settings, self.clock, files)
+        return files
 
     def install(self, container: ContainerLike) -> None:
         container.route_tables.append(link_http.routes)
@@ -150,8 +178,9 @@ def build_crm_link(
     clock: Clock,
     timezone: str = "Asia/Shanghai",
     data_dir: Path = Path("data"),
+    consumers: Mapping[str, Sink] | None = None,
 ) -> CrmLink:
-    relay = build_relay(settings, engine, clock)
+    relay = build_relay(settings, engine, clock, consumers)
     export_dir = settings.export_dir or data_dir / "crm-export"
     return CrmLink(
         relay, OutboxMonitor(sessions, clock, settings), settings, clock, timezone, export_dir

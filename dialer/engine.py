@@ -17,7 +17,8 @@ The units (docs/dialer.md "Units and the bus", docs/architecture.md):
 - `dialer.call_events.CallEvents`: AMI events to the call trackers, reconciliation after a
   (re)connect, expiry.
 - `dialer.result_writer.ResultWriter`: results written in one transaction each batch
-  (attempt, lead, phone, outbox), then `AttemptSettled` and the `on_attempt_ended` hook.
+  (attempt, lead, phone, outbox, and `attempt.recording` for the recordings worker), then
+  `AttemptSettled` and the in-memory `on_attempt_ended` hook (tests and tools).
 - `dialer.restore.Restore`: seats and calls in flight taken back at start.
 - `dialer.seat_store.SeatStore`, `dialer.handover.KeyHandover`, `dialer.campaigns`.
 
@@ -282,9 +283,9 @@ class DialerEngine:
     async def skip_preview(self, specialist_id: int, reason: str = "skipped in preview") -> None:
         await self.seat_commands.skip_preview(specialist_id, reason)
 
-    def after_dispose(self, specialist_id: int) -> None:
-        """A specialist logged a result: their wrap-up may end early."""
-        self.seat_commands.after_dispose(specialist_id)
+    def after_dispose(self, specialist_id: int, lead_id: int | None = None) -> None:
+        """A specialist saved a result: their wrap-up ends, or is skipped (SeatCommands)."""
+        self.seat_commands.after_dispose(specialist_id, lead_id)
 
     def wake(self, specialist_id: int) -> None:
         """Ask the dispatcher to look for a call for this seat."""

@@ -32,7 +32,7 @@ from crm_sync.models import (
     Policy,
     Specialist,
 )
-from crm_sync.outbox import lead_message, status_message
+from crm_sync.outbox import attempt_recording_message, lead_message, status_message
 from dialer.decisions import (
     AttemptFacts,
     Decision,
@@ -46,6 +46,8 @@ from dialer.exceptions import NotYourLead, UnknownLead, UnknownResult
 from dialer.models import AttemptState, CallAttempt
 from dialer.outcomes import (
     ANSWERED_OUTCOMES,
+    NOT_SENT,
+    SKIPPED,
     UNKNOWN,
     automatic_reached,
     counts_as_call_sql,
@@ -235,6 +237,20 @@ async def record_result(
     facts = await _facts(session, attempt, fin, lead)
     d = decide(facts, fin, now=now, hours=hours_for(attempt.campaign_kind), retry=retry)
     _write(session, attempt, lead, phone, d, fin, now)
+    if fin.recording and fin.outcome not in (NOT_SENT, SKIPPED):
+        attempt_recording_message(
+            session,
+            {
+                "attempt_id": attempt.attempt_id,
+                "lead_id": lead.id,
+                "specialist_id": attempt.specialist_id,
+                "outcome": fin.outcome,
+                "ended_at": now.isoformat(),
+                "talk_seconds": fin.talk_seconds,
+                "recording": fin.recording,
+            },
+            now,
+        )
     return Effects(
         attempt.attempt_id,
         lead.id,

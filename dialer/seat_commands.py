@@ -99,12 +99,20 @@ class SeatCommands:
         await self.store.flush()
         return seat
 
-    def after_dispose(self, specialist_id: int) -> None:
-        """A specialist logged a result: their wrap-up may end early."""
+    def after_dispose(self, specialist_id: int, lead_id: int | None = None) -> None:
+        """A specialist saved a result. In wrap-up: the wrap-up ends at once (ready, or the
+        pause asked for during the call). During the call, for the call's own lead: the
+        hang-up skips the wrap-up, since what it is for is done."""
         seat = self.rt.seats.get(specialist_id)
-        if seat is not None and seat.state is SeatState.WRAP_UP:
+        if seat is None:
+            return
+        if seat.state is SeatState.WRAP_UP:
             self.rt.tasks.timer(specialist_id, None)
-            self.rt.record(seat, seat.ready(self.rt.clock.now()))
+            self.rt.record(seat, seat.wrap_done(self.rt.clock.now()))
+        elif seat.state in (SeatState.RINGING, SeatState.ON_CALL) and lead_id is not None:
+            live = self.rt.live.get(seat.attempt_id or "")
+            if live is not None and live.lead_id == lead_id:
+                seat.result_saved = True
 
     # -- preview ------------------------------------------------------------------------------
 

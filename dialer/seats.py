@@ -55,6 +55,8 @@ class Seat:
     pending_pause: str | None = None
     answered: bool = False
     wrap_up_until: datetime | None = None
+    # The call's contact result was saved while it went on: no wrap-up is needed after it.
+    result_saved: bool = False
     history: list[Transition] = field(default_factory=list, repr=False)
 
     # -- the one place a state changes ---------------------------------------------------
@@ -137,6 +139,7 @@ class Seat:
             raise IllegalSeatTransition(f"seat {self.device}: not ready ({self.state.value})")
         self.attempt_id = attempt_id
         self.answered = False
+        self.result_saved = False
         return self._go(SeatState.RINGING, "dial", now, allowed=(SeatState.READY,))
 
     def answer(self, now: datetime) -> Transition:
@@ -146,10 +149,11 @@ class Seat:
     def call_end(
         self, now: datetime, wrap_up_seconds: float, *, talked: bool = False
     ) -> Transition:
-        """The call is over: wrap-up if someone talked (and wrap-up is configured). `talked`:
-        the result says so even if the seat never heard the answer (a bridge missed)."""
+        """The call is over: wrap-up if someone talked (and wrap-up is configured), unless
+        the call's result is saved already. `talked`: the result says so even if the seat
+        never heard the answer (a bridge missed)."""
         talked = talked or self.answered or self.state is SeatState.ON_CALL
-        if talked and wrap_up_seconds > 0:
+        if talked and wrap_up_seconds > 0 and not self.result_saved:
             self.wrap_up_until = now + timedelta(seconds=wrap_up_seconds)
             t = self._go(SeatState.WRAP_UP, "call_end", now, allowed=_BUSY)
         elif self.pending_pause is not None:
@@ -159,6 +163,7 @@ class Seat:
             t = self._go(SeatState.READY, "call_end", now, allowed=_BUSY)
         self.attempt_id = None
         self.answered = False
+        self.result_saved = False
         return t
 
     def wrap_done(self, now: datetime) -> Transition | None:

@@ -4,7 +4,7 @@ Wiring (callcenter/bootstrap.py)::
 
     engine = DialerEngine(sessions, clock, [AmiServerSpec("pbx1", AmiConfig(...), DialPlan(...))],
                           plan=calling_plan, retry=RetryConfig(), config=DialerConfig(...),
-                          on_attempt_ended=hook)      # e.g. recordings: see AttemptEnded
+                          on_attempt_ended=hook)      # optional, in memory: see AttemptEnded
     service = DialerService(engine)
 
     async def dialer_ctx(app):                        # aiohttp cleanup_ctx: one owner
@@ -276,7 +276,7 @@ class DialerService:
                 "next_attempt_at": _iso(lead.next_attempt_at),
             }
             await s.commit()
-        self.engine.after_dispose(specialist_id)
+        self.engine.after_dispose(specialist_id, lead_id)
         return view
 
     # -- campaigns ------------------------------------------------------------------------------

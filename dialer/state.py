@@ -112,7 +112,8 @@ def supervisor_link(
 
 @dataclass(frozen=True, slots=True)
 class AttemptEnded:
-    """Passed to the `on_attempt_ended` hook (the lead wires recordings.ingest to it)."""
+    """Passed to the optional in-memory `on_attempt_ended` hook. Recordings do not use it: they
+    take the durable `attempt.recording` outbox message that `record_result` commits."""
 
     attempt_id: str
     lead_id: int

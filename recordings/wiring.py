@@ -5,7 +5,9 @@ rec = build_recordings(settings.recordings, sessions=…, clock=…,
                        monitor_dir=settings.effective_monitor_dir,
                        timezone=settings.timezone)
 rec.install(container)      # route table, app keys, cleanup_ctx (the ingest workers)
-await rec.ingest.submit(RecordingJob(...))   # the dialer, when an attempt ends
+build_crm_link(..., consumers={"attempt.recording": rec.consumer()})
+# the dialer commits an `attempt.recording` outbox message with the attempt's result; the
+# outbox relay hands it to the consumer, which queues the file for ingest
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.clock import Clock
+from crm_sync.sinks import Outgoing, Verdict, VerdictKind
 from recordings.config import RecordingSettings
 from recordings.exceptions import StoreError
 from recordings.http import RECORDINGS, routes
@@ -34,29 +37,45 @@ log = logging.getLogger(__name__)
 INGEST = web.AppKey("recordings_ingest", Ingest)
 
 
-class AttemptEndedLike(Protocol):
-    """What the dialer's `on_attempt_ended` hook passes (dialer.engine.AttemptEnded)."""
-
-    @property
-    def attempt_id(self) -> str: ...
-    @property
-    def lead_id(self) -> int: ...
-    @property
-    def specialist_id(self) -> int | None: ...
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def ended_at(self) -> datetime: ...
-    @property
-    def talk_seconds(self) -> float | None: ...
-    @property
-    def recording(self) -> str | None: ...
-
-
 class ContainerLike(Protocol):
     route_tables: list[web.RouteTableDef]
     cleanup_contexts: list[Callable[[web.Application], AsyncIterator[None]]]
     app_values: dict[web.AppKey[Any], object]
+
+
+class RecordingsConsumer:
+    """The recordings worker's end of the outbox: each durable `attempt.recording` message
+    (written with the attempt's result) becomes a `pending` recording row, queued for ingest.
+    The message counts as delivered only once that row is committed; `submit` is idempotent
+    per attempt, so the relay's "at least once" queues a recording once."""
+
+    name = "recordings"
+
+    def __init__(self, ingest: Ingest) -> None:
+        self.ingest = ingest
+
+    async def deliver(self, message: Outgoing) -> Verdict:
+        p = message.payload
+        try:
+            job = RecordingJob(
+                attempt_id=p["attempt_id"],
+                lead_id=p.get("lead_id"),
+                specialist_id=p.get("specialist_id"),
+                wav_path=p["recording"],
+                outcome=p.get("outcome") or "unknown",
+                ended_at=datetime.fromisoformat(p["ended_at"]),
+                talk_seconds=p.get("talk_seconds"),
+            )
+            rid = await self.ingest.submit(job)
+        except (KeyError, TypeError, ValueError) as exc:
+            # A message this worker can never take (e.g. its lead is gone): parked with the
+            # reason, for `callcenter outbox list --state parked`.
+            return Verdict(VerdictKind.PARK, f"cannot ingest: {type(exc).__name__}: {exc}")
+        log.debug("attempt %s: recording %s queued from outbox %s", p["attempt_id"], rid, message.id)
+        return Verdict(VerdictKind.DELIVERED)
+
+    async def close(self) -> None:
+        return None
 
 
 def build_store(settings: RecordingSettings, recordings_dir: Path) -> RecordingStore:
@@ -84,26 +103,9 @@ class Recordings:
         finally:
             await self.ingest.stop()
 
-    async def on_attempt_ended(self, ended: AttemptEndedLike) -> None:
-        """The dialer's `on_attempt_ended` hook: queue the attempt's MixMonitor file.
-
-        Attempts without a MIXMONITOR_FILENAME have nothing to ingest; an answered one among
-        them is what the integrity check reports (through `attempts_lookup`).
-        """
-        if not ended.recording:
-            log.debug("attempt %s ended without a recording", ended.attempt_id)
-            return
-        await self.ingest.submit(
-            RecordingJob(
-                attempt_id=ended.attempt_id,
-                lead_id=ended.lead_id,
-                specialist_id=ended.specialist_id,
-                wav_path=ended.recording,
-                outcome=ended.outcome,
-                ended_at=ended.ended_at,
-                talk_seconds=ended.talk_seconds,
-            )
-        )
+    def consumer(self) -> RecordingsConsumer:
+        """What the outbox relay hands `attempt.recording` messages to."""
+        return RecordingsConsumer(self.ingest)
 
     def install(self, container: ContainerLike) -> None:
         container.route_tables.append(routes)

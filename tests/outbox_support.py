@@ -41,6 +41,9 @@ class Receiver:
         self.requests: list[int] = []  # outbox id of every request that arrived signed
         self.duplicates: list[int] = []
         self.forged = 0
+        # Idempotency-Key -> (Content-Disposition, Content-Type, body) of each file taken
+        self.files: dict[str, tuple[str, str, bytes]] = {}
+        self.file_duplicates: list[str] = []
         self.script: Script = lambda _doc: None
         self.arrived = asyncio.Event()
         self.release = asyncio.Event()  # lets hanging requests finish at teardown
@@ -60,6 +63,8 @@ class Receiver:
         except signing.SignatureError as exc:
             self.forged += 1
             return web.Response(status=401, text=str(exc))
+        if request.content_type != "application/json":
+            return self._file(request, body)
         doc = json.loads(body)
         idem = request.headers["Idempotency-Key"]
         assert idem == str(doc["id"])
@@ -78,6 +83,19 @@ class Receiver:
         self.arrived.set()
         if answer is not None:
             return web.Response(status=answer.status, text=answer.text, headers=answer.headers)
+        return web.Response(status=200, text="ok")
+
+    def _file(self, request: web.Request, body: bytes) -> web.Response:
+        """A file upload (the spreadsheet sink): recorded under its idempotency key."""
+        idem = request.headers["Idempotency-Key"]
+        answer = self.script({"topic": request.headers["Callcenter-Topic"], "key": idem})
+        if answer is not None:
+            return web.Response(status=answer.status, text=answer.text, headers=answer.headers)
+        if idem in self.files:
+            self.file_duplicates.append(idem)
+        else:
+            disposition = request.headers["Content-Disposition"]
+            self.files[idem] = (disposition, request.content_type, body)
         return web.Response(status=200, text="ok")
 
     @property

@@ -5,19 +5,24 @@ daily on the clock. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import zipfile
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from io import BytesIO
 from pathlib import Path
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.export import COLUMNS, run_daily_export
+from crm_sync.export import COLUMNS, content_digest, run_daily_export, write_xlsx
 from crm_sync.importer import PolicyRecord, prepare
 from crm_sync.models import Lead, Phone, SalesRecord
+from crm_sync.sinks import FILE_TYPES
 from schedules.clock import VirtualClock
+from tests.outbox_support import SECRET, Answer, Receiver
 from tests.test_dialer_support import seed
 from tests.test_import_cli import cli, cli_env  # noqa: F401 (a fixture)
 
@@ -92,6 +97,53 @@ async def test_the_days_results_open_in_excel_and_read_back_through_the_importer
         ]
         assert records[0].expiry_date == DAY + timedelta(days=25)
         assert records[0].branch_code == "B1"
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_the_days_files_are_handed_to_the_webhook_signed_once_each(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed_day(sessions)
+    receiver = Receiver([SECRET], lambda: datetime.now(UTC))  # the CLI runs on the wall clock
+    await receiver.start()
+    monkeypatch.setenv("CALLCENTER_CRM__WEBHOOK_URL", receiver.url)
+    monkeypatch.setenv("CALLCENTER_CRM__WEBHOOK_SECRETS", f'["{SECRET}"]')
+    out = tmp_path / "export"
+    argv = ("crm-export", "--day", DAY.isoformat(), "--format", "xlsx", "csv", "--dir", str(out))
+    try:
+        assert await cli(*argv, "--upload") == 0
+        assert receiver.forged == 0 and len(receiver.files) == 2
+        by_name = {unquote(d.split("''")[1]): (t, b) for d, t, b in receiver.files.values()}
+        xlsx, csv_file = "联系结果_2026-01-05.xlsx", "联系结果_2026-01-05.csv"
+        assert set(by_name) == {xlsx, csv_file}
+        assert by_name[xlsx] == (FILE_TYPES[".xlsx"], (out / xlsx).read_bytes())
+        assert by_name[csv_file][1].decode("gb18030").startswith("保单号,")
+        sheet = load_workbook(BytesIO(by_name[xlsx][1]), read_only=True).active
+        assert sheet is not None and len(list(sheet.iter_rows())) == 3  # headers, two leads
+
+        assert await cli(*argv, "--upload") == 0  # the same rows again: dropped by their keys
+        assert len(receiver.files) == 2 and len(receiver.file_duplicates) == 2
+
+        receiver.script = lambda _doc: Answer(503, "down for maintenance")
+        assert await cli(*argv, "--upload") == 1  # said plainly; the files stay in the folder
+        assert (out / xlsx).exists()
+    finally:
+        await receiver.stop()
+
+
+def test_an_xlsx_saved_again_with_the_same_rows_has_the_same_content_key(tmp_path: Path) -> None:
+    rows = [{key: f"{key}-{n}" for _, key in COLUMNS} for n in range(3)]
+    first = write_xlsx(rows, tmp_path / "a.xlsx", "2026-01-05")
+    # The same workbook saved at another time: every zip entry (and docProps) stamped anew.
+    again = tmp_path / "b.xlsx"
+    with zipfile.ZipFile(first) as src, zipfile.ZipFile(again, "w") as dst:
+        for info in src.infolist():
+            info.date_time = (2030, 1, 1, 0, 0, 0)
+            dst.writestr(info, src.read(info.filename))
+    assert first.read_bytes() != again.read_bytes()
+    assert content_digest(first) == content_digest(again)
+    other = write_xlsx(rows[:2], tmp_path / "c.xlsx", "2026-01-05")
+    assert content_digest(other) != content_digest(first)
 
 
 async def test_the_export_runs_each_day_at_its_time_on_the_clock() -> None:

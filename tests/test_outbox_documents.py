@@ -175,7 +175,7 @@ def test_each_answer_means_delivered_retry_or_park(status: int, kind: VerdictKin
 
 
 async def test_the_ten_line_receiver_in_the_docs_accepts_our_requests_and_refuses_forgeries(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     text = DOCS.read_text(encoding="utf-8")
     code = text.split("### A receiver that checks the signature", 1)[1]
@@ -191,9 +191,13 @@ async def test_the_ten_line_receiver_in_the_docs_accepts_our_requests_and_refuse
         try:
             assert (await good.deliver(msg)).kind == VerdictKind.DELIVERED
             assert (await good.deliver(msg)).kind == VerdictKind.DELIVERED  # duplicate
+            # The spreadsheet sink's files go through the same ten lines.
+            sheet = tmp_path / "联系结果_2026-01-05.csv"
+            sheet.write_bytes("保单号\r\n".encode("gb18030"))
+            assert (await good.upload(sheet, "export:x")).kind == VerdictKind.DELIVERED
             refused = await forged.deliver(msg)
         finally:
             await good.close()
             await forged.close()
     assert refused.kind == VerdictKind.PARK and refused.status == 401
-    assert capsys.readouterr().out.splitlines() == ["lead.status"]  # stored once
+    assert capsys.readouterr().out.splitlines() == ["lead.status", "export.file"]  # once each

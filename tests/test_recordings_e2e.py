@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.web import create_app
 from crm_sync.models import OutboxMessage
+from crm_sync.outbox import TOPIC_ATTEMPT_RECORDING
+from crm_sync.sinks import Outgoing, VerdictKind
 from dialer.simulator.pbx import MONITOR_SPOOL
 from dialer.simulator.wav import write_recording
 from recordings.config import RecordingSettings
@@ -90,33 +92,36 @@ async def test_simulated_answered_call_is_stored_linked_and_playable_by_its_spec
         assert (await client.get(link.payload["url"], headers=other)).status == 404
 
 
-async def test_the_dialers_attempt_ended_hook_queues_the_recording(
+async def test_an_attempt_recording_message_queues_the_recording_once_and_a_bad_one_is_parked(
     tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    from dialer.engine import AttemptEnded
-
     clock, rec = _recordings(tmp_path, sessions)
     lead = await make_lead(sessions)
+    consumer = rec.consumer()
+
+    def message(mid: int, attempt: str, lead_id: int) -> Outgoing:
+        payload = {
+            "attempt_id": attempt,
+            "lead_id": lead_id,
+            "specialist_id": None,
+            "outcome": "answered_hung_up_early",
+            "ended_at": clock.now().isoformat(),
+            "talk_seconds": 1.02,
+            "recording": f"{MONITOR_SPOOL}/1795779201.0.wav",
+        }
+        return Outgoing(mid, TOPIC_ATTEMPT_RECORDING, f"attempt:{attempt}", payload, clock.now())
+
     await rec.ingest.start()
     try:
         write_recording(tmp_path / "monitor" / "1795779201.0.wav", 1.02)
-        for attempt, path in (("att-1", f"{MONITOR_SPOOL}/1795779201.0.wav"), ("att-2", None)):
-            await rec.on_attempt_ended(
-                AttemptEnded(
-                    attempt,
-                    lead,
-                    None,
-                    None,
-                    "answered_hung_up_early",
-                    clock.now(),
-                    1.02,
-                    path,
-                    "pbx1",
-                )
-            )
+        first = await consumer.deliver(message(1, "att-1", lead))
+        again = await consumer.deliver(message(1, "att-1", lead))  # the relay's "at least once"
+        unknown_lead = await consumer.deliver(message(2, "att-2", lead + 1000))
         await settle(rec.ingest, clock)
     finally:
         await rec.ingest.stop()
+    assert (first.kind, again.kind) == (VerdictKind.DELIVERED, VerdictKind.DELIVERED)
+    assert unknown_lead.kind == VerdictKind.PARK and "att-2" in unknown_lead.detail
     async with sessions() as s:
         rows = (await s.scalars(select(Recording))).all()
     assert [(r.attempt_id, r.status, r.outcome) for r in rows] == [

@@ -271,6 +271,7 @@ async def seat_page(request: web.Request) -> web.Response:
                 for r in results
             },
             "desk_tz": pages.tz,
+            "first_view": await _first_view(pages, who),
             # the appointment picker's times are the desk's wall-clock times
             "desk_offset": f"{offset[:3]}:{offset[3:]}",
         },
@@ -440,6 +441,17 @@ async def events(request: web.Request) -> web.StreamResponse:
         for task in prepared.values():
             task.cancel()
     return resp
+
+
+async def _first_view(pages: SeatPages, who: Principal) -> dict[str, Any]:
+    """The seat and its pop as the page opens, rendered into the HTML: the page is
+    interactive without two API round trips first (the event stream then keeps it live)."""
+    try:
+        seat = await pages.dialer.seat(who.user_id)
+    except DialerError:
+        return {"seat": {"state": "offline"}, "pop": None}
+    seat["server_now"] = pages.clock.now().isoformat()
+    return {"seat": seat, "pop": await _pop_or_none(pages, who)}
 
 
 async def _pop_or_none(pages: SeatPages, who: Principal) -> dict[str, Any] | None:

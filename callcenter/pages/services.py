@@ -46,7 +46,7 @@ from crm_sync.models import (
 )
 from dialer.models import CallAttempt, Campaign
 from dialer.services import DialerService
-from recordings.models import Recording
+from recordings.models import Recording, RecordingStatus
 from schedules.windows import CallingHours
 
 log = logging.getLogger(__name__)
@@ -418,7 +418,11 @@ async def lead_details(
     attempts = (
         await s.execute(
             select(CallAttempt, Recording.id, Campaign.name)
-            .outerjoin(Recording, Recording.attempt_id == CallAttempt.attempt_id)
+            .outerjoin(
+                Recording,
+                (Recording.attempt_id == CallAttempt.attempt_id)
+                & (Recording.status == RecordingStatus.STORED.value),  # only what can play
+            )
             .outerjoin(Campaign, Campaign.id == CallAttempt.campaign_id)
             .where(CallAttempt.lead_id == lead.id)
             .order_by(CallAttempt.created_at.desc(), CallAttempt.id.desc())

@@ -100,6 +100,9 @@ function showSeat(view) {
   }
   if (view.state === "ringing") {
     $("pop-empty").textContent = M.ringing + "…";
+  } else if (view.state === "ready" && !view.preview) {
+    // A newcomer who pressed Ready and hears nothing is told why (e.g. between the windows).
+    $("pop-empty").textContent = M.waiting;
   }
 }
 
@@ -138,7 +141,7 @@ function showPop(p) {
   $("pop-policy").textContent = p.policy.policy_number;
   $("pop-expiry").textContent = `${p.policy.expiry_date} (${p.policy.days_to_expiry})`;
   $("pop-previous").textContent = p.policy.previous_policy_number || "—";
-  $("pop-campaign").textContent = (M.kinds[p.lead.kind] || p.lead.kind) + " · " + p.campaign;
+  $("pop-campaign").textContent = (M.kinds[p.lead.kind] || p.lead.kind) + " · " + (M.kinds[p.campaign] || p.campaign);
   const phones = $("pop-phones");
   phones.replaceChildren();
   for (const ph of p.phones) {
@@ -154,13 +157,22 @@ function showPop(p) {
     const tr = document.createElement("tr");
     cell(tr, localTime(a.at));
     cell(tr, a.number);
-    cell(tr, a.outcome);
+    cell(tr, a.outcome ? (M.outcomes[a.outcome] || a.outcome) : null);
     cell(tr, a.contact_result ? (M.results[a.contact_result] || a.contact_result) : null);
     const td = cell(tr, "");
     if (a.recording_id) {
+      // Only the recordings she may play come with an id (her own calls'); the newest is
+      // the one Alt+L plays.
       const b = document.createElement("button");
       b.type = "button";
+      b.className = "play";
+      b.dataset.recording = a.recording_id;
       b.textContent = M.play;
+      if (!hist.querySelector("button.play")) {
+        const k = document.createElement("kbd");
+        k.textContent = "Alt+L";
+        b.append(" ", k);
+      }
       b.addEventListener("click", () => play(a.recording_id));
       td.appendChild(b);
     }
@@ -174,6 +186,11 @@ function clearPop() {
   $("pop-body").hidden = true;
   $("pop-empty").hidden = false;
   $("pop-empty").textContent = $("pop-empty").dataset.text || $("pop-empty").textContent;
+}
+
+function playNewest() {
+  const b = document.querySelector("#pop-history button.play");
+  if (b) play(b.dataset.recording); else toast(M.no_recording, true);
 }
 
 function play(id) {
@@ -302,7 +319,8 @@ async function loadDay() {
   }
   if (!q.children.length) q.textContent = M.none;
   const left = d.deadline.seconds_left;
-  $("day-deadline").textContent = `(${d.deadline.missing.length} · ${Math.floor(left / 3600)}h${String(Math.floor(left % 3600 / 60)).padStart(2, "0")})`;
+  $("day-deadline").textContent = fmt(M.deadline_left, {
+    n: d.deadline.missing.length, h: Math.floor(left / 3600), m: Math.floor(left % 3600 / 60) });
   const miss = $("day-missing");
   miss.replaceChildren();
   for (const m of d.deadline.missing) li(miss, `${m.customer} ${m.plate || ""}`, `/seat/leads/${m.lead_id}`);
@@ -337,8 +355,16 @@ function connect() {
 // -- keys ----------------------------------------------------------------------------------
 const ACTIONS = {
   s: () => act("POST", "/api/seat/sign-in", {}),
-  r: () => act("POST", "/api/seat/ready"),
-  p: () => act("POST", "/api/seat/pause", { reason: $("pause-reason").value }),
+  // Ready while not signed in to the seat: signed in and ready in one step (what a newcomer
+  // presses first, following the hint on the empty screen).
+  r: () => (seat.state === "offline"
+    ? act("POST", "/api/seat/sign-in", { ready: true })
+    : act("POST", "/api/seat/ready")),
+  p: async () => {
+    const after = await act("POST", "/api/seat/pause", { reason: $("pause-reason").value });
+    // On a call the pause waits for its end: say so, or the key seems to do nothing.
+    if (after && (after.state === "ringing" || after.state === "on_call")) toast(M.pause_after_call);
+  },
   o: () => act("POST", "/api/seat/sign-out"),
   h: () => act("POST", "/api/seat/hangup"),
   c: () => act("POST", "/api/seat/preview/confirm"),
@@ -346,6 +372,7 @@ const ACTIONS = {
   n: () => $("note").focus(),
   a: () => $("appt-day").focus(),
   m: () => { loadDay(); $("day-title").scrollIntoView(); },
+  l: () => playNewest(),
 };
 
 function chooseResult(i) {
@@ -378,12 +405,14 @@ $("results").addEventListener("change", () => {
 $("pop-empty").dataset.text = $("pop-empty").textContent;
 
 async function start() {
-  try {
-    showSeat(await api("GET", "/api/seat"));
-  } catch { showSeat({ state: "offline" }); }
-  try { showPop(await api("GET", "/api/seat/pop")); } catch { /* no call now */ }
+  // The seat and its pop come rendered into the page (no round trip before it can be used);
+  // the event stream then sends the seat as it is and every change after.
+  const first = JSON.parse($("first-view").textContent);
+  showSeat(first.seat);
+  if (first.pop) showPop(first.pop);
   connect();
   loadDay();
   document.body.dataset.ready = "1";
+  performance.mark("seat-ready"); // what bench/bench_seat_page.py measures page load to
 }
 start();
