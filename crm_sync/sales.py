@@ -161,7 +161,7 @@ async def record_sale(
         sale = SalesRecord(lead_id=lead_id, sold_at=now, status=SaleStatus.RECORDED.value)
         session.add(sale)
     sale.specialist_id = lead.owner_id
-    sale.premium = premium
+    sale.premium = _money(premium)
     sale.new_policy_number = new_policy_number
     sale.sold_on = local_day(sale.sold_at, tz)
     sale.red_star = bool(sale.red_star)
@@ -175,6 +175,12 @@ async def record_sale(
     _publish(session, sale, lead, policy, "recorded", now)
     log.info("sale %s of lead %s recorded by %s: %s", sale.id, lead_id, who.user_id, premium)
     return after
+
+
+def _money(amount: Decimal) -> Decimal:
+    if not amount.is_finite() or amount < 0 or amount >= Decimal("1e10"):
+        raise BadInput("a premium is an amount from 0 up to 9,999,999,999.99")
+    return amount.quantize(Decimal("0.01"))
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -209,6 +215,8 @@ async def confirm_sale(
         "driving_licence_expiry",
     ):
         value = getattr(changes, name)
+        if name == "premium" and value is not None:
+            value = _money(value)
         if value is not None:
             setattr(sale, name, value)
     await _update_policy(session, policy, sale, changes, now)
@@ -239,12 +247,6 @@ async def _update_policy(
     changes: SaleChanges,
     now: datetime,
 ) -> None:
-    customer = await session.get(Customer, policy.insured_id or policy.policyholder_id)
-    assert customer is not None
-    if sale.membership_card is not None:
-        customer.membership_card = sale.membership_card
-    if sale.driving_licence_expiry is not None:
-        customer.driving_licence_expiry = sale.driving_licence_expiry
     if sale.vehicle_licence_expiry is not None:
         policy.vehicle_licence_expiry = sale.vehicle_licence_expiry
     if changes.policy_expiry is not None:
@@ -264,6 +266,14 @@ async def _update_policy(
             session.add(insured)
             await session.flush()
         policy.insured_id = (existing or insured).id
+    # The card and the licence belong to the insured (the VIP customer of node 6), else to
+    # the policyholder.
+    customer = await session.get(Customer, policy.insured_id or policy.policyholder_id)
+    assert customer is not None
+    if sale.membership_card is not None:
+        customer.membership_card = sale.membership_card
+    if sale.driving_licence_expiry is not None:
+        customer.driving_licence_expiry = sale.driving_licence_expiry
     policy.renewed, policy.renewed_at = True, policy.renewed_at or now
 
 
@@ -375,7 +385,8 @@ async def recompute_points(
     ).all()
     done = Recomputed(start, end)
     for sale, lead, policy in rows:
-        result = score(rules, lead.kind, sale.sold_on, sale.premium, sale.red_star)
+        day = sale.sold_on or sale.sold_at.date()
+        result = score(rules, lead.kind, day, sale.premium, sale.red_star)
         done.sales += 1
         if (result.points, result.rule_from) != (sale.points, sale.rules_from):
             before = {"points": sale.points, "rules_from": _day(sale.rules_from)}

@@ -1,0 +1,708 @@
+"""The desk's numbers (node 7's daily premium and performance, and the dialer's own report).
+
+Reports read the rollup tables (`callcenter.reports.models`), one row per day and group.
+A day is rolled up (`refresh_day`) from that day's attempts (by `ended_at`, indexed), the
+leads handed out that day, the contact results set that day and the day's sales; the daily
+job rolls up the days before, and a report rolls up on the spot any day of its period that
+is missing, still open (node 3's deadline not yet passed when it was rolled up, or today's
+older than a minute) or whose sales changed since. So a year of reports sums a few hundred
+thousand small rows instead of two million attempts, and today is always current.
+
+Figures, per day and group:
+* handed out: leads distributed that day (发放日期) to the specialist;
+* called / reached: leads with a call / an answered call (an automatic call only with a menu
+  key, `dialer.outcomes.automatic_reached`) that day; attempts: calls (`counts_as_call`);
+* renewals, premium, points: the day's sales (`sales_records.sold_on`), as confirmed by the
+  maintainer or else as recorded; renewal rate = renewals / handed out;
+* talk time: seconds talked; attempts per renewal: the calls its lead took, averaged;
+* late: leads handed out that day still without a contact result at node 3's deadline
+  (17:00 of the next working day); first call: seconds from the day's distribution run to a
+  lead's first call, averaged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from callcenter.reports.exceptions import SupervisorsOnly
+from callcenter.reports.models import ReportDaily, ReportDay, ReportHourly, ReportResult
+from common.clock import Clock
+from common.errors import BadInput
+from common.principal import Principal
+from crm_sync.models import (
+    Branch,
+    ContactResult,
+    Lead,
+    Phone,
+    Policy,
+    SalesRecord,
+    Specialist,
+)
+from dialer.models import CallAttempt, Campaign
+from dialer.outcomes import ABANDONED, ANSWERED_OUTCOMES, automatic_reached, counts_as_call
+from schedules.models import DistributionRun
+
+log = logging.getLogger(__name__)
+
+DEADLINE = time(17, 0)  # node 3: results by 17:00 of the day after distribution
+TODAY_FRESH = timedelta(seconds=60)  # today's rollup is rolled up again when older
+GROUPS = ("day", "week", "month", "specialist", "branch", "kind")
+MAX_DAYS = 400
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date  # inclusive
+
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+
+def check_period(start: date, end: date) -> Period:
+    if end < start:
+        raise BadInput("the period ends before it starts: swap start and end")
+    if (end - start).days >= MAX_DAYS:
+        raise BadInput(f"a report covers at most {MAX_DAYS} days; ask for a shorter period")
+    return Period(start, end)
+
+
+def deadline_of(day: date, tz: ZoneInfo, is_working_day: Callable[[date], bool]) -> datetime:
+    """Node 3's deadline for leads handed out on `day`: 17:00 of the next working day."""
+    nxt = day + timedelta(days=1)
+    for _ in range(30):
+        if is_working_day(nxt):
+            break
+        nxt += timedelta(days=1)
+    return datetime.combine(nxt, DEADLINE, tzinfo=tz).astimezone(UTC)
+
+
+# -- rolling a day up ------------------------------------------------------------------------
+
+Key = tuple[int | None, int | None, str]  # specialist, branch, kind of lead
+
+
+def _daily_row() -> dict[str, Any]:
+    return {
+        "handed_out": 0,
+        "called": 0,
+        "reached": 0,
+        "attempts": 0,
+        "talk_seconds": 0.0,
+        "renewals": 0,
+        "premium": Decimal(0),
+        "points": 0,
+        "renewal_attempts": 0,
+        "late": 0,
+        "first_called": 0,
+        "first_call_seconds": 0.0,
+    }
+
+
+async def refresh_day(
+    session: AsyncSession,
+    day: date,
+    tz: ZoneInfo,
+    is_working_day: Callable[[date], bool],
+    now: datetime,
+) -> None:
+    """Write `day`'s rollup rows again (the caller commits)."""
+    start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    daily: dict[Key, dict[str, Any]] = defaultdict(_daily_row)
+    hourly: dict[tuple[int, int | None, str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    await _attempts(session, start, end, tz, daily, hourly)
+    await _handed_out(session, day, start, tz, is_working_day, daily)
+    await _sales(session, day, daily)
+    results = await _results(session, start, end)
+    for table in (ReportDaily, ReportResult, ReportHourly):
+        await session.execute(delete(table).where(table.day == day))
+    if daily:
+        await session.execute(
+            insert(ReportDaily),
+            [
+                {"day": day, "specialist_id": k[0], "branch_id": k[1], "lead_kind": k[2], **v}
+                for k, v in daily.items()
+            ],
+        )
+    if results:
+        await session.execute(
+            insert(ReportResult),
+            [
+                {
+                    "day": day,
+                    "specialist_id": s,
+                    "branch_id": b,
+                    "lead_kind": k,
+                    "result": r,
+                    "n": n,
+                }
+                for (s, b, k, r), n in results.items()
+            ],
+        )
+    if hourly:
+        await session.execute(
+            insert(ReportHourly),
+            [
+                {
+                    "day": day,
+                    "hour": h,
+                    "weekday": day.weekday(),
+                    "campaign_id": c,
+                    "campaign_kind": ck,
+                    "outcome": o,
+                    "n": int(v[0]),
+                    "reached": int(v[1]),
+                    "talk_seconds": v[2],
+                }
+                for (h, c, ck, o), v in hourly.items()
+            ],
+        )
+    await session.execute(delete(ReportDay).where(ReportDay.day == day))
+    session.add(ReportDay(day=day, refreshed_at=now))
+    await session.flush()
+
+
+async def _attempts(
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    tz: ZoneInfo,
+    daily: dict[Key, dict[str, Any]],
+    hourly: dict[tuple[int, int | None, str, str], list[float]],
+) -> None:
+    rows = await session.execute(
+        select(
+            CallAttempt.lead_id,
+            CallAttempt.specialist_id,
+            CallAttempt.campaign_id,
+            CallAttempt.campaign_kind,
+            CallAttempt.outcome,
+            CallAttempt.mode,
+            CallAttempt.key_pressed,
+            CallAttempt.created_at,
+            CallAttempt.talk_seconds,
+            Lead.kind,
+            Policy.branch_id,
+        )
+        .join(Lead, Lead.id == CallAttempt.lead_id)
+        .join(Policy, Policy.id == Lead.policy_id)
+        .where(CallAttempt.ended_at >= start, CallAttempt.ended_at < end)
+    )
+    called: dict[Key, set[int]] = defaultdict(set)
+    reached: dict[Key, set[int]] = defaultdict(set)
+    for lead_id, spec, camp, ckind, outcome, mode, key, created, talk, kind, branch in rows:
+        outcome = outcome or "unknown"
+        if not counts_as_call(outcome):
+            continue
+        ok = outcome in ANSWERED_OUTCOMES and automatic_reached(mode, key)
+        bucket = hourly[(created.astimezone(tz).hour, camp, ckind, outcome)]
+        bucket[0] += 1
+        bucket[1] += 1 if ok else 0
+        bucket[2] += talk or 0.0
+        k: Key = (spec, branch, kind)
+        row = daily[k]
+        row["attempts"] += 1
+        row["talk_seconds"] += talk or 0.0
+        called[k].add(lead_id)
+        if ok:
+            reached[k].add(lead_id)
+    for k, leads in called.items():
+        daily[k]["called"] += len(leads)
+    for k, leads in reached.items():
+        daily[k]["reached"] += len(leads)
+
+
+async def _handed_out(
+    session: AsyncSession,
+    day: date,
+    day_start: datetime,
+    tz: ZoneInfo,
+    is_working_day: Callable[[date], bool],
+    daily: dict[Key, dict[str, Any]],
+) -> None:
+    dealt = await session.scalar(
+        select(func.min(DistributionRun.started_at)).where(DistributionRun.day == day)
+    )
+    dealt_at = dealt or day_start
+    deadline = deadline_of(day, tz, is_working_day)
+    first = (
+        select(
+            CallAttempt.lead_id.label("lead_id"),
+            func.min(CallAttempt.created_at).label("first_call"),
+            func.min(CallAttempt.ended_at)
+            .filter(CallAttempt.contact_result.is_not(None))
+            .label("first_result"),
+        )
+        .join(Lead, Lead.id == CallAttempt.lead_id)
+        .where(Lead.distributed_on == day)
+        .group_by(CallAttempt.lead_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(
+            Lead.owner_id,
+            Policy.branch_id,
+            Lead.kind,
+            Lead.contact_result_at,
+            first.c.first_call,
+            first.c.first_result,
+        )
+        .join(Policy, Policy.id == Lead.policy_id)
+        .outerjoin(first, first.c.lead_id == Lead.id)
+        .where(Lead.distributed_on == day)
+    )
+    for owner, branch, kind, result_at, first_call, first_result in rows:
+        row = daily[(owner, branch, kind)]
+        row["handed_out"] += 1
+        # A result the lead got by the deadline, on an attempt or on the lead itself (the
+        # lead keeps only its latest result time, the attempts keep the earlier ones).
+        on_time = (first_result is not None and _aware(first_result) <= deadline) or (
+            result_at is not None and result_at <= deadline
+        )
+        if not on_time:
+            row["late"] += 1
+        if first_call is not None:
+            row["first_called"] += 1
+            row["first_call_seconds"] += max(0.0, (_aware(first_call) - dealt_at).total_seconds())
+
+
+def _aware(value: datetime) -> datetime:
+    # An aggregate (min) comes back without the column's type on SQLite: naive UTC text.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def _sales(session: AsyncSession, day: date, daily: dict[Key, dict[str, Any]]) -> None:
+    rows = await session.execute(
+        select(
+            SalesRecord.specialist_id,
+            Policy.branch_id,
+            Lead.kind,
+            SalesRecord.premium,
+            SalesRecord.points,
+            SalesRecord.attempts,
+        )
+        .join(Lead, Lead.id == SalesRecord.lead_id)
+        .join(Policy, Policy.id == Lead.policy_id)
+        .where(SalesRecord.sold_on == day)
+    )
+    for spec, branch, kind, premium, points, attempts in rows:
+        row = daily[(spec, branch, kind)]
+        row["renewals"] += 1
+        row["premium"] += premium
+        row["points"] += points
+        row["renewal_attempts"] += attempts
+
+
+async def _results(
+    session: AsyncSession, start: datetime, end: datetime
+) -> dict[tuple[int | None, int | None, str, str], int]:
+    rows = await session.execute(
+        select(Lead.owner_id, Policy.branch_id, Lead.kind, Lead.contact_result, func.count())
+        .join(Policy, Policy.id == Lead.policy_id)
+        .where(
+            Lead.contact_result_at >= start,
+            Lead.contact_result_at < end,
+            Lead.contact_result.is_not(None),
+        )
+        .group_by(Lead.owner_id, Policy.branch_id, Lead.kind, Lead.contact_result)
+    )
+    return {(s, b, k, r or ""): int(n) for s, b, k, r, n in rows}
+
+
+async def stale_days(
+    session: AsyncSession,
+    period: Period,
+    now: datetime,
+    tz: ZoneInfo,
+    is_working_day: Callable[[date], bool],
+) -> list[date]:
+    """The days of the period to roll up before reading: missing, rolled up before their
+    deadline had passed, today's older than a minute, or with a sale changed since."""
+    today = now.astimezone(tz).date()
+    last = min(period.end, today)
+    if last < period.start:
+        return []
+    done = dict(
+        (
+            await session.execute(
+                select(ReportDay.day, ReportDay.refreshed_at).where(
+                    ReportDay.day >= period.start, ReportDay.day <= last
+                )
+            )
+        ).all()
+    )
+    changed = set(
+        (
+            await session.scalars(
+                select(SalesRecord.sold_on)
+                .join(ReportDay, ReportDay.day == SalesRecord.sold_on)
+                .where(
+                    SalesRecord.sold_on >= period.start,
+                    SalesRecord.sold_on <= last,
+                    SalesRecord.updated_at > ReportDay.refreshed_at,
+                )
+                .distinct()
+            )
+        ).all()
+    )
+    stale = []
+    for day in Period(period.start, last).days():
+        at = done.get(day)
+        if (
+            at is None
+            or day in changed
+            or (
+                at < deadline_of(day, tz, is_working_day)
+                and (day != today or now - at > TODAY_FRESH)
+            )
+        ):
+            stale.append(day)
+    return stale
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def bucket(day: date, group: str) -> str:
+    if group == "week":
+        monday = day - timedelta(days=day.weekday())
+        return monday.isoformat()
+    if group == "month":
+        return day.strftime("%Y-%m")
+    return day.isoformat()
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+PERFORMANCE_SUMS = (
+    "handed_out",
+    "called",
+    "reached",
+    "attempts",
+    "talk_seconds",
+    "renewals",
+    "premium",
+    "points",
+    "renewal_attempts",
+)
+
+
+def _finish(row: dict[str, Any]) -> dict[str, Any]:
+    row["premium"] = str(Decimal(row["premium"]).quantize(Decimal("0.01")))
+    row["talk_seconds"] = round(float(row["talk_seconds"]), 1)
+    row["renewal_rate"] = _ratio(row["renewals"], row["handed_out"])
+    row["attempts_per_renewal"] = _ratio(row.pop("renewal_attempts"), row["renewals"])
+    return row
+
+
+def _own(query: Any, column: Any, who: Principal, specialist: int | None) -> Any:
+    """Specialists see only their own figures; a supervisor may pick one specialist."""
+    if not who.is_supervisor:
+        return query.where(column == who.user_id)
+    if specialist is not None:
+        return query.where(column == specialist)
+    return query
+
+
+async def performance(
+    session: AsyncSession,
+    who: Principal,
+    period: Period,
+    group: str,
+    specialist: int | None = None,
+    branch: int | None = None,
+    kind: str | None = None,
+) -> list[dict[str, Any]]:
+    """Per-specialist performance and the premium, grouped by one of GROUPS."""
+    if group not in GROUPS:
+        raise BadInput(f"group by one of {', '.join(GROUPS)}")
+    dim = {
+        "specialist": ReportDaily.specialist_id,
+        "branch": ReportDaily.branch_id,
+        "kind": ReportDaily.lead_kind,
+    }.get(group, ReportDaily.day)
+    q = (
+        select(dim, *(func.sum(getattr(ReportDaily, c)) for c in PERFORMANCE_SUMS))
+        .where(ReportDaily.day >= period.start, ReportDaily.day <= period.end)
+        .group_by(dim)
+    )
+    q = _own(q, ReportDaily.specialist_id, who, specialist)
+    if branch is not None:
+        q = q.where(ReportDaily.branch_id == branch)
+    if kind is not None:
+        q = q.where(ReportDaily.lead_kind == kind)
+    out: dict[Any, dict[str, Any]] = {}
+    for key, *sums in await session.execute(q):
+        name = bucket(key, group) if group in ("day", "week", "month") else key
+        row = out.setdefault(name, {"key": name, **{c: 0 for c in PERFORMANCE_SUMS}})
+        for c, v in zip(PERFORMANCE_SUMS, sums, strict=True):
+            row[c] += v or 0
+    rows = [_finish(r) for r in out.values()]
+    names = await _names(session, group, [r["key"] for r in rows])
+    for r in rows:
+        r["label"] = names.get(r["key"], str(r["key"]) if r["key"] is not None else "—")
+    rows.sort(key=lambda r: (r["key"] is None, str(r["key"])))
+    if group == "specialist":
+        rows.sort(key=lambda r: Decimal(r["premium"]), reverse=True)
+    return rows
+
+
+async def _names(session: AsyncSession, group: str, keys: Iterable[Any]) -> dict[Any, str]:
+    ids = [k for k in keys if k is not None]
+    if group == "specialist" and ids:
+        rows = await session.execute(
+            select(Specialist.id, Specialist.name).where(Specialist.id.in_(ids))
+        )
+        return {i: n for i, n in rows}
+    if group == "branch" and ids:
+        rows = await session.execute(select(Branch.id, Branch.name).where(Branch.id.in_(ids)))
+        return {i: n for i, n in rows}
+    return {}
+
+
+async def contact_results(
+    session: AsyncSession,
+    who: Principal,
+    period: Period,
+    specialist: int | None = None,
+) -> list[dict[str, Any]]:
+    """Contact results set in the period, by kind of lead and result (标准联系结果)."""
+    q = (
+        select(ReportResult.lead_kind, ReportResult.result, func.sum(ReportResult.n))
+        .where(ReportResult.day >= period.start, ReportResult.day <= period.end)
+        .group_by(ReportResult.lead_kind, ReportResult.result)
+    )
+    q = _own(q, ReportResult.specialist_id, who, specialist)
+    labels = dict((await session.execute(select(ContactResult.code, ContactResult.label_zh))).all())
+    rows = [
+        {"kind": k, "result": r, "label": labels.get(r, r), "count": int(n or 0)}
+        for k, r, n in await session.execute(q)
+    ]
+    rows.sort(key=lambda r: (r["kind"], -r["count"], r["result"]))
+    return rows
+
+
+async def dialer_report(
+    session: AsyncSession, period: Period, tz: ZoneInfo
+) -> dict[str, list[dict[str, Any]]]:
+    """The dialer's own report (supervisors): attempts by outcome and hour, answer rate by
+    hour and weekday, abandon rate per campaign, first-call delay and late leads by day,
+    inaccurate numbers by branch with how many came back corrected."""
+    in_period = and_(ReportHourly.day >= period.start, ReportHourly.day <= period.end)
+    by_hour_outcome = [
+        {"hour": h, "outcome": o, "attempts": int(n)}
+        for h, o, n in await session.execute(
+            select(ReportHourly.hour, ReportHourly.outcome, func.sum(ReportHourly.n))
+            .where(in_period)
+            .group_by(ReportHourly.hour, ReportHourly.outcome)
+            .order_by(ReportHourly.hour, ReportHourly.outcome)
+        )
+    ]
+    answer_by: dict[str, list[dict[str, Any]]] = {}
+    for name, col in (("hour", ReportHourly.hour), ("weekday", ReportHourly.weekday)):
+        answer_by[name] = [
+            {name: v, "attempts": int(n), "reached": int(r), "answer_rate": _ratio(r, n)}
+            for v, n, r in await session.execute(
+                select(col, func.sum(ReportHourly.n), func.sum(ReportHourly.reached))
+                .where(in_period)
+                .group_by(col)
+                .order_by(col)
+            )
+        ]
+    answered = sorted(str(o) for o in ANSWERED_OUTCOMES)
+    campaigns = [
+        {
+            "campaign": name or kind,
+            "kind": kind,
+            "attempts": int(n),
+            "answered": int(a or 0),
+            "abandoned": int(ab or 0),
+            "abandon_rate": _ratio(ab or 0, (a or 0) + (ab or 0)),
+        }
+        for name, kind, n, a, ab in await session.execute(
+            select(
+                Campaign.name,
+                ReportHourly.campaign_kind,
+                func.sum(ReportHourly.n),
+                func.sum(ReportHourly.n).filter(ReportHourly.outcome.in_(answered)),
+                func.sum(ReportHourly.n).filter(ReportHourly.outcome == str(ABANDONED)),
+            )
+            .outerjoin(Campaign, Campaign.id == ReportHourly.campaign_id)
+            .where(in_period)
+            .group_by(Campaign.name, ReportHourly.campaign_kind)
+            .order_by(ReportHourly.campaign_kind, Campaign.name)
+        )
+    ]
+    distribution = [
+        {
+            "day": d.isoformat(),
+            "handed_out": int(h),
+            "first_called": int(fc),
+            "avg_first_call_minutes": round(s / fc / 60, 1) if fc else None,
+            "late": int(late),
+        }
+        for d, h, fc, s, late in await session.execute(
+            select(
+                ReportDaily.day,
+                func.sum(ReportDaily.handed_out),
+                func.sum(ReportDaily.first_called),
+                func.sum(ReportDaily.first_call_seconds),
+                func.sum(ReportDaily.late),
+            )
+            .where(ReportDaily.day >= period.start, ReportDaily.day <= period.end)
+            .group_by(ReportDaily.day)
+            .having(func.sum(ReportDaily.handed_out) > 0)
+            .order_by(ReportDaily.day)
+        )
+    ]
+    return {
+        "attempts_by_hour": by_hour_outcome,
+        "answer_rate_by_hour": answer_by["hour"],
+        "answer_rate_by_weekday": answer_by["weekday"],
+        "campaigns": campaigns,
+        "distribution": distribution,
+        "inaccurate_by_branch": await inaccurate_by_branch(session, period, tz),
+    }
+
+
+async def inaccurate_by_branch(
+    session: AsyncSession, period: Period, tz: ZoneInfo
+) -> list[dict[str, Any]]:
+    """Numbers marked inaccurate (不准确) in the period, per branch of the policy, and how
+    many of their customers have since had a corrected number sent back (node 8). Read live:
+    a correction can come weeks later, and there are few such numbers."""
+    start = datetime.combine(period.start, time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(period.end + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    fixed = aliased(Phone)
+    corrected = (
+        select(fixed.id)
+        .where(fixed.customer_id == Phone.customer_id, fixed.role == "corrected")
+        .exists()
+    )
+    branch_of = (
+        select(func.min(Policy.branch_id))
+        .where(Policy.policyholder_id == Phone.customer_id)
+        .scalar_subquery()
+    )
+    inner = (
+        select(branch_of.label("branch_id"), case((corrected, 1), else_=0).label("corrected"))
+        .select_from(Phone)
+        .where(
+            Phone.accuracy == "inaccurate",
+            Phone.accuracy_set_at >= start,
+            Phone.accuracy_set_at < end,
+        )
+        .subquery()
+    )
+    fixed_count = func.sum(inner.c.corrected)
+    rows = await session.execute(
+        select(Branch.name, inner.c.branch_id, func.count(), fixed_count)
+        .select_from(inner)
+        .outerjoin(Branch, Branch.id == inner.c.branch_id)
+        .group_by(Branch.name, inner.c.branch_id)
+        .order_by(Branch.name)
+    )
+    return [
+        {
+            "branch_id": b,
+            "branch": name or "—",
+            "inaccurate": int(n),
+            "corrected": int(c or 0),
+            "corrected_rate": _ratio(c or 0, n),
+        }
+        for name, b, n, c in rows
+    ]
+
+
+class ReportsService:
+    """The reports over the database; every call rolls up the stale days of its period."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        tz: str,
+        is_working_day: Callable[[date], bool],
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.tz = ZoneInfo(tz)
+        self.is_working_day = is_working_day
+
+    def today(self) -> date:
+        return self.clock.now().astimezone(self.tz).date()
+
+    async def refresh(self, period: Period, force: bool = False) -> int:
+        """Roll up the period's stale days (every day with `force`); how many were."""
+        now = self.clock.now()
+        async with self.sessions() as s:
+            days = (
+                period.days()
+                if force
+                else await stale_days(s, period, now, self.tz, self.is_working_day)
+            )
+            for day in days:
+                await refresh_day(s, day, self.tz, self.is_working_day, now)
+            await s.commit()
+        if days:
+            log.info("reports rolled up %d day(s) from %s", len(days), days[0])
+        return len(days)
+
+    async def daily_job(self, day: date) -> int:
+        """The daily job: the last week rolled up again (late results and sales confirmed
+        after the day change the figures of the days before)."""
+        return await self.refresh(Period(day - timedelta(days=7), day), force=True)
+
+    async def performance(
+        self, who: Principal, period: Period, group: str, **filters: Any
+    ) -> dict[str, Any]:
+        await self.refresh(period)
+        async with self.sessions() as s:
+            rows = await performance(s, who, period, group, **filters)
+            results = await contact_results(s, who, period, filters.get("specialist"))
+        return {
+            "start": period.start.isoformat(),
+            "end": period.end.isoformat(),
+            "group": group,
+            "rows": rows,
+            "contact_results": results,
+        }
+
+    async def dialer(self, who: Principal, period: Period) -> dict[str, Any]:
+        if not who.is_supervisor:
+            raise SupervisorsOnly("the dialer's report is for supervisors and the maintainer")
+        await self.refresh(period)
+        async with self.sessions() as s:
+            data = await dialer_report(s, period, self.tz)
+        return {"start": period.start.isoformat(), "end": period.end.isoformat(), **data}
+
+
+__all__ = [
+    "GROUPS",
+    "Period",
+    "ReportsService",
+    "check_period",
+    "contact_results",
+    "deadline_of",
+    "dialer_report",
+    "inaccurate_by_branch",
+    "performance",
+    "refresh_day",
+    "stale_days",
+]
