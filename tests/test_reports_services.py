@@ -4,14 +4,17 @@ PostgreSQL."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.reports.exceptions import SupervisorsOnly
 from callcenter.reports.services import Period, ReportsService
 from common.principal import Principal
-from crm_sync.sales import record_sale
+from crm_sync.models import SalesRecord
+from crm_sync.sales import SaleChanges, confirm_sale, record_sale
 from schedules.clock import VirtualClock
 from tests.reports_support import DAY, PREMIUM, SmallDay, at, make_small_day
 
@@ -149,20 +152,10 @@ async def test_the_dialers_report_of_the_day(sessions: async_sessionmaker[AsyncS
 async def test_a_confirmed_sale_changes_a_day_already_rolled_up(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    from decimal import Decimal
-
-    from crm_sync.sales import SaleChanges, confirm_sale
-
     service, day, clock = await _service(sessions)
     before = await service.performance(_boss(day), ONE_DAY, "day")
     await clock.advance(3600)
     async with sessions() as s:
-        sale_id = (await service.performance(_boss(day), ONE_DAY, "day"))["rows"][0]
-        assert sale_id
-        from sqlalchemy import select
-
-        from crm_sync.models import SalesRecord
-
         sale = (await s.scalars(select(SalesRecord))).one()
         await confirm_sale(
             s, sale.id, _boss(day), SaleChanges(premium=Decimal("4100"), red_star=True), clock.now()
@@ -176,7 +169,7 @@ async def test_a_confirmed_sale_changes_a_day_already_rolled_up(
 async def test_a_day_rolled_up_before_its_deadline_is_rolled_up_again(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    service, day, clock = await _service(sessions)
+    service, _day, _clock = await _service(sessions)
     assert await service.refresh(ONE_DAY) == 1
     assert await service.refresh(ONE_DAY) == 0  # after the deadline: final
     early = ReportsService(sessions, VirtualClock(at(12, 0)), "Asia/Shanghai", _working)
