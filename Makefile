@@ -17,10 +17,12 @@ test: install postgres lint typecheck
 	$(BIN)/pytest -q
 
 install: system-deps $(STAMP)
+	@bash scripts/vendor-js.sh
 
 system-deps:
 	@missing=""; \
 	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || missing="$$missing fonts-wqy-microhei"; \
 	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \

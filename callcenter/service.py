@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.bootstrap import Container
 from callcenter.jobs import DailyJob, DailyJobRunner, parse_time
 from callcenter.pages.wiring import install_pages
+from callcenter.reports.wiring import install_reports, rollup_job
 from crm_sync import http as crm_http
 from crm_sync.mail import (
     LAPSED,
@@ -318,6 +319,7 @@ def wire(
     container.app_values[DESK] = desk
     container.app_values[crm_http.CRM_SESSIONS] = container.sessions
     install_pages(container, service.dialer, engine, desk.tz)
+    reports = install_reports(container, desk, desk.tz)
 
     async def dialer_ctx(_app: web.Application) -> AsyncIterator[None]:
         # Recordings' ingest is started already (its cleanup_ctx comes first).
@@ -347,6 +349,7 @@ def wire(
                     "branch e-mails", parse_time(settings.branch_mail_time), service.branch_mails
                 ),
                 recordings_job(recordings.service, settings.recordings.daily_at),
+                rollup_job(reports),
             ],
             desk.is_calling_day,
         )

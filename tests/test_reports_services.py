@@ -3,7 +3,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,13 +16,16 @@ from common.principal import Principal
 from crm_sync.models import SalesRecord
 from crm_sync.sales import SaleChanges, confirm_sale, record_sale
 from schedules.clock import VirtualClock
+from schedules.config import DeskCalendar
+from schedules.distribution import result_deadline
 from tests.reports_support import DAY, PREMIUM, SmallDay, at, make_small_day
 
 ONE_DAY = Period(DAY, DAY)
 
 
-def _working(day: date) -> bool:
-    return day.weekday() < 5
+def _deadline(day: date) -> datetime:
+    desk = DeskCalendar()
+    return result_deadline(day, desk.calendar, desk.result_deadline, desk.tz)
 
 
 async def _service(
@@ -41,7 +44,7 @@ async def _service(
         )
         await s.commit()
     clock = VirtualClock(at(18, 0, DAY + timedelta(days=1)))  # Tuesday 18:00: deadline passed
-    return ReportsService(sessions, clock, "Asia/Shanghai", _working), day, clock
+    return ReportsService(sessions, clock, "Asia/Shanghai", _deadline), day, clock
 
 
 def _boss(day: SmallDay) -> Principal:
@@ -172,6 +175,6 @@ async def test_a_day_rolled_up_before_its_deadline_is_rolled_up_again(
     service, _day, _clock = await _service(sessions)
     assert await service.refresh(ONE_DAY) == 1
     assert await service.refresh(ONE_DAY) == 0  # after the deadline: final
-    early = ReportsService(sessions, VirtualClock(at(12, 0)), "Asia/Shanghai", _working)
+    early = ReportsService(sessions, VirtualClock(at(12, 0)), "Asia/Shanghai", _deadline)
     assert await early.refresh(ONE_DAY, force=True) == 1
     assert await service.refresh(ONE_DAY) == 1  # rolled up at noon, before Tuesday 17:00

@@ -98,17 +98,25 @@ class SessionCookies:
 
 
 def _render(
-    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+    request: web.Request,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+    jinja: dict[str, web.AppKey[jinja2.Environment]] = JINJA,
 ) -> web.Response:
+    """A page in the request's language; `jinja`: another package's templates (reports)."""
     lang = i18n.language(request)
     resp = aiohttp_jinja2.render_template(
-        template, request, {**context, "lang": lang}, app_key=JINJA[lang], status=status
+        template, request, {**context, "lang": lang}, app_key=jinja[lang], status=status
     )
     if request.query.get("lang") in i18n.LANGUAGES:
         resp.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax", path="/")
     resp.headers.update(SECURITY_HEADERS)
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+render = _render
 
 
 def _error(exc: PagesError) -> ApiError:

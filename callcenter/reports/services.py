@@ -55,7 +55,6 @@ from schedules.models import DistributionRun
 
 log = logging.getLogger(__name__)
 
-DEADLINE = time(17, 0)  # node 3: results by 17:00 of the day after distribution
 TODAY_FRESH = timedelta(seconds=60)  # today's rollup is rolled up again when older
 GROUPS = ("day", "week", "month", "specialist", "branch", "kind")
 MAX_DAYS = 400
@@ -78,14 +77,9 @@ def check_period(start: date, end: date) -> Period:
     return Period(start, end)
 
 
-def deadline_of(day: date, tz: ZoneInfo, is_working_day: Callable[[date], bool]) -> datetime:
-    """Node 3's deadline for leads handed out on `day`: 17:00 of the next working day."""
-    nxt = day + timedelta(days=1)
-    for _ in range(30):
-        if is_working_day(nxt):
-            break
-        nxt += timedelta(days=1)
-    return datetime.combine(nxt, DEADLINE, tzinfo=tz).astimezone(UTC)
+Deadline = Callable[[date], datetime]
+"""Node 3's deadline of the leads handed out on a day (`schedules.distribution.result_deadline`
+over the desk's calendar: 17:00 of the next working day)."""
 
 
 # -- rolling a day up ------------------------------------------------------------------------
@@ -114,7 +108,7 @@ async def refresh_day(
     session: AsyncSession,
     day: date,
     tz: ZoneInfo,
-    is_working_day: Callable[[date], bool],
+    deadline: Deadline,
     now: datetime,
 ) -> None:
     """Write `day`'s rollup rows again (the caller commits)."""
@@ -123,7 +117,7 @@ async def refresh_day(
     daily: dict[Key, dict[str, Any]] = defaultdict(_daily_row)
     hourly: dict[tuple[int, int | None, str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])
     await _attempts(session, start, end, tz, daily, hourly)
-    await _handed_out(session, day, start, tz, is_working_day, daily)
+    await _handed_out(session, day, start, deadline(day), daily)
     await _sales(session, day, daily)
     results = await _results(session, start, end)
     for table in (ReportDaily, ReportResult, ReportHourly):
@@ -228,15 +222,13 @@ async def _handed_out(
     session: AsyncSession,
     day: date,
     day_start: datetime,
-    tz: ZoneInfo,
-    is_working_day: Callable[[date], bool],
+    deadline: datetime,
     daily: dict[Key, dict[str, Any]],
 ) -> None:
     dealt = await session.scalar(
         select(func.min(DistributionRun.started_at)).where(DistributionRun.day == day)
     )
     dealt_at = dealt or day_start
-    deadline = deadline_of(day, tz, is_working_day)
     first = (
         select(
             CallAttempt.lead_id.label("lead_id"),
@@ -328,7 +320,7 @@ async def stale_days(
     period: Period,
     now: datetime,
     tz: ZoneInfo,
-    is_working_day: Callable[[date], bool],
+    deadline: Deadline,
 ) -> list[date]:
     """The days of the period to roll up before reading: missing, rolled up before their
     deadline had passed, today's older than a minute, or with a sale changed since."""
@@ -366,7 +358,7 @@ async def stale_days(
             at is None
             or day in changed
             or (
-                at < deadline_of(day, tz, is_working_day)
+                at < deadline(day)
                 and (day != today or now - at > TODAY_FRESH)
             )
         ):
@@ -638,12 +630,12 @@ class ReportsService:
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
         tz: str,
-        is_working_day: Callable[[date], bool],
+        deadline: Deadline,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.tz = ZoneInfo(tz)
-        self.is_working_day = is_working_day
+        self.deadline = deadline
 
     def today(self) -> date:
         return self.clock.now().astimezone(self.tz).date()
@@ -655,10 +647,10 @@ class ReportsService:
             days = (
                 period.days()
                 if force
-                else await stale_days(s, period, now, self.tz, self.is_working_day)
+                else await stale_days(s, period, now, self.tz, self.deadline)
             )
             for day in days:
-                await refresh_day(s, day, self.tz, self.is_working_day, now)
+                await refresh_day(s, day, self.tz, self.deadline, now)
             await s.commit()
         if days:
             log.info("reports rolled up %d day(s) from %s", len(days), days[0])
@@ -695,11 +687,11 @@ class ReportsService:
 
 __all__ = [
     "GROUPS",
+    "Deadline",
     "Period",
     "ReportsService",
     "check_period",
     "contact_results",
-    "deadline_of",
     "dialer_report",
     "inaccurate_by_branch",
     "performance",
