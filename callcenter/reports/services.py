@@ -357,10 +357,7 @@ async def stale_days(
         if (
             at is None
             or day in changed
-            or (
-                at < deadline(day)
-                and (day != today or now - at > TODAY_FRESH)
-            )
+            or (at < deadline(day) and (day != today or now - at > TODAY_FRESH))
         ):
             stale.append(day)
     return stale
@@ -645,9 +642,7 @@ class ReportsService:
         now = self.clock.now()
         async with self.sessions() as s:
             days = (
-                period.days()
-                if force
-                else await stale_days(s, period, now, self.tz, self.deadline)
+                period.days() if force else await stale_days(s, period, now, self.tz, self.deadline)
             )
             for day in days:
                 await refresh_day(s, day, self.tz, self.deadline, now)
