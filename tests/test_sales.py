@@ -190,3 +190,37 @@ async def test_points_of_a_month_recomputed_match_and_a_new_rule_leaves_them_alo
     assert (first.sales, first.changed, first.points) == (1, 0, 20)
     assert first.by_specialist == {day.a: 20}
     assert len(rules) == 2
+
+
+async def test_every_sale_message_matches_its_published_schema(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    import jsonschema
+
+    from crm_sync.sinks import Outgoing, document
+    from tests.test_outbox_documents import schema_for
+
+    day = await make_small_day(sessions)
+    sale_id = await _recorded(sessions, day)
+    async with sessions() as s:
+        await confirm_sale(
+            s,
+            sale_id,
+            Principal(day.boss, "于丽", "maintainer"),
+            SaleChanges(red_star=True, membership_card="VIP-1"),
+            at(17, 0),
+        )
+        await s.commit()
+        messages = (
+            await s.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.topic == "sale.record")
+                .order_by(OutboxMessage.id)
+            )
+        ).all()
+    validator = jsonschema.Draft202012Validator(schema_for("sale.record"))
+    for m in messages:
+        doc = document(Outgoing(m.id, m.topic, m.key, m.payload, m.created_at))
+        validator.validate(doc)
+    assert [m.payload["event"] for m in messages] == ["recorded", "confirmed"]
+    assert messages[1].payload["points"] == 25

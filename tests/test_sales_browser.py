@@ -4,6 +4,8 @@ premium is in the day's report, its chart and its XLSX (opened with openpyxl).""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -113,8 +115,8 @@ async def test_a_sale_from_the_seat_page_confirmed_by_the_maintainer_is_in_the_d
         await boss.click("#xlsx-performance")
     got = await download.value
     assert got.suggested_filename.endswith(".xlsx")
-    with Path(await got.path()).open("rb") as fh:
-        sheet = load_workbook(fh).worksheets[0]
+    data = await asyncio.to_thread(Path(await got.path()).read_bytes)
+    sheet = load_workbook(io.BytesIO(data)).worksheets[0]
     rows = list(sheet.iter_rows(values_only=True))
     header = list(rows[0])
     assert header[:3] == ["分组", "发放线索", "已拨打"] and "保费(元)" in header
