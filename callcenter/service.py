@@ -319,7 +319,7 @@ def wire(
     container.app_values[DESK] = desk
     container.app_values[crm_http.CRM_SESSIONS] = container.sessions
     install_pages(container, service.dialer, engine, desk.tz)
-    reports = install_reports(container, desk, desk.tz)
+    reports = install_reports(container, desk)
 
     async def dialer_ctx(_app: web.Application) -> AsyncIterator[None]:
         # Recordings' ingest is started already (its cleanup_ctx comes first).

@@ -23,6 +23,7 @@ Figures, per day and group:
 from __future__ import annotations
 
 import logging
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, delete, func, insert, select
+from sqlalchemy import and_, case, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -55,6 +56,7 @@ from schedules.models import DistributionRun
 
 log = logging.getLogger(__name__)
 
+ROLLUP_LOCK = 7016  # advisory lock class of the rollup (the day's ordinal is the key)
 TODAY_FRESH = timedelta(seconds=60)  # today's rollup is rolled up again when older
 GROUPS = ("day", "week", "month", "specialist", "branch", "kind")
 MAX_DAYS = 400
@@ -112,6 +114,12 @@ async def refresh_day(
     now: datetime,
 ) -> None:
     """Write `day`'s rollup rows again (the caller commits)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Two reports rolling the same day up at once: the second waits, then replaces the
+        # first's rows (without the lock both would insert and the day would count twice).
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:k, :d)"), {"k": ROLLUP_LOCK, "d": day.toordinal()}
+        )
     start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
     daily: dict[Key, dict[str, Any]] = defaultdict(_daily_row)
@@ -637,16 +645,22 @@ class ReportsService:
     def today(self) -> date:
         return self.clock.now().astimezone(self.tz).date()
 
-    async def refresh(self, period: Period, force: bool = False) -> int:
-        """Roll up the period's stale days (every day with `force`); how many were."""
+    async def refresh(self, period: Period, force: bool = False, progress: bool = False) -> int:
+        """Roll up the period's stale days (every day with `force`); how many were. Each
+        day is committed on its own, so a long refresh keeps what it has done."""
         now = self.clock.now()
         async with self.sessions() as s:
             days = (
                 period.days() if force else await stale_days(s, period, now, self.tz, self.deadline)
             )
-            for day in days:
+        for i, day in enumerate(days, start=1):
+            async with self.sessions() as s:
                 await refresh_day(s, day, self.tz, self.deadline, now)
-            await s.commit()
+                await s.commit()
+            if progress:
+                print(f"\rrolled up {i}/{len(days)}: {day}", end="", file=sys.stderr, flush=True)
+        if progress and days:
+            print(file=sys.stderr)
         if days:
             log.info("reports rolled up %d day(s) from %s", len(days), days[0])
         return len(days)

@@ -19,13 +19,17 @@ TEMPLATES = Path(__file__).with_name("templates")
 ROLLUP_AT = "23:30"
 
 
-def install_reports(container: Container, desk: DeskCalendar, tz: str) -> ReportsService:
-    service = ReportsService(
+def reports_service(container: Container, desk: DeskCalendar) -> ReportsService:
+    return ReportsService(
         container.sessions,
         container.clock,
-        tz,
+        desk.tz,
         lambda day: result_deadline(day, desk.calendar, desk.result_deadline, desk.tz),
     )
+
+
+def install_reports(container: Container, desk: DeskCalendar) -> ReportsService:
+    service = reports_service(container, desk)
     container.route_tables.append(http.routes)
     container.app_values[http.REPORTS] = service
     container.app_values[http.SALES_SESSIONS] = container.sessions
