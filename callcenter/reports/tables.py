@@ -4,7 +4,7 @@ spreadsheet headers) and English labels, and the XLSX file of any set of tables.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -14,6 +14,39 @@ from openpyxl.utils import get_column_letter
 
 from crm_sync.spreadsheets import append_rows
 
+# Stored codes as a person reads them: (中文, English).
+KINDS = {
+    "renewal": ("续保", "renewal"),
+    "lapsed": ("脱保", "lapsed"),
+    "trial": ("体验会员", "trial member"),
+    "callback": ("承保回访", "post-underwriting callback"),
+    "reminder": ("续保提醒", "reminder"),
+}
+OUTCOMES = {
+    "answered": ("接通", "answered"),
+    "answered_hung_up_early": ("接通后速挂", "hung up at once"),
+    "busy": ("占线", "busy"),
+    "no_answer": ("无人接听", "no answer"),
+    "congestion": ("线路拥塞", "congestion"),
+    "unreachable": ("无法接通", "unreachable"),
+    "switched_off": ("关机/停机", "switched off"),
+    "wrong_number": ("空号/错号", "wrong number"),
+    "failed": ("呼叫失败", "failed"),
+    "hung_up_by_action": ("系统挂断", "hung up by the dialer"),
+    "unknown": ("未知", "unknown"),
+    "abandoned": ("放弃(无空闲坐席)", "abandoned"),
+}
+WEEKDAYS = {
+    i: (zh, en)
+    for i, (zh, en) in enumerate(
+        zip(
+            ("周一", "周二", "周三", "周四", "周五", "周六", "周日"),
+            ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+            strict=True,
+        )
+    )
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Column:
@@ -21,6 +54,13 @@ class Column:
     zh: str
     en: str
     percent: bool = False
+    labels: Mapping[Any, tuple[str, str]] | None = None
+
+    def show(self, value: Any, lang: str) -> Any:
+        """The value as a person reads it in `lang` (zh_CN or en)."""
+        if self.labels is not None and value in self.labels:
+            return self.labels[value][0 if lang == "zh_CN" else 1]
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +95,7 @@ RESULTS = Table(
     "联系结果",
     "Contact results",
     (
-        C("kind", "线索类型", "Kind of lead"),
+        C("kind", "线索类型", "Kind of lead", labels=KINDS),
         C("label", "联系结果", "Contact result"),
         C("count", "数量", "Count"),
     ),
@@ -67,7 +107,7 @@ DIALER = (
         "Calls by outcome and hour",
         (
             C("hour", "时段", "Hour"),
-            C("outcome", "呼叫结果", "Outcome"),
+            C("outcome", "呼叫结果", "Outcome", labels=OUTCOMES),
             C("attempts", "拨打次数", "Calls"),
         ),
     ),
@@ -87,7 +127,7 @@ DIALER = (
         "按星期接通率",
         "Answer rate by weekday",
         (
-            C("weekday", "星期(0=周一)", "Weekday (0 = Monday)"),
+            C("weekday", "星期", "Weekday", labels=WEEKDAYS),
             C("attempts", "拨打次数", "Calls"),
             C("reached", "接通", "Reached"),
             C("answer_rate", "接通率", "Answer rate", percent=True),
@@ -99,7 +139,7 @@ DIALER = (
         "Abandon rate per campaign",
         (
             C("campaign", "外呼活动", "Campaign"),
-            C("kind", "类型", "Kind"),
+            C("kind", "类型", "Kind", labels=KINDS),
             C("attempts", "拨打次数", "Calls"),
             C("answered", "接听", "Answered"),
             C("abandoned", "放弃", "Abandoned"),
@@ -156,7 +196,7 @@ def xlsx(sheets: Sequence[tuple[Table, Sequence[dict[str, Any]]]]) -> bytes:
 def _cell(value: Any, column: Column) -> Any:
     if column.key == "premium" and isinstance(value, str):
         return Decimal(value)
-    return value
+    return column.show(value, "zh_CN")
 
 
 __all__ = ["DIALER", "PERFORMANCE", "RESULTS", "Column", "Table", "xlsx"]
