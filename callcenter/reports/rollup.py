@@ -3,8 +3,9 @@
 A day is rolled up (`refresh_day`) from that day's attempts (by `ended_at`, indexed), the
 leads handed out that day, the contact results set that day and the day's sales. The daily
 job rolls up the last week again; a report first rolls up any day of its period that is
-missing, still open (rolled up before node 3's deadline of its leads had passed, or today's
-older than a minute) or whose sales changed since it was rolled up (`stale_days`).
+missing, still open and rolled up more than a minute ago (rolled up before node 3's deadline
+of its leads had passed: today, and yesterday until 17:00), or whose sales changed since it
+was rolled up (`stale_days`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dialer.outcomes import ANSWERED_OUTCOMES, automatic_reached, counts_as_call
 from schedules.models import DistributionRun
 
 ROLLUP_LOCK = 7016  # advisory lock class of the rollup (the day's ordinal is the key)
-TODAY_FRESH = timedelta(seconds=60)  # today's rollup is rolled up again when older
+TODAY_FRESH = timedelta(seconds=60)  # an open day's rollup is rolled up again when older
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,7 @@ async def stale_days(
     deadline: Deadline,
 ) -> list[date]:
     """The days of the period to roll up before reading: missing, rolled up before their
-    deadline had passed, today's older than a minute, or with a sale changed since."""
+    deadline had passed (and more than a minute ago), or with a sale changed since."""
     today = now.astimezone(tz).date()
     last = min(period.end, today)
     if last < period.start:
@@ -325,7 +326,8 @@ async def stale_days(
         if (
             at is None
             or day in changed
-            or (at < deadline(day) and (day != today or now - at > TODAY_FRESH))
+            # still open (its leads' deadline had not passed): at most a minute old
+            or (at < deadline(day) and now - at > TODAY_FRESH)
         ):
             stale.append(day)
     return stale
