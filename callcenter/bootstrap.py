@@ -35,9 +35,7 @@ class Container:
     cleanup_contexts: list[CleanupCtx] = field(default_factory=list)
     app_values: dict[web.AppKey[Any], object] = field(default_factory=dict)
     # Run before the server waits for open requests (e.g. ending live event streams).
-    shutdown_hooks: list[Callable[[web.Application], Awaitable[None]]] = field(
-        default_factory=list
-    )
+    shutdown_hooks: list[Callable[[web.Application], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
         await self.engine.dispose()

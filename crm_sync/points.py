@@ -52,6 +52,20 @@ def check_bands(bands: Sequence[Band]) -> tuple[Band, ...]:
     return ordered
 
 
+def parse_bands(parts: Iterable[str]) -> list[tuple[Decimal, int]]:
+    """Bands as a person writes them: "2000:20" (from this premium on, these points)."""
+    out = []
+    for part in parts:
+        premium, _, points = part.strip().partition(":")
+        try:
+            out.append((Decimal(premium), int(points)))
+        except (ArithmeticError, ValueError):
+            raise RuleInvalid(
+                f"band {part.strip()!r}: write PREMIUM:POINTS, e.g. 2000:20"
+            ) from None
+    return out
+
+
 def rule_on(rules: Iterable[Rule], lead_kind: str, day: date) -> Rule | None:
     """The rule of this kind in effect on `day`: the latest that started on or before it."""
     best: Rule | None = None
@@ -79,4 +93,13 @@ def score(
     return Score(points, rule.effective_from)
 
 
-__all__ = ["Band", "Rule", "RuleInvalid", "Score", "check_bands", "rule_on", "score"]
+__all__ = [
+    "Band",
+    "Rule",
+    "RuleInvalid",
+    "Score",
+    "check_bands",
+    "parse_bands",
+    "rule_on",
+    "score",
+]

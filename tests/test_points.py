@@ -69,3 +69,11 @@ def test_bands_given_out_of_order_are_sorted() -> None:
         "renewal", date(2026, 1, 1), check_bands([Band(Decimal(5000), 40), Band(Decimal(0), 10)])
     )
     assert score([rule], "renewal", date(2026, 1, 2), Decimal(100), False).points == 10
+
+
+def test_bands_are_read_as_a_person_writes_them() -> None:
+    from crm_sync.points import parse_bands
+
+    assert parse_bands(["0:10", " 2000:20 "]) == [(Decimal(0), 10), (Decimal(2000), 20)]
+    with pytest.raises(RuleInvalid, match="PREMIUM:POINTS"):
+        parse_bands(["2000-20"])

@@ -102,6 +102,15 @@ async def test_a_sale_from_the_seat_page_confirmed_by_the_maintainer_is_in_the_d
         audit = (await s.scalars(select(SalesAudit).order_by(SalesAudit.id))).all()
     assert [a.action for a in audit] == ["recorded", "confirmed"]
 
+    # A new points rule, from tomorrow on: listed, and today's points stay as they are.
+    rules = boss.locator("#rules")
+    await rules.locator('input[name="bands"]').fill("0:15, 5000:50")
+    await rules.locator('input[name="red_star_bonus"]').fill("10")
+    await rules.locator("button[type=submit]").click()
+    await expect(boss.locator("#rules .saved")).to_contain_text("2026-01-06")
+    await expect(boss.locator("#rules tbody tr")).to_have_count(2)
+    await expect(boss.locator(f"#sale-{sale.id} .points")).to_have_text("35")
+
     # The day's report: the premium in the table, the chart drawn, the same in the XLSX.
     await boss.goto("/reports?start=2026-01-05&end=2026-01-05&group=day")
     row = boss.locator("#performance tbody tr").first

@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,7 @@ from common.errors import DomainError
 from common.principal import Principal
 from crm_sync import sales
 from crm_sync.models import LeadKind, Specialist
+from crm_sync.points import RuleInvalid, parse_bands
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,14 +81,10 @@ def _rules(_args: argparse.Namespace) -> int:
 
 
 def _bands(values: list[str]) -> list[tuple[Decimal, int]]:
-    out = []
-    for v in values:
-        premium, _, points = v.partition(":")
-        try:
-            out.append((Decimal(premium), int(points)))
-        except (InvalidOperation, ValueError):
-            raise SystemExit(f"--band {v!r}: write PREMIUM:POINTS, e.g. 2000:20") from None
-    return out
+    try:
+        return parse_bands(values)
+    except RuleInvalid as exc:
+        raise SystemExit(f"--band: {exc}") from None
 
 
 def _rule(args: argparse.Namespace) -> int:

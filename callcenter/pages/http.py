@@ -473,7 +473,9 @@ class UserView(View):
 
 # A password is checked by the service (length, with a reason); the model keeps out what no
 # password is: NUL (PostgreSQL text refuses it) and a line break.
-Password = Annotated[str, Field(max_length=1024, pattern=ONE_LINE, description="at least 8 characters")]
+Password = Annotated[
+    str, Field(max_length=1024, pattern=ONE_LINE, description="at least 8 characters")
+]
 
 
 class NewLogin(Body):
@@ -515,9 +517,7 @@ async def add_user(request: web.Request, body: NewLogin) -> dict[str, Any]:
 async def reset_password(request: web.Request, path: UserPath, body: NewPassword) -> dict[str, Any]:
     """Supervisor: set a new password (lifts a lockout; the user's sessions end)."""
     require_supervisor(principal(request))
-    view: dict[str, Any] = await _call(
-        request.app[ACCOUNTS].set_password(path.who, body.password)
-    )
+    view: dict[str, Any] = await _call(request.app[ACCOUNTS].set_password(path.who, body.password))
     return view
 
 

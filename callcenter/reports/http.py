@@ -27,6 +27,7 @@ from crm_sync import sales
 from crm_sync.api import Body, Day, Id, Limit, Name, PathParams, Query, View, endpoint
 from crm_sync.auth import ApiError, Principal, principal, require_supervisor
 from crm_sync.models import LeadKind, SaleStatus
+from crm_sync.points import RuleInvalid, parse_bands
 
 log = logging.getLogger(__name__)
 
@@ -372,6 +373,7 @@ async def sales_page(request: web.Request) -> web.Response:
     period = _page_period(request)
     async with _sessions(request)() as s:
         rows = await sales.list_sales(s, who, period.start, period.end)
+        rules = await sales.list_rules(s)
     return render(
         request,
         "sales.html",
@@ -381,7 +383,11 @@ async def sales_page(request: web.Request) -> web.Response:
             "period": period,
             "sales": rows,
             "saved": request.query.get("saved"),
+            "rule_saved": request.query.get("rule"),
             "statuses": [s.value for s in SaleStatus],
+            "rules": rules,
+            "kinds": [k.value for k in LeadKind],
+            "tomorrow": (request.app[REPORTS].today() + timedelta(days=1)).isoformat(),
         },
         jinja=JINJA,
     )
@@ -433,3 +439,36 @@ async def confirm_form(request: web.Request) -> web.Response:
     view = await _confirm(request, who, sale_id, changes)
     back = urlencode({"start": view["sold_on"], "end": view["sold_on"], "saved": sale_id})
     raise web.HTTPSeeOther(f"/reports/sales?{back}")
+
+
+@routes.post("/reports/points/rules")
+async def rule_form(request: web.Request) -> web.Response:
+    """The sales page's points-rule form: kind, first day, bands as `0:10, 2000:20`, bonus."""
+    who = principal(request)
+    require_supervisor(who)
+    form = await request.post()
+    start = _form_day(form, "effective_from")
+    if start is None:
+        raise ApiError(400, "effective_from is required, e.g. 2027-01-01")
+    try:
+        bands = parse_bands(str(form.get("bands", "")).replace("，", ",").split(","))
+    except RuleInvalid as exc:
+        raise ApiError(400, str(exc)) from None
+    try:
+        bonus = int(str(form.get("red_star_bonus", "0")) or 0)
+    except ValueError:
+        raise ApiError(400, "the red-star bonus is a whole number of points") from None
+    service = request.app[REPORTS]
+    async with _sessions(request)() as s:
+        await sales.add_rule(
+            s,
+            who,
+            str(form.get("lead_kind", "")),
+            start,
+            bands,
+            bonus,
+            service.clock.now(),
+            service.today(),
+        )
+        await s.commit()
+    raise web.HTTPSeeOther(f"/reports/sales?{urlencode({'rule': start.isoformat()})}")

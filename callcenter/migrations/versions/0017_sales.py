@@ -181,7 +181,9 @@ def upgrade() -> None:
         )
     # Sales written before: their day is their UTC day (the desk's zone was not kept).
     day = "date(sold_at)" if op.get_bind().dialect.name == "sqlite" else "CAST(sold_at AS DATE)"
-    op.execute(f"UPDATE sales_records SET sold_on = {day}, recorded_at = sold_at, updated_at = sold_at")
+    op.execute(
+        f"UPDATE sales_records SET sold_on = {day}, recorded_at = sold_at, updated_at = sold_at"
+    )
 
 
 def downgrade() -> None:
