@@ -193,6 +193,13 @@ class Phone(Base):
 
     __table_args__ = (
         UniqueConstraint("customer_id", "raw", name="uq_phones_customer_raw"),
+        # The reports' inaccurate numbers of a period (migration 0017_sales): few rows.
+        Index(
+            "ix_phones_inaccurate_at",
+            "accuracy_set_at",
+            postgresql_where=text("accuracy = 'inaccurate'"),
+            sqlite_where=text("accuracy = 'inaccurate'"),
+        ),
         CheckConstraint(_in("accuracy", Accuracy), name="accuracy"),
         CheckConstraint(_in("kind", PhoneKind), name="kind"),
         CheckConstraint(_in("role", PhoneRole), name="role"),
@@ -237,6 +244,8 @@ class Policy(Base):
             "start_date IS NULL OR expiry_date >= start_date", name="expiry_after_start"
         ),
         CheckConstraint("premium IS NULL OR premium >= 0", name="premium_not_negative"),
+        # A customer's policies (the reports' inaccurate numbers by branch; 0017_sales).
+        Index("ix_policies_policyholder", "policyholder_id"),
     )
 
 

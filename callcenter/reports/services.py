@@ -282,27 +282,24 @@ async def inaccurate_by_branch(
         .where(fixed.customer_id == Phone.customer_id, fixed.role == "corrected")
         .exists()
     )
-    branch_of = (
-        select(func.min(Policy.branch_id))
-        .where(Policy.policyholder_id == Phone.customer_id)
-        .scalar_subquery()
-    )
-    inner = (
-        select(branch_of.label("branch_id"), case((corrected, 1), else_=0).label("corrected"))
+    # A join, not a subquery per number: policies has no index on the policyholder, and a
+    # hash join reads it once. A number counts once per branch of its customer's policies.
+    rows = await session.execute(
+        select(
+            Branch.name,
+            Policy.branch_id,
+            func.count(Phone.id.distinct()),
+            func.count(case((corrected, Phone.id)).distinct()),
+        )
         .select_from(Phone)
+        .outerjoin(Policy, Policy.policyholder_id == Phone.customer_id)
+        .outerjoin(Branch, Branch.id == Policy.branch_id)
         .where(
             Phone.accuracy == "inaccurate",
             Phone.accuracy_set_at >= start,
             Phone.accuracy_set_at < end,
         )
-        .subquery()
-    )
-    fixed_count = func.sum(inner.c.corrected)
-    rows = await session.execute(
-        select(Branch.name, inner.c.branch_id, func.count(), fixed_count)
-        .select_from(inner)
-        .outerjoin(Branch, Branch.id == inner.c.branch_id)
-        .group_by(Branch.name, inner.c.branch_id)
+        .group_by(Branch.name, Policy.branch_id)
         .order_by(Branch.name)
     )
     return [

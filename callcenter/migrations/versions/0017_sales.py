@@ -139,6 +139,15 @@ def upgrade() -> None:
 
     with op.batch_alter_table("policies", schema=None) as batch_op:
         batch_op.add_column(sa.Column("vehicle_licence_expiry", sa.Date(), nullable=True))
+        batch_op.create_index("ix_policies_policyholder", ["policyholder_id"], unique=False)
+    with op.batch_alter_table("phones", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_phones_inaccurate_at",
+            ["accuracy_set_at"],
+            unique=False,
+            postgresql_where=sa.text("accuracy = 'inaccurate'"),
+            sqlite_where=sa.text("accuracy = 'inaccurate'"),
+        )
 
     with op.batch_alter_table("sales_records", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sold_on", sa.Date(), nullable=True))
@@ -207,7 +216,10 @@ def downgrade() -> None:
         batch_op.drop_column("status")
         batch_op.drop_column("sold_on")
 
+    with op.batch_alter_table("phones", schema=None) as batch_op:
+        batch_op.drop_index("ix_phones_inaccurate_at")
     with op.batch_alter_table("policies", schema=None) as batch_op:
+        batch_op.drop_index("ix_policies_policyholder")
         batch_op.drop_column("vehicle_licence_expiry")
 
     with op.batch_alter_table("customers", schema=None) as batch_op:
