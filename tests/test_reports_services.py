@@ -178,3 +178,23 @@ async def test_a_day_rolled_up_before_its_deadline_is_rolled_up_again(
     early = ReportsService(sessions, VirtualClock(at(12, 0)), "Asia/Shanghai", _deadline)
     assert await early.refresh(ONE_DAY, force=True) == 1
     assert await service.refresh(ONE_DAY) == 1  # rolled up at noon, before Tuesday 17:00
+
+
+async def test_every_grain_of_the_rollup_gives_the_same_figures(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    service, day, _ = await _service(sessions)
+    boss = _boss(day)
+    full = await service.performance(boss, ONE_DAY, "specialist", kind="renewal")  # full rows
+    by_spec = await service.performance(boss, ONE_DAY, "specialist")  # per specialist
+    by_kind = await service.performance(boss, ONE_DAY, "kind")  # per branch and kind
+    assert [(r["key"], r["handed_out"], r["premium"]) for r in full["rows"]] == [
+        (day.a, 2, "3000.00"),
+        (day.b, 1, "0.00"),
+    ]
+    assert (
+        sum(r["attempts"] for r in by_spec["rows"])
+        == sum(r["attempts"] for r in by_kind["rows"])
+        == 5
+    )
+    assert {r["key"]: r["handed_out"] for r in by_kind["rows"]} == {"lapsed": 1, "renewal": 3}

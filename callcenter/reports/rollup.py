@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcenter.reports.models import ReportDaily, ReportDay, ReportHourly, ReportResult
+from callcenter.reports.models import Grain, ReportDaily, ReportDay, ReportHourly, ReportResult
 from crm_sync.models import Lead, Policy, SalesRecord
 from dialer.models import CallAttempt
 from dialer.outcomes import ANSWERED_OUTCOMES, automatic_reached, counts_as_call
@@ -95,8 +95,16 @@ async def refresh_day(
         await session.execute(
             insert(ReportDaily),
             [
-                {"day": day, "specialist_id": k[0], "branch_id": k[1], "lead_kind": k[2], **v}
-                for k, v in daily.items()
+                {
+                    "day": day,
+                    "grain": grain,
+                    "specialist_id": k[0],
+                    "branch_id": k[1],
+                    "lead_kind": k[2],
+                    **v,
+                }
+                for grain, rows in _grains(daily).items()
+                for k, v in rows.items()
             ],
         )
     if results:
@@ -135,6 +143,17 @@ async def refresh_day(
     await session.execute(delete(ReportDay).where(ReportDay.day == day))
     session.add(ReportDay(day=day, refreshed_at=now))
     await session.flush()
+
+
+def _grains(daily: dict[Key, dict[str, Any]]) -> dict[str, dict[Key, dict[str, Any]]]:
+    """The day's full rows, and the same summed per specialist and per branch and kind."""
+    spec: dict[Key, dict[str, Any]] = defaultdict(_daily_row)
+    branch_kind: dict[Key, dict[str, Any]] = defaultdict(_daily_row)
+    for (s, b, k), row in daily.items():
+        for target in (spec[(s, None, "*")], branch_kind[(None, b, k)]):
+            for name, value in row.items():
+                target[name] += value
+    return {Grain.FULL: daily, Grain.SPECIALIST: spec, Grain.BRANCH_KIND: branch_kind}
 
 
 async def _attempts(

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from callcenter.reports.exceptions import SupervisorsOnly
-from callcenter.reports.models import ReportDaily, ReportHourly, ReportResult
+from callcenter.reports.models import Grain, ReportDaily, ReportHourly, ReportResult
 from callcenter.reports.rollup import Deadline, Period, refresh_day, stale_days
 from common.clock import Clock
 from common.errors import BadInput
@@ -107,6 +107,17 @@ def _own(query: Any, column: Any, who: Principal, specialist: int | None) -> Any
     return query
 
 
+def grain_for(
+    who: Principal, group: str, specialist: int | None, branch: int | None, kind: str | None
+) -> str:
+    """The coarsest rollup rows that answer the question."""
+    by_specialist = not who.is_supervisor or specialist is not None or group == "specialist"
+    by_branch_kind = branch is not None or kind is not None or group in ("branch", "kind")
+    if by_specialist and by_branch_kind:
+        return Grain.FULL
+    return Grain.SPECIALIST if by_specialist else Grain.BRANCH_KIND
+
+
 async def performance(
     session: AsyncSession,
     who: Principal,
@@ -126,7 +137,11 @@ async def performance(
     }.get(group, ReportDaily.day)
     q = (
         select(dim, *(func.sum(getattr(ReportDaily, c)) for c in PERFORMANCE_SUMS))
-        .where(ReportDaily.day >= period.start, ReportDaily.day <= period.end)
+        .where(
+            ReportDaily.grain == grain_for(who, group, specialist, branch, kind),
+            ReportDaily.day >= period.start,
+            ReportDaily.day <= period.end,
+        )
         .group_by(dim)
     )
     q = _own(q, ReportDaily.specialist_id, who, specialist)
@@ -252,7 +267,11 @@ async def dialer_report(
                 func.sum(ReportDaily.first_call_seconds),
                 func.sum(ReportDaily.late),
             )
-            .where(ReportDaily.day >= period.start, ReportDaily.day <= period.end)
+            .where(
+                ReportDaily.grain == Grain.BRANCH_KIND,
+                ReportDaily.day >= period.start,
+                ReportDaily.day <= period.end,
+            )
             .group_by(ReportDaily.day)
             .having(func.sum(ReportDaily.handed_out) > 0)
             .order_by(ReportDaily.day)

@@ -24,6 +24,7 @@ def upgrade() -> None:
         "report_daily",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("grain", sa.String(length=12), nullable=False),
         sa.Column("specialist_id", sa.Integer(), nullable=True),
         sa.Column("branch_id", sa.Integer(), nullable=True),
         sa.Column("lead_kind", sa.String(length=20), nullable=False),
@@ -42,7 +43,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_report_daily")),
     )
     with op.batch_alter_table("report_daily", schema=None) as batch_op:
-        batch_op.create_index("ix_report_daily_day", ["day"], unique=False)
+        batch_op.create_index("ix_report_daily_grain_day", ["grain", "day"], unique=False)
         batch_op.create_index(
             "ix_report_daily_specialist_day", ["specialist_id", "day"], unique=False
         )
@@ -242,6 +243,6 @@ def downgrade() -> None:
     op.drop_table("report_days")
     with op.batch_alter_table("report_daily", schema=None) as batch_op:
         batch_op.drop_index("ix_report_daily_specialist_day")
-        batch_op.drop_index("ix_report_daily_day")
+        batch_op.drop_index("ix_report_daily_grain_day")
 
     op.drop_table("report_daily")
