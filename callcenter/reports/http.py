@@ -229,6 +229,33 @@ async def list_sales(request: web.Request, query: SalesQuery) -> list[dict[str, 
         )
 
 
+class NewSale(Body):
+    lead_id: Id
+    premium: Decimal = Field(gt=0, lt=Decimal("1e10"), decimal_places=2)
+    new_policy_number: PolicyNumber | None = None
+
+
+@routes.post("/api/sales")
+@endpoint(body=NewSale, response=SaleView, status=201, errors=(404, 409), tags=("sales",))
+async def add_sale(request: web.Request, body: NewSale) -> dict[str, Any]:
+    """A sale for a lead whose result is 成功续保 (a specialist: own leads; the maintainer: any,
+    e.g. when the premium was not entered at the disposition). Entered again before the
+    maintainer confirms it, it corrects the first entry."""
+    service = request.app[REPORTS]
+    async with _sessions(request)() as s:
+        view = await sales.record_sale(
+            s,
+            body.lead_id,
+            principal(request),
+            body.premium,
+            body.new_policy_number,
+            service.clock.now(),
+            service.tz.key,
+        )
+        await s.commit()
+    return view
+
+
 @routes.post("/api/sales/{sale_id}/confirm")
 @endpoint(
     path=SalePath, body=SaleConfirmation, response=SaleView, errors=(403, 404), tags=("sales",)
