@@ -183,6 +183,7 @@ def reports() -> list[tuple[str, Callable[[ReportsService], Awaitable[Any]]]]:
         ("dialer report, year", lambda s: s.dialer(BOSS, YEAR)),
         ("dialer report, one day", lambda s: s.dialer(BOSS, DAY)),
         ("performance XLSX by day, year", _xlsx),
+        ("the /reports page's data, year", lambda s: s.page(BOSS, YEAR, "specialist")),
     ]
     return out
 

@@ -357,14 +357,12 @@ async def reports_page(request: web.Request) -> web.Response:
     group = request.query.get("group", "specialist")
     if group not in GROUPS:
         group = "specialist"
-    report = await service.performance(who, period, group)
-    by_day = await service.performance(who, period, "day")
-    ranking = await service.performance(who, period, "specialist")
-    dialer_data = await service.dialer(who, period) if who.is_supervisor else None
+    data = await service.page(who, period, group)
+    dialer_data = data["dialer"]
     query = urlencode({"start": period.start.isoformat(), "end": period.end.isoformat()})
     charts = {
-        "premium_by_day": [[r["key"], float(r["premium"])] for r in by_day["rows"]],
-        "ranking": [[r["label"], float(r["premium"])] for r in ranking["rows"]],
+        "premium_by_day": [[r["key"], float(r["premium"])] for r in data["by_day"]],
+        "ranking": [[r["label"], float(r["premium"])] for r in data["ranking"]],
         "answer_rate_by_hour": [
             [r["hour"], r["answer_rate"] or 0]
             for r in (dialer_data or {}).get("answer_rate_by_hour", [])
@@ -379,7 +377,7 @@ async def reports_page(request: web.Request) -> web.Response:
             "period": period,
             "group": group,
             "groups": GROUPS,
-            "report": report,
+            "report": data["report"],
             "dialer": dialer_data,
             "perf_table": tables.PERFORMANCE,
             "results_table": tables.RESULTS,

@@ -399,6 +399,31 @@ class ReportsService:
             data = await dialer_report(s, period, self.tz)
         return {"start": period.start.isoformat(), "end": period.end.isoformat(), **data}
 
+    async def page(self, who: Principal, period: Period, group: str) -> dict[str, Any]:
+        """Everything the reports page shows, rolled up once and read in one session: the
+        chosen rows, the contact results, the rows by day and by specialist for the charts,
+        and the dialer's report for supervisors."""
+        await self.refresh(period)
+        async with self.sessions() as s:
+            rows = await performance(s, who, period, group)
+            by_day = rows if group == "day" else await performance(s, who, period, "day")
+            ranking = (
+                rows if group == "specialist" else await performance(s, who, period, "specialist")
+            )
+            out = {
+                "report": {
+                    "start": period.start.isoformat(),
+                    "end": period.end.isoformat(),
+                    "group": group,
+                    "rows": rows,
+                    "contact_results": await contact_results(s, who, period),
+                },
+                "by_day": by_day,
+                "ranking": ranking,
+                "dialer": await dialer_report(s, period, self.tz) if who.is_supervisor else None,
+            }
+        return out
+
 
 __all__ = [
     "GROUPS",
