@@ -36,6 +36,7 @@ from crm_sync.models import (
     SalesAudit,
     SalesRecord,
     SaleStatus,
+    Specialist,
 )
 from crm_sync.outbox import lead_message
 from crm_sync.points import Band, Rule, RuleInvalid, check_bands, score
@@ -417,11 +418,14 @@ async def list_sales(
     status: str | None = None,
     limit: int = 200,
 ) -> list[dict[str, Any]]:
-    """Sales of a period (specialists: their own), newest first."""
+    """Sales of a period (specialists: their own), newest first, with the names a person
+    checks the paperwork by (customer, plate, specialist)."""
     q = (
-        select(SalesRecord, Lead, Policy)
+        select(SalesRecord, Lead, Policy, Customer.name, Specialist.name)
         .join(Lead, Lead.id == SalesRecord.lead_id)
         .join(Policy, Policy.id == Lead.policy_id)
+        .join(Customer, Customer.id == Policy.policyholder_id)
+        .outerjoin(Specialist, Specialist.id == SalesRecord.specialist_id)
         .where(SalesRecord.sold_on >= start, SalesRecord.sold_on <= end)
         .order_by(SalesRecord.sold_at.desc(), SalesRecord.id.desc())
         .limit(limit)
@@ -430,7 +434,10 @@ async def list_sales(
         q = q.where(SalesRecord.specialist_id == who.user_id)
     if status:
         q = q.where(SalesRecord.status == status)
-    return [sale_view(s, le, p) for s, le, p in (await session.execute(q)).all()]
+    return [
+        {**sale_view(s, le, p), "customer": c, "plate": p.plate_number, "specialist": n}
+        for s, le, p, c, n in (await session.execute(q)).all()
+    ]
 
 
 async def sale_audit(session: AsyncSession, sale_id: int) -> list[dict[str, Any]]:
