@@ -21,6 +21,7 @@ from callcenter.desk.wiring import install_desk
 from callcenter.jobs import DailyJob, DailyJobRunner, parse_time
 from callcenter.ops.wiring import install_ops
 from callcenter.pages.wiring import install_pages
+from callcenter.reports.wiring import install_reports, rollup_job
 from crm_sync import http as crm_http
 from crm_sync.mail import (
     LAPSED,
@@ -273,6 +274,7 @@ def wire(
     install_pages(container, service.dialer, engine, desk.tz)
     install_ops(container, engine, [s.name for s in settings.ami if not s.enabled])
     install_desk(container, service.dialer, recordings.service, desk)
+    reports = install_reports(container, desk)
 
     async def dialer_ctx(_app: web.Application) -> AsyncIterator[None]:
         await engine.start()
@@ -295,6 +297,7 @@ def wire(
                     "branch e-mails", parse_time(settings.branch_mail_time), service.branch_mails
                 ),
                 recordings_job(recordings.service, settings.recordings.daily_at),
+                rollup_job(reports),
             ],
             desk.is_calling_day,
         )

@@ -163,6 +163,9 @@ class Customer(Base):
     time_zone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     # Identity used to merge the same person across imports (name + best phone).
     match_key: Mapped[str] = mapped_column(String(300), unique=True)
+    # Recorded by the maintainer after a sale (node 7, migration 0017_sales).
+    membership_card: Mapped[str | None] = mapped_column(String(64))  # 会员卡号
+    driving_licence_expiry: Mapped[date | None] = mapped_column(Date)  # 驾驶证到期
 
     phones: Mapped[list[Phone]] = relationship(back_populates="customer", order_by="Phone.id")
 
@@ -190,6 +193,13 @@ class Phone(Base):
 
     __table_args__ = (
         UniqueConstraint("customer_id", "raw", name="uq_phones_customer_raw"),
+        # The reports' inaccurate numbers of a period (migration 0017_sales): few rows.
+        Index(
+            "ix_phones_inaccurate_at",
+            "accuracy_set_at",
+            postgresql_where=text("accuracy = 'inaccurate'"),
+            sqlite_where=text("accuracy = 'inaccurate'"),
+        ),
         CheckConstraint(_in("accuracy", Accuracy), name="accuracy"),
         CheckConstraint(_in("kind", PhoneKind), name="kind"),
         CheckConstraint(_in("role", PhoneRole), name="role"),
@@ -220,6 +230,7 @@ class Policy(Base):
     underwritten_at: Mapped[datetime | None]  # 承保 time, for the post-underwriting callback
     renewed: Mapped[bool] = mapped_column(Boolean, default=False)  # 已续保
     renewed_at: Mapped[datetime | None]
+    vehicle_licence_expiry: Mapped[date | None] = mapped_column(Date)  # 行驶证到期 (0017_sales)
     updated_at: Mapped[datetime] = mapped_column(
         default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)
     )
@@ -233,6 +244,8 @@ class Policy(Base):
             "start_date IS NULL OR expiry_date >= start_date", name="expiry_after_start"
         ),
         CheckConstraint("premium IS NULL OR premium >= 0", name="premium_not_negative"),
+        # A customer's policies (the reports' inaccurate numbers by branch; 0017_sales).
+        Index("ix_policies_policyholder", "policyholder_id"),
     )
 
 
@@ -331,8 +344,16 @@ class Lead(Base):
     )
 
 
+class SaleStatus(enum.StrEnum):
+    RECORDED = "recorded"  # entered by the specialist at the disposition
+    CONFIRMED = "confirmed"  # checked by the maintainer against the paperwork and invoice
+
+
 class SalesRecord(Base):
-    """A renewal sold (成功续保): premium and the specialist's points (积分)."""
+    """A renewal sold (成功续保): premium and the specialist's points (积分).
+
+    The specialist records it at the disposition; the maintainer confirms or corrects it when
+    the paperwork and invoice arrive (node 7). Every change is a `SalesAudit` row."""
 
     __tablename__ = "sales_records"
 
@@ -348,10 +369,72 @@ class SalesRecord(Base):
     membership_card: Mapped[str | None] = mapped_column(String(64))  # 会员卡号
     vehicle_licence_expiry: Mapped[date | None] = mapped_column(Date)  # 行驶证到期
     driving_licence_expiry: Mapped[date | None] = mapped_column(Date)  # 驾驶证到期
+    # Migration 0017_sales: the desk's local day of the sale (points rules and reports go by
+    # it), who recorded and who confirmed, the red star (红星) and the calls it took.
+    sold_on: Mapped[date | None] = mapped_column(Date, index=True)
+    status: Mapped[str] = mapped_column(
+        String(16), default=SaleStatus.RECORDED.value, server_default="recorded"
+    )
+    red_star: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    recorded_by: Mapped[int | None] = mapped_column(
+        ForeignKey("specialists.id", ondelete="SET NULL")
+    )
+    recorded_at: Mapped[datetime | None]
+    confirmed_by: Mapped[int | None] = mapped_column(
+        ForeignKey("specialists.id", ondelete="SET NULL")
+    )
+    confirmed_at: Mapped[datetime | None]
+    rules_from: Mapped[date | None] = mapped_column(Date)  # the points rules used (effective)
+    # Any change (record, confirm, correct, points): the reports roll its day up again.
+    updated_at: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint("premium >= 0", name="premium_not_negative"),
         CheckConstraint("points >= 0", name="points_not_negative"),
+        CheckConstraint(_in("status", SaleStatus), name="status"),
+    )
+
+
+class SalesAudit(Base):
+    """Who did what to a sales record, and when (recorded, confirmed, corrected, points)."""
+
+    __tablename__ = "sales_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sale_id: Mapped[int] = mapped_column(ForeignKey("sales_records.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(20))
+    by_id: Mapped[int | None] = mapped_column(ForeignKey("specialists.id", ondelete="SET NULL"))
+    at: Mapped[datetime]
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_sales_audit_sale", "sale_id", "at"),)
+
+
+class PointsRule(Base):
+    """积分规则: the points of a sale of one kind of lead, from a day on (rules as data).
+
+    `bands` is a list of {"from": premium, "points": n}: a sale gets the points of the highest
+    band whose `from` its premium reaches, plus `red_star_bonus` when it carries a red star.
+    A sale is scored with the rule of its kind in effect on its day, so a new rule changes
+    nothing before its `effective_from` (crm_sync.points)."""
+
+    __tablename__ = "points_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    effective_from: Mapped[date] = mapped_column(Date)
+    lead_kind: Mapped[str] = mapped_column(String(20))
+    bands: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    red_star_bonus: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("specialists.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("lead_kind", "effective_from", name="uq_points_rules_kind_from"),
+        CheckConstraint(_in("lead_kind", LeadKind), name="lead_kind"),
+        CheckConstraint("red_star_bonus >= 0", name="red_star_bonus"),
     )
 
 
@@ -452,7 +535,10 @@ __all__ = [
     "Phone",
     "PhoneKind",
     "PhoneRole",
+    "PointsRule",
     "Policy",
+    "SaleStatus",
+    "SalesAudit",
     "SalesRecord",
     "Specialist",
     "UtcDateTime",

@@ -42,6 +42,7 @@ TOPIC_VERSIONS: dict[str, int] = {
     "phone.accuracy": 1,
     "recording.stored": 1,
     "recording.deleted": 1,
+    "sale.record": 1,
 }
 ANSWER_KEEP = 500  # characters of a receiver's answer kept in the history
 RETRIED_STATUSES = frozenset({408, 425, 429})

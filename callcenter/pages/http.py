@@ -104,6 +104,7 @@ def _render(
     status: int = 200,
     envs: dict[str, web.AppKey[jinja2.Environment]] = JINJA,
 ) -> web.Response:
+    """A page in the request's language; `envs`: another package's templates (desk, reports)."""
     lang = i18n.language(request)
     resp = aiohttp_jinja2.render_template(
         template, request, {**context, "lang": lang}, app_key=envs[lang], status=status
@@ -113,6 +114,9 @@ def _render(
     resp.headers.update(SECURITY_HEADERS)
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+render = _render
 
 
 def _error(exc: PagesError) -> ApiError:
@@ -339,10 +343,11 @@ async def check_time(request: web.Request) -> web.Response:
 @routes.post("/api/seat/disposition")
 @endpoint(page=True)
 async def disposition(request: web.Request) -> web.Response:
-    """The contact result of the seat's lead: {lead_id, result, note?, callback_at?, premium?}.
+    """The contact result of the seat's lead: {lead_id, result, note?, callback_at?, premium?,
+    new_policy_number?}.
 
     An appointment outside the calling windows or working days is refused (422) with the
-    reason; premium goes with `renewed` only."""
+    reason; premium and the new policy number go with `renewed` only (a sales record)."""
     body = await _body(request)
     lead_id = body.get("lead_id")
     if isinstance(lead_id, bool) or not isinstance(lead_id, int):
@@ -358,6 +363,7 @@ async def disposition(request: web.Request) -> web.Response:
             raise ApiError(400, "premium must be an amount, e.g. 3560.00") from None
         if not premium.is_finite() or premium <= 0 or premium >= Decimal("1e9"):
             raise ApiError(400, "premium must be an amount above 0")
+    new_policy = _text(body, "new_policy_number", 64)
     view = await _call(
         request.app[SEAT_PAGES].dispose(
             principal(request),
@@ -366,6 +372,7 @@ async def disposition(request: web.Request) -> web.Response:
             _text(body, "note"),
             _time(body.get("callback_at"), "callback_at"),
             premium,
+            new_policy,
         )
     )
     return json_response(view)

@@ -41,9 +41,9 @@ from crm_sync.models import (
     Lead,
     Phone,
     Policy,
-    SalesRecord,
     Specialist,
 )
+from crm_sync.sales import record_sale
 from dialer.models import CallAttempt, Campaign
 from dialer.services import DialerService
 from recordings.models import Recording, RecordingStatus
@@ -654,6 +654,7 @@ class SeatPages:
         note: str | None,
         callback_at: datetime | None,
         premium: Decimal | None,
+        new_policy_number: str | None = None,
     ) -> dict[str, Any]:
         """A contact result: an appointment outside the windows or working days is refused
         with the reason (the JSON API moves it into the next window instead)."""
@@ -668,21 +669,11 @@ class SeatPages:
             raise PagesError("a premium goes only with the result renewed", "premium_not_renewed")
         view = await self.dialer.dispose(lead_id, who.user_id, result, callback_at, note)
         if premium is not None:
+            # The sale (node 7): audited, scored and sent to the CRM by crm_sync.sales.
             async with self.sessions() as s:
-                sale = (
-                    await s.scalars(select(SalesRecord).where(SalesRecord.lead_id == lead_id))
-                ).one_or_none()
-                if sale is None:
-                    s.add(
-                        SalesRecord(
-                            lead_id=lead_id,
-                            specialist_id=who.user_id,
-                            premium=premium,
-                            sold_at=self.clock.now(),
-                        )
-                    )
-                else:
-                    sale.premium = premium
+                view["sale"] = await record_sale(
+                    s, lead_id, who, premium, new_policy_number, self.clock.now(), self.tz
+                )
                 await s.commit()
             view["premium"] = str(premium)
         return view

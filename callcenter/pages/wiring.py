@@ -36,13 +36,15 @@ def static_url_for(folder: Path, prefix: str = "/static") -> Callable[[str], str
     return url
 
 
-def environments() -> dict[str, jinja2.Environment]:
+def environments(folders: tuple[Path, ...] = (TEMPLATES,)) -> dict[str, jinja2.Environment]:
+    """One environment per language over `folders` (another package's pages put their own
+    templates first and still extend base.html)."""
     translations = i18n.load()
     static = static_url_for(STATIC)
     envs = {}
     for lang, tr in translations.items():
         env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES),
+            loader=jinja2.FileSystemLoader(list(folders)),
             autoescape=True,
             extensions=["jinja2.ext.i18n"],
             undefined=jinja2.StrictUndefined,

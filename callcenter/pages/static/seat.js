@@ -280,6 +280,7 @@ async function save(ev) {
   if (!result) { err.textContent = M.no_result; return; }
   const body = { lead_id: current.lead.id, result, note: $("note").value, callback_at: apptValue() };
   if (result === "renewed" && $("premium").value) body.premium = $("premium").value;
+  if (result === "renewed" && $("new-policy").value) body.new_policy_number = $("new-policy").value;
   try {
     await api("POST", "/api/seat/disposition", body);
     $("dispose-form").reset();
