@@ -35,6 +35,7 @@ MODEL_MODULES = (
     "crm_sync.auth",
     "crm_sync.mail",
     "callcenter.pages.models",
+    "callcenter.board.models",
 )
 
 

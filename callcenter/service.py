@@ -16,6 +16,7 @@ from aiohttp import web
 from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.board.wiring import install_board
 from callcenter.bootstrap import Container
 from callcenter.jobs import DailyJob, DailyJobRunner, parse_time
 from callcenter.pages.wiring import install_pages
@@ -334,6 +335,8 @@ def wire(
             await engine.stop()
 
     container.cleanup_contexts.append(dialer_ctx)
+    # After the dialer's: stops first, taking this process's rows off the boards.
+    install_board(container, engine, desk.hours, desk.tz)
 
     if daily_jobs:
         tz = ZoneInfo(settings.timezone)

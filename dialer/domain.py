@@ -65,6 +65,15 @@ class CallBridged:
 
 
 @dataclass(frozen=True, slots=True)
+class CallEnded:
+    """An attempt is no longer in flight here (its result is written, or it was never sent):
+    views of the live calls (the supervisors' board) drop it."""
+
+    server: str
+    attempt_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class PbxShuttingDown:
     """Asterisk said it is shutting down (`Event: Shutdown`): no new call on it until the
     link is re-established."""
@@ -74,6 +83,7 @@ class PbxShuttingDown:
 
 __all__ = [
     "CallBridged",
+    "CallEnded",
     "CampaignChanged",
     "CustomerPressedKey",
     "OriginateSent",

@@ -51,6 +51,7 @@ from dialer.calls import CallResult, KeyPress
 from dialer.campaigns import CallingWindows, CampaignInfo, CampaignRegistry, campaign_for
 from dialer.domain import (
     CallBridged,
+    CallEnded,
     CampaignChanged,
     CustomerPressedKey,
     OriginateSent,
@@ -1413,6 +1414,7 @@ class DialerEngine:
     async def _after(self, live: _Live, fin: Finished, eff: Effects | None, now: datetime) -> None:
         """What follows a committed result: pacing slots, the seat, the hook."""
         self._live.pop(live.attempt_id, None)
+        self.bus.publish(CallEnded(live.server, live.attempt_id))
         if live.admitted and live.trunk is not None:
             limiter = self._servers[live.server].trunks.get(live.trunk)
             if limiter is not None:
@@ -1519,6 +1521,10 @@ class DialerEngine:
 
     def live_attempt(self, attempt_id: str) -> _Live | None:
         return self._live.get(attempt_id)
+
+    def pbx(self, name: str) -> PbxServer | None:
+        """One AMI server's link, call tracker and trunks (the supervisors' actions, the board)."""
+        return self._servers.get(name)
 
     def after_dispose(self, specialist_id: int) -> None:
         """A specialist logged a result: their wrap-up may end early."""

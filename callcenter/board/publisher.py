@@ -1,0 +1,272 @@
+"""One service process's share of the live desk: its seats, calls in flight and AMI links,
+written to `board_entries` (callcenter.board.models) for every board of every process.
+
+The dialer tells what changed through its public events (the engine's seat listeners, the
+bus's OriginateSent, CallBridged, CallEnded, PbxShuttingDown); the publisher only marks
+itself dirty then, and a single flush task coalesces a burst of events into one transaction:
+it builds this process's view, diffs it against what it wrote last, writes the changed rows
+with the next revision of its own, and (PostgreSQL) NOTIFYs `callcenter_board` with
+"<owner> <revision>" in the same transaction, so the notification is sent at commit. A
+heartbeat re-checks everything every few seconds (link health and trunk use have no event)
+and refreshes the process's own row, by which boards tell that it is alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.board.models import BoardEntry
+from callcenter.board.rules import Key, call_entry, link_entry, seat_entry
+from common.clock import Clock
+from dialer.domain import CallBridged, CallEnded, OriginateSent, PbxShuttingDown
+from dialer.engine import DialerEngine
+from dialer.seats import Seat
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "callcenter_board"
+TOMBSTONE_LIFE = timedelta(minutes=1)  # a poller (SQLite) sees an ended call go within this
+DEAD_PROCESS = timedelta(minutes=10)  # rows of a process silent this long are removed
+
+
+def new_owner() -> str:
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class BoardPublisher:
+    def __init__(
+        self,
+        engine: DialerEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        *,
+        coalesce_seconds: float = 0.05,
+        heartbeat_seconds: float = 5.0,
+        owner: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.clock = clock
+        self.owner = owner or new_owner()
+        self.coalesce = coalesce_seconds
+        self.heartbeat = heartbeat_seconds
+        self.rev = 0
+        self.flushes = 0
+        self._dirty = asyncio.Event()
+        self._published: dict[Key, dict[str, Any]] = {}
+        self._started: dict[str, str] = {}  # attempt id -> when sent (ISO)
+        self._answered: dict[str, str] = {}  # attempt id -> when bridged (ISO)
+        self._pg: bool | None = None
+
+    def attach(self) -> None:
+        """Listen to the dialer's public events (the composition root calls it once)."""
+        self.engine.seat_listeners.append(self._seat_changed)
+        bus = self.engine.bus
+        bus.subscribe(OriginateSent, self._sent)
+        bus.subscribe(CallBridged, self._bridged)
+        bus.subscribe(CallEnded, self._ended)
+        bus.subscribe(PbxShuttingDown, lambda _e: self._dirty.set())
+
+    # -- the dialer's events: mark dirty, nothing else (publishing never awaits) ----------
+
+    def _seat_changed(self, _seat: Seat) -> None:
+        self._dirty.set()
+
+    def _sent(self, e: OriginateSent) -> None:
+        self._started[e.attempt_id] = e.at.isoformat()
+        self._dirty.set()
+
+    def _bridged(self, e: CallBridged) -> None:
+        self._answered.setdefault(e.attempt_id, self.clock.now().isoformat())
+        self._dirty.set()
+
+    def _ended(self, e: CallEnded) -> None:
+        self._started.pop(e.attempt_id, None)
+        self._answered.pop(e.attempt_id, None)
+        self._dirty.set()
+
+    # -- the view of this process --------------------------------------------------------
+
+    def view(self, now: datetime) -> dict[Key, dict[str, Any]]:
+        out: dict[Key, dict[str, Any]] = {}
+        for seat in self.engine.seats.values():
+            out[("seat", str(seat.specialist_id))] = seat_entry(seat)
+        for call in self.engine.live_calls():
+            aid = call["attempt_id"]
+            started = self._started.setdefault(aid, now.isoformat())
+            out[("call", aid)] = call_entry(call, started, self._answered.get(aid))
+        for link in self.engine.health():
+            pbx = self.engine.pbx(link["server"])
+            trunks = {} if pbx is None else pbx.trunks
+            out[("link", link["server"])] = link_entry(link, trunks)
+        return out
+
+    def diff(
+        self, view: Mapping[Key, dict[str, Any]]
+    ) -> tuple[dict[Key, dict[str, Any]], list[Key]]:
+        changed = {k: v for k, v in view.items() if self._published.get(k) != v}
+        gone = [k for k in self._published if k not in view]
+        return changed, gone
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def flush(self, *, beat: bool = False) -> int:
+        """Write what changed since the last flush; returns the number of rows written."""
+        now = self.clock.now()
+        view = self.view(now)
+        changed, gone = self.diff(view)
+        if beat:
+            changed[("process", self.owner)] = {
+                "owner": self.owner,
+                "at": now.isoformat(),
+                "heartbeat": self.heartbeat,
+                "servers": sorted(k[1] for k in view if k[0] == "link"),
+            }
+        if not changed and not gone:
+            return 0
+        self.rev += 1
+        rev = self.rev
+        async with self.sessions() as s:
+            if self._pg is None:
+                self._pg = s.get_bind().dialect.name == "postgresql"
+            await self._upsert(s, changed, rev, now)
+            for kind, key in gone:
+                await s.execute(
+                    update(BoardEntry)
+                    .where(BoardEntry.kind == kind, BoardEntry.key == key)
+                    .where(BoardEntry.owner == self.owner)
+                    .values(gone=True, rev=rev, data={}, updated_at=now)
+                )
+            if beat:
+                await self._sweep(s, now)
+            if self._pg:
+                await s.execute(
+                    text("SELECT pg_notify(:channel, :payload)"),
+                    {"channel": CHANNEL, "payload": f"{self.owner} {rev}"},
+                )
+            await s.commit()
+        for k, v in changed.items():
+            if k[0] != "process":
+                self._published[k] = v
+        for k in gone:
+            self._published.pop(k, None)
+        self.flushes += 1
+        return len(changed) + len(gone)
+
+    async def _upsert(
+        self, s: AsyncSession, rows: Mapping[Key, dict[str, Any]], rev: int, now: datetime
+    ) -> None:
+        if not rows:
+            return
+        values = [
+            {
+                "kind": kind,
+                "key": key,
+                "owner": self.owner,
+                "rev": rev,
+                "gone": False,
+                "data": data,
+                "updated_at": now,
+            }
+            for (kind, key), data in rows.items()
+        ]
+        insert = postgresql.insert if self._pg else sqlite.insert
+        stmt = insert(BoardEntry)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["kind", "key"],
+            set_={
+                c: getattr(stmt.excluded, c) for c in ("owner", "rev", "gone", "data", "updated_at")
+            },
+        )
+        await s.execute(stmt, values)
+
+    async def _sweep(self, s: AsyncSession, now: datetime) -> None:
+        """Drop this process's old tombstones, and every row of a process long silent."""
+        await s.execute(
+            delete(BoardEntry).where(
+                BoardEntry.owner == self.owner,
+                BoardEntry.gone.is_(True),
+                BoardEntry.updated_at < now - TOMBSTONE_LIFE,
+            )
+        )
+        dead = (
+            await s.scalars(
+                select(BoardEntry.owner).where(
+                    BoardEntry.kind == "process", BoardEntry.updated_at < now - DEAD_PROCESS
+                )
+            )
+        ).all()
+        if dead:
+            log.info("board: removing the rows of silent processes %s", ", ".join(dead))
+            await s.execute(delete(BoardEntry).where(BoardEntry.owner.in_(dead)))
+
+    async def withdraw(self) -> None:
+        """At a clean stop: this process's rows go, so boards drop them at once."""
+        async with self.sessions() as s:
+            rows = (
+                await s.execute(
+                    select(BoardEntry.kind, BoardEntry.key).where(BoardEntry.owner == self.owner)
+                )
+            ).all()
+            self.rev += 1
+            await s.execute(
+                update(BoardEntry)
+                .where(BoardEntry.owner == self.owner)
+                .values(gone=True, rev=self.rev, data={}, updated_at=self.clock.now())
+            )
+            if self._pg and rows:
+                await s.execute(
+                    text("SELECT pg_notify(:channel, :payload)"),
+                    {"channel": CHANNEL, "payload": f"{self.owner} {self.rev}"},
+                )
+            await s.commit()
+
+    async def run(self) -> None:
+        """The flush task: on every mark, after a short coalescing pause; a heartbeat
+        otherwise. Owned by the app's cleanup_ctx (callcenter.board.wiring)."""
+        await self._beat_safely()
+        last_beat = self.clock.monotonic()
+        while True:
+            remaining = self.heartbeat - (self.clock.monotonic() - last_beat)
+            if remaining <= 0:
+                await self._beat_safely()
+                last_beat = self.clock.monotonic()
+                continue
+            await self._wait_dirty(remaining)
+            if not self._dirty.is_set():
+                continue
+            if self.coalesce > 0:
+                await self.clock.sleep(self.coalesce)
+            self._dirty.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("board: publishing the live state failed; retrying")
+                self._dirty.set()
+                await self.clock.sleep(1.0)
+
+    async def _wait_dirty(self, timeout: float) -> None:
+        sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
+        waker = asyncio.ensure_future(self._dirty.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (sleeper, waker):
+                t.cancel()
+
+    async def _beat_safely(self) -> None:
+        try:
+            await self.flush(beat=True)
+        except Exception:
+            log.exception("board: heartbeat failed")
