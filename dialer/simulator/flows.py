@@ -26,6 +26,7 @@ from pathlib import Path
 
 from dialer import prompts
 from dialer.simulator.behaviour import SIP_FAILURES, Behaviour
+from dialer.simulator.chanspy import chanspy, is_chanspy
 from dialer.simulator.pbx import (
     Call,
     Chan,
@@ -249,7 +250,9 @@ async def _originate(
         return
     a = leg.a
     _or(pbx, call, o, True, 4, a)
-    if o.application:
+    if is_chanspy(o.application):
+        await chanspy(pbx, call, leg, o.data)
+    elif o.application:
         await _application(pbx, call, leg, beh, o.application, o.data)
     elif o.exten == "connect-seat":
         await _customer_first(pbx, call, o, leg, beh, family, rec)
