@@ -41,7 +41,7 @@ function seatTile(key, s) {
   tile.append(
     h("strong", { class: "name", text: name(s.specialist_id) }),
     h("span", { class: "device", text: s.seat }),
-    h("span", { class: "state", text: T.states[s.state] ?? s.state }),
+    h("span", { class: "st", text: T.states[s.state] ?? s.state }),
     h("span", { class: "since", "data-since": s.since ?? "", text: since(s.since) }),
   );
   if (s.state === "paused" && s.pause_reason) tile.append(h("span", { class: "reason", text: s.pause_reason }));
