@@ -65,6 +65,15 @@ class CallBridged:
 
 
 @dataclass(frozen=True, slots=True)
+class CallHungUp:
+    """The PBX ended the call (its last channel hung up); its result is on its way to the
+    database, and `CallEnded` follows once it is written."""
+
+    server: str
+    attempt_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallEnded:
     """An attempt is no longer in flight here (its result is written, or it was never sent):
     views of the live calls (the supervisors' board) drop it."""
@@ -84,6 +93,7 @@ class PbxShuttingDown:
 __all__ = [
     "CallBridged",
     "CallEnded",
+    "CallHungUp",
     "CampaignChanged",
     "CustomerPressedKey",
     "OriginateSent",

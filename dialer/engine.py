@@ -52,6 +52,7 @@ from dialer.campaigns import CallingWindows, CampaignInfo, CampaignRegistry, cam
 from dialer.domain import (
     CallBridged,
     CallEnded,
+    CallHungUp,
     CampaignChanged,
     CustomerPressedKey,
     OriginateSent,
@@ -1272,6 +1273,7 @@ class DialerEngine:
                 if r.attempt_id is not None:
                     log.debug("result for an attempt not in flight here: %s", r.attempt_id)
                 continue
+            self.bus.publish(CallHungUp(server_name, live.attempt_id))
             fin = finished_from(r, live)
             if server.going and not fin.unknown and not shutdown.reached(r):
                 fin = shutdown.ended_by_pbx(fin, "it ended while Asterisk shut down")

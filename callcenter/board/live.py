@@ -139,6 +139,19 @@ class BoardHub:
             self.known[owner] = head
         return self._apply(rows)
 
+    def take(
+        self, owner: str, rev: int, changed: dict[Key, dict[str, Any]], gone: list[Key]
+    ) -> int:
+        """This process's own changes, straight from its publisher (no database round
+        trip); the same revision read back from the table later is skipped."""
+        rows = [
+            BoardEntry(kind=k[0], key=k[1], owner=owner, rev=rev, gone=False, data=data)
+            for k, data in changed.items()
+        ] + [
+            BoardEntry(kind=k[0], key=k[1], owner=owner, rev=rev, gone=True, data={}) for k in gone
+        ]
+        return self._apply(rows)
+
     def _apply(self, rows: list[BoardEntry]) -> int:
         put: dict[str, dict[str, Any]] = {}
         drop: dict[str, list[str]] = {}

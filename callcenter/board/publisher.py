@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.board.models import BoardEntry
 from callcenter.board.rules import Key, call_entry, link_entry, seat_entry
 from common.clock import Clock
-from dialer.domain import CallBridged, CallEnded, OriginateSent, PbxShuttingDown
+from dialer.domain import CallBridged, CallEnded, CallHungUp, OriginateSent, PbxShuttingDown
 from dialer.engine import DialerEngine
 from dialer.seats import Seat
 
@@ -67,7 +67,14 @@ class BoardPublisher:
         self._published: dict[Key, dict[str, Any]] = {}
         self._started: dict[str, str] = {}  # attempt id -> when sent (ISO)
         self._answered: dict[str, str] = {}  # attempt id -> when bridged (ISO)
+        self._over: set[str] = set()  # hung up, result not written yet
+        # Rows waiting for the database: key -> (revision, data or None for gone).
+        self._pending: dict[Key, tuple[int, dict[str, Any] | None]] = {}
+        self._to_write = asyncio.Event()
         self._pg: bool | None = None
+        # This process's own board takes the changes at once, before the database has them
+        # (the hub's `take`); other processes' boards read them from the table.
+        self.local: Callable[[str, int, dict[Key, dict[str, Any]], list[Key]], object] | None = None
 
     def attach(self) -> None:
         """Listen to the dialer's public events (the composition root calls it once)."""
@@ -75,6 +82,7 @@ class BoardPublisher:
         bus = self.engine.bus
         bus.subscribe(OriginateSent, self._sent)
         bus.subscribe(CallBridged, self._bridged)
+        bus.subscribe(CallHungUp, self._hung_up)
         bus.subscribe(CallEnded, self._ended)
         bus.subscribe(PbxShuttingDown, lambda _e: self._dirty.set())
 
@@ -91,7 +99,13 @@ class BoardPublisher:
         self._answered.setdefault(e.attempt_id, self.clock.now().isoformat())
         self._dirty.set()
 
+    def _hung_up(self, e: CallHungUp) -> None:
+        # Off the board at the PBX's hang-up, not after the result is written.
+        self._over.add(e.attempt_id)
+        self._dirty.set()
+
     def _ended(self, e: CallEnded) -> None:
+        self._over.discard(e.attempt_id)
         self._started.pop(e.attempt_id, None)
         self._answered.pop(e.attempt_id, None)
         self._dirty.set()
@@ -104,6 +118,8 @@ class BoardPublisher:
             out[("seat", str(seat.specialist_id))] = seat_entry(seat)
         for call in self.engine.live_calls():
             aid = call["attempt_id"]
+            if aid in self._over:
+                continue
             started = self._started.setdefault(aid, now.isoformat())
             out[("call", aid)] = call_entry(call, started, self._answered.get(aid))
         for link in self.engine.health():
@@ -121,8 +137,9 @@ class BoardPublisher:
 
     # -- writing -------------------------------------------------------------------------
 
-    async def flush(self, *, beat: bool = False) -> int:
-        """Write what changed since the last flush; returns the number of rows written."""
+    def flush(self, *, beat: bool = False) -> int:
+        """Take what changed since the last flush: this process's board gets it at once, the
+        database writer next (`write`). Returns the number of rows that changed."""
         now = self.clock.now()
         view = self.view(now)
         changed, gone = self.diff(view)
@@ -137,35 +154,58 @@ class BoardPublisher:
             return 0
         self.rev += 1
         rev = self.rev
-        async with self.sessions() as s:
-            if self._pg is None:
-                self._pg = s.get_bind().dialect.name == "postgresql"
-            await self._upsert(s, changed, rev, now)
-            for kind, key in gone:
-                await s.execute(
-                    update(BoardEntry)
-                    .where(BoardEntry.kind == kind, BoardEntry.key == key)
-                    .where(BoardEntry.owner == self.owner)
-                    .values(gone=True, rev=rev, data={}, updated_at=now)
-                )
-            if beat:
-                await self._sweep(s, now)
-            if self._pg:
-                await s.execute(
-                    text("SELECT pg_notify(:channel, :payload)"),
-                    {"channel": CHANNEL, "payload": f"{self.owner} {rev}"},
-                )
-            await s.commit()
+        if self.local is not None:
+            self.local(self.owner, rev, changed, gone)
         for k, v in changed.items():
+            self._pending[k] = (rev, v)
             if k[0] != "process":
                 self._published[k] = v
         for k in gone:
+            self._pending[k] = (rev, None)
             self._published.pop(k, None)
         self.flushes += 1
+        self._to_write.set()
         return len(changed) + len(gone)
 
+    async def write(self, *, sweep: bool = False) -> int:
+        """Write the pending rows in one transaction, each with the revision it changed at,
+        and NOTIFY the newest revision at commit. On failure they stay pending."""
+        batch, self._pending = self._pending, {}
+        self._to_write.clear()
+        if not batch and not sweep:
+            return 0
+        now = self.clock.now()
+        try:
+            async with self.sessions() as s:
+                if self._pg is None:
+                    self._pg = s.get_bind().dialect.name == "postgresql"
+                await self._upsert(s, {k: v for k, v in batch.items() if v[1] is not None}, now)
+                for (kind, key), (rev, _) in batch.items():
+                    if _ is None:
+                        await s.execute(
+                            update(BoardEntry)
+                            .where(BoardEntry.kind == kind, BoardEntry.key == key)
+                            .where(BoardEntry.owner == self.owner)
+                            .values(gone=True, rev=rev, data={}, updated_at=now)
+                        )
+                if sweep:
+                    await self._sweep(s, now)
+                if self._pg and batch:
+                    head = max(rev for rev, _ in batch.values())
+                    await s.execute(
+                        text("SELECT pg_notify(:channel, :payload)"),
+                        {"channel": CHANNEL, "payload": f"{self.owner} {head}"},
+                    )
+                await s.commit()
+        except BaseException:
+            for k, v in batch.items():  # newer changes taken meanwhile win
+                self._pending.setdefault(k, v)
+            self._to_write.set()
+            raise
+        return len(batch)
+
     async def _upsert(
-        self, s: AsyncSession, rows: Mapping[Key, dict[str, Any]], rev: int, now: datetime
+        self, s: AsyncSession, rows: Mapping[Key, tuple[int, dict[str, Any] | None]], now: datetime
     ) -> None:
         if not rows:
             return
@@ -179,7 +219,7 @@ class BoardPublisher:
                 "data": data,
                 "updated_at": now,
             }
-            for (kind, key), data in rows.items()
+            for (kind, key), (rev, data) in rows.items()
         ]
         insert = postgresql.insert if self._pg else sqlite.insert
         stmt = insert(BoardEntry)
@@ -234,13 +274,13 @@ class BoardPublisher:
 
     async def run(self) -> None:
         """The flush task: on every mark, after a short coalescing pause; a heartbeat
-        otherwise. Owned by the app's cleanup_ctx (callcenter.board.wiring)."""
-        await self._beat_safely()
+        otherwise. Owned by the app's cleanup_ctx (callcenter.board.wiring), as `run_writer`."""
+        self.flush(beat=True)
         last_beat = self.clock.monotonic()
         while True:
             remaining = self.heartbeat - (self.clock.monotonic() - last_beat)
             if remaining <= 0:
-                await self._beat_safely()
+                self._flush_safely(beat=True)
                 last_beat = self.clock.monotonic()
                 continue
             await self._wait_dirty(remaining)
@@ -249,11 +289,27 @@ class BoardPublisher:
             if self.coalesce > 0:
                 await self.clock.sleep(self.coalesce)
             self._dirty.clear()
+            self._flush_safely()
+
+    def _flush_safely(self, *, beat: bool = False) -> None:
+        try:
+            self.flush(beat=beat)
+        except Exception:
+            log.exception("board: reading the dialer's state failed")
+
+    async def run_writer(self) -> None:
+        """The database writer: whatever is pending, in one transaction; a slow write
+        (SQLite's single writer) only makes the next batch bigger, never the board later."""
+        swept = self.clock.monotonic()
+        while True:
+            await self._to_write.wait()
+            sweep = self.clock.monotonic() - swept >= TOMBSTONE_LIFE.total_seconds()
             try:
-                await self.flush()
+                await self.write(sweep=sweep)
+                if sweep:
+                    swept = self.clock.monotonic()
             except Exception:
-                log.exception("board: publishing the live state failed; retrying")
-                self._dirty.set()
+                log.exception("board: writing the live state failed; retrying")
                 await self.clock.sleep(1.0)
 
     async def _wait_dirty(self, timeout: float) -> None:
@@ -264,9 +320,3 @@ class BoardPublisher:
         finally:
             for t in (sleeper, waker):
                 t.cancel()
-
-    async def _beat_safely(self) -> None:
-        try:
-            await self.flush(beat=True)
-        except Exception:
-            log.exception("board: heartbeat failed")

@@ -79,6 +79,7 @@ class Board:
             container.sessions, container.clock, engine, self.publisher.owner, self._call
         )
         self.hub.extra_channels[ACTIONS_CHANNEL] = self._action_notified
+        self.publisher.local = self.hub.take
         self._actions = asyncio.Queue[int]()
         self.cfg = cfg
 
@@ -137,6 +138,7 @@ class Board:
     def _coroutines(self) -> dict[str, Coroutine[Any, Any, None]]:
         return {
             "board-publisher": self.publisher.run(),
+            "board-writer": self.publisher.run_writer(),
             "board-reader": self.hub.run(),
             "board-figures": self.hub.run_figures(),
             "board-actions": self.run_actions(),
