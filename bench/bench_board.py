@@ -137,6 +137,15 @@ class AmiClock:
         self._emit(name, privilege, pairs)
 
 
+async def loop_lag(out: list[float], step: float = 0.01) -> None:
+    """How late the event loop wakes a 10 ms sleep: what the machine's load costs every
+    task of the process (the dialer, the simulator, the board alike)."""
+    while True:
+        t = time.monotonic()
+        await asyncio.sleep(step)
+        out.append((time.monotonic() - t - step) * 1000)
+
+
 async def cpu_per_second(seconds: float) -> float:
     c0, t0 = time.process_time(), time.monotonic()
     await asyncio.sleep(seconds)
@@ -204,6 +213,8 @@ async def run(args: argparse.Namespace) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     peak = 0
+    lags: list[float] = []
+    lag_task = asyncio.create_task(loop_lag(lags))
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -222,6 +233,7 @@ async def run(args: argparse.Namespace) -> None:
             while time.monotonic() < t_end:
                 await asyncio.sleep(1.0)
                 peak = max(peak, len(service.engine.live_calls()))
+            lag_task.cancel()
             answered = await page.evaluate("window.__answered")
             gone = await page.evaluate("window.__gone")
             dom_rows = await page.locator("#calls tr").count()
@@ -230,7 +242,11 @@ async def run(args: argparse.Namespace) -> None:
             reader = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", READER, f"{base}/api/board/events", cookie, str(args.boards)
             )
-            await asyncio.sleep(3.0)  # the streams open and get their snapshots
+            for _ in range(120):  # the streams open (a loaded machine starts Python slowly)
+                if service_hub_watching(runner) >= args.boards:
+                    break
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(2.0)  # and get their snapshots
             watching = service_hub_watching(runner)
             loaded = await cpu_per_second(args.cpu_seconds)
             reader.terminate()
@@ -280,6 +296,10 @@ async def run(args: argparse.Namespace) -> None:
     for label, values in parts.items():
         if values:
             print(f"  {label}: p50 {pct(values, 50):.0f} ms, p99 {pct(values, 99):.0f} ms")
+    if lags:
+        print(
+            f"event loop lag while calling: p50 {pct(lags, 50):.0f} ms, p99 {pct(lags, 99):.0f} ms"
+        )
     per_board = (loaded - idle) / max(1, watching)
     print(
         f"service CPU: {idle * 100:.1f} % of a core with no board, {loaded * 100:.1f} % with "

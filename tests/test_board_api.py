@@ -56,7 +56,12 @@ async def test_the_board_shows_a_call_from_start_to_end_and_the_seat_states(site
         return attempt not in (await _board(site))["call"]
 
     await drive_until(site.clock, ended, step=1.0)
-    assert (await _board(site))["seat"][wang]["state"] in ("wrap_up", "ready", "ringing")
+
+    async def wrapping_up() -> bool:
+        # The call leaves the board at the hang-up; the seat once the result is written.
+        return (await _board(site))["seat"][wang]["state"] == "wrap_up"
+
+    await drive_until(site.clock, wrapping_up, step=0.25)
 
 
 async def test_listening_in_originates_chanspy_to_the_supervisors_seat_and_is_logged(
@@ -131,3 +136,21 @@ async def test_an_action_on_a_call_that_is_not_live_is_a_clear_404(site: Site) -
 
 def _sim(site: Site) -> Any:
     return site.sim.pbx
+
+
+async def test_moving_a_call_sends_the_key2_actions_and_logs_the_refusal(site: Site) -> None:
+    """Move = Setvar SEAT, Setvar SEAT_TIMEOUT, Redirect of the customer's channel (as in
+    pjsip_key2_redirect_to_seat). The simulator models a Redirect only for a channel on the
+    callback's hold, so it refuses this one ("Redirect failed"): the supervisor is told why
+    and the audit log keeps the failure."""
+    attempt = await _talking(site)
+    lina_seat = (await _board(site))["seat"].get(str(site.specialists[1]))
+    to = lina_seat["seat"] if lina_seat else "PJSIP/8101"
+    resp = await site.client.post(
+        f"/api/board/calls/{attempt}/move", headers=site.bearer(), json={"to": to}
+    )
+    assert resp.status == 409
+    assert "Redirect failed" in (await resp.json())["error"]
+    assert site.sim.action_counts["Setvar"] == 2 and site.sim.action_counts["Redirect"] == 1
+    log = await (await site.client.get("/api/board/actions", headers=site.bearer())).json()
+    assert [(a["action"], a["status"], a["target_seat"]) for a in log] == [("move", "failed", to)]

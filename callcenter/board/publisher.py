@@ -68,6 +68,7 @@ class BoardPublisher:
         self._started: dict[str, str] = {}  # attempt id -> when sent (ISO)
         self._answered: dict[str, str] = {}  # attempt id -> when bridged (ISO)
         self._over: set[str] = set()  # hung up, result not written yet
+        self._marked: set[Key] = set()  # what the events since the last flush touched
         # Rows waiting for the database: key -> (revision, data or None for gone).
         self._pending: dict[Key, tuple[int, dict[str, Any] | None]] = {}
         self._to_write = asyncio.Event()
@@ -84,31 +85,37 @@ class BoardPublisher:
         bus.subscribe(CallBridged, self._bridged)
         bus.subscribe(CallHungUp, self._hung_up)
         bus.subscribe(CallEnded, self._ended)
-        bus.subscribe(PbxShuttingDown, lambda _e: self._dirty.set())
+        bus.subscribe(PbxShuttingDown, lambda e: self._mark(("link", e.server)))
 
     # -- the dialer's events: mark dirty, nothing else (publishing never awaits) ----------
 
-    def _seat_changed(self, _seat: Seat) -> None:
+    def _mark(self, key: Key) -> None:
+        self._marked.add(key)
         self._dirty.set()
+
+    def _seat_changed(self, seat: Seat) -> None:
+        self._mark(("seat", str(seat.specialist_id)))
+        if seat.attempt_id:  # ringing, answered: the call's row moves with its seat
+            self._mark(("call", seat.attempt_id))
 
     def _sent(self, e: OriginateSent) -> None:
         self._started[e.attempt_id] = e.at.isoformat()
-        self._dirty.set()
+        self._mark(("call", e.attempt_id))
 
     def _bridged(self, e: CallBridged) -> None:
         self._answered.setdefault(e.attempt_id, self.clock.now().isoformat())
-        self._dirty.set()
+        self._mark(("call", e.attempt_id))
 
     def _hung_up(self, e: CallHungUp) -> None:
         # Off the board at the PBX's hang-up, not after the result is written.
         self._over.add(e.attempt_id)
-        self._dirty.set()
+        self._mark(("call", e.attempt_id))
 
     def _ended(self, e: CallEnded) -> None:
         self._over.discard(e.attempt_id)
         self._started.pop(e.attempt_id, None)
         self._answered.pop(e.attempt_id, None)
-        self._dirty.set()
+        self._mark(("call", e.attempt_id))
 
     # -- the view of this process --------------------------------------------------------
 
@@ -117,22 +124,52 @@ class BoardPublisher:
         for seat in self.engine.seats.values():
             out[("seat", str(seat.specialist_id))] = seat_entry(seat)
         for call in self.engine.live_calls():
-            aid = call["attempt_id"]
-            if aid in self._over:
-                continue
-            started = self._started.setdefault(aid, now.isoformat())
-            out[("call", aid)] = call_entry(call, started, self._answered.get(aid))
-        for link in self.engine.health():
-            pbx = self.engine.pbx(link["server"])
-            trunks = {} if pbx is None else pbx.trunks
-            out[("link", link["server"])] = link_entry(link, trunks)
+            key = ("call", str(call["attempt_id"]))
+            entry = self.entry(key, now)
+            if entry is not None:
+                out[key] = entry
+        out.update(self.view_links())
         return out
 
+    def view_links(self) -> dict[Key, dict[str, Any]]:
+        out: dict[Key, dict[str, Any]] = {}
+        for link in self.engine.health():
+            pbx = self.engine.pbx(link["server"])
+            out[("link", link["server"])] = link_entry(link, {} if pbx is None else pbx.trunks)
+        return out
+
+    def entry(self, key: Key, now: datetime) -> dict[str, Any] | None:
+        """One seat, call or link as it is now (None: not there any more). A flush builds
+        only what the events marked; the heartbeat builds the whole `view`."""
+        kind, name = key
+        if kind == "seat":
+            seat = self.engine.seats.get(int(name))
+            return None if seat is None else seat_entry(seat)
+        if kind == "call":
+            live = self.engine.live_attempt(name)
+            pbx = None if live is None else self.engine.pbx(live.server)
+            if live is None or pbx is None or name in self._over:
+                return None
+            state = pbx.tracker.state_of(name)
+            started = self._started.setdefault(name, now.isoformat())
+            return call_entry(
+                live,
+                state.value if state is not None else "reserved",
+                started,
+                self._answered.get(name),
+            )
+        return self.view_links().get(key)
+
     def diff(
-        self, view: Mapping[Key, dict[str, Any]]
+        self, view: Mapping[Key, dict[str, Any] | None], *, whole: bool = True
     ) -> tuple[dict[Key, dict[str, Any]], list[Key]]:
-        changed = {k: v for k, v in view.items() if self._published.get(k) != v}
-        gone = [k for k in self._published if k not in view]
+        """What differs from the last flush. `whole`: `view` is everything this process has
+        (a key not in it is gone); else only the keys it names are compared."""
+        changed = {k: v for k, v in view.items() if v is not None and self._published.get(k) != v}
+        if whole:
+            gone = [k for k in self._published if view.get(k) is None]
+        else:
+            gone = [k for k, v in view.items() if v is None and k in self._published]
         return changed, gone
 
     # -- writing -------------------------------------------------------------------------
@@ -141,8 +178,14 @@ class BoardPublisher:
         """Take what changed since the last flush: this process's board gets it at once, the
         database writer next (`write`). Returns the number of rows that changed."""
         now = self.clock.now()
-        view = self.view(now)
-        changed, gone = self.diff(view)
+        if beat:
+            view: dict[Key, dict[str, Any] | None] = dict(self.view(now))
+        else:
+            view = {k: self.entry(k, now) for k in self._marked}
+            # The links have no event of their own (a reconnect, trunk use): few, so always.
+            view.update((k, v) for k, v in self.view_links().items())
+        self._marked.clear()
+        changed, gone = self.diff(view, whole=beat)
         if beat:
             changed[("process", self.owner)] = {
                 "owner": self.owner,

@@ -41,16 +41,26 @@ def mask_number(number: str) -> str:
     return number[:3] + "*" * (len(number) - 7) + number[-4:]
 
 
-def call_entry(call: Mapping[str, Any], started: str, answered: str | None) -> dict[str, Any]:
+class LiveCall(Protocol):
+    attempt_id: str
+    specialist_id: int | None
+    seat: str | None
+    number: str
+    mode: str
+    kind: str
+    server: str
+
+
+def call_entry(live: LiveCall, state: str, started: str, answered: str | None) -> dict[str, Any]:
     return {
-        "attempt_id": call["attempt_id"],
-        "specialist_id": call["specialist_id"],
-        "seat": call["seat"],
-        "number": mask_number(str(call["number"])),
-        "mode": call["mode"],
-        "kind": call["campaign_kind"],
-        "server": call["ami_server"],
-        "state": call["state"],
+        "attempt_id": live.attempt_id,
+        "specialist_id": live.specialist_id,
+        "seat": live.seat,
+        "number": mask_number(live.number),
+        "mode": live.mode,
+        "kind": live.kind,
+        "server": live.server,
+        "state": state,
         "started": started,
         "answered": answered,
     }
