@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from callcenter.board.models import BoardEntry, SupervisorAction
+from dialer.models import CallAttempt
 from tests.seat_page_support import Site, drive_until, site_fixture  # noqa: F401
 
 
@@ -119,13 +120,18 @@ async def test_a_supervisor_hangs_up_a_call_and_it_ends_by_action(site: Site) ->
         return attempt not in (await _board(site))["call"]
 
     await drive_until(site.clock, ended)
-    from dialer.models import CallAttempt
+    outcome: dict[str, str | None] = {}
 
-    async with site.service.container.sessions() as s:
-        outcome = await s.scalar(
-            select(CallAttempt.outcome).where(CallAttempt.attempt_id == attempt)
-        )
-    assert outcome == "hung_up_by_action"
+    async def written() -> bool:
+        # The call leaves the board at the hang-up; its result is written just after.
+        async with site.service.container.sessions() as s:
+            outcome["v"] = await s.scalar(
+                select(CallAttempt.outcome).where(CallAttempt.attempt_id == attempt)
+            )
+        return outcome["v"] is not None
+
+    await drive_until(site.clock, written)
+    assert outcome["v"] == "hung_up_by_action"
 
 
 async def test_an_action_on_a_call_that_is_not_live_is_a_clear_404(site: Site) -> None:

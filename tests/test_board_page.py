@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.async_api import Page, expect
 
 from tests.seat_page_support import (  # noqa: F401
@@ -21,6 +22,9 @@ from tests.seat_page_support import (  # noqa: F401
 )
 
 expect.set_options(timeout=30_000)
+# The browser tests run on SQLite only: the board's database paths are tested on both in
+# tests/test_board_api.py, and a browser test is the slowest kind.
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 VIEWPORT = {"width": 1600, "height": 900}
 
 

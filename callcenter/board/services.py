@@ -24,6 +24,7 @@ from callcenter.board import rules
 from callcenter.board.config import BoardSettings
 from callcenter.board.models import SupervisorAction
 from callcenter.board.rules import Key
+from callcenter.pages.services import previous_working_day
 from common.clock import Clock
 from common.errors import DomainError, NotFound
 from common.principal import Principal
@@ -205,8 +206,6 @@ class BoardFigures:
         return int(n or 0)
 
     async def _deadline(self, s: AsyncSession, now: datetime) -> tuple[int, datetime]:
-        from callcenter.pages.services import previous_working_day
-
         hours = self.hours_for(CampaignKind.RENEWAL.value)
         today: date = hours.local_date(now, self.tz)
         deadline = datetime.combine(today, self.result_deadline, tzinfo=ZoneInfo(self.tz))

@@ -90,7 +90,8 @@ function drawLinks() {
     const trunks = Object.entries(l.trunks ?? {}).map(([n, t]) => `${n} ${t.active}/${t.max}`).join(", ");
     return h("tr", { "data-key": l.server, "data-connected": l.connected ? "1" : "0" },
       h("td", { text: l.server }),
-      h("td", { class: l.connected ? "ok" : "bad", text: l.connected ? T.yes : T.no }),
+      h("td", { class: l.connected ? "ok" : "bad", text: l.connected ? T.yes : T.no,
+        title: (l.warnings ?? []).join("\n") || null }),
       h("td", { text: trunks || "—" }));
   }));
 }
