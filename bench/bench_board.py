@@ -212,6 +212,22 @@ async def run(args: argparse.Namespace) -> None:
         CallEnded, lambda e: bus["ended"].setdefault(e.attempt_id, time.time() * 1000)
     )
     base = f"http://127.0.0.1:{port}"
+    hub_seen: dict[str, dict[str, float]] = {"answered": {}, "gone": {}}
+    hub = runner.app[_hub_key()]
+    take = hub.take
+
+    def timed_take(owner: str, rev: int, changed: dict[Any, Any], gone: list[Any]) -> int:
+        t = time.time() * 1000
+        for (kind, key), data in changed.items():
+            if kind == "call" and data.get("answered"):
+                hub_seen["answered"].setdefault(key, t)
+        for kind, key in gone:
+            if kind == "call":
+                hub_seen["gone"].setdefault(key, t)
+        return int(take(owner, rev, changed, gone))
+
+    assert service.board is not None
+    service.board.publisher.local = timed_take
     peak = 0
     lags: list[float] = []
     lag_task = asyncio.create_task(loop_lag(lags))
@@ -253,7 +269,6 @@ async def run(args: argparse.Namespace) -> None:
             await reader.wait()
         finally:
             await browser.close()
-    hub = runner.app[_hub_key()]
     await service.dialer.stop_campaign("renewal")
     await service.dialer.stop_campaign("callback")
     await runner.cleanup()
@@ -266,6 +281,21 @@ async def run(args: argparse.Namespace) -> None:
             bus["bridged"][k] - ami.bridged[k]
             for k in answered
             if ami.bridged.get(k, 0) > opened and k in bus["bridged"]
+        ],
+        "answered: bus -> hub": [
+            hub_seen["answered"][k] - bus["bridged"][k]
+            for k in answered
+            if ami.bridged.get(k, 0) > opened and k in bus["bridged"] and k in hub_seen["answered"]
+        ],
+        "answered: hub -> DOM (SSE, browser)": [
+            answered[k] - hub_seen["answered"][k]
+            for k in answered
+            if ami.bridged.get(k, 0) > opened and k in hub_seen["answered"]
+        ],
+        "ended: hub -> DOM (SSE, browser)": [
+            gone[k] - hub_seen["gone"][k]
+            for k in gone
+            if ami.hung_up.get(k, 0) > opened and k in hub_seen["gone"]
         ],
         "answered: bus -> DOM": [
             answered[k] - bus["bridged"][k]

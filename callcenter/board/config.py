@@ -15,7 +15,7 @@ class BoardSettings(BaseModel):
     deadline_warn_minutes: float = Field(default=120.0, gt=0)  # before node 3's 17:00
     outbox_age_minutes: float = Field(default=10.0, gt=0)  # an undelivered CRM message
     # Live state
-    coalesce_seconds: float = Field(default=0.05, ge=0)  # events gathered into one write
+    coalesce_seconds: float = Field(default=0.02, ge=0)  # events gathered into one update
     heartbeat_seconds: float = Field(default=5.0, gt=0)  # full re-check, process alive
     stale_after_seconds: float = Field(default=20.0, gt=0)  # a process silent this long
     poll_seconds: float = Field(default=0.25, gt=0)  # SQLite's poll (PostgreSQL: NOTIFY)

@@ -51,7 +51,7 @@ class BoardPublisher:
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
         *,
-        coalesce_seconds: float = 0.05,
+        coalesce_seconds: float = 0.02,
         heartbeat_seconds: float = 5.0,
         owner: str | None = None,
     ) -> None:
