@@ -61,21 +61,23 @@ OBSERVER = """
 window.__answered = {}; window.__gone = {};
 document.addEventListener("DOMContentLoaded", () => {
   const calls = document.getElementById("calls");
+  const answered = (n) => {
+    if (n.dataset && n.dataset.answered === "1" && !(n.dataset.key in window.__answered)) {
+      window.__answered[n.dataset.key] = Date.now();
+    }
+  };
   new MutationObserver((records) => {
     const t = Date.now();
     for (const r of records) {
-      for (const n of r.addedNodes) {
-        if (n.dataset && n.dataset.answered === "1" && !(n.dataset.key in window.__answered)) {
-          window.__answered[n.dataset.key] = t;
-        }
-      }
+      if (r.type === "attributes") answered(r.target);
+      for (const n of r.addedNodes) answered(n);
       for (const n of r.removedNodes) {
         if (n.dataset && n.dataset.key && !calls.querySelector(`tr[data-key="${n.dataset.key}"]`)) {
           window.__gone[n.dataset.key] = t;
         }
       }
     }
-  }).observe(calls, { childList: true });
+  }).observe(calls, { childList: true, subtree: true, attributes: true, attributeFilter: ["data-answered"] });
 });
 """
 READER = """

@@ -79,8 +79,15 @@ function callRow(key, c) {
 function putCall(key, c) {
   const body = $("calls");
   const old = body.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
-  const row = callRow(key, c);
-  if (old) old.replaceWith(row); else body.append(row);
+  if (!old) { body.append(callRow(key, c)); return; }
+  // In place: only the cells that change (a busy board must not rebuild 300 rows' buttons).
+  const fresh = callRow(key, c);
+  for (const attr of ["data-state", "data-answered"]) old.setAttribute(attr, fresh.getAttribute(attr));
+  for (let i = 0; i < 6; i++) {
+    const a = old.cells[i], b = fresh.cells[i];
+    if (a.textContent !== b.textContent) a.textContent = b.textContent;
+    if (a.dataset.since !== b.dataset.since && b.dataset.since !== undefined) a.dataset.since = b.dataset.since;
+  }
 }
 
 // -- links, campaigns, alerts -----------------------------------------------------------------
@@ -139,7 +146,7 @@ function drawAll() {
   for (const [k, s] of Object.entries(state.seat)) putSeat(k, s);
   $("calls").replaceChildren();
   for (const [k, c] of Object.entries(state.call)) putCall(k, c);
-  drawLinks(); drawCampaigns(); drawAlerts(); drawMoveTargets(); counts();
+  drawLinks(); drawCampaigns(); drawAlerts(); counts();
 }
 function onSnapshot(ev) {
   const d = JSON.parse(ev.data);
@@ -166,7 +173,6 @@ function onPatch(ev) {
     }
   }
   if (d.set?.link || d.del?.link) drawLinks();
-  if (d.set?.seat || d.del?.seat) drawMoveTargets();
   counts();
 }
 function onFigures(ev) {
@@ -192,7 +198,10 @@ function connect() {
   source.onerror = () => live(false);
 }
 setInterval(() => {
-  for (const el of document.querySelectorAll("[data-since]")) el.textContent = since(el.dataset.since);
+  for (const el of document.querySelectorAll("[data-since]")) {
+    const text = since(el.dataset.since);
+    if (el.textContent !== text) el.textContent = text;
+  }
   $("clock").textContent = new Date(now()).toLocaleTimeString();
   // Closed for good (an HTTP error answer), or silent past the pings: open a new stream.
   if (source && (source.readyState === 2 || Date.now() - lastMessage > QUIET_MS)) {
@@ -221,6 +230,8 @@ async function act(attempt, action) {
     : (body.error ?? resp.statusText);
   toast.dataset.status = String(resp.status);
 }
+// The seats to move a call to: drawn when the list is opened, not on every seat change.
+for (const ev of ["focus", "mousedown"]) $("move-to").addEventListener(ev, drawMoveTargets);
 $("calls").addEventListener("click", (ev) => {
   const b = ev.target.closest("button[data-action]");
   if (b) act(b.dataset.attempt, b.dataset.action);
