@@ -50,12 +50,14 @@ class BoardHub:
         clock: Clock,
         cfg: BoardSettings,
         figures: Figures | None = None,
+        tz: str = "Asia/Shanghai",
     ) -> None:
         self.engine = engine
         self.sessions = sessions
         self.clock = clock
         self.cfg = cfg
         self.figures_source = figures
+        self.tz = tz  # the desk's: the page's clock shows it
         self.entries: dict[Key, tuple[str, int, dict[str, Any]]] = {}
         self.known: dict[str, int] = {}
         self.figures: dict[str, Any] = {}
@@ -88,7 +90,12 @@ class BoardHub:
         by_kind: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
         for (kind, key), (_owner, _rev, data) in self.entries.items():
             by_kind.setdefault(kind, {})[key] = data
-        return {**by_kind, "figures": self.figures, "server_now": self.clock.now().isoformat()}
+        return {
+            **by_kind,
+            "figures": self.figures,
+            "server_now": self.clock.now().isoformat(),
+            "tz": self.tz,
+        }
 
     def _broadcast(self, message: bytes) -> None:
         for q in list(self._subscribers):
@@ -155,7 +162,7 @@ class BoardHub:
     def _apply(self, rows: list[BoardEntry]) -> int:
         put: dict[str, dict[str, Any]] = {}
         drop: dict[str, list[str]] = {}
-        ended = False
+        ended = flipped = False
         for row in sorted(rows, key=lambda r: r.rev):
             k = (row.kind, row.key)
             have = self.entries.get(k)
@@ -168,6 +175,10 @@ class BoardHub:
                     put.get(row.kind, {}).pop(row.key, None)
                     ended = ended or row.kind == "call"
                 continue
+            if row.kind == "link":
+                flipped = (
+                    flipped or have is None or have[2].get("connected") != row.data.get("connected")
+                )
             self.entries[k] = (row.owner, row.rev, row.data)
             put.setdefault(row.kind, {})[row.key] = row.data
             if row.kind in drop and row.key in drop[row.kind]:
@@ -178,8 +189,8 @@ class BoardHub:
             self._broadcast(
                 sse("patch", {"set": put, "del": drop, "server_now": self.clock.now().isoformat()})
             )
-        if ended:
-            self._figures_due.set()
+        if ended or flipped:
+            self._figures_due.set()  # figures moved, or a link alert came or went
         return changed
 
     def drop_owner(self, owner: str) -> None:

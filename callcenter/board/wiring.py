@@ -74,7 +74,9 @@ class Board:
             tz,
             parse_time(container.settings.result_deadline),
         )
-        self.hub = BoardHub(container.engine, container.sessions, container.clock, cfg, figures)
+        self.hub = BoardHub(
+            container.engine, container.sessions, container.clock, cfg, figures, tz=tz
+        )
         self.supervising = Supervising(
             container.sessions, container.clock, engine, self.publisher.owner, self._call
         )

@@ -8,6 +8,7 @@ const T = JSON.parse($("messages").textContent);
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const state = { seat: {}, call: {}, link: {}, process: {}, figures: {} };
 let skew = 0; // server clock - local clock, ms
+let deskTz = "Asia/Shanghai"; // the desk's time zone (the snapshot says)
 let source = null;
 let lastMessage = Date.now();
 const QUIET_MS = 45000; // the server pings every 15 s
@@ -151,6 +152,7 @@ function drawAll() {
 function onSnapshot(ev) {
   const d = JSON.parse(ev.data);
   clockSync(d.server_now);
+  deskTz = d.tz ?? deskTz;
   for (const k of ["seat", "call", "link", "process"]) state[k] = d[k] ?? {};
   state.figures = d.figures ?? {};
   drawAll();
@@ -202,7 +204,7 @@ setInterval(() => {
     const text = since(el.dataset.since);
     if (el.textContent !== text) el.textContent = text;
   }
-  $("clock").textContent = new Date(now()).toLocaleTimeString();
+  $("clock").textContent = new Date(now()).toLocaleTimeString(document.documentElement.lang, { timeZone: deskTz });
   // Closed for good (an HTTP error answer), or silent past the pings: open a new stream.
   if (source && (source.readyState === 2 || Date.now() - lastMessage > QUIET_MS)) {
     lastMessage = Date.now();
