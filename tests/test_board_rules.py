@@ -14,7 +14,8 @@ from callcenter.board.config import BoardSettings
 from dialer.originate import DialPlan
 from dialer.supervise import SpyRequest, customer_channel, spied_channel, spy_originate
 
-TRACES = Path(__file__).parent / "fixtures" / "ami" / "pjsip"  # copies of ../shared/ami-traces/pjsip
+# Copies of ../shared/ami-traces/pjsip (the real Asterisk 22 captures).
+TRACES = Path(__file__).parent / "fixtures" / "ami" / "pjsip"
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 CFG = BoardSettings()
 

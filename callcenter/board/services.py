@@ -315,7 +315,8 @@ class Supervising:
             raise BadAction("move needs `to`: the specialist id or seat to move the call to")
         seat = await s.scalar(
             select(Specialist.seat).where(
-                (Specialist.seat == to) | (Specialist.id == (int(to) if to.isdigit() else -1))
+                (Specialist.seat == to)
+                | (Specialist.id == (int(to) if to.isdigit() and len(to) < 10 else -1))
             )
         )
         if not seat:
