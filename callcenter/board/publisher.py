@@ -123,11 +123,17 @@ class BoardPublisher:
         out: dict[Key, dict[str, Any]] = {}
         for seat in self.engine.seats.values():
             out[("seat", str(seat.specialist_id))] = seat_entry(seat)
-        for call in self.engine.live_calls():
-            key = ("call", str(call["attempt_id"]))
-            entry = self.entry(key, now)
+        live = [str(call["attempt_id"]) for call in self.engine.live_calls()]
+        for aid in live:
+            entry = self.entry(("call", aid), now)
             if entry is not None:
-                out[key] = entry
+                out[("call", aid)] = entry
+        # Whatever an event missed (a result that never came) is forgotten here.
+        now_live = set(live)
+        self._over &= now_live
+        for memo in (self._started, self._answered):
+            for aid in set(memo) - now_live:
+                del memo[aid]
         out.update(self.view_links())
         return out
 
