@@ -15,7 +15,7 @@ from dialer.originate import DialPlan
 from dialer.supervise import SpyRequest, customer_channel, spied_channel, spy_originate
 
 # Copies of ../shared/ami-traces/pjsip (the real Asterisk 22 captures).
-TRACES = Path(__file__).parent / "fixtures" / "ami" / "pjsip"
+TRACES = Path(__file__).parent / "fixtures" / "ami" / "pjsip" / "chanspy"
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 CFG = BoardSettings()
 
