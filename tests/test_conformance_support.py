@@ -31,8 +31,16 @@ from dialer.simulator import PbxSimulator
 from schedules.clock import VirtualClock
 
 NOISE = {
-    "Newexten", "NewCallerid", "NewConnectedLine", "DeviceStateChange", "QueueMemberStatus",
-    "LocalBridge", "RTCPSent", "RTCPReceived", "MusicOnHoldStart", "MusicOnHoldStop",
+    "Newexten",
+    "NewCallerid",
+    "NewConnectedLine",
+    "DeviceStateChange",
+    "QueueMemberStatus",
+    "LocalBridge",
+    "RTCPSent",
+    "RTCPReceived",
+    "MusicOnHoldStart",
+    "MusicOnHoldStop",
 }
 KEPT_VARS = {"MIXMONITOR_FILENAME", "ATTEMPT_ID", "DIALSTATUS", "KEY"}
 _ID = re.compile(r"-[0-9a-f]{8}(;[12])?$")
@@ -67,17 +75,34 @@ def key_view(msgs: list[Message], kept_vars: set[str] = KEPT_VARS) -> KeyView:
         if name == "OriginateResponse":
             ch = m.get("Channel")
             ch = norm(ch) if ch and "-" in ch else ch
-            v.originate_responses.append((m.get("Response"), ch, m.get("Reason"),
-                                          "unknown" if m.get("Uniqueid") == "<unknown>" else "id"))
+            v.originate_responses.append(
+                (
+                    m.get("Response"),
+                    ch,
+                    m.get("Reason"),
+                    "unknown" if m.get("Uniqueid") == "<unknown>" else "id",
+                )
+            )
             continue
         if name == "Cdr":
             v.cdrs[(norm(m.get("Channel")), m.get("Disposition"))] += 1
             continue
         value = m.get("Value") if m.get("Variable") in ("DIALSTATUS", "ATTEMPT_ID", "KEY") else None
         state = m.get("ChannelStateDesc") if name in ("Newstate", "Newchannel") else None
-        key = (name, norm(m.get("DestChannel")), m.get("DialStatus"), m.get("Cause"),
-               m.get("TechCause"), m.get("Variable"), value, state, m.get("UserEvent"),
-               m.get("Key"), m.get("Digit"), m.get("Direction"))
+        key = (
+            name,
+            norm(m.get("DestChannel")),
+            m.get("DialStatus"),
+            m.get("Cause"),
+            m.get("TechCause"),
+            m.get("Variable"),
+            value,
+            state,
+            m.get("UserEvent"),
+            m.get("Key"),
+            m.get("Digit"),
+            m.get("Direction"),
+        )
         if "Channel" in m:
             # Qualified by the call's originated channel (via Linkedid), so that the 30
             # `PJSIP/carrier-...` legs of a burst stay apart.
@@ -165,6 +190,10 @@ async def run_against_simulator(
             for k, val in action.headers:
                 if k == "Channel" and _ID.search(val):
                     val = _live_name(sim, val)
+                if k == "Data" and "," in val and _ID.search(val.split(",", 1)[0]):
+                    # ChanSpy's target: the simulator's name for the traced channel.
+                    target, rest = val.split(",", 1)
+                    val = f"{_live_name(sim, target)},{rest}"
                 if k == "Key" and challenges:
                     # The trace's key answers the real server's challenge; answer ours.
                     val = md5_key(challenges[-1], "dialer-secret")
@@ -211,9 +240,21 @@ def outcomes_of_trace(base: Path) -> list[dict[str, object]]:
     return [r.to_dict() for r in replay(TraceFiles.beside(base.with_suffix(".ami")))]
 
 
-OUTCOME_KEYS = ("attempt_id", "seat", "number", "mode", "outcome", "cause", "tech_cause",
-                "dial_status", "originate_response", "originate_reason", "answered", "bridged",
-                "key_pressed")
+OUTCOME_KEYS = (
+    "attempt_id",
+    "seat",
+    "number",
+    "mode",
+    "outcome",
+    "cause",
+    "tech_cause",
+    "dial_status",
+    "originate_response",
+    "originate_reason",
+    "answered",
+    "bridged",
+    "key_pressed",
+)
 
 
 def outcome_summary(results: list[dict[str, object]]) -> list[tuple[object, ...]]:
@@ -241,9 +282,13 @@ def diff(real: KeyView, simv: KeyView) -> list[str]:
         problems.append(f"responses:\n  real {real.responses}\n  sim  {simv.responses}")
     # Several originates in flight answer in any order (the bursts): compare as a multiset.
     if sorted(real.originate_responses, key=str) != sorted(simv.originate_responses, key=str):
-        problems.append(f"OriginateResponse:\n  real {real.originate_responses}\n  sim  {simv.originate_responses}")
+        problems.append(
+            f"OriginateResponse:\n  real {real.originate_responses}\n  sim  {simv.originate_responses}"
+        )
     if real.cdrs != simv.cdrs:
-        problems.append(f"Cdr:\n  real {sorted(real.cdrs.items())}\n  sim  {sorted(simv.cdrs.items())}")
+        problems.append(
+            f"Cdr:\n  real {sorted(real.cdrs.items())}\n  sim  {sorted(simv.cdrs.items())}"
+        )
     for stream in sorted(set(real.streams) | set(simv.streams)):
         a, b = real.streams.get(stream, []), simv.streams.get(stream, [])
         if stream == "bridge":  # BridgeCreate/Destroy of concurrent calls: any order
