@@ -36,6 +36,7 @@ MODEL_MODULES = (
     "crm_sync.mail",
     "callcenter.pages.models",
     "callcenter.reports.models",
+    "callcenter.board.models",
 )
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.board.wiring import Board, install_board
 from callcenter.bootstrap import Container
 from callcenter.desk.wiring import install_desk
 from callcenter.jobs import DailyJob, DailyJobRunner, parse_time
@@ -67,6 +68,7 @@ class Service:
     recordings: Recordings
     mailer: Mailer
     simulator: PbxSimulator | None = None
+    board: Board | None = None
 
     async def daily_work(self, day: date) -> None:
         """The morning job: the timeline, then the distribution, in one transaction (idempotent)."""
@@ -284,6 +286,8 @@ def wire(
             await engine.stop()
 
     container.cleanup_contexts.append(dialer_ctx)
+    # After the dialer's: stops first, taking this process's rows off the boards.
+    service.board = install_board(container, engine, desk.hours, desk.tz)
 
     if daily_jobs:
         tz = ZoneInfo(settings.timezone)

@@ -18,6 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from callcenter.board.config import BoardSettings
 from crm_sync.config import CrmSettings
 from crm_sync.dialplan import TECHNOLOGY, CallerId, SoundName
 from dialer import prompts
@@ -100,6 +101,7 @@ class Settings(BaseSettings):
     recordings: RecordingSettings = Field(default_factory=RecordingSettings)
     crm: CrmSettings = Field(default_factory=CrmSettings)  # the CRM link (docs/crm.md)
     ops: ObservabilitySettings = Field(default_factory=ObservabilitySettings)  # docs/operations.md
+    board: BoardSettings = Field(default_factory=BoardSettings)  # the wallboard (docs/board.md)
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,7 @@ from dialer.ami import events as ev
 from dialer.calls import CallResult, KeyPress
 from dialer.domain import (
     CallBridged,
+    CallHungUp,
     CustomerPressedKey,
     PbxLinkBack,
     PbxShuttingDown,
@@ -104,6 +105,7 @@ class CallEvents:
                 if r.attempt_id is not None:
                     log.debug("result for an attempt not in flight here: %s", r.attempt_id)
                 continue
+            self.rt.bus.publish(CallHungUp(server_name, live.attempt_id))
             fin = finished_from(r, live)
             if server.going and not fin.unknown and not shutdown.reached(r):
                 fin = shutdown.ended_by_pbx(fin, "it ended while Asterisk shut down")

@@ -70,6 +70,15 @@ class CallBridged:
 
 
 @dataclass(frozen=True, slots=True)
+class CallHungUp:
+    """The PBX ended the call (its last channel hung up); its result is on its way to the
+    database, and `AttemptSettled` follows once it is written."""
+
+    server: str
+    attempt_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class PbxShuttingDown:
     """Asterisk said it is shutting down (`Event: Shutdown`): no new call on it until the
     link is re-established."""
@@ -143,6 +152,7 @@ __all__ = [
     "AttemptRestored",
     "AttemptSettled",
     "CallBridged",
+    "CallHungUp",
     "CallPaced",
     "CampaignChanged",
     "CustomerPressedKey",

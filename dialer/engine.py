@@ -283,6 +283,10 @@ class DialerEngine:
     async def skip_preview(self, specialist_id: int, reason: str = "skipped in preview") -> None:
         await self.seat_commands.skip_preview(specialist_id, reason)
 
+    def pbx(self, name: str) -> PbxServer | None:
+        """One AMI server's link, call tracker and trunks (the supervisors' actions, the board)."""
+        return self.rt.servers.get(name)
+
     def after_dispose(self, specialist_id: int, lead_id: int | None = None) -> None:
         """A specialist saved a result: their wrap-up ends, or is skipped (SeatCommands)."""
         self.seat_commands.after_dispose(specialist_id, lead_id)

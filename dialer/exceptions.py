@@ -69,6 +69,12 @@ class SeatTaken(DialerError):
     status = 409
 
 
+class SupervisorActionFailed(DialerError):
+    """Listening in or taking over a call did not happen (link down, channel gone, refused)."""
+
+    status = 409
+
+
 __all__ = [
     "DialerError",
     "IllegalSeatTransition",
@@ -79,6 +85,7 @@ __all__ = [
     "NotYourSeat",
     "OutsideCallingWindow",
     "SeatTaken",
+    "SupervisorActionFailed",
     "UnknownCampaign",
     "UnknownLead",
     "UnknownResult",

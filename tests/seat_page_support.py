@@ -50,6 +50,7 @@ class Site:
     leads: list[int]  # [王芳's lead (answers, talks 56 s), 李娜's lead]
     boss_token: str
     url: str
+    sim: Any = None  # the PbxSimulator
 
     def bearer(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.boss_token}"}
@@ -120,7 +121,7 @@ async def site_fixture(
         await drive_until(clock, lambda: _connected(service))
         await service.dialer.start_campaign("renewal")
         url = str(client.make_url("")).rstrip("/")
-        yield Site(client, service, clock, specs, leads, token, url)
+        yield Site(client, service, clock, specs, leads, token, url, sim)
     await sim.stop()
 
 

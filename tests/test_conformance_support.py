@@ -190,6 +190,10 @@ async def run_against_simulator(
             for k, val in action.headers:
                 if k == "Channel" and _ID.search(val):
                     val = _live_name(sim, val)
+                if k == "Data" and "," in val and _ID.search(val.split(",", 1)[0]):
+                    # ChanSpy's target: the simulator's name for the traced channel.
+                    target, rest = val.split(",", 1)
+                    val = f"{_live_name(sim, target)},{rest}"
                 if k == "Key" and challenges:
                     # The trace's key answers the real server's challenge; answer ours.
                     val = md5_key(challenges[-1], "dialer-secret")

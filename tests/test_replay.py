@@ -78,6 +78,18 @@ EXPECTED: dict[str, list[tuple[str, str, str | None, int | None, int | None, str
     "pjsip/pjsip_customer_first_wrong_number_404": [
         ("att-014", "wrong_number", "NOANSWER", 1, 404, None)
     ],
+    # A supervisor listens in (ChanSpy, pjsip_chanspy_*; in their own folder: their customer
+    # talks 20 s, not the simulator's digit-7 56 s, so tests/test_board_chanspy.py compares
+    # the simulator with them under a scenario of the traced times): the replayer counts every Originate
+    # it sees, so the spy's own call (spy-NNN, no ATTEMPT_ID) is listed too; it ends with the
+    # spied call (option E), cause 0. The spied call's outcome is unchanged.
+    **{
+        f"pjsip/chanspy/pjsip_chanspy_{mode}": [
+            (f"att-{n}", "answered", "ANSWER", 16, None, None),
+            (f"spy-00{n - 202}", "answered", "ANSWER", 0, None, None),
+        ]
+        for n, mode in ((203, "listen"), (204, "whisper"), (205, "barge"))
+    },
     # `core stop gracefully`: the bridged call ends normally; the next Originate is refused
     # (the tracker's "failed"; the engine records it not sent, dialer.shutdown).
     "pjsip/shutdown/pjsip_originate_while_shutting_down": [

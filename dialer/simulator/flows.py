@@ -25,6 +25,7 @@ from pathlib import Path
 
 from dialer import prompts
 from dialer.simulator.behaviour import Behaviour
+from dialer.simulator.chanspy import chanspy, is_chanspy
 from dialer.simulator.devices import ring_customer, ring_seat
 from dialer.simulator.dialplan import (
     callback_flow,
@@ -152,7 +153,9 @@ async def _originate(
         return
     a = leg.a
     originate_response(pbx, call, o, True, 4, a)
-    if o.application:
+    if is_chanspy(o.application):
+        await chanspy(pbx, call, leg, o.data)
+    elif o.application:
         await run_application(pbx, call, leg, beh, o.application, o.data)
     elif o.exten == "connect-seat":
         await customer_first(pbx, call, o, leg, beh, family, rec)

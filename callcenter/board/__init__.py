@@ -1,0 +1,1 @@
+"""The supervisors' live wallboard and listening in (issue 15): see docs/board.md."""

@@ -1,0 +1,112 @@
+"""The wallboard in a real browser (headless Chromium from Debian, driven by Playwright) on
+the wired service and the PBX simulator over TCP: the board follows a simulated call from
+its start to its end, listening in from the board rings the supervisor's seat with ChanSpy,
+and a specialist is refused. Server time is a VirtualClock the test moves; the browser is
+polled, never slept. Screenshots go to the `artifacts` folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.seat_page_support import (  # noqa: F401
+    PASSWORDS,
+    Site,
+    artifacts_fixture,
+    browser_fixture,
+    drive_until,
+    site_fixture,
+)
+
+expect.set_options(timeout=30_000)
+# The browser tests run on SQLite only: the board's database paths are tested on both in
+# tests/test_board_api.py, and a browser test is the slowest kind.
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+VIEWPORT = {"width": 1600, "height": 900}
+
+
+async def open_board(browser: Any, site: Site, username: str = "boss") -> Page:
+    context = await browser.new_context(viewport=VIEWPORT, locale="zh-CN", base_url=site.url)
+    page: Page = await context.new_page()
+    await page.goto("/login?next=/board")
+    await page.fill("#username", username)
+    await page.fill("#password", PASSWORDS[username])
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/board")
+    return page
+
+
+async def wait_for(site: Site, page: Page, selector: str, count: int = 1) -> None:
+    """Move server time until `selector` matches `count` elements in the browser."""
+
+    async def shown() -> bool:
+        return await page.locator(selector).count() == count
+
+    await drive_until(site.clock, shown)
+
+
+async def test_the_board_follows_a_call_from_start_to_end(
+    browser: Any, site: Site, artifacts: Path
+) -> None:
+    page = await open_board(browser, site)
+    await expect(page.locator("body")).to_have_attribute("data-live", "1")
+    await expect(page.locator("#conn")).to_have_text("实时")
+    wang = site.specialists[0]
+    await site.service.dialer.sign_in(wang, ready=True)
+    tile = page.locator(f'#seats .tile[data-key="{wang}"]')
+    await wait_for(site, page, f'#seats .tile[data-key="{wang}"][data-state="on_call"]')
+    await expect(tile.locator(".name")).to_have_text("王芳")
+    row = page.locator("#calls tr")
+    await wait_for(site, page, '#calls tr[data-answered="1"]')
+    await expect(row).to_have_count(1)
+    await expect(row.locator(".cstate")).to_have_text("通话中")
+    await expect(page.locator("#links tr[data-key='pbx1'][data-connected='1']")).to_have_count(1)
+    await page.screenshot(path=str(artifacts / "board-01-call-live.png"))
+    # The customer hangs up after 56 s: the row goes, the seat wraps up.
+    await wait_for(site, page, "#calls tr", 0)
+    # The seat wraps up once the result is written (the board moves on the service's clock).
+    await wait_for(site, page, f'#seats .tile[data-key="{wang}"][data-state="wrap_up"]')
+    await page.screenshot(path=str(artifacts / "board-02-call-ended.png"))
+
+
+async def test_listening_in_from_the_board_rings_the_supervisors_seat(
+    browser: Any, site: Site, artifacts: Path
+) -> None:
+    page = await open_board(browser, site)
+    await site.service.dialer.sign_in(site.specialists[0], ready=True)
+    await wait_for(site, page, '#calls tr[data-answered="1"]')
+    await page.locator('#calls button[data-action="listen"]').click()
+    await expect(page.locator("#toast")).to_have_attribute("data-status", "200")
+    await expect(page.locator("#toast")).to_have_text("已完成：您的坐席将振铃")
+
+    def spies() -> list[Any]:
+        return [c for c in site.sim.pbx.channels.values() if c.name.startswith("PJSIP/8999-")]
+
+    async def answered() -> bool:
+        return any(c.app == "ChanSpy" for c in spies())
+
+    await drive_until(site.clock, answered)
+    assert len(spies()) == 1 and spies()[0].appdata.endswith(",qE")
+    await page.screenshot(path=str(artifacts / "board-03-listening.png"))
+
+
+async def test_a_specialist_is_refused_the_board(browser: Any, site: Site, artifacts: Path) -> None:
+    context = await browser.new_context(viewport=VIEWPORT, locale="zh-CN", base_url=site.url)
+    page: Page = await context.new_page()
+    await page.goto("/login?next=/seat")
+    await page.fill("#username", "lina")
+    await page.fill("#password", PASSWORDS["lina"])
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/seat")
+    assert await page.locator("nav.pages").count() == 0, "no board link for a specialist"
+    status = await page.evaluate(
+        """async () => (await fetch('/api/board/calls/att-x/listen', {method: 'POST',
+            headers: {'X-CSRF-Token': document.querySelector('meta[name="csrf-token"]')?.content ?? ''}})).status"""
+    )
+    assert status == 403
+    resp = await page.goto("/board")
+    assert resp is not None and resp.status == 403
+    await page.screenshot(path=str(artifacts / "board-04-specialist-refused.png"))
