@@ -78,6 +78,9 @@ class PopulationSettings:
     pauses_per_hour: float = 0.5
     pause: Dist = Dist("uniform", 120.0, 420.0)
     last_call_margin: float = 35.0  # no new call this close to the window's end
+    # Stress: moments when every specialist asks to pause; a spell of other talk times.
+    all_pause_at: tuple[float, ...] = ()
+    talk_spell: tuple[float, float, Dist] | None = None  # (from, to, talk times)
 
     def answer_probability(self, day: date, second: float) -> float:
         hour = int(second // 3600)
@@ -157,6 +160,7 @@ class _Day:
     now: float = 0.0
     window_end: float = 0.0
     decide_at: float | None = None
+    pending: set[int] = field(default_factory=set)  # free specialists waiting to pause
 
     def at(self, t: float, ev: _Ev, ref: int = 0) -> None:
         self.seq += 1
@@ -198,19 +202,25 @@ class _Day:
         """`a` has just become available: a waiting call first, else a pending pause."""
         if a.pause_pending and self.pacer.may_release(self.state(leaving=a)):
             a.pause_pending = False
+            self.pending.discard(a.id)
             self._account(a, _St.PAUSED)
             self._set(a, _St.PAUSED)
             self.at(self.now + self.settings.pause.draw(self.rng), _Ev.PAUSE_END, a.id)
             return
         self._set(a, _St.FREE)
+        if a.pause_pending:
+            self.pending.add(a.id)
         if self.waiting:
             self.connect(self.waiting.popleft(), a)
 
     def connect(self, call_id: int, a: _Agent) -> None:
+        self.pending.discard(a.id)
         self.pacer.answered(self.day, abandoned=False)
         self.result.answered += 1
         self._set(a, _St.TALK)
-        talk = self.settings.talk.draw(self.rng)
+        spell = self.settings.talk_spell
+        dist = spell[2] if spell and spell[0] <= self.now < spell[1] else self.settings.talk
+        talk = dist.draw(self.rng)
         self.result.talk += talk
         self.at(self.now + talk, _Ev.TALK_END, a.id)
 
@@ -316,6 +326,9 @@ class _Day:
         self.result.window_seconds += end - start
         for a in self.agents:
             self.at(start + self.settings.sign_in_late.draw(self.rng), _Ev.SIGN_IN, a.id)
+            for t in self.settings.all_pause_at:
+                if start <= t < end:
+                    self.at(t, _Ev.PAUSE, a.id)
         handlers: dict[_Ev, Callable[[int], None]] = {
             _Ev.RING_END: self.ring_end,
             _Ev.GRACE_END: self.grace_end,
@@ -330,6 +343,9 @@ class _Day:
             t, _, ev, ref = heapq.heappop(self.events)
             self.now = t
             handlers[ev](ref)
+            for i in list(self.pending):
+                if self.agents[i].state is _St.FREE:
+                    self.free_agent(self.agents[i])
             if self.decide_at is None and ev is not _Ev.DECIDE and t < end:
                 self.decide_at = t + (0.0 if ev is _Ev.SIGN_IN else self.decide_every)
                 self.at(self.decide_at, _Ev.DECIDE)
@@ -340,6 +356,7 @@ class _Day:
                 if a.state is not _St.PAUSED:
                     self.result.staffed += end
                 a.state, a.pause_pending = _St.OUT, False
+        self.pending.clear()
 
 
 def _unanswered(s: PopulationSettings, rng: random.Random) -> float:

@@ -419,7 +419,7 @@ class Pacer:
         out = []
         for h in HORIZONS:
             by = h + CONNECT_GRACE
-            n = state.free + bisect_right(wraps, by)
+            n: float = state.free + bisect_right(wraps, by)
             if by > wrap_mean:  # else no one talking now can also wrap up by then
                 n += sum(est.free_within(t, 0.0, by) for t in talking)
             out.append(float(n))
