@@ -282,6 +282,7 @@ def wire(
             dialer_config or DialerConfig(),
             daily_calls_per_number=settings.daily_calls_per_number,
             reminder_message=settings.dialer.reminder_message,
+            legal_max_abandon=settings.dialer.legal_max_abandon,
         ),
         on_attempt_ended=recordings.on_attempt_ended,
         timeline=desk.rules,
