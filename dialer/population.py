@@ -167,12 +167,15 @@ class _Day:
         heapq.heappush(self.events, (t, self.seq, ev, ref))
 
     # -- the pool as the pacer sees it -----------------------------------------------------
-    def state(self, leaving: _Agent | None = None) -> PoolState:
+    def state(self, leaving: _Agent | None = None, *, busy_too: bool = True) -> PoolState:
         free = sum(
             1
             for a in self.agents
             if a.state is _St.FREE and not a.pause_pending and a is not leaving
         )
+        ringing = [self.now - c.start for c in self.ringing.values()]
+        if not busy_too:  # only the predictive model looks at the busy specialists
+            return PoolState(self.day, free, ringing, (), len(self.waiting))
         busy = [
             Busy(self.now - a.since, 0.0)
             if a.state is _St.TALK
@@ -180,7 +183,6 @@ class _Day:
             for a in self.agents
             if a.state in (_St.TALK, _St.WRAP) and not a.pause_pending
         ]
-        ringing = [self.now - c.start for c in self.ringing.values()]
         return PoolState(self.day, free, ringing, busy, len(self.waiting))
 
     def _set(self, a: _Agent, st: _St) -> None:
@@ -200,7 +202,7 @@ class _Day:
     # -- events ----------------------------------------------------------------------------
     def free_agent(self, a: _Agent) -> None:
         """`a` has just become available: a waiting call first, else a pending pause."""
-        if a.pause_pending and self.pacer.may_release(self.state(leaving=a)):
+        if a.pause_pending and self.pacer.may_release(self.state(leaving=a, busy_too=False)):
             a.pause_pending = False
             self.pending.discard(a.id)
             self._account(a, _St.PAUSED)
@@ -299,7 +301,9 @@ class _Day:
         self.decide_at = None
         if self.now > self.window_end - self.settings.last_call_margin:
             return
-        d = self.pacer.decide(self.state())
+        pacer = self.pacer
+        modelled = pacer.limits.predictive and pacer.estimates.certain(pacer.limits)
+        d = pacer.decide(self.state(busy_too=modelled))
         p = self.settings.answer_probability(self.day, self.now)
         for _ in range(d.calls):
             self.place(p)
