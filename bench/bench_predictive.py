@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dialer.population import DayResult, PopulationSettings, simulate_days
+from dialer.population import DayResult, Dist, PopulationSettings, simulate_days
 from dialer.predictive import Pacer, PacingLimits
 
 
@@ -68,6 +68,9 @@ def main() -> None:
     ap.add_argument("--cap", type=float, default=0.03, help="abandon cap (hard)")
     ap.add_argument("--target", type=float, default=0.02, help="target abandon rate")
     ap.add_argument("--ratio-cap", type=float, default=3.0, help="calls in flight per specialist")
+    ap.add_argument(
+        "--talk-median", type=float, default=None, help="median talk seconds (default: settings)"
+    )
     args = ap.parse_args()
     limits = PacingLimits(
         abandon_cap=args.cap, target_abandon=args.target, ratio_cap=args.ratio_cap
@@ -79,6 +82,8 @@ def main() -> None:
     for rate in (float(r) for r in args.rates.split(",")):
         for size in (int(n) for n in args.sizes.split(",")):
             settings = replace(PopulationSettings(), answer_rate=rate)
+            if args.talk_median is not None:
+                settings = replace(settings, talk=Dist("lognormal", args.talk_median, 0.9))
             prog = run(settings, replace(limits, predictive=False), size, args.days, args.seed)
             pred = run(settings, limits, size, args.days, args.seed)
             for name, f in (("progressive", prog), ("predictive", pred)):
