@@ -29,6 +29,7 @@ from dialer.pool import (
     record_answer,
     set_pool_members,
 )
+from dialer.queues import pool_queue, specialist_queue
 from schedules.models import DistributionRun
 from schedules.windows import CallingHours
 from tests import schedules_rows as db_rows
@@ -151,3 +152,39 @@ async def test_the_database_refuses_a_target_above_the_cap(session: AsyncSession
     )
     with pytest.raises(IntegrityError):
         await session.flush()
+
+
+async def _queued(session: AsyncSession, query: object) -> list[int]:
+    return [row[0] for row in (await session.execute(query)).all()]  # type: ignore[call-overload]
+
+
+async def test_an_abandoned_lead_leaves_the_pool_and_waits_for_its_appointment_tomorrow(
+    session: AsyncSession,
+) -> None:
+    (owner, specialist) = await db_rows.specialists(session, 2)
+    _, free = await db_rows.policy_with_lead(
+        session, date(2026, 12, 26), kind="lapsed", status="due"
+    )
+    _, owned = await db_rows.policy_with_lead(
+        session,
+        date(2026, 12, 26),
+        kind="lapsed",
+        status="assigned",
+        owner_id=owner.id,
+        distributed_on=date(2026, 11, 30),
+    )
+    _, renewal = await db_rows.policy_with_lead(session, date(2026, 12, 26), status="due")
+    assert free is not None and owned is not None and renewal is not None
+    now = NOW.astimezone(UTC)
+    assert await _queued(session, pool_queue("lapsed", now)) == [free.id]
+    # Abandoned: booked to a pool specialist for tomorrow's first window.
+    when = abandon_appointment(now, CallingHours())
+    run = abandoned_lead(free, specialist.id, when=when, day=NOW.date(), now=NOW)
+    assert run is not None
+    session.add(run)
+    await session.flush()
+    assert await _queued(session, pool_queue("lapsed", now)) == []
+    mine = specialist_queue(specialist.id, ["lapsed"], now)
+    assert await _queued(session, mine) == []  # not again today
+    tomorrow = specialist_queue(specialist.id, ["lapsed"], when)
+    assert await _queued(session, tomorrow) == [free.id]
