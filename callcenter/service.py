@@ -236,6 +236,7 @@ def wire(
             dialer_config or DialerConfig(),
             daily_calls_per_number=settings.daily_calls_per_number,
             reminder_message=settings.dialer.reminder_message,
+            legal_max_abandon=settings.dialer.legal_max_abandon,
         ),
         timeline=desk.rules,
     )

@@ -48,6 +48,9 @@ class DialerSettings(BaseModel):
     caller_id: CallerId = '"续保专员" <95500>'
     automatic_caller_id: CallerId = '"续保回访" <95500>'
     reminder_message: SoundName = prompts.RENEWAL_REMINDER
+    # The most a campaign's abandon cap may be set to: the desk's jurisdiction's limit on
+    # abandoned live answers over 30 days (dialer/predictive.py).
+    legal_max_abandon: float = Field(default=0.03, ge=0.0, lt=1.0)
 
 
 class ObservabilitySettings(BaseModel):

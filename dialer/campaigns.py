@@ -49,6 +49,12 @@ class CampaignInfo:
     trunk_max_cps: float
     caller_id: str | None
     message: str | None
+    # Pooled predictive pacing (dialer/pool.py, dialer/predictive.py).
+    pooled: bool = False
+    pacing: str = "progressive"
+    pacing_ratio_cap: float = 3.0
+    target_abandon: float = 0.02
+    abandon_cap: float = 0.03
 
     @classmethod
     def of(cls, c: Campaign) -> CampaignInfo:
@@ -64,6 +70,11 @@ class CampaignInfo:
             c.trunk_max_cps,
             c.caller_id,
             c.message,
+            c.pooled,
+            c.pacing,
+            c.pacing_ratio_cap,
+            c.target_abandon,
+            c.abandon_cap,
         )
 
 

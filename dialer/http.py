@@ -33,7 +33,7 @@ from crm_sync.api import (
 from crm_sync.dialplan import CallerId, SeatDevice, SoundName
 from crm_sync.phones import MAX_WRITTEN_LENGTH
 from dialer.exceptions import NotAPhoneNumber
-from dialer.models import DialMode, SeatState
+from dialer.models import DialMode, Pacing, PoolShare, SeatState
 from dialer.services import DO_NOT_CALL_EXAMPLE, DialerService
 
 DIALER = web.AppKey("dialer", DialerService)
@@ -98,6 +98,30 @@ class CampaignChange(Body):
     trunk_max_cps: Annotated[float, Field(gt=0, le=1000)] | None = None
     caller_id: CallerId | None = None
     message: SoundName | None = None
+    pooled: bool | None = Field(
+        default=None, description="answered calls go to any free specialist of the pool"
+    )
+    pacing: Pacing | None = Field(
+        default=None, description="predictive: calls ahead of free specialists (pooled only)"
+    )
+    pacing_ratio_cap: Annotated[float, Field(ge=1, le=20)] | None = Field(
+        default=None, description="the most calls in flight per available specialist"
+    )
+    target_abandon: Annotated[float, Field(ge=0, le=0.5)] | None = Field(
+        default=None, description="the abandon rate the pacer aims at (at most the cap)"
+    )
+    abandon_cap: Annotated[float, Field(ge=0, le=0.5)] | None = Field(
+        default=None, description="hard cap, per day and 30 days (at most the legal maximum)"
+    )
+
+
+class PoolMemberItem(Body):
+    specialist_id: Id
+    share: PoolShare = PoolShare.AFTER_OWN_QUEUE
+
+
+class PoolChange(Body):
+    members: Annotated[list[PoolMemberItem], Field(max_length=1000)]
 
 
 class DoNotCallAdd(Body):
@@ -181,6 +205,38 @@ class CampaignView(View):
     trunk_max_cps: float
     caller_id: str | None
     message: str | None
+    pooled: bool
+    pacing: str
+    pacing_ratio_cap: float
+    target_abandon: float
+    abandon_cap: float
+
+
+class AbandonView(View):
+    campaign: str
+    day: str = Field(description="the desk's calling day the live figures count")
+    pooled: bool
+    pacing: str
+    pacing_ratio_cap: float
+    target_abandon: float
+    abandon_cap: float
+    legal_max_abandon: float
+    answered_today: int
+    abandoned_today: int
+    abandon_rate_today: float
+    answered_30d: int
+    abandoned_30d: int
+    abandon_rate_30d: float
+
+
+class PoolMemberView(View):
+    specialist_id: int
+    share: str
+
+
+class PoolView(View):
+    campaign: str
+    members: list[PoolMemberView]
 
 
 class CampaignStatus(CampaignView):
@@ -380,10 +436,42 @@ async def stop_campaign(request: web.Request, path: CampaignPath) -> dict[str, A
 async def update_campaign(
     request: web.Request, path: CampaignPath, body: CampaignChange
 ) -> dict[str, Any]:
-    """Supervisor: change mode, concurrency, trunk limits, caller id or message."""
+    """Supervisor: change mode, concurrency, trunk limits, caller id or message; pooled,
+    pacing (progressive/predictive), the pacing-ratio cap, the target abandon rate and the
+    abandon cap (never above the legal maximum)."""
     require_supervisor(_me(request))
     changes = body.model_dump(exclude_none=True, mode="json")
     return await _svc(request).update_campaign(path.name, **changes)
+
+
+@routes.get("/api/campaigns/{name}/abandon")
+@endpoint(path=CampaignPath, response=AbandonView, errors=(403, 404), tags=("supervisor",))
+async def campaign_abandon(request: web.Request, path: CampaignPath) -> dict[str, Any]:
+    """Supervisor: a campaign's live (today) and rolling 30-day abandon rates and its caps."""
+    require_supervisor(_me(request))
+    return await _svc(request).abandon_rates(path.name)
+
+
+@routes.get("/api/campaigns/{name}/pool")
+@endpoint(path=CampaignPath, response=PoolView, errors=(403, 404), tags=("supervisor",))
+async def campaign_pool(request: web.Request, path: CampaignPath) -> dict[str, Any]:
+    """Supervisor: the specialists of a pooled campaign and their share."""
+    require_supervisor(_me(request))
+    return await _svc(request).pool(path.name)
+
+
+@routes.put("/api/campaigns/{name}/pool")
+@endpoint(
+    path=CampaignPath, body=PoolChange, response=PoolView, errors=(403, 404), tags=("supervisor",)
+)
+async def set_campaign_pool(
+    request: web.Request, path: CampaignPath, body: PoolChange
+) -> dict[str, Any]:
+    """Supervisor: replace a pooled campaign's specialists (share `after_own_queue`: pool
+    calls only once their own queue has nothing to call in the window; `always`)."""
+    require_supervisor(_me(request))
+    members = {m.specialist_id: m.share.value for m in body.members}
+    return await _svc(request).set_pool(path.name, members)
 
 
 @routes.post("/api/do-not-call")

@@ -18,17 +18,19 @@ the reconciliation after a reconnect/restart (then `unknown` is true).
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Date,
     Float,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -45,6 +47,11 @@ class DialMode(enum.StrEnum):
     CUSTOMER_FIRST = "customer_first"  # dial the customer, connect the reserved seat on answer
     PREVIEW = "preview"  # the specialist sees the lead and confirms; then seat-first
     AUTOMATIC = "automatic"  # no specialist: a recorded message (and a keypress)
+
+
+class Pacing(enum.StrEnum):
+    PROGRESSIVE = "progressive"  # one call per free specialist
+    PREDICTIVE = "predictive"  # calls ahead of free specialists (dialer/predictive.py)
 
 
 class AttemptState(enum.StrEnum):
@@ -179,14 +186,67 @@ class Campaign(Base):
     caller_id: Mapped[str | None] = mapped_column(String(100))  # '"续保专员" <95500>'
     message: Mapped[str | None] = mapped_column(String(200))  # Playback file(s) for reminders
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    # Pooled: answered calls go to any free specialist of the pool (PoolMember); predictive
+    # pacing under the supervisor's caps (dialer/predictive.py).
+    pooled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    pacing: Mapped[str] = mapped_column(
+        String(20), default=Pacing.PROGRESSIVE.value, server_default=Pacing.PROGRESSIVE.value
+    )
+    pacing_ratio_cap: Mapped[float] = mapped_column(Float, default=3.0, server_default="3.0")
+    target_abandon: Mapped[float] = mapped_column(Float, default=0.02, server_default="0.02")
+    abandon_cap: Mapped[float] = mapped_column(Float, default=0.03, server_default="0.03")
 
     __table_args__ = (
         CheckConstraint(_in("kind", CampaignKind), name="kind"),
         CheckConstraint(_in("mode", DialMode), name="mode"),
+        CheckConstraint(_in("pacing", Pacing), name="pacing"),
+        CheckConstraint("pacing_ratio_cap >= 1", name="pacing_ratio_cap"),
+        CheckConstraint(
+            "target_abandon >= 0 AND target_abandon <= abandon_cap AND abandon_cap < 1",
+            name="abandon_rates",
+        ),
         CheckConstraint("concurrency >= 0", name="concurrency"),
         CheckConstraint("trunk_max_calls >= 0", name="trunk_max_calls"),
         CheckConstraint("trunk_max_cps > 0", name="trunk_max_cps"),
     )
+
+
+class PoolShare(enum.StrEnum):
+    AFTER_OWN_QUEUE = "after_own_queue"  # pool work only once one's own queue is empty
+    ALWAYS = "always"
+
+
+class PoolMember(Base):
+    """A specialist who takes the answered calls of a pooled campaign."""
+
+    __tablename__ = "pool_members"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    specialist_id: Mapped[int] = mapped_column(
+        ForeignKey("specialists.id", ondelete="CASCADE"), primary_key=True
+    )
+    share: Mapped[str] = mapped_column(
+        String(20), default=PoolShare.AFTER_OWN_QUEUE.value, server_default="after_own_queue"
+    )
+
+    __table_args__ = (CheckConstraint(_in("share", PoolShare), name="share"),)
+
+
+class PoolAbandonDay(Base):
+    """Live answers and abandons of a pooled campaign on one calling day."""
+
+    __tablename__ = "pool_abandon_days"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    answered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    abandoned: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    __table_args__ = (CheckConstraint("abandoned >= 0 AND abandoned <= answered", name="counts"),)
 
 
 class DoNotCall(Base):
@@ -211,6 +271,10 @@ __all__ = [
     "CampaignKind",
     "DialMode",
     "DoNotCall",
+    "Pacing",
+    "PoolAbandonDay",
+    "PoolMember",
+    "PoolShare",
     "SeatSession",
     "SeatState",
     "SeatTransition",

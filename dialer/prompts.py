@@ -22,6 +22,8 @@ THANK_YOU_GOODBYE = f"{FOLDER}/thank-you-goodbye"
 CONNECTING_YOU = f"{FOLDER}/connecting-you"
 A_SPECIALIST_WILL_CALL_YOU = f"{FOLDER}/a-specialist-will-call-you"
 RENEWAL_SORRY = f"{FOLDER}/renewal-sorry"
+# A pooled campaign's abandoned call (no free specialist within 2 s): names the caller.
+POOL_SORRY = f"{FOLDER}/pool-sorry"
 
 # Every prompt, with how long it plays (seconds, as `make prompts` makes it with espeak-ng
 # 1.51 at 200 words a minute; the simulator plays them for this long).
@@ -33,6 +35,7 @@ SECONDS: dict[str, float] = {
     CONNECTING_YOU: 3.5,
     A_SPECIALIST_WILL_CALL_YOU: 4.8,
     RENEWAL_SORRY: 5.3,
+    POOL_SORRY: 6.0,  # estimated from the others' rate of speech (no espeak-ng here)
 }
 ALL: tuple[str, ...] = tuple(SECONDS)
 

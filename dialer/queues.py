@@ -224,6 +224,24 @@ def callback_queue(
     )
 
 
+def pool_queue(
+    kind: str, now: datetime, *, day_start: datetime | None = None, daily_cap: int | None = None
+) -> Any:
+    """A pooled campaign's work: due leads of its kind that nobody owns (lapsed policies,
+    trial members, leads a supervisor released to the pool). A lead whose pool call was
+    answered or abandoned has an owner from then on (dialer.pool), so it leaves this queue:
+    an abandoned one waits in its new owner's queue for its appointment on a later day."""
+    return (
+        _base(now, day_start, daily_cap)
+        .where(
+            Lead.kind == kind,
+            Lead.owner_id.is_(None),
+            Lead.status.in_(AUTOMATIC_STATUSES),
+        )
+        .order_by(Lead.next_attempt_at, Policy.expiry_date, Lead.id)
+    )
+
+
 def reminder_queue(
     now: datetime,
     today: date,
@@ -409,6 +427,7 @@ __all__ = [
     "new_attempt_id",
     "owned_by",
     "pick",
+    "pool_queue",
     "reminder_queue",
     "specialist_queue",
 ]

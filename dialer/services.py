@@ -55,12 +55,27 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from crm_sync.dialplan import caller_id_problem, sound_problem
-from crm_sync.models import Customer, Lead, Phone, Policy
+from crm_sync.models import Customer, Lead, Phone, Policy, Specialist
 from crm_sync.phones import normalise_number
-from dialer.campaigns import SPECIALIST_MODES
+from dialer.campaigns import SPECIALIST_MODES, CampaignInfo
 from dialer.engine import DialerEngine
 from dialer.exceptions import DialerError, NotAPhoneNumber, UnknownCampaign
-from dialer.models import CallAttempt, Campaign, CampaignKind, DialMode, DoNotCall, SeatState
+from dialer.models import (
+    CallAttempt,
+    Campaign,
+    CampaignKind,
+    DialMode,
+    DoNotCall,
+    Pacing,
+    SeatState,
+)
+from dialer.pool import (
+    PacingSettings,
+    abandon_rates,
+    pacing_limits,
+    pool_members,
+    set_pool_members,
+)
 from dialer.results import dispose as _dispose
 from dialer.results import inaccurate_numbers_by_branch
 from dialer.seats import Seat
@@ -100,6 +115,9 @@ def modes_for(kind: str) -> frozenset[str]:
     return frozenset(m.value for m in SPECIALIST_MODES)
 
 
+PACING_FIELDS = ("pooled", "pacing", "pacing_ratio_cap", "target_abandon", "abandon_cap")
+
+
 def campaign_changes(kind: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Validated settings for a campaign of `kind`; None means "leave as is". The values go
     into Originate headers and the pacing, so only known fields with sane values pass."""
@@ -134,6 +152,23 @@ def campaign_changes(kind: str, changes: dict[str, Any]) -> dict[str, Any]:
             )
             if problem:
                 raise DialerError(f"caller_id: {problem}")
+        elif field_ == "pooled":
+            if not isinstance(value, bool):
+                raise DialerError("pooled must be true or false")
+            if value and kind == CampaignKind.REMINDER.value:
+                raise DialerError("a reminder campaign has no specialists: it cannot be pooled")
+        elif field_ == "pacing":
+            if value not in {p.value for p in Pacing}:
+                raise DialerError(f"pacing must be one of {', '.join(p.value for p in Pacing)}")
+        elif field_ in ("pacing_ratio_cap", "target_abandon", "abandon_cap"):
+            low, high = (1.0, 20.0) if field_ == "pacing_ratio_cap" else (0.0, 0.5)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not low <= value <= high
+            ):
+                raise DialerError(f"{field_} must be a number from {low} to {high}")
+            value = float(value)
         elif field_ == "message":
             problem = sound_problem(value) if isinstance(value, str) else "message must be text"
             if problem:
@@ -302,11 +337,61 @@ class DialerService:
     async def update_campaign(self, name: str, **changes: Any) -> dict[str, Any]:
         """Change a campaign's settings; every value is checked first (DialerError, 400)."""
         async with self.sessions() as s:
-            kind = await s.scalar(select(Campaign.kind).where(Campaign.name == name))
-        if kind is None:
+            camp = await s.scalar(select(Campaign).where(Campaign.name == name))
+        if camp is None:
             raise UnknownCampaign(f"no campaign {name!r}")
-        clean = campaign_changes(kind, changes)
+        clean = campaign_changes(camp.kind, changes)
+        # The pacing settings together: the target within the cap, the cap within the law.
+        merged = {f: clean.get(f, getattr(camp, f)) for f in PACING_FIELDS}
+        pacing_limits(PacingSettings(**merged), self.engine.config.legal_max_abandon)
         return asdict(await self.engine.set_campaign(name, **clean))
+
+    async def abandon_rates(self, name: str) -> dict[str, Any]:
+        """A pooled campaign's live (today) and rolling 30-day abandon rates, with its caps."""
+        info = self._campaign(name)
+        today = self.engine.windows.plan.default.local_date(self.clock.now())
+        async with self.sessions() as s:
+            rates = await abandon_rates(s, info.id, today)
+        return {
+            "campaign": info.name,
+            "day": today.isoformat(),
+            "pooled": info.pooled,
+            "pacing": info.pacing,
+            "pacing_ratio_cap": info.pacing_ratio_cap,
+            "target_abandon": info.target_abandon,
+            "abandon_cap": info.abandon_cap,
+            "legal_max_abandon": self.engine.config.legal_max_abandon,
+            **rates,
+        }
+
+    async def pool(self, name: str) -> dict[str, Any]:
+        info = self._campaign(name)
+        async with self.sessions() as s:
+            members = await pool_members(s, info.id)
+        return {
+            "campaign": info.name,
+            "members": [{"specialist_id": k, "share": v} for k, v in sorted(members.items())],
+        }
+
+    async def set_pool(self, name: str, members: dict[int, str]) -> dict[str, Any]:
+        """Replace a pooled campaign's members (specialist id -> share)."""
+        info = self._campaign(name)
+        async with self.sessions() as s:
+            known = set(
+                await s.scalars(select(Specialist.id).where(Specialist.id.in_(list(members))))
+            )
+            unknown = sorted(set(members) - known)
+            if unknown:
+                raise DialerError(f"no specialist {unknown}: list them with GET /api/specialists")
+            await set_pool_members(s, info.id, members)
+            await s.commit()
+        return await self.pool(name)
+
+    def _campaign(self, name: str) -> CampaignInfo:
+        for c in self.engine.campaigns():
+            if c.name == name:
+                return c
+        raise UnknownCampaign(f"no campaign {name!r}: see GET /api/campaigns")
 
     def health(self) -> dict[str, Any]:
         """The AMI links and the configuration warnings (sync). `ok` is false while a link is

@@ -22,6 +22,7 @@ from dialer.models import (
 from dialer.originate import DialPlan
 from dialer.outcomes import ABANDONED, ANSWERED_OUTCOMES
 from dialer.pacing import TrunkLimiter
+from dialer.predictive import LEGAL_MAX_ABANDON
 from dialer.readcheck import ReadCheck
 from schedules.retry import DAILY_CALLS_PER_NUMBER
 from schedules.windows import MIN_RING
@@ -67,6 +68,7 @@ class DialerConfig:
     # query decides it (dialer.queues), for specialists' and automatic campaigns alike.
     daily_calls_per_number: int | None = DAILY_CALLS_PER_NUMBER
     reminder_message: str = prompts.RENEWAL_REMINDER  # the reminder campaign's default
+    legal_max_abandon: float = LEGAL_MAX_ABANDON  # no campaign's abandon cap above it
     result_writers: int = 4
     result_batch: int = 100  # results per transaction (fewer commits; SQLite holds its lock longer)
     # A result the database cannot take (restarting, unreachable) is kept and written again

@@ -350,6 +350,8 @@ async def _no_seat(pbx: Pbx, call: Call, leg: Leg, ctx: str, seat: str, status: 
     )
     later = c1.variables.get("KEY") == CONNECT_KEY  # handed over from the callback menu
     message = prompts.A_SPECIALIST_WILL_CALL_YOU if later else prompts.RENEWAL_SORRY
+    if c1.variables.get("POOL") == "1":  # a pooled campaign's call names the caller
+        message = prompts.POOL_SORRY
     enter(pbx, c1, ctx, "connect-seat", "Playback", message)
     await pbx.wait(call, playback_seconds(message))
     _dialplan_hangs_up(pbx, leg)

@@ -1,0 +1,463 @@
+"""Predictive pacing for pooled campaigns: how many customer-first calls to start now so that
+answered calls find a free specialist, with the abandon rate held under its cap. Pure: plain
+data in, a number of calls out; time is what the caller says (`now`, seconds, monotonic).
+
+The method (docs/dialer.md "Predictive pacing"):
+
+1. **Estimates per campaign and window** (`Estimates`): answer probability (recent attempts
+   weigh more, so a jump in the answer rate is followed within a few dozen calls), the ring
+   time of answered and of unanswered calls, talk time and wrap-up time (recent samples).
+   Few samples (the start of a window) = uncertain = progressive.
+2. **Expected abandons** (a queueing model of the next few seconds, after Samuelson,
+   "Predictive dialing for outbound telephone call centers", Interfaces 29(5), 1999): each
+   ringing call answers with its probability given how long it has rung; the specialists who
+   can take an answer are the free ones plus each busy one with the chance that they are free
+   by the time a call placed now is answered. With X the answers (a Poisson-binomial) and A
+   the specialists, the expected abandons are E[(X - A)+]. The pacer starts the most calls
+   for which E[(X - A)+] <= target x E[X].
+3. **A hard guard that does not trust the estimates** (`AbandonLedger.budget`): every
+   ringing call beyond the free specialists is counted as if it will be answered and
+   abandoned. Such calls are allowed only while today's abandons plus all of them stay
+   within the cap of today's answered calls. Every day at or under the cap means every
+   rolling 30-day window is too, whatever the model believed; a free specialist who covers a
+   ringing call cannot pause until the calls settle (`Pool.pause` in dialer/population.py,
+   the same rule in the dialer), so the count of uncovered calls only grows by new calls.
+4. **Supervisor caps**: calls in flight per available specialist (`ratio_cap`, progressive
+   = 1) and the target abandon rate (never above the cap; the cap never above the legal
+   maximum).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import StrEnum
+
+LEGAL_MAX_ABANDON = 0.03  # the desk's jurisdiction: 3 % of live answers over 30 days
+ABANDON_DAYS = 30
+CONNECT_GRACE = 2.0
+ADAPT_STEP = 0.01  # the controller's step per connected answer (log of the gain)
+GAIN_START, GAIN_MIN, GAIN_MAX = (
+    0.3,
+    0.02,
+    3.0,
+)  # the model's target x gain  # an answered call with no specialist within this many seconds is abandoned
+
+
+class PacingMode(StrEnum):
+    PROGRESSIVE = "progressive"
+    PREDICTIVE = "predictive"
+
+
+@dataclass(frozen=True, slots=True)
+class PacingLimits:
+    """What a supervisor and the law allow for one campaign."""
+
+    abandon_cap: float = 0.03  # hard: never above, per day (so per 30 days)
+    target_abandon: float = 0.02  # what the model aims at, at or under the cap
+    ratio_cap: float = 3.0  # calls in flight per available specialist
+    legal_max: float = LEGAL_MAX_ABANDON
+    min_answers: int = 15  # answered calls in the window before the estimates are trusted
+    min_attempts: int = 40
+    predictive: bool = True  # False: always progressive
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.legal_max < 1.0:
+            raise ValueError("the legal maximum abandon rate must be between 0 and 1")
+        if not 0.0 <= self.abandon_cap <= self.legal_max:
+            raise ValueError(
+                f"the abandon cap {self.abandon_cap:.2%} must be between 0 and the legal "
+                f"maximum {self.legal_max:.2%}; set a lower cap"
+            )
+        if not 0.0 <= self.target_abandon <= self.abandon_cap:
+            raise ValueError(
+                f"the target abandon rate {self.target_abandon:.2%} must not exceed the cap "
+                f"{self.abandon_cap:.2%}"
+            )
+        if self.ratio_cap < 1.0:
+            raise ValueError("the pacing ratio cap must be at least 1 (1 = progressive)")
+
+
+# -- the 30-day record ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DayCount:
+    answered: int = 0  # live answers: connected to a specialist or abandoned
+    abandoned: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.abandoned / self.answered if self.answered else 0.0
+
+
+@dataclass(slots=True)
+class AbandonLedger:
+    """Live answers and abandons per calling day of one campaign."""
+
+    days: dict[date, DayCount] = field(default_factory=dict)
+
+    def record(self, day: date, *, abandoned: bool) -> None:
+        c = self.days.setdefault(day, DayCount())
+        c.answered += 1
+        c.abandoned += int(abandoned)
+
+    def day(self, day: date) -> DayCount:
+        return self.days.get(day, DayCount())
+
+    def window(self, today: date, days: int = ABANDON_DAYS) -> DayCount:
+        """The rolling `days` ending with `today`."""
+        first = today - timedelta(days=days - 1)
+        out = DayCount()
+        for d, c in self.days.items():
+            if first <= d <= today:
+                out.answered += c.answered
+                out.abandoned += c.abandoned
+        return out
+
+    def budget(self, today: date, cap: float) -> int:
+        """How many ringing calls may go uncovered by a free specialist: if all of them were
+        answered and abandoned, today's rate would still be at or under `cap`."""
+        c = self.day(today)
+        if cap <= 0.0:
+            return 0
+        room = (cap * c.answered - c.abandoned) / (1.0 - cap)
+        return max(0, math.floor(room + 1e-9))
+
+    def prune(self, today: date, keep: int = ABANDON_DAYS) -> None:
+        first = today - timedelta(days=keep - 1)
+        for d in [d for d in self.days if d < first]:
+            del self.days[d]
+
+
+# -- estimates --------------------------------------------------------------------------------
+
+
+class _Samples:
+    """Recent durations, kept sorted for survival look-ups."""
+
+    def __init__(self, size: int) -> None:
+        self.recent: deque[float] = deque(maxlen=size)
+        self.sorted: list[float] = []
+        self.total = 0.0
+
+    def add(self, x: float) -> None:
+        if len(self.recent) == self.recent.maxlen:
+            old = self.recent[0]
+            del self.sorted[bisect_right(self.sorted, old) - 1]
+            self.total -= old
+        self.recent.append(x)
+        self.total += x
+        self.sorted.insert(bisect_right(self.sorted, x), x)
+
+    def __len__(self) -> int:
+        return len(self.sorted)
+
+    def mean(self, default: float) -> float:
+        return self.total / len(self.sorted) if self.sorted else default
+
+    def survival(self, t: float) -> float:
+        """The share of samples longer than `t` (1.0 with no samples: assume it goes on)."""
+        n = len(self.sorted)
+        return 1.0 if n == 0 else (n - bisect_right(self.sorted, t)) / n
+
+    def quantile(self, q: float, default: float) -> float:
+        if not self.sorted:
+            return default
+        return self.sorted[min(len(self.sorted) - 1, int(q * len(self.sorted)))]
+
+
+class Estimates:
+    """Live estimates of one campaign in one window."""
+
+    def __init__(self, half_life: float = 300.0, samples: int = 400) -> None:
+        # Exponentially weighted counts: an attempt `half_life` attempts ago weighs half.
+        self._decay = 0.5 ** (1.0 / half_life)
+        self._w_attempts = 0.0
+        self._w_answers = 0.0
+        self.attempts = 0
+        self.answers = 0
+        self.answer_ring = _Samples(samples)  # ring seconds before an answer
+        self.fail_ring = _Samples(samples)  # seconds an unanswered call lasted
+        self.talk = _Samples(samples)
+        self.wrap = _Samples(samples)
+
+    def attempt_ended(self, *, answered: bool, ring_seconds: float) -> None:
+        self._w_attempts = self._w_attempts * self._decay + 1.0
+        self._w_answers = self._w_answers * self._decay + float(answered)
+        self.attempts += 1
+        self.answers += int(answered)
+        (self.answer_ring if answered else self.fail_ring).add(ring_seconds)
+
+    def talk_ended(self, seconds: float) -> None:
+        self.talk.add(seconds)
+
+    def wrap_ended(self, seconds: float) -> None:
+        self.wrap.add(seconds)
+
+    @property
+    def answer_probability(self) -> float:
+        # A weak prior of one answer in two attempts keeps it off 0 and 1 with few calls.
+        return (self._w_answers + 1.0) / (self._w_attempts + 2.0)
+
+    def certain(self, limits: PacingLimits) -> bool:
+        return self.answers >= limits.min_answers and self.attempts >= limits.min_attempts
+
+    def answers_after(self, rung: float) -> float:
+        """The chance that a call which has rung `rung` seconds without result is answered."""
+        p = self.answer_probability
+        a = p * self.answer_ring.survival(rung)
+        f = (1.0 - p) * self.fail_ring.survival(rung)
+        return a / (a + f) if a + f > 0 else 0.0
+
+    def answers_within(self, rung: float, horizons: Sequence[float]) -> list[float]:
+        """For each horizon, the chance that a call which has rung `rung` seconds without
+        result is answered within the next that many seconds."""
+        p = self.answer_probability
+        alive = self.answer_ring.survival(rung)
+        den = p * alive + (1.0 - p) * self.fail_ring.survival(rung)
+        if den <= 0:
+            return [0.0] * len(horizons)
+        return [p * (alive - self.answer_ring.survival(rung + h)) / den for h in horizons]
+
+    def free_within(self, talked: float | None, wrap_left: float, horizon: float) -> float:
+        """The chance that a busy specialist is free within `horizon` seconds: one who is
+        talking (`talked` seconds so far) must finish and wrap up; one wrapping up has
+        `wrap_left` seconds to go."""
+        if talked is None:
+            return 1.0 if wrap_left <= horizon else 0.0
+        left = horizon - self.wrap.mean(30.0)
+        if left < 0:
+            return 0.0
+        alive = self.talk.survival(talked)
+        if alive <= 0.0:
+            return 1.0
+        return max(0.0, (alive - self.talk.survival(talked + left)) / alive)
+
+
+# -- the decision ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """A signed-in specialist of the pool who is on a call or wrapping up."""
+
+    talked: float | None  # seconds talked so far; None when wrapping up
+    wrap_left: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PoolState:
+    """The pool as the dialer sees it at one moment."""
+
+    today: date
+    free: int  # signed in, idle, not about to pause
+    ringing: Sequence[float]  # seconds each call in flight has rung
+    busy: Sequence[Busy] = ()
+    waiting: int = 0  # answered calls waiting (under 2 s) for a specialist
+
+    @property
+    def uncovered(self) -> int:
+        """Calls that would be abandoned if every one were answered now."""
+        return max(0, len(self.ringing) + self.waiting - self.free)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    calls: int  # start this many now
+    mode: PacingMode
+    reason: str
+    expected_abandon: float = 0.0  # the model's E[(X - A)+] / E[X] after these calls
+    budget: int = 0  # uncovered calls the hard guard allows
+
+
+def progressive_calls(free: int, ringing: int) -> int:
+    """One call per free specialist not already covering a ringing call."""
+    return max(0, free - ringing)
+
+
+def _poisson_binomial_step(dist: list[float], p: float) -> list[float]:
+    """The distribution of answers with one more call that answers with chance `p`."""
+    nxt = [0.0] * (len(dist) + 1)
+    for k, w in enumerate(dist):
+        nxt[k] += w * (1.0 - p)
+        nxt[k + 1] += w * p
+    return nxt
+
+
+def _poisson_binomial(probs: Iterable[float]) -> list[float]:
+    dist = [1.0]
+    for p in probs:
+        dist = _poisson_binomial_step(dist, p)
+    return dist
+
+
+def _normal_excess(mean: float, var: float, agents: float) -> float:
+    """E[(X - agents)+] for X normal (with a continuity correction): for many calls."""
+    if var <= 1e-12:
+        return max(0.0, mean - agents)
+    sd = math.sqrt(var)
+    z = (agents + 0.5 - mean) / sd
+    pdf = math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    tail = 0.5 * math.erfc(z / math.sqrt(2.0))
+    return max(0.0, sd * pdf + (mean - agents - 0.5) * tail)
+
+
+EXACT_UP_TO = 12  # calls in flight: above this the normal approximation is close and fast
+HORIZONS = (3.0, 8.0, 15.0, 25.0)  # seconds ahead at which answers meet specialists
+
+
+class _Answers:
+    """How many of some calls answer: exact (Poisson-binomial) for few, normal for many."""
+
+    def __init__(self, probs: Sequence[float]) -> None:
+        self.mean = sum(probs)
+        self.var = sum(q * (1.0 - q) for q in probs)
+        self.dist: list[float] | None = (
+            _poisson_binomial(probs) if len(probs) <= EXACT_UP_TO else None
+        )
+
+    def add(self, p: float) -> None:
+        self.mean += p
+        self.var += p * (1.0 - p)
+        if self.dist is not None:
+            self.dist = (
+                _poisson_binomial_step(self.dist, p) if len(self.dist) <= EXACT_UP_TO else None
+            )
+
+    def excess(self, agents: float) -> float:
+        """E[(X - agents)+]."""
+        if self.dist is None:
+            return _normal_excess(self.mean, self.var, agents)
+        return sum((k - agents) * w for k, w in enumerate(self.dist) if k > agents)
+
+
+def _most_calls(
+    checks: Sequence[tuple[_Answers, float, float]],
+    total: _Answers,
+    p: float,
+    room: int,
+    target: float,
+) -> tuple[int, float]:
+    """The most new calls (at most `room`) for which, at every moment checked, the expected
+    answers beyond the specialists free by then stay within `target` of all the answers
+    expected; and that rate. `checks`: (answers by then, a new call's chance to answer by
+    then, specialists free by then); `total`: all answers of the calls in flight."""
+    calls, rate = 0, 0.0
+    while calls < room:
+        for answers, p_h, _ in checks:
+            answers.add(p_h)
+        total.add(p)
+        worst = max(answers.excess(agents) for answers, _, agents in checks)
+        if worst > target * total.mean:
+            break
+        calls, rate = calls + 1, worst / total.mean
+    return calls, rate
+
+
+class Pacer:
+    """The pacer of one pooled campaign: `decide(state)` how many calls to start; the dialer
+    (or the simulator) reports what happened through `attempt_ended`, `answered`, and the
+    estimates. A new window: `new_window()` (its estimates start afresh, so progressive)."""
+
+    def __init__(self, limits: PacingLimits, ledger: AbandonLedger | None = None) -> None:
+        self.limits = limits
+        self.ledger = ledger if ledger is not None else AbandonLedger()
+        self.estimates = Estimates()
+        self.gain = GAIN_START
+
+    def new_window(self) -> None:
+        self.estimates = Estimates()
+
+    def answered(self, day: date, *, abandoned: bool) -> None:
+        self.ledger.record(day, abandoned=abandoned)
+        self._adapt(abandoned)
+
+    def decide(self, state: PoolState) -> Decision:
+        lim = self.limits
+        ringing = len(state.ringing) + state.waiting
+        progressive = progressive_calls(state.free, ringing)
+        if not lim.predictive:
+            return Decision(progressive, PacingMode.PROGRESSIVE, "progressive by setting")
+        if not self.estimates.certain(lim):
+            return Decision(progressive, PacingMode.PROGRESSIVE, "estimates uncertain")
+        budget = self.ledger.budget(state.today, lim.abandon_cap)
+        # Hard: calls not covered by a free specialist never exceed the abandon budget.
+        room = state.free + budget - ringing
+        if room <= progressive:
+            return Decision(progressive, PacingMode.PROGRESSIVE, "abandon budget", budget=budget)
+        est = self.estimates
+        target = self.adapted_target(state.today)
+        waiting = [1.0] * state.waiting
+        # Abandons happen when the answers up to some moment outnumber the specialists free
+        # by then (plus the 2 s grace): the pacer checks several moments ahead.
+        # Calls that have rung about as long answer alike: one look-up per half second.
+        rungs = [round(r * 2.0) / 2.0 for r in state.ringing]
+        within = {r: est.answers_within(r, HORIZONS) for r in set(rungs)}
+        after = {r: est.answers_after(r) for r in within}
+        new_call = est.answers_within(0.0, HORIZONS)
+        checks = []
+        for i, agents in enumerate(self._agents(state)):
+            probs = waiting + [within[r][i] for r in rungs]
+            checks.append((_Answers(probs), new_call[i], agents))
+        # Supervisor's cap on calls in flight per available specialist.
+        room = min(room, math.floor(lim.ratio_cap * max(checks[-1][2], 1.0)) - ringing)
+        total = _Answers(waiting + [after[r] for r in rungs])
+        calls, rate = _most_calls(checks, total, est.answer_probability, room, target)
+        return Decision(max(calls, progressive), PacingMode.PREDICTIVE, "model", rate, budget)
+
+    def _agents(self, state: PoolState) -> list[float]:
+        """For each horizon, the specialists (expected) free by then, with the 2 s grace."""
+        est = self.estimates
+        wraps = sorted(b.wrap_left for b in state.busy if b.talked is None)
+        talking = [b.talked for b in state.busy if b.talked is not None]
+        wrap_mean = est.wrap.mean(30.0)
+        out = []
+        for h in HORIZONS:
+            by = h + CONNECT_GRACE
+            n: float = state.free + bisect_right(wraps, by)
+            if by > wrap_mean:  # else no one talking now can also wrap up by then
+                n += sum(est.free_within(t, 0.0, by) for t in talking)
+            out.append(float(n))
+        return out
+
+    def adapted_target(self, today: date) -> float:
+        """The model's target, corrected by the controller's gain."""
+        return self.limits.target_abandon * self.gain
+
+    def _adapt(self, abandoned: bool) -> None:
+        """An integral controller on the drop rate, like the adaptive modes of VICIdial: each
+        connected answer raises the gain a little, each abandon lowers it by (1 - target) /
+        target times as much, so the gain settles where abandons run at the target. The
+        model alone misjudges (answers bunch up, specialists pause), and this corrects it."""
+        t = self.limits.target_abandon
+        if t <= 0:
+            return
+        step = ADAPT_STEP * ((1.0 - t) / t if abandoned else -1.0)
+        self.gain = min(GAIN_MAX, max(GAIN_MIN, self.gain * math.exp(-step)))
+
+    def may_release(self, state: PoolState) -> bool:
+        """May a free specialist leave (pause, sign out)? `state` is the pool without them:
+        yes when the calls it leaves uncovered stay within the abandon budget."""
+        return state.uncovered <= self.ledger.budget(state.today, self.limits.abandon_cap)
+
+
+__all__ = [
+    "ABANDON_DAYS",
+    "CONNECT_GRACE",
+    "LEGAL_MAX_ABANDON",
+    "AbandonLedger",
+    "Busy",
+    "DayCount",
+    "Decision",
+    "Estimates",
+    "Pacer",
+    "PacingLimits",
+    "PacingMode",
+    "PoolState",
+    "progressive_calls",
+]

@@ -1,0 +1,188 @@
+"""The predictive pacer: the hard abandon cap whatever happens, the progressive fallback, the
+supervisor's limits; driven by the seeded call population (dialer/population.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dialer.population import Dist, PopulationSettings, simulate_days
+from dialer.predictive import (
+    AbandonLedger,
+    Busy,
+    Pacer,
+    PacingLimits,
+    PacingMode,
+    PoolState,
+)
+
+DAY = date(2026, 11, 2)
+# One window of 40 minutes keeps each simulated day well under a second.
+SHORT = PopulationSettings(
+    windows=((9.5 * 3600, 9.5 * 3600 + 2400),), sign_in_late=Dist("uniform", 0, 30)
+)
+
+
+class WatchedPacer(Pacer):
+    """A pacer that checks the running rate of the day after every live answer."""
+
+    worst = 0.0
+
+    def answered(self, day: date, *, abandoned: bool) -> None:
+        super().answered(day, abandoned=abandoned)
+        self.worst = max(self.worst, self.ledger.day(day).rate)
+
+
+def run(
+    population: PopulationSettings, specialists: int, days: int = 2, seed: int = 1, **limits: float
+) -> WatchedPacer:
+    pacer = WatchedPacer(PacingLimits(**limits))  # type: ignore[arg-type]
+    results = simulate_days(population, pacer, specialists, days=days, seed=seed)
+    cap = pacer.limits.abandon_cap
+    assert all(r.abandon_rate <= cap for r in results)
+    assert all(r.abandon_30d <= cap for r in results)
+    assert pacer.worst <= cap
+    return pacer
+
+
+def certain(pacer: Pacer, answer: float = 0.5, n: int = 200) -> None:
+    for i in range(n):
+        pacer.estimates.attempt_ended(
+            answered=i < n * answer, ring_seconds=6.0 if i < n * answer else 20.0
+        )
+        pacer.estimates.talk_ended(40.0)
+        pacer.estimates.wrap_ended(30.0)
+
+
+def test_the_budget_counts_every_uncovered_call_as_abandoned() -> None:
+    ledger = AbandonLedger()
+    for _ in range(100):
+        ledger.record(DAY, abandoned=False)
+    # 3 more abandons of 103 answers is 2.9 %, 4 of 104 is 3.8 %.
+    assert ledger.budget(DAY, 0.03) == 3
+    ledger.record(DAY, abandoned=True)
+    assert ledger.budget(DAY, 0.03) == 2
+    assert ledger.budget(date(2026, 11, 3), 0.03) == 0
+
+
+def test_the_cap_cannot_be_set_above_the_legal_maximum() -> None:
+    with pytest.raises(ValueError, match="legal maximum"):
+        PacingLimits(abandon_cap=0.05)
+    with pytest.raises(ValueError, match="must not exceed the cap"):
+        PacingLimits(abandon_cap=0.01, target_abandon=0.02)
+    with pytest.raises(ValueError, match="at least 1"):
+        PacingLimits(ratio_cap=0.5)
+    assert PacingLimits(abandon_cap=0.01, target_abandon=0.005).abandon_cap == 0.01
+
+
+def test_a_new_window_starts_progressive() -> None:
+    pacer = Pacer(PacingLimits())
+    d = pacer.decide(PoolState(DAY, free=5, ringing=[1.0, 2.0]))
+    assert (d.calls, d.mode, d.reason) == (3, PacingMode.PROGRESSIVE, "estimates uncertain")
+
+
+def test_with_no_answers_today_there_is_no_budget_so_the_pacer_stays_progressive() -> None:
+    pacer = Pacer(PacingLimits())
+    certain(pacer)
+    d = pacer.decide(PoolState(DAY, free=4, ringing=[]))
+    assert (d.calls, d.reason) == (4, "abandon budget")
+
+
+def test_with_a_budget_the_pacer_calls_ahead_but_leaves_no_more_uncovered_calls_than_it() -> None:
+    pacer = Pacer(PacingLimits(ratio_cap=10.0))
+    certain(pacer, answer=0.2)
+    for _ in range(400):
+        pacer.ledger.record(DAY, abandoned=False)
+    state = PoolState(DAY, free=4, ringing=[], busy=[Busy(None, 3.0)] * 6)
+    d = pacer.decide(state)
+    assert d.mode is PacingMode.PREDICTIVE and d.calls > 4
+    assert d.calls - 4 <= d.budget == 12
+
+
+def test_the_supervisors_ratio_cap_limits_calls_in_flight() -> None:
+    pacer = Pacer(PacingLimits(ratio_cap=1.5))
+    certain(pacer, answer=0.1)
+    for _ in range(2000):
+        pacer.ledger.record(DAY, abandoned=False)
+    assert pacer.decide(PoolState(DAY, free=4, ringing=[])).calls == 6
+
+
+def test_predictive_off_is_progressive() -> None:
+    pacer = Pacer(PacingLimits(predictive=False))
+    certain(pacer)
+    assert pacer.decide(PoolState(DAY, free=3, ringing=[5.0])).calls == 2
+
+
+def test_a_free_specialist_covering_a_ringing_call_cannot_leave_without_budget() -> None:
+    pacer = Pacer(PacingLimits())
+    without = PoolState(DAY, free=1, ringing=[1.0, 2.0])
+    assert not pacer.may_release(without)
+    for _ in range(100):
+        pacer.ledger.record(DAY, abandoned=False)
+    assert pacer.may_release(without)
+
+
+def test_the_answer_rate_jumping_from_10_to_80_percent_mid_window_stays_under_the_cap() -> None:
+    # 10 % in the window's first half hour (09:30-10:00), 80 % after.
+    jump = replace(
+        SHORT,
+        answer_rate=0.1,
+        hour_factors=((9, 1.0), (10, 8.0)),
+        windows=((9.5 * 3600, 10.5 * 3600),),
+    )
+    pacer = run(jump, 20, days=3)
+    assert pacer.ledger.window(DAY).answered > 0
+
+
+def test_all_specialists_pausing_at_once_stays_under_the_cap() -> None:
+    stress = replace(SHORT, answer_rate=0.3, all_pause_at=(9.5 * 3600 + 900, 9.5 * 3600 + 1500))
+    run(stress, 20, days=3)
+
+
+def test_a_burst_of_long_calls_stays_under_the_cap() -> None:
+    stress = replace(
+        SHORT,
+        answer_rate=0.35,
+        talk_spell=(9.5 * 3600 + 600, 9.5 * 3600 + 1200, Dist("fixed", 900.0)),
+    )
+    run(stress, 20, days=3)
+
+
+def test_predictive_talks_more_than_progressive_on_the_same_population() -> None:
+    pop = replace(SHORT, answer_rate=0.3)
+    prog = simulate_days(pop, Pacer(PacingLimits(predictive=False)), 20, days=2)
+    pred = simulate_days(pop, Pacer(PacingLimits()), 20, days=2)
+    assert sum(d.talk for d in pred) > 1.1 * sum(d.talk for d in prog)
+    assert sum(d.abandoned for d in prog) == 0
+
+
+def test_the_same_seed_gives_the_same_day() -> None:
+    a = simulate_days(SHORT, Pacer(PacingLimits()), 5, days=1, seed=3)
+    b = simulate_days(SHORT, Pacer(PacingLimits()), 5, days=1, seed=3)
+    assert a == b
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    answer=st.floats(0.05, 0.9),
+    talk=st.floats(5.0, 300.0),
+    specialists=st.integers(1, 15),
+    pauses=st.floats(0.0, 8.0),
+    cap=st.sampled_from([0.01, 0.02, 0.03]),
+    seed=st.integers(0, 10_000),
+)
+def test_the_abandon_rate_stays_under_the_cap_for_any_population(
+    answer: float, talk: float, specialists: int, pauses: float, cap: float, seed: int
+) -> None:
+    pop = replace(
+        SHORT,
+        answer_rate=answer,
+        talk=Dist("lognormal", talk, 0.9),
+        pauses_per_hour=pauses,
+        windows=((9.5 * 3600, 9.5 * 3600 + 1200),),
+    )
+    run(pop, specialists, days=2, seed=seed, abandon_cap=cap, target_abandon=cap * 0.7)
