@@ -39,9 +39,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from common.pglisten import PgListener
 from crm_sync.models import OutboxMessage, OutboxState
 from crm_sync.sinks import Outgoing, Sink, Verdict, VerdictKind
 from schedules.clock import Clock
@@ -129,8 +130,8 @@ class OutboxRelay:
         self._pg = engine.dialect.name == "postgresql"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listener: AsyncConnection | None = None
-        self._listen_lock = asyncio.Lock()
+        self._listener = PgListener(engine, "outbox relay")
+        self._listener.listen(CHANNEL, lambda _payload: self._wake.set())
         self._stopping = False
 
     # -- one round -------------------------------------------------------------------------
@@ -367,37 +368,12 @@ class OutboxRelay:
     def wake(self) -> None:
         self._wake.set()
 
-    async def _listen(self) -> None:
-        """LISTEN on a connection of its own; a lost connection falls back to polling."""
-        if not self._pg:
-            return
-        async with self._listen_lock:  # the workers share one listener
-            await self._listen_locked()
-
-    async def _listen_locked(self) -> None:
-        if self._listener is not None:
-            raw = await self._listener.get_raw_connection()
-            if not raw.driver_connection.is_closed():  # type: ignore[union-attr]
-                return
-            with contextlib.suppress(Exception):
-                await self._listener.close()
-            self._listener = None
-        try:
-            conn = await self._engine.connect()
-            raw = await conn.get_raw_connection()
-            await raw.driver_connection.add_listener(  # type: ignore[union-attr]
-                CHANNEL, lambda *_args: self._wake.set()
-            )
-            self._listener = conn
-        except Exception:
-            log.exception("outbox relay: LISTEN failed; polling every %s s", self.options.poll)
-
     async def _idle(self) -> None:
         now = self._clock.now()
-        await self._listen()
+        await self._listener.ensure()
         async with self._sessions() as s:
             due = await self.next_due_in(s, now)
-        limit = self.options.idle_poll if self._listener is not None else self.options.poll
+        limit = self.options.idle_poll if self._listener.active else self.options.poll
         timeout = limit if due is None else min(due, limit)
         sleeper = asyncio.ensure_future(self._clock.sleep(timeout))
         waker = asyncio.ensure_future(self._wake.wait())
@@ -425,7 +401,7 @@ class OutboxRelay:
                 await self._idle()
 
     async def start(self) -> None:
-        await self._listen()
+        await self._listener.ensure()
         workers = self.options.workers if self._pg else 1
         self._task = asyncio.create_task(self._run_workers(workers), name=f"outbox-{self.name}")
 
@@ -446,8 +422,5 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
-            self._listener = None
+        await self._listener.close()
         await self.sink.close()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from dialer.exceptions import IllegalSeatTransition
 from dialer.models import SeatState
@@ -216,3 +217,21 @@ class Seat:
 
 
 __all__ = ["Seat", "Transition"]
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def seat_view(seat: Seat) -> dict[str, Any]:
+    """A seat as plain JSON data: the dialer's API, the seat page and the board show it."""
+    return {
+        "specialist_id": seat.specialist_id,
+        "seat": seat.device,
+        "state": seat.state.value,
+        "since": iso(seat.since),
+        "pause_reason": seat.pause_reason,
+        "attempt_id": seat.attempt_id,
+        "preview": seat.state is SeatState.READY and seat.attempt_id is not None,
+        "wrap_up_until": iso(seat.wrap_up_until),
+    }

@@ -78,25 +78,7 @@ from dialer.pool import (
 )
 from dialer.results import dispose as _dispose
 from dialer.results import inaccurate_numbers_by_branch
-from dialer.seats import Seat
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def seat_view(seat: Seat) -> dict[str, Any]:
-    return {
-        "specialist_id": seat.specialist_id,
-        "seat": seat.device,
-        "state": seat.state.value,
-        "since": _iso(seat.since),
-        "pause_reason": seat.pause_reason,
-        "attempt_id": seat.attempt_id,
-        "preview": seat.state is SeatState.READY and seat.attempt_id is not None,
-        "wrap_up_until": _iso(seat.wrap_up_until),
-    }
-
+from dialer.seats import iso, seat_view
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _AUTOMATIC_KINDS = frozenset({CampaignKind.CALLBACK.value, CampaignKind.REMINDER.value})
@@ -246,15 +228,15 @@ class DialerService:
                     "mode": attempt.mode,
                     "number": attempt.number,
                     "outcome": attempt.outcome,
-                    "created_at": _iso(attempt.created_at),
-                    "answered_at": _iso(attempt.answered_at),
+                    "created_at": iso(attempt.created_at),
+                    "answered_at": iso(attempt.answered_at),
                 },
                 "lead": {
                     "id": lead.id,
                     "kind": lead.kind,
                     "status": lead.status,
                     "contact_result": lead.contact_result,
-                    "callback_at": _iso(lead.callback_at),
+                    "callback_at": iso(lead.callback_at),
                     "attempt_count": lead.attempt_count,
                 },
                 "customer": {
@@ -307,8 +289,8 @@ class DialerService:
                 "lead_id": lead.id,
                 "status": lead.status,
                 "contact_result": lead.contact_result,
-                "callback_at": _iso(lead.callback_at),
-                "next_attempt_at": _iso(lead.next_attempt_at),
+                "callback_at": iso(lead.callback_at),
+                "next_attempt_at": iso(lead.next_attempt_at),
             }
             await s.commit()
         self.engine.after_dispose(specialist_id, lead_id)

@@ -13,7 +13,6 @@ soon after a call ends; they are sent only when they differ from the last ones.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,13 +20,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.board.config import BoardSettings
 from callcenter.board.models import BoardEntry
 from callcenter.board.publisher import CHANNEL
 from callcenter.board.rules import Key, stale_owners
 from common.clock import Clock
+from common.pglisten import PgListener
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,10 @@ class BoardHub:
         self._subscribers: set[asyncio.Queue[bytes]] = set()
         self._wake = asyncio.Event()
         self._figures_due = asyncio.Event()
-        self._listener: AsyncConnection | None = None
-        self._pg = engine.dialect.name == "postgresql"
+        self.listener = PgListener(engine, "board")
+        self.listener.listen(CHANNEL, self.notified)
         self.fetches = 0
         self.patches = 0
-        # More NOTIFY channels on the same listening connection (the supervisors' actions).
-        self.extra_channels: dict[str, Callable[[str], None]] = {}
 
     # -- subscribers ---------------------------------------------------------------------
 
@@ -222,31 +220,6 @@ class BoardHub:
 
     # -- the tasks (owned by the app's cleanup_ctx) ---------------------------------------------
 
-    async def _listen(self) -> None:
-        if not self._pg:
-            return
-        if self._listener is not None:
-            raw = await self._listener.get_raw_connection()
-            if not raw.driver_connection.is_closed():  # type: ignore[union-attr]
-                return
-            with contextlib.suppress(Exception):
-                await self._listener.close()
-            self._listener = None
-        try:
-            conn = await self.engine.connect()
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
-            await driver.add_listener(  # type: ignore[union-attr]
-                CHANNEL, lambda _c, _pid, _ch, payload: self.notified(payload)
-            )
-            for channel, callback in self.extra_channels.items():
-                await driver.add_listener(  # type: ignore[union-attr]
-                    channel, lambda _c, _pid, _ch, payload, cb=callback: cb(payload)
-                )
-            self._listener = conn
-        except Exception:
-            log.exception("board: LISTEN failed; polling every %s s", self.cfg.poll_seconds)
-
     async def _wait(self, event: asyncio.Event, timeout: float) -> None:
         sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
         waker = asyncio.ensure_future(event.wait())
@@ -259,16 +232,14 @@ class BoardHub:
     async def run(self) -> None:
         """Keep the state current: woken by NOTIFY, or polling (SQLite, or no listener)."""
         while True:
-            await self._listen()
+            await self.listener.ensure()
             self._wake.clear()
             try:
                 await self.refresh()
             except Exception:
                 log.exception("board: reading the live state failed; trying again")
             # With a listener the poll is only a safety net.
-            poll = (
-                self.cfg.heartbeat_seconds if self._listener is not None else self.cfg.poll_seconds
-            )
+            poll = self.cfg.heartbeat_seconds if self.listener.active else self.cfg.poll_seconds
             await self._wait(self._wake, poll)
 
     async def run_figures(self) -> None:
@@ -284,7 +255,4 @@ class BoardHub:
             await self.clock.sleep(min(1.0, self.cfg.stats_seconds))
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
-            self._listener = None
+        await self.listener.close()

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from callcenter.board.config import BoardSettings
-from dialer.seats import Seat
+from dialer.seats import Seat, seat_view
 
 Key = tuple[str, str]  # (kind, key): ("seat", "12"), ("call", "att-…"), ("link", "pbx1")
 
@@ -18,20 +18,11 @@ class Trunk(Protocol):
     max_calls: int
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def seat_entry(seat: Seat) -> dict[str, Any]:
-    return {
-        "specialist_id": seat.specialist_id,
-        "seat": seat.device,
-        "state": seat.state.value,
-        "since": _iso(seat.since),
-        "pause_reason": seat.pause_reason,
-        "attempt_id": seat.attempt_id,
-        "wrap_up_until": _iso(seat.wrap_up_until),
-    }
+    """The dialer's view of the seat, less the preview flag the board does not show."""
+    entry = seat_view(seat)
+    del entry["preview"]
+    return entry
 
 
 def mask_number(number: str) -> str:

@@ -80,7 +80,8 @@ class Board:
         self.supervising = Supervising(
             container.sessions, container.clock, engine, self.publisher.owner, self._call
         )
-        self.hub.extra_channels[ACTIONS_CHANNEL] = self._action_notified
+        # The supervisors' actions come on the board's listening connection.
+        self.hub.listener.listen(ACTIONS_CHANNEL, self._action_notified)
         self.publisher.local = self.hub.take
         self._actions = asyncio.Queue[int]()
         self.cfg = cfg
