@@ -49,9 +49,9 @@ def test_campaign_capacity_is_never_negative() -> None:
 
 def test_a_trunk_keeps_one_limiter_when_two_campaigns_set_its_limits() -> None:
     from dialer.ami.supervisor import AmiConfig
-    from dialer.engine import AmiServerSpec, _Server
+    from dialer.state import AmiServerSpec, PbxServer
 
-    server = _Server(AmiServerSpec("pbx1", AmiConfig()))
+    server = PbxServer(AmiServerSpec("pbx1", AmiConfig()))
     first = server.trunk("carrier", 30, 5.0)
     assert first.admit(0.0) == 0.0
     # A call waiting on `first` must see the release made after the other campaign's call.
