@@ -112,6 +112,7 @@ def customer_first(
     lead_id: int,
     trunk: str | None = None,
     caller_id: str | None = None,
+    pooled: bool = False,
 ) -> dict[str, HeaderValue]:
     h = _common(attempt_id, caller_id or plan.caller_id, plan.ring_timeout_ms)
     h.update(
@@ -121,12 +122,16 @@ def customer_first(
             "Exten": CONNECT_SEAT_EXTEN,
         }
     )
+    # POOL=1: a pooled campaign's customer whom no seat takes hears a message naming the
+    # caller (the dialplan's `pool` branch of connect-seat), not the renewal one.
+    extra = {"POOL": "1"} if pooled else {}
     h["Variable"] = _variables(
         attempt_id,
         number,
         lead_id,
         SEAT=seat_endpoint(seat),
         SEAT_TIMEOUT=str(plan.seat_answer_seconds),
+        **extra,
     )
     return h
 

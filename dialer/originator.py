@@ -69,7 +69,10 @@ class Originator:
         }
         if live.mode == DialMode.CUSTOMER_FIRST.value:
             assert live.seat is not None
-            return originate.customer_first(plan, seat=live.seat, trunk=trunk, **common)
+            pooled = camp is not None and camp.pooled
+            return originate.customer_first(
+                plan, seat=live.seat, trunk=trunk, pooled=pooled, **common
+            )
         if live.mode == DialMode.AUTOMATIC.value:
             if live.kind == CampaignKind.REMINDER.value:
                 message = (

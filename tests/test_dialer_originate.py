@@ -23,6 +23,19 @@ def test_customer_first_dials_the_trunk_and_names_the_seat_endpoint() -> None:
     assert h["Exten"] == "connect-seat"
     v = originate.variables_of(h)
     assert (v["SEAT"], v["SEAT_TIMEOUT"], v["ATTEMPT_ID"]) == ("8002", "2", "att-2")
+    assert "POOL" not in v
+
+
+def test_a_pooled_campaigns_customer_first_call_asks_for_the_pool_message() -> None:
+    h = originate.customer_first(
+        DialPlan(),
+        attempt_id="att-3",
+        seat="PJSIP/8002",
+        number="13800000010",
+        lead_id=7,
+        pooled=True,
+    )
+    assert originate.variables_of(h)["POOL"] == "1"
 
 
 def test_local_family_dials_customers_through_the_lab_context() -> None:
