@@ -38,6 +38,9 @@ from tests.seat_page_support import (  # noqa: F401
 from tests.test_dialer_support import MONDAY_0930
 
 expect.set_options(timeout=30_000)
+# The pages are the same on both databases; the services under them are tested on both in
+# test_desk_services.py. One database here keeps `make test` inside its time budget.
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 DESK_TZ = ZoneInfo("Asia/Shanghai")
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from openpyxl import load_workbook
 from playwright.async_api import Page, expect
 from sqlalchemy import select
@@ -26,6 +27,10 @@ from tests.seat_page_support import (  # noqa: F401
 )
 
 expect.set_options(timeout=30_000)
+
+# The sale services and reports are tested on both databases (test_sales.py,
+# test_reports_services.py); the browser walk runs on one.
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 VIEWPORT = {"width": 1366, "height": 768}
 
 
