@@ -43,7 +43,7 @@ from pydantic import SecretStr
 
 from callcenter.bootstrap import Container, build_app
 from callcenter.database import create_engine, session_factory, upgrade
-from callcenter.pages.services import Accounts
+from callcenter.pages.accounts import Accounts
 from callcenter.service import wire
 from callcenter.settings import AmiServer, Settings
 from callcenter.web import make_runner

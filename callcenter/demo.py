@@ -38,7 +38,7 @@ from callcenter.bootstrap import bootstrap, build_app
 from callcenter.database import create_engine, session_factory, upgrade
 from callcenter.demo_folder import DemoRefused
 from callcenter.jobs import parse_time
-from callcenter.pages.services import Accounts
+from callcenter.pages.accounts import Accounts
 from callcenter.service import Service, wire
 from callcenter.settings import Settings, load_settings
 from callcenter.web import make_runner

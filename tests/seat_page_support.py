@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.bootstrap import Container, build_app
-from callcenter.pages.services import Accounts
+from callcenter.pages.accounts import Accounts
 from callcenter.service import Service, wire
 from callcenter.settings import AmiServer, Settings
 from crm_sync.auth import issue_token

@@ -33,7 +33,7 @@ from callcenter.demo import (
     say_seat_page,
 )
 from callcenter.demo_folder import DemoRefused
-from callcenter.pages.services import Accounts
+from callcenter.pages.accounts import Accounts
 from crm_sync.auth import authenticate
 from crm_sync.models import Lead, Specialist
 from dialer.models import CallAttempt

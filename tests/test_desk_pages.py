@@ -17,8 +17,8 @@ from openpyxl import load_workbook
 from playwright.async_api import expect
 from sqlalchemy import select
 
+from callcenter.pages.accounts import Accounts
 from callcenter.pages.exceptions import SignInRefused
-from callcenter.pages.services import Accounts
 from crm_sync.models import Lead, Policy, Specialist
 from schedules.models import DistributionRun
 from tests.desk_page_support import (

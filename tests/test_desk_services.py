@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from callcenter.desk.imports import REASON_HEADER, DeskImports, rejected_rows_workbook
 from callcenter.desk.services import DeskPages
 from callcenter.desk.wiring import translations
+from callcenter.pages.accounts import Accounts
 from callcenter.pages.exceptions import PagesError
 from callcenter.pages.models import WebLogin
-from callcenter.pages.services import Accounts
 from common.principal import Principal
 from common.web import ApiError
 from crm_sync.auth import ApiToken, issue_token

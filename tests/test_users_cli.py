@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.cli import main
-from callcenter.pages.services import Accounts
+from callcenter.pages.accounts import Accounts
 from crm_sync.models import Specialist
 from schedules.clock import VirtualClock
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from callcenter.pages.services import LOCKOUT, MAX_FAILURES
+from callcenter.pages.accounts import LOCKOUT, MAX_FAILURES
 from tests.seat_page_support import (  # noqa: F401
     PASSWORDS,
     Site,

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from callcenter.bootstrap import bootstrap
+from callcenter.pages.accounts import Accounts
 from callcenter.pages.exceptions import PagesError
-from callcenter.pages.services import Accounts
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

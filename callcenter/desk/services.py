@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.pages.accounts import Accounts, check_password_rules
 from callcenter.pages.models import WebLogin, WebSession
-from callcenter.pages.services import Accounts, check_password_rules, contact_results
+from callcenter.pages.services import contact_results
 from common.clock import Clock
 from common.principal import Principal
 from common.web import require_supervisor

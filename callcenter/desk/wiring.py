@@ -18,7 +18,7 @@ from callcenter.desk import http
 from callcenter.desk.imports import DeskImports
 from callcenter.desk.services import DeskPages
 from callcenter.pages import i18n
-from callcenter.pages.services import Accounts
+from callcenter.pages.accounts import Accounts
 from callcenter.pages.wiring import STATIC as PAGES_STATIC
 from callcenter.pages.wiring import TEMPLATES as PAGES_TEMPLATES
 from callcenter.pages.wiring import static_url_for

@@ -27,9 +27,10 @@ from aiohttp import web
 from pydantic import Field
 
 from callcenter.pages import i18n
+from callcenter.pages.accounts import SESSION_LIFETIME, Accounts
 from callcenter.pages.exceptions import PagesError
 from callcenter.pages.live import CLOSE, SeatHub
-from callcenter.pages.services import SESSION_LIFETIME, Accounts, SeatPages
+from callcenter.pages.services import SeatPages
 from crm_sync.api import ONE_LINE, Body, Id, Name, PathParams, View, endpoint
 from crm_sync.auth import ApiError, Principal, json_response, principal, require_supervisor
 from dialer.exceptions import DialerError

@@ -12,8 +12,9 @@ from aiohttp import web
 
 from callcenter.bootstrap import Container
 from callcenter.pages import http, i18n
+from callcenter.pages.accounts import Accounts
 from callcenter.pages.live import SeatHub
-from callcenter.pages.services import Accounts, SeatPages
+from callcenter.pages.services import SeatPages
 from callcenter.web import COOKIE_AUTH
 from dialer.engine import DialerEngine
 from dialer.services import DialerService
