@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from crm_sync.models import Customer, Lead, Phone, Policy
 from recordings.models import Recording
-from tests.seat_page_support import PASSWORDS, Site
+from tests.seat_page_support import Site, sign_in_browser
 from tests.test_recordings_helpers import write_call_wav
 
 VIEWPORT = {"width": 1366, "height": 768}
@@ -31,11 +31,7 @@ async def open_as(browser: Any, site: Site, username: str, path: str) -> Page:
         viewport=VIEWPORT, locale="zh-CN", base_url=site.url, accept_downloads=True
     )
     page: Page = await context.new_page()
-    await page.goto(f"/login?next={path}")
-    await page.fill("#username", username)
-    await page.fill("#password", PASSWORDS[username])
-    await page.keyboard.press("Enter")
-    await page.wait_for_url(f"**{path}")
+    await sign_in_browser(page, username, path)
     await expect(page.locator("body")).to_have_attribute("data-ready", "1")
     return page
 

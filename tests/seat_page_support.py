@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -164,6 +165,19 @@ async def sign_in(client: TestClient, username: str, password: str | None = None
     seat = await client.get("/seat")
     body = await seat.text()
     return body.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+
+
+async def sign_in_browser(page: Any, username: str, path: str) -> None:
+    """Sign in through the form from `/login?next=path` and wait for `path` itself.
+
+    A glob such as "**/seat" also matches "/login?next=/seat", so waiting on it returns
+    before the sign-in navigates; the URL's path is compared instead."""
+    await page.goto(f"/login?next={path}")
+    await page.fill("#username", username)
+    await page.fill("#password", PASSWORDS[username])
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(lambda url: urlsplit(url).path == path)
+    await page.wait_for_load_state("load")
 
 
 @pytest.fixture(name="browser")

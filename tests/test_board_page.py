@@ -13,11 +13,11 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.seat_page_support import (  # noqa: F401
-    PASSWORDS,
     Site,
     artifacts_fixture,
     browser_fixture,
     drive_until,
+    sign_in_browser,
     site_fixture,
 )
 
@@ -31,11 +31,7 @@ VIEWPORT = {"width": 1600, "height": 900}
 async def open_board(browser: Any, site: Site, username: str = "boss") -> Page:
     context = await browser.new_context(viewport=VIEWPORT, locale="zh-CN", base_url=site.url)
     page: Page = await context.new_page()
-    await page.goto("/login?next=/board")
-    await page.fill("#username", username)
-    await page.fill("#password", PASSWORDS[username])
-    await page.keyboard.press("Enter")
-    await page.wait_for_url("**/board")
+    await sign_in_browser(page, username, "/board")
     return page
 
 
@@ -96,11 +92,7 @@ async def test_listening_in_from_the_board_rings_the_supervisors_seat(
 async def test_a_specialist_is_refused_the_board(browser: Any, site: Site, artifacts: Path) -> None:
     context = await browser.new_context(viewport=VIEWPORT, locale="zh-CN", base_url=site.url)
     page: Page = await context.new_page()
-    await page.goto("/login?next=/seat")
-    await page.fill("#username", "lina")
-    await page.fill("#password", PASSWORDS["lina"])
-    await page.keyboard.press("Enter")
-    await page.wait_for_url("**/seat")
+    await sign_in_browser(page, "lina", "/seat")
     assert await page.locator("nav.pages").count() == 0, "no board link for a specialist"
     status = await page.evaluate(
         """async () => (await fetch('/api/board/calls/att-x/listen', {method: 'POST',
