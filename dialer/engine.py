@@ -67,6 +67,7 @@ from dialer.state import (
     PbxServer,
     supervisor_link,
 )
+from dialer.takeover import CallMover
 from schedules.retry import RetryConfig
 from schedules.timeline import TimelineRules
 from schedules.windows import CallingHours, CallingPlan
@@ -117,6 +118,7 @@ class DialerEngine:
         self.seat_commands = SeatCommands(rt, self.seat_dialer, self.seat_store)
         self.campaign_runner = CampaignRunner(rt, self.registry, self.plan, self.timeline)
         self.restorer = Restore(rt)
+        self.mover = CallMover(rt, self.seat_dialer)
         self.handover = KeyHandover(
             clock,
             self.bus,
@@ -297,6 +299,11 @@ class DialerEngine:
 
     async def hang_up(self, attempt_id: str) -> bool:
         return await self.originator.hang_up(attempt_id)
+
+    async def move_call(self, attempt_id: str, seat_device: str) -> str:
+        """A supervisor moves the call to a free seat (`dialer.takeover`): the customer's
+        channel moved."""
+        return await self.mover.move(attempt_id, seat_device)
 
     # -- views for the services ------------------------------------------------------------
 

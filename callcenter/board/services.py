@@ -367,13 +367,9 @@ class Supervising:
                 )
             return channels[0] if channels else None
         if row.action == "move":
-            channel = supervise.customer_channel(channels, live.seat)
-            if channel is None or row.target_seat is None:
-                raise SupervisorActionFailed("the customer is not on the line")
-            await supervise.move(
-                pbx.link, channel, row.target_seat, pbx.spec.plan, timeout, row.attempt_id
-            )
-            return channel
+            if row.target_seat is None:
+                raise SupervisorActionFailed("no seat to move the call to")
+            return await engine.move_call(row.attempt_id, row.target_seat)
         channel = supervise.spied_channel(channels, live.seat)
         if channel is None or row.target_seat is None:
             raise SupervisorActionFailed("the call has no channel to listen to yet: try again")
