@@ -142,7 +142,7 @@ class Remedies:
             by_owner: dict[int | None, list[int]] = {}
             for lead in leads:
                 by_owner.setdefault(lead.owner_id, []).append(lead.id)
-                lead.owner_id = None
+                lead.owner_id = lead.distributed_on = None  # both or neither (a check)
                 lead.status = LeadStatus.DUE.value
                 lead.next_attempt_at = None
                 lead.updated_at = now
