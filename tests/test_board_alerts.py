@@ -18,7 +18,6 @@ from crm_sync.models import Lead, LeadStatus, OutboxMessage
 from tests.seat_page_support import Site, drive_until, sign_in, site_fixture  # noqa: F401
 
 
-
 def _alert(code: str, **params: Any) -> dict[str, Any]:
     return {"code": code, "level": "warn", "key": code, "params": params}
 
