@@ -90,9 +90,17 @@ async def board_events(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 await resp.write(b"event: ping\ndata: {}\n\n")
                 continue
+            # Whatever else queued meanwhile goes in the same write: one send and one wake of
+            # the browser for a burst, and a slow reader catches up instead of falling behind.
+            items = [item]
+            while item is not CLOSE and not queue.empty() and len(items) < 64:
+                item = queue.get_nowait()
+                items.append(item)
             if item is CLOSE:
+                if len(items) > 1:
+                    await resp.write(b"".join(items[:-1]))
                 break
-            await resp.write(item)
+            await resp.write(b"".join(items))
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:

@@ -67,6 +67,7 @@ class Board:
             container.clock,
             coalesce_seconds=cfg.coalesce_seconds,
             heartbeat_seconds=cfg.heartbeat_seconds,
+            write_seconds=cfg.write_seconds,
         )
         figures = BoardFigures(
             container.sessions,
@@ -98,6 +99,7 @@ class Board:
         # The supervisors' actions come on the board's listening connection.
         self.hub.listener.listen(ACTIONS_CHANNEL, self._action_notified)
         self.publisher.local = self.hub.take
+        self.hub.local_owner = self.publisher.owner
         self._actions = asyncio.Queue[int]()
         self.cfg = cfg
 
