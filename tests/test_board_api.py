@@ -234,6 +234,7 @@ async def test_a_supervisor_moves_a_call_to_a_free_seat_and_its_result_stays_on_
     await drive_until(site.clock, lina_wraps_up)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_a_call_is_not_moved_to_a_seat_that_is_not_free_and_the_refusal_is_logged(
     site: Site,
 ) -> None:
@@ -256,6 +257,7 @@ async def test_a_call_is_not_moved_to_a_seat_that_is_not_free_and_the_refusal_is
     assert (await _board(site))["call"][attempt]["seat"] == wang_seat, "the call stays put"
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_a_specialist_may_not_move_a_call(site: Site) -> None:
     from tests.seat_page_support import sign_in
 
