@@ -158,7 +158,8 @@ $("alerts").addEventListener("click", (ev) => {
 function drawMoveTargets() {
   const sel = $("move-to");
   const keep = sel.value;
-  const seats = Object.values(state.seat).filter((s) => s.state === "ready")
+  // Free seats only (ready, nothing offered): the service refuses any other (dialer/takeover.py).
+  const seats = Object.values(state.seat).filter((s) => s.state === "ready" && !s.attempt_id)
     .sort((a, b) => a.seat.localeCompare(b.seat));
   sel.replaceChildren(h("option", { value: "", text: "—" }),
     ...seats.map((s) => h("option", { value: s.seat, text: `${name(s.specialist_id)} ${s.seat}` })));
