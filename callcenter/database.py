@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import io
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,60 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
+
+
+class _SqliteWriters:
+    """Who holds SQLite's one write lock, and since when: written to the log when another
+    writer gives up with "database is locked", so that the holder is named (its task and
+    where it is waiting) instead of only its victim. A dict update per write statement and
+    per commit; nothing else."""
+
+    def __init__(self, engine: Any) -> None:
+        self._open: dict[int, tuple[float, asyncio.Task[Any] | None, str]] = {}
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._ended)
+        event.listen(engine, "rollback", self._ended)
+        event.listen(engine, "handle_error", self._failed)
+        event.listen(engine.pool, "checkin", self._checked_in)
+
+    def _statement(self, conn: Connection, _c: Any, statement: str, *_args: Any) -> None:
+        key = id(conn.connection.dbapi_connection)
+        if key not in self._open and statement.lstrip()[:6].upper() in _WRITES:
+            try:
+                task = asyncio.current_task()
+            except RuntimeError:  # no running loop (migrations in a thread)
+                task = None
+            self._open[key] = (time.monotonic(), task, statement[:120])
+
+    def _ended(self, conn: Connection) -> None:
+        self._open.pop(id(conn.connection.dbapi_connection), None)
+
+    def _checked_in(self, dbapi_conn: Any, _record: Any) -> None:
+        self._open.pop(id(dbapi_conn), None)
+
+    def _failed(self, ctx: Any) -> None:
+        if "database is locked" not in str(ctx.original_exception):
+            return
+        now = time.monotonic()
+        victim = ctx.connection.connection.dbapi_connection if ctx.connection is not None else None
+        for key, (since, task, first) in list(self._open.items()):
+            if key == id(victim):
+                continue
+            where = "(no task, or the task has ended: a connection not given back)"
+            if task is not None and not task.done():
+                out = io.StringIO()
+                task.print_stack(limit=20, file=out)
+                where = out.getvalue()
+            log.error(
+                "SQLite write lock held for %.1f s by task %s, first write %r; it waits at:\n%s",
+                now - since,
+                task.get_name() if task is not None else "-",
+                first,
+                where,
+            )
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -69,6 +125,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        _SqliteWriters(engine.sync_engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)

@@ -62,3 +62,38 @@ async def test_unknown_lead_status_is_rejected_by_a_check(session: AsyncSession)
     session.add(Lead(policy_id=policy.id, kind="renewal", status="lost-in-space"))
     with pytest.raises(IntegrityError):
         await session.commit()
+
+
+async def test_a_locked_sqlite_writer_names_the_task_that_holds_the_lock(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    eng = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'lock.db'}")
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def waits_inside_its_transaction() -> None:
+        async with eng.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+            held.set()
+            await release.wait()
+
+    try:
+        async with eng.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        holder = asyncio.create_task(waits_inside_its_transaction(), name="slow-writer")
+        await held.wait()
+        with pytest.raises(OperationalError, match="database is locked"):
+            async with eng.begin() as conn:
+                await conn.execute(text("PRAGMA busy_timeout=10"))
+                await conn.execute(text("INSERT INTO t VALUES (2)"))
+        release.set()
+        await holder
+    finally:
+        await eng.dispose()
+    [message] = [r.getMessage() for r in caplog.records if "write lock held" in r.getMessage()]
+    assert "slow-writer" in message and "INSERT INTO t VALUES (1)" in message
+    assert "waits_inside_its_transaction" in message, "where the holder waits"
