@@ -110,8 +110,19 @@ def demo_settings(opts: DemoOptions) -> Settings:
             "port": opts.port if opts.port is not None else base.http.port,
         }
     )
+    crm = base.crm
+    if "alarm_age" not in crm.model_fields_set:
+        # The demo's clock runs `speed` times faster: its ten minutes are four real seconds,
+        # a relay's ordinary lag on a busy laptop, and the log filled with alarms. In the
+        # demo the alarm means a real minute without delivery.
+        crm = crm.model_copy(update={"alarm_age": max(crm.alarm_age, 60.0 * opts.speed)})
     return base.model_copy(
-        update={"data_dir": data_dir.expanduser().absolute(), "http": http, "simulator": True}
+        update={
+            "data_dir": data_dir.expanduser().absolute(),
+            "http": http,
+            "simulator": True,
+            "crm": crm,
+        }
     )
 
 

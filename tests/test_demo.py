@@ -182,6 +182,15 @@ def test_the_demo_reads_the_callcenter_settings_and_its_options_win(
     assert (s.http.port, s.timezone) == (9191, "Asia/Hong_Kong")
 
 
+def test_the_demos_outbox_alarm_means_a_real_minute_unless_it_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert demo_settings(DemoOptions(speed=150)).crm.alarm_age == 60 * 150
+    monkeypatch.setenv("CALLCENTER_CRM__ALARM_AGE", "300")
+    assert demo_settings(DemoOptions(speed=150)).crm.alarm_age == 300
+
+
 async def test_a_printed_command_works_on_the_demos_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
