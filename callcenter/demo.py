@@ -55,12 +55,8 @@ from dialer.models import CallAttempt, SeatState
 from dialer.seats import Seat
 from dialer.simulator import PbxSimulator
 from schedules.config import DeskCalendar
-from schedules.services import (
-    DistributionReport,
-    TimelineReport,
-    run_distribution,
-    run_timeline,
-)
+from schedules.distribution_run import DistributionReport, run_distribution
+from schedules.timeline_run import TimelineReport, run_timeline
 
 # The demo's web sign-in: every demo login has this password (a demo, not a deployment).
 DEMO_PASSWORD = "renewal-demo"

@@ -51,7 +51,8 @@ from recordings.services import AttemptsLookup, FilesLookup, RecordingsService
 from recordings.wiring import Recordings, build_recordings
 from schedules import http as schedules_http
 from schedules.config import DeskCalendar
-from schedules.services import DeskService, lapsed_by_branch, run_day
+from schedules.lapsed import lapsed_by_branch
+from schedules.services import DeskService, run_day
 
 log = logging.getLogger(__name__)
 
