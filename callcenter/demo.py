@@ -45,20 +45,18 @@ from callcenter.web import make_runner
 from common.clock import ScaledClock, SystemClock
 from crm_sync.auth import issue_token
 from crm_sync.demo import write_demo_file
+from crm_sync.import_report import ImportSummary
 from crm_sync.models import Accuracy, CampaignKind, Lead, LeadKind, Phone, Specialist
-from crm_sync.services import ImportSummary, add_specialist, import_file
+from crm_sync.services import import_file
+from crm_sync.specialists import add_specialist
 from dialer.engine import DialerConfig
 from dialer.exceptions import DialerError
 from dialer.models import CallAttempt, SeatState
 from dialer.seats import Seat
 from dialer.simulator import PbxSimulator
 from schedules.config import DeskCalendar
-from schedules.services import (
-    DistributionReport,
-    TimelineReport,
-    run_distribution,
-    run_timeline,
-)
+from schedules.distribution_run import DistributionReport, run_distribution
+from schedules.timeline_run import TimelineReport, run_timeline
 
 # The demo's web sign-in: every demo login has this password (a demo, not a deployment).
 DEMO_PASSWORD = "renewal-demo"

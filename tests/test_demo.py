@@ -39,7 +39,8 @@ from crm_sync.models import Lead, Specialist
 from dialer.models import CallAttempt
 from schedules.clock import VirtualClock
 from schedules.config import DeskCalendar
-from schedules.services import run_distribution, run_timeline
+from schedules.distribution_run import run_distribution
+from schedules.timeline_run import run_timeline
 from schedules.windows import CallingHours, CallingPlan, Window
 
 ROOT = Path(__file__).resolve().parent.parent
