@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import date
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -21,7 +20,7 @@ from callcenter.board.remedies import Remedies
 from callcenter.board.services import ACTIONS, Supervising
 from callcenter.pages import i18n
 from callcenter.pages.http import CSRF, SECURITY_HEADERS
-from crm_sync.api import Body, Id, Limit, Name, Offset, PathParams, Query, View, endpoint
+from crm_sync.api import Body, Day, Id, Limit, Name, Offset, PathParams, Query, View, endpoint
 from crm_sync.auth import json_response, principal, require_supervisor
 
 log = logging.getLogger(__name__)
@@ -154,8 +153,8 @@ class LogQuery(Query):
     status: Literal["done", "failed", "pending", "running"] | None = None
     supervisor: Id | None = Field(default=None, description="who: the supervisor's id")
     specialist: Id | None = Field(default=None, description="whom: the specialist's id")
-    since: date | None = Field(default=None, description="from this day (desk time)")
-    until: date | None = Field(default=None, description="to this day, included")
+    since: Day | None = Field(default=None, description="from this day (desk time)")
+    until: Day | None = Field(default=None, description="to this day, included")
     limit: Limit = 100
     offset: Offset = 0
 
