@@ -14,6 +14,11 @@ Modes:
 * customer first: Channel=<customer through the trunk>, Exten=connect-seat, Variable
   SEAT=<seat endpoint>; the dialplan gives a seat 2 s to answer, else plays a short message,
   raises UserEvent(Abandoned) and hangs up.
+* pooled (predictive, no seat chosen yet): Channel=<customer through the trunk>,
+  Exten=pool-wait, Variable POOL=1: on answer the dialplan raises UserEvent(PoolAnswered)
+  and holds the customer for POOL_WAIT (2) s, in which the dialer Setvars SEAT and
+  Redirects the channel to connect-seat (dialer.pool_dialer); else the customer hears the
+  pool's message naming the caller, UserEvent(Abandoned), hang-up.
 * reminder (automatic): Channel=<customer>, Application=Playback, Data=<message>.
 * callback (automatic): Channel=<customer>, Context=<dialer context>, Exten=callback; the
   dialplan plays the message, reads one key and raises UserEvent(CallbackResult, Key: N).
@@ -28,6 +33,8 @@ from dialer.ami.protocol import HeaderValue
 
 CONNECT_SEAT_EXTEN = "connect-seat"
 CALLBACK_EXTEN = "callback"
+POOL_EXTEN = "pool-wait"
+POOL_ANSWERED_EVENT = "PoolAnswered"  # the UserEvent of an answered pooled call
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +143,36 @@ def customer_first(
     return h
 
 
+def pooled(
+    plan: DialPlan,
+    *,
+    attempt_id: str,
+    number: str,
+    lead_id: int,
+    trunk: str | None = None,
+    caller_id: str | None = None,
+) -> dict[str, HeaderValue]:
+    """A pooled campaign's predictive call: the customer first, the seat chosen on answer
+    (whoever of the pool is free then), within `seat_answer_seconds` of hold."""
+    h = _common(attempt_id, caller_id or plan.caller_id, plan.ring_timeout_ms)
+    h.update(
+        {
+            "Channel": plan.customer_channel(number, trunk),
+            "Context": plan.context,
+            "Exten": POOL_EXTEN,
+        }
+    )
+    h["Variable"] = _variables(
+        attempt_id,
+        number,
+        lead_id,
+        POOL="1",
+        POOL_WAIT=str(plan.seat_answer_seconds),
+        SEAT_TIMEOUT=str(plan.seat_answer_seconds),
+    )
+    return h
+
+
 def reminder(
     plan: DialPlan,
     *,
@@ -188,10 +225,13 @@ def variables_of(headers: Mapping[str, HeaderValue]) -> dict[str, str]:
 __all__ = [
     "CALLBACK_EXTEN",
     "CONNECT_SEAT_EXTEN",
+    "POOL_ANSWERED_EVENT",
+    "POOL_EXTEN",
     "DialPlan",
     "callback",
     "customer_first",
     "dialable",
+    "pooled",
     "reminder",
     "ring_seconds",
     "seat_endpoint",

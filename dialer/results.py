@@ -43,8 +43,9 @@ from dialer.decisions import (
     route,
 )
 from dialer.exceptions import NotYourLead, UnknownLead, UnknownResult
-from dialer.models import AttemptState, CallAttempt
+from dialer.models import AttemptState, CallAttempt, Campaign, DialMode
 from dialer.outcomes import (
+    ABANDONED,
     ANSWERED_OUTCOMES,
     NOT_SENT,
     SKIPPED,
@@ -52,6 +53,7 @@ from dialer.outcomes import (
     automatic_reached,
     counts_as_call_sql,
 )
+from dialer.pool import least_loaded_member, record_answer
 from schedules.callbacks import book_callback, callback_time, lead_time_zone
 from schedules.retry import Attempt as RetryAttempt
 from schedules.retry import Outcome as RetryOutcome
@@ -157,7 +159,14 @@ async def _facts(
         phone_id=attempt.phone_id,
         tz=await lead_time_zone(session, lead),
     )
+    camp = await session.get(Campaign, attempt.campaign_id) if attempt.campaign_id else None
+    if camp is not None and camp.pooled and attempt.mode == DialMode.CUSTOMER_FIRST.value:
+        facts = replace(facts, pooled=True)
     r = route(facts, fin)
+    if r is Route.ABANDONED and facts.pooled and lead.owner_id is None:
+        assert attempt.campaign_id is not None
+        member = await least_loaded_member(session, attempt.campaign_id)
+        return replace(facts, free_specialist=member or await least_loaded_specialist(session))
     if r is Route.RETRY:
         return replace(facts, history=await _history(session, attempt))
     if r is Route.BOOK and lead.owner_id is None:
@@ -237,6 +246,11 @@ async def record_result(
     facts = await _facts(session, attempt, fin, lead)
     d = decide(facts, fin, now=now, hours=hours_for(attempt.campaign_kind), retry=retry)
     _write(session, attempt, lead, phone, d, fin, now)
+    if facts.pooled and fin.answered and not fin.unknown and attempt.campaign_id is not None:
+        # A live answer of a pooled campaign, and whether it was abandoned: the rolling
+        # 30-day abandon rate's record, in the result's own transaction.
+        day = hours_for(attempt.campaign_kind).local_date(now)
+        await record_answer(session, attempt.campaign_id, day, abandoned=fin.outcome == ABANDONED)
     if fin.recording and fin.outcome not in (NOT_SENT, SKIPPED):
         attempt_recording_message(
             session,
