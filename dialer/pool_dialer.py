@@ -94,6 +94,7 @@ class PoolDialer:
         self.waiting: dict[str, Waiting] = {}  # answered, no specialist yet
         self.decisions: dict[int, Decision] = {}  # the last, for the supervisor and tests
         self._open: dict[int, bool] = {}
+        self._empty: set[int] = set()  # campaigns whose last claim found nothing
         self._wake: dict[int, asyncio.Event] = {}
         self._wrap_from: dict[int, float] = {}
         bus = rt.bus
@@ -143,7 +144,9 @@ class PoolDialer:
                 raise
             except Exception:
                 log.exception("pooled campaign %s: round failed", camp.name)
-            sleeper = asyncio.ensure_future(clock.sleep(tick))
+            # Nothing to call now: look again later, or when a call or a member wakes us.
+            wait = self.rt.config.idle_recheck_seconds if camp.id in self._empty else tick
+            sleeper = asyncio.ensure_future(clock.sleep(wait))
             waiter = asyncio.ensure_future(wake.wait())
             try:
                 await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -199,6 +202,10 @@ class PoolDialer:
         # leads: no seat is reserved, one is chosen on answer.
         as_pool = replace(camp, mode=DialMode.CUSTOMER_FIRST.value)
         lives = await self._claim(as_pool, server, calls, query)
+        if lives:
+            self._empty.discard(camp.id)
+        else:
+            self._empty.add(camp.id)
         for live in lives:
             rt.live[live.attempt_id] = live
             self.mine[live.attempt_id] = camp.id
