@@ -102,6 +102,9 @@ async def test_an_answered_pool_call_with_nobody_free_is_abandoned_counted_and_b
     assert [r.counts[str(specs[0])]["reason"] for r in runs] == [ABANDON_REASON]
 
 
+# The hour on SQLite only (on PostgreSQL it takes about a minute): the short test above and
+# the pool's rules (tests/test_pool.py) run on both.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_a_pooled_predictive_hour_connects_answers_audits_owners_and_counts_abandons(
     sessions: async_sessionmaker[AsyncSession], played: Counter[str]
 ) -> None:
