@@ -51,9 +51,7 @@ async def _simulator(clock: VirtualClock, scenario: Scenario | None = None) -> P
 
 
 async def _pooled(service: DialerService, members: list[int]) -> None:
-    await service.update_campaign(
-        "lapsed", pooled=True, pacing="predictive", mode="customer_first"
-    )
+    await service.update_campaign("lapsed", pooled=True, pacing="predictive", mode="customer_first")
     await service.set_pool("lapsed", dict.fromkeys(members, "always"))
 
 
