@@ -113,7 +113,7 @@ async def test_a_pooled_predictive_hour_connects_answers_audits_owners_and_count
     clock = VirtualClock(MONDAY_0930)
     drive = Driver(clock, sessions)
     async with sessions() as s:
-        specs, leads = await seed(s, specialists=3, leads=[("lapsed", "0", None)] * 260)
+        specs, _ = await seed(s, specialists=3, leads=[("lapsed", "0", None)] * 260)
     scenario = Scenario(
         {
             "seed": 3,
