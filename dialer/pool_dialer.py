@@ -33,6 +33,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
 from dialer import queues, transfer
@@ -54,7 +55,7 @@ from dialer.pool import (
     pacing_limits,
     pool_members,
 )
-from dialer.pool_state import allowed_calls, pool_state
+from dialer.pool_state import PoolView, allowed_calls, pool_state
 from dialer.predictive import CONNECT_GRACE, Decision, Pacer
 from dialer.runtime import DialerRuntime
 from dialer.seats import Seat
@@ -173,15 +174,9 @@ class PoolDialer:
             pacer.new_window()
             async with rt.sessions() as s:
                 pacer.ledger = await load_ledger(s, camp.id, today)
-        members = await self._members(camp.id)
-        mono = rt.clock.monotonic()
-        ringing = [
-            mono - self.sent.get(a, mono)
-            for a, c in self.mine.items()
-            if c == camp.id and a not in self.waiting and not self._connected(a)
-        ]
-        waiting = sum(1 for w in self.waiting.values() if w.campaign_id == camp.id)
-        view = pool_state(today, now, rt.seats.values(), members, ringing, waiting)
+        await self._members(camp.id)
+        self.release_held()
+        view = self._view(camp.id, today)
         decision = pacer.decide(view.state)
         self.decisions[camp.id] = decision
         calls = allowed_calls(decision.calls, view, pacer.limits, pacer.ledger)
@@ -221,6 +216,49 @@ class PoolDialer:
                 decision.reason,
             )
         return len(lives)
+
+    def _view(self, campaign_id: int, today: date, without: int | None = None) -> PoolView:
+        """The campaign's pool now (less the member `without`)."""
+        rt = self.rt
+        mono = rt.clock.monotonic()
+        ringing = [
+            mono - self.sent.get(a, mono)
+            for a, c in self.mine.items()
+            if c == campaign_id and a not in self.waiting and not self._connected(a)
+        ]
+        waiting = sum(1 for w in self.waiting.values() if w.campaign_id == campaign_id)
+        seats = (s for s in rt.seats.values() if s.specialist_id != without)
+        members = self.members.get(campaign_id, {})
+        return pool_state(today, rt.clock.now(), seats, members, ringing, waiting)
+
+    # -- pauses that wait --------------------------------------------------------------------
+
+    def may_pause(self, seat: Seat) -> bool:
+        """May this free member leave now? Only when the calls of every pool they are in
+        that they would leave uncovered stay within the day's abandon budget
+        (`Pacer.may_release`): the pacer's hard guard counts on the free specialists it
+        placed calls for. Else the pause waits (`SeatCommands.pause` holds it) and the
+        member takes the next answer first."""
+        if not seat.available:
+            return True
+        now = self.rt.clock.now()
+        for cid, members in self.members.items():
+            camp = self.registry.get(cid)
+            pacer = self.pacers.get(cid)
+            if seat.specialist_id not in members or camp is None or pacer is None:
+                continue
+            today = self.rt.windows.hours_for(camp.kind).local_date(now)
+            if not pacer.may_release(self._view(cid, today, without=seat.specialist_id).state):
+                return False
+        return True
+
+    def release_held(self) -> None:
+        """Held pauses whose calls have settled take effect."""
+        rt = self.rt
+        for seat in list(rt.seats.values()):
+            if seat.available and seat.pending_pause is not None and self.may_pause(seat):
+                reason, seat.pending_pause = seat.pending_pause, None
+                rt.record(seat, seat.pause(rt.clock.now(), reason))
 
     def _connected(self, attempt_id: str) -> bool:
         live = self.rt.live.get(attempt_id)
@@ -287,6 +325,7 @@ class PoolDialer:
                 pacer.answered(today, abandoned=fin.outcome == ABANDONED)
             if fin.bridged and fin.talk_seconds:
                 est.talk_ended(fin.talk_seconds)
+        self.release_held()
         self.wake(cid)
 
     # -- connecting an answered call -------------------------------------------------------

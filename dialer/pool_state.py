@@ -49,10 +49,12 @@ def pool_state(
     for seat in seats:
         if seat.specialist_id not in members:
             continue
+        if seat.pending_pause is not None:
+            # Leaves after this call, or a held pause (`PoolDialer.may_pause`): may still
+            # take an answer already on its way, but no new call is placed for it.
+            continue
         if seat.available:
             free += 1
-        elif seat.pending_pause is not None:
-            continue  # leaves after this call: takes no answer of the pool
         elif seat.state in (SeatState.RINGING, SeatState.ON_CALL):
             talked = 0.0
             if seat.state is SeatState.ON_CALL and seat.since is not None:

@@ -55,15 +55,16 @@ async def _pooled(service: DialerService, members: list[int]) -> None:
     await service.set_pool("lapsed", dict.fromkeys(members, "always"))
 
 
-async def test_an_answered_pool_call_with_nobody_free_is_abandoned_counted_and_booked(
+async def test_an_answered_pool_call_nobody_takes_is_abandoned_counted_and_booked(
     sessions: async_sessionmaker[AsyncSession], played: Counter[str]
 ) -> None:
+    """The only member's phone does not pick up within the 2 s: abandoned."""
     clock = VirtualClock(MONDAY_0930)
     drive = Driver(clock, sessions)
     async with sessions() as s:
         specs, leads = await seed(s, specialists=1, leads=[("lapsed", "0", None)])
-    # The customer answers after 6 s of ringing: time for the only member to pause.
     sim = await _simulator(clock, Scenario({"ring_seconds": {"fixed": 6}, "seed": 1}))
+    sim.pbx.unanswered_seats.add("8100")
     engine = make_engine(sessions, clock, [("pbx1", sim)])
     service = DialerService(engine)
     await engine.start()
@@ -72,8 +73,6 @@ async def test_an_answered_pool_call_with_nobody_free_is_abandoned_counted_and_b
         await _pooled(service, specs)
         await service.sign_in(specs[0], ready=True)
         await service.start_campaign("lapsed")
-        await drive.until(lambda: sim.pbx.originates >= 1)
-        await service.pause(specs[0], "break")  # free when the call was placed, gone now
 
         async def ended() -> bool:
             async with sessions() as s:
@@ -81,8 +80,8 @@ async def test_an_answered_pool_call_with_nobody_free_is_abandoned_counted_and_b
                 return a is not None and a.ended_at is not None
 
         await drive.until(ended)
-        # The member is back: the pacer does not call the abandoned lead again today.
-        await service.ready(specs[0])
+        sim.pbx.unanswered_seats.clear()
+        # The member is free again: the pacer does not call the abandoned lead again today.
         await drive.run_for(20 * 60)
     finally:
         await engine.stop()
@@ -98,6 +97,47 @@ async def test_an_answered_pool_call_with_nobody_free_is_abandoned_counted_and_b
     assert lead is not None and lead.owner_id == specs[0] and lead.status == "scheduled"
     assert lead.callback_at is not None and lead.callback_at.date() > MONDAY_0930.date()
     assert [r.counts[str(specs[0])]["reason"] for r in runs] == [ABANDON_REASON]
+
+
+async def test_a_member_covering_a_ringing_pool_call_pauses_after_taking_it(
+    sessions: async_sessionmaker[AsyncSession], played: Counter[str]
+) -> None:
+    """The pacer placed the call for the only free member: their pause waits, the answer
+    is theirs (the lead now theirs, audited), and the pause follows the call."""
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
+    async with sessions() as s:
+        specs, leads = await seed(s, specialists=1, leads=[("lapsed", "0", None)])
+    sim = await _simulator(clock, Scenario({"ring_seconds": {"fixed": 6}, "seed": 1}))
+    engine = make_engine(sessions, clock, [("pbx1", sim)])
+    service = DialerService(engine)
+    await engine.start()
+    try:
+        await engine.wait_connected()
+        await _pooled(service, specs)
+        await service.sign_in(specs[0], ready=True)
+        await service.start_campaign("lapsed")
+        await drive.until(lambda: sim.pbx.originates >= 1)
+        await service.pause(specs[0], "break")
+        assert engine.seats[specs[0]].state.value == "ready"  # held: a call counts on them
+
+        async def paused() -> bool:
+            return engine.seats[specs[0]].state.value == "paused"
+
+        await drive.until(paused)
+    finally:
+        await engine.stop()
+        await sim.stop()
+    assert played[prompts.POOL_SORRY] == 0
+    async with sessions() as s:
+        attempt = (await s.scalars(select(CallAttempt))).one()
+        lead = await s.get(Lead, leads[0])
+        day = (await s.scalars(select(PoolAbandonDay))).one()
+        runs = (await s.scalars(select(DistributionRun))).all()
+    assert (attempt.outcome, attempt.specialist_id) == ("answered", specs[0])
+    assert lead is not None and lead.owner_id == specs[0]
+    assert (day.answered, day.abandoned) == (1, 0)
+    assert [r.counts[str(specs[0])]["reason"] for r in runs] == [ANSWER_REASON]
 
 
 # The hour on SQLite only (on PostgreSQL it takes about a minute): the short test above and
