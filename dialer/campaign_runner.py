@@ -34,6 +34,7 @@ from dialer.pacing import campaign_capacity
 from dialer.pool_dialer import PoolDialer
 from dialer.runtime import DialerRuntime
 from dialer.state import LiveCall, PbxServer
+from dialer.tasks import nap
 from schedules.timeline import TimelineRules
 from schedules.windows import CallingPlan
 
@@ -121,13 +122,7 @@ class CampaignRunner:
                 # More work is likely: claim again as soon as the trunk has room.
                 await clock.sleep(min(tick, 1.0 / max(camp.trunk_max_cps, 0.1)))
                 continue
-            sleeper = asyncio.ensure_future(clock.sleep(tick))
-            waiter = asyncio.ensure_future(wake.wait())
-            try:
-                await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                waiter.cancel()
+            await nap(clock, tick, wake)
 
     def _room(self, camp: CampaignInfo) -> tuple[int, PbxServer | None]:
         """How many calls this round may claim, and on which server."""

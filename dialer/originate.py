@@ -152,24 +152,24 @@ def pooled(
     trunk: str | None = None,
     caller_id: str | None = None,
 ) -> dict[str, HeaderValue]:
-    """A pooled campaign's predictive call: the customer first, the seat chosen on answer
-    (whoever of the pool is free then), within `seat_answer_seconds` of hold."""
-    h = _common(attempt_id, caller_id or plan.caller_id, plan.ring_timeout_ms)
-    h.update(
-        {
-            "Channel": plan.customer_channel(number, trunk),
-            "Context": plan.context,
-            "Exten": POOL_EXTEN,
-        }
+    """A pooled campaign's predictive call: the customer first as `customer_first`, but no
+    seat yet: `pool-wait` holds the answered customer `POOL_WAIT` s while the dialer picks
+    whoever of the pool is free then."""
+    h = customer_first(
+        plan,
+        attempt_id=attempt_id,
+        seat="",
+        number=number,
+        lead_id=lead_id,
+        trunk=trunk,
+        caller_id=caller_id,
+        pooled=True,
     )
-    h["Variable"] = _variables(
-        attempt_id,
-        number,
-        lead_id,
-        POOL="1",
-        POOL_WAIT=str(plan.seat_answer_seconds),
-        SEAT_TIMEOUT=str(plan.seat_answer_seconds),
-    )
+    h["Exten"] = POOL_EXTEN
+    v = variables_of(h)
+    del v["SEAT"]  # the dialer's Setvar sets it before the Redirect to connect-seat
+    v["POOL_WAIT"] = str(plan.seat_answer_seconds)
+    h["Variable"] = v
     return h
 
 

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_sync.models import Lead, LeadStatus, Specialist
 from dialer.exceptions import DialerError
 from dialer.models import Pacing, PoolAbandonDay, PoolMember, PoolShare
 from dialer.predictive import ABANDON_DAYS, AbandonLedger, DayCount, PacingLimits
@@ -168,32 +167,6 @@ async def abandon_rates(
     }
 
 
-async def least_loaded_member(session: AsyncSession, campaign_id: int) -> int | None:
-    """The active member of the pool with the fewest scheduled leads (an abandoned lead's
-    appointment goes to their queue); None: the pool has no active member."""
-    load = (
-        select(Lead.owner_id, func.count().label("n"))
-        .where(Lead.status == LeadStatus.SCHEDULED.value)
-        .group_by(Lead.owner_id)
-        .subquery()
-    )
-    row = (
-        await session.execute(
-            select(Specialist.id)
-            .join(PoolMember, PoolMember.specialist_id == Specialist.id)
-            .outerjoin(load, load.c.owner_id == Specialist.id)
-            .where(
-                PoolMember.campaign_id == campaign_id,
-                Specialist.active.is_(True),
-                Specialist.on_leave.is_(False),
-            )
-            .order_by(func.coalesce(load.c.n, 0), Specialist.id)
-            .limit(1)
-        )
-    ).first()
-    return None if row is None else int(row[0])
-
-
 async def pool_members(session: AsyncSession, campaign_id: int) -> dict[int, str]:
     rows = await session.scalars(select(PoolMember).where(PoolMember.campaign_id == campaign_id))
     return {m.specialist_id: m.share for m in rows}
@@ -222,7 +195,6 @@ __all__ = [
     "abandoned_lead",
     "answered_lead",
     "choose_specialist",
-    "least_loaded_member",
     "load_ledger",
     "pacing_limits",
     "pool_members",

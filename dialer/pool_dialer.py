@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from dialer import queues, transfer
+from dialer import queues
 from dialer.campaigns import CampaignInfo, CampaignRegistry
 from dialer.domain import (
     AttemptSettled,
@@ -45,6 +45,7 @@ from dialer.domain import (
     OriginateSent,
     SeatChanged,
 )
+from dialer.handover import hand_over
 from dialer.models import DialMode, SeatState
 from dialer.outcomes import ABANDONED, ENDED_BY_PBX, NOT_SENT, SKIPPED
 from dialer.pool import (
@@ -60,6 +61,7 @@ from dialer.predictive import CONNECT_GRACE, Decision, Pacer
 from dialer.runtime import DialerRuntime
 from dialer.seats import Seat
 from dialer.state import LiveCall, PbxServer
+from dialer.tasks import nap
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +149,7 @@ class PoolDialer:
                 log.exception("pooled campaign %s: round failed", camp.name)
             # Nothing to call now: look again later, or when a call or a member wakes us.
             wait = self.rt.config.idle_recheck_seconds if camp.id in self._empty else tick
-            sleeper = asyncio.ensure_future(clock.sleep(wait))
-            waiter = asyncio.ensure_future(wake.wait())
-            try:
-                await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                waiter.cancel()
+            await nap(clock, wait, wake)
 
     async def round(self, camp: CampaignInfo) -> int:
         """Ask the pacer, claim and send; returns the calls started."""
@@ -369,27 +365,16 @@ class PoolDialer:
         rt.spawn(self._connect(server, live, seat, channel))
 
     async def _connect(self, server: PbxServer, live: LiveCall, seat: Seat, channel: str) -> None:
-        rt = self.rt
-        link = server.link
-        try:
-            if link is None or not link.connected:
-                raise transfer.TransferFailed("AMI link down")
-            await transfer.connect_now(
-                link.send,
-                channel,
-                seat.device,
-                context=server.spec.plan.context,
-                seat_timeout=server.spec.plan.seat_answer_seconds,
-                action_timeout=rt.config.action_timeout,
-                attempt_id=live.attempt_id,
-            )
-        except transfer.TransferFailed as exc:
-            log.warning("attempt %s: not handed to %s: %s", live.attempt_id, seat.device, exc)
-            if exc.sent:
-                return  # the seat may ring: it stays held until the call ends
-            if seat.attempt_id == live.attempt_id and seat.state is SeatState.RINGING:
-                live.specialist_id = live.seat = None
-                rt.record(seat, seat.call_end(rt.clock.now(), 0.0))
+        await hand_over(
+            server,
+            live,
+            seat,
+            channel,
+            clock=self.rt.clock,
+            record=self.rt.record,
+            action_timeout=self.rt.config.action_timeout,
+            seat_timeout=server.spec.plan.seat_answer_seconds,
+        )
 
 
 def _settings(c: CampaignInfo) -> PacingSettings:

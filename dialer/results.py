@@ -43,7 +43,7 @@ from dialer.decisions import (
     route,
 )
 from dialer.exceptions import NotYourLead, UnknownLead, UnknownResult
-from dialer.models import AttemptState, CallAttempt, Campaign, DialMode
+from dialer.models import AttemptState, CallAttempt, Campaign, DialMode, PoolMember
 from dialer.outcomes import (
     ABANDONED,
     ANSWERED_OUTCOMES,
@@ -53,7 +53,7 @@ from dialer.outcomes import (
     automatic_reached,
     counts_as_call_sql,
 )
-from dialer.pool import least_loaded_member, record_answer
+from dialer.pool import record_answer
 from schedules.callbacks import book_callback, callback_time, lead_time_zone
 from schedules.retry import Attempt as RetryAttempt
 from schedules.retry import Outcome as RetryOutcome
@@ -114,27 +114,33 @@ def _local_day(now: datetime, tz: str) -> date:
     return now.astimezone(zone(tz)).date()
 
 
-async def least_loaded_specialist(session: AsyncSession) -> int | None:
-    """An active specialist with the fewest scheduled leads (for a booked callback)."""
+async def least_loaded_specialist(
+    session: AsyncSession, pool_of: int | None = None
+) -> int | None:
+    """An active specialist with the fewest scheduled leads (for a booked callback); with
+    `pool_of`, a member of that campaign's pool (an abandoned pool call's appointment)."""
     load = (
         select(Lead.owner_id, func.count().label("n"))
         .where(Lead.status == LeadStatus.SCHEDULED.value)
         .group_by(Lead.owner_id)
         .subquery()
     )
-    row = (
-        await session.execute(
-            select(Specialist.id)
-            .outerjoin(load, load.c.owner_id == Specialist.id)
-            .where(
-                Specialist.active.is_(True),
-                Specialist.on_leave.is_(False),
-                Specialist.role == "specialist",
-            )
-            .order_by(func.coalesce(load.c.n, 0), Specialist.id)
-            .limit(1)
+    q = (
+        select(Specialist.id)
+        .outerjoin(load, load.c.owner_id == Specialist.id)
+        .where(
+            Specialist.active.is_(True),
+            Specialist.on_leave.is_(False),
+            Specialist.role == "specialist",
         )
-    ).first()
+        .order_by(func.coalesce(load.c.n, 0), Specialist.id)
+        .limit(1)
+    )
+    if pool_of is not None:
+        q = q.join(PoolMember, PoolMember.specialist_id == Specialist.id).where(
+            PoolMember.campaign_id == pool_of
+        )
+    row = (await session.execute(q)).first()
     return None if row is None else int(row[0])
 
 
@@ -165,7 +171,7 @@ async def _facts(
     r = route(facts, fin)
     if r is Route.ABANDONED and facts.pooled and lead.owner_id is None:
         assert attempt.campaign_id is not None
-        member = await least_loaded_member(session, attempt.campaign_id)
+        member = await least_loaded_specialist(session, pool_of=attempt.campaign_id)
         return replace(facts, free_specialist=member or await least_loaded_specialist(session))
     if r is Route.RETRY:
         return replace(facts, history=await _history(session, attempt))

@@ -7,7 +7,8 @@ the lead is booked to a member on a later day, never redialled the same day."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.models import Lead
 from dialer import prompts
+from dialer.engine import DialerEngine
 from dialer.models import CallAttempt, PoolAbandonDay
 from dialer.pool import ABANDON_REASON, ANSWER_REASON
 from dialer.services import DialerService
@@ -55,16 +57,15 @@ async def _pooled(service: DialerService, members: list[int]) -> None:
     await service.set_pool("lapsed", dict.fromkeys(members, "always"))
 
 
-async def test_an_answered_pool_call_nobody_takes_is_abandoned_counted_and_booked(
-    sessions: async_sessionmaker[AsyncSession], played: Counter[str]
-) -> None:
-    """The only member's phone does not pick up within the 2 s: abandoned."""
-    clock = VirtualClock(MONDAY_0930)
-    drive = Driver(clock, sessions)
+@asynccontextmanager
+async def _one_member(
+    sessions: async_sessionmaker[AsyncSession], clock: VirtualClock
+) -> AsyncIterator[tuple[PbxSimulator, DialerEngine, DialerService, int, int]]:
+    """One pool member, ready; one unowned lapsed lead whose customer answers after 6 s of
+    ringing; the pooled predictive campaign started."""
     async with sessions() as s:
         specs, leads = await seed(s, specialists=1, leads=[("lapsed", "0", None)])
     sim = await _simulator(clock, Scenario({"ring_seconds": {"fixed": 6}, "seed": 1}))
-    sim.pbx.unanswered_seats.add("8100")
     engine = make_engine(sessions, clock, [("pbx1", sim)])
     service = DialerService(engine)
     await engine.start()
@@ -72,6 +73,20 @@ async def test_an_answered_pool_call_nobody_takes_is_abandoned_counted_and_booke
         await engine.wait_connected()
         await _pooled(service, specs)
         await service.sign_in(specs[0], ready=True)
+        yield sim, engine, service, specs[0], leads[0]
+    finally:
+        await engine.stop()
+        await sim.stop()
+
+
+async def test_an_answered_pool_call_nobody_takes_is_abandoned_counted_and_booked(
+    sessions: async_sessionmaker[AsyncSession], played: Counter[str]
+) -> None:
+    """The only member's phone does not pick up within the 2 s: abandoned."""
+    clock = VirtualClock(MONDAY_0930)
+    drive = Driver(clock, sessions)
+    async with _one_member(sessions, clock) as (sim, _engine, service, member, lead_id):
+        sim.pbx.unanswered_seats.add("8100")
         await service.start_campaign("lapsed")
 
         async def ended() -> bool:
@@ -83,20 +98,17 @@ async def test_an_answered_pool_call_nobody_takes_is_abandoned_counted_and_booke
         sim.pbx.unanswered_seats.clear()
         # The member is free again: the pacer does not call the abandoned lead again today.
         await drive.run_for(20 * 60)
-    finally:
-        await engine.stop()
-        await sim.stop()
     assert played[prompts.POOL_SORRY] == 1
     async with sessions() as s:
         attempts = (await s.scalars(select(CallAttempt))).all()
-        lead = await s.get(Lead, leads[0])
+        lead = await s.get(Lead, lead_id)
         day = (await s.scalars(select(PoolAbandonDay))).one()
         runs = (await s.scalars(select(DistributionRun))).all()
     assert [a.outcome for a in attempts] == ["abandoned"]  # one call, never redialled
     assert (day.answered, day.abandoned) == (1, 1)
-    assert lead is not None and lead.owner_id == specs[0] and lead.status == "scheduled"
+    assert lead is not None and lead.owner_id == member and lead.status == "scheduled"
     assert lead.callback_at is not None and lead.callback_at.date() > MONDAY_0930.date()
-    assert [r.counts[str(specs[0])]["reason"] for r in runs] == [ABANDON_REASON]
+    assert [r.counts[str(member)]["reason"] for r in runs] == [ABANDON_REASON]
 
 
 async def test_a_member_covering_a_ringing_pool_call_pauses_after_taking_it(
@@ -106,38 +118,26 @@ async def test_a_member_covering_a_ringing_pool_call_pauses_after_taking_it(
     is theirs (the lead now theirs, audited), and the pause follows the call."""
     clock = VirtualClock(MONDAY_0930)
     drive = Driver(clock, sessions)
-    async with sessions() as s:
-        specs, leads = await seed(s, specialists=1, leads=[("lapsed", "0", None)])
-    sim = await _simulator(clock, Scenario({"ring_seconds": {"fixed": 6}, "seed": 1}))
-    engine = make_engine(sessions, clock, [("pbx1", sim)])
-    service = DialerService(engine)
-    await engine.start()
-    try:
-        await engine.wait_connected()
-        await _pooled(service, specs)
-        await service.sign_in(specs[0], ready=True)
+    async with _one_member(sessions, clock) as (sim, engine, service, member, lead_id):
         await service.start_campaign("lapsed")
         await drive.until(lambda: sim.pbx.originates >= 1)
-        await service.pause(specs[0], "break")
-        assert engine.seats[specs[0]].state.value == "ready"  # held: a call counts on them
+        await service.pause(member, "break")
+        assert engine.seats[member].state.value == "ready"  # held: a call counts on them
 
         async def paused() -> bool:
-            return engine.seats[specs[0]].state.value == "paused"
+            return engine.seats[member].state.value == "paused"
 
         await drive.until(paused)
-    finally:
-        await engine.stop()
-        await sim.stop()
     assert played[prompts.POOL_SORRY] == 0
     async with sessions() as s:
         attempt = (await s.scalars(select(CallAttempt))).one()
-        lead = await s.get(Lead, leads[0])
+        lead = await s.get(Lead, lead_id)
         day = (await s.scalars(select(PoolAbandonDay))).one()
         runs = (await s.scalars(select(DistributionRun))).all()
-    assert (attempt.outcome, attempt.specialist_id) == ("answered", specs[0])
-    assert lead is not None and lead.owner_id == specs[0]
+    assert (attempt.outcome, attempt.specialist_id) == ("answered", member)
+    assert lead is not None and lead.owner_id == member
     assert (day.answered, day.abandoned) == (1, 0)
-    assert [r.counts[str(specs[0])]["reason"] for r in runs] == [ANSWER_REASON]
+    assert [r.counts[str(member)]["reason"] for r in runs] == [ANSWER_REASON]
 
 
 # The hour on SQLite only (on PostgreSQL it takes about a minute): the short test above and

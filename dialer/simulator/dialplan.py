@@ -472,19 +472,8 @@ async def _hold_for_specialist(
         on_hold = True
         await pbx.wait(call, hold)
     except Redirected:
-        target, call.redirect, call.hold = call.redirect, None, None
-        if on_hold:
-            pbx.ev("MusicOnHoldStop", c1)
-        assert target is not None
-        context, exten = target
-        if exten != "connect-seat":
-            _dialplan_hangs_up(pbx, leg)  # no such extension in the modelled dialplan
-            return
-        enter(pbx, c1, context, exten, "NoOp", f"callback {c1.name} -> seat")
-        seat = c1.variables.get("SEAT", "")
-        timeout = _seconds(c1.variables.get("SEAT_TIMEOUT"), 2.0)
         talk = replace(beh, dtmf=None)
-        await _connect_seat(pbx, call, o, leg, talk, family, rec, context, seat, timeout)
+        await _redirected(pbx, call, o, leg, talk, family, rec, on_hold=on_hold, note="callback")
         return
     call.hold = None
     pbx.ev("MusicOnHoldStop", c1)
@@ -492,6 +481,35 @@ async def _hold_for_specialist(
     enter(pbx, c1, ctx, "callback", "Playback", message)
     await pbx.wait(call, playback_seconds(message))
     _dialplan_hangs_up(pbx, leg)
+
+
+async def _redirected(
+    pbx: Pbx,
+    call: Call,
+    o: Originate,
+    leg: Leg,
+    beh: Behaviour,
+    family: str,
+    rec: list[Rec],
+    *,
+    on_hold: bool,
+    note: str,
+) -> None:
+    """A channel on hold was Redirected (the dialer found a seat): to `connect-seat` with
+    the SEAT and SEAT_TIMEOUT set on it; anywhere else the modelled dialplan hangs up."""
+    c1 = leg.a
+    target, call.redirect, call.hold = call.redirect, None, None
+    if on_hold:
+        pbx.ev("MusicOnHoldStop", c1)
+    assert target is not None
+    context, exten = target
+    if exten != "connect-seat":
+        _dialplan_hangs_up(pbx, leg)  # no such extension in the modelled dialplan
+        return
+    enter(pbx, c1, context, exten, "NoOp", f"{note} {c1.name} -> seat")
+    seat = c1.variables.get("SEAT", "")
+    timeout = _seconds(c1.variables.get("SEAT_TIMEOUT"), 2.0)
+    await _connect_seat(pbx, call, o, leg, beh, family, rec, context, seat, timeout)
 
 
 POOL_EXTEN = "pool-wait"
@@ -528,16 +546,7 @@ async def pool_wait(
             return
         await pbx.wait(call, wait)
     except Redirected:
-        target, call.redirect, call.hold = call.redirect, None, None
-        pbx.ev("MusicOnHoldStop", c1)
-        assert target is not None
-        context, exten = target
-        if exten != "connect-seat":
-            _dialplan_hangs_up(pbx, leg)  # no such extension in the modelled dialplan
-            return
-        seat = c1.variables.get("SEAT", "")
-        timeout = _seconds(c1.variables.get("SEAT_TIMEOUT"), 2.0)
-        await _connect_seat(pbx, call, o, leg, beh, family, rec, context, seat, timeout)
+        await _redirected(pbx, call, o, leg, beh, family, rec, on_hold=True, note="pool")
         return
     call.hold = None
     pbx.ev("MusicOnHoldStop", c1)
