@@ -120,10 +120,12 @@ class PoolDialer:
         else:
             pacer.limits = limits
         self._members_at.pop(c.id, None)
-        task = self.rt.tasks.campaigns.get(c.id)
+        # Keyed apart from the automatic loops (a campaign switched from automatic to pooled
+        # while running must not be taken for its old loop).
+        task = self.rt.tasks.campaigns.get(-c.id)
         if task is None or task.done():
             self._wake[c.id] = asyncio.Event()
-            self.rt.tasks.campaign(c.id, self._loop(c.id))
+            self.rt.tasks.campaign(-c.id, self._loop(c.id))
         else:
             self.wake(c.id)
 

@@ -165,8 +165,15 @@ async def _facts(
         phone_id=attempt.phone_id,
         tz=await lead_time_zone(session, lead),
     )
+    # A pool call: customer first with no seat reserved at the claim (a pooled campaign's
+    # leads in their owners' queues are called like any other).
     camp = await session.get(Campaign, attempt.campaign_id) if attempt.campaign_id else None
-    if camp is not None and camp.pooled and attempt.mode == DialMode.CUSTOMER_FIRST.value:
+    if (
+        camp is not None
+        and camp.pooled
+        and attempt.mode == DialMode.CUSTOMER_FIRST.value
+        and attempt.seat is None
+    ):
         facts = replace(facts, pooled=True)
     r = route(facts, fin)
     if r is Route.ABANDONED and facts.pooled and lead.owner_id is None:
