@@ -114,9 +114,7 @@ def _local_day(now: datetime, tz: str) -> date:
     return now.astimezone(zone(tz)).date()
 
 
-async def least_loaded_specialist(
-    session: AsyncSession, pool_of: int | None = None
-) -> int | None:
+async def least_loaded_specialist(session: AsyncSession, pool_of: int | None = None) -> int | None:
     """An active specialist with the fewest scheduled leads (for a booked callback); with
     `pool_of`, a member of that campaign's pool (an abandoned pool call's appointment)."""
     load = (
