@@ -17,7 +17,8 @@ owner). Each round, inside the campaign's calling window:
 
 The estimates come from the campaign's real attempts (`AttemptSettled`: answered or not, ring
 time, talk time) and the members' real wrap-ups (`SeatChanged`); the abandon ledger from
-`pool_abandon_days` (loaded at each window's start) plus this process's answers.
+`pool_abandon_days` (every process's answers, read every few seconds) plus this process's
+answers in between.
 
 An answered call (`CustomerWaiting`, the dialplan's UserEvent PoolAnswered) is given the free
 member who has waited longest (`dialer.pool.choose_specialist`): the seat is moved to ringing
@@ -66,6 +67,7 @@ from dialer.tasks import nap
 log = logging.getLogger(__name__)
 
 MEMBERS_REFRESH_SECONDS = 10.0  # the pool's members are read again this often
+LEDGER_REFRESH_SECONDS = 5.0  # and the day's answers and abandons (every process's)
 NOT_ATTEMPTS = frozenset({NOT_SENT, SKIPPED, ENDED_BY_PBX})
 
 Claim = Callable[[CampaignInfo, PbxServer, int, Any], Awaitable[list[LiveCall]]]
@@ -92,6 +94,7 @@ class PoolDialer:
         self.pacers: dict[int, Pacer] = {}
         self.members: dict[int, dict[int, str]] = {}
         self._members_at: dict[int, float] = {}
+        self._ledger_at: dict[int, float] = {}
         self.mine: dict[str, int] = {}  # the pool's calls in flight -> campaign
         self.sent: dict[str, float] = {}  # attempt -> clock.monotonic() of its Originate
         self.waiting: dict[str, Waiting] = {}  # answered, no specialist yet
@@ -165,13 +168,18 @@ class PoolDialer:
         pacer = self.pacers.setdefault(
             camp.id, Pacer(pacing_limits(_settings(camp), rt.config.legal_max_abandon))
         )
+        mono = rt.clock.monotonic()
         if not self._open.get(camp.id):
-            # A new window: fresh estimates (progressive until certain), the day's record
-            # as every process wrote it.
+            # A new window: fresh estimates (progressive until certain).
             self._open[camp.id] = True
             pacer.new_window()
+            self._ledger_at.pop(camp.id, None)
+        at = self._ledger_at.get(camp.id)
+        if at is None or mono - at >= LEDGER_REFRESH_SECONDS:
+            # The day's record as every process wrote it (the abandon budget is shared).
             async with rt.sessions() as s:
                 pacer.ledger = await load_ledger(s, camp.id, today)
+            self._ledger_at[camp.id] = mono
         await self._members(camp.id)
         self.release_held()
         view = self._view(camp.id, today)

@@ -78,7 +78,8 @@ def _unit(members: int) -> tuple[PoolDialer, DialerRuntime, list[LiveCall], Fake
     pool = PoolDialer(rt, FakeRegistry(), claim)  # type: ignore[arg-type]
     pool.members[CAMP.id] = {sid: "always" for sid in range(1, members + 1)}
     pool._members_at[CAMP.id] = clock.monotonic()  # fresh: no database read
-    pool._open[CAMP.id] = True  # inside the window already: no ledger to load
+    pool._open[CAMP.id] = True  # inside the window already
+    pool._ledger_at[CAMP.id] = clock.monotonic()  # the day's record just read
     pool.pacers[CAMP.id] = Pacer(pacing_limits(_settings(), 0.03))
     for sid in range(1, members + 1):
         since = NOW - timedelta(seconds=60 - sid)  # 1 has waited longest
