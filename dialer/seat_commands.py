@@ -121,7 +121,7 @@ class SeatCommands:
         elif seat.state in (SeatState.RINGING, SeatState.ON_CALL) and lead_id is not None:
             live = self.rt.live.get(seat.attempt_id or "")
             if live is not None and live.lead_id == lead_id:
-                seat.result_saved = True
+                seat.result_saved_during_call()
 
     # -- preview ------------------------------------------------------------------------------
 
