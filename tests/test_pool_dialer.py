@@ -24,6 +24,7 @@ from dialer.pool import ABANDON_REASON, ANSWER_REASON
 from dialer.services import DialerService
 from dialer.simulator import PbxSimulator
 from dialer.simulator import dialplan as sim_dialplan
+from dialer.simulator import server as sim_server
 from dialer.simulator.behaviour import Scenario
 from schedules.clock import VirtualClock
 from schedules.models import DistributionRun
@@ -144,7 +145,9 @@ async def test_a_member_covering_a_ringing_pool_call_pauses_after_taking_it(
 # the pool's rules (tests/test_pool.py) run on both.
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_a_pooled_predictive_hour_connects_answers_audits_owners_and_counts_abandons(
-    sessions: async_sessionmaker[AsyncSession], played: Counter[str]
+    sessions: async_sessionmaker[AsyncSession],
+    played: Counter[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A simulated hour, three members, 35 % of calls answered after 3-20 s of ringing,
     talks of about two minutes: the pacer leaves progressive once its estimates are
@@ -162,6 +165,14 @@ async def test_a_pooled_predictive_hour_connects_answers_audits_owners_and_count
             "talk_seconds": {"lognormal": [4.8, 0.3]},
         }
     )
+    rings: list[tuple[str, float]] = []  # (Exten, Timeout s) of every Originate received
+    real = sim_server.start_originate
+
+    def counting(pbx: Any, o: Any, respond: Any) -> None:
+        rings.append((o.exten, o.timeout))
+        real(pbx, o, respond)
+
+    monkeypatch.setattr(sim_server, "start_originate", counting)
     sim = await _simulator(clock, scenario)
     engine = make_engine(sessions, clock, [("pbx1", sim)])
     service = DialerService(engine)
@@ -192,6 +203,8 @@ async def test_a_pooled_predictive_hour_connects_answers_audits_owners_and_count
     connected = [a for a in attempts if a.outcome == "answered"]
     abandoned = [a for a in attempts if a.outcome == "abandoned"]
     assert modes["predictive"] > 0, modes
+    # Every pool call waits in pool-wait on answer and rings at least 15 s.
+    assert rings and all(exten == "pool-wait" and t >= 15.0 for exten, t in rings), rings
     assert len(connected) >= 20
     # Every connected answer: the specialist who took it owns the lead, audited once.
     for a in connected:
