@@ -121,7 +121,8 @@ class Seat:
     def pause(self, now: datetime, reason: str) -> Transition | None:
         """Pause now, or (ringing / on a call) after the call's wrap-up: then returns None."""
         if self.state in _BUSY:
-            self.pending_pause = reason
+            # The latest request counts: a pause asked after a held sign-out replaces it.
+            self.pending_pause, self.pending_sign_out = reason, False
             return None
         self.wrap_up_until = None
         return self._go(

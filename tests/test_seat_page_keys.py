@@ -105,7 +105,7 @@ async def test_saving_in_wrap_up_ends_it_at_once_into_the_pause_asked_for_during
     await expect(page.locator("#seat-state")).to_contain_text("本通电话结束后开始暂停")
     await page.keyboard.press("Alt+KeyH")
     await expect(page.locator("#seat-state")).to_have_attribute("data-state", "wrap_up")
-    await expect(page.locator("#seat-state")).to_have_attribute("data-asked", "pause")
+    await expect(page.locator("#seat-state")).to_contain_text("话后整理结束后开始暂停")
     await page.keyboard.press("Alt+Digit2")
     await page.keyboard.press("Control+Enter")
     await expect(page.locator("#toast")).to_have_text("已保存")

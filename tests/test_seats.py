@@ -92,6 +92,15 @@ def test_a_held_sign_out_without_wrap_up_signs_out_at_the_call_end() -> None:
     assert seat.call_end(T0, wrap_up_seconds=0).to_state is SeatState.OFFLINE
 
 
+def test_a_pause_asked_on_the_call_replaces_a_held_sign_out() -> None:
+    seat = _ready_seat()
+    seat.hold("signing out", sign_out=True)
+    seat.dial(T0, "att-1")
+    assert seat.pause(T0, "lunch") is None
+    assert seat.call_end(T0, wrap_up_seconds=0).to_state is SeatState.PAUSED
+    assert seat.pause_reason == "lunch"
+
+
 def test_a_held_pause_shows_until_released_and_ready_takes_it_back() -> None:
     seat = _ready_seat()
     seat.hold("lunch")

@@ -81,7 +81,8 @@ function showSeat(view) {
   // for the pool's calls ringing for them. Shown as long as it waits, not only as a toast.
   const asked = view.state === "paused" || !view.pending_pause ? "" : (view.pending_sign_out ? "sign_out" : "pause");
   el.dataset.asked = asked;
-  if (asked) el.textContent += ` · ${M[`${asked}_${view.state === "ready" ? "held" : "after_call"}`]}`;
+  const when = view.state === "ready" ? "held" : view.state === "wrap_up" ? "after_wrap_up" : "after_call";
+  if (asked) el.textContent += ` · ${M[`${asked}_${when}`]}`;
   document.body.dataset.seat = view.state;
   clearInterval(wrapTimer);
   const w = $("wrapup");
