@@ -259,12 +259,11 @@ class PoolDialer:
         return True
 
     def release_held(self) -> None:
-        """Held pauses whose calls have settled take effect."""
+        """Held pauses and sign-outs whose calls have settled take effect."""
         rt = self.rt
         for seat in list(rt.seats.values()):
             if seat.available and seat.pending_pause is not None and self.may_pause(seat):
-                reason, seat.pending_pause = seat.pending_pause, None
-                rt.record(seat, seat.pause(rt.clock.now(), reason))
+                rt.record(seat, seat.release(rt.clock.now()))
 
     def _connected(self, attempt_id: str) -> bool:
         live = self.rt.live.get(attempt_id)

@@ -112,23 +112,30 @@ async def test_an_answered_pool_call_nobody_takes_is_abandoned_counted_and_booke
     assert [r.counts[str(member)]["reason"] for r in runs] == [ABANDON_REASON]
 
 
-async def test_a_member_covering_a_ringing_pool_call_pauses_after_taking_it(
-    sessions: async_sessionmaker[AsyncSession], played: Counter[str]
+@pytest.mark.parametrize(("leave", "after"), [("pause", "paused"), ("sign_out", "offline")])
+async def test_a_member_covering_a_ringing_pool_call_pauses_or_signs_out_after_taking_it(
+    sessions: async_sessionmaker[AsyncSession], played: Counter[str], leave: str, after: str
 ) -> None:
-    """The pacer placed the call for the only free member: their pause waits, the answer
-    is theirs (the lead now theirs, audited), and the pause follows the call."""
+    """The pacer placed the call for the only free member: their pause (or sign-out) waits,
+    and says so in the seat's view (what the seat page shows); the answer is theirs (the
+    lead now theirs, audited), and the pause or sign-out follows the call."""
     clock = VirtualClock(MONDAY_0930)
     drive = Driver(clock, sessions)
     async with _one_member(sessions, clock) as (sim, engine, service, member, lead_id):
         await service.start_campaign("lapsed")
         await drive.until(lambda: sim.pbx.originates >= 1)
-        await service.pause(member, "break")
-        assert engine.seats[member].state.value == "ready"  # held: a call counts on them
+        if leave == "pause":
+            view = await service.pause(member, "break")
+        else:
+            view = await service.sign_out(member)
+        assert view["state"] == "ready"  # held: a call counts on them
+        assert view["pending_pause"] is not None
+        assert view["pending_sign_out"] is (leave == "sign_out")
 
-        async def paused() -> bool:
-            return engine.seats[member].state.value == "paused"
+        async def left() -> bool:
+            return engine.seats[member].state.value == after
 
-        await drive.until(paused)
+        await drive.until(left)
     assert played[prompts.POOL_SORRY] == 0
     async with sessions() as s:
         attempt = (await s.scalars(select(CallAttempt))).one()

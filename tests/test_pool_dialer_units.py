@@ -1,7 +1,8 @@
 """The pooled campaigns' unit (`dialer.pool_dialer.PoolDialer`) with fakes: no database, no
 PBX. A fake claim hands out calls, a fake link records the AMI actions, the bus carries the
 events the call tracker would publish. The pacer asked, the guard applied, an answer given
-to the member free longest or to one who frees up within the 2 s, a pause held."""
+to the member free longest or to one who frees up within the 2 s, a pause or a sign-out
+held (and shown in the seat's view, what the seat page reads)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from dialer.pool import PacingSettings, pacing_limits
 from dialer.pool_dialer import PoolDialer
 from dialer.predictive import Pacer
 from dialer.runtime import DialerRuntime
-from dialer.seats import Seat
+from dialer.seat_commands import SeatCommands
+from dialer.seats import Seat, seat_view
 from dialer.state import AmiServerSpec, DialerConfig, LiveCall, PbxServer
 from schedules.clock import VirtualClock
 from schedules.windows import CallingPlan
@@ -85,6 +87,37 @@ def _unit(members: int) -> tuple[PoolDialer, DialerRuntime, list[LiveCall], Fake
         since = NOW - timedelta(seconds=60 - sid)  # 1 has waited longest
         rt.seats[sid] = Seat(sid, f"PJSIP/{8100 + sid}", state=SeatState.READY, since=since)
     return pool, rt, sent, link
+
+
+class FakePreClaims:
+    async def drop(self, _specialist_id: int, _why: str) -> None:
+        pass
+
+
+class FakeSeatDialer:
+    """What SeatCommands asks of the seat dialer: wake a seat, drop its pre-claim."""
+
+    def __init__(self) -> None:
+        self.woken: list[int] = []
+        self.pre = FakePreClaims()
+
+    def wake(self, specialist_id: int) -> None:
+        self.woken.append(specialist_id)
+
+
+class FakeSeatStore:
+    def __init__(self) -> None:
+        self.flushes = 0
+
+    async def flush(self) -> None:
+        self.flushes += 1
+
+
+def _commands(pool: PoolDialer, rt: DialerRuntime) -> tuple[SeatCommands, FakeSeatDialer]:
+    dialer = FakeSeatDialer()
+    commands = SeatCommands(rt, dialer, FakeSeatStore())  # type: ignore[arg-type]
+    commands.hold_pause = lambda seat: not pool.may_pause(seat)  # as the engine wires it
+    return commands, dialer
 
 
 def _settings() -> PacingSettings:
@@ -168,3 +201,66 @@ async def test_a_free_member_covering_a_ringing_call_may_not_pause_yet() -> None
     pool.mine.clear()  # the call settled
     pool.release_held()
     assert rt.seats[1].state is SeatState.PAUSED
+
+
+async def test_a_held_pause_shows_in_the_seat_view_and_starts_when_the_calls_settle() -> None:
+    pool, rt, _sent, _ = _unit(members=1)
+    commands, _dialer = _commands(pool, rt)
+    heard: list[SeatState] = []
+    rt.bus.subscribe(SeatChanged, lambda e: heard.append(e.transition.to_state))
+    await pool.round(CAMP)
+    view = seat_view(await commands.pause(1, "lunch"))
+    assert view["state"] == "ready" and view["pending_pause"] == "lunch"
+    assert view["pending_sign_out"] is False and heard == []
+    assert await pool.round(CAMP) == 0  # no new call is placed for a member leaving
+    rt.live.clear()
+    pool.mine.clear()  # the call settled unanswered
+    pool.release_held()
+    assert heard == [SeatState.PAUSED] and seat_view(rt.seats[1])["pending_pause"] is None
+
+
+async def test_ready_takes_a_held_pause_back() -> None:
+    pool, rt, _sent, _ = _unit(members=1)
+    commands, dialer = _commands(pool, rt)
+    await pool.round(CAMP)
+    await commands.pause(1, "lunch")
+    view = seat_view(await commands.set_ready(1))
+    assert view["state"] == "ready" and view["pending_pause"] is None and dialer.woken == [1]
+
+
+async def test_a_held_sign_out_takes_the_next_answer_then_signs_the_member_out() -> None:
+    pool, rt, _sent, _ = _unit(members=1)
+    commands, _dialer = _commands(pool, rt)
+    await pool.round(CAMP)
+    seat = await commands.sign_out(1)
+    view = seat_view(seat)
+    assert view["state"] == "ready" and view["pending_sign_out"] is True
+    live = next(iter(rt.live.values()))
+    rt.bus.publish(CustomerWaiting("pbx1", live.attempt_id, "PJSIP/carrier-00000001"))
+    await _settle()
+    assert live.specialist_id == 1 and seat.state is SeatState.RINGING  # not abandoned
+    seat.answer(NOW)
+    rt.record(seat, seat.call_end(NOW, 30.0))
+    assert seat_view(seat)["pending_sign_out"] is True  # shown through the wrap-up
+    rt.record(seat, seat.wrap_done(NOW))
+    assert seat.state is SeatState.OFFLINE
+
+
+async def test_a_held_sign_out_happens_when_the_calls_settle_unanswered() -> None:
+    pool, rt, _sent, _ = _unit(members=1)
+    commands, _dialer = _commands(pool, rt)
+    await pool.round(CAMP)
+    await commands.sign_out(1)
+    pool.release_held()
+    assert rt.seats[1].state is SeatState.READY  # still covering the ringing call
+    rt.live.clear()
+    pool.mine.clear()
+    pool.release_held()
+    assert rt.seats[1].state is SeatState.OFFLINE
+
+
+async def test_a_member_not_covering_any_call_signs_out_at_once() -> None:
+    pool, rt, _sent, _ = _unit(members=1)
+    commands, _dialer = _commands(pool, rt)
+    seat = await commands.sign_out(1)  # nothing ringing for the pool
+    assert seat.state is SeatState.OFFLINE and seat_view(seat)["pending_sign_out"] is False
