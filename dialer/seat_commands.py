@@ -5,6 +5,7 @@ machine (`DialerRuntime.record`); the seat dialer hears a ready seat on the bus.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import update
 
@@ -27,6 +28,8 @@ class SeatCommands:
         self.rt = rt
         self.dialer = dialer
         self.store = store
+        # Whether a free seat's pause must wait (the pooled campaigns' rule); set by the engine.
+        self.hold_pause: Callable[[Seat], bool] | None = None
 
     def signed_in_seats(self) -> list[Seat]:
         """The seats signed in (not offline), for the services' views."""
@@ -74,8 +77,19 @@ class SeatCommands:
         await self.store.flush()
         return new
 
+    def _held(self, seat: Seat) -> bool:
+        """A free member of a pool whose ringing calls count on them: leaving now could
+        abandon a customer beyond the day's budget (dialer.pool_dialer.PoolDialer.may_pause)."""
+        return seat.available and self.hold_pause is not None and self.hold_pause(seat)
+
     async def sign_out(self, specialist_id: int) -> Seat:
         seat = self.seat_of(specialist_id)
+        if self._held(seat):
+            # Held like a pause rather than refused: the specialist asks once and goes home
+            # after the call on its way, instead of pressing again until the pool lets go.
+            seat.hold("signing out", sign_out=True)
+            log.info("seat %s: sign-out held until the pool's calls settle", seat.device)
+            return seat
         if seat.attempt_id is not None and seat.state is SeatState.READY:
             await self.skip_preview(specialist_id)
         self.rt.record(seat, seat.sign_out(self.rt.clock.now()))
@@ -88,10 +102,18 @@ class SeatCommands:
         if seat.state is not SeatState.READY:
             self.rt.record(seat, seat.ready(self.rt.clock.now()))
             await self.store.flush()
+        elif seat.pending_pause is not None and seat.available:
+            seat.cancel_hold()  # ready again: the held pause or sign-out is taken back
+            self.dialer.wake(specialist_id)
         return seat
 
     async def pause(self, specialist_id: int, reason: str) -> Seat:
         seat = self.seat_of(specialist_id)
+        if self._held(seat):
+            # The pause waits until those calls settle or the next answer is taken.
+            seat.hold(reason or "paused")
+            log.info("seat %s: pause held until the pool's calls settle", seat.device)
+            return seat
         if seat.attempt_id is not None and seat.state is SeatState.READY:
             await self.skip_preview(specialist_id)
         self.rt.record(seat, seat.pause(self.rt.clock.now(), reason or "paused"))

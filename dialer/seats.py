@@ -13,9 +13,14 @@ States: offline, ready, ringing, on_call, wrap_up, paused (with a reason).
     wrap_up --pause-->   paused(reason)
     wrap_up --ready-->   ready                       the specialist disposed early
     any but ringing/on_call --sign_out--> offline
+    ringing/on_call --call_end--> offline             a sign-out held by a pool, no wrap-up
+    wrap_up --wrap_done--> offline                    a sign-out held by a pool
 
 A pause asked for while ringing or on a call is remembered and applied when the wrap-up
 ends: a specialist can press "pause" mid-call without the dialer taking another lead.
+A ready member of a pooled campaign may be held (`hold`): their pause or sign-out waits
+while the pool's ringing calls count on them (`dialer.pool_dialer.PoolDialer.may_pause`),
+and happens when those calls settle (`release`) or after the next call they take.
 Every transition returns a `Transition` record that the engine logs and stores.
 """
 
@@ -54,6 +59,8 @@ class Seat:
     pause_reason: str | None = None
     attempt_id: str | None = None  # the call (or preview reservation) on this seat
     pending_pause: str | None = None
+    # The pending pause is a sign-out (held by a pool): the seat goes offline instead.
+    pending_sign_out: bool = False
     answered: bool = False
     wrap_up_until: datetime | None = None
     # The call's contact result was saved while it went on: no wrap-up is needed after it.
@@ -105,6 +112,7 @@ class Seat:
 
     def ready(self, now: datetime) -> Transition:
         self.pending_pause = None
+        self.pending_sign_out = False
         self.wrap_up_until = None
         return self._go(
             SeatState.READY, "ready", now, allowed=(SeatState.PAUSED, SeatState.WRAP_UP)
@@ -113,7 +121,8 @@ class Seat:
     def pause(self, now: datetime, reason: str) -> Transition | None:
         """Pause now, or (ringing / on a call) after the call's wrap-up: then returns None."""
         if self.state in _BUSY:
-            self.pending_pause = reason
+            # The latest request counts: a pause asked after a held sign-out replaces it.
+            self.pending_pause, self.pending_sign_out = reason, False
             return None
         self.wrap_up_until = None
         return self._go(
@@ -124,8 +133,29 @@ class Seat:
             reason=reason,
         )
 
+    def hold(self, reason: str, *, sign_out: bool = False) -> None:
+        """A ready seat's pause (or sign-out) must wait for the pool's calls: remembered, the
+        seat stays ready to take an answer already on its way. Not a change of state."""
+        if self.state is not SeatState.READY:
+            raise IllegalSeatTransition(f"seat {self.device}: only a ready seat is held")
+        self.pending_pause = reason
+        self.pending_sign_out = sign_out
+
+    def cancel_hold(self) -> None:
+        """The specialist changed their mind (pressed ready): the held pause is dropped."""
+        self.pending_pause = None
+        self.pending_sign_out = False
+
+    def release(self, now: datetime) -> Transition:
+        """The held pause or sign-out takes effect."""
+        if self.pending_sign_out:
+            return self.sign_out(now)
+        reason, self.pending_pause = self.pending_pause or "paused", None
+        return self._go(SeatState.PAUSED, "pause", now, allowed=(SeatState.READY,), reason=reason)
+
     def sign_out(self, now: datetime) -> Transition:
         self.pending_pause = None
+        self.pending_sign_out = False
         self.attempt_id = None
         return self._go(
             SeatState.OFFLINE,
@@ -164,6 +194,9 @@ class Seat:
         if talked and wrap_up_seconds > 0 and not self.result_saved:
             self.wrap_up_until = now + timedelta(seconds=wrap_up_seconds)
             t = self._go(SeatState.WRAP_UP, "call_end", now, allowed=_BUSY)
+        elif self.pending_sign_out:
+            self.pending_pause, self.pending_sign_out = None, False
+            t = self._go(SeatState.OFFLINE, "call_end", now, allowed=_BUSY)
         elif self.pending_pause is not None:
             reason, self.pending_pause = self.pending_pause, None
             t = self._go(SeatState.PAUSED, "call_end", now, allowed=_BUSY, reason=reason)
@@ -179,6 +212,9 @@ class Seat:
         if self.state is not SeatState.WRAP_UP:
             return None
         self.wrap_up_until = None
+        if self.pending_sign_out:
+            self.pending_pause, self.pending_sign_out = None, False
+            return self._go(SeatState.OFFLINE, "wrap_done", now, allowed=(SeatState.WRAP_UP,))
         if self.pending_pause is not None:
             reason, self.pending_pause = self.pending_pause, None
             return self._go(
@@ -241,4 +277,7 @@ def seat_view(seat: Seat) -> dict[str, Any]:
         "attempt_id": seat.attempt_id,
         "preview": seat.state is SeatState.READY and seat.attempt_id is not None,
         "wrap_up_until": iso(seat.wrap_up_until),
+        # Asked and waiting: for the call's end, or (ready) for the pool's ringing calls.
+        "pending_pause": seat.pending_pause,
+        "pending_sign_out": seat.pending_sign_out,
     }

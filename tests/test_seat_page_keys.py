@@ -100,14 +100,19 @@ async def test_saving_in_wrap_up_ends_it_at_once_into_the_pause_asked_for_during
     await _on_call(site, page)
     await page.select_option("#pause-reason", "meal")
     await page.keyboard.press("Alt+KeyP")  # during the call: the pause waits for its end
+    # ... and the state says so as long as it waits (not only a passing toast).
+    await expect(page.locator("#seat-state")).to_have_attribute("data-asked", "pause")
+    await expect(page.locator("#seat-state")).to_contain_text("本通电话结束后开始暂停")
     await page.keyboard.press("Alt+KeyH")
     await expect(page.locator("#seat-state")).to_have_attribute("data-state", "wrap_up")
+    await expect(page.locator("#seat-state")).to_contain_text("话后整理结束后开始暂停")
     await page.keyboard.press("Alt+Digit2")
     await page.keyboard.press("Control+Enter")
     await expect(page.locator("#toast")).to_have_text("已保存")
     # No clock moved: the save ended the wrap-up, into the meal break she asked for.
     await expect(page.locator("#seat-state")).to_have_attribute("data-state", "paused")
     await expect(page.locator("#seat-state")).to_contain_text("用餐")
+    await expect(page.locator("#seat-state")).to_have_attribute("data-asked", "")
 
 
 async def test_she_plays_her_own_recording_from_the_pop_and_never_a_colleagues(

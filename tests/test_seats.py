@@ -6,7 +6,7 @@ import pytest
 
 from dialer.exceptions import IllegalSeatTransition
 from dialer.models import SeatState
-from dialer.seats import Seat
+from dialer.seats import Seat, seat_view
 
 T0 = datetime(2026, 1, 5, 1, 30, tzinfo=UTC)
 
@@ -69,6 +69,54 @@ def test_pause_during_a_call_is_applied_after_wrap_up() -> None:
     seat.call_end(T0, wrap_up_seconds=10)
     t = seat.wrap_done(T0)
     assert t is not None and t.to_state is SeatState.PAUSED and seat.pause_reason == "lunch"
+
+
+def test_a_held_sign_out_shows_and_signs_out_after_the_next_answered_call() -> None:
+    seat = _ready_seat()
+    seat.hold("signing out", sign_out=True)
+    view = seat_view(seat)
+    assert view["state"] == "ready" and view["pending_sign_out"] is True
+    assert view["pending_pause"] == "signing out"
+    seat.dial(T0, "att-1")  # the pool gives the held member the answer on its way
+    seat.answer(T0)
+    assert seat.call_end(T0, wrap_up_seconds=10).to_state is SeatState.WRAP_UP
+    t = seat.wrap_done(T0)
+    assert t is not None and t.to_state is SeatState.OFFLINE
+    assert seat_view(seat)["pending_sign_out"] is False and seat.pending_pause is None
+
+
+def test_a_held_sign_out_without_wrap_up_signs_out_at_the_call_end() -> None:
+    seat = _ready_seat()
+    seat.hold("signing out", sign_out=True)
+    seat.dial(T0, "att-1")
+    assert seat.call_end(T0, wrap_up_seconds=0).to_state is SeatState.OFFLINE
+
+
+def test_a_pause_asked_on_the_call_replaces_a_held_sign_out() -> None:
+    seat = _ready_seat()
+    seat.hold("signing out", sign_out=True)
+    seat.dial(T0, "att-1")
+    assert seat.pause(T0, "lunch") is None
+    assert seat.call_end(T0, wrap_up_seconds=0).to_state is SeatState.PAUSED
+    assert seat.pause_reason == "lunch"
+
+
+def test_a_held_pause_shows_until_released_and_ready_takes_it_back() -> None:
+    seat = _ready_seat()
+    seat.hold("lunch")
+    view = seat_view(seat)
+    assert view["state"] == "ready" and view["pending_pause"] == "lunch"
+    assert view["pending_sign_out"] is False
+    t = seat.release(T0)  # the pool's ringing calls settled unanswered
+    assert t.to_state is SeatState.PAUSED and seat.pause_reason == "lunch"
+    assert seat_view(seat)["pending_pause"] is None
+    seat.ready(T0)
+    seat.hold("signing out", sign_out=True)
+    seat.cancel_hold()
+    assert seat.pending_pause is None and not seat.pending_sign_out
+    seat.dial(T0, "att-2")
+    with pytest.raises(IllegalSeatTransition):
+        seat.hold("lunch")  # on a call a pause waits for its end (`pause`), not for the pool
 
 
 def test_cannot_dial_a_paused_seat_or_sign_out_during_a_call() -> None:

@@ -77,6 +77,12 @@ function showSeat(view) {
   const el = $("seat-state");
   el.dataset.state = view.state;
   el.textContent = M[view.state] + (view.pause_reason && view.state === "paused" ? ` · ${pauseText(view.pause_reason)}` : "");
+  // A pause or sign-out asked and waiting: for this call's end, or (ready, a pool member)
+  // for the pool's calls ringing for them. Shown as long as it waits, not only as a toast.
+  const asked = view.state === "paused" || !view.pending_pause ? "" : (view.pending_sign_out ? "sign_out" : "pause");
+  el.dataset.asked = asked;
+  const when = view.state === "ready" ? "held" : view.state === "wrap_up" ? "after_wrap_up" : "after_call";
+  if (asked) el.textContent += ` · ${M[`${asked}_${when}`]}`;
   document.body.dataset.seat = view.state;
   clearInterval(wrapTimer);
   const w = $("wrapup");
@@ -365,8 +371,12 @@ const ACTIONS = {
     const after = await act("POST", "/api/seat/pause", { reason: $("pause-reason").value });
     // On a call the pause waits for its end: say so, or the key seems to do nothing.
     if (after && (after.state === "ringing" || after.state === "on_call")) toast(M.pause_after_call);
+    else if (after && after.state === "ready" && after.pending_pause) toast(M.pause_held);
   },
-  o: () => act("POST", "/api/seat/sign-out"),
+  o: async () => {
+    const after = await act("POST", "/api/seat/sign-out");
+    if (after && after.pending_sign_out) toast(M.sign_out_held);
+  },
   h: () => act("POST", "/api/seat/hangup"),
   c: () => act("POST", "/api/seat/preview/confirm"),
   k: () => act("POST", "/api/seat/preview/skip"),
