@@ -4,7 +4,9 @@ The desk: `--seats` specialists (200) signed in on seat-first renewal calls that
 plus the automatic callback campaign at `--automatic` concurrent calls (100), so that about
 300 calls are live at once, on the PBX simulator over TCP, at real speed.
 
-1. Update latency, from the AMI event to the board's DOM, in one headless Chromium board:
+1. Update latency, from the AMI event to the board's DOM, in one headless Chromium board
+   (and to a plain event-stream reader in this process, to tell the service's delivery from
+   the browser's drawing):
    - answered: the simulator sends the call's first `BridgeEnter` → the call's row shows it
      answered (`tr[data-answered="1"]`);
    - ended: the simulator sends the call's last `Hangup` → the call's row is gone (this path
@@ -139,6 +141,30 @@ class AmiClock:
         self._emit(name, privilege, pairs)
 
 
+async def sse_probe(url: str, cookie: str, seen: dict[str, dict[str, float]]) -> None:
+    """A plain event-stream reader in this process: when each call's answer and end reached
+    a client, without a browser (the service's delivery apart from the browser's drawing)."""
+    import json
+
+    import aiohttp
+
+    async with aiohttp.ClientSession(cookies={"cc_session": cookie}) as s:
+        async with s.get(url, timeout=aiohttp.ClientTimeout(total=None)) as r:
+            event = ""
+            async for raw in r.content:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "patch":
+                    t = time.time() * 1000
+                    d = json.loads(line[6:])
+                    for key, row in d.get("set", {}).get("call", {}).items():
+                        if row.get("answered"):
+                            seen["answered"].setdefault(key, t)
+                    for key in d.get("del", {}).get("call", []):
+                        seen["gone"][key] = t
+
+
 async def loop_lag(out: list[float], step: float = 0.01) -> None:
     """How late the event loop wakes a 10 ms sleep: what the machine's load costs every
     task of the process (the dialer, the simulator, the board alike)."""
@@ -216,6 +242,7 @@ async def run(args: argparse.Namespace) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     hub_seen: dict[str, dict[str, float]] = {"answered": {}, "gone": {}}
+    probe_seen: dict[str, dict[str, float]] = {"answered": {}, "gone": {}}
     hub = runner.app[_hub_key()]
     take = hub.take
 
@@ -247,12 +274,16 @@ async def run(args: argparse.Namespace) -> None:
             await page.wait_for_selector('body[data-live="1"]')
             opened = time.time() * 1000 + 1000  # calls answered before this were in the snapshot
             cookie = next(c["value"] for c in await ctx.cookies() if c["name"] == "cc_session")
+            probe_task = asyncio.create_task(
+                sse_probe(f"{base}/api/board/events", cookie, probe_seen)
+            )
             print(f"board open; calling for {args.seconds:g} s …", flush=True)
             t_end = time.monotonic() + args.seconds
             while time.monotonic() < t_end:
                 await asyncio.sleep(1.0)
                 peak = max(peak, len(service.engine.live_calls()))
             lag_task.cancel()
+            probe_task.cancel()
             answered = await page.evaluate("window.__answered")
             gone = await page.evaluate("window.__gone")
             dom_rows = await page.locator("#calls tr").count()
@@ -294,6 +325,21 @@ async def run(args: argparse.Namespace) -> None:
             answered[k] - hub_seen["answered"][k]
             for k in answered
             if ami.bridged.get(k, 0) > opened and k in hub_seen["answered"]
+        ],
+        "answered: hub -> event-stream reader (no browser)": [
+            probe_seen["answered"][k] - hub_seen["answered"][k]
+            for k in probe_seen["answered"]
+            if ami.bridged.get(k, 0) > opened and k in hub_seen["answered"]
+        ],
+        "ended: hub -> event-stream reader (no browser)": [
+            probe_seen["gone"][k] - hub_seen["gone"][k]
+            for k in probe_seen["gone"]
+            if ami.hung_up.get(k, 0) > opened and k in hub_seen["gone"]
+        ],
+        "ended: AMI -> event-stream reader (no browser)": [
+            probe_seen["gone"][k] - ami.hung_up[k]
+            for k in probe_seen["gone"]
+            if ami.hung_up.get(k, 0) > opened
         ],
         "ended: hub -> DOM (SSE, browser)": [
             gone[k] - hub_seen["gone"][k]

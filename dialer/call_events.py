@@ -77,10 +77,10 @@ class CallEvents:
 
     def _on_bridged(self, e: CallBridged) -> None:
         live = self.rt.live.get(e.attempt_id)
-        if live is None or live.answered:
+        if live is None or (live.answered and live.moved_to is None):
             return
         live.answered = True
-        seat = self.rt.seats.get(live.specialist_id or -1)
+        seat = self.rt.seats.get(live.moved_to or live.specialist_id or -1)
         if (
             seat is not None
             and seat.attempt_id == live.attempt_id

@@ -221,6 +221,13 @@ class CallTracker(EventHandlers, OriginateBinding):
         up = [c for c in attempt.group.channels.values() if not c.hung_up]
         return [c.name for c in sorted(up, key=lambda c: c.uniqueid != first)]
 
+    def expect_bridge(self, attempt_id: str) -> None:
+        """The call is being moved to another seat: its next bridge is published again
+        (`CallBridged`), so that the new seat is seen answering."""
+        attempt = self._attempts.get(attempt_id)
+        if attempt is not None and attempt.group is not None:
+            attempt.group.bridge_published = False
+
     def active(self) -> list[str]:
         """Attempt ids not finished yet."""
         return list(self._attempts)

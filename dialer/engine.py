@@ -67,6 +67,7 @@ from dialer.state import (
     PbxServer,
     supervisor_link,
 )
+from dialer.takeover import CallMover
 from schedules.retry import RetryConfig
 from schedules.timeline import TimelineRules
 from schedules.windows import CallingHours, CallingPlan
@@ -119,6 +120,7 @@ class DialerEngine:
         pool = self.campaign_runner.pool
         self.seat_commands.hold_pause = lambda seat: not pool.may_pause(seat)
         self.restorer = Restore(rt)
+        self.mover = CallMover(rt, self.seat_dialer)
         self.handover = KeyHandover(
             clock,
             self.bus,
@@ -299,6 +301,11 @@ class DialerEngine:
 
     async def hang_up(self, attempt_id: str) -> bool:
         return await self.originator.hang_up(attempt_id)
+
+    async def move_call(self, attempt_id: str, seat_device: str) -> str:
+        """A supervisor moves the call to a free seat (`dialer.takeover`): the customer's
+        channel moved."""
+        return await self.mover.move(attempt_id, seat_device)
 
     # -- views for the services ------------------------------------------------------------
 

@@ -73,15 +73,21 @@ class SeatDialer:
         live, eff, now = e.live, e.effects, e.at
         if eff is None:
             return
-        seat = self.rt.seats.get(live.specialist_id or -1)
+        # A call a supervisor moved ends on the seat it was moved to.
+        seat = self.rt.seats.get(live.moved_to or live.specialist_id or -1)
         if seat is None or seat.attempt_id != live.attempt_id:
             return
         if seat.state not in (SeatState.RINGING, SeatState.ON_CALL):
             self.rt.record(seat, seat.withdraw(now, f"attempt ended: {e.finished.outcome}"))
             return
-        talked = eff.talked or live.answered
+        self.end_call(seat.specialist_id, eff.talked or live.answered)
+
+    def end_call(self, specialist_id: int, talked: bool) -> None:
+        """The seat's call is over (settled, or moved away by a supervisor): wrap-up if
+        someone talked, with the next lead pre-claimed, else ready."""
+        seat = self.rt.seats[specialist_id]
         wrap = self.rt.config.wrap_up_seconds if talked else 0.0
-        self.rt.record(seat, seat.call_end(now, wrap, talked=talked))
+        self.rt.record(seat, seat.call_end(self.rt.clock.now(), wrap, talked=talked))
         if seat.state is SeatState.WRAP_UP:
             self.wrap_up_later(seat.specialist_id, wrap)
             if seat.pending_pause is None:

@@ -152,6 +152,9 @@ class LiveCall:
     # The specialist who owns the customer (the lead's or its policy's owner): the key-2
     # hand-over offers the call to their seat first.
     owner_id: int | None = None
+    # The specialist whose seat a supervisor moved the call to (`dialer.takeover`): the seat
+    # that has the call now. `specialist_id` stays the attempt's (whose lead it is).
+    moved_to: int | None = None
 
 
 class PbxServer:

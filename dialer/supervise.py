@@ -15,11 +15,12 @@ The spied channel is the specialist's own (the seat's leg): whisper then reaches
 specialist and not the customer. An automatic call has no seat: its customer leg is spied.
 
 Taking a call over: hang up is the engine's `hang_up` (its outcome becomes "by action");
-moving it to another seat sends what the key-2 hand-over sends (Setvar SEAT, SEAT_TIMEOUT,
-Redirect to `connect-seat`, as in pjsip_key2_redirect_to_seat) on the customer's channel.
+moving it to another seat is `dialer.takeover` (what the key-2 hand-over sends: Setvar SEAT,
+SEAT_TIMEOUT, Redirect to `connect-seat`, as in pjsip_key2_redirect_to_seat, on the
+customer's channel, and the seats' states).
 
 Pure parts (`spy_options`, `spied_channel`, `customer_channel`, `spy_originate`) take plain
-data; `listen_in` and `move` only use the link they are given.
+data; `listen_in` only uses the link it is given.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from dialer.ami.protocol import HeaderValue
 from dialer.exceptions import SupervisorActionFailed
 from dialer.originate import DialPlan
 from dialer.state import AmiLink
-from dialer.transfer import TransferFailed, connect_now
 
 log = logging.getLogger(__name__)
 
@@ -121,29 +121,6 @@ async def listen_in(
     )
 
 
-async def move(
-    link: AmiLink | None,
-    channel: str,
-    seat_device: str,
-    plan: DialPlan,
-    timeout: float | None = None,
-    attempt_id: str | None = None,
-) -> None:
-    """Hand the customer on `channel` to another seat (connect-seat dials it)."""
-    up = _link_up(link)
-    try:
-        await connect_now(
-            up.send,
-            channel,
-            seat_device,
-            context=plan.context,
-            action_timeout=timeout,
-            attempt_id=attempt_id,
-        )
-    except TransferFailed as exc:
-        raise SupervisorActionFailed(f"the call was not moved: {exc.reason}") from exc
-
-
 __all__ = [
     "SPY_MODES",
     "SPY_OPTIONS",
@@ -151,7 +128,6 @@ __all__ = [
     "SupervisorActionFailed",
     "customer_channel",
     "listen_in",
-    "move",
     "spied_channel",
     "spy_options",
     "spy_originate",

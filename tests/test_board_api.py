@@ -1,15 +1,21 @@
 """The supervisors' board over HTTP, on SQLite and PostgreSQL, with the wired service and the
 PBX simulator over TCP: the live state reaches the board, listening in sends the ChanSpy
-Originate of the traces and is logged, a specialist is refused, a call can be hung up."""
+Originate of the traces and is logged, a specialist is refused, a call can be hung up or
+moved to a free seat."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from callcenter.board.models import BoardEntry, SupervisorAction
+from crm_sync.models import Lead
+from dialer.exceptions import NotYourLead
 from dialer.models import CallAttempt
+from dialer.outcomes import ANSWERED_OUTCOMES
 from tests.seat_page_support import Site, drive_until, site_fixture  # noqa: F401
 
 
@@ -144,19 +150,122 @@ def _sim(site: Site) -> Any:
     return site.sim.pbx
 
 
-async def test_moving_a_call_sends_the_key2_actions_and_logs_the_refusal(site: Site) -> None:
-    """Move = Setvar SEAT, Setvar SEAT_TIMEOUT, Redirect of the customer's channel (as in
-    pjsip_key2_redirect_to_seat). The simulator models a Redirect only for a channel on the
-    callback's hold, so it refuses this one ("Redirect failed"): the supervisor is told why
-    and the audit log keeps the failure."""
+async def _free_seat(site: Site) -> str:
+    """李娜 signs in ready with nothing to call (her lead is due tomorrow): a free seat."""
+    lina = site.specialists[1]
+    async with site.service.container.sessions() as s:
+        lead = await s.get(Lead, site.leads[1])
+        assert lead is not None
+        lead.next_attempt_at = site.clock.now() + timedelta(days=1)
+        await s.commit()
+    await site.service.dialer.sign_in(lina, ready=True)
+
+    async def shown() -> bool:
+        return str(lina) in (await _board(site))["seat"]
+
+    await drive_until(site.clock, shown)
+    seat: str = (await _board(site))["seat"][str(lina)]["seat"]
+    return seat
+
+
+async def test_a_supervisor_moves_a_call_to_a_free_seat_and_its_result_stays_on_the_attempt(
+    site: Site,
+) -> None:
+    """The Redirect of a bridged customer channel is not in the lab traces (the key-2 one
+    moves a channel on hold): the simulator follows Asterisk 22's documented behaviour
+    (BridgeLeave, the bridge dissolves, the old seat's leg hangs up, the channel runs
+    connect-seat and Dials the new seat); see dialer/simulator/dialplan.py."""
     attempt = await _talking(site)
-    lina_seat = (await _board(site))["seat"].get(str(site.specialists[1]))
-    to = lina_seat["seat"] if lina_seat else "PJSIP/8101"
+    wang, lina = site.specialists
+    lina_seat = await _free_seat(site)
+    seen: list[str] = []
+    site.sim.pbx.sinks.add(lambda data, _cls: seen.append(data.decode()))
     resp = await site.client.post(
-        f"/api/board/calls/{attempt}/move", headers=site.bearer(), json={"to": to}
+        f"/api/board/calls/{attempt}/move", headers=site.bearer(), json={"to": str(lina)}
+    )
+    assert resp.status == 200, await resp.text()
+    done = await resp.json()
+    assert (done["status"], done["target_seat"]) == ("done", lina_seat)
+    assert done["channel"].startswith("PJSIP/carrier-"), "the customer's leg is moved"
+
+    async def moved() -> bool:
+        board = await _board(site)
+        call = board["call"].get(attempt)
+        return (
+            call is not None
+            and call["seat"] == lina_seat
+            and board["seat"][str(lina)]["state"] == "on_call"
+        )
+
+    await drive_until(site.clock, moved)
+    board = await _board(site)
+    assert board["seat"][str(wang)]["state"] == "wrap_up", "王芳 talked: she wraps up"
+    leave = [e for e in seen if e.startswith("Event: BridgeLeave")]
+    assert done["channel"] in leave[0], "the customer leaves the bridge first"
+    dial = next(e for e in seen if "Application: Dial" in e and "connect-seat" in e)
+    assert f"AppData: {lina_seat}," in dial
+    # 李娜 is not the lead's owner: the contact result stays 王芳's to set.
+    with pytest.raises(NotYourLead):
+        await site.service.dialer.dispose(site.leads[0], lina, "renewed")
+
+    async def written() -> bool:
+        async with site.service.container.sessions() as s:
+            row = await s.scalar(select(CallAttempt).where(CallAttempt.attempt_id == attempt))
+        return row is not None and row.outcome is not None
+
+    await drive_until(site.clock, written, step=1.0)
+    await site.service.dialer.dispose(site.leads[0], wang, "renewed")
+    async with site.service.container.sessions() as s:
+        rows = (
+            await s.scalars(select(CallAttempt).where(CallAttempt.lead_id == site.leads[0]))
+        ).all()
+        lead = await s.get(Lead, site.leads[0])
+    assert [r.attempt_id for r in rows] == [attempt], "one attempt, not a new one"
+    row = rows[0]
+    assert row.outcome in ANSWERED_OUTCOMES and (row.talk_seconds or 0) > 0
+    assert (row.specialist_id, row.contact_result) == (wang, "renewed")
+    assert lead is not None and lead.owner_id == wang
+    log = await (await site.client.get("/api/board/actions", headers=site.bearer())).json()
+    assert [(a["action"], a["status"], a["specialist_id"]) for a in log] == [("move", "done", wang)]
+
+    async def lina_wraps_up() -> bool:
+        return (await _board(site))["seat"][str(lina)]["state"] in ("wrap_up", "ready")
+
+    await drive_until(site.clock, lina_wraps_up)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_call_is_not_moved_to_a_seat_that_is_not_free_and_the_refusal_is_logged(
+    site: Site,
+) -> None:
+    attempt = await _talking(site)
+    lina = site.specialists[1]
+    resp = await site.client.post(
+        f"/api/board/calls/{attempt}/move", headers=site.bearer(), json={"to": str(lina)}
     )
     assert resp.status == 409
-    assert "Redirect failed" in (await resp.json())["error"]
-    assert site.sim.action_counts["Setvar"] == 2 and site.sim.action_counts["Redirect"] == 1
+    assert "nobody is signed in" in (await resp.json())["error"]
+    assert site.sim.action_counts["Redirect"] == 0, "nothing is sent for a seat that is away"
+    # A seat that is busy (here: the call's own) is refused too.
+    wang_seat = (await _board(site))["seat"][str(site.specialists[0])]["seat"]
+    resp = await site.client.post(
+        f"/api/board/calls/{attempt}/move", headers=site.bearer(), json={"to": wang_seat}
+    )
+    assert resp.status == 409
     log = await (await site.client.get("/api/board/actions", headers=site.bearer())).json()
-    assert [(a["action"], a["status"], a["target_seat"]) for a in log] == [("move", "failed", to)]
+    assert [(a["action"], a["status"]) for a in log] == [("move", "failed")] * 2
+    assert (await _board(site))["call"][attempt]["seat"] == wang_seat, "the call stays put"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_specialist_may_not_move_a_call(site: Site) -> None:
+    from tests.seat_page_support import sign_in
+
+    attempt = await _talking(site)
+    csrf = await sign_in(site.client, "lina")
+    resp = await site.client.post(
+        f"/api/board/calls/{attempt}/move",
+        headers={"X-CSRF-Token": csrf},
+        json={"to": str(site.specialists[1])},
+    )
+    assert resp.status == 403

@@ -1,6 +1,7 @@
 """The wallboard in a real browser (headless Chromium from Debian, driven by Playwright) on
 the wired service and the PBX simulator over TCP: the board follows a simulated call from
 its start to its end, listening in from the board rings the supervisor's seat with ChanSpy,
+an alert is acted on from the board and lands in the audit log,
 and a specialist is refused. Server time is a VirtualClock the test moves; the browser is
 polled, never slept. Screenshots go to the `artifacts` folder."""
 
@@ -103,3 +104,37 @@ async def test_a_specialist_is_refused_the_board(browser: Any, site: Site, artif
     resp = await page.goto("/board")
     assert resp is not None and resp.status == 403
     await page.screenshot(path=str(artifacts / "board-04-specialist-refused.png"))
+
+
+async def test_a_pause_alert_is_acted_on_from_the_board_and_shows_in_the_audit_log(
+    browser: Any, site: Site, artifacts: Path
+) -> None:
+    lina = site.specialists[1]
+    page = await open_board(browser, site)
+    await site.service.dialer.sign_in(lina)
+    await site.service.dialer.pause(lina, "培训")
+    button = page.locator('#alerts li[data-code="seat_paused"] button[data-do="unpause"]')
+
+    async def alerted() -> bool:
+        return await button.count() == 1
+
+    await drive_until(site.clock, alerted, step=30.0)
+    await expect(button).to_have_text("结束暂停")
+    await page.screenshot(path=str(artifacts / "board-05-alert-actions.png"))
+    await button.click()
+    await expect(page.locator("#toast")).to_have_attribute("data-status", "200")
+    await wait_for(site, page, f'#seats .tile[data-key="{lina}"][data-state="ready"]')
+    await expect(page.locator('#alerts li[data-code="seat_paused"]')).to_have_count(0)
+    # The audit log (its filters are tested over HTTP in tests/test_board_alerts.py).
+    await page.locator("a.audit-link").click()
+    await expect(page.locator("h1")).to_have_text("审计日志")
+    rows = page.locator("#audit tbody tr[data-action]")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_have_attribute("data-status", "done")
+    await expect(rows.first.locator("td").nth(2)).to_have_text("结束暂停")
+    await expect(rows.first.locator("td").nth(3)).to_have_text("李娜")
+    await page.locator('select[name="action"]').select_option("move")
+    await page.locator("#audit-filters button[type=submit]").click()
+    await expect(page.locator("#audit tbody tr.empty")).to_have_count(1)
+    await expect(page.locator('select[name="action"]')).to_have_value("move")
+    await page.screenshot(path=str(artifacts / "board-06-audit-log.png"))

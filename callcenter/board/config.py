@@ -16,6 +16,9 @@ class BoardSettings(BaseModel):
     outbox_age_minutes: float = Field(default=10.0, gt=0)  # an undelivered CRM message
     # Live state
     coalesce_seconds: float = Field(default=0.02, ge=0)  # events gathered into one update
+    # Writes of this process's share to `board_entries` at most this often (its own board has
+    # every change at once; other processes' boards see them up to this much later).
+    write_seconds: float = Field(default=0.1, ge=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)  # full re-check, process alive
     stale_after_seconds: float = Field(default=20.0, gt=0)  # a process silent this long
     poll_seconds: float = Field(default=0.25, gt=0)  # SQLite's poll (PostgreSQL: NOTIFY)

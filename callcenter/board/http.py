@@ -8,24 +8,26 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from callcenter.board.live import CLOSE, BoardHub, sse
+from callcenter.board.remedies import Remedies
 from callcenter.board.services import ACTIONS, Supervising
 from callcenter.pages import i18n
 from callcenter.pages.http import CSRF, SECURITY_HEADERS
-from crm_sync.api import Body, Limit, Name, PathParams, Query, View, endpoint
+from crm_sync.api import Body, Day, Id, Limit, Name, Offset, PathParams, Query, View, endpoint
 from crm_sync.auth import json_response, principal, require_supervisor
 
 log = logging.getLogger(__name__)
 
 BOARD_HUB = web.AppKey("board_hub", BoardHub)
 SUPERVISING = web.AppKey("board_supervising", Supervising)
+REMEDIES = web.AppKey("board_remedies", Remedies)
 BOARD_JINJA = {
     lang: web.AppKey(f"board_jinja_{lang}", jinja2.Environment) for lang in i18n.LANGUAGES
 }
@@ -88,9 +90,17 @@ async def board_events(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 await resp.write(b"event: ping\ndata: {}\n\n")
                 continue
+            # Whatever else queued meanwhile goes in the same write: one send and one wake of
+            # the browser for a burst, and a slow reader catches up instead of falling behind.
+            items = [item]
+            while item is not CLOSE and not queue.empty() and len(items) < 64:
+                item = queue.get_nowait()
+                items.append(item)
             if item is CLOSE:
+                if len(items) > 1:
+                    await resp.write(b"".join(items[:-1]))
                 break
-            await resp.write(item)
+            await resp.write(b"".join(items))
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
@@ -119,8 +129,11 @@ class CallAction(Body):
 class ActionView(View):
     id: int
     supervisor_id: int
-    action: str
-    attempt_id: str
+    action: str = Field(
+        description="listen, whisper, barge, hangup, move (a call); unpause (a seat); release "
+        "(leads past node 3's deadline back to the pool); outbox_retry"
+    )
+    attempt_id: str = Field(description="the call's attempt id; empty for the other actions")
     specialist_id: int | None = Field(description="whom: the specialist on the call")
     target_seat: str | None = Field(description="the supervisor's seat, or the seat moved to")
     channel: str | None = Field(description="the channel acted on")
@@ -130,8 +143,20 @@ class ActionView(View):
     done_at: str | None
 
 
+AuditAction = Literal[
+    "listen", "whisper", "barge", "hangup", "move", "unpause", "release", "outbox_retry"
+]
+
+
 class LogQuery(Query):
+    action: AuditAction | None = Field(default=None, description="one kind of action only")
+    status: Literal["done", "failed", "pending", "running"] | None = None
+    supervisor: Id | None = Field(default=None, description="who: the supervisor's id")
+    specialist: Id | None = Field(default=None, description="whom: the specialist's id")
+    since: Day | None = Field(default=None, description="from this day (desk time)")
+    until: Day | None = Field(default=None, description="to this day, included")
     limit: Limit = 100
+    offset: Offset = 0
 
 
 assert set(ACTIONS) == {"listen", "whisper", "barge", "hangup", "move"}
@@ -155,10 +180,97 @@ async def call_action(request: web.Request, path: CallPath, body: CallAction) ->
     return result
 
 
+class AuditView(ActionView):
+    supervisor_name: str
+    specialist_name: str | None
+
+
 @routes.get("/api/board/actions")
-@endpoint(query=LogQuery, response=list[ActionView], errors=(403,), tags=("board",))
+@endpoint(query=LogQuery, response=list[AuditView], errors=(403,), tags=("board",))
 async def action_log(request: web.Request, query: LogQuery) -> list[dict[str, Any]]:
-    """Supervisor: the audit log of listening in and taking over calls, newest first."""
+    """Supervisor: the audit log (listening in, taking over calls, the alerts' actions),
+    newest first, with filters."""
     require_supervisor(principal(request))
-    rows: list[dict[str, Any]] = await request.app[SUPERVISING].log(query.limit)
+    filters = query.model_dump(exclude={"limit"})
+    rows: list[dict[str, Any]] = await request.app[SUPERVISING].log(query.limit, **filters)
     return rows
+
+
+# -- the alerts' actions (callcenter.board.remedies) ------------------------------------------
+
+
+class SeatPath(PathParams):
+    specialist_id: Id
+
+
+class Released(View):
+    released: int
+    handed_out_on: str = Field(description="the distribution day whose leads were released")
+    by_specialist: dict[str, int] = Field(description="specialist id -> leads taken back")
+
+
+class Retried(View):
+    due_now: int = Field(description="undelivered messages whose backoff was cut short")
+
+
+@routes.post("/api/board/seats/{specialist_id}/unpause")
+@endpoint(path=SeatPath, response=ActionView, errors=(403, 409), tags=("board",))
+async def end_pause(request: web.Request, path: SeatPath) -> dict[str, Any]:
+    """Supervisor: end a specialist's pause (the seat becomes ready); audited."""
+    result: dict[str, Any] = await request.app[SUPERVISING].end_pause(
+        principal(request), path.specialist_id
+    )
+    return result
+
+
+@routes.post("/api/board/deadline/release")
+@endpoint(response=Released, errors=(403,), tags=("board",))
+async def release_missing(request: web.Request) -> dict[str, Any]:
+    """Supervisor: the leads handed out on the previous working day still without a contact
+    result (node 3) go back to the pool for the next distribution; audited per specialist."""
+    who = principal(request)
+    require_supervisor(who)
+    return await request.app[REMEDIES].release_missing(who)
+
+
+@routes.post("/api/board/outbox/retry")
+@endpoint(response=Retried, errors=(403,), tags=("board",))
+async def retry_outbox(request: web.Request) -> dict[str, Any]:
+    """Supervisor: undelivered CRM messages waiting out a backoff are tried now; audited."""
+    who = principal(request)
+    require_supervisor(who)
+    return await request.app[REMEDIES].retry_outbox(who)
+
+
+@routes.get("/board/audit")
+async def audit_page(request: web.Request) -> web.Response:
+    """The audit log page (supervisors), filtered by the query string."""
+    who = principal(request)
+    require_supervisor(who)
+    error = None
+    try:
+        query = LogQuery.model_validate({k: v for k, v in request.query.items() if v})
+    except ValidationError as exc:
+        query, error = LogQuery(), "; ".join(str(e["msg"]) for e in exc.errors())
+    rows = await request.app[SUPERVISING].log(query.limit, **query.model_dump(exclude={"limit"}))
+    lang = i18n.language(request)
+    resp = aiohttp_jinja2.render_template(
+        "audit.html",
+        request,
+        {
+            "who": who,
+            "csrf": request.get(CSRF, ""),
+            "lang": lang,
+            "rows": rows,
+            "q": query,
+            "error": error,
+            "page": "audit",
+            "actions": get_args(AuditAction),
+        },
+        app_key=BOARD_JINJA[lang],
+    )
+    if request.query.get("lang") in i18n.LANGUAGES:
+        resp.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax", path="/")
+    resp.headers.update(SECURITY_HEADERS)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

@@ -4,7 +4,8 @@ fanned out to every open board (server-sent events, see http.py).
 PostgreSQL: LISTEN `callcenter_board` on a connection of its own (asyncpg `add_listener`);
 each NOTIFY names a process and its revision, and the reader fetches that process's rows
 newer than what it has. SQLite (one process) and a lost listener: a short poll asks which
-process has a newer revision. Either way one fetch serves every open board: the changes are
+process has a newer revision (this process's own changes come from its publisher directly,
+`take`, and are not read back). Either way one fetch serves every open board: the changes are
 encoded once and the same bytes go to each browser (a patch of the rows that changed, never
 the whole board). Figures and alerts come from `BoardService.figures` every few seconds and
 soon after a call ends; they are sent only when they differ from the last ones.
@@ -69,6 +70,11 @@ class BoardHub:
         self.listener.listen(CHANNEL, self.notified)
         self.fetches = 0
         self.patches = 0
+        # The process whose publisher hands its changes straight to `take`: its rows in the
+        # table are never read back (they can only be older than what `take` had, and
+        # reading them back put an ended call on the board again until its tombstone was
+        # written: the ended calls' latency tail of issue 15's benchmark).
+        self.local_owner: str | None = None
 
     # -- subscribers ---------------------------------------------------------------------
 
@@ -117,6 +123,8 @@ class BoardHub:
     def notified(self, payload: str) -> None:
         """A NOTIFY: wake the reader unless it already has that revision."""
         owner, _, rev = payload.rpartition(" ")
+        if owner == self.local_owner:
+            return
         if not rev.isdigit() or self.known.get(owner, -1) < int(rev):
             self._wake.set()
 
@@ -129,7 +137,7 @@ class BoardHub:
                     select(BoardEntry.owner, func.max(BoardEntry.rev)).group_by(BoardEntry.owner)
                 )
             ).all()
-            newer = [(o, r) for o, r in heads if r > self.known.get(o, 0)]
+            newer = [(o, r) for o, r in heads if r > self.known.get(o, 0) and o != self.local_owner]
             rows: list[BoardEntry] = []
             for owner, _rev in newer:
                 rows += (
@@ -148,7 +156,8 @@ class BoardHub:
         self, owner: str, rev: int, changed: dict[Key, dict[str, Any]], gone: list[Key]
     ) -> int:
         """This process's own changes, straight from its publisher (no database round
-        trip); the same revision read back from the table later is skipped."""
+        trip); the table's copy of them is not read (`local_owner`)."""
+        self.local_owner = owner
         rows = [
             BoardEntry(kind=k[0], key=k[1], owner=owner, rev=rev, gone=False, data=data)
             for k, data in changed.items()

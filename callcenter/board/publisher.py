@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -60,7 +60,9 @@ class BoardPublisher:
         coalesce_seconds: float = 0.02,
         heartbeat_seconds: float = 5.0,
         owner: str | None = None,
+        write_seconds: float = 0.0,
     ) -> None:
+        self.write_every = write_seconds
         self.engine = engine
         self.sessions = sessions
         self.clock = clock
@@ -235,15 +237,9 @@ class BoardPublisher:
             async with self.sessions() as s:
                 if self._pg is None:
                     self._pg = s.get_bind().dialect.name == "postgresql"
-                await self._upsert(s, {k: v for k, v in batch.items() if v[1] is not None}, now)
-                for (kind, key), (rev, _) in batch.items():
-                    if _ is None:
-                        await s.execute(
-                            update(BoardEntry)
-                            .where(BoardEntry.kind == kind, BoardEntry.key == key)
-                            .where(BoardEntry.owner == self.owner)
-                            .values(gone=True, rev=rev, data={}, updated_at=now)
-                        )
+                # Tombstones go in the same statement as the changed rows (one round trip
+                # for a burst of ended calls, not one UPDATE each).
+                await self._upsert(s, batch, now)
                 if sweep:
                     await self._sweep(s, now)
                 if self._pg and batch:
@@ -271,8 +267,8 @@ class BoardPublisher:
                 "key": key,
                 "owner": self.owner,
                 "rev": rev,
-                "gone": False,
-                "data": data,
+                "gone": data is None,
+                "data": {} if data is None else data,
                 "updated_at": now,
             }
             for (kind, key), (rev, data) in rows.items()
@@ -284,6 +280,8 @@ class BoardPublisher:
             set_={
                 c: getattr(stmt.excluded, c) for c in ("owner", "rev", "gone", "data", "updated_at")
             },
+            # A tombstone removes only this process's row (another may own the key now).
+            where=or_(BoardEntry.owner == stmt.excluded.owner, stmt.excluded.gone.is_(False)),
         )
         await s.execute(stmt, values)
 
@@ -367,6 +365,11 @@ class BoardPublisher:
             except Exception:
                 log.exception("board: writing the live state failed; retrying")
                 await self.clock.sleep(1.0)
+            if self.write_every > 0:
+                # A flush every 20 ms made as many transactions (and NOTIFYs, and reads by
+                # every other board) on the event loop the dialer shares: one per interval
+                # carries them all.
+                await self.clock.sleep(self.write_every)
 
     async def _wait_dirty(self, timeout: float) -> None:
         sleeper = asyncio.ensure_future(self.clock.sleep(timeout))

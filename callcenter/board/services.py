@@ -18,11 +18,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from callcenter.board import rules
 from callcenter.board.config import BoardSettings
 from callcenter.board.models import SupervisorAction
+from callcenter.board.remedies import with_actions
 from callcenter.board.rules import Key
 from callcenter.pages.services import previous_working_day
 from common.clock import Clock
@@ -41,7 +43,8 @@ from schedules.windows import CallingHours
 log = logging.getLogger(__name__)
 
 ACTIONS_CHANNEL = "callcenter_board_action"
-ACTIONS = (*supervise.SPY_MODES, "hangup", "move")
+ACTIONS = (*supervise.SPY_MODES, "hangup", "move")  # on a live call
+SEAT_ACTIONS = ("unpause",)  # on a seat (the board's alerts)
 ROLLING = timedelta(days=30)
 ROLLING_REFRESH = timedelta(minutes=1)  # the 30-day figures are a heavier query
 RENEWED = "renewed"  # the contact result 成功续保
@@ -60,6 +63,10 @@ class NoSuchCall(NotFound):
 
 
 class NoSeat(DomainError):
+    status = 409
+
+
+class NotPaused(DomainError):
     status = 409
 
 
@@ -144,6 +151,7 @@ class BoardFigures:
             *rules.outbox_alert(pending, oldest, now, self.cfg),
             *rules.seat_alerts(seats, now, self.cfg),
         ]
+        alerts = with_actions(alerts, campaigns)  # what a supervisor can do about each
         return {"campaigns": campaigns, "pooled": pooled, "alerts": alerts, "names": names}
 
     async def _pooled(self, s: AsyncSession, now: datetime) -> list[dict[str, Any]]:
@@ -272,12 +280,16 @@ class Supervising:
         owner: str,
         calls: Callable[[str], tuple[str, dict[str, Any]] | None],
         wait_seconds: float = 15.0,
+        seats: Callable[[str], tuple[str, dict[str, Any]] | None] = lambda _k: None,
+        tz: str = "Asia/Shanghai",
     ) -> None:
+        self.tz = tz
         self.sessions = sessions
         self.clock = clock
         self.engine = engine
         self.owner = owner
         self.calls = calls  # attempt id -> (owner process, call entry) from the board
+        self.seats = seats  # specialist id -> (owner process, seat entry) from the board
         self.wait_seconds = wait_seconds
         self._pg: bool | None = None
 
@@ -293,14 +305,41 @@ class Supervising:
             raise NoSuchCall(f"no live call {attempt_id}: it may have just ended")
         owner, call = found
         async with self.sessions() as s:
-            self._pg = s.get_bind().dialect.name == "postgresql"
             own_seat = await s.scalar(select(Specialist.seat).where(Specialist.id == who.user_id))
             target = await self._target_seat(s, action, to, own_seat)
+        return await self._request(
+            who, action, owner, attempt_id, call.get("specialist_id"), target
+        )
+
+    async def end_pause(self, who: Principal, specialist_id: int) -> dict[str, Any]:
+        """A supervisor ends a seat's pause (the board's "paused too long" alert): the seat
+        becomes ready, on the process it is signed in on; audited as `unpause`."""
+        if not who.is_supervisor:
+            raise NotASupervisor("ending a specialist's pause is for supervisors")
+        found = self.seats(str(specialist_id))
+        if found is None or found[1].get("state") != "paused":
+            raise NotPaused(f"specialist {specialist_id} is not paused (any more)")
+        owner, seat = found
+        return await self._request(who, "unpause", owner, "", specialist_id, seat.get("seat"))
+
+    async def _request(
+        self,
+        who: Principal,
+        action: str,
+        owner: str,
+        attempt_id: str,
+        specialist_id: int | None,
+        target: str | None,
+    ) -> dict[str, Any]:
+        """Write the audit row addressed to the owner process, have it carried out (here, or
+        by the owner woken by NOTIFY), and wait for how it went."""
+        async with self.sessions() as s:
+            self._pg = s.get_bind().dialect.name == "postgresql"
             row = SupervisorAction(
                 supervisor_id=who.user_id,
                 action=action,
                 attempt_id=attempt_id,
-                specialist_id=call.get("specialist_id"),
+                specialist_id=specialist_id,
                 target_seat=target,
                 owner=owner,
                 status="pending",
@@ -320,7 +359,7 @@ class Supervising:
             who.user_id,
             action,
             attempt_id,
-            call.get("specialist_id"),
+            specialist_id,
             action_id,
         )
         if owner == self.owner:
@@ -379,6 +418,12 @@ class Supervising:
 
     async def _do(self, row: SupervisorAction) -> str | None:
         engine = self.engine
+        if row.action == "unpause":
+            seat = engine.seats.get(row.specialist_id or -1)
+            if seat is None or seat.state.value != "paused":
+                raise SupervisorActionFailed("the seat is not paused any more")
+            await engine.set_ready(seat.specialist_id)
+            return None
         live = engine.live_attempt(row.attempt_id)
         pbx = engine.pbx(live.server) if live is not None else None
         if live is None or pbx is None:
@@ -392,13 +437,9 @@ class Supervising:
                 )
             return channels[0] if channels else None
         if row.action == "move":
-            channel = supervise.customer_channel(channels, live.seat)
-            if channel is None or row.target_seat is None:
-                raise SupervisorActionFailed("the customer is not on the line")
-            await supervise.move(
-                pbx.link, channel, row.target_seat, pbx.spec.plan, timeout, row.attempt_id
-            )
-            return channel
+            if row.target_seat is None:
+                raise SupervisorActionFailed("no seat to move the call to")
+            return await engine.move_call(row.attempt_id, row.target_seat)
         channel = supervise.spied_channel(channels, live.seat)
         if channel is None or row.target_seat is None:
             raise SupervisorActionFailed("the call has no channel to listen to yet: try again")
@@ -440,14 +481,55 @@ class Supervising:
                 ).all()
             )
 
-    async def log(self, limit: int = 100) -> list[dict[str, Any]]:
+    async def log(self, limit: int = 100, **filters: Any) -> list[dict[str, Any]]:
+        """The audit log, newest first, with the names of who and whom (see `audit_filter`)."""
+        a = SupervisorAction
+        boss, whom = aliased(Specialist), aliased(Specialist)
         async with self.sessions() as s:
             rows = (
-                await s.scalars(
-                    select(SupervisorAction).order_by(SupervisorAction.id.desc()).limit(limit)
+                await s.execute(
+                    select(a, boss.name, whom.name)
+                    .join(boss, boss.id == a.supervisor_id)
+                    .outerjoin(whom, whom.id == a.specialist_id)
+                    .where(*audit_filter(self.tz, **filters))
+                    .order_by(a.id.desc())
+                    .limit(limit)
+                    .offset(filters.get("offset") or 0)
                 )
             ).all()
-        return [action_view(r) for r in rows]
+        return [{**action_view(r), "supervisor_name": b, "specialist_name": w} for r, b, w in rows]
+
+
+def audit_filter(
+    tz: str,
+    *,
+    action: str | None = None,
+    status: str | None = None,
+    supervisor: int | None = None,
+    specialist: int | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    offset: int | None = None,
+) -> list[ColumnElement[bool]]:
+    """The audit log's filters: what, how it went, who, whom, and the days (desk time,
+    `until` included)."""
+    del offset
+    a = SupervisorAction
+    z = ZoneInfo(tz)
+    out: list[ColumnElement[bool]] = []
+    if action:
+        out.append(a.action == action)
+    if status:
+        out.append(a.status == status)
+    if supervisor:
+        out.append(a.supervisor_id == supervisor)
+    if specialist:
+        out.append(a.specialist_id == specialist)
+    if since:
+        out.append(a.requested_at >= datetime.combine(since, time(0), tzinfo=z))
+    if until:
+        out.append(a.requested_at < datetime.combine(until + timedelta(days=1), time(0), tzinfo=z))
+    return out
 
 
 def action_view(row: SupervisorAction) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from aiohttp import web
 from callcenter.board import http
 from callcenter.board.live import BoardHub
 from callcenter.board.publisher import BoardPublisher
+from callcenter.board.remedies import Remedies
 from callcenter.board.services import ACTIONS_CHANNEL, BoardFigures, Supervising
 from callcenter.bootstrap import Container
 from callcenter.jobs import parse_time
@@ -66,6 +67,7 @@ class Board:
             container.clock,
             coalesce_seconds=cfg.coalesce_seconds,
             heartbeat_seconds=cfg.heartbeat_seconds,
+            write_seconds=cfg.write_seconds,
         )
         figures = BoardFigures(
             container.sessions,
@@ -78,16 +80,35 @@ class Board:
             container.engine, container.sessions, container.clock, cfg, figures, tz=tz
         )
         self.supervising = Supervising(
-            container.sessions, container.clock, engine, self.publisher.owner, self._call
+            container.sessions,
+            container.clock,
+            engine,
+            self.publisher.owner,
+            self._call,
+            seats=self._seat,
+            tz=tz,
+        )
+        self.remedies = Remedies(
+            container.sessions,
+            container.clock,
+            hours_for,
+            tz,
+            self.publisher.owner,
+            parse_time(container.settings.result_deadline),
         )
         # The supervisors' actions come on the board's listening connection.
         self.hub.listener.listen(ACTIONS_CHANNEL, self._action_notified)
         self.publisher.local = self.hub.take
+        self.hub.local_owner = self.publisher.owner
         self._actions = asyncio.Queue[int]()
         self.cfg = cfg
 
     def _call(self, attempt_id: str) -> tuple[str, dict[str, Any]] | None:
         found = self.hub.entries.get(("call", attempt_id))
+        return None if found is None else (found[0], found[2])
+
+    def _seat(self, specialist_id: str) -> tuple[str, dict[str, Any]] | None:
+        found = self.hub.entries.get(("seat", specialist_id))
         return None if found is None else (found[0], found[2])
 
     def _action_notified(self, payload: str) -> None:
@@ -115,6 +136,7 @@ class Board:
         container.route_tables.append(http.routes)
         container.app_values[http.BOARD_HUB] = self.hub
         container.app_values[http.SUPERVISING] = self.supervising
+        container.app_values[http.REMEDIES] = self.remedies
         for lang, env in environments().items():
             container.app_values[http.BOARD_JINJA[lang]] = env
 

@@ -134,7 +134,13 @@ async def seat_first(
     if status == "ANSWER":
         _bridge(pbx, cust, s1, r)
         try:
-            await _talk(pbx, call, beh, cust, s1)
+            left = await _movable_talk(pbx, call, beh, cust, s1)
+            if left is not None:
+                _seat_first_moved(pbx, seat_leg, cust, moh, r)
+                await _moved(
+                    pbx, call, o, cust_leg, replace(beh, talk=left, dtmf=None), family, rec
+                )
+                return
             by = cust_leg.b or cust
         except HungUp:
             by = call.hangup_by or cust
@@ -205,6 +211,89 @@ async def seat_first(
     pbx.hangup_request(s2, 16, soft=True)
     pbx.hangup(s2, 16)
     pbx.hangup(s1, 16)
+
+
+async def _movable_talk(
+    pbx: Pbx, call: Call, beh: Behaviour, cust: Chan, seat: Chan
+) -> float | None:
+    """The bridged talk, during which a Redirect may take the customer's channel out of the
+    bridge (a supervisor moving the call to another seat): None when the talk ran its
+    course, else the seconds the customer still had to say."""
+    start = pbx.clock.monotonic()
+    call.hold = cust
+    try:
+        await _talk(pbx, call, beh, cust, seat)
+    except Redirected:
+        return max(beh.talk - (pbx.clock.monotonic() - start), 0.0)
+    finally:
+        if call.hold is cust:
+            call.hold = None
+    return None
+
+
+# A Redirect of a bridged channel is not in the lab traces (pjsip_key2_redirect_to_seat moves
+# a channel on hold). Asterisk 22 (bridge_basic, app_dial) pulls the channel out of the bridge
+# (BridgeLeave), the two-party bridge dissolves (the peer's BridgeLeave, BridgeDestroy) and
+# the redirected channel runs the new extension (Newexten …), while the peer's side ends:
+# the Dial caller's dialplan goes on after Dial (DIALSTATUS ANSWER, then its hang-up, as at
+# the end of every seat-first call); a Dial callee is hung up by app_dial.
+
+
+def _seat_first_moved(pbx: Pbx, seat_leg: Leg, cust: Chan, moh: bool, r: Rec) -> None:
+    """The customer (the seat's Dial callee) was redirected: the seat's side ends."""
+    s1, s2 = seat_leg.a, seat_leg.b
+    bridge = cust.bridge
+    _leave(pbx, cust, 1, r)
+    _leave(pbx, s1, 0, r)
+    pbx.bridge_event("BridgeDestroy", bridge, 0)
+    pbx.varset(s1, "DIALSTATUS", "ANSWER")
+    pbx.hangup_request(s1, 16, soft=True)
+    if s2 is not None:
+        pbx.hangup_request(s2, 16)
+        if moh:
+            pbx.ev("MusicOnHoldStop", s2)
+        pbx.cdr(s2, "ANSWERED", None, "MusicOnHold", "default")
+        pbx.hangup_request(s2, 16, soft=True)
+        pbx.hangup(s2, 16)
+    pbx.cdr(s1, "ANSWERED", cust, "Dial")
+    pbx.hangup(s1, 16)
+
+
+def _connected_seat_moved(pbx: Pbx, seat_leg: Leg, c1: Chan, r: Rec) -> None:
+    """The customer (the Dial caller of connect-seat) was redirected: app_dial hangs the
+    seat (its callee) up."""
+    s1, s2 = seat_leg.a, seat_leg.b
+    bridge = c1.bridge
+    _leave(pbx, c1, 1, r)
+    _leave(pbx, s1, 0, r)
+    pbx.bridge_event("BridgeDestroy", bridge, 0)
+    pbx.hangup_request(s1, 16, soft=True)
+    if s2 is not None:
+        pbx.ev("MusicOnHoldStop", s2)
+        pbx.hangup_request(s2, 16, soft=True)
+        pbx.cdr(s2, "ANSWERED", None, "MusicOnHold", "default")
+        pbx.hangup(s2, 16)
+    pbx.hangup(s1, 16)
+    pbx.cdr(c1, "ANSWERED", s1, "Dial")
+
+
+async def _moved(
+    pbx: Pbx, call: Call, o: Originate, leg: Leg, beh: Behaviour, family: str, rec: list[Rec]
+) -> None:
+    """The customer's channel runs the Redirect's target: `connect-seat` dials the SEAT set
+    on it (as the key-2 hand-over does); any other extension is not in the modelled
+    dialplan and hangs up."""
+    target, call.redirect = call.redirect, None
+    assert target is not None
+    context, exten = target
+    cust = leg.a
+    if exten != "connect-seat":
+        _dialplan_hangs_up(pbx, leg)
+        return
+    seat = cust.variables.get("SEAT", "")
+    enter(pbx, cust, context, exten, "NoOp", f"moved {cust.name} -> seat {seat}")
+    timeout = _seconds(cust.variables.get("SEAT_TIMEOUT"), 10.0)
+    await _connect_seat(pbx, call, o, leg, beh, family, rec, context, seat, timeout)
 
 
 def _seat_hung_up(pbx: Pbx, seat_leg: Leg, cust_leg: Leg, by: Chan, moh: bool, r: Rec) -> None:
@@ -288,10 +377,15 @@ async def _connect_seat(
     if s2 is not None:
         pbx.ev("MusicOnHoldStart", s2, ("Class", "default"))
     try:
-        await _talk(pbx, call, beh, c1, s1)
+        left = await _movable_talk(pbx, call, beh, c1, s1)
     except HungUp:
         if call.hangup_by not in (c1, c2):
             raise
+        left = None
+    if left is not None:
+        _connected_seat_moved(pbx, seat_leg, c1, r)
+        await _moved(pbx, call, o, leg, replace(beh, talk=left, dtmf=None), family, rec)
+        return
     if c2 is None:  # PJSIP
         pbx.hangup_request(c1, 16)
         _leave(pbx, c1, 1, r)
@@ -561,8 +655,9 @@ def _seconds(value: str | None, default: float) -> float:
 
 
 def request_redirect(pbx: Pbx, chan: Chan, context: str, exten: str) -> bool:
-    """A Redirect action for `chan`: modelled for a channel on the callback's hold (the
-    call coroutine then runs the target); anywhere else it is refused (False)."""
+    """A Redirect action for `chan`: modelled for a channel on the callback's hold and for
+    the customer's channel bridged to a seat (the call coroutine then runs the target);
+    anywhere else it is refused (False)."""
     call = chan.call
     if call is None or call.task is None or call.hold is not chan or call.redirect is not None:
         return False

@@ -139,13 +139,43 @@ function alertText(a) {
 }
 function drawAlerts() {
   const list = state.figures.alerts ?? [];
-  $("alerts").replaceChildren(...(list.length ? list.map((a) =>
-    h("li", { class: a.level, "data-code": a.code, text: alertText(a) })) : [h("li", { class: "empty", text: T.none })]));
+  $("alerts").replaceChildren(...(list.length ? list.map(alertItem) : [h("li", { class: "empty", text: T.none })]));
 }
+// Each alert with what can be done about it (callcenter/board/remedies.py): a button that
+// posts from the board, or a link to the page where it is done.
+function alertItem(a) {
+  const li = h("li", { class: a.level, "data-code": a.code }, h("span", { text: alertText(a) }));
+  for (const x of a.actions ?? []) {
+    const label = T.alert_actions[x.do] ?? x.do;
+    li.append(" ", x.method === "POST"
+      ? h("button", { type: "button", class: "remedy", "data-do": x.do, "data-url": x.url,
+        "data-confirm": x.confirm ? "1" : null, text: label })
+      : h("a", { class: "remedy", "data-do": x.do, href: x.url, text: label }));
+  }
+  return li;
+}
+async function remedy(button) {
+  if (button.dataset.confirm && !window.confirm(`${button.textContent}?`)) return;
+  button.disabled = true;
+  const resp = await fetch(button.dataset.url, {
+    method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf }, body: "{}",
+  });
+  const body = await resp.json().catch(() => ({}));
+  const toast = $("toast");
+  toast.classList.toggle("bad", !resp.ok);
+  toast.textContent = resp.ok ? T.done_other : (body.error ?? resp.statusText);
+  toast.dataset.status = String(resp.status);
+  button.disabled = false;
+}
+$("alerts").addEventListener("click", (ev) => {
+  const b = ev.target.closest("button.remedy");
+  if (b) remedy(b);
+});
 function drawMoveTargets() {
   const sel = $("move-to");
   const keep = sel.value;
-  const seats = Object.values(state.seat).filter((s) => s.state === "ready")
+  // Free seats only (ready, nothing offered): the service refuses any other (dialer/takeover.py).
+  const seats = Object.values(state.seat).filter((s) => s.state === "ready" && !s.attempt_id)
     .sort((a, b) => a.seat.localeCompare(b.seat));
   sel.replaceChildren(h("option", { value: "", text: "—" }),
     ...seats.map((s) => h("option", { value: s.seat, text: `${name(s.specialist_id)} ${s.seat}` })));
