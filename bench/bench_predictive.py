@@ -8,11 +8,13 @@ worst rolling 30-day value), calls per hour and the predictive/progressive talk 
 
     .venv/bin/python bench/bench_predictive.py                        # the full table
     .venv/bin/python bench/bench_predictive.py --rates 0.35 --sizes 20 --days 30
+    .venv/bin/python bench/bench_predictive.py --rates 0.35 --sizes 20 --seed 2   # another population
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -75,6 +77,7 @@ def main() -> None:
     limits = PacingLimits(
         abandon_cap=args.cap, target_abandon=args.target, ratio_cap=args.ratio_cap
     )
+    print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()), flush=True)
     print(
         "rate  seats  mode         talk min/h  idle   abandon mean  worst day  worst 30d  "
         "calls/h   ratio  cpu s"
@@ -94,6 +97,7 @@ def main() -> None:
                     f"{f.calls_per_hour:7.0f}  {ratio:5.2f}x  {f.seconds:5.1f}",
                     flush=True,
                 )
+    print("load average at end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

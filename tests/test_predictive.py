@@ -28,13 +28,16 @@ SHORT = PopulationSettings(
 
 
 class WatchedPacer(Pacer):
-    """A pacer that checks the running rate of the day after every live answer."""
+    """A pacer that checks, after every live answer, the running rate of the day and of the
+    rolling 30 days ending with it."""
 
-    worst = 0.0
+    worst_day = 0.0
+    worst_30d = 0.0
 
     def answered(self, day: date, *, abandoned: bool) -> None:
         super().answered(day, abandoned=abandoned)
-        self.worst = max(self.worst, self.ledger.day(day).rate)
+        self.worst_day = max(self.worst_day, self.ledger.day(day).rate)
+        self.worst_30d = max(self.worst_30d, self.ledger.window(day).rate)
 
 
 def run(
@@ -42,10 +45,11 @@ def run(
 ) -> WatchedPacer:
     pacer = WatchedPacer(PacingLimits(**limits))  # type: ignore[arg-type]
     results = simulate_days(population, pacer, specialists, days=days, seed=seed)
-    cap = pacer.limits.abandon_cap
-    assert all(r.abandon_rate <= cap for r in results)
+    cap, ceiling = pacer.limits.abandon_cap, max(pacer.limits.day_cap, pacer.limits.abandon_cap)
     assert all(r.abandon_30d <= cap for r in results)
-    assert pacer.worst <= cap
+    assert all(r.abandon_rate <= ceiling for r in results)
+    assert pacer.worst_30d <= cap
+    assert pacer.worst_day <= ceiling
     return pacer
 
 
