@@ -3,8 +3,9 @@ supervisor's limits; driven by the seeded call population (dialer/population.py)
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -73,6 +74,31 @@ def test_the_budget_counts_every_uncovered_call_as_abandoned() -> None:
     assert ledger.budget(date(2026, 11, 3), 0.03) == 0
 
 
+def test_the_30_days_lend_their_slack_to_a_new_day_within_the_days_ceiling() -> None:
+    pacer = Pacer(PacingLimits(abandon_cap=0.03, day_cap=0.05))
+    for _ in range(1000):
+        pacer.ledger.record(date(2026, 10, 30), abandoned=False)
+    # Nothing answered yet today: the 30 days have room, today's ceiling has none.
+    assert pacer.ledger.window_budget(DAY, 0.03) == 30
+    assert pacer.budget(DAY) == 0
+    for _ in range(100):
+        pacer.ledger.record(DAY, abandoned=False)
+    # 5 abandons of 105 answers is 4.8 %: the day's ceiling binds, not the 30 days.
+    assert pacer.budget(DAY) == 5
+    # Days older than 30 days lend nothing.
+    assert pacer.ledger.window_budget(date(2026, 12, 1), 0.03) == 3
+    assert pacer.ledger.window_budget(date(2026, 12, 2), 0.03) == 0
+
+
+def test_a_day_ceiling_at_the_cap_holds_every_day_to_the_cap() -> None:
+    pacer = Pacer(PacingLimits(abandon_cap=0.03, day_cap=0.03))
+    for _ in range(1000):
+        pacer.ledger.record(date(2026, 10, 30), abandoned=False)
+    for _ in range(100):
+        pacer.ledger.record(DAY, abandoned=False)
+    assert pacer.budget(DAY) == pacer.ledger.budget(DAY, 0.03) == 3
+
+
 def test_the_cap_cannot_be_set_above_the_legal_maximum() -> None:
     with pytest.raises(ValueError, match="legal maximum"):
         PacingLimits(abandon_cap=0.05)
@@ -119,6 +145,28 @@ def test_predictive_off_is_progressive() -> None:
     pacer = Pacer(PacingLimits(predictive=False))
     certain(pacer)
     assert pacer.decide(PoolState(DAY, free=3, ringing=[5.0])).calls == 2
+
+
+def test_a_new_window_falls_back_to_progressive_even_after_a_certain_one() -> None:
+    pacer = Pacer(PacingLimits())
+    certain(pacer, answer=0.2)
+    for _ in range(2000):
+        pacer.ledger.record(DAY, abandoned=False)
+    assert pacer.decide(PoolState(DAY, free=4, ringing=[])).mode is PacingMode.PREDICTIVE
+    pacer.new_window()
+    d = pacer.decide(PoolState(DAY, free=4, ringing=[]))
+    assert (d.calls, d.mode) == (4, PacingMode.PROGRESSIVE)
+
+
+def test_all_specialists_asking_to_pause_at_once_leave_only_the_budget_uncovered() -> None:
+    pacer = Pacer(PacingLimits())
+    for _ in range(100):
+        pacer.ledger.record(DAY, abandoned=False)
+    free, ringing = 20, [3.0] * 20
+    while free and pacer.may_release(PoolState(DAY, free - 1, ringing)):
+        free -= 1
+    # 100 answers today, none abandoned: at most 3 calls may ring uncovered (3 of 103 < 3 %).
+    assert len(ringing) - free == pacer.budget(DAY) == 3
 
 
 def test_a_free_specialist_covering_a_ringing_call_cannot_leave_without_budget() -> None:
@@ -168,6 +216,58 @@ def test_the_same_seed_gives_the_same_day() -> None:
     a = simulate_days(SHORT, Pacer(PacingLimits()), 5, days=1, seed=3)
     b = simulate_days(SHORT, Pacer(PacingLimits()), 5, days=1, seed=3)
     assert a == b
+
+
+def test_the_simulated_calls_ring_at_least_15_seconds() -> None:
+    with pytest.raises(ValueError, match="15 s"):
+        PopulationSettings(ring_timeout=12.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    history=st.lists(st.integers(0, 400), max_size=40),
+    cap=st.sampled_from([0.01, 0.02, 0.03]),
+    day_cap=st.sampled_from([0.0, 0.03, 0.05]),
+    believed=st.floats(0.01, 0.9),
+    steps=st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 12), st.integers(0, 6), st.booleans()),
+        min_size=1,
+        max_size=60,
+    ),
+)
+def test_whatever_the_estimates_say_answering_every_uncovered_call_keeps_the_caps(
+    history: list[int],
+    cap: float,
+    day_cap: float,
+    believed: float,
+    steps: list[tuple[int, int, int, bool]],
+) -> None:
+    """An adversary who knows the pacer: whatever answer rate the estimates believe, it
+    answers as many ringing calls as it likes at once, ends others unanswered, frees
+    specialists and lets them ask to leave; after every answer the day stays under its ceiling
+    and the rolling 30 days under the cap."""
+    pacer = Pacer(PacingLimits(abandon_cap=cap, target_abandon=cap, day_cap=day_cap, ratio_cap=10))
+    certain(pacer, answer=believed)
+    for i, answered in enumerate(history):  # earlier days, each at or under the cap
+        day = DAY - timedelta(days=i + 1)
+        for k in range(answered):
+            pacer.ledger.record(day, abandoned=k < math.floor(cap * answered))
+    free, ringing = 0, 0
+    for joined, answers, failed, leave in steps:
+        free += joined
+        ringing += pacer.decide(PoolState(DAY, free, [5.0] * ringing)).calls
+        for _ in range(min(answers, ringing)):
+            ringing -= 1
+            if free:
+                free -= 1  # connected: the specialist is busy
+                pacer.answered(DAY, abandoned=False)
+            else:
+                pacer.answered(DAY, abandoned=True)
+            assert pacer.ledger.day(DAY).rate <= max(cap, day_cap) + 1e-12
+            assert pacer.ledger.window(DAY).rate <= cap + 1e-12
+        ringing -= min(failed, ringing)
+        if leave and free and pacer.may_release(PoolState(DAY, free - 1, [5.0] * ringing)):
+            free -= 1
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
