@@ -69,13 +69,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cap", type=float, default=0.03, help="abandon cap (hard)")
     ap.add_argument("--target", type=float, default=0.02, help="target abandon rate")
+    ap.add_argument("--day-cap", type=float, default=0.05, help="the day's abandon ceiling (hard)")
     ap.add_argument("--ratio-cap", type=float, default=3.0, help="calls in flight per specialist")
     ap.add_argument(
         "--talk-median", type=float, default=None, help="median talk seconds (default: settings)"
     )
     args = ap.parse_args()
     limits = PacingLimits(
-        abandon_cap=args.cap, target_abandon=args.target, ratio_cap=args.ratio_cap
+        abandon_cap=args.cap,
+        target_abandon=args.target,
+        ratio_cap=args.ratio_cap,
+        day_cap=args.day_cap,
     )
     print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()), flush=True)
     print(

@@ -8,21 +8,30 @@ The method (docs/dialer.md "Predictive pacing"):
    weigh more, so a jump in the answer rate is followed within a few dozen calls), the ring
    time of answered and of unanswered calls, talk time and wrap-up time (recent samples).
    Few samples (the start of a window) = uncertain = progressive.
-2. **Expected abandons** (a queueing model of the next few seconds, after Samuelson,
-   "Predictive dialing for outbound telephone call centers", Interfaces 29(5), 1999): each
-   ringing call answers with its probability given how long it has rung; the specialists who
-   can take an answer are the free ones plus each busy one with the chance that they are free
-   by the time a call placed now is answered. With X the answers (a Poisson-binomial) and A
-   the specialists, the expected abandons are E[(X - A)+]. The pacer starts the most calls
-   for which E[(X - A)+] <= target x E[X].
-3. **A hard guard that does not trust the estimates** (`AbandonLedger.budget`): every
-   ringing call beyond the free specialists is counted as if it will be answered and
-   abandoned. Such calls are allowed only while today's abandons plus all of them stay
-   within the cap of today's answered calls. Every day at or under the cap means every
-   rolling 30-day window is too, whatever the model believed; a free specialist who covers a
-   ringing call cannot pause until the calls settle (`Pool.pause` in dialer/population.py,
-   the same rule in the dialer), so the count of uncovered calls only grows by new calls.
-4. **Supervisor caps**: calls in flight per available specialist (`ratio_cap`, progressive
+2. **The marginal risk of one more call** (a queueing model of the next 30 seconds, after
+   Samuelson, "Predictive dialing for outbound telephone call centers", Interfaces 29(5),
+   1999): every 2 s ahead, Y = the answers by then of the calls ringing (each with its chance
+   given how long it has rung) and of the answered calls waiting, plus the talkers still
+   busy by then; K = the specialists who can be free by then (free now, wrap-ups ending by
+   then with the 2 s grace, every talker). Y is a Poisson-binomial; P(Y >= K) by the refined
+   normal approximation (skewness-corrected: few answers are skewed). A call started now is
+   answered at one of those moments with the chance the ring times give; its marginal risk
+   is the chance that, answered, it finds no specialist. The pacer starts calls while the
+   next one's risk stays within the target (one threshold for every call: spending the
+   abandons where they buy the most talk).
+3. **An adaptive drop-rate controller** (like the adaptive modes of VICIdial): the model's
+   threshold = target x a gain; each connected answer raises the gain a little, each
+   abandon lowers it (1 - target) / target times as much, so the abandons settle at the
+   target whatever the model misjudges (answers bunch up, specialists pause).
+4. **Hard guards that do not trust the estimates** (`Pacer.budget`): every ringing call
+   beyond the free specialists is counted as if it will be answered and abandoned. Such
+   calls are allowed only while the rolling 30 days ending today, with all of them
+   abandoned, stay at or under the cap, and today alone at or under the day's ceiling
+   (`day_cap`, 5 %; set it to the cap to hold every single day to the cap). A free specialist
+   who covers a ringing call cannot pause until the calls settle (`Pacer.may_release`; the
+   simulator applies it, and so must the dialer), so the count of uncovered calls only grows
+   by new calls, and the rates hold at every moment of every calling day.
+5. **Supervisor caps**: calls in flight per available specialist (`ratio_cap`, progressive
    = 1) and the target abandon rate (never above the cap; the cap never above the legal
    maximum).
 """
