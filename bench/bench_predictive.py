@@ -70,6 +70,9 @@ def main() -> None:
     ap.add_argument("--cap", type=float, default=0.03, help="abandon cap (hard)")
     ap.add_argument("--target", type=float, default=0.02, help="target abandon rate")
     ap.add_argument("--day-cap", type=float, default=0.05, help="the day's abandon ceiling (hard)")
+    ap.add_argument(
+        "--day-floor", type=int, default=200, help="answers the day's ceiling counts at least"
+    )
     ap.add_argument("--ratio-cap", type=float, default=3.0, help="calls in flight per specialist")
     ap.add_argument(
         "--talk-median", type=float, default=None, help="median talk seconds (default: settings)"
@@ -80,6 +83,7 @@ def main() -> None:
         target_abandon=args.target,
         ratio_cap=args.ratio_cap,
         day_cap=args.day_cap,
+        day_floor=args.day_floor,
     )
     print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()), flush=True)
     print(

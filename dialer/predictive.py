@@ -27,7 +27,8 @@ The method (docs/dialer.md "Predictive pacing"):
    beyond the free specialists is counted as if it will be answered and abandoned. Such
    calls are allowed only while the rolling 30 days ending today, with all of them
    abandoned, stay at or under the cap, and today alone at or under the day's ceiling
-   (`day_cap`, 5 %; set it to the cap to hold every single day to the cap). A free specialist
+   (`day_cap`, 5 %, of at least `day_floor` answers, 200; set it to the cap and the floor to
+   0 to hold every single day to the cap). A free specialist
    who covers a ringing call cannot pause until the calls settle (`Pacer.may_release`; the
    simulator applies it, and so must the dialer), so the count of uncovered calls only grows
    by new calls, and the rates hold at every moment of every calling day.
@@ -71,8 +72,12 @@ class PacingLimits:
     min_attempts: int = 40
     predictive: bool = True  # False: always progressive
     # Hard as well: no single day above this (never below the cap; = the cap: every day
-    # held to the cap, so the 30 days hold even if the campaign stops calling).
+    # held to the cap, so the 30 days hold even if the campaign stops calling) ...
     day_cap: float = 0.05
+    # ... measured against at least this many answers: a day with fewer may abandon
+    # day_cap x day_floor calls (10), so a day does not start progressive until its first
+    # ~20 answers (0: strictly the day's own answers).
+    day_floor: int = 200
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.legal_max < 1.0:
@@ -91,6 +96,8 @@ class PacingLimits:
             raise ValueError("the pacing ratio cap must be at least 1 (1 = progressive)")
         if not 0.0 <= self.day_cap < 1.0:
             raise ValueError("the day's abandon ceiling must be between 0 and 1")
+        if self.day_floor < 0:
+            raise ValueError("the day's floor of answers must not be negative")
 
 
 # -- the 30-day record ----------------------------------------------------------------------
@@ -130,10 +137,11 @@ class AbandonLedger:
                 out.abandoned += c.abandoned
         return out
 
-    def budget(self, today: date, cap: float) -> int:
+    def budget(self, today: date, cap: float, floor: int = 0) -> int:
         """How many ringing calls may go uncovered by a free specialist: if all of them were
-        answered and abandoned, today's rate would still be at or under `cap`."""
-        return _room(self.day(today), cap)
+        answered and abandoned, today's abandons would still be at or under `cap` x today's
+        answers, or x `floor` while the day has fewer answers than that."""
+        return _room(self.day(today), cap, floor)
 
     def window_budget(self, today: date, cap: float, days: int = ABANDON_DAYS) -> int:
         """The same for the rolling `days` ending with `today`: if every uncovered call were
@@ -146,10 +154,14 @@ class AbandonLedger:
             del self.days[d]
 
 
-def _room(c: DayCount, cap: float) -> int:
+def _room(c: DayCount, cap: float, floor: int = 0) -> int:
+    """The most uncovered calls U with abandoned + U <= cap x max(answered + U, floor)."""
     if cap <= 0.0:
         return 0
-    return max(0, math.floor((cap * c.answered - c.abandoned) / (1.0 - cap) + 1e-9))
+    room = math.floor((cap * c.answered - c.abandoned) / (1.0 - cap) + 1e-9)
+    if floor > c.answered:  # while answered + U stays under the floor, the floor counts
+        room = max(room, min(math.floor(cap * floor - c.abandoned + 1e-9), floor - c.answered - 1))
+    return max(0, room)
 
 
 # -- estimates --------------------------------------------------------------------------------
@@ -452,11 +464,11 @@ class Pacer:
     def budget(self, today: date) -> int:
         """Calls that may ring uncovered by a free specialist: if every one were answered and
         abandoned, the rolling 30 days would stay at or under the cap and today at or under
-        the day's ceiling."""
+        the day's ceiling (of at least `day_floor` answers)."""
         lim = self.limits
         return min(
             self.ledger.window_budget(today, lim.abandon_cap),
-            self.ledger.budget(today, max(lim.day_cap, lim.abandon_cap)),
+            self.ledger.budget(today, max(lim.day_cap, lim.abandon_cap), lim.day_floor),
         )
 
     def may_release(self, state: PoolState) -> bool:
