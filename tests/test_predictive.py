@@ -29,16 +29,25 @@ SHORT = PopulationSettings(
 
 
 class WatchedPacer(Pacer):
-    """A pacer that checks, after every live answer, the running rate of the day and of the
-    rolling 30 days ending with it."""
+    """A pacer that checks, after every live answer, the rolling 30 days ending with the day
+    (at or under the cap) and the day (abandons at or under its ceiling of its answers, or of
+    the day's floor while it has fewer)."""
 
-    worst_day = 0.0
     worst_30d = 0.0
+    worst_day_excess = -1.0  # abandons beyond the day's ceiling: never above 0
 
     def answered(self, day: date, *, abandoned: bool) -> None:
         super().answered(day, abandoned=abandoned)
-        self.worst_day = max(self.worst_day, self.ledger.day(day).rate)
         self.worst_30d = max(self.worst_30d, self.ledger.window(day).rate)
+        self.worst_day_excess = max(
+            self.worst_day_excess, day_excess(self.limits, self.ledger, day)
+        )
+
+
+def day_excess(limits: PacingLimits, ledger: AbandonLedger, day: date) -> float:
+    c = ledger.day(day)
+    ceiling = max(limits.day_cap, limits.abandon_cap)
+    return c.abandoned - ceiling * max(c.answered, limits.day_floor) - 1e-9
 
 
 def run(
@@ -48,9 +57,9 @@ def run(
     results = simulate_days(population, pacer, specialists, days=days, seed=seed)
     cap, ceiling = pacer.limits.abandon_cap, max(pacer.limits.day_cap, pacer.limits.abandon_cap)
     assert all(r.abandon_30d <= cap for r in results)
-    assert all(r.abandon_rate <= ceiling for r in results)
+    assert all(r.abandoned <= ceiling * max(r.answered, pacer.limits.day_floor) for r in results)
     assert pacer.worst_30d <= cap
-    assert pacer.worst_day <= ceiling
+    assert pacer.worst_day_excess <= 0
     return pacer
 
 
@@ -78,20 +87,26 @@ def test_the_30_days_lend_their_slack_to_a_new_day_within_the_days_ceiling() -> 
     pacer = Pacer(PacingLimits(abandon_cap=0.03, day_cap=0.05))
     for _ in range(1000):
         pacer.ledger.record(date(2026, 10, 30), abandoned=False)
-    # Nothing answered yet today: the 30 days have room, today's ceiling has none.
     assert pacer.ledger.window_budget(DAY, 0.03) == 30
-    assert pacer.budget(DAY) == 0
+    # Nothing answered yet today: the day's ceiling counts its floor of 200 answers.
+    assert pacer.budget(DAY) == 10
+    assert Pacer(PacingLimits(day_floor=0), pacer.ledger).budget(DAY) == 0
     for _ in range(100):
         pacer.ledger.record(DAY, abandoned=False)
-    # 5 abandons of 105 answers is 4.8 %: the day's ceiling binds, not the 30 days.
-    assert pacer.budget(DAY) == 5
+    # Under the floor the day may still abandon 10 (5 % of 200), not 5 of 105 (4.8 %) ...
+    assert pacer.budget(DAY) == 10
+    assert Pacer(PacingLimits(day_floor=0), pacer.ledger).budget(DAY) == 5
+    # ... past it, its own answers count: 15 of 315 is 4.8 %.
+    for _ in range(200):
+        pacer.ledger.record(DAY, abandoned=False)
+    assert pacer.budget(DAY) == 15
     # Days older than 30 days lend nothing.
-    assert pacer.ledger.window_budget(date(2026, 12, 1), 0.03) == 3
+    assert pacer.ledger.window_budget(date(2026, 12, 1), 0.03) == 9  # 9 of 309 is 2.9 %
     assert pacer.ledger.window_budget(date(2026, 12, 2), 0.03) == 0
 
 
 def test_a_day_ceiling_at_the_cap_holds_every_day_to_the_cap() -> None:
-    pacer = Pacer(PacingLimits(abandon_cap=0.03, day_cap=0.03))
+    pacer = Pacer(PacingLimits(abandon_cap=0.03, day_cap=0.03, day_floor=0))
     for _ in range(1000):
         pacer.ledger.record(date(2026, 10, 30), abandoned=False)
     for _ in range(100):
@@ -116,7 +131,7 @@ def test_a_new_window_starts_progressive() -> None:
 
 
 def test_with_no_answers_today_there_is_no_budget_so_the_pacer_stays_progressive() -> None:
-    pacer = Pacer(PacingLimits())
+    pacer = Pacer(PacingLimits(day_floor=0))
     certain(pacer)
     d = pacer.decide(PoolState(DAY, free=4, ringing=[]))
     assert (d.calls, d.reason) == (4, "abandon budget")
@@ -159,7 +174,7 @@ def test_a_new_window_falls_back_to_progressive_even_after_a_certain_one() -> No
 
 
 def test_all_specialists_asking_to_pause_at_once_leave_only_the_budget_uncovered() -> None:
-    pacer = Pacer(PacingLimits())
+    pacer = Pacer(PacingLimits(day_floor=0))
     for _ in range(100):
         pacer.ledger.record(DAY, abandoned=False)
     free, ringing = 20, [3.0] * 20
@@ -170,7 +185,7 @@ def test_all_specialists_asking_to_pause_at_once_leave_only_the_budget_uncovered
 
 
 def test_a_free_specialist_covering_a_ringing_call_cannot_leave_without_budget() -> None:
-    pacer = Pacer(PacingLimits())
+    pacer = Pacer(PacingLimits(day_floor=0))
     without = PoolState(DAY, free=1, ringing=[1.0, 2.0])
     assert not pacer.may_release(without)
     for _ in range(100):
@@ -228,6 +243,7 @@ def test_the_simulated_calls_ring_at_least_15_seconds() -> None:
     history=st.lists(st.integers(0, 400), max_size=40),
     cap=st.sampled_from([0.01, 0.02, 0.03]),
     day_cap=st.sampled_from([0.0, 0.03, 0.05]),
+    day_floor=st.sampled_from([0, 50, 200]),
     believed=st.floats(0.01, 0.9),
     steps=st.lists(
         st.tuples(st.integers(0, 5), st.integers(0, 12), st.integers(0, 6), st.booleans()),
@@ -239,6 +255,7 @@ def test_whatever_the_estimates_say_answering_every_uncovered_call_keeps_the_cap
     history: list[int],
     cap: float,
     day_cap: float,
+    day_floor: int,
     believed: float,
     steps: list[tuple[int, int, int, bool]],
 ) -> None:
@@ -246,7 +263,10 @@ def test_whatever_the_estimates_say_answering_every_uncovered_call_keeps_the_cap
     answers as many ringing calls as it likes at once, ends others unanswered, frees
     specialists and lets them ask to leave; after every answer the day stays under its ceiling
     and the rolling 30 days under the cap."""
-    pacer = Pacer(PacingLimits(abandon_cap=cap, target_abandon=cap, day_cap=day_cap, ratio_cap=10))
+    limits = PacingLimits(
+        abandon_cap=cap, target_abandon=cap, day_cap=day_cap, day_floor=day_floor, ratio_cap=10
+    )
+    pacer = Pacer(limits)
     certain(pacer, answer=believed)
     for i, answered in enumerate(history):  # earlier days, each at or under the cap
         day = DAY - timedelta(days=i + 1)
@@ -263,7 +283,7 @@ def test_whatever_the_estimates_say_answering_every_uncovered_call_keeps_the_cap
                 pacer.answered(DAY, abandoned=False)
             else:
                 pacer.answered(DAY, abandoned=True)
-            assert pacer.ledger.day(DAY).rate <= max(cap, day_cap) + 1e-12
+            assert day_excess(limits, pacer.ledger, DAY) <= 0
             assert pacer.ledger.window(DAY).rate <= cap + 1e-12
         ringing -= min(failed, ringing)
         if leave and free and pacer.may_release(PoolState(DAY, free - 1, [5.0] * ringing)):
