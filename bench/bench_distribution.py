@@ -2,7 +2,7 @@
 
 Creates a scratch database (a new PostgreSQL database, dropped afterwards; or a temporary
 SQLite file), migrates it, fills it with SQL (customers, policies, due renewal leads), then
-times `schedules.services.run_distribution` and samples the process's peak RSS while it runs.
+times `schedules.distribution_run.run_distribution` and samples the process's peak RSS while it runs.
 Besides wall-clock time it reports the CPU time of this process and (PostgreSQL on this
 machine) of the database's server backends, which a machine shared with other work inflates
 far less. Each backend runs in a fresh child process so that memory figures do not mix.
@@ -34,9 +34,9 @@ import psutil
 from sqlalchemy import text
 
 from callcenter.database import create_engine, session_factory, upgrade
-from schedules import services
+from schedules import distribution_run
 from schedules.config import DeskCalendar
-from schedules.services import run_distribution
+from schedules.distribution_run import run_distribution
 
 PHASES: dict[str, float] = {}
 
@@ -61,10 +61,10 @@ def _timed(name: str, fn: Any) -> Any:
     return async_wrapper if asyncio.iscoroutinefunction(fn) else sync_wrapper
 
 
-services._fetch_due_ids = _timed("fetch_ids", services._fetch_due_ids)  # type: ignore[attr-defined]
-services.allocate = _timed("allocate", services.allocate)  # type: ignore[attr-defined]
-services._write_allocation = _timed("bulk_update", services._write_allocation)  # type: ignore[attr-defined]
-services._record_run = _timed("audit_row", services._record_run)  # type: ignore[attr-defined]
+distribution_run.fetch_due_ids = _timed("fetch_ids", distribution_run.fetch_due_ids)  # type: ignore[attr-defined]
+distribution_run.allocate = _timed("allocate", distribution_run.allocate)  # type: ignore[attr-defined]
+distribution_run.write_allocation = _timed("bulk_update", distribution_run.write_allocation)  # type: ignore[attr-defined]
+distribution_run._record_run = _timed("audit_row", distribution_run._record_run)  # type: ignore[attr-defined]
 
 PG_ADMIN_URL = os.environ.get(
     "CALLCENTER_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import io
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,80 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
+
+
+class _SqliteWriters:
+    """Who holds SQLite's one write lock, and since when: written to the log when another
+    writer gives up with "database is locked", so that the holder is named (its task and
+    where it is waiting) instead of only its victim. A dict update per write statement and
+    per commit; nothing else.
+
+    A listener that raises changes what it listens to (a rollback that fails leaves the
+    connection out of the pool, and turns a task's cancellation into another error), so
+    each one swallows its own failures: this is a diagnosis, never a behaviour."""
+
+    def __init__(self, engine: Any) -> None:
+        self._open: dict[int, tuple[float, asyncio.Task[Any] | None, str]] = {}
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._ended)
+        event.listen(engine, "rollback", self._ended)
+        event.listen(engine, "handle_error", self._failed)
+        for name in ("checkin", "invalidate", "close"):
+            event.listen(engine.pool, name, self._gone)
+
+    @staticmethod
+    def _key(conn: Connection) -> int | None:
+        try:
+            return id(conn.connection.dbapi_connection)
+        except Exception:  # an invalidated connection: the pool events clean it up
+            return None
+
+    def _statement(self, conn: Connection, _c: Any, statement: str, *_args: Any) -> None:
+        key = self._key(conn)
+        if key is None or key in self._open or statement.lstrip()[:6].upper() not in _WRITES:
+            return
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running loop (migrations in a thread)
+            task = None
+        self._open[key] = (time.monotonic(), task, statement[:120])
+
+    def _ended(self, conn: Connection) -> None:
+        key = self._key(conn)
+        if key is not None:
+            self._open.pop(key, None)
+
+    def _gone(self, dbapi_conn: Any, *_args: Any) -> None:
+        self._open.pop(id(dbapi_conn), None)
+
+    def _failed(self, ctx: Any) -> None:
+        if "database is locked" not in str(ctx.original_exception):
+            return
+        try:
+            self._log_holders(self._key(ctx.connection) if ctx.connection is not None else None)
+        except Exception:
+            log.exception("could not name the holder of SQLite's write lock")
+
+    def _log_holders(self, victim: int | None) -> None:
+        now = time.monotonic()
+        for key, (since, task, first) in list(self._open.items()):
+            if key == victim:
+                continue
+            where = "(no task, or the task has ended: a connection not given back)"
+            if task is not None and not task.done():
+                out = io.StringIO()
+                task.print_stack(limit=20, file=out)
+                where = out.getvalue()
+            log.error(
+                "SQLite write lock held for %.1f s by task %s, first write %r; it waits at:\n%s",
+                now - since,
+                task.get_name() if task is not None else "-",
+                first,
+                where,
+            )
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -69,6 +145,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        _SqliteWriters(engine.sync_engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)

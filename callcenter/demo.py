@@ -45,20 +45,18 @@ from callcenter.web import make_runner
 from common.clock import ScaledClock, SystemClock
 from crm_sync.auth import issue_token
 from crm_sync.demo import write_demo_file
+from crm_sync.import_report import ImportSummary
 from crm_sync.models import Accuracy, CampaignKind, Lead, LeadKind, Phone, Specialist
-from crm_sync.services import ImportSummary, add_specialist, import_file
+from crm_sync.services import import_file
+from crm_sync.specialists import add_specialist
 from dialer.engine import DialerConfig
 from dialer.exceptions import DialerError
 from dialer.models import CallAttempt, SeatState
 from dialer.seats import Seat
 from dialer.simulator import PbxSimulator
 from schedules.config import DeskCalendar
-from schedules.services import (
-    DistributionReport,
-    TimelineReport,
-    run_distribution,
-    run_timeline,
-)
+from schedules.distribution_run import DistributionReport, run_distribution
+from schedules.timeline_run import TimelineReport, run_timeline
 
 # The demo's web sign-in: every demo login has this password (a demo, not a deployment).
 DEMO_PASSWORD = "renewal-demo"
@@ -110,8 +108,19 @@ def demo_settings(opts: DemoOptions) -> Settings:
             "port": opts.port if opts.port is not None else base.http.port,
         }
     )
+    crm = base.crm
+    if "alarm_age" not in crm.model_fields_set:
+        # The demo's clock runs `speed` times faster: its ten minutes are four real seconds,
+        # a relay's ordinary lag on a busy laptop, and the log filled with alarms. In the
+        # demo the alarm means a real minute without delivery.
+        crm = crm.model_copy(update={"alarm_age": max(crm.alarm_age, 60.0 * opts.speed)})
     return base.model_copy(
-        update={"data_dir": data_dir.expanduser().absolute(), "http": http, "simulator": True}
+        update={
+            "data_dir": data_dir.expanduser().absolute(),
+            "http": http,
+            "simulator": True,
+            "crm": crm,
+        }
     )
 
 

@@ -47,11 +47,13 @@ from dialer.originate import DialPlan
 from dialer.results import inaccurate_numbers_by_branch
 from dialer.services import DialerService
 from dialer.simulator import PbxSimulator
-from recordings.services import AttemptsLookup, FilesLookup, RecordingsService
+from recordings.integrity import AttemptsLookup, FilesLookup
+from recordings.services import RecordingsService
 from recordings.wiring import Recordings, build_recordings
 from schedules import http as schedules_http
 from schedules.config import DeskCalendar
-from schedules.services import DeskService, lapsed_by_branch, run_day
+from schedules.lapsed import lapsed_by_branch
+from schedules.services import DeskService, run_day
 
 log = logging.getLogger(__name__)
 

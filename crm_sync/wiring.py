@@ -10,7 +10,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -84,15 +84,24 @@ def build_relay(
     return OutboxRelay(engine, clock, router, relay_options(settings))
 
 
+# While the alarm lasts, its error is logged again this often (the monitor's docstring).
+ALARM_REPEAT = timedelta(minutes=15)
+
+
 @dataclass
 class OutboxMonitor:
     """Every `alarm_interval`: purge what is past retention, and log an error when the oldest
-    undelivered message is older than `alarm_age` (the receiver is down, or refusing)."""
+    undelivered message is older than `alarm_age` (the receiver is down, or refusing).
+
+    The error is logged when the alarm is raised, then again every `ALARM_REPEAT` while it
+    lasts, and its end is logged once: a check a minute that repeated the error filled the
+    log of a long outage with the same line, and hid whether it had ended."""
 
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock
     settings: CrmSettings
     alarms: list[str] = field(default_factory=list)  # the latest alarm texts, for tests/ops
+    _logged_at: datetime | None = None  # when the raised alarm was last logged
 
     async def check(self) -> str | None:
         now = self.clock.now()
@@ -102,9 +111,15 @@ class OutboxMonitor:
         if purged:
             log.info("outbox: purged %d delivered messages past retention", purged)
         text = ops.alarm_text(st, self.settings.alarm_age)
-        if text is not None:
+        if text is None:
+            if self._logged_at is not None:
+                log.warning("outbox: the alarm has ended; nothing undelivered is that old now")
+                self._logged_at = None
+            return None
+        if self._logged_at is None or now - self._logged_at >= ALARM_REPEAT:
             log.error("%s", text)
-            self.alarms = [*self.alarms[-9:], text]
+            self._logged_at = now
+        self.alarms = [*self.alarms[-9:], text]
         return text
 
     async def run_forever(self) -> None:

@@ -11,7 +11,8 @@ from dialer.ami import events as ev
 from dialer.call_core import TrackerCore
 from dialer.call_groups import CallGroup, DialLeg
 from dialer.call_outcome import STATE_RINGING, STATE_UP, CallResult, CallState, KeyPress
-from dialer.domain import CallBridged, RecordingNamed
+from dialer.domain import CallBridged, CustomerWaiting, RecordingNamed
+from dialer.originate import POOL_ANSWERED_EVENT
 
 # The tracker is one thing to an operator: its parts log as `dialer.calls`.
 log = logging.getLogger("dialer.calls")
@@ -168,6 +169,9 @@ class EventHandlers(TrackerCore):
         return []
 
     def _on_user_event(self, e: ev.UserEvent, now: float | None) -> list[CallResult]:
+        if e.user_event == POOL_ANSWERED_EVENT:
+            self._pool_answered(e)
+            return []
         key = e.get("Key")
         if key and e.linkedid:
             group = self._groups.get(e.linkedid)
@@ -175,6 +179,13 @@ class EventHandlers(TrackerCore):
                 group.user_key = key
                 self._key_read(group, key, e, now)
         return []
+
+    def _pool_answered(self, e: ev.UserEvent) -> None:
+        group = self._groups.get(e.linkedid or "")
+        attempt = group.attempt if group is not None else None
+        if self.publish is None or attempt is None or e.channel is None:
+            return
+        self.publish(CustomerWaiting(self.server, attempt.attempt_id, e.channel))
 
     def _key_read(self, group: CallGroup, key: str, e: ev.UserEvent, now: float | None) -> None:
         attempt = group.attempt

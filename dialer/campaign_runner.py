@@ -1,4 +1,6 @@
-"""The campaign runner unit: automatic campaigns (reminders, callbacks) call on their own.
+"""The campaign runner unit: automatic campaigns (reminders, callbacks) call on their own,
+and pooled campaigns are paced by their pacer (`dialer.pool_dialer.PoolDialer`, which the
+runner owns and lends its claims).
 
 One loop per running automatic campaign (owned by the task owner): each round claims as many
 leads as the campaign's concurrency and its trunk allow, commits their attempts (write before
@@ -29,8 +31,10 @@ from dialer.domain import (
 )
 from dialer.models import CampaignKind, DialMode
 from dialer.pacing import campaign_capacity
+from dialer.pool_dialer import PoolDialer
 from dialer.runtime import DialerRuntime
 from dialer.state import LiveCall, PbxServer
+from dialer.tasks import nap
 from schedules.timeline import TimelineRules
 from schedules.windows import CallingPlan
 
@@ -52,6 +56,8 @@ class CampaignRunner:
         self.active: Counter[int] = Counter()
         self.waiting: Counter[int] = Counter()  # claimed, not yet past the trunk
         self._wake: dict[int, asyncio.Event] = {}
+        # Pooled campaigns: the pacer's loops, on this runner's claims.
+        self.pool = PoolDialer(rt, registry, self.claim)
         bus = rt.bus
         bus.subscribe(CampaignChanged, self._on_campaign_changed)
         bus.subscribe(AttemptSettled, self._on_settled)
@@ -93,6 +99,8 @@ class CampaignRunner:
         """Every loop looks again now (a link came back; at stop, they see it and return)."""
         for wake in self._wake.values():
             wake.set()
+        for cid in list(self.pool.pacers):
+            self.pool.wake(cid)
 
     async def _loop(self, campaign_id: int) -> None:
         tick = self.rt.config.automatic_tick_seconds
@@ -114,13 +122,7 @@ class CampaignRunner:
                 # More work is likely: claim again as soon as the trunk has room.
                 await clock.sleep(min(tick, 1.0 / max(camp.trunk_max_cps, 0.1)))
                 continue
-            sleeper = asyncio.ensure_future(clock.sleep(tick))
-            waiter = asyncio.ensure_future(wake.wait())
-            try:
-                await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                waiter.cancel()
+            await nap(clock, tick, wake)
 
     def _room(self, camp: CampaignInfo) -> tuple[int, PbxServer | None]:
         """How many calls this round may claim, and on which server."""
@@ -155,7 +157,7 @@ class CampaignRunner:
         cap, server = self._room(camp)
         if cap <= 0 or server is None:
             return 0
-        lives = await self._claim(camp, server, cap)
+        lives = await self.claim(camp, server, cap, self._query(camp, self.rt.clock.now()))
         for live in lives:
             self.rt.live[live.attempt_id] = live
             self.active[camp.id] += 1
@@ -167,14 +169,18 @@ class CampaignRunner:
             self.rt.spawn(self.rt.send(live, camp))
         return len(lives)
 
-    async def _claim(self, camp: CampaignInfo, server: PbxServer, cap: int) -> list[LiveCall]:
+    async def claim(
+        self, camp: CampaignInfo, server: PbxServer, cap: int, query: Any
+    ) -> list[LiveCall]:
+        """Up to `cap` leads of `query` whose window is open, their attempts committed (write
+        before you dial); the automatic rounds and the pooled campaigns' rounds."""
         rt = self.rt
         now = rt.clock.now()
         lives: list[LiveCall] = []
         async with rt.write_guard(locks.RESULTS), rt.sessions() as s:
             cands = await queues.pick(
                 s,
-                self._query(camp, now),
+                query,
                 now=now,
                 window_kind=lambda _c: camp.kind,
                 is_open=rt.windows.is_open,

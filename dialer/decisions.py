@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 from crm_sync.models import Accuracy, LeadStatus
+from dialer import pool
 from dialer.models import DialMode
 from dialer.outcomes import (
     ABANDONED,
@@ -107,6 +108,9 @@ class AttemptFacts:
     tz: str
     history: Sequence[RetryAttempt] = ()
     free_specialist: int | None = None  # least loaded, for a booked callback with no owner
+    # A pooled campaign's call (dialer.pool): the specialist who took it becomes the owner;
+    # an abandoned one is booked to `free_specialist` (a pool member) on a later day.
+    pooled: bool = False
 
 
 @dataclass(slots=True)
@@ -277,6 +281,44 @@ def _retry_rule(
     )
 
 
+def _pool_answered(
+    f: AttemptFacts, fin: Finished, now: datetime, hours: CallingHours, lead: LeadDraft
+) -> _Rule:
+    """A pool call answered and connected: the lead is now the specialist's who took it (the
+    one ownership rule, audited), waiting in their queue for their contact result."""
+    assert fin.specialist_id is not None
+    run = pool.answered_lead(lead, fin.specialist_id, day=_local_day(now, f.tz), now=now)
+    if lead.status not in (LeadStatus.SCHEDULED.value, LeadStatus.CLOSED.value):
+        lead.status = LeadStatus.ASSIGNED.value
+    return _Rule(
+        f"pooled call answered and connected to {fin.seat or 'a seat'}: "
+        "waiting for the specialist's contact result",
+        hours.next_day_start(now, f.tz),
+        connected=True,
+        audit=[run] if run is not None else [],
+    )
+
+
+def _pool_abandoned(f: AttemptFacts, now: datetime, hours: CallingHours, lead: LeadDraft) -> _Rule:
+    """A pool call answered with nobody free within 2 s: the customer heard the pool's
+    message naming the caller. Not called by the pacer again today: an appointment on a
+    later day in a pool specialist's queue (the one booking and ownership rules)."""
+    when = pool.abandon_appointment(now, hours, f.tz)
+    owner = f.owner_id or f.free_specialist
+    audit: list[DistributionRun] = []
+    if owner is not None:
+        run = pool.abandoned_lead(lead, owner, when=when, day=_local_day(now, f.tz), now=now)
+        audit += [run] if run is not None else []
+    else:
+        book_callback(lead, when)
+    return _Rule(
+        "abandoned: no specialist of the pool free within 2 s (the pool's message played); "
+        f"appointment {when.isoformat()}",
+        when,
+        audit=audit,
+    )
+
+
 def _rule(
     r: Route,
     f: AttemptFacts,
@@ -303,12 +345,16 @@ def _rule(
         )
     if r in (Route.CONFIRMED, Route.CONNECTED, Route.BOOK):
         return _key_rule(r, f, fin, now, hours, lead)
+    if r is Route.TALKED and f.pooled and fin.specialist_id is not None:
+        return _pool_answered(f, fin, now, hours, lead)
     if r is Route.TALKED:
         # The specialist logs the result; until then the lead rests until the next day.
         return _Rule(
             "answered: waiting for the specialist's contact result",
             hours.next_day_start(now, tz),
         )
+    if r is Route.ABANDONED and f.pooled:
+        return _pool_abandoned(f, now, hours, lead)
     if r is Route.ABANDONED:
         return _Rule(
             fin.reason or "abandoned: no seat answered in time", hours.next_window_start(now, tz)

@@ -54,6 +54,16 @@ class CustomerPressedKey:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerWaiting:
+    """A pooled call was answered (UserEvent PoolAnswered): the customer waits on hold, at
+    most the pool's 2 s, for the dialer to connect a free specialist of the pool."""
+
+    server: str
+    attempt_id: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
 class CampaignChanged:
     """A campaign was created, changed or reloaded with new values (`dialer.campaigns`)."""
 
@@ -156,6 +166,7 @@ __all__ = [
     "CallPaced",
     "CampaignChanged",
     "CustomerPressedKey",
+    "CustomerWaiting",
     "FinishAttempt",
     "OriginateSent",
     "PbxLinkBack",

@@ -116,6 +116,8 @@ class DialerEngine:
         self.seat_dialer = SeatDialer(rt, self.registry)
         self.seat_commands = SeatCommands(rt, self.seat_dialer, self.seat_store)
         self.campaign_runner = CampaignRunner(rt, self.registry, self.plan, self.timeline)
+        pool = self.campaign_runner.pool
+        self.seat_commands.hold_pause = lambda seat: not pool.may_pause(seat)
         self.restorer = Restore(rt)
         self.handover = KeyHandover(
             clock,

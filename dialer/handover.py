@@ -73,25 +73,52 @@ class KeyHandover:
         self._spawn(self._connect(server, live, seat, press.channel))
 
     async def _connect(self, server: PbxServer, live: LiveCall, seat: Seat, channel: str) -> None:
-        link = server.link
-        try:
-            if link is None or not link.connected:
-                raise transfer.TransferFailed("AMI link down")
-            await transfer.connect_now(
-                link.send,
-                channel,
-                seat.device,
-                context=server.spec.plan.context,
-                action_timeout=self._action_timeout,
-                attempt_id=live.attempt_id,
-            )
-        except transfer.TransferFailed as exc:
-            log.warning("attempt %s: not handed to %s: %s", live.attempt_id, seat.device, exc)
-            if exc.sent:
-                return  # the seat may ring: it stays held until the call ends
-            if seat.attempt_id == live.attempt_id and seat.state is SeatState.RINGING:
-                live.specialist_id = live.seat = None
-                self._record(seat, seat.call_end(self.clock.now(), 0.0))
+        await hand_over(
+            server,
+            live,
+            seat,
+            channel,
+            clock=self.clock,
+            record=self._record,
+            action_timeout=self._action_timeout,
+        )
 
 
-__all__ = ["KeyHandover"]
+async def hand_over(
+    server: PbxServer,
+    live: LiveCall,
+    seat: Seat,
+    channel: str,
+    *,
+    clock: Clock,
+    record: Callable[[Seat, Transition | None], None],
+    action_timeout: float,
+    seat_timeout: int = transfer.DEFAULT_SEAT_TIMEOUT,
+) -> None:
+    """Setvar + Redirect the customer on `channel` to `seat`, which already rings for
+    `live` (key 2, and a pooled call answered: dialer.pool_dialer). Refused before the
+    Redirect: the seat is given back (the customer's hold runs out); a Redirect of unknown
+    fate keeps the seat held until the call ends."""
+    link = server.link
+    try:
+        if link is None or not link.connected:
+            raise transfer.TransferFailed("AMI link down")
+        await transfer.connect_now(
+            link.send,
+            channel,
+            seat.device,
+            context=server.spec.plan.context,
+            seat_timeout=seat_timeout,
+            action_timeout=action_timeout,
+            attempt_id=live.attempt_id,
+        )
+    except transfer.TransferFailed as exc:
+        log.warning("attempt %s: not handed to %s: %s", live.attempt_id, seat.device, exc)
+        if exc.sent:
+            return  # the seat may ring: it stays held until the call ends
+        if seat.attempt_id == live.attempt_id and seat.state is SeatState.RINGING:
+            live.specialist_id = live.seat = None
+            record(seat, seat.call_end(clock.now(), 0.0))
+
+
+__all__ = ["KeyHandover", "hand_over"]

@@ -14,6 +14,11 @@ Modes:
 * customer first: Channel=<customer through the trunk>, Exten=connect-seat, Variable
   SEAT=<seat endpoint>; the dialplan gives a seat 2 s to answer, else plays a short message,
   raises UserEvent(Abandoned) and hangs up.
+* pooled (predictive, no seat chosen yet): Channel=<customer through the trunk>,
+  Exten=pool-wait, Variable POOL=1: on answer the dialplan raises UserEvent(PoolAnswered)
+  and holds the customer for POOL_WAIT (2) s, in which the dialer Setvars SEAT and
+  Redirects the channel to connect-seat (dialer.pool_dialer); else the customer hears the
+  pool's message naming the caller, UserEvent(Abandoned), hang-up.
 * reminder (automatic): Channel=<customer>, Application=Playback, Data=<message>.
 * callback (automatic): Channel=<customer>, Context=<dialer context>, Exten=callback; the
   dialplan plays the message, reads one key and raises UserEvent(CallbackResult, Key: N).
@@ -28,6 +33,8 @@ from dialer.ami.protocol import HeaderValue
 
 CONNECT_SEAT_EXTEN = "connect-seat"
 CALLBACK_EXTEN = "callback"
+POOL_EXTEN = "pool-wait"
+POOL_ANSWERED_EVENT = "PoolAnswered"  # the UserEvent of an answered pooled call
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +143,36 @@ def customer_first(
     return h
 
 
+def pooled(
+    plan: DialPlan,
+    *,
+    attempt_id: str,
+    number: str,
+    lead_id: int,
+    trunk: str | None = None,
+    caller_id: str | None = None,
+) -> dict[str, HeaderValue]:
+    """A pooled campaign's predictive call: the customer first as `customer_first`, but no
+    seat yet: `pool-wait` holds the answered customer `POOL_WAIT` s while the dialer picks
+    whoever of the pool is free then."""
+    h = customer_first(
+        plan,
+        attempt_id=attempt_id,
+        seat="",
+        number=number,
+        lead_id=lead_id,
+        trunk=trunk,
+        caller_id=caller_id,
+        pooled=True,
+    )
+    h["Exten"] = POOL_EXTEN
+    v = variables_of(h)
+    del v["SEAT"]  # the dialer's Setvar sets it before the Redirect to connect-seat
+    v["POOL_WAIT"] = str(plan.seat_answer_seconds)
+    h["Variable"] = v
+    return h
+
+
 def reminder(
     plan: DialPlan,
     *,
@@ -188,10 +225,13 @@ def variables_of(headers: Mapping[str, HeaderValue]) -> dict[str, str]:
 __all__ = [
     "CALLBACK_EXTEN",
     "CONNECT_SEAT_EXTEN",
+    "POOL_ANSWERED_EVENT",
+    "POOL_EXTEN",
     "DialPlan",
     "callback",
     "customer_first",
     "dialable",
+    "pooled",
     "reminder",
     "ring_seconds",
     "seat_endpoint",

@@ -68,8 +68,10 @@ class Originator:
             "caller_id": cid,
         }
         if live.mode == DialMode.CUSTOMER_FIRST.value:
-            assert live.seat is not None
             pooled = camp is not None and camp.pooled
+            if live.seat is None and pooled:  # predictive: the seat is chosen on answer
+                return originate.pooled(plan, trunk=trunk, **common)
+            assert live.seat is not None
             return originate.customer_first(
                 plan, seat=live.seat, trunk=trunk, pooled=pooled, **common
             )

@@ -43,8 +43,9 @@ from dialer.decisions import (
     route,
 )
 from dialer.exceptions import NotYourLead, UnknownLead, UnknownResult
-from dialer.models import AttemptState, CallAttempt
+from dialer.models import AttemptState, CallAttempt, Campaign, DialMode, PoolMember
 from dialer.outcomes import (
+    ABANDONED,
     ANSWERED_OUTCOMES,
     NOT_SENT,
     SKIPPED,
@@ -52,6 +53,7 @@ from dialer.outcomes import (
     automatic_reached,
     counts_as_call_sql,
 )
+from dialer.pool import record_answer
 from schedules.callbacks import book_callback, callback_time, lead_time_zone
 from schedules.retry import Attempt as RetryAttempt
 from schedules.retry import Outcome as RetryOutcome
@@ -112,27 +114,31 @@ def _local_day(now: datetime, tz: str) -> date:
     return now.astimezone(zone(tz)).date()
 
 
-async def least_loaded_specialist(session: AsyncSession) -> int | None:
-    """An active specialist with the fewest scheduled leads (for a booked callback)."""
+async def least_loaded_specialist(session: AsyncSession, pool_of: int | None = None) -> int | None:
+    """An active specialist with the fewest scheduled leads (for a booked callback); with
+    `pool_of`, a member of that campaign's pool (an abandoned pool call's appointment)."""
     load = (
         select(Lead.owner_id, func.count().label("n"))
         .where(Lead.status == LeadStatus.SCHEDULED.value)
         .group_by(Lead.owner_id)
         .subquery()
     )
-    row = (
-        await session.execute(
-            select(Specialist.id)
-            .outerjoin(load, load.c.owner_id == Specialist.id)
-            .where(
-                Specialist.active.is_(True),
-                Specialist.on_leave.is_(False),
-                Specialist.role == "specialist",
-            )
-            .order_by(func.coalesce(load.c.n, 0), Specialist.id)
-            .limit(1)
+    q = (
+        select(Specialist.id)
+        .outerjoin(load, load.c.owner_id == Specialist.id)
+        .where(
+            Specialist.active.is_(True),
+            Specialist.on_leave.is_(False),
+            Specialist.role == "specialist",
         )
-    ).first()
+        .order_by(func.coalesce(load.c.n, 0), Specialist.id)
+        .limit(1)
+    )
+    if pool_of is not None:
+        q = q.join(PoolMember, PoolMember.specialist_id == Specialist.id).where(
+            PoolMember.campaign_id == pool_of
+        )
+    row = (await session.execute(q)).first()
     return None if row is None else int(row[0])
 
 
@@ -157,7 +163,21 @@ async def _facts(
         phone_id=attempt.phone_id,
         tz=await lead_time_zone(session, lead),
     )
+    # A pool call: customer first with no seat reserved at the claim (a pooled campaign's
+    # leads in their owners' queues are called like any other).
+    camp = await session.get(Campaign, attempt.campaign_id) if attempt.campaign_id else None
+    if (
+        camp is not None
+        and camp.pooled
+        and attempt.mode == DialMode.CUSTOMER_FIRST.value
+        and attempt.seat is None
+    ):
+        facts = replace(facts, pooled=True)
     r = route(facts, fin)
+    if r is Route.ABANDONED and facts.pooled and lead.owner_id is None:
+        assert attempt.campaign_id is not None
+        member = await least_loaded_specialist(session, pool_of=attempt.campaign_id)
+        return replace(facts, free_specialist=member or await least_loaded_specialist(session))
     if r is Route.RETRY:
         return replace(facts, history=await _history(session, attempt))
     if r is Route.BOOK and lead.owner_id is None:
@@ -237,6 +257,11 @@ async def record_result(
     facts = await _facts(session, attempt, fin, lead)
     d = decide(facts, fin, now=now, hours=hours_for(attempt.campaign_kind), retry=retry)
     _write(session, attempt, lead, phone, d, fin, now)
+    if facts.pooled and fin.answered and not fin.unknown and attempt.campaign_id is not None:
+        # A live answer of a pooled campaign, and whether it was abandoned: the rolling
+        # 30-day abandon rate's record, in the result's own transaction.
+        day = hours_for(attempt.campaign_kind).local_date(now)
+        await record_answer(session, attempt.campaign_id, day, abandoned=fin.outcome == ABANDONED)
     if fin.recording and fin.outcome not in (NOT_SENT, SKIPPED):
         attempt_recording_message(
             session,

@@ -5,6 +5,7 @@ machine (`DialerRuntime.record`); the seat dialer hears a ready seat on the bus.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import update
 
@@ -27,6 +28,8 @@ class SeatCommands:
         self.rt = rt
         self.dialer = dialer
         self.store = store
+        # Whether a free seat's pause must wait (the pooled campaigns' rule); set by the engine.
+        self.hold_pause: Callable[[Seat], bool] | None = None
 
     def signed_in_seats(self) -> list[Seat]:
         """The seats signed in (not offline), for the services' views."""
@@ -92,6 +95,12 @@ class SeatCommands:
 
     async def pause(self, specialist_id: int, reason: str) -> Seat:
         seat = self.seat_of(specialist_id)
+        if seat.available and self.hold_pause is not None and self.hold_pause(seat):
+            # A free member of a pool whose ringing calls count on them: the pause waits
+            # until those calls settle (dialer.pool_dialer.PoolDialer.may_pause).
+            seat.pending_pause = reason or "paused"
+            log.info("seat %s: pause held until the pool's calls settle", seat.device)
+            return seat
         if seat.attempt_id is not None and seat.state is SeatState.READY:
             await self.skip_preview(specialist_id)
         self.rt.record(seat, seat.pause(self.rt.clock.now(), reason or "paused"))
@@ -112,7 +121,7 @@ class SeatCommands:
         elif seat.state in (SeatState.RINGING, SeatState.ON_CALL) and lead_id is not None:
             live = self.rt.live.get(seat.attempt_id or "")
             if live is not None and live.lead_id == lead_id:
-                seat.result_saved = True
+                seat.result_saved_during_call()
 
     # -- preview ------------------------------------------------------------------------------
 

@@ -154,6 +154,8 @@ class SeatDialer:
         seat = rt.seats.get(sid)
         if seat is None or not seat.available or self.pre.has(sid):
             return None  # (a pre-claimed seat is dialled by `PreClaims.dial_soon`)
+        if seat.pending_pause is not None:
+            return None  # a held pause (pooled campaigns): the seat takes no call of its own
         kinds = self.registry.specialist_kinds()
         if not kinds:
             return None

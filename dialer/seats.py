@@ -147,6 +147,13 @@ class Seat:
         self.answered = True
         return self._go(SeatState.ON_CALL, "answer", now, allowed=(SeatState.RINGING,))
 
+    def result_saved_during_call(self) -> None:
+        """The specialist saved this call's result before the hang-up: the hang-up skips the
+        wrap-up (`call_end`). Not a change of state, so no transition."""
+        if self.state not in _BUSY:
+            raise IllegalSeatTransition(f"seat {self.device}: no call ({self.state.value})")
+        self.result_saved = True
+
     def call_end(
         self, now: datetime, wrap_up_seconds: float, *, talked: bool = False
     ) -> Transition:

@@ -21,6 +21,17 @@ from common.clock import Clock
 log = logging.getLogger(__name__)
 
 
+async def nap(clock: Clock, seconds: float, wake: asyncio.Event) -> None:
+    """Sleep `seconds` of the clock, or less when `wake` is set (a campaign loop's pause)."""
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    waiter = asyncio.ensure_future(wake.wait())
+    try:
+        await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeper.cancel()
+        waiter.cancel()
+
+
 class TaskOwner:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -102,4 +113,4 @@ class TaskOwner:
         self.jobs.clear()
 
 
-__all__ = ["TaskOwner"]
+__all__ = ["TaskOwner", "nap"]

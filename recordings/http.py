@@ -29,7 +29,8 @@ from crm_sync.api import (
     endpoint,
 )
 from recordings.exceptions import StoreError, UnsafePath
-from recordings.services import RecordingFilter, RecordingsService
+from recordings.listing import RecordingFilter
+from recordings.services import RecordingsService
 from recordings.store import RecordingStore
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,8 @@ from recordings.config import RecordingSettings
 from recordings.exceptions import StoreError
 from recordings.http import RECORDINGS, routes
 from recordings.ingest import Ingest, RecordingJob
-from recordings.services import AttemptsLookup, FilesLookup, RecordingsService
+from recordings.integrity import AttemptsLookup, FilesLookup
+from recordings.services import RecordingsService
 from recordings.store import LocalStore, RecordingStore, S3Store
 from schedules.windows import CallingHours
 
@@ -71,7 +72,9 @@ class RecordingsConsumer:
             # A message this worker can never take (e.g. its lead is gone): parked with the
             # reason, for `callcenter outbox list --state parked`.
             return Verdict(VerdictKind.PARK, f"cannot ingest: {type(exc).__name__}: {exc}")
-        log.debug("attempt %s: recording %s queued from outbox %s", p["attempt_id"], rid, message.id)
+        log.debug(
+            "attempt %s: recording %s queued from outbox %s", p["attempt_id"], rid, message.id
+        )
         return Verdict(VerdictKind.DELIVERED)
 
     async def close(self) -> None:

@@ -10,7 +10,7 @@
 | underwritten (承保)           | a post-underwriting callback lead, dialled in a window     |
 
 Policies already renewed are never made into work. The database job that applies these rules
-is `schedules.services.run_timeline`.
+is `schedules.timeline_run.run_timeline`.
 """
 
 from __future__ import annotations

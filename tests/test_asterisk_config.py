@@ -158,6 +158,7 @@ def originates() -> dict[str, dict[str, HeaderValue]]:
         "seat first": originate.seat_first(plan, seat="PJSIP/8001", **common),
         "customer first": originate.customer_first(plan, seat="PJSIP/8001", **common),
         "pooled": originate.customer_first(plan, seat="PJSIP/8001", pooled=True, **common),
+        "pooled predictive": originate.pooled(plan, **common),
         "reminder": originate.reminder(plan, message=prompts.RENEWAL_REMINDER, **common),
         "callback": originate.callback(plan, **common),
     }

@@ -34,7 +34,7 @@ from crm_sync.models import Branch, Phone
 from dialer.results import inaccurate_numbers_by_branch
 from schedules.clock import VirtualClock
 from schedules.config import DeskCalendar
-from schedules.services import lapsed_by_branch
+from schedules.lapsed import lapsed_by_branch
 from tests import schedules_rows as db_rows
 
 DAY = date(2026, 12, 1)

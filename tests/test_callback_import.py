@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_sync.models import Lead
 from schedules.clock import VirtualClock
 from schedules.config import DeskCalendar
-from schedules.services import run_timeline
+from schedules.timeline_run import run_timeline
 from tests.dialing_support import (
     Originates,
     attempts,

@@ -62,3 +62,81 @@ async def test_unknown_lead_status_is_rejected_by_a_check(session: AsyncSession)
     session.add(Lead(policy_id=policy.id, kind="renewal", status="lost-in-space"))
     with pytest.raises(IntegrityError):
         await session.commit()
+
+
+async def test_a_locked_sqlite_writer_names_the_task_that_holds_the_lock(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    eng = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'lock.db'}")
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def waits_inside_its_transaction() -> None:
+        async with eng.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+            held.set()
+            await release.wait()
+
+    try:
+        async with eng.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        holder = asyncio.create_task(waits_inside_its_transaction(), name="slow-writer")
+        await held.wait()
+        with pytest.raises(OperationalError, match="database is locked"):
+            async with eng.begin() as conn:
+                await conn.execute(text("PRAGMA busy_timeout=10"))
+                await conn.execute(text("INSERT INTO t VALUES (2)"))
+        release.set()
+        await holder
+    finally:
+        await eng.dispose()
+    [message] = [r.getMessage() for r in caplog.records if "write lock held" in r.getMessage()]
+    assert "slow-writer" in message and "INSERT INTO t VALUES (1)" in message
+    assert "waits_inside_its_transaction" in message, "where the holder waits"
+
+
+async def test_a_write_cancelled_mid_statement_ends_as_cancelled_and_frees_sqlite(
+    tmp_path,
+) -> None:
+    """The lock diagnosis listens to every rollback: a cancelled write must still roll back,
+    end as cancelled (not as another error a retry loop would swallow) and free the lock."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    eng = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'cancel.db'}")
+    started = asyncio.Event()
+
+    async def long_write() -> None:
+        async with eng.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (0)"))
+            started.set()
+            await conn.execute(
+                text(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                    "WHERE i < 3000000) INSERT INTO t SELECT i FROM n"
+                )
+            )
+
+    try:
+        async with eng.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        for _ in range(3):
+            task = asyncio.create_task(long_write())
+            await started.wait()
+            started.clear()
+            for _ in range(3):
+                await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        async with eng.begin() as conn:
+            await conn.execute(text("PRAGMA busy_timeout=2000"))
+            await conn.execute(text("INSERT INTO t VALUES (-1)"))
+            assert await conn.scalar(text("SELECT count(*) FROM t WHERE x = -1")) == 1
+    finally:
+        await eng.dispose()

@@ -39,7 +39,8 @@ from crm_sync.models import Lead, Specialist
 from dialer.models import CallAttempt
 from schedules.clock import VirtualClock
 from schedules.config import DeskCalendar
-from schedules.services import run_distribution, run_timeline
+from schedules.distribution_run import run_distribution
+from schedules.timeline_run import run_timeline
 from schedules.windows import CallingHours, CallingPlan, Window
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,6 +181,15 @@ def test_the_demo_reads_the_callcenter_settings_and_its_options_win(
     monkeypatch.setenv("CALLCENTER_CONFIG", str(config))
     s = demo_settings(DemoOptions())
     assert (s.http.port, s.timezone) == (9191, "Asia/Hong_Kong")
+
+
+def test_the_demos_outbox_alarm_means_a_real_minute_unless_it_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert demo_settings(DemoOptions(speed=150)).crm.alarm_age == 60 * 150
+    monkeypatch.setenv("CALLCENTER_CRM__ALARM_AGE", "300")
+    assert demo_settings(DemoOptions(speed=150)).crm.alarm_age == 300
 
 
 async def test_a_printed_command_works_on_the_demos_database(

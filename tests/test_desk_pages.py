@@ -330,6 +330,20 @@ async def test_campaign_settings_are_refused_with_reasons_in_chinese(
     await expect(form.locator(".run-state")).to_have_attribute("data-running", "1")
     await page.screenshot(path=str(artifacts / "desk-12-campaign-saved.png"))
 
+    # Pooled predictive, with its caps: a cap above the legal maximum is refused in Chinese.
+    await form.locator('select[name="pooled"]').select_option("true")
+    await form.locator('select[name="pacing"]').select_option("predictive")
+    await form.locator('input[name="pacing_ratio_cap"]').fill("2.5")
+    await form.locator('input[name="abandon_cap"]').fill("5")
+    await form.locator(".save").click()
+    await expect(errors).to_contain_text("放弃率上限须为 0 到法定上限")
+    await form.locator('input[name="abandon_cap"]').fill("2.5")
+    await form.locator(".save").click()
+    await expect(form.locator(".saved")).to_have_text("已保存。")
+    renewal = {c["name"]: c for c in await site.service.dialer.campaign_status()}["renewal"]
+    assert (renewal["pooled"], renewal["pacing"]) == (True, "predictive")
+    assert (renewal["pacing_ratio_cap"], renewal["abandon_cap"]) == (2.5, 0.025)
+
 
 async def test_a_supervisor_adds_a_specialist_and_sees_who_is_signed_in_where(
     site: Site, browser: Any, artifacts: Path

@@ -28,7 +28,8 @@ from crm_sync.exceptions import ImportInputError, SpecialistError
 from crm_sync.models import Lead, Specialist
 from dialer.services import DialerService
 from recordings.config import RecordingSettings
-from recordings.services import RecordingFilter, RecordingsService
+from recordings.listing import RecordingFilter
+from recordings.services import RecordingsService
 from recordings.store import LocalStore
 from schedules.clock import VirtualClock
 from schedules.config import DeskCalendar

@@ -55,3 +55,32 @@ async def test_a_cancelled_waiter_neither_holds_nor_blocks_the_lock() -> None:
     assert got == ["next"] and gone.cancelled() and not lock.locked
     async with lock.hold(locks.BOOKKEEPING):  # free again for anyone
         assert lock.locked
+
+
+async def test_bookkeeping_is_served_while_claims_keep_coming() -> None:
+    """A steady stream of urgent waiters overtakes the seat states at most MAX_PASSED
+    times: strict priority had left them unwritten until the shutdown."""
+    lock = PriorityLock()
+    order: list[str] = []
+
+    async def take(name: str, rank: int) -> None:
+        async with lock.hold(rank):
+            order.append(name)
+            # Each holder brings the next claim before it lets go, as a busy desk does.
+            if name.startswith("claim") and len(order) < 40:
+                claims.append(asyncio.ensure_future(take(f"claim {len(order)}", locks.CLAIM)))
+            await asyncio.sleep(0)
+
+    claims: list[asyncio.Future[None]] = []
+    async with lock.hold(locks.RESULTS):
+        seats = asyncio.ensure_future(take("seats", locks.BOOKKEEPING))
+        await _settle()
+        claims.append(asyncio.ensure_future(take("claim 0", locks.CLAIM)))
+        await _settle()
+    await seats
+    while not all(c.done() for c in claims):
+        await asyncio.gather(*claims)
+    assert "seats" in order
+    assert order.index("seats") == locks.MAX_PASSED, order
+    assert all(n.startswith("claim") for n in order[: locks.MAX_PASSED])
+    assert not lock.locked

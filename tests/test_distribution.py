@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from callcenter.commands.distribute import distribute
 from callcenter.settings import Settings
 from crm_sync.models import Lead
-from schedules import services
+from schedules import deal_writer
 from schedules.clock import VirtualClock
 from schedules.config import DeskCalendar
+from schedules.distribution_run import run_distribution
 from schedules.models import DistributionRun
-from schedules.services import run_distribution
 from tests import schedules_rows as rows
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -79,7 +79,7 @@ async def test_a_deal_written_in_several_chunks_is_written_whole(
     sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(services, "PG_CHUNK", 4)  # PostgreSQL writes the deal in id chunks
+    monkeypatch.setattr(deal_writer, "PG_CHUNK", 4)  # PostgreSQL writes the deal in id chunks
     await rows.specialists(session, 3)
     ids: list[int] = []
     for _ in range(5):

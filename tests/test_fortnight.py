@@ -21,8 +21,9 @@ from dialer.models import CallAttempt
 from dialer.results import dispose
 from schedules.clock import VirtualClock
 from schedules.config import DeskCalendar
-from schedules.services import run_distribution, run_timeline
+from schedules.distribution_run import run_distribution
 from schedules.timeline import distribution_at
+from schedules.timeline_run import run_timeline
 from tests import schedules_rows as rows
 
 SH = ZoneInfo("Asia/Shanghai")

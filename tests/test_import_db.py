@@ -12,8 +12,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_sync.exceptions import ImportInputError
+from crm_sync.import_report import ImportSummary
 from crm_sync.models import Branch, Customer, ImportRun, Lead, LeadStatus, Phone, Policy
-from crm_sync.services import ImportSummary, import_file, phones_to_look_up
+from crm_sync.services import import_file, phones_to_look_up
 from schedules.timeline import TimelineRules, due_day
 from tests.test_import_support import HEADER, count, row, table_counts, write_csv, write_xlsx
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.bootstrap import Container, build_app
@@ -239,3 +239,24 @@ async def test_the_relay_migration_goes_down_and_up_again(tmp_path: Path) -> Non
     await upgrade(url)
     await asyncio.to_thread(command.downgrade, alembic_config(url), "0013_outbox_relay-1")
     await upgrade(url)
+
+
+async def test_a_lasting_alarm_is_logged_when_raised_every_quarter_hour_and_when_it_ends(
+    sessions: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = VirtualClock(NOW)
+    await write_messages(sessions, NOW - timedelta(seconds=120), ["lead:1"], 1)
+    monitor = OutboxMonitor(sessions, clock, CrmSettings(alarm_age=60, alarm_interval=60))
+    with caplog.at_level(logging.INFO, logger="crm_sync.wiring"):
+        for _ in range(20):  # twenty minutes of checks, one a minute
+            assert await monitor.check() is not None
+            await clock.advance(60)
+        async with sessions.begin() as s:
+            await s.execute(delete(OutboxMessage))
+        assert await monitor.check() is None
+        assert await monitor.check() is None
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 2, "raised, then once more after 15 minutes"
+    ended = [r for r in caplog.records if "alarm has ended" in r.getMessage()]
+    assert len(ended) == 1
+    assert len(monitor.alarms) == 10, "the latest texts are kept for the operations page"

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from crm_sync.models import Lead, LeadStatus, Specialist
 from dialer import queues
 from schedules.config import DeskCalendar
-from schedules.services import compact_owner_queue, distribute_in, run_distribution
+from schedules.deal_writer import compact_owner_queue
+from schedules.distribution_run import distribute_in, run_distribution
 from tests import schedules_rows as rows
 
 SH = ZoneInfo("Asia/Shanghai")

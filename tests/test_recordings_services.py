@@ -129,7 +129,7 @@ async def test_retention_deletes_exactly_the_old_recordings_nobody_kept(
     )
     assert await store.keys() == keys_before
 
-    caplog.set_level(logging.INFO, logger="recordings.services")
+    caplog.set_level(logging.INFO, logger="recordings.retention")
     report = await svc.retention()
     assert sorted(i["recording_id"] for i in report.deleted) == sorted(
         [ids["old"], ids["old-no-audio"]]

@@ -41,6 +41,19 @@ def test_answered_call_goes_through_wrap_up_back_to_ready() -> None:
     assert seat.attempt_id is None
 
 
+def test_a_result_saved_during_the_call_skips_the_wrap_up_of_that_call_only() -> None:
+    seat = _ready_seat()
+    with pytest.raises(IllegalSeatTransition):
+        seat.result_saved_during_call()  # no call to save for
+    seat.dial(T0, "att-1")
+    seat.answer(T0)
+    seat.result_saved_during_call()
+    assert seat.call_end(T0, wrap_up_seconds=30).to_state is SeatState.READY
+    seat.dial(T0, "att-2")
+    seat.answer(T0)
+    assert seat.call_end(T0, wrap_up_seconds=30).to_state is SeatState.WRAP_UP
+
+
 def test_unanswered_call_returns_the_seat_to_ready_without_wrap_up() -> None:
     seat = _ready_seat()
     seat.dial(T0, "att-1")

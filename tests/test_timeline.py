@@ -10,7 +10,7 @@ from crm_sync.models import Customer, Lead, Phone, Policy
 from crm_sync.phones import PhoneChoice, choose_lead_phone
 from dialer import queues
 from schedules.config import DeskCalendar
-from schedules.services import central_lapsed, run_timeline
+from schedules.lapsed import central_lapsed
 from schedules.timeline import (
     TimelineRules,
     central_cutoff,
@@ -22,6 +22,7 @@ from schedules.timeline import (
     latest_expiry_reminded,
     reminder_day,
 )
+from schedules.timeline_run import run_timeline
 from tests import schedules_rows as rows
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -76,9 +76,10 @@ async def board_events(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    await resp.prepare(request)
     queue = hub.subscribe()
     try:
+        # A board reloaded at once may be gone before the headers go out: inside the try.
+        await resp.prepare(request)
         # The browser reconnects by itself (EventSource) after 2 s if the stream drops.
         await resp.write(b"retry: 2000\n\n" + sse("snapshot", hub.snapshot()))
         while True:
@@ -94,8 +95,9 @@ async def board_events(request: web.Request) -> web.StreamResponse:
         pass
     finally:
         hub.unsubscribe(queue)
-    with contextlib.suppress(ConnectionResetError):
-        await resp.write_eof()
+    if resp.prepared:
+        with contextlib.suppress(ConnectionResetError):
+            await resp.write_eof()
     return resp
 
 

@@ -34,6 +34,7 @@ from dialer.engine import DialerEngine
 from dialer.exceptions import SupervisorActionFailed
 from dialer.models import CallAttempt, Campaign, CampaignKind
 from dialer.outcomes import ABANDONED, ANSWERED_OUTCOMES, counts_as_call_sql
+from dialer.pool import abandon_rates
 from dialer.queues import AUTOMATIC_STATUSES, SPECIALIST_STATUSES
 from schedules.windows import CallingHours
 
@@ -126,6 +127,7 @@ class BoardFigures:
     ) -> dict[str, Any]:
         async with self.sessions() as s:
             campaigns = await self._campaigns(s, now)
+            pooled = await self._pooled(s, now)
             missing, deadline = await self._deadline(s, now)
             pending, oldest = await self._outbox(s)
             names = {
@@ -142,7 +144,30 @@ class BoardFigures:
             *rules.outbox_alert(pending, oldest, now, self.cfg),
             *rules.seat_alerts(seats, now, self.cfg),
         ]
-        return {"campaigns": campaigns, "alerts": alerts, "names": names}
+        return {"campaigns": campaigns, "pooled": pooled, "alerts": alerts, "names": names}
+
+    async def _pooled(self, s: AsyncSession, now: datetime) -> list[dict[str, Any]]:
+        """Each pooled campaign's abandon rates as its pacer counts them (live answers and
+        abandons, `pool_abandon_days`): today's and the rolling 30 days', with its caps."""
+        camps = (
+            await s.scalars(select(Campaign).where(Campaign.pooled.is_(True)).order_by(Campaign.id))
+        ).all()
+        out = []
+        for c in camps:
+            today = self.hours_for(c.kind).local_date(now, self.tz)
+            out.append(
+                {
+                    "name": c.name,
+                    "kind": c.kind,
+                    "running": c.running,
+                    "pacing": c.pacing,
+                    "pacing_ratio_cap": c.pacing_ratio_cap,
+                    "target_abandon": c.target_abandon,
+                    "abandon_cap": c.abandon_cap,
+                    **await abandon_rates(s, c.id, today),
+                }
+            )
+        return out
 
     async def _campaigns(self, s: AsyncSession, now: datetime) -> list[dict[str, Any]]:
         camps = (

@@ -12,8 +12,8 @@ from typing import Any
 from callcenter.bootstrap import Container, bootstrap
 from callcenter.service import recordings_for
 from recordings.ingest import RecordingJob
+from recordings.integrity import UNLINKED_ADVICE
 from recordings.models import Recording
-from recordings.services import UNLINKED_ADVICE
 from recordings.wiring import Recordings
 from schedules.config import DeskCalendar
 

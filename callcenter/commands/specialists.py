@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callcenter.bootstrap import bootstrap
 from callcenter.settings import Settings
 from crm_sync.exceptions import CrmError
-from crm_sync.services import ROLES, add_specialist, list_specialists, set_specialist_state
+from crm_sync.specialists import ROLES, add_specialist, list_specialists, set_specialist_state
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

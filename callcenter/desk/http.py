@@ -34,7 +34,7 @@ from crm_sync.exceptions import ImportInputError
 from crm_sync.models import CampaignKind, LeadKind
 from dialer.models import DialMode
 from dialer.services import modes_for
-from recordings.services import RecordingFilter
+from recordings.listing import RecordingFilter
 from schedules.retry import Outcome
 
 log = logging.getLogger(__name__)

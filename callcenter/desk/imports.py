@@ -23,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcenter.pages.i18n import N_
 from common.clock import Clock
 from crm_sync.exceptions import ImportInputError
+from crm_sync.import_report import ImportSummary
 from crm_sync.importer import Cell, PreparedImport, RowError, open_table, prepare
 from crm_sync.models import LeadKind
-from crm_sync.services import BATCH_SIZE, ImportSummary, import_file
+from crm_sync.services import BATCH_SIZE, import_file
 from crm_sync.spreadsheets import append_rows
 from schedules.timeline import TimelineRules
 

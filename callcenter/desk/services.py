@@ -23,9 +23,10 @@ from common.principal import Principal
 from common.web import require_supervisor
 from crm_sync.exceptions import SpecialistError
 from crm_sync.models import Specialist as _S
-from crm_sync.services import add_specialist, list_specialists, set_specialist_state
+from crm_sync.specialists import add_specialist, list_specialists, set_specialist_state
 from dialer.services import DialerService
-from recordings.services import RecordingFilter, RecordingsService
+from recordings.listing import RecordingFilter
+from recordings.services import RecordingsService
 from schedules.services import DeskService
 
 log = logging.getLogger(__name__)

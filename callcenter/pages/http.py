@@ -400,7 +400,6 @@ async def events(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    await resp.prepare(request)
     queue = hub.subscribe(who.user_id)
 
     async def send(event: str, data: object) -> None:
@@ -430,6 +429,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                 await send("pop", {**data, "seat": view})
 
     try:
+        # A page reloaded at once may be gone before the headers go out: inside the try.
+        await resp.prepare(request)
         with contextlib.suppress(DialerError):
             seat = await pages.dialer.seat(who.user_id)
             await seat_event(seat)

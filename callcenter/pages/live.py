@@ -32,6 +32,10 @@ class SeatHub:
             if not subs:
                 del self._subscribers[specialist_id]
 
+    def watching(self, specialist_id: int) -> int:
+        """How many of the specialist's pages have their event stream open."""
+        return len(self._subscribers.get(specialist_id, ()))
+
     def seat_changed(self, seat: Seat) -> None:
         """The engine's seat listener: a snapshot of the seat to each open page."""
         subs = self._subscribers.get(seat.specialist_id)

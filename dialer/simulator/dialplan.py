@@ -472,19 +472,8 @@ async def _hold_for_specialist(
         on_hold = True
         await pbx.wait(call, hold)
     except Redirected:
-        target, call.redirect, call.hold = call.redirect, None, None
-        if on_hold:
-            pbx.ev("MusicOnHoldStop", c1)
-        assert target is not None
-        context, exten = target
-        if exten != "connect-seat":
-            _dialplan_hangs_up(pbx, leg)  # no such extension in the modelled dialplan
-            return
-        enter(pbx, c1, context, exten, "NoOp", f"callback {c1.name} -> seat")
-        seat = c1.variables.get("SEAT", "")
-        timeout = _seconds(c1.variables.get("SEAT_TIMEOUT"), 2.0)
         talk = replace(beh, dtmf=None)
-        await _connect_seat(pbx, call, o, leg, talk, family, rec, context, seat, timeout)
+        await _redirected(pbx, call, o, leg, talk, family, rec, on_hold=on_hold, note="callback")
         return
     call.hold = None
     pbx.ev("MusicOnHoldStop", c1)
@@ -492,6 +481,76 @@ async def _hold_for_specialist(
     enter(pbx, c1, ctx, "callback", "Playback", message)
     await pbx.wait(call, playback_seconds(message))
     _dialplan_hangs_up(pbx, leg)
+
+
+async def _redirected(
+    pbx: Pbx,
+    call: Call,
+    o: Originate,
+    leg: Leg,
+    beh: Behaviour,
+    family: str,
+    rec: list[Rec],
+    *,
+    on_hold: bool,
+    note: str,
+) -> None:
+    """A channel on hold was Redirected (the dialer found a seat): to `connect-seat` with
+    the SEAT and SEAT_TIMEOUT set on it; anywhere else the modelled dialplan hangs up."""
+    c1 = leg.a
+    target, call.redirect, call.hold = call.redirect, None, None
+    if on_hold:
+        pbx.ev("MusicOnHoldStop", c1)
+    assert target is not None
+    context, exten = target
+    if exten != "connect-seat":
+        _dialplan_hangs_up(pbx, leg)  # no such extension in the modelled dialplan
+        return
+    enter(pbx, c1, context, exten, "NoOp", f"{note} {c1.name} -> seat")
+    seat = c1.variables.get("SEAT", "")
+    timeout = _seconds(c1.variables.get("SEAT_TIMEOUT"), 2.0)
+    await _connect_seat(pbx, call, o, leg, beh, family, rec, context, seat, timeout)
+
+
+POOL_EXTEN = "pool-wait"
+
+
+async def pool_wait(
+    pbx: Pbx, call: Call, o: Originate, leg: Leg, beh: Behaviour, family: str, rec: list[Rec]
+) -> None:
+    """`pool-wait` (docker/asterisk/extensions.conf): a pooled call answered with no seat
+    chosen yet. UserEvent PoolAnswered, then music on hold for POOL_WAIT s, during which a
+    Redirect to connect-seat connects the SEAT set on the channel; else Abandoned and the
+    pool's message. A customer who hangs up within the wait just hangs up."""
+    c1 = leg.a
+    ctx = o.context or ("dialer-sip" if family == "PJSIP" else "dialer")
+    attempt = c1.variables.get("ATTEMPT_ID", "")
+    wait = _seconds(c1.variables.get("POOL_WAIT"), 2.0)
+    enter(pbx, c1, ctx, POOL_EXTEN, "UserEvent", f"PoolAnswered,AttemptId: {attempt}")
+    pbx.ev(
+        "UserEvent",
+        c1,
+        ("UserEvent", "PoolAnswered"),
+        ("AttemptId", attempt),
+        privilege="user,all",
+    )
+    enter(pbx, c1, ctx, POOL_EXTEN, "MusicOnHold", f"default,{wait:g}")
+    pbx.ev("MusicOnHoldStart", c1, ("Class", "default"))
+    call.hold = c1
+    try:
+        if beh.talk < wait:
+            await pbx.wait(call, beh.talk)
+            call.hold = None
+            pbx.ev("MusicOnHoldStop", c1)
+            _customer_hangs_up(pbx, leg)
+            return
+        await pbx.wait(call, wait)
+    except Redirected:
+        await _redirected(pbx, call, o, leg, beh, family, rec, on_hold=True, note="pool")
+        return
+    call.hold = None
+    pbx.ev("MusicOnHoldStop", c1)
+    await _no_seat(pbx, call, leg, ctx, "", "NOANSWER")
 
 
 def _seconds(value: str | None, default: float) -> float:

@@ -12,6 +12,8 @@ Flows (conf/extensions.conf and pjsip/conf/extensions_pjsip.conf of the traces):
   key 2 (docker/asterisk/extensions.conf) "connecting you" and music on hold for
   HOLD_SECONDS (20), during which a Redirect to connect-seat connects the SEAT set on the
   channel (`request_redirect`); else "a specialist will call you" and hang-up.
+* pooled: Exten pool-wait (POOL=1): UserEvent PoolAnswered, hold POOL_WAIT (2) s for a
+  Redirect to connect-seat, else Abandoned and the pool's message.
 * reminder: Exten reminder: Playback, hang up.
 * application: Application=Playback, Data=...: plays and hangs up.
 """
@@ -30,6 +32,7 @@ from dialer.simulator.devices import ring_customer, ring_seat
 from dialer.simulator.dialplan import (
     callback_flow,
     customer_first,
+    pool_wait,
     request_redirect,
     run_application,
     seat_first,
@@ -159,6 +162,8 @@ async def _originate(
         await run_application(pbx, call, leg, beh, o.application, o.data)
     elif o.exten == "connect-seat":
         await customer_first(pbx, call, o, leg, beh, family, rec)
+    elif o.exten == "pool-wait":
+        await pool_wait(pbx, call, o, leg, beh, family, rec)
     elif o.exten == "callback":
         await callback_flow(pbx, call, o, leg, beh, family, rec)
     elif o.exten == "reminder":

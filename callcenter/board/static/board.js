@@ -115,6 +115,22 @@ function drawCampaigns() {
       h("td", { text: pct(c.rolling.answer_rate) }), h("td", { text: pct(c.rolling.abandon_rate) }));
   }));
 }
+// Pooled campaigns: the abandon rate as the pacer holds it (today and the rolling 30 days).
+function drawPooled() {
+  const list = state.figures.pooled ?? [];
+  $("pooled").replaceChildren(...(list.length ? list.map((c) => {
+    const over = (r) => (r > c.abandon_cap ? "bad" : r > c.target_abandon ? "warn" : "ok");
+    return h("tr", { "data-name": c.name, class: c.running ? "running" : "stopped" },
+      h("td", { text: `${T.kinds[c.kind] ?? c.kind} (${c.name})` }),
+      h("td", { text: T.pacing[c.pacing] ?? c.pacing }),
+      h("td", { text: `${c.abandoned_today} / ${c.answered_today}` }),
+      h("td", { class: over(c.abandon_rate_today), "data-rate": "today", text: pct(c.abandon_rate_today) }),
+      h("td", { text: `${c.abandoned_30d} / ${c.answered_30d}` }),
+      h("td", { class: over(c.abandon_rate_30d), "data-rate": "30d", text: pct(c.abandon_rate_30d) }),
+      h("td", { text: pct(c.target_abandon) }), h("td", { text: pct(c.abandon_cap) }),
+      h("td", { text: c.pacing_ratio_cap }));
+  }) : [h("tr", {}, h("td", { colspan: "9", class: "empty", text: T.none }))]));
+}
 function alertText(a) {
   const p = { ...a.params };
   if (a.code === "seat_paused") p.name = name(p.specialist_id);
@@ -147,7 +163,7 @@ function drawAll() {
   for (const [k, s] of Object.entries(state.seat)) putSeat(k, s);
   $("calls").replaceChildren();
   for (const [k, c] of Object.entries(state.call)) putCall(k, c);
-  drawLinks(); drawCampaigns(); drawAlerts(); counts();
+  drawLinks(); drawCampaigns(); drawPooled(); drawAlerts(); counts();
 }
 function onSnapshot(ev) {
   const d = JSON.parse(ev.data);
@@ -180,7 +196,7 @@ function onPatch(ev) {
 function onFigures(ev) {
   const names = JSON.stringify(state.figures.names ?? {});
   state.figures = JSON.parse(ev.data);
-  drawCampaigns(); drawAlerts();
+  drawCampaigns(); drawPooled(); drawAlerts();
   if (JSON.stringify(state.figures.names ?? {}) !== names) drawAll();
 }
 function live(ok) {

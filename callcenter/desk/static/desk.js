@@ -294,7 +294,17 @@ function initDistribution() {
 }
 
 // -- campaigns -------------------------------------------------------------------------------
-const NUMBERS = { concurrency: "int", trunk_max_calls: "int", trunk_max_cps: "float" };
+const NUMBERS = {
+  concurrency: "int", trunk_max_calls: "int", trunk_max_cps: "float",
+  pacing_ratio_cap: "float", target_abandon: "float", abandon_cap: "float",
+};
+// The service's pacing checks name the setting in words, not by its field.
+const PHRASES = [
+  ["the target abandon rate", "target_abandon"],
+  ["the abandon cap", "abandon_cap"],
+  ["the pacing ratio cap", "pacing_ratio_cap"],
+  ["a reminder campaign", "pooled"],
+];
 
 function campaignBody(form) {
   const body = {};
@@ -302,8 +312,11 @@ function campaignBody(form) {
     const v = input.value.trim();
     if (v === "") continue;
     const kind = NUMBERS[input.name];
+    if (input.name === "pooled") { body.pooled = v === "true"; continue; }
     // A number that is not one goes as text: the API's check names the field.
-    body[input.name] = kind && /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v;
+    const number = kind && /^-?\d+(\.\d+)?$/.test(v);
+    // Rates are typed in percent and sent as fractions (3 -> 0.03).
+    body[input.name] = number ? Number(v) / (input.dataset.percent ? 100 : 1) : v;
   }
   return body;
 }
@@ -323,7 +336,9 @@ function campaignErrors(form, err) {
   if (!fields.size) {
     // The service's own checks name the field first ("concurrency must …", "caller_id: …").
     const named = Object.keys(M.fields).find((f) => err.message.startsWith(f));
+    const phrase = PHRASES.find(([p]) => err.message.toLowerCase().startsWith(p));
     if (named) fields.add(named);
+    else if (phrase) fields.add(phrase[1]);
   }
   for (const input of form.querySelectorAll("input, select")) {
     input.setAttribute("aria-invalid", fields.has(input.name) ? "true" : "false");
