@@ -164,6 +164,18 @@ def _room(c: DayCount, cap: float, floor: int = 0) -> int:
     return max(0, room)
 
 
+def abandon_budget(ledger: AbandonLedger, today: date, limits: PacingLimits) -> int:
+    """The hard rule, whatever the estimates: how many calls may ring uncovered by a free
+    specialist so that, if every one were answered and abandoned, the rolling 30 days ending
+    today stay at or under the cap and today at or under its ceiling (of at least
+    `day_floor` answers). The pacer and the dialer's last word (`dialer.pool_state`) both
+    apply it."""
+    return min(
+        ledger.window_budget(today, limits.abandon_cap),
+        ledger.budget(today, max(limits.day_cap, limits.abandon_cap), limits.day_floor),
+    )
+
+
 # -- estimates --------------------------------------------------------------------------------
 
 
@@ -465,11 +477,7 @@ class Pacer:
         """Calls that may ring uncovered by a free specialist: if every one were answered and
         abandoned, the rolling 30 days would stay at or under the cap and today at or under
         the day's ceiling (of at least `day_floor` answers)."""
-        lim = self.limits
-        return min(
-            self.ledger.window_budget(today, lim.abandon_cap),
-            self.ledger.budget(today, max(lim.day_cap, lim.abandon_cap), lim.day_floor),
-        )
+        return abandon_budget(self.ledger, today, self.limits)
 
     def may_release(self, state: PoolState) -> bool:
         """May a free specialist leave (pause, sign out)? `state` is the pool without them:
@@ -490,5 +498,6 @@ __all__ = [
     "PacingLimits",
     "PacingMode",
     "PoolState",
+    "abandon_budget",
     "progressive_calls",
 ]
