@@ -8,11 +8,13 @@ worst rolling 30-day value), calls per hour and the predictive/progressive talk 
 
     .venv/bin/python bench/bench_predictive.py                        # the full table
     .venv/bin/python bench/bench_predictive.py --rates 0.35 --sizes 20 --days 30
+    .venv/bin/python bench/bench_predictive.py --rates 0.35 --sizes 20 --seed 2   # another population
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -67,14 +69,23 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cap", type=float, default=0.03, help="abandon cap (hard)")
     ap.add_argument("--target", type=float, default=0.02, help="target abandon rate")
+    ap.add_argument("--day-cap", type=float, default=0.05, help="the day's abandon ceiling (hard)")
+    ap.add_argument(
+        "--day-floor", type=int, default=200, help="answers the day's ceiling counts at least"
+    )
     ap.add_argument("--ratio-cap", type=float, default=3.0, help="calls in flight per specialist")
     ap.add_argument(
         "--talk-median", type=float, default=None, help="median talk seconds (default: settings)"
     )
     args = ap.parse_args()
     limits = PacingLimits(
-        abandon_cap=args.cap, target_abandon=args.target, ratio_cap=args.ratio_cap
+        abandon_cap=args.cap,
+        target_abandon=args.target,
+        ratio_cap=args.ratio_cap,
+        day_cap=args.day_cap,
+        day_floor=args.day_floor,
     )
+    print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()), flush=True)
     print(
         "rate  seats  mode         talk min/h  idle   abandon mean  worst day  worst 30d  "
         "calls/h   ratio  cpu s"
@@ -94,6 +105,7 @@ def main() -> None:
                     f"{f.calls_per_hour:7.0f}  {ratio:5.2f}x  {f.seconds:5.1f}",
                     flush=True,
                 )
+    print("load average at end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

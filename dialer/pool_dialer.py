@@ -8,8 +8,9 @@ owner). Each round, inside the campaign's calling window:
    ringing and answered-waiting);
 2. the campaign's `Pacer` (`dialer.predictive`, one per campaign, its estimates started
    afresh at each window, so progressive until they are certain) decides how many calls;
-3. `dialer.pool_state.allowed_calls` holds that within the pacing-ratio cap and the day's
-   abandon budget whatever the pacer said, and the trunk's room;
+3. `dialer.pool_state.allowed_calls` holds that within the pacing-ratio cap and the
+   abandon budget (the rolling 30 days and the day) whatever the pacer said, and the trunk's
+   room;
 4. that many leads of `dialer.queues.pool_queue` are claimed (attempt rows committed: write
    before you dial; the claim checks the window, do-not-call and the daily cap per number)
    and sent (`SendCall`: the Originate to `pool-wait`, `dialer.originate.pooled`; the
@@ -241,7 +242,7 @@ class PoolDialer:
 
     def may_pause(self, seat: Seat) -> bool:
         """May this free member leave now? Only when the calls of every pool they are in
-        that they would leave uncovered stay within the day's abandon budget
+        that they would leave uncovered stay within the abandon budget
         (`Pacer.may_release`): the pacer's hard guard counts on the free specialists it
         placed calls for. Else the pause waits (`SeatCommands.pause` holds it) and the
         member takes the next answer first."""

@@ -8,9 +8,9 @@ far; wrapping up: how long left) and the pool's calls ringing or answered and wa
 `allowed_calls` is applied to whatever the pacer decided (`dialer.predictive.Pacer.decide`),
 so that a wrong estimate or a bug in the model can never break the two hard rules: calls in
 flight never exceed the pacing-ratio cap per staffed specialist, and calls that no free
-specialist covers never exceed the abandon budget of the day (`AbandonLedger.budget`: if
-every one of them were answered and abandoned, the day, hence the rolling 30 days, would
-still be at or under the cap). One call per free specialist (progressive) is always allowed:
+specialist covers never exceed the abandon budget (`dialer.predictive.abandon_budget`, the
+pacer's own: if every one of them were answered and abandoned, the rolling 30 days would
+still be at or under the cap and the day at or under its ceiling). One call per free specialist (progressive) is always allowed:
 it cannot be abandoned unless the specialist leaves."""
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from dialer.models import SeatState
-from dialer.predictive import AbandonLedger, Busy, PacingLimits, PoolState, progressive_calls
+from dialer.predictive import (
+    AbandonLedger,
+    Busy,
+    PacingLimits,
+    PoolState,
+    abandon_budget,
+    progressive_calls,
+)
 from dialer.seats import Seat
 
 
@@ -79,7 +86,7 @@ def allowed_calls(wanted: int, view: PoolView, limits: PacingLimits, ledger: Aba
     if not limits.predictive:
         return max(0, min(wanted, progressive))
     ratio_room = math.floor(limits.ratio_cap * view.staffed + 1e-9) - in_flight
-    budget = ledger.budget(state.today, limits.abandon_cap)
+    budget = abandon_budget(ledger, state.today, limits)
     abandon_room = state.free + budget - in_flight
     return max(0, min(wanted, max(progressive, min(ratio_room, abandon_room))))
 

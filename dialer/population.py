@@ -31,6 +31,7 @@ from datetime import date, timedelta
 from enum import Enum, auto
 
 from dialer.predictive import CONNECT_GRACE, Busy, Pacer, PoolState
+from schedules.windows import MIN_RING
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,13 @@ class PopulationSettings:
     # Stress: moments when every specialist asks to pause; a spell of other talk times.
     all_pause_at: tuple[float, ...] = ()
     talk_spell: tuple[float, float, Dist] | None = None  # (from, to, talk times)
+
+    def __post_init__(self) -> None:
+        if self.ring_timeout < MIN_RING.total_seconds():
+            raise ValueError(
+                f"calls ring at least {MIN_RING.total_seconds():.0f} s; "
+                f"ring_timeout {self.ring_timeout:g} s is shorter"
+            )
 
     def answer_probability(self, day: date, second: float) -> float:
         hour = int(second // 3600)

@@ -8,21 +8,31 @@ The method (docs/dialer.md "Predictive pacing"):
    weigh more, so a jump in the answer rate is followed within a few dozen calls), the ring
    time of answered and of unanswered calls, talk time and wrap-up time (recent samples).
    Few samples (the start of a window) = uncertain = progressive.
-2. **Expected abandons** (a queueing model of the next few seconds, after Samuelson,
-   "Predictive dialing for outbound telephone call centers", Interfaces 29(5), 1999): each
-   ringing call answers with its probability given how long it has rung; the specialists who
-   can take an answer are the free ones plus each busy one with the chance that they are free
-   by the time a call placed now is answered. With X the answers (a Poisson-binomial) and A
-   the specialists, the expected abandons are E[(X - A)+]. The pacer starts the most calls
-   for which E[(X - A)+] <= target x E[X].
-3. **A hard guard that does not trust the estimates** (`AbandonLedger.budget`): every
-   ringing call beyond the free specialists is counted as if it will be answered and
-   abandoned. Such calls are allowed only while today's abandons plus all of them stay
-   within the cap of today's answered calls. Every day at or under the cap means every
-   rolling 30-day window is too, whatever the model believed; a free specialist who covers a
-   ringing call cannot pause until the calls settle (`Pool.pause` in dialer/population.py,
-   the same rule in the dialer), so the count of uncovered calls only grows by new calls.
-4. **Supervisor caps**: calls in flight per available specialist (`ratio_cap`, progressive
+2. **The marginal risk of one more call** (a queueing model of the next 30 seconds, after
+   Samuelson, "Predictive dialing for outbound telephone call centers", Interfaces 29(5),
+   1999): every 2 s ahead, Y = the answers by then of the calls ringing (each with its chance
+   given how long it has rung) and of the answered calls waiting, plus the talkers still
+   busy by then; K = the specialists who can be free by then (free now, wrap-ups ending by
+   then with the 2 s grace, every talker). Y is a Poisson-binomial; P(Y >= K) by the refined
+   normal approximation (skewness-corrected: few answers are skewed). A call started now is
+   answered at one of those moments with the chance the ring times give; its marginal risk
+   is the chance that, answered, it finds no specialist. The pacer starts calls while the
+   next one's risk stays within the target (one threshold for every call: spending the
+   abandons where they buy the most talk).
+3. **An adaptive drop-rate controller** (like the adaptive modes of VICIdial): the model's
+   threshold = target x a gain; each connected answer raises the gain a little, each
+   abandon lowers it (1 - target) / target times as much, so the abandons settle at the
+   target whatever the model misjudges (answers bunch up, specialists pause).
+4. **Hard guards that do not trust the estimates** (`Pacer.budget`): every ringing call
+   beyond the free specialists is counted as if it will be answered and abandoned. Such
+   calls are allowed only while the rolling 30 days ending today, with all of them
+   abandoned, stay at or under the cap, and today alone at or under the day's ceiling
+   (`day_cap`, 5 %, of at least `day_floor` answers, 200; set it to the cap and the floor to
+   0 to hold every single day to the cap). A free specialist
+   who covers a ringing call cannot pause until the calls settle (`Pacer.may_release`; the
+   simulator applies it, and so must the dialer), so the count of uncovered calls only grows
+   by new calls, and the rates hold at every moment of every calling day.
+5. **Supervisor caps**: calls in flight per available specialist (`ratio_cap`, progressive
    = 1) and the target abandon rate (never above the cap; the cap never above the legal
    maximum).
 """
@@ -31,21 +41,18 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 
 LEGAL_MAX_ABANDON = 0.03  # the desk's jurisdiction: 3 % of live answers over 30 days
 ABANDON_DAYS = 30
-CONNECT_GRACE = 2.0
+CONNECT_GRACE = 2.0  # an answered call with no specialist within this many seconds is abandoned
 ADAPT_STEP = 0.01  # the controller's step per connected answer (log of the gain)
-GAIN_START, GAIN_MIN, GAIN_MAX = (
-    0.3,
-    0.02,
-    3.0,
-)  # the model's target x gain  # an answered call with no specialist within this many seconds is abandoned
+# The model's target x gain: where the controller starts and its bounds.
+GAIN_START, GAIN_MIN, GAIN_MAX = 0.5, 0.02, 10.0
 
 
 class PacingMode(StrEnum):
@@ -57,13 +64,20 @@ class PacingMode(StrEnum):
 class PacingLimits:
     """What a supervisor and the law allow for one campaign."""
 
-    abandon_cap: float = 0.03  # hard: never above, per day (so per 30 days)
+    abandon_cap: float = 0.03  # hard: never above over the rolling 30 days
     target_abandon: float = 0.02  # what the model aims at, at or under the cap
     ratio_cap: float = 3.0  # calls in flight per available specialist
     legal_max: float = LEGAL_MAX_ABANDON
     min_answers: int = 15  # answered calls in the window before the estimates are trusted
     min_attempts: int = 40
     predictive: bool = True  # False: always progressive
+    # Hard as well: no single day above this (never below the cap; = the cap: every day
+    # held to the cap, so the 30 days hold even if the campaign stops calling) ...
+    day_cap: float = 0.05
+    # ... measured against at least this many answers: a day with fewer may abandon
+    # day_cap x day_floor calls (10), so a day does not start progressive until its first
+    # ~20 answers (0: strictly the day's own answers).
+    day_floor: int = 200
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.legal_max < 1.0:
@@ -80,6 +94,10 @@ class PacingLimits:
             )
         if self.ratio_cap < 1.0:
             raise ValueError("the pacing ratio cap must be at least 1 (1 = progressive)")
+        if not 0.0 <= self.day_cap < 1.0:
+            raise ValueError("the day's abandon ceiling must be between 0 and 1")
+        if self.day_floor < 0:
+            raise ValueError("the day's floor of answers must not be negative")
 
 
 # -- the 30-day record ----------------------------------------------------------------------
@@ -119,19 +137,43 @@ class AbandonLedger:
                 out.abandoned += c.abandoned
         return out
 
-    def budget(self, today: date, cap: float) -> int:
+    def budget(self, today: date, cap: float, floor: int = 0) -> int:
         """How many ringing calls may go uncovered by a free specialist: if all of them were
-        answered and abandoned, today's rate would still be at or under `cap`."""
-        c = self.day(today)
-        if cap <= 0.0:
-            return 0
-        room = (cap * c.answered - c.abandoned) / (1.0 - cap)
-        return max(0, math.floor(room + 1e-9))
+        answered and abandoned, today's abandons would still be at or under `cap` x today's
+        answers, or x `floor` while the day has fewer answers than that."""
+        return _room(self.day(today), cap, floor)
+
+    def window_budget(self, today: date, cap: float, days: int = ABANDON_DAYS) -> int:
+        """The same for the rolling `days` ending with `today`: if every uncovered call were
+        answered and abandoned, the 30-day rate would still be at or under `cap`."""
+        return _room(self.window(today, days), cap)
 
     def prune(self, today: date, keep: int = ABANDON_DAYS) -> None:
         first = today - timedelta(days=keep - 1)
         for d in [d for d in self.days if d < first]:
             del self.days[d]
+
+
+def _room(c: DayCount, cap: float, floor: int = 0) -> int:
+    """The most uncovered calls U with abandoned + U <= cap x max(answered + U, floor)."""
+    if cap <= 0.0:
+        return 0
+    room = math.floor((cap * c.answered - c.abandoned) / (1.0 - cap) + 1e-9)
+    if floor > c.answered:  # while answered + U stays under the floor, the floor counts
+        room = max(room, min(math.floor(cap * floor - c.abandoned + 1e-9), floor - c.answered - 1))
+    return max(0, room)
+
+
+def abandon_budget(ledger: AbandonLedger, today: date, limits: PacingLimits) -> int:
+    """The hard rule, whatever the estimates: how many calls may ring uncovered by a free
+    specialist so that, if every one were answered and abandoned, the rolling 30 days ending
+    today stay at or under the cap and today at or under its ceiling (of at least
+    `day_floor` answers). The pacer and the dialer's last word (`dialer.pool_state`) both
+    apply it."""
+    return min(
+        ledger.window_budget(today, limits.abandon_cap),
+        ledger.budget(today, max(limits.day_cap, limits.abandon_cap), limits.day_floor),
+    )
 
 
 # -- estimates --------------------------------------------------------------------------------
@@ -144,8 +186,10 @@ class _Samples:
         self.recent: deque[float] = deque(maxlen=size)
         self.sorted: list[float] = []
         self.total = 0.0
+        self._survival: dict[float, float] = {}  # look-ups since the last sample
 
     def add(self, x: float) -> None:
+        self._survival.clear()
         if len(self.recent) == self.recent.maxlen:
             old = self.recent[0]
             del self.sorted[bisect_right(self.sorted, old) - 1]
@@ -162,8 +206,11 @@ class _Samples:
 
     def survival(self, t: float) -> float:
         """The share of samples longer than `t` (1.0 with no samples: assume it goes on)."""
-        n = len(self.sorted)
-        return 1.0 if n == 0 else (n - bisect_right(self.sorted, t)) / n
+        s = self._survival.get(t)
+        if s is None:
+            n = len(self.sorted)
+            s = self._survival[t] = 1.0 if n == 0 else (n - bisect_right(self.sorted, t)) / n
+        return s
 
     def quantile(self, q: float, default: float) -> float:
         if not self.sorted:
@@ -280,83 +327,69 @@ def progressive_calls(free: int, ringing: int) -> int:
     return max(0, free - ringing)
 
 
-def _poisson_binomial_step(dist: list[float], p: float) -> list[float]:
-    """The distribution of answers with one more call that answers with chance `p`."""
-    nxt = [0.0] * (len(dist) + 1)
-    for k, w in enumerate(dist):
-        nxt[k] += w * (1.0 - p)
-        nxt[k + 1] += w * p
-    return nxt
-
-
-def _poisson_binomial(probs: Iterable[float]) -> list[float]:
-    dist = [1.0]
-    for p in probs:
-        dist = _poisson_binomial_step(dist, p)
-    return dist
-
-
-def _normal_excess(mean: float, var: float, agents: float) -> float:
-    """E[(X - agents)+] for X normal (with a continuity correction): for many calls."""
+def _tail(mean: float, var: float, skew: float, k: int) -> float:
+    """P(Y >= k) for Y a sum of independent Bernoulli trials (a Poisson-binomial) with this
+    mean, variance and third central moment: the refined normal approximation (Volkova 1996;
+    Hong, "On computing the distribution function for the Poisson binomial distribution",
+    2013), a normal with a continuity and a skewness correction: with few likely answers
+    the plain normal underestimates the tail many times over."""
     if var <= 1e-12:
-        return max(0.0, mean - agents)
+        return 1.0 if mean >= k - 1e-9 else 0.0
     sd = math.sqrt(var)
-    z = (agents + 0.5 - mean) / sd
-    pdf = math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-    tail = 0.5 * math.erfc(z / math.sqrt(2.0))
-    return max(0.0, sd * pdf + (mean - agents - 0.5) * tail)
+    x = (k - 0.5 - mean) / sd
+    gamma = skew / (sd * var)
+    below = 0.5 * math.erfc(-x / math.sqrt(2.0)) + gamma * (1.0 - x * x) * math.exp(
+        -0.5 * x * x
+    ) / (6.0 * math.sqrt(2.0 * math.pi))
+    return min(1.0, max(0.0, 1.0 - below))
 
 
-EXACT_UP_TO = 12  # calls in flight: above this the normal approximation is close and fast
-HORIZONS = (3.0, 8.0, 15.0, 25.0)  # seconds ahead at which answers meet specialists
+# Moments ahead at which answers meet specialists: every 2 s over the answered calls' ring
+# times (a coarser grid counts a specialist free at 16 s for an answer at 9 s).
+HORIZONS = tuple(float(h) for h in range(1, 30, 2))
 
 
-class _Answers:
-    """How many of some calls answer: exact (Poisson-binomial) for few, normal for many."""
+@dataclass(slots=True)
+class _Horizon:
+    """At one moment ahead: Y = answers by then (of the calls in flight and the answered
+    calls waiting) + talkers still busy by then (+ the grace); K = specialists who can be
+    free by then (free now, wrap-ups ending by then, all talkers). A call answered then finds
+    no specialist when Y >= K."""
 
-    def __init__(self, probs: Sequence[float]) -> None:
-        self.mean = sum(probs)
-        self.var = sum(q * (1.0 - q) for q in probs)
-        self.dist: list[float] | None = (
-            _poisson_binomial(probs) if len(probs) <= EXACT_UP_TO else None
-        )
+    mean: float
+    var: float
+    skew: float  # the third central moment
+    agents: int
+    new: float  # a call started now: the chance it is answered by then
 
-    def add(self, p: float) -> None:
-        self.mean += p
-        self.var += p * (1.0 - p)
-        if self.dist is not None:
-            self.dist = (
-                _poisson_binomial_step(self.dist, p) if len(self.dist) <= EXACT_UP_TO else None
-            )
+    def full(self) -> float:
+        return _tail(self.mean, self.var, self.skew, self.agents)
 
-    def excess(self, agents: float) -> float:
-        """E[(X - agents)+]."""
-        if self.dist is None:
-            return _normal_excess(self.mean, self.var, agents)
-        return sum((k - agents) * w for k, w in enumerate(self.dist) if k > agents)
+    def add(self) -> None:
+        q = self.new
+        self.mean += q
+        self.var += q * (1.0 - q)
+        self.skew += q * (1.0 - q) * (1.0 - 2.0 * q)
 
 
-def _most_calls(
-    checks: Sequence[tuple[_Answers, float, float]],
-    total: _Answers,
-    p: float,
-    room: int,
-    target: float,
-) -> tuple[int, float]:
-    """The most new calls (at most `room`) for which, at every moment checked, the expected
-    answers beyond the specialists free by then stay within `target` of all the answers
-    expected; and that rate. `checks`: (answers by then, a new call's chance to answer by
-    then, specialists free by then); `total`: all answers of the calls in flight."""
-    calls, rate = 0, 0.0
+def _most_calls(horizons: Sequence[_Horizon], room: int, threshold: float) -> tuple[int, float]:
+    """The most new calls (at most `room`) each of which, when answered, finds no specialist
+    with a chance of at most `threshold` (the marginal risk); and the last one's risk."""
+    weights = [h.new - (horizons[i - 1].new if i else 0.0) for i, h in enumerate(horizons)]
+    answered = sum(weights)
+    if answered <= 0.0:
+        return room, 0.0
+    # Moments at which a new call is (almost) never answered weigh nothing: skip them.
+    weighed = [(w, h) for w, h in zip(weights, horizons, strict=True) if w > 1e-4]
+    calls, risk = 0, 0.0
     while calls < room:
-        for answers, p_h, _ in checks:
-            answers.add(p_h)
-        total.add(p)
-        worst = max(answers.excess(agents) for answers, _, agents in checks)
-        if worst > target * total.mean:
+        r = sum(w * h.full() for w, h in weighed) / answered
+        if r > threshold:
             break
-        calls, rate = calls + 1, worst / total.mean
-    return calls, rate
+        calls, risk = calls + 1, r
+        for h in horizons:
+            h.add()
+    return calls, risk
 
 
 class Pacer:
@@ -385,45 +418,45 @@ class Pacer:
             return Decision(progressive, PacingMode.PROGRESSIVE, "progressive by setting")
         if not self.estimates.certain(lim):
             return Decision(progressive, PacingMode.PROGRESSIVE, "estimates uncertain")
-        budget = self.ledger.budget(state.today, lim.abandon_cap)
+        budget = self.budget(state.today)
         # Hard: calls not covered by a free specialist never exceed the abandon budget.
         room = state.free + budget - ringing
         if room <= progressive:
             return Decision(progressive, PacingMode.PROGRESSIVE, "abandon budget", budget=budget)
-        est = self.estimates
-        target = self.adapted_target(state.today)
-        waiting = [1.0] * state.waiting
-        # Abandons happen when the answers up to some moment outnumber the specialists free
-        # by then (plus the 2 s grace): the pacer checks several moments ahead.
-        # Calls that have rung about as long answer alike: one look-up per half second.
-        rungs = [round(r * 2.0) / 2.0 for r in state.ringing]
-        within = {r: est.answers_within(r, HORIZONS) for r in set(rungs)}
-        after = {r: est.answers_after(r) for r in within}
-        new_call = est.answers_within(0.0, HORIZONS)
-        checks = []
-        for i, agents in enumerate(self._agents(state)):
-            probs = waiting + [within[r][i] for r in rungs]
-            checks.append((_Answers(probs), new_call[i], agents))
+        horizons, available = self._horizons(state)
         # Supervisor's cap on calls in flight per available specialist.
-        room = min(room, math.floor(lim.ratio_cap * max(checks[-1][2], 1.0)) - ringing)
-        total = _Answers(waiting + [after[r] for r in rungs])
-        calls, rate = _most_calls(checks, total, est.answer_probability, room, target)
-        return Decision(max(calls, progressive), PacingMode.PREDICTIVE, "model", rate, budget)
+        room = min(room, math.floor(lim.ratio_cap * max(available, 1.0)) - ringing)
+        calls, risk = _most_calls(horizons, room, self.adapted_target(state.today))
+        return Decision(max(calls, progressive), PacingMode.PREDICTIVE, "model", risk, budget)
 
-    def _agents(self, state: PoolState) -> list[float]:
-        """For each horizon, the specialists (expected) free by then, with the 2 s grace."""
+    def _horizons(self, state: PoolState) -> tuple[list[_Horizon], float]:
+        """The moments ahead, and the specialists expected free by the last of them."""
         est = self.estimates
+        # Calls that have rung about as long answer alike: one look-up per half second.
+        rungs = Counter(round(r * 2.0) / 2.0 for r in state.ringing)
+        within = [(n, est.answers_within(r, HORIZONS)) for r, n in rungs.items()]
+        new_call = est.answers_within(0.0, HORIZONS)
         wraps = sorted(b.wrap_left for b in state.busy if b.talked is None)
-        talking = [b.talked for b in state.busy if b.talked is not None]
+        talking = [round(b.talked * 2.0) / 2.0 for b in state.busy if b.talked is not None]
         wrap_mean = est.wrap.mean(30.0)
         out = []
-        for h in HORIZONS:
+        still_talking = float(len(talking))
+        for i, h in enumerate(HORIZONS):
             by = h + CONNECT_GRACE
-            n: float = state.free + bisect_right(wraps, by)
+            mean, var, skew = float(state.waiting), 0.0, 0.0
+            for n, qs in within:
+                q = qs[i]
+                v = n * q * (1.0 - q)
+                mean, var, skew = mean + n * q, var + v, skew + v * (1.0 - 2.0 * q)
             if by > wrap_mean:  # else no one talking now can also wrap up by then
-                n += sum(est.free_within(t, 0.0, by) for t in talking)
-            out.append(float(n))
-        return out
+                still_talking = 0.0
+                for t in talking:
+                    q = 1.0 - est.free_within(t, 0.0, by)
+                    v = q * (1.0 - q)
+                    still_talking, var, skew = still_talking + q, var + v, skew + v * (1 - 2 * q)
+            agents = state.free + bisect_right(wraps, by) + len(talking)
+            out.append(_Horizon(mean + still_talking, var, skew, agents, new_call[i]))
+        return out, out[-1].agents - still_talking
 
     def adapted_target(self, today: date) -> float:
         """The model's target, corrected by the controller's gain."""
@@ -440,10 +473,16 @@ class Pacer:
         step = ADAPT_STEP * ((1.0 - t) / t if abandoned else -1.0)
         self.gain = min(GAIN_MAX, max(GAIN_MIN, self.gain * math.exp(-step)))
 
+    def budget(self, today: date) -> int:
+        """Calls that may ring uncovered by a free specialist: if every one were answered and
+        abandoned, the rolling 30 days would stay at or under the cap and today at or under
+        the day's ceiling (of at least `day_floor` answers)."""
+        return abandon_budget(self.ledger, today, self.limits)
+
     def may_release(self, state: PoolState) -> bool:
         """May a free specialist leave (pause, sign out)? `state` is the pool without them:
         yes when the calls it leaves uncovered stay within the abandon budget."""
-        return state.uncovered <= self.ledger.budget(state.today, self.limits.abandon_cap)
+        return state.uncovered <= self.budget(state.today)
 
 
 __all__ = [
@@ -459,5 +498,6 @@ __all__ = [
     "PacingLimits",
     "PacingMode",
     "PoolState",
+    "abandon_budget",
     "progressive_calls",
 ]
