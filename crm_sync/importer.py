@@ -33,7 +33,7 @@ from crm_sync.import_cells import (
 from crm_sync.import_files import SourceTable, open_table
 from crm_sync.import_mapping import ALIASES, PHONE_FIELDS, REQUIRED, Mapping, resolve_columns
 from crm_sync.import_records import PolicyRecord, RowError, RowRejected, RowResult, RowSkipped
-from crm_sync.mail import email_address
+from crm_sync.mail_compose import email_address
 from crm_sync.models import Branch, Customer, Phone, Policy
 from crm_sync.phones import ParsedPhone, parse_phone, split_numbers
 
