@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.pages import i18n
 from callcenter.pages.http import CSRF, render
 from callcenter.reports import tables
-from callcenter.reports.services import GROUPS, Period, ReportsService, check_period
+from callcenter.reports.performance import GROUPS
+from callcenter.reports.services import Period, ReportsService, check_period
 from common.errors import BadInput
 from crm_sync import sales
 from crm_sync.api import Body, Day, Id, Limit, Name, PathParams, Query, View, endpoint
