@@ -264,27 +264,37 @@ def endpoint(
     def decorate(handler: Callable[..., Awaitable[Any]]) -> Handler:
         @functools.wraps(handler)
         async def wrapper(request: web.Request) -> web.StreamResponse:
-            kwargs: dict[str, Any] = {}
-            if ep.path is not None:
-                kwargs["path"] = _check(ep.path, "path", dict(request.match_info))
-            if ep.query is not None:
-                q = request.query
-                kwargs["query"] = _check(ep.query, "query", {k: q.get(k) for k in q})
-            if ep.body is not None:
-                kwargs["body"] = await _read_body(request, ep.body, ep)
-            result = await handler(request, **kwargs)
-            if isinstance(result, web.StreamResponse):
-                return result
-            if ep.adapter is not None:
-                # A mismatch here is the service's bug: a ValidationError, so a 500 that is
-                # logged, never a 400 blaming the caller.
-                result = ep.adapter.dump_python(ep.adapter.validate_python(result), mode="json")
-            return json_response(result, status=ep.status)
+            result = await handler(request, **await _arguments(request, ep))
+            return _answer(ep, result)
 
         setattr(wrapper, ENDPOINT, ep)
         return wrapper
 
     return decorate
+
+
+async def _arguments(request: web.Request, ep: Endpoint) -> dict[str, Any]:
+    """The handler's `path=`, `query=` and `body=`, each validated by its model."""
+    kwargs: dict[str, Any] = {}
+    if ep.path is not None:
+        kwargs["path"] = _check(ep.path, "path", dict(request.match_info))
+    if ep.query is not None:
+        q = request.query
+        kwargs["query"] = _check(ep.query, "query", {k: q.get(k) for k in q})
+    if ep.body is not None:
+        kwargs["body"] = await _read_body(request, ep.body, ep)
+    return kwargs
+
+
+def _answer(ep: Endpoint, result: Any) -> web.StreamResponse:
+    """The handler's result as the declared response (a response it built passes as is)."""
+    if isinstance(result, web.StreamResponse):
+        return result
+    if ep.adapter is not None:
+        # A mismatch here is the service's bug: a ValidationError, so a 500 that is
+        # logged, never a 400 blaming the caller.
+        result = ep.adapter.dump_python(ep.adapter.validate_python(result), mode="json")
+    return json_response(result, status=ep.status)
 
 
 async def _read_body(request: web.Request, model: type[BaseModel], ep: Endpoint) -> BaseModel:

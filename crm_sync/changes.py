@@ -16,23 +16,21 @@ Four kinds (docs/crm.md#inbound-changes):
 Every change carries the CRM's own `change_id` (a change sent twice is applied once) and its
 `changed_at` (of two changes to the same thing, the later by the CRM's clock wins, whatever
 order they arrive in). Each is audited in `crm_changes`, applied or not, and its effects are
-written in the same transaction as its audit row.
+written in the same transaction as its audit row. Reading and checking a change (its kinds,
+`parse_change`, `parse_changes`) is `crm_sync.change_parsing`; this module applies them.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Any
+from collections.abc import Sequence
+from datetime import date, datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.exceptions import CrmError
+from crm_sync.change_parsing import Change, ChangeKind, ChangeResult, Outcome
 from crm_sync.models import (
     Accuracy,
     CrmChange,
@@ -57,124 +55,6 @@ OPEN_STATUSES = (
 OWNED_STATUSES = (LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
 # Closed leads a corrected number opens again: closed because the number did not work.
 REOPENED_RESULTS = ("unreachable", "wrong_number")
-
-
-class ChangeKind(enum.StrEnum):
-    RENEWED_ELSEWHERE = "policy.renewed_elsewhere"
-    PHONE_CORRECTED = "phone.corrected"
-    DO_NOT_CALL = "customer.do_not_call"
-    SPECIALIST_LEAVE = "specialist.leave"
-
-
-class Outcome(enum.StrEnum):
-    APPLIED = "applied"
-    DUPLICATE = "duplicate"  # this change id was seen before: nothing done again
-    STALE = "stale"  # a later change (by the CRM's clock) to the same thing was applied
-    REJECTED = "rejected"  # valid form, but names nothing we know (audited, not applied)
-
-
-class ChangeError(CrmError):
-    """A change that cannot be read: says which field and what is wrong; `index` is the
-    change's place (from 0) among those sent together."""
-
-    def __init__(self, message: str, index: int | None = None) -> None:
-        super().__init__(message)
-        self.index = index
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    change_id: str
-    kind: ChangeKind
-    changed_at: datetime
-    data: Mapping[str, Any]
-    raw: Mapping[str, Any]
-
-    @property
-    def subject(self) -> str:
-        d = self.data
-        if self.kind in (ChangeKind.RENEWED_ELSEWHERE, ChangeKind.PHONE_CORRECTED):
-            return f"policy:{d['policy_number']}"
-        if self.kind == ChangeKind.DO_NOT_CALL:
-            return f"phone:{d['e164']}"
-        return f"specialist:{d.get('specialist_id') or d.get('seat')}"
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeResult:
-    change_id: str
-    outcome: Outcome
-    detail: str
-    lead_ids: tuple[int, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "change_id": self.change_id,
-            "outcome": self.outcome.value,
-            "detail": self.detail,
-            "lead_ids": list(self.lead_ids),
-        }
-
-
-def _text(obj: Mapping[str, Any], name: str) -> str:
-    value = obj.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise ChangeError(f"{name} is missing or not a non-empty string")
-    return value.strip()
-
-
-def _flag(obj: Mapping[str, Any], name: str, default: bool | None = None) -> bool:
-    value = obj.get(name, default)
-    if not isinstance(value, bool):
-        raise ChangeError(f"{name} must be true or false")
-    return value
-
-
-def parse_change(obj: object) -> Change:
-    """A change as the CRM sends it: `{"change_id", "kind", "changed_at", "data": {…}}`."""
-    if not isinstance(obj, Mapping):
-        raise ChangeError("a change must be a JSON object")
-    change_id = _text(obj, "change_id")
-    if len(change_id) > 128:
-        raise ChangeError("change_id is longer than 128 characters")
-    try:
-        kind = ChangeKind(_text(obj, "kind"))
-    except ValueError:
-        raise ChangeError(
-            f"kind {obj.get('kind')!r} is not one of {', '.join(k.value for k in ChangeKind)}"
-        ) from None
-    try:
-        changed_at = datetime.fromisoformat(_text(obj, "changed_at"))
-    except ValueError:
-        raise ChangeError("changed_at must be an ISO 8601 time with its offset") from None
-    if changed_at.tzinfo is None:
-        raise ChangeError("changed_at needs a UTC offset (e.g. 2026-01-05T10:00:00+08:00)")
-    data = obj.get("data")
-    if not isinstance(data, Mapping):
-        raise ChangeError("data must be an object")
-    clean: dict[str, Any] = {}
-    if kind in (ChangeKind.RENEWED_ELSEWHERE, ChangeKind.PHONE_CORRECTED):
-        clean["policy_number"] = _text(data, "policy_number")
-    if kind in (ChangeKind.PHONE_CORRECTED, ChangeKind.DO_NOT_CALL):
-        raw = _text(data, "phone")
-        parsed = parse_phone(raw)
-        if not parsed.valid or parsed.e164 is None:
-            raise ChangeError(f"phone {raw!r} cannot be dialled: {parsed.invalid_reason}")
-        clean |= {"phone": raw, "e164": parsed.e164}
-    if kind == ChangeKind.DO_NOT_CALL:
-        clean["do_not_call"] = _flag(data, "do_not_call", True)
-    if kind == ChangeKind.SPECIALIST_LEAVE:
-        sid, seat = data.get("specialist_id"), data.get("seat")
-        if isinstance(sid, int) and not isinstance(sid, bool):
-            clean["specialist_id"] = sid
-        elif isinstance(seat, str) and seat.strip():
-            clean["seat"] = seat.strip()
-        else:
-            raise ChangeError("specialist.leave needs specialist_id (a number) or seat")
-        clean["on_leave"] = _flag(data, "on_leave")
-    if isinstance(data.get("note"), str):
-        clean["note"] = data["note"][:300]
-    return Change(change_id, kind, changed_at.astimezone(UTC), clean, dict(obj))
 
 
 async def _renewed_elsewhere(session: AsyncSession, c: Change, now: datetime) -> ChangeResult:
@@ -217,12 +97,11 @@ async def _renewed_elsewhere(session: AsyncSession, c: Change, now: datetime) ->
     return ChangeResult(c.change_id, Outcome.APPLIED, f"{len(ids)} open lead(s) closed", ids)
 
 
-async def _phone_corrected(session: AsyncSession, c: Change, now: datetime) -> ChangeResult:
-    policy = await session.scalar(
-        select(Policy).where(Policy.policy_number == c.data["policy_number"])
-    )
-    if policy is None:
-        return ChangeResult(c.change_id, Outcome.REJECTED, f"no policy {c.data['policy_number']}")
+async def _corrected_number(
+    session: AsyncSession, policy: Policy, c: Change, now: datetime
+) -> Phone:
+    """The policyholder's stored number for the change (added as `corrected` if new),
+    valid again and its accuracy back to unknown."""
     e164 = c.data["e164"]
     phone = await session.scalar(
         select(Phone).where(Phone.customer_id == policy.policyholder_id, Phone.e164 == e164)
@@ -244,6 +123,33 @@ async def _phone_corrected(session: AsyncSession, c: Change, now: datetime) -> C
     phone.accuracy_reason = f"corrected by the CRM (change {c.change_id})"
     phone.accuracy_set_at = now
     await session.flush()
+    return phone
+
+
+def _call_again(lead: Lead, phone_id: int, now: datetime) -> None:
+    """The lead calls the corrected number now; closed for a number that did not work, it
+    opens again (its owner's, or due)."""
+    lead.phone_id = phone_id
+    lead.next_attempt_at = now
+    lead.updated_at = now
+    if lead.status == LeadStatus.CLOSED.value:
+        lead.status = (
+            LeadStatus.ASSIGNED.value if lead.owner_id is not None else LeadStatus.DUE.value
+        )
+        lead.contact_result = None
+        lead.contact_result_at = None
+        lead.closed_reason = None
+        if lead.due_on is None or lead.due_on > now.date():
+            lead.due_on = now.date()
+
+
+async def _phone_corrected(session: AsyncSession, c: Change, now: datetime) -> ChangeResult:
+    policy = await session.scalar(
+        select(Policy).where(Policy.policy_number == c.data["policy_number"])
+    )
+    if policy is None:
+        return ChangeResult(c.change_id, Outcome.REJECTED, f"no policy {c.data['policy_number']}")
+    phone = await _corrected_number(session, policy, c, now)
     leads = (
         await session.scalars(
             select(Lead)
@@ -260,18 +166,7 @@ async def _phone_corrected(session: AsyncSession, c: Change, now: datetime) -> C
     reason = f"phone corrected by the CRM (change {c.change_id})"
     for lead in leads:
         old = lead.status
-        lead.phone_id = phone.id
-        lead.next_attempt_at = now
-        lead.updated_at = now
-        if lead.status == LeadStatus.CLOSED.value:
-            lead.status = (
-                LeadStatus.ASSIGNED.value if lead.owner_id is not None else LeadStatus.DUE.value
-            )
-            lead.contact_result = None
-            lead.contact_result_at = None
-            lead.closed_reason = None
-            if lead.due_on is None or lead.due_on > now.date():
-                lead.due_on = now.date()
+        _call_again(lead, phone.id, now)
         lead_message(
             session,
             "phone.accuracy",
@@ -281,7 +176,9 @@ async def _phone_corrected(session: AsyncSession, c: Change, now: datetime) -> C
         )
         status_message(session, lead, old, reason, now)
     ids = tuple(lead.id for lead in leads)
-    return ChangeResult(c.change_id, Outcome.APPLIED, f"{len(ids)} lead(s) now call {e164}", ids)
+    return ChangeResult(
+        c.change_id, Outcome.APPLIED, f"{len(ids)} lead(s) now call {c.data['e164']}", ids
+    )
 
 
 async def _do_not_call(session: AsyncSession, c: Change, now: datetime) -> ChangeResult:
@@ -375,22 +272,6 @@ async def apply_change(
         "CRM change %s (%s %s): %s", change.change_id, change.kind, change.subject, result.detail
     )
     return result
-
-
-def parse_changes(obj: object) -> list[Change]:
-    """One change, a list, or `{"changes": [...]}`; every one is checked before any is applied."""
-    if isinstance(obj, Mapping) and "changes" in obj:
-        obj = obj["changes"]
-    items = obj if isinstance(obj, list) else [obj]
-    if not items:
-        raise ChangeError("no changes given")
-    out: list[Change] = []
-    for n, item in enumerate(items, 1):
-        try:
-            out.append(parse_change(item))
-        except ChangeError as exc:
-            raise ChangeError(f"change {n}: {exc}; nothing was applied", n - 1) from None
-    return out
 
 
 async def apply_changes(

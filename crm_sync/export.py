@@ -111,43 +111,51 @@ async def day_rows(session: AsyncSession, day: date, tz: ZoneInfo) -> list[dict[
         )
         .order_by(Policy.policy_number, Lead.kind)
     )
-    rows: list[dict[str, Any]] = []
-    for lead, policy, customer, phone, spec, branch, sale, result in (
-        await session.execute(stmt)
-    ).all():
-        rows.append(
-            {
-                "policy_number": policy.policy_number,
-                "plate_number": policy.plate_number or "",
-                "make_model": policy.make_model or "",
-                "policyholder": customer.name,
-                "phone": _national(phone.e164, phone.raw) if phone else "",
-                "expiry_date": policy.expiry_date,
-                "branch_code": branch.code if branch else "",
-                "branch": branch.name if branch else "",
-                "kind": KIND_ZH.get(lead.kind, lead.kind),
-                "owner": spec.name if spec else "",
-                "distributed_on": lead.distributed_on,
-                "contact_result": result.label_zh if result else "",
-                "contact_result_at": (
-                    lead.contact_result_at.astimezone(tz).replace(tzinfo=None)
-                    if lead.contact_result_at
-                    else None
-                ),
-                "attempt_count": lead.attempt_count,
-                "accuracy": ACCURACY_ZH.get(phone.accuracy, "") if phone else "",
-                "accuracy_reason": (
-                    phone.accuracy_reason or ""
-                    if phone and phone.accuracy == Accuracy.INACCURATE.value
-                    else ""
-                ),
-                "new_policy_number": sale.new_policy_number or "" if sale else "",
-                "sale_premium": sale.premium if sale else None,
-                "points": sale.points if sale else None,
-                "sold_at": sale.sold_at.astimezone(tz).replace(tzinfo=None) if sale else None,
-            }
-        )
-    return rows
+    return [_row(tz, *r) for r in (await session.execute(stmt)).all()]
+
+
+def _row(
+    tz: ZoneInfo,
+    lead: Lead,
+    policy: Policy,
+    customer: Customer,
+    phone: Phone | None,
+    spec: Specialist | None,
+    branch: Branch | None,
+    sale: SalesRecord | None,
+    result: ContactResult | None,
+) -> dict[str, Any]:
+    """One lead's line of the day's spreadsheet (local times without a zone, as Excel shows them)."""
+    return {
+        "policy_number": policy.policy_number,
+        "plate_number": policy.plate_number or "",
+        "make_model": policy.make_model or "",
+        "policyholder": customer.name,
+        "phone": _national(phone.e164, phone.raw) if phone else "",
+        "expiry_date": policy.expiry_date,
+        "branch_code": branch.code if branch else "",
+        "branch": branch.name if branch else "",
+        "kind": KIND_ZH.get(lead.kind, lead.kind),
+        "owner": spec.name if spec else "",
+        "distributed_on": lead.distributed_on,
+        "contact_result": result.label_zh if result else "",
+        "contact_result_at": (
+            lead.contact_result_at.astimezone(tz).replace(tzinfo=None)
+            if lead.contact_result_at
+            else None
+        ),
+        "attempt_count": lead.attempt_count,
+        "accuracy": ACCURACY_ZH.get(phone.accuracy, "") if phone else "",
+        "accuracy_reason": (
+            phone.accuracy_reason or ""
+            if phone and phone.accuracy == Accuracy.INACCURATE.value
+            else ""
+        ),
+        "new_policy_number": sale.new_policy_number or "" if sale else "",
+        "sale_premium": sale.premium if sale else None,
+        "points": sale.points if sale else None,
+        "sold_at": sale.sold_at.astimezone(tz).replace(tzinfo=None) if sale else None,
+    }
 
 
 @contextmanager

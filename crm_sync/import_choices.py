@@ -1,7 +1,8 @@
 """The import writer's decisions for one record, over plain data (no database).
 
 Which customers a row names (their match keys), the customers and numbers a batch wants,
-which number the row's lead dials, and which numbers its branch must look up (查号).
+which number the row's lead dials, and which numbers its branch must look up (查号); a fresh
+lead's status and the day it becomes work (`initial_status`, `initial_due_on`).
 `crm_sync.import_writer` loads what is stored, asks these, and writes the answers.
 """
 
@@ -9,16 +10,71 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import date
+from typing import Any, Protocol
 
+from crm_sync.import_records import PolicyRecord
 from crm_sync.import_report import LookupEntry
-from crm_sync.importer import PolicyRecord, customer_match_key
-from crm_sync.models import PhoneRole
+from crm_sync.models import LeadKind, LeadStatus, PhoneRole
 from crm_sync.phones import ParsedPhone, PhoneChoice, choose_lead_phone
+from schedules.timeline import TimelineRules, due_day
 
 # Plain strings for the per-row loops (an enum's .value is a descriptor call).
 _FLEET, _HOLDER = PhoneRole.FLEET.value, PhoneRole.POLICYHOLDER.value
 INSURED, _CORRECTED = PhoneRole.INSURED.value, PhoneRole.CORRECTED.value
+
+
+def customer_match_key(
+    name: str, phones: Sequence[ParsedPhone], address: str | None, policy_number: str
+) -> str:
+    """The identity a customer is merged on across rows and imports: name + best number.
+
+    A name alone would merge every 张伟; without any number the address stands in, and
+    without that the customer stays tied to this one policy.
+    """
+    name = " ".join(name.split())
+    best = next((p.e164 for p in phones if p.valid and p.e164), None)
+    if best is None and phones:
+        best = "raw:" + "".join(ch for ch in phones[0].raw if ch.isdigit())
+    if best:
+        key = f"{name}|tel:{best}"
+    elif address:
+        key = f"{name}|addr:{' '.join(address.split())}"
+    else:
+        key = f"{name}|policy:{policy_number}"
+    return key[:300]
+
+
+class HasExpiry(Protocol):
+    @property
+    def expiry_date(self) -> date: ...
+
+
+def initial_status(kind: LeadKind | str) -> LeadStatus:
+    """The status of a freshly imported lead. A post-underwriting callback list is the
+    automatic callback campaign's work from the day of its import (node 8: called from its
+    first calling window on; nothing is handed out): `due`. Every other kind waits, `new`,
+    for the timeline to make it due and the distribution to hand it to a specialist."""
+    return LeadStatus.DUE if LeadKind(kind) is LeadKind.CALLBACK else LeadStatus.NEW
+
+
+def initial_due_on(
+    kind: LeadKind | str,
+    policy: HasExpiry,
+    today: date,
+    rules: TimelineRules = TimelineRules(),  # noqa: B008 (frozen: shared safely)
+) -> date:
+    """The day a freshly imported lead becomes work, by the desk's timeline rules.
+
+    renewal: expiry − 25 days; trial-member conversion: a month before expiry (by default);
+    lapsed and post-underwriting callback: the day of the import.
+    """
+    kind = LeadKind(kind)
+    if kind in (LeadKind.RENEWAL, LeadKind.TRIAL):
+        # One rule for the whole desk: the timeline's (schedules.timeline.due_day), with the
+        # rules the timeline job runs with (DeskCalendar.rules), not the defaults.
+        return due_day(kind.value, policy.expiry_date, rules)
+    return today
 
 
 @dataclass

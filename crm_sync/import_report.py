@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crm_sync.importer import RowError
+from crm_sync.import_records import RowError
 from crm_sync.spreadsheets import SafeCsvWriter
 
 SUMMARY_ERROR_LIMIT = 100

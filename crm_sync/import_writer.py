@@ -18,17 +18,17 @@ from sqlalchemy import ColumnElement, Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_sync.bulk import bulk_insert, dialect_insert, in_values
-from crm_sync.import_choices import Prepared, customer_keys, lead_phone, lookup_entries
-from crm_sync.import_customers import phones_of, write_customers
-from crm_sync.import_report import ImportSummary, LookupEntry
-from crm_sync.importer import (
-    PolicyRecord,
-    RowRejected,
-    RowResult,
-    RowSkipped,
+from crm_sync.import_choices import (
+    Prepared,
+    customer_keys,
     initial_due_on,
     initial_status,
+    lead_phone,
+    lookup_entries,
 )
+from crm_sync.import_customers import phones_of, write_customers
+from crm_sync.import_records import PolicyRecord, RowRejected, RowResult, RowSkipped
+from crm_sync.import_report import ImportSummary, LookupEntry
 from crm_sync.models import Branch, ContactResult, Lead, LeadKind, LeadStatus, Policy
 from schedules.timeline import TimelineRules
 

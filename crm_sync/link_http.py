@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BeforeValidator, ConfigDict, Field, RootModel
 
-from crm_sync import changes, signing
 from crm_sync import outbox as ops
+from crm_sync import signing
 from crm_sync.api import (
     ONE_LINE,
     Body,
@@ -31,7 +31,8 @@ from crm_sync.api import (
     refused,
 )
 from crm_sync.auth import ApiError, principal, require_supervisor
-from crm_sync.changes import ChangeKind, Outcome
+from crm_sync.change_parsing import ChangeError, ChangeKind, Outcome, parse_changes
+from crm_sync.changes import apply_changes
 from crm_sync.config import CrmSettings
 from crm_sync.exceptions import NotFound
 from crm_sync.http import CRM_SESSIONS
@@ -244,14 +245,12 @@ async def crm_changes(request: web.Request, body: ChangesIn) -> dict[str, Any]:
     `{"changes": [...]}`; a change that cannot be applied as sent is a 400 and nothing is
     applied."""
     try:
-        parsed = changes.parse_changes(
-            [c.model_dump(mode="json", exclude_unset=True) for c in body.root]
-        )
-    except changes.ChangeError as exc:
+        parsed = parse_changes([c.model_dump(mode="json", exclude_unset=True) for c in body.root])
+    except ChangeError as exc:
         where = str(exc.index) if exc.index is not None else ""
         raise refused("body", where, "change", str(exc)) from None
     clock = request.app[CRM_LINK_CLOCK]
-    results = await changes.apply_changes(
+    results = await apply_changes(
         request.app[CRM_SESSIONS], parsed, clock.now(), "http", today=_today(request)
     )
     return {"results": [r.as_dict() for r in results]}

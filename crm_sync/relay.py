@@ -14,6 +14,7 @@ Each round is three steps:
    messages behind it wait); a parked message (a dead letter) does not block its key.
 3. **Record** the verdicts (one transaction): delivered, retry at `now + backoff` (the
    receiver's `Retry-After` if longer), parked with the receiver's answer; leases released.
+   What becomes of each message is decided by `crm_sync.relay_verdicts.plan_round` (pure).
 
 A relay that dies between 2 and 3 loses nothing: its leases run out and another relay (or
 the same after a restart) delivers those messages again. That is the "at least once": the
@@ -34,43 +35,32 @@ import random
 import socket
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Row, Select, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from common.pglisten import PgListener
 from crm_sync.models import OutboxMessage, OutboxState
+from crm_sync.relay_verdicts import (
+    Claimed,
+    MessageUpdate,
+    Retrying,
+    RoundReport,
+    plan_round,
+)
 from crm_sync.sinks import Outgoing, Sink, Verdict, VerdictKind
 from schedules.clock import Clock
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "callcenter_outbox"
-HISTORY_KEEP = 20  # tries kept per message
-MAX_RETRY_AFTER = 86_400.0  # a receiver asking for more than a day is taken as a day
 PENDING = OutboxState.PENDING.value
-
-
-def backoff(tries: int, base: float, cap: float, rand: float) -> float:
-    """Seconds before try number `tries + 1`: exponential (`base`, doubled per try, at most
-    `cap`) with "equal jitter" (half fixed, half random by `rand` in [0, 1)), so that keys
-    that failed together do not all come back together."""
-    delay = min(cap, base * 2.0 ** max(0, tries - 1))
-    return delay / 2 + rand * delay / 2
-
-
-def retry_delay(
-    tries: int, base: float, cap: float, rand: float, retry_after: float | None
-) -> float:
-    """The backoff, or the receiver's `Retry-After` when it asks for longer."""
-    delay = backoff(tries, base, cap, rand)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
-    return delay
+_o = OutboxMessage
+_COLUMNS = (_o.id, _o.topic, _o.key, _o.payload, _o.created_at, _o.attempts, _o.history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,23 +76,6 @@ class RelayOptions:
     workers: int = 2
     retry_base: float = 1.0
     retry_max: float = 900.0
-
-
-@dataclass(slots=True)
-class _Claimed:
-    message: Outgoing
-    attempts: int
-    history: list[dict[str, Any]] | None
-
-
-@dataclass(slots=True)
-class RoundReport:
-    claimed: int = 0
-    delivered: int = 0
-    retried: int = 0
-    parked: int = 0
-    released: int = 0
-    outcomes: list[tuple[int, Verdict]] = field(default_factory=list)
 
 
 def relay_name() -> str:
@@ -136,13 +109,12 @@ class OutboxRelay:
 
     # -- one round -------------------------------------------------------------------------
 
-    async def claim(self, now: datetime) -> list[list[_Claimed]]:
-        """Lease the due heads (and the messages behind them): one list per key, in order."""
+    def _heads(self, now: datetime) -> Select[Any]:
+        """The due heads: each key's oldest pending message, if due and not leased."""
         o = OutboxMessage
         earlier = aliased(OutboxMessage)
-        columns = (o.id, o.topic, o.key, o.payload, o.created_at, o.attempts, o.history)
         heads = (
-            select(*columns)
+            select(*_COLUMNS)
             .where(
                 o.state == PENDING,
                 o.delivered_at.is_(None),
@@ -153,38 +125,44 @@ class OutboxRelay:
             .order_by(o.id)
             .limit(self.options.batch)
         )
-        if self._pg:
-            heads = heads.with_for_update(skip_locked=True, of=o)
+        return heads.with_for_update(skip_locked=True, of=o) if self._pg else heads
+
+    async def _followers(self, s: AsyncSession, heads: Sequence[Row[Any]]) -> list[Row[Any]]:
+        """The messages behind the heads, a fair share per key of the room left in the batch
+        (a lead with a backlog drains key_batch at a time). Nobody else claims them: only
+        heads are ever claimed, and these heads are ours now."""
+        room = self.options.batch - len(heads)
+        if room <= 0 or self.options.key_batch <= 1:
+            return []
+        o = OutboxMessage
+        per_key = min(self.options.key_batch - 1, max(1, room // len(heads)))
+        rn = func.row_number().over(partition_by=o.key, order_by=o.id).label("rn")
+        ranked = (
+            select(o.id, rn)
+            .where(
+                o.state == PENDING,
+                o.key.in_([r.key for r in heads]),
+                o.id.not_in([r.id for r in heads]),
+            )
+            .subquery()
+        )
+        query = (
+            select(*_COLUMNS)
+            .join(ranked, ranked.c.id == o.id)
+            .where(ranked.c.rn <= per_key)
+            .order_by(ranked.c.rn, o.id)
+            .limit(room)
+        )
+        return list((await s.execute(query)).all())
+
+    async def claim(self, now: datetime) -> list[list[Claimed]]:
+        """Lease the due heads (and the messages behind them): one list per key, in order."""
+        o = OutboxMessage
         async with self._sessions.begin() as s:
-            rows = list((await s.execute(heads)).all())
+            rows = list((await s.execute(self._heads(now))).all())
             if not rows:
                 return []
-            # Room left in the batch goes to the messages behind the heads, a fair share per
-            # key (a lead with a backlog drains key_batch at a time). Nobody else claims
-            # them: only heads are ever claimed, and these heads are ours now.
-            room = self.options.batch - len(rows)
-            if room > 0 and self.options.key_batch > 1:
-                per_key = min(self.options.key_batch - 1, max(1, room // len(rows)))
-                head_ids = [r.id for r in rows]
-                rn = func.row_number().over(partition_by=o.key, order_by=o.id).label("rn")
-                ranked = (
-                    select(o.id, rn)
-                    .where(
-                        o.state == PENDING,
-                        o.key.in_([r.key for r in rows]),
-                        o.id.not_in(head_ids),
-                    )
-                    .subquery()
-                )
-                rows += (
-                    await s.execute(
-                        select(*columns)
-                        .join(ranked, ranked.c.id == o.id)
-                        .where(ranked.c.rn <= per_key)
-                        .order_by(ranked.c.rn, o.id)
-                        .limit(room)
-                    )
-                ).all()
+            rows += await self._followers(s, rows)
             await s.execute(
                 update(o)
                 .where(o.id.in_([r.id for r in rows]))
@@ -194,10 +172,10 @@ class OutboxRelay:
                 )
                 .execution_options(synchronize_session=False)
             )
-        by_key: dict[str, list[_Claimed]] = {}
+        by_key: dict[str, list[Claimed]] = {}
         for r in sorted(rows, key=lambda r: r.id):
             by_key.setdefault(r.key, []).append(
-                _Claimed(
+                Claimed(
                     Outgoing(r.id, r.topic, r.key, r.payload, r.created_at),
                     r.attempts,
                     r.history,
@@ -206,10 +184,10 @@ class OutboxRelay:
         return list(by_key.values())
 
     async def _deliver_key(
-        self, messages: list[_Claimed], gate: asyncio.Semaphore, started: float
-    ) -> list[tuple[_Claimed, Verdict | None]]:
+        self, messages: list[Claimed], gate: asyncio.Semaphore, started: float
+    ) -> list[tuple[Claimed, Verdict | None]]:
         """A key's messages in order; None for those not tried (released for later)."""
-        out: list[tuple[_Claimed, Verdict | None]] = []
+        out: list[tuple[Claimed, Verdict | None]] = []
         async with gate:
             stop = False
             for item in messages:
@@ -231,32 +209,23 @@ class OutboxRelay:
 
     async def run_once(self) -> RoundReport:
         """Claim, deliver, record: one round. Returns what happened (empty when idle)."""
-        report = RoundReport()
         now = self._clock.now()
         keys = await self.claim(now)
         if not keys:
-            return report
+            return RoundReport()
         gate = asyncio.Semaphore(self.options.concurrency)
         started = self._clock.monotonic()
         results = await asyncio.gather(*(self._deliver_key(k, gate, started) for k in keys))
-        await self._record([r for key in results for r in key], report)
-        return report
+        return await self._record([r for key in results for r in key])
 
-    async def _record(
-        self, results: Sequence[tuple[_Claimed, Verdict | None]], report: RoundReport
-    ) -> None:
+    async def _record(self, results: Sequence[tuple[Claimed, Verdict | None]]) -> RoundReport:
+        """Write what `plan_round` makes of the verdicts, in one transaction."""
         now = self._clock.now()
+        retrying = Retrying(self.options.retry_base, self.options.retry_max, self._rand)
+        plan = plan_round(results, now, relay=self.name, sink=self.sink.name, retrying=retrying)
         o = OutboxMessage
-        delivered: dict[str, list[int]] = {}  # by sink name
-        for c, v in results:
-            if v and v.kind == VerdictKind.DELIVERED:
-                delivered.setdefault(v.sink or self.sink.name, []).append(c.message.id)
-        released = [c.message.id for c, v in results if v is None]
-        report.claimed = len(results)
-        report.delivered = sum(map(len, delivered.values()))
-        report.released = len(released)
         async with self._sessions.begin() as s:
-            for sink_name, ids in delivered.items():
+            for sink_name, ids in plan.delivered.items():
                 await s.execute(
                     update(o)
                     .where(o.id.in_(ids))
@@ -271,79 +240,22 @@ class OutboxRelay:
                     )
                     .execution_options(synchronize_session=False)
                 )
-            if released:
+            if plan.released:
                 await s.execute(
                     update(o)
-                    .where(o.id.in_(released), o.lease_owner == self.name)
+                    .where(o.id.in_(plan.released), o.lease_owner == self.name)
                     .values(lease_owner=None, lease_until=None)
                     .execution_options(synchronize_session=False)
                 )
-            for item, verdict in results:
-                if verdict is None:
-                    continue
-                report.outcomes.append((item.message.id, verdict))
-                if verdict.kind == VerdictKind.DELIVERED:
-                    if item.history:  # close a history of failures with its success
-                        entry = self._entry(now, verdict)
-                        await s.execute(
-                            update(o)
-                            .where(o.id == item.message.id)
-                            .values(history=[*item.history, entry][-HISTORY_KEEP:])
-                        )
-                    continue
-                tries = item.attempts + 1
-                values: dict[str, Any] = {
-                    "attempts": tries,
-                    "last_error": verdict.detail,
-                    "history": [*(item.history or []), self._entry(now, verdict)][-HISTORY_KEEP:],
-                    "lease_owner": None,
-                    "lease_until": None,
-                }
-                if verdict.kind == VerdictKind.PARK:
-                    report.parked += 1
-                    values |= {"state": OutboxState.PARKED.value, "parked_reason": verdict.detail}
-                    log.error(
-                        "outbox %s (%s, %s) parked: %s",
-                        item.message.id,
-                        item.message.topic,
-                        item.message.key,
-                        verdict.detail,
-                    )
-                else:
-                    report.retried += 1
-                    delay = retry_delay(
-                        tries,
-                        self.options.retry_base,
-                        self.options.retry_max,
-                        self._rand(),
-                        verdict.retry_after,
-                    )
-                    values["next_try_at"] = now + timedelta(seconds=delay)
-                    log.warning(
-                        "outbox %s (%s, %s): try %d failed, again in %.1f s: %s",
-                        item.message.id,
-                        item.message.topic,
-                        item.message.key,
-                        tries,
-                        delay,
-                        verdict.detail,
-                    )
+            for change in plan.updates:
+                _log_failure(change)
                 await s.execute(
                     update(o)
-                    .where(o.id == item.message.id)
-                    .values(**values)
+                    .where(o.id == change.item.message.id)
+                    .values(**change.values)
                     .execution_options(synchronize_session=False)
                 )
-
-    def _entry(self, now: datetime, verdict: Verdict) -> dict[str, Any]:
-        return {
-            "at": now.isoformat(),
-            "sink": verdict.sink or self.sink.name,
-            "relay": self.name,
-            "result": verdict.kind.value,
-            "status": verdict.status,
-            "detail": verdict.detail,
-        }
+        return plan.report
 
     # -- sleeping and waking ---------------------------------------------------------------
 
@@ -424,3 +336,21 @@ class OutboxRelay:
             self._task = None
         await self._listener.close()
         await self.sink.close()
+
+
+def _log_failure(change: MessageUpdate) -> None:
+    message, verdict = change.item.message, change.verdict
+    if verdict.kind == VerdictKind.PARK:
+        log.error(
+            "outbox %s (%s, %s) parked: %s", message.id, message.topic, message.key, verdict.detail
+        )
+    elif change.delay is not None:
+        log.warning(
+            "outbox %s (%s, %s): try %d failed, again in %.1f s: %s",
+            message.id,
+            message.topic,
+            message.key,
+            change.tries,
+            change.delay,
+            verdict.detail,
+        )

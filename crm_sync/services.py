@@ -19,6 +19,7 @@ from sqlalchemy import Table, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crm_sync.bulk import dialect_insert
+from crm_sync.import_mapping import Mapping
 from crm_sync.import_report import (
     ImportSummary,
     errors_path,
@@ -27,7 +28,7 @@ from crm_sync.import_report import (
     write_lookup_files,
 )
 from crm_sync.import_writer import ImportWriter
-from crm_sync.importer import Mapping, PreparedImport, batched, prepare
+from crm_sync.importer import PreparedImport, batched, prepare
 from crm_sync.models import Branch, Customer, ImportRun, Lead, LeadKind, LeadStatus, Phone, Policy
 from schedules.timeline import TimelineRules
 

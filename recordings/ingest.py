@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import shutil
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -31,13 +30,18 @@ from crm_sync.models import OutboxMessage
 from recordings.audio import CONTENT_TYPES, AudioOptions, AudioResult, process_wav
 from recordings.config import RecordingSettings
 from recordings.exceptions import StoreError, UnsafePath
+from recordings.ingest_rules import (
+    TOPIC_STORED,
+    mark_stored,
+    recording_url,
+    resolve_in_monitor,
+    retry_after,
+    storage_key,
+)
 from recordings.models import Recording, RecordingStatus
 from recordings.store import RecordingStore
 
 log = logging.getLogger(__name__)
-
-TOPIC_STORED = "recording.stored"
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,39 +61,6 @@ class RecordingJob:
     ended_at: datetime
     talk_seconds: float | None = None
     contact_result: str | None = None
-
-
-def resolve_in_monitor(reported: str | PurePath, monitor_dir: Path) -> Path:
-    """The file in our monitor folder for a name the PBX reported; never a path outside it.
-
-    The PBX's path (its spool directory) is usually not ours (a shared volume mounted
-    elsewhere), so only the last component counts, and it must be a plain safe file name.
-    """
-    name = PurePath(str(reported)).name
-    if not _SAFE_NAME.match(name) or not name.lower().endswith(".wav"):
-        raise UnsafePath(f"refusing recording file name {str(reported)!r}")
-    root = monitor_dir.resolve()
-    candidate = root / name
-    if candidate.is_symlink() or not candidate.resolve().is_relative_to(root):
-        raise UnsafePath(f"{name} is a link out of the monitor folder")
-    return candidate
-
-
-def storage_key(rec: Recording, fmt: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", rec.attempt_id)[:80]
-    return f"{rec.ended_at:%Y/%m/%d}/{rec.id}-{safe}.{fmt}"
-
-
-def recording_url(template: str, recording_id: int) -> str:
-    return template.format(id=recording_id)
-
-
-def retry_after(now: datetime, tries: int, delays: Sequence[float]) -> tuple[datetime | None, str]:
-    """When a recording whose processing failed `tries` times is tried again, and why."""
-    if tries > len(delays):
-        return None, f"failed {tries} times: no automatic retry left (the WAV stays in place)"
-    when = now + timedelta(seconds=delays[tries - 1])
-    return when, f"try {tries + 1} of {len(delays) + 1} at {when.isoformat()}"
 
 
 class _AlreadyDone(Exception):
@@ -326,56 +297,13 @@ class Ingest:
         return dest
 
     async def _store(self, rec: Recording, src: Path, out: Path, result: AudioResult) -> str:
-        assert result.sha256 is not None
+        """Store and verify the copy, then record it with its CRM message; the WAV goes last."""
         key = storage_key(rec, self.options.format)
+        failed = await self._put_verified(rec, key, out, result)
+        if failed is not None:
+            return failed
         try:
-            await self.store.put(key, out, CONTENT_TYPES[self.options.format])
-            again = await self.store.sha256(key)
-            if again != result.sha256:
-                raise StoreError(f"verification failed for {key}: {again} != {result.sha256}")
-        except (StoreError, UnsafePath) as exc:
-            log.error("recording %s (%s): %s", rec.id, rec.attempt_id, exc)
-            await self._delete_quietly(key)
-            await asyncio.to_thread(out.unlink, True)
-            return await self._finish(rec.id, RecordingStatus.FAILED, error=str(exc))
-        now = self.clock.now()
-        url = recording_url(self.settings.url_template, rec.id)
-        try:
-            async with self.sessions() as s, s.begin():
-                row = await s.get(Recording, rec.id, with_for_update=True)
-                if row is None or row.status != RecordingStatus.PENDING.value:
-                    raise _AlreadyDone(row.status if row else "deleted")
-                row.status = RecordingStatus.STORED.value
-                row.stored_at = now
-                row.duration_seconds = result.duration_seconds
-                row.speech_seconds = result.speech_seconds
-                row.silence_ratio = result.silence_ratio
-                row.waveform = result.waveform
-                row.format = self.options.format
-                row.storage_key = key
-                row.size_bytes = result.size_bytes
-                row.sha256 = result.sha256
-                row.error = None
-                s.add(
-                    OutboxMessage(
-                        topic=TOPIC_STORED,
-                        key=f"lead:{row.lead_id}",
-                        payload={
-                            "recording_id": row.id,
-                            "attempt_id": row.attempt_id,
-                            "lead_id": row.lead_id,
-                            "specialist_id": row.specialist_id,
-                            "outcome": row.outcome,
-                            "url": url,
-                            "checksum": f"sha256:{result.sha256}",
-                            "duration": result.duration_seconds,
-                            "format": self.options.format,
-                            "ended_at": row.ended_at.isoformat(),
-                            "stored_at": now.isoformat(),
-                        },
-                        created_at=now,
-                    )
-                )
+            await self._record_stored(rec.id, key, result)
         except _AlreadyDone as done:
             # Another instance finished this recording first (e.g. both picked it up at start):
             # the object under this key is theirs now, so it stays.
@@ -392,6 +320,39 @@ class Ingest:
         await asyncio.to_thread(out.unlink, True)
         log.info("recording %s (%s) stored as %s", rec.id, rec.attempt_id, key)
         return RecordingStatus.STORED.value
+
+    async def _put_verified(
+        self, rec: Recording, key: str, out: Path, result: AudioResult
+    ) -> str | None:
+        """Put the copy under `key` and read its checksum back; None when it is there intact,
+        else the row's status after the failure (the copy removed, a retry planned)."""
+        try:
+            await self.store.put(key, out, CONTENT_TYPES[self.options.format])
+            again = await self.store.sha256(key)
+            if again != result.sha256:
+                raise StoreError(f"verification failed for {key}: {again} != {result.sha256}")
+        except (StoreError, UnsafePath) as exc:
+            log.error("recording %s (%s): %s", rec.id, rec.attempt_id, exc)
+            await self._delete_quietly(key)
+            await asyncio.to_thread(out.unlink, True)
+            return await self._finish(rec.id, RecordingStatus.FAILED, error=str(exc))
+        return None
+
+    async def _record_stored(self, rid: int, key: str, result: AudioResult) -> None:
+        """The row stored and its `recording.stored` message, in one transaction; _AlreadyDone
+        if the row left `pending` meanwhile."""
+        now = self.clock.now()
+        url = recording_url(self.settings.url_template, rid)
+        async with self.sessions() as s, s.begin():
+            row = await s.get(Recording, rid, with_for_update=True)
+            if row is None or row.status != RecordingStatus.PENDING.value:
+                raise _AlreadyDone(row.status if row else "deleted")
+            payload = mark_stored(row, result, self.options.format, key, url, now)
+            s.add(
+                OutboxMessage(
+                    topic=TOPIC_STORED, key=f"lead:{row.lead_id}", payload=payload, created_at=now
+                )
+            )
 
     async def _delete_quietly(self, key: str) -> None:
         try:

@@ -27,7 +27,7 @@ from crm_sync.models import Lead
 from recordings.audio import CONTENT_TYPES
 from recordings.config import RecordingSettings
 from recordings.exceptions import StoreError, UnsafePath
-from recordings.ingest import recording_url
+from recordings.ingest_rules import recording_url
 from recordings.integrity import (
     AttemptsLookup,
     CheckReport,

@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_sync.mail import LapsedPolicy
+from crm_sync.mail_compose import LapsedPolicy
 from crm_sync.models import Customer, Lead, LeadStatus, Phone, Policy, Specialist
 
 

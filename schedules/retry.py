@@ -225,6 +225,70 @@ def _local(hours: CallingHours, when: datetime, tz: str | None) -> str:
     return fmt_local(when, tz or hours.tz)
 
 
+def _unanswered(
+    outcome: Outcome, history: Sequence[Attempt], policy: RetryPolicy, phone: str | int | None
+) -> int:
+    """Unanswered calls to this number since the customer was last reached, this one included."""
+    unanswered = 0
+    for a in history:
+        if phone is not None and a.phone is not None and a.phone != phone:
+            continue  # a corrected number starts afresh: the old number's failures are not its own
+        if a.outcome is Outcome.ANSWERED:
+            unanswered = 0
+        elif policy.rule(a.outcome).counts:
+            unanswered += 1
+    if outcome is not Outcome.ANSWERED and policy.rule(outcome).counts:
+        unanswered += 1
+    return unanswered
+
+
+def _retry_time(
+    outcome: Outcome, rule: Rule, at: datetime, hours: CallingHours, tz: str | None
+) -> tuple[datetime, str]:
+    """When the rule's action calls again, and why (before the daily cap)."""
+    if rule.action is Action.LATER:
+        when = hours.clamp(at + rule.delay, tz)
+        why = f"{outcome.value}: retry in {int(rule.delay.total_seconds() // 60)} min"
+    elif rule.action is Action.NEXT_WINDOW:
+        when = hours.next_window_start(at, tz)
+        why = f"{outcome.value}: retry in the next window"
+    else:
+        when = hours.next_day_start(at, tz)
+        why = f"{outcome.value}: retry on the next calling day"
+    if rule.action is Action.LATER and when != at + rule.delay:
+        why += " (window closed: next window)"
+    return when, why
+
+
+def _capped(
+    outcome: Outcome,
+    when: datetime,
+    why: str,
+    *,
+    at: datetime,
+    history: Sequence[Attempt],
+    policy: RetryPolicy,
+    hours: CallingHours,
+    tz: str | None,
+    phone: str | int | None,
+) -> tuple[datetime, str]:
+    """The retry moved to the next calling day when it would exceed the number's daily cap."""
+    if policy.daily_cap is None or hours.local_date(when, tz) != hours.local_date(at, tz):
+        return when, why
+    same_day = hours.local_date(at, tz)
+    today = 1 + sum(
+        1
+        for a in history
+        if (phone is None or a.phone == phone) and hours.local_date(a.at, tz) == same_day
+    )
+    if today < policy.daily_cap:
+        return when, why
+    return hours.next_day_start(at, tz), (
+        f"{outcome.value}: daily cap of {policy.daily_cap} calls to this number "
+        "reached: retry on the next calling day"
+    )
+
+
 def next_attempt(
     outcome: Outcome | str,
     *,
@@ -244,17 +308,7 @@ def next_attempt(
         raise ValueError("naive datetime: pass an aware datetime (UTC)")
     rule = policy.rule(outcome)
     result = CONTACT_RESULT.get(outcome)
-
-    unanswered = 0
-    for a in history:  # unanswered calls to this number since the customer was last reached
-        if phone is not None and a.phone is not None and a.phone != phone:
-            continue  # a corrected number starts afresh: the old number's failures are not its own
-        if a.outcome is Outcome.ANSWERED:
-            unanswered = 0
-        elif policy.rule(a.outcome).counts:
-            unanswered += 1
-    if outcome is not Outcome.ANSWERED and rule.counts:
-        unanswered += 1
+    unanswered = _unanswered(outcome, history, policy, phone)
 
     if rule.action is Action.STOP:
         return Decision(None, f"{outcome.value}: no more automatic calls", result)
@@ -276,32 +330,10 @@ def next_attempt(
             close_lead=policy.close_on_inaccurate,
             unanswered=unanswered,
         )
-
-    if rule.action is Action.LATER:
-        when = hours.clamp(at + rule.delay, tz)
-        why = f"{outcome.value}: retry in {int(rule.delay.total_seconds() // 60)} min"
-    elif rule.action is Action.NEXT_WINDOW:
-        when = hours.next_window_start(at, tz)
-        why = f"{outcome.value}: retry in the next window"
-    else:
-        when = hours.next_day_start(at, tz)
-        why = f"{outcome.value}: retry on the next calling day"
-    if rule.action is Action.LATER and when != at + rule.delay:
-        why += " (window closed: next window)"
-
-    if policy.daily_cap is not None and hours.local_date(when, tz) == hours.local_date(at, tz):
-        same_day = hours.local_date(at, tz)
-        today = 1 + sum(
-            1
-            for a in history
-            if (phone is None or a.phone == phone) and hours.local_date(a.at, tz) == same_day
-        )
-        if today >= policy.daily_cap:
-            when = hours.next_day_start(at, tz)
-            why = (
-                f"{outcome.value}: daily cap of {policy.daily_cap} calls to this number "
-                "reached: retry on the next calling day"
-            )
+    when, why = _retry_time(outcome, rule, at, hours, tz)
+    when, why = _capped(
+        outcome, when, why, at=at, history=history, policy=policy, hours=hours, tz=tz, phone=phone
+    )
     if policy.max_unanswered is not None and rule.counts:
         why += f" ({ordinal(unanswered)} of {policy.max_unanswered} unanswered calls)"
     return Decision(

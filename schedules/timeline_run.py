@@ -228,7 +228,7 @@ async def _make_due(
         report.made_due[kind] = rowcount(res)
 
     # Imported post-underwriting callback lists are the automatic campaign's work from the
-    # day of their import: the importer makes them due (crm_sync.importer.initial_status);
+    # day of their import: the importer makes them due (crm_sync.import_choices.initial_status);
     # lists imported as `new` before that rule are made due here, or nobody would dial them.
     res = await session.execute(
         update(Lead)

@@ -23,13 +23,11 @@ from callcenter.settings import Settings
 from crm_sync.mail import (
     LAPSED,
     FileMailer,
-    InaccurateNumber,
     SmtpMailer,
-    compose_inaccurate_numbers,
-    compose_lapsed,
     send_branch_lists,
     send_inaccurate_numbers,
 )
+from crm_sync.mail_compose import InaccurateNumber, compose_inaccurate_numbers, compose_lapsed
 from crm_sync.models import Branch, Phone
 from dialer.results import inaccurate_numbers_by_branch
 from schedules.clock import VirtualClock

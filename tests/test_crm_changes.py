@@ -21,7 +21,8 @@ from callcenter.bootstrap import Container, build_app
 from callcenter.settings import Settings
 from crm_sync import signing
 from crm_sync.auth import issue_token
-from crm_sync.changes import ChangeError, apply_changes, parse_change, parse_changes
+from crm_sync.change_parsing import ChangeError, parse_change, parse_changes
+from crm_sync.changes import apply_changes
 from crm_sync.config import CrmSettings
 from crm_sync.models import CrmChange, Lead, OutboxMessage, Phone, Specialist
 from crm_sync.sinks import Outgoing, document

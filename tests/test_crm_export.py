@@ -18,7 +18,8 @@ from openpyxl import load_workbook
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_sync.export import COLUMNS, content_digest, run_daily_export, write_xlsx
-from crm_sync.importer import PolicyRecord, prepare
+from crm_sync.import_records import PolicyRecord
+from crm_sync.importer import prepare
 from crm_sync.models import Lead, Phone, SalesRecord
 from crm_sync.sinks import FILE_TYPES
 from schedules.clock import VirtualClock

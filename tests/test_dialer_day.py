@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.mail import InaccurateNumber
+from crm_sync.mail_compose import InaccurateNumber
 from crm_sync.models import Lead, Phone
 from dialer.engine import DialerConfig
 from dialer.models import CallAttempt

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.database import create_engine
 from callcenter.jobs import DailyJob, DailyJobRunner
-from crm_sync.mail import InaccurateNumber, SmtpMailer, send_inaccurate_numbers
+from crm_sync.mail import SmtpMailer, send_inaccurate_numbers
+from crm_sync.mail_compose import InaccurateNumber
 from crm_sync.models import Branch, OutboxMessage
 from crm_sync.relay import OutboxRelay
 from crm_sync.sinks import WebhookSink

@@ -10,19 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crm_sync.exceptions import ImportInputError
-from crm_sync.importer import (
-    Mapping,
-    PolicyRecord,
-    PreparedImport,
-    RowRejected,
-    RowSkipped,
-    SourceTable,
-    initial_due_on,
-    load_mapping,
-    parse_date,
-    prepare,
-    resolve_columns,
-)
+from crm_sync.import_cells import parse_date
+from crm_sync.import_choices import initial_due_on
+from crm_sync.import_files import SourceTable
+from crm_sync.import_mapping import Mapping, load_mapping, resolve_columns
+from crm_sync.import_records import PolicyRecord, RowRejected, RowSkipped
+from crm_sync.importer import PreparedImport, prepare
 from crm_sync.models import LeadKind
 from schedules.timeline import TimelineRules
 from tests.test_import_support import HEADER, row, write_csv, write_xlsx

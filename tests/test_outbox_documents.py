@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_sync import signing
 from crm_sync.models import Lead, OutboxMessage
 from crm_sync.outbox import status_message
-from crm_sync.relay import backoff, retry_delay
+from crm_sync.relay_verdicts import backoff, retry_delay
 from crm_sync.sinks import (
     SCHEMAS_DIR,
     TOPIC_VERSIONS,

@@ -7,8 +7,12 @@ from datetime import UTC, date, datetime
 
 from babel.messages.pofile import read_po
 
+from callcenter.pages.appointments import (
+    appointment_refusal,
+    appointment_slots,
+    previous_working_day,
+)
 from callcenter.pages.i18n import LOCALE_DIR
-from callcenter.pages.services import appointment_refusal, appointment_slots, previous_working_day
 from schedules.holidays import load_calendar
 from schedules.windows import CallingHours
 

@@ -12,9 +12,15 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook, load_workbook
 
+from crm_sync.import_records import PolicyRecord, RowError
 from crm_sync.import_report import LookupEntry, write_error_file, write_lookup_files
-from crm_sync.importer import PolicyRecord, RowError, prepare
-from crm_sync.mail import InaccurateNumber, LapsedPolicy, compose_inaccurate_numbers, compose_lapsed
+from crm_sync.importer import prepare
+from crm_sync.mail_compose import (
+    InaccurateNumber,
+    LapsedPolicy,
+    compose_inaccurate_numbers,
+    compose_lapsed,
+)
 from crm_sync.spreadsheets import SafeCsvWriter, append_rows, guard_cell, unguard_cell
 from tests.test_import_support import HEADER, row
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from callcenter.bootstrap import bootstrap
-from crm_sync.changes import Change, ChangeError, apply_changes, parse_change
+from crm_sync.change_parsing import Change, ChangeError, parse_change
+from crm_sync.changes import apply_changes
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 from callcenter.bootstrap import bootstrap
 from callcenter.database import SchemaOutOfDate
 from crm_sync.exceptions import ImportInputError
+from crm_sync.import_mapping import load_mapping
 from crm_sync.import_report import ImportSummary
-from crm_sync.importer import load_mapping, prepare
+from crm_sync.importer import prepare
 from crm_sync.models import LeadKind
 from crm_sync.services import import_file
 from schedules.config import DeskCalendar

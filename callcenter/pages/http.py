@@ -1,5 +1,6 @@
-"""The web pages: sign-in, the seat page and its JSON, live seat updates (server-sent events),
-and the supervisors' login management. Thin: validate → service → serialise (or render).
+"""The web pages: sign-in and the seat page with its JSON. Live seat updates (server-sent
+events) are `events_http.py`, the supervisors' login management `users_http.py`. Thin:
+validate → service → serialise (or render).
 
 A browser signs in with a user name and password and then carries a session cookie
 (HttpOnly, SameSite=Lax, Secure over TLS); the auth middleware (callcenter.web) turns it into
@@ -9,30 +10,27 @@ session's CSRF token (header X-CSRF-Token or form field csrf_token) on every POS
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import secrets
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from pydantic import Field
 
 from callcenter.pages import i18n
 from callcenter.pages.accounts import SESSION_LIFETIME, Accounts
 from callcenter.pages.exceptions import PagesError
-from callcenter.pages.live import CLOSE, SeatHub
+from callcenter.pages.live import SeatHub
 from callcenter.pages.services import SeatPages
-from crm_sync.api import ONE_LINE, Body, Id, Name, PathParams, View, endpoint
-from crm_sync.auth import ApiError, Principal, json_response, principal, require_supervisor
+from crm_sync.api import endpoint
+from crm_sync.auth import ApiError, Principal, json_response, principal
 from dialer.exceptions import DialerError
 
 log = logging.getLogger(__name__)
@@ -386,72 +384,6 @@ async def hang_up(request: web.Request) -> web.Response:
     return json_response(await _call(request.app[SEAT_PAGES].hang_up(principal(request))))
 
 
-@routes.get("/api/seat/events")
-@endpoint(page=True)
-async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events for one's seat: `seat` on every change, `pop` when a call connects
-    or a preview is offered (the screen pop's data, as GET /api/seat/pop)."""
-    who = principal(request)
-    pages, hub = request.app[SEAT_PAGES], request.app[SEAT_HUB]
-    resp = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-store",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    queue = hub.subscribe(who.user_id)
-
-    async def send(event: str, data: object) -> None:
-        payload = json.dumps(data, ensure_ascii=False)
-        await resp.write(f"event: {event}\ndata: {payload}\n\n".encode())
-
-    popped: str | None = None
-    # The pop is read from the database while the seat rings, so that the bridge only has
-    # to send it: the customer appears the moment the call connects, not a query later.
-    prepared: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
-
-    async def seat_event(view: dict[str, Any]) -> None:
-        nonlocal popped
-        await send("seat", {**view, "server_now": pages.clock.now().isoformat()})
-        attempt = view.get("attempt_id")
-        if view["state"] == "ringing" and attempt and attempt not in prepared:
-            for old in prepared.values():
-                old.cancel()
-            prepared.clear()
-            prepared[attempt] = asyncio.ensure_future(_pop_or_none(pages, who))
-        connected = view["state"] == "on_call" or (view["state"] == "ready" and attempt)
-        if connected and attempt != popped:
-            early = prepared.pop(attempt, None) if attempt else None
-            data = await early if early is not None else await _pop_or_none(pages, who)
-            if data is not None:
-                popped = attempt
-                await send("pop", {**data, "seat": view})
-
-    try:
-        # A page reloaded at once may be gone before the headers go out: inside the try.
-        await resp.prepare(request)
-        with contextlib.suppress(DialerError):
-            seat = await pages.dialer.seat(who.user_id)
-            await seat_event(seat)
-        while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-            except TimeoutError:
-                await resp.write(b": keepalive\n\n")
-                continue
-            if item is CLOSE:
-                break
-            await seat_event(item)
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
-    finally:
-        hub.unsubscribe(who.user_id, queue)
-        for task in prepared.values():
-            task.cancel()
-    return resp
-
-
 async def _first_view(pages: SeatPages, who: Principal) -> dict[str, Any]:
     """The seat and its pop as the page opens, rendered into the HTML: the page is
     interactive without two API round trips first (the event stream then keeps it live)."""
@@ -460,85 +392,11 @@ async def _first_view(pages: SeatPages, who: Principal) -> dict[str, Any]:
     except DialerError:
         return {"seat": {"state": "offline"}, "pop": None}
     seat["server_now"] = pages.clock.now().isoformat()
-    return {"seat": seat, "pop": await _pop_or_none(pages, who)}
+    return {"seat": seat, "pop": await pop_or_none(pages, who)}
 
 
-async def _pop_or_none(pages: SeatPages, who: Principal) -> dict[str, Any] | None:
+async def pop_or_none(pages: SeatPages, who: Principal) -> dict[str, Any] | None:
     try:
         return await pages.pop(who)
     except DialerError:
         return None
-
-
-# -- logins (supervisors) --------------------------------------------------------------------------
-
-
-class UserView(View):
-    id: int
-    name: str
-    seat: str | None
-    role: str
-    username: str | None = Field(description="the sign-in name; null: no login yet")
-    disabled: bool
-    locked: bool | None = Field(
-        default=None, description="locked after wrong passwords (in the list only)"
-    )
-
-
-# A password is checked by the service (length, with a reason); the model keeps out what no
-# password is: NUL (PostgreSQL text refuses it) and a line break.
-Password = Annotated[
-    str, Field(max_length=1024, pattern=ONE_LINE, description="at least 8 characters")
-]
-
-
-class NewLogin(Body):
-    specialist: Id | Name = Field(description="the specialist's id, seat (PJSIP/8001) or name")
-    username: Name = Field(description="1 to 64 characters without spaces")
-    password: Password
-
-
-class NewPassword(Body):
-    password: Password
-
-
-class UserPath(PathParams):
-    who: Name = Field(description="the user's id, seat, name or sign-in name")
-
-
-@routes.get("/api/users")
-@endpoint(response=list[UserView], errors=(403,), tags=("users",))
-async def list_users(request: web.Request) -> list[dict[str, Any]]:
-    """Supervisor: every user with their login name, role and whether disabled or locked."""
-    require_supervisor(principal(request))
-    users: list[dict[str, Any]] = await request.app[ACCOUNTS].list()
-    return users
-
-
-@routes.post("/api/users")
-@endpoint(body=NewLogin, response=UserView, status=201, errors=(403, 404), tags=("users",))
-async def add_user(request: web.Request, body: NewLogin) -> dict[str, Any]:
-    """Supervisor: create a login for a specialist (a web sign-in name and password)."""
-    require_supervisor(principal(request))
-    view: dict[str, Any] = await _call(
-        request.app[ACCOUNTS].add(body.specialist, body.username, body.password)
-    )
-    return view
-
-
-@routes.post("/api/users/{who}/password")
-@endpoint(path=UserPath, body=NewPassword, response=UserView, errors=(403, 404), tags=("users",))
-async def reset_password(request: web.Request, path: UserPath, body: NewPassword) -> dict[str, Any]:
-    """Supervisor: set a new password (lifts a lockout; the user's sessions end)."""
-    require_supervisor(principal(request))
-    view: dict[str, Any] = await _call(request.app[ACCOUNTS].set_password(path.who, body.password))
-    return view
-
-
-@routes.post("/api/users/{who}/disable")
-@endpoint(path=UserPath, response=UserView, errors=(403, 404), tags=("users",))
-async def disable_user(request: web.Request, path: UserPath) -> dict[str, Any]:
-    """Supervisor: no more sign-ins for this user (web sessions end, API tokens revoked)."""
-    require_supervisor(principal(request))
-    view: dict[str, Any] = await _call(request.app[ACCOUNTS].disable(path.who))
-    return view

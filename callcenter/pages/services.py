@@ -1,11 +1,12 @@
-"""What the seat page shows (the screen pop, my day) and the appointment picker.
+"""What the seat page shows (the screen pop, my day) and does (dispositions, hang-up).
 
-Sign-in, sessions and logins are `callcenter.pages.accounts`.
+The appointment picker's rules are `callcenter.pages.appointments`; sign-in, sessions and
+logins are `callcenter.pages.accounts`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,11 +15,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.pages.exceptions import (
-    AppointmentRefused,
-    PagesError,
-    UnknownUser,
+from callcenter.pages.appointments import (
+    appointment_refusal,
+    appointment_slots,
+    check_appointment,
+    previous_working_day,
 )
+from callcenter.pages.exceptions import PagesError, UnknownUser
 from common.clock import Clock
 from crm_sync.auth import Principal
 from crm_sync.models import (
@@ -33,65 +36,6 @@ from dialer.models import CallAttempt, Campaign
 from dialer.services import DialerService
 from recordings.models import Recording, RecordingStatus
 from schedules.windows import CallingHours
-
-# -- the appointment picker: only times inside the calling windows -----------------------------
-
-
-def appointment_refusal(hours: CallingHours, when: datetime, now: datetime) -> PagesError | None:
-    """Why a callback time cannot be booked (None when it can): the past, a day off, or
-    outside the day's calling windows (the reason names the windows)."""
-    if when.tzinfo is None:
-        return AppointmentRefused("the time needs a time zone", "no_zone")
-    if when <= now:
-        return AppointmentRefused("this time is in the past; choose a later one", "past")
-    local = when.astimezone(ZoneInfo(hours.tz))
-    day = f"{local:%Y-%m-%d}"
-    if not hours.is_calling_day(local.date()):
-        return AppointmentRefused(
-            f"{day} is not a working day (weekend or public holiday); choose another day",
-            "day_off",
-            day=day,
-        )
-    if not any(when in slot for slot in hours.slots_on(local.date())):
-        windows = ", ".join(str(w) for w in hours.windows)
-        return AppointmentRefused(
-            f"{local:%H:%M} is outside the calling windows ({windows}); choose a time inside",
-            "outside",
-            time=f"{local:%H:%M}",
-            windows=windows,
-        )
-    return None
-
-
-def check_appointment(hours: CallingHours, when: datetime, now: datetime) -> None:
-    refusal = appointment_refusal(hours, when, now)
-    if refusal is not None:
-        raise refusal
-
-
-def appointment_slots(hours: CallingHours, now: datetime, days: int = 10) -> list[dict[str, str]]:
-    """The openings of the next working days, for the picker (local wall-clock times)."""
-    tz = ZoneInfo(hours.tz)
-    out = []
-    day = now.astimezone(tz).date()
-    seen = 0
-    while seen < days:
-        slots = hours.slots_on(day)
-        if slots:
-            seen += 1
-            for slot in slots:
-                if slot.end > now:
-                    start = max(slot.start, now)
-                    out.append(
-                        {
-                            "day": day.isoformat(),
-                            "start": start.astimezone(tz).strftime("%H:%M"),
-                            "end": slot.end.astimezone(tz).strftime("%H:%M"),
-                        }
-                    )
-        day += timedelta(days=1)
-    return out
-
 
 # -- what the seat page shows --------------------------------------------------------------------
 
@@ -131,6 +75,34 @@ async def lead_details(
             select(Phone).where(Phone.customer_id == policy.policyholder_id).order_by(Phone.id)
         )
     ).all()
+    history, campaign = await _attempt_history(s, who, lead.id)
+    return {
+        "lead": {
+            "id": lead.id,
+            "kind": lead.kind,
+            "status": lead.status,
+            "contact_result": lead.contact_result,
+            "callback_at": _iso(lead.callback_at),
+            "attempt_count": lead.attempt_count,
+            "distributed_on": _iso(lead.distributed_on),
+        },
+        "customer": {
+            "name": customer.name if customer else None,
+            "address": customer.address if customer else None,
+        },
+        "phones": [_phone_view(p) for p in phones],
+        "policy": _policy_view(policy, now.astimezone(ZoneInfo(tz)).date()),
+        "history": history,
+        "campaign": campaign or lead.kind,
+        "why": why_now(lead, policy, now, tz),
+    }
+
+
+async def _attempt_history(
+    s: AsyncSession, who: Principal, lead_id: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The lead's last 30 attempts, newest first, with the recordings the asker may play; and
+    the campaign of the newest."""
     attempts = (
         await s.execute(
             select(CallAttempt, Recording.id, Campaign.name)
@@ -140,7 +112,7 @@ async def lead_details(
                 & (Recording.status == RecordingStatus.STORED.value),  # only what can play
             )
             .outerjoin(Campaign, Campaign.id == CallAttempt.campaign_id)
-            .where(CallAttempt.lead_id == lead.id)
+            .where(CallAttempt.lead_id == lead_id)
             .order_by(CallAttempt.created_at.desc(), CallAttempt.id.desc())
             .limit(30)
         )
@@ -159,48 +131,33 @@ async def lead_details(
                 "recording_id": recording_id if playable else None,
             }
         )
-    campaign = attempts[0][2] if attempts else None
+    return history, attempts[0][2] if attempts else None
+
+
+def _phone_view(p: Phone) -> dict[str, Any]:
     return {
-        "lead": {
-            "id": lead.id,
-            "kind": lead.kind,
-            "status": lead.status,
-            "contact_result": lead.contact_result,
-            "callback_at": _iso(lead.callback_at),
-            "attempt_count": lead.attempt_count,
-            "distributed_on": _iso(lead.distributed_on),
-        },
-        "customer": {
-            "name": customer.name if customer else None,
-            "address": customer.address if customer else None,
-        },
-        "phones": [
-            {
-                "id": p.id,
-                "number": p.e164 or p.raw,
-                "kind": p.kind,
-                "role": p.role,
-                "accuracy": p.accuracy,
-                "accuracy_reason": p.accuracy_reason,
-                "do_not_call": p.do_not_call,
-                "valid": p.valid,
-            }
-            for p in phones
-        ],
-        "policy": {
-            "policy_number": policy.policy_number,
-            "previous_policy_number": policy.previous_policy_number,
-            "plate_number": policy.plate_number,
-            "make_model": policy.make_model,
-            "use_type": policy.use_type,
-            "expiry_date": policy.expiry_date.isoformat(),
-            "days_to_expiry": (policy.expiry_date - now.astimezone(ZoneInfo(tz)).date()).days,
-            "premium": str(policy.premium) if policy.premium is not None else None,
-            "renewed": policy.renewed,
-        },
-        "history": history,
-        "campaign": campaign or lead.kind,
-        "why": why_now(lead, policy, now, tz),
+        "id": p.id,
+        "number": p.e164 or p.raw,
+        "kind": p.kind,
+        "role": p.role,
+        "accuracy": p.accuracy,
+        "accuracy_reason": p.accuracy_reason,
+        "do_not_call": p.do_not_call,
+        "valid": p.valid,
+    }
+
+
+def _policy_view(policy: Policy, today: date) -> dict[str, Any]:
+    return {
+        "policy_number": policy.policy_number,
+        "previous_policy_number": policy.previous_policy_number,
+        "plate_number": policy.plate_number,
+        "make_model": policy.make_model,
+        "use_type": policy.use_type,
+        "expiry_date": policy.expiry_date.isoformat(),
+        "days_to_expiry": (policy.expiry_date - today).days,
+        "premium": str(policy.premium) if policy.premium is not None else None,
+        "renewed": policy.renewed,
     }
 
 
@@ -218,17 +175,8 @@ def why_now(lead: Lead, policy: Policy, now: datetime, tz: str) -> dict[str, Any
     return {"code": "expiry", "days": days}
 
 
-async def my_day(
-    s: AsyncSession, who: Principal, now: datetime, hours: CallingHours
-) -> dict[str, Any]:
-    """Today's queue (counts by kind, what is due), what was finished today, appointments,
-    and node 3: every lead handed out on the last working day needs a contact result by
-    17:00 today; the ones still missing one are listed."""
-    tz = ZoneInfo(hours.tz)
-    today = now.astimezone(tz).date()
-    day_start = datetime.combine(today, time(0, 0), tzinfo=tz)
-    mine = Lead.owner_id == who.user_id
-    open_ = Lead.status.in_(("assigned", "scheduled"))
+async def _queue(s: AsyncSession, mine: Any, now: datetime) -> dict[str, dict[str, int]]:
+    """One's open leads per kind: how many, and how many are due now."""
     queue_rows = await s.execute(
         select(
             Lead.kind,
@@ -240,10 +188,17 @@ async def my_day(
                 )
             ),
         )
-        .where(mine, open_)
+        .where(mine, Lead.status.in_(("assigned", "scheduled")))
         .group_by(Lead.kind)
     )
     queue = {kind: {"total": int(total), "due": int(due or 0)} for kind, total, due in queue_rows}
+    return queue
+
+
+async def _today_lists(
+    s: AsyncSession, mine: Any, day_start: datetime
+) -> tuple[Sequence[Any], Sequence[Any]]:
+    """What one finished today (newest first) and one's appointments from today on."""
     finished = (
         await s.execute(
             select(
@@ -270,6 +225,21 @@ async def my_day(
             .limit(50)
         )
     ).all()
+    return finished, appointments
+
+
+async def my_day(
+    s: AsyncSession, who: Principal, now: datetime, hours: CallingHours
+) -> dict[str, Any]:
+    """Today's queue (counts by kind, what is due), what was finished today, appointments,
+    and node 3: every lead handed out on the last working day needs a contact result by
+    17:00 today; the ones still missing one are listed."""
+    tz = ZoneInfo(hours.tz)
+    today = now.astimezone(tz).date()
+    day_start = datetime.combine(today, time(0, 0), tzinfo=tz)
+    mine = Lead.owner_id == who.user_id
+    queue = await _queue(s, mine, now)
+    finished, appointments = await _today_lists(s, mine, day_start)
     handed_on = previous_working_day(hours, today)
     missing = (
         await s.execute(
@@ -302,15 +272,6 @@ async def my_day(
             ],
         },
     }
-
-
-def previous_working_day(hours: CallingHours, today: date) -> date:
-    day = today - timedelta(days=1)
-    for _ in range(30):
-        if hours.is_calling_day(day):
-            return day
-        day -= timedelta(days=1)
-    return today - timedelta(days=1)
 
 
 class SeatPages:

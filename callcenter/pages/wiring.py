@@ -11,7 +11,7 @@ import jinja2
 from aiohttp import web
 
 from callcenter.bootstrap import Container
-from callcenter.pages import http, i18n
+from callcenter.pages import events_http, http, i18n, users_http
 from callcenter.pages.accounts import Accounts
 from callcenter.pages.live import SeatHub
 from callcenter.pages.services import SeatPages
@@ -64,6 +64,8 @@ def install_pages(
     engine.seat_listeners.append(hub.seat_changed)
     pages = SeatPages(container.sessions, container.clock, dialer, engine.hours_for, tz)
     container.route_tables.append(http.routes)
+    container.route_tables.append(events_http.routes)
+    container.route_tables.append(users_http.routes)
     container.app_values[http.ACCOUNTS] = accounts
     container.app_values[http.SEAT_PAGES] = pages
     container.app_values[http.SEAT_HUB] = hub

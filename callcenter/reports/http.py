@@ -1,6 +1,7 @@
-"""The reports, sales and points over HTTP: the JSON API (`@endpoint`, in the OpenAPI
-document), the spreadsheets (XLSX with Chinese headers) and the pages on the shared web
-stack (`/reports`, `/reports/sales`). Thin: validate → service → serialise (or render).
+"""The reports over HTTP: the JSON API (`@endpoint`, in the OpenAPI document), the
+spreadsheets (XLSX with Chinese headers) and the `/reports` page on the shared web stack.
+Sales and points (`/api/sales`, `/api/points`, `/reports/sales`): `sales_http.py`. Thin:
+validate → service → serialise (or render).
 
 Specialists see their own figures; supervisors and the maintainer see all, and only they
 confirm sales, write points rules and see the dialer's report."""
@@ -9,30 +10,25 @@ from __future__ import annotations
 
 import logging
 from datetime import date, timedelta
-from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
 from pydantic import Field
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.pages import i18n
 from callcenter.pages.http import CSRF, render
 from callcenter.reports import tables
-from callcenter.reports.services import GROUPS, Period, ReportsService, check_period
-from common.errors import BadInput
-from crm_sync import sales
-from crm_sync.api import Body, Day, Id, Limit, Name, PathParams, Query, View, endpoint
-from crm_sync.auth import ApiError, Principal, principal, require_supervisor
-from crm_sync.models import LeadKind, SaleStatus
-from crm_sync.points import RuleInvalid, parse_bands
+from callcenter.reports.performance import GROUPS
+from callcenter.reports.services import Period, ReportsService, check_period
+from crm_sync.api import Day, Id, Query, View, endpoint
+from crm_sync.auth import ApiError, principal
+from crm_sync.models import LeadKind
 
 log = logging.getLogger(__name__)
 
 REPORTS = web.AppKey("reports", ReportsService)
-SALES_SESSIONS = web.AppKey("sales_sessions", async_sessionmaker)
 JINJA = {lang: web.AppKey(f"reports_jinja_{lang}", jinja2.Environment) for lang in i18n.LANGUAGES}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -56,11 +52,6 @@ class PerformanceQuery(PeriodQuery):
     kind: Kind | None = None
 
 
-class SalesQuery(PeriodQuery):
-    status: Literal["recorded", "confirmed"] | None = None
-    limit: Limit = 200
-
-
 class PerformanceView(View):
     start: str
     end: str
@@ -80,74 +71,10 @@ class DialerView(View):
     inaccurate_by_branch: list[dict[str, Any]]
 
 
-PolicyNumber = Name
-
-
-class SaleConfirmation(Body):
-    """What the paperwork says; a field left out stays as it is."""
-
-    premium: Decimal | None = Field(default=None, ge=0, lt=Decimal("1e10"), decimal_places=2)
-    new_policy_number: PolicyNumber | None = None
-    red_star: bool | None = Field(default=None, description="红星 for the specialist")
-    membership_card: PolicyNumber | None = None
-    vehicle_licence_expiry: Day | None = None
-    driving_licence_expiry: Day | None = None
-    policy_expiry: Day | None = None
-    insured_name: Name | None = None
-
-
-class SalePath(PathParams):
-    sale_id: Id
-
-
-class SaleView(View):
-    sale_id: int
-    lead_id: int
-    premium: str
-    points: int
-    status: str
-
-
-class Band(Body):
-    premium_from: Decimal = Field(alias="from", ge=0, lt=Decimal("1e10"))
-    points: int = Field(ge=0, le=1_000_000)
-
-
-class NewRule(Body):
-    lead_kind: Kind
-    effective_from: Day
-    bands: list[Band] = Field(min_length=1, max_length=50)
-    red_star_bonus: int = Field(default=0, ge=0, le=1_000_000)
-
-
-class RuleView(View):
-    id: int
-    lead_kind: str
-    effective_from: str
-    bands: list[dict[str, Any]]
-    red_star_bonus: int
-
-
-class Recompute(Body):
-    start: Day
-    end: Day
-
-
-class RecomputedView(View):
-    start: str
-    end: str
-    sales: int
-    changed: int
-    points: int
-
-
-def _period(service: ReportsService, query: PeriodQuery) -> Period:
+def api_period(service: ReportsService, query: PeriodQuery) -> Period:
+    """The query's period (from today, one day by default), checked."""
     start = query.start or service.today()
     return check_period(start, query.end or start)
-
-
-def _sessions(request: web.Request) -> async_sessionmaker[AsyncSession]:
-    return request.app[SALES_SESSIONS]
 
 
 # -- the API ----------------------------------------------------------------------------------
@@ -165,7 +92,7 @@ async def _performance(request: web.Request, query: PerformanceQuery) -> dict[st
     service = request.app[REPORTS]
     return await service.performance(
         principal(request),
-        _period(service, query),
+        api_period(service, query),
         query.group,
         specialist=query.specialist,
         branch=query.branch,
@@ -180,7 +107,7 @@ async def dialer(request: web.Request, query: PeriodQuery) -> dict[str, Any]:
     weekday, abandon rate per campaign, distribution to first call, late leads, inaccurate
     numbers by branch and how many came back corrected."""
     service = request.app[REPORTS]
-    return await service.dialer(principal(request), _period(service, query))
+    return await service.dialer(principal(request), api_period(service, query))
 
 
 def _download(data: bytes, name: str) -> web.Response:
@@ -213,132 +140,16 @@ async def performance_xlsx(request: web.Request, query: PerformanceQuery) -> web
 async def dialer_xlsx(request: web.Request, query: PeriodQuery) -> web.Response:
     """The dialer's report as XLSX (Chinese headers), one sheet per table."""
     service = request.app[REPORTS]
-    data = await service.dialer(principal(request), _period(service, query))
+    data = await service.dialer(principal(request), api_period(service, query))
     book = tables.xlsx([(t, data[t.name]) for t in tables.DIALER])
     return _download(book, f"外呼_{data['start']}_{data['end']}.xlsx")
-
-
-@routes.get("/api/sales")
-@endpoint(query=SalesQuery, response=list[SaleView], tags=("sales",))
-async def list_sales(request: web.Request, query: SalesQuery) -> list[dict[str, Any]]:
-    """Sales of a period, newest first (specialists: their own)."""
-    period = _period(request.app[REPORTS], query)
-    async with _sessions(request)() as s:
-        return await sales.list_sales(
-            s, principal(request), period.start, period.end, query.status, query.limit
-        )
-
-
-class NewSale(Body):
-    lead_id: Id
-    premium: Decimal = Field(gt=0, lt=Decimal("1e10"), decimal_places=2)
-    new_policy_number: PolicyNumber | None = None
-
-
-@routes.post("/api/sales")
-@endpoint(body=NewSale, response=SaleView, status=201, errors=(404, 409), tags=("sales",))
-async def add_sale(request: web.Request, body: NewSale) -> dict[str, Any]:
-    """A sale for a lead whose result is 成功续保 (a specialist: own leads; the maintainer: any,
-    e.g. when the premium was not entered at the disposition). Entered again before the
-    maintainer confirms it, it corrects the first entry."""
-    service = request.app[REPORTS]
-    async with _sessions(request)() as s:
-        view = await sales.record_sale(
-            s,
-            body.lead_id,
-            principal(request),
-            body.premium,
-            body.new_policy_number,
-            service.clock.now(),
-            service.tz.key,
-        )
-        await s.commit()
-    return view
-
-
-@routes.post("/api/sales/{sale_id}/confirm")
-@endpoint(
-    path=SalePath, body=SaleConfirmation, response=SaleView, errors=(403, 404), tags=("sales",)
-)
-async def confirm(request: web.Request, path: SalePath, body: SaleConfirmation) -> dict[str, Any]:
-    """The maintainer confirms (or corrects) a sale against the paperwork and invoice; the
-    licence dates, membership card and changed policy data update the customer and policy."""
-    who = principal(request)
-    require_supervisor(who)
-    return await _confirm(request, who, path.sale_id, sales.SaleChanges(**body.model_dump()))
-
-
-async def _confirm(
-    request: web.Request, who: Principal, sale_id: int, changes: sales.SaleChanges
-) -> dict[str, Any]:
-    async with _sessions(request)() as s:
-        view = await sales.confirm_sale(s, sale_id, who, changes, request.app[REPORTS].clock.now())
-        await s.commit()
-    return view
-
-
-@routes.get("/api/sales/{sale_id}/audit")
-@endpoint(path=SalePath, response=list[dict[str, Any]], errors=(403,), tags=("sales",))
-async def audit(request: web.Request, path: SalePath) -> list[dict[str, Any]]:
-    """Who recorded, confirmed and corrected a sale, and when (supervisors)."""
-    require_supervisor(principal(request))
-    async with _sessions(request)() as s:
-        return await sales.sale_audit(s, path.sale_id)
-
-
-@routes.get("/api/points/rules")
-@endpoint(response=list[RuleView], tags=("sales",))
-async def rules(request: web.Request) -> list[dict[str, Any]]:
-    """The points rules (积分规则), per kind of lead and the day each starts."""
-    principal(request)
-    async with _sessions(request)() as s:
-        return await sales.list_rules(s)
-
-
-@routes.post("/api/points/rules")
-@endpoint(body=NewRule, response=RuleView, status=201, errors=(403,), tags=("sales",))
-async def add_rule(request: web.Request, body: NewRule) -> dict[str, Any]:
-    """Supervisor: a points rule from a day on (tomorrow or later: earned points never
-    change); a rule for a day still ahead is replaced."""
-    who = principal(request)
-    require_supervisor(who)
-    service = request.app[REPORTS]
-    async with _sessions(request)() as s:
-        view = await sales.add_rule(
-            s,
-            who,
-            body.lead_kind,
-            body.effective_from,
-            [(b.premium_from, b.points) for b in body.bands],
-            body.red_star_bonus,
-            service.clock.now(),
-            service.today(),
-        )
-        await s.commit()
-    return view
-
-
-@routes.post("/api/points/recompute")
-@endpoint(body=Recompute, response=RecomputedView, errors=(403,), tags=("sales",))
-async def recompute(request: web.Request, body: Recompute) -> dict[str, Any]:
-    """Supervisor: score the sales of a period again with the rules of each sale's day (the
-    same answer every time; changed points are audited and sent to the CRM)."""
-    who = principal(request)
-    require_supervisor(who)
-    if (body.end - body.start).days > 400:
-        raise BadInput("recompute at most 400 days at a time")
-    async with _sessions(request)() as s:
-        done = await sales.recompute_points(
-            s, body.start, body.end, who, request.app[REPORTS].clock.now()
-        )
-        await s.commit()
-    return done.as_dict()
 
 
 # -- the pages ------------------------------------------------------------------------------
 
 
-def _page_period(request: web.Request) -> Period:
+def page_period(request: web.Request) -> Period:
+    """A page's `start` and `end` (today by default), checked."""
     service = request.app[REPORTS]
     try:
         start = date.fromisoformat(request.query.get("start") or service.today().isoformat())
@@ -353,7 +164,7 @@ async def reports_page(request: web.Request) -> web.Response:
     """The desk's numbers: charts, the performance table, the dialer's report."""
     who = principal(request)
     service = request.app[REPORTS]
-    period = _page_period(request)
+    period = page_period(request)
     group = request.query.get("group", "specialist")
     if group not in GROUPS:
         group = "specialist"
@@ -389,111 +200,3 @@ async def reports_page(request: web.Request) -> web.Response:
         },
         envs=JINJA,
     )
-
-
-@routes.get("/reports/sales")
-async def sales_page(request: web.Request) -> web.Response:
-    """The maintainer's sales: confirm or correct each against the paperwork."""
-    who = principal(request)
-    period = _page_period(request)
-    async with _sessions(request)() as s:
-        rows = await sales.list_sales(s, who, period.start, period.end)
-        rules = await sales.list_rules(s)
-    return render(
-        request,
-        "sales.html",
-        {
-            "who": who,
-            "csrf": request.get(CSRF, ""),
-            "period": period,
-            "sales": rows,
-            "saved": request.query.get("saved"),
-            "rule_saved": request.query.get("rule"),
-            "statuses": [s.value for s in SaleStatus],
-            "rules": rules,
-            "kinds": [k.value for k in LeadKind],
-            "tomorrow": (request.app[REPORTS].today() + timedelta(days=1)).isoformat(),
-        },
-        envs=JINJA,
-    )
-
-
-def _form_day(form: Any, name: str) -> date | None:
-    value = str(form.get(name, "")).strip()
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, f"{name} is a day, e.g. 2027-01-31") from None
-
-
-def _form_text(form: Any, name: str) -> str | None:
-    value = str(form.get(name, "")).strip()
-    if len(value) > 100:
-        raise ApiError(400, f"{name} is at most 100 characters")
-    return value or None
-
-
-@routes.post("/reports/sales/{sale_id}/confirm")
-async def confirm_form(request: web.Request) -> web.Response:
-    """The sales page's confirm button (a form with the session's CSRF token)."""
-    who = principal(request)
-    require_supervisor(who)
-    try:
-        sale_id = int(request.match_info["sale_id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
-    form = await request.post()
-    premium: Decimal | None = None
-    if str(form.get("premium", "")).strip():
-        try:
-            premium = Decimal(str(form["premium"]).strip())
-        except ArithmeticError:
-            raise ApiError(400, "premium must be an amount, e.g. 3560.00") from None
-    changes = sales.SaleChanges(
-        premium=premium,
-        new_policy_number=_form_text(form, "new_policy_number"),
-        red_star=form.get("red_star") == "on",
-        membership_card=_form_text(form, "membership_card"),
-        vehicle_licence_expiry=_form_day(form, "vehicle_licence_expiry"),
-        driving_licence_expiry=_form_day(form, "driving_licence_expiry"),
-        policy_expiry=_form_day(form, "policy_expiry"),
-        insured_name=_form_text(form, "insured_name"),
-    )
-    view = await _confirm(request, who, sale_id, changes)
-    back = urlencode({"start": view["sold_on"], "end": view["sold_on"], "saved": sale_id})
-    raise web.HTTPSeeOther(f"/reports/sales?{back}")
-
-
-@routes.post("/reports/points/rules")
-async def rule_form(request: web.Request) -> web.Response:
-    """The sales page's points-rule form: kind, first day, bands as `0:10, 2000:20`, bonus."""
-    who = principal(request)
-    require_supervisor(who)
-    form = await request.post()
-    start = _form_day(form, "effective_from")
-    if start is None:
-        raise ApiError(400, "effective_from is required, e.g. 2027-01-01")
-    try:
-        bands = parse_bands(str(form.get("bands", "")).replace("，", ",").split(","))
-    except RuleInvalid as exc:
-        raise ApiError(400, str(exc)) from None
-    try:
-        bonus = int(str(form.get("red_star_bonus", "0")) or 0)
-    except ValueError:
-        raise ApiError(400, "the red-star bonus is a whole number of points") from None
-    service = request.app[REPORTS]
-    async with _sessions(request)() as s:
-        await sales.add_rule(
-            s,
-            who,
-            str(form.get("lead_kind", "")),
-            start,
-            bands,
-            bonus,
-            service.clock.now(),
-            service.today(),
-        )
-        await s.commit()
-    raise web.HTTPSeeOther(f"/reports/sales?{urlencode({'rule': start.isoformat()})}")

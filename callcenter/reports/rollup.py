@@ -89,6 +89,20 @@ async def refresh_day(
     await _handed_out(session, day, start, deadline(day), daily)
     await _sales(session, day, daily)
     results = await _results(session, start, end)
+    await _replace_rows(session, day, daily, results, hourly)
+    await session.execute(delete(ReportDay).where(ReportDay.day == day))
+    session.add(ReportDay(day=day, refreshed_at=now))
+    await session.flush()
+
+
+async def _replace_rows(
+    session: AsyncSession,
+    day: date,
+    daily: dict[Key, dict[str, Any]],
+    results: dict[tuple[int | None, int | None, str, str], int],
+    hourly: dict[tuple[int, int | None, str, str], list[float]],
+) -> None:
+    """The day's rows in the three rollup tables, in place of what was there."""
     for table in (ReportDaily, ReportResult, ReportHourly):
         await session.execute(delete(table).where(table.day == day))
     if daily:
@@ -140,9 +154,6 @@ async def refresh_day(
                 for (h, c, ck, o), v in hourly.items()
             ],
         )
-    await session.execute(delete(ReportDay).where(ReportDay.day == day))
-    session.add(ReportDay(day=day, refreshed_at=now))
-    await session.flush()
 
 
 def _grains(daily: dict[Key, dict[str, Any]]) -> dict[str, dict[Key, dict[str, Any]]]:

@@ -5,6 +5,9 @@ Reports read the rollup tables (`callcenter.reports.models`, written by
 their period: a year of reports sums a few hundred thousand small rows instead of two
 million attempts, and today is always current.
 
+The queries: `performance.py` (the figures below, and the contact results) and
+`dialer_report.py` (the dialer's own report, the inaccurate numbers per branch).
+
 Figures, per day and group:
 * handed out: leads distributed that day (发放日期) to the specialist;
 * called / reached: leads with a call / an answered call (an automatic call only with a menu
@@ -21,35 +24,22 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 
+from callcenter.reports.dialer_report import dialer_report
 from callcenter.reports.exceptions import SupervisorsOnly
-from callcenter.reports.models import Grain, ReportDaily, ReportHourly, ReportResult
+from callcenter.reports.performance import contact_results, performance
 from callcenter.reports.rollup import Deadline, Period, refresh_day, stale_days
 from common.clock import Clock
 from common.errors import BadInput
 from common.principal import Principal
-from crm_sync.models import (
-    Branch,
-    ContactResult,
-    Phone,
-    Policy,
-    Specialist,
-)
-from dialer.models import Campaign
-from dialer.outcomes import ABANDONED, ANSWERED_OUTCOMES
 
 log = logging.getLogger(__name__)
 
-GROUPS = ("day", "week", "month", "specialist", "branch", "kind")
 MAX_DAYS = 400
 
 
@@ -59,278 +49,6 @@ def check_period(start: date, end: date) -> Period:
     if (end - start).days >= MAX_DAYS:
         raise BadInput(f"a report covers at most {MAX_DAYS} days; ask for a shorter period")
     return Period(start, end)
-
-
-# -- reading ----------------------------------------------------------------------------------
-
-
-def bucket(day: date, group: str) -> str:
-    if group == "week":
-        monday = day - timedelta(days=day.weekday())
-        return monday.isoformat()
-    if group == "month":
-        return day.strftime("%Y-%m")
-    return day.isoformat()
-
-
-def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 4) if b else None
-
-
-PERFORMANCE_SUMS = (
-    "handed_out",
-    "called",
-    "reached",
-    "attempts",
-    "talk_seconds",
-    "renewals",
-    "premium",
-    "points",
-    "renewal_attempts",
-)
-
-
-def _finish(row: dict[str, Any]) -> dict[str, Any]:
-    row["premium"] = str(Decimal(row["premium"]).quantize(Decimal("0.01")))
-    row["talk_seconds"] = round(float(row["talk_seconds"]), 1)
-    row["renewal_rate"] = _ratio(row["renewals"], row["handed_out"])
-    row["attempts_per_renewal"] = _ratio(row.pop("renewal_attempts"), row["renewals"])
-    return row
-
-
-def _own(query: Any, column: Any, who: Principal, specialist: int | None) -> Any:
-    """Specialists see only their own figures; a supervisor may pick one specialist."""
-    if not who.is_supervisor:
-        return query.where(column == who.user_id)
-    if specialist is not None:
-        return query.where(column == specialist)
-    return query
-
-
-def grain_for(
-    who: Principal, group: str, specialist: int | None, branch: int | None, kind: str | None
-) -> str:
-    """The coarsest rollup rows that answer the question."""
-    by_specialist = not who.is_supervisor or specialist is not None or group == "specialist"
-    by_branch_kind = branch is not None or kind is not None or group in ("branch", "kind")
-    if by_specialist and by_branch_kind:
-        return Grain.FULL
-    return Grain.SPECIALIST if by_specialist else Grain.BRANCH_KIND
-
-
-async def performance(
-    session: AsyncSession,
-    who: Principal,
-    period: Period,
-    group: str,
-    specialist: int | None = None,
-    branch: int | None = None,
-    kind: str | None = None,
-) -> list[dict[str, Any]]:
-    """Per-specialist performance and the premium, grouped by one of GROUPS."""
-    if group not in GROUPS:
-        raise BadInput(f"group by one of {', '.join(GROUPS)}")
-    dim = {
-        "specialist": ReportDaily.specialist_id,
-        "branch": ReportDaily.branch_id,
-        "kind": ReportDaily.lead_kind,
-    }.get(group, ReportDaily.day)
-    q = (
-        select(dim, *(func.sum(getattr(ReportDaily, c)) for c in PERFORMANCE_SUMS))
-        .where(
-            ReportDaily.grain == grain_for(who, group, specialist, branch, kind),
-            ReportDaily.day >= period.start,
-            ReportDaily.day <= period.end,
-        )
-        .group_by(dim)
-    )
-    q = _own(q, ReportDaily.specialist_id, who, specialist)
-    if branch is not None:
-        q = q.where(ReportDaily.branch_id == branch)
-    if kind is not None:
-        q = q.where(ReportDaily.lead_kind == kind)
-    out: dict[Any, dict[str, Any]] = {}
-    for key, *sums in await session.execute(q):
-        name = bucket(key, group) if group in ("day", "week", "month") else key
-        row = out.setdefault(name, {"key": name, **{c: 0 for c in PERFORMANCE_SUMS}})
-        for c, v in zip(PERFORMANCE_SUMS, sums, strict=True):
-            row[c] += v or 0
-    rows = [_finish(r) for r in out.values()]
-    names = await _names(session, group, [r["key"] for r in rows])
-    for r in rows:
-        r["label"] = names.get(r["key"], str(r["key"]) if r["key"] is not None else "—")
-    rows.sort(key=lambda r: (r["key"] is None, str(r["key"])))
-    if group == "specialist":
-        rows.sort(key=lambda r: Decimal(r["premium"]), reverse=True)
-    return rows
-
-
-async def _names(session: AsyncSession, group: str, keys: Iterable[Any]) -> dict[Any, str]:
-    ids = [k for k in keys if k is not None]
-    if group == "specialist" and ids:
-        rows = await session.execute(
-            select(Specialist.id, Specialist.name).where(Specialist.id.in_(ids))
-        )
-        return {i: n for i, n in rows}
-    if group == "branch" and ids:
-        rows = await session.execute(select(Branch.id, Branch.name).where(Branch.id.in_(ids)))
-        return {i: n for i, n in rows}
-    return {}
-
-
-async def contact_results(
-    session: AsyncSession,
-    who: Principal,
-    period: Period,
-    specialist: int | None = None,
-) -> list[dict[str, Any]]:
-    """Contact results set in the period, by kind of lead and result (标准联系结果)."""
-    q = (
-        select(ReportResult.lead_kind, ReportResult.result, func.sum(ReportResult.n))
-        .where(ReportResult.day >= period.start, ReportResult.day <= period.end)
-        .group_by(ReportResult.lead_kind, ReportResult.result)
-    )
-    q = _own(q, ReportResult.specialist_id, who, specialist)
-    labels = dict((await session.execute(select(ContactResult.code, ContactResult.label_zh))).all())
-    rows = [
-        {"kind": k, "result": r, "label": labels.get(r, r), "count": int(n or 0)}
-        for k, r, n in await session.execute(q)
-    ]
-    rows.sort(key=lambda r: (r["kind"], -r["count"], r["result"]))
-    return rows
-
-
-async def dialer_report(
-    session: AsyncSession, period: Period, tz: ZoneInfo
-) -> dict[str, list[dict[str, Any]]]:
-    """The dialer's own report (supervisors): attempts by outcome and hour, answer rate by
-    hour and weekday, abandon rate per campaign, first-call delay and late leads by day,
-    inaccurate numbers by branch with how many came back corrected."""
-    in_period = and_(ReportHourly.day >= period.start, ReportHourly.day <= period.end)
-    by_hour_outcome = [
-        {"hour": h, "outcome": o, "attempts": int(n)}
-        for h, o, n in await session.execute(
-            select(ReportHourly.hour, ReportHourly.outcome, func.sum(ReportHourly.n))
-            .where(in_period)
-            .group_by(ReportHourly.hour, ReportHourly.outcome)
-            .order_by(ReportHourly.hour, ReportHourly.outcome)
-        )
-    ]
-    answer_by: dict[str, list[dict[str, Any]]] = {}
-    for name, col in (("hour", ReportHourly.hour), ("weekday", ReportHourly.weekday)):
-        answer_by[name] = [
-            {name: v, "attempts": int(n), "reached": int(r), "answer_rate": _ratio(r, n)}
-            for v, n, r in await session.execute(
-                select(col, func.sum(ReportHourly.n), func.sum(ReportHourly.reached))
-                .where(in_period)
-                .group_by(col)
-                .order_by(col)
-            )
-        ]
-    answered = sorted(str(o) for o in ANSWERED_OUTCOMES)
-    campaigns = [
-        {
-            "campaign": name or kind,
-            "kind": kind,
-            "attempts": int(n),
-            "answered": int(a or 0),
-            "abandoned": int(ab or 0),
-            "abandon_rate": _ratio(ab or 0, (a or 0) + (ab or 0)),
-        }
-        for name, kind, n, a, ab in await session.execute(
-            select(
-                Campaign.name,
-                ReportHourly.campaign_kind,
-                func.sum(ReportHourly.n),
-                func.sum(ReportHourly.n).filter(ReportHourly.outcome.in_(answered)),
-                func.sum(ReportHourly.n).filter(ReportHourly.outcome == str(ABANDONED)),
-            )
-            .outerjoin(Campaign, Campaign.id == ReportHourly.campaign_id)
-            .where(in_period)
-            .group_by(Campaign.name, ReportHourly.campaign_kind)
-            .order_by(ReportHourly.campaign_kind, Campaign.name)
-        )
-    ]
-    distribution = [
-        {
-            "day": d.isoformat(),
-            "handed_out": int(h),
-            "first_called": int(fc),
-            "avg_first_call_minutes": round(s / fc / 60, 1) if fc else None,
-            "late": int(late),
-        }
-        for d, h, fc, s, late in await session.execute(
-            select(
-                ReportDaily.day,
-                func.sum(ReportDaily.handed_out),
-                func.sum(ReportDaily.first_called),
-                func.sum(ReportDaily.first_call_seconds),
-                func.sum(ReportDaily.late),
-            )
-            .where(
-                ReportDaily.grain == Grain.BRANCH_KIND,
-                ReportDaily.day >= period.start,
-                ReportDaily.day <= period.end,
-            )
-            .group_by(ReportDaily.day)
-            .having(func.sum(ReportDaily.handed_out) > 0)
-            .order_by(ReportDaily.day)
-        )
-    ]
-    return {
-        "attempts_by_hour": by_hour_outcome,
-        "answer_rate_by_hour": answer_by["hour"],
-        "answer_rate_by_weekday": answer_by["weekday"],
-        "campaigns": campaigns,
-        "distribution": distribution,
-        "inaccurate_by_branch": await inaccurate_by_branch(session, period, tz),
-    }
-
-
-async def inaccurate_by_branch(
-    session: AsyncSession, period: Period, tz: ZoneInfo
-) -> list[dict[str, Any]]:
-    """Numbers marked inaccurate (不准确) in the period, per branch of the policy, and how
-    many of their customers have since had a corrected number sent back (node 8). Read live:
-    a correction can come weeks later, and there are few such numbers."""
-    start = datetime.combine(period.start, time(0), tzinfo=tz).astimezone(UTC)
-    end = datetime.combine(period.end + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
-    fixed = aliased(Phone)
-    corrected = (
-        select(fixed.id)
-        .where(fixed.customer_id == Phone.customer_id, fixed.role == "corrected")
-        .exists()
-    )
-    # A join, not a subquery per number: policies has no index on the policyholder, and a
-    # hash join reads it once. A number counts once per branch of its customer's policies.
-    rows = await session.execute(
-        select(
-            Branch.name,
-            Policy.branch_id,
-            func.count(Phone.id.distinct()),
-            func.count(case((corrected, Phone.id)).distinct()),
-        )
-        .select_from(Phone)
-        .outerjoin(Policy, Policy.policyholder_id == Phone.customer_id)
-        .outerjoin(Branch, Branch.id == Policy.branch_id)
-        .where(
-            Phone.accuracy == "inaccurate",
-            Phone.accuracy_set_at >= start,
-            Phone.accuracy_set_at < end,
-        )
-        .group_by(Branch.name, Policy.branch_id)
-        .order_by(Branch.name)
-    )
-    return [
-        {
-            "branch_id": b,
-            "branch": name or "—",
-            "inaccurate": int(n),
-            "corrected": int(c or 0),
-            "corrected_rate": _ratio(c or 0, n),
-        }
-        for name, b, n, c in rows
-    ]
 
 
 class ReportsService:
@@ -426,15 +144,10 @@ class ReportsService:
 
 
 __all__ = [
-    "GROUPS",
     "Deadline",
     "Period",
     "ReportsService",
     "check_period",
-    "contact_results",
-    "dialer_report",
-    "inaccurate_by_branch",
-    "performance",
     "refresh_day",
     "stale_days",
 ]

@@ -9,7 +9,7 @@ from callcenter.bootstrap import Container
 from callcenter.jobs import DailyJob, parse_time
 from callcenter.pages.wiring import TEMPLATES as PAGE_TEMPLATES
 from callcenter.pages.wiring import environments
-from callcenter.reports import http
+from callcenter.reports import http, sales_http
 from callcenter.reports.services import ReportsService
 from schedules.config import DeskCalendar
 from schedules.distribution import result_deadline
@@ -31,8 +31,9 @@ def reports_service(container: Container, desk: DeskCalendar) -> ReportsService:
 def install_reports(container: Container, desk: DeskCalendar) -> ReportsService:
     service = reports_service(container, desk)
     container.route_tables.append(http.routes)
+    container.route_tables.append(sales_http.routes)
     container.app_values[http.REPORTS] = service
-    container.app_values[http.SALES_SESSIONS] = container.sessions
+    container.app_values[sales_http.SALES_SESSIONS] = container.sessions
     for lang, env in environments((TEMPLATES, PAGE_TEMPLATES)).items():
         container.app_values[http.JINJA[lang]] = env
     return service
