@@ -29,10 +29,10 @@ from crm_sync.mail import (
     FileMailer,
     Mailer,
     SmtpMailer,
-    compose_lapsed,
     send_branch_lists,
     send_inaccurate_numbers,
 )
+from crm_sync.mail_compose import compose_lapsed
 from crm_sync.outbox import TOPIC_ATTEMPT_RECORDING
 from crm_sync.wiring import build_crm_link
 from dialer import http as dialer_http

@@ -29,9 +29,6 @@ from crm_sync.mail_compose import (
     compose_inaccurate_numbers,
     email_address,
 )
-
-# The service's composition (callcenter/service.py) takes the lapsed list's composer from here.
-from crm_sync.mail_compose import compose_lapsed as compose_lapsed
 from crm_sync.models import Base, Branch
 
 log = logging.getLogger(__name__)
