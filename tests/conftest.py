@@ -1,7 +1,9 @@
 """Shared fixtures. Database tests run twice: on SQLite and on the machine's real PostgreSQL.
 
 Each backend gets a fresh database, migrated with the project's Alembic scripts, once per
-test run; after each test every table is emptied except the seeded reference data.
+test run (under `pytest -n`, as `make test` runs, once per worker: a PostgreSQL database of
+its own, named at random, and a SQLite file in the worker's own temporary folder); after each
+test every table is emptied except the seeded reference data.
 """
 
 from __future__ import annotations
@@ -111,3 +113,17 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     async with sessions() as s:
         yield s
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests first: with `pytest -n` (make test) a worker takes each of them at the
+    start while the others share out the short ones, instead of one long test left running
+    alone at the end. The order is the same in every worker, as xdist requires."""
+    items.sort(key=lambda item: not _long(item))  # stable: the rest keep their order
+
+
+def _long(item: pytest.Item) -> bool:
+    timeout = item.get_closest_marker("timeout")
+    return item.get_closest_marker("slow") is not None or bool(
+        timeout and timeout.args and timeout.args[0] > 300
+    )
