@@ -7,7 +7,8 @@ after each run; pytest's last line (passed/failed counts, its own seconds) is ke
 Not a `make bench` script (it takes the better part of an hour): run it by hand, e.g.
     git worktree add --detach /work/wt/old 9a4c659 && make -C /work/wt/old install
     .venv/bin/python bench/make_test_times.py --rounds 2 /work/wt/old .
-Prints one line per run and a JSON line per run to --out (default build/make-test-times.jsonl).
+Prints one line per run and a JSON line per run to --out (default build/make-test-times.jsonl),
+each run's whole output beside it (make-test-times-<round>-<tree folder>.log).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def run_once(tree: Path) -> dict[str, object]:
+def run_once(tree: Path, log: Path) -> dict[str, object]:
     for name in CACHES:
         shutil.rmtree(tree / name, ignore_errors=True)
     before = load()
@@ -36,6 +37,7 @@ def run_once(tree: Path) -> dict[str, object]:
         ["make", "test"], cwd=tree, capture_output=True, text=True, stdin=subprocess.DEVNULL
     )
     seconds = time.monotonic() - started
+    log.write_text(done.stdout + done.stderr, encoding="utf-8")
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     summary = next((line for line in reversed(lines) if " in " in line and "=" not in line), "")
     summary = summary or (lines[-1] if lines else "")
@@ -62,7 +64,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for n in range(args.rounds):
         for tree in args.trees:
-            row = {"round": n + 1, **run_once(tree.resolve())}
+            log = args.out.with_name(f"{args.out.stem}-{n + 1}-{tree.resolve().name}.log")
+            row = {"round": n + 1, **run_once(tree.resolve(), log)}
             print(
                 f"round {row['round']} {row['commit']:>9} {row['seconds']:7.1f} s "
                 f"rc {row['returncode']} load {row['load_before']}-{row['load_after']} "
