@@ -18,7 +18,7 @@ run: install
 # mypy (a minute from a cold cache, one core) checks while the tests run; either failing fails.
 test: install postgres lint
 	@mkdir -p build; $(BIN)/mypy > build/mypy.log 2>&1 & mypy=$$!; \
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal; rc=$$?; \
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder; rc=$$?; \
 	wait $$mypy || rc=1; cat build/mypy.log; exit $$rc
 
 # The fault suite (docs/reliability.md): minutes, real processes; figures in build/fault-figures.jsonl.

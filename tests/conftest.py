@@ -141,9 +141,11 @@ async def session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[A
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long tests first: with `pytest -n` (make test) a worker takes each of them at the
-    start while the others share out the short ones, instead of one long test left running
-    alone at the end. The order is the same in every worker, as xdist requires."""
+    """The long tests first: `make test` hands out whole files to its workers in this order
+    (`--dist loadfile --no-loadscope-reorder`), so the files of the long tests start at once,
+    each on its own worker, while the others share out the short ones, instead of one long
+    test left running alone at the end. The order is the same in every worker, as xdist
+    requires."""
     items.sort(key=lambda item: not _long(item))  # stable: the rest keep their order
 
 
