@@ -27,6 +27,25 @@ PG_ADMIN_URL = os.environ.get(
 SEEDED_TABLES = {"contact_results", "alembic_version"}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """Passwords hashed with argon2's cheapest parameters in this process. The service's
+    (argon2-cffi's defaults: 64 MiB, 3 passes) take 0.1-1.5 s a hash depending on the load,
+    and every wired app hashes a few (each `Accounts` one dummy, each test login one); what
+    the tests check, a right password accepted and a wrong one refused, does not depend on
+    the cost. Processes the tests start (the CLI, the demo) keep the defaults."""
+    from functools import partial
+
+    from argon2 import PasswordHasher
+
+    from callcenter.pages import accounts
+
+    cheap = partial(PasswordHasher, time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(accounts, "PasswordHasher", cheap)
+        yield
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES
