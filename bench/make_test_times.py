@@ -31,6 +31,9 @@ def load() -> float:
 def run_once(tree: Path, log: Path) -> dict[str, object]:
     for name in CACHES:
         shutil.rmtree(tree / name, ignore_errors=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True
+    ).stdout.strip()  # before the run: what was tested, even if the branch moves meanwhile
     before = load()
     started = time.monotonic()
     done = subprocess.run(
@@ -43,9 +46,7 @@ def run_once(tree: Path, log: Path) -> dict[str, object]:
     summary = summary or (lines[-1] if lines else "")
     return {
         "tree": str(tree),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": commit,
         "seconds": round(seconds, 1),
         "returncode": done.returncode,
         "load_before": round(before, 2),
