@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# make test TEST_WORKERS=0: the suite in one process (the default: one worker per core).
+TEST_WORKERS ?= auto
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test faults install system-deps postgres lint typecheck unit bench clean prompts
@@ -13,8 +15,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: install
 	$(BIN)/callcenter demo $(if $(PORT),--port $(PORT)) $(if $(DATA),--data-dir $(DATA))
 
-test: install postgres lint typecheck
-	$(BIN)/pytest -q
+# mypy (a minute from a cold cache, one core) checks while the tests run; either failing fails.
+test: install postgres lint
+	@mkdir -p build; $(BIN)/mypy > build/mypy.log 2>&1 & mypy=$$!; \
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder; rc=$$?; \
+	wait $$mypy || rc=1; cat build/mypy.log; exit $$rc
 
 # The fault suite (docs/reliability.md): minutes, real processes; figures in build/fault-figures.jsonl.
 faults: install postgres

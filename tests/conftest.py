@@ -1,7 +1,9 @@
 """Shared fixtures. Database tests run twice: on SQLite and on the machine's real PostgreSQL.
 
 Each backend gets a fresh database, migrated with the project's Alembic scripts, once per
-test run; after each test every table is emptied except the seeded reference data.
+test run (under `pytest -n`, as `make test` runs, once per worker: a PostgreSQL database of
+its own, named at random, and a SQLite file in the worker's own temporary folder); after each
+test every table is emptied except the seeded reference data.
 """
 
 from __future__ import annotations
@@ -23,6 +25,25 @@ PG_ADMIN_URL = os.environ.get(
 )
 # Reference data seeded by migrations: kept between tests.
 SEEDED_TABLES = {"contact_results", "alembic_version"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """Passwords hashed with argon2's cheapest parameters in this process. The service's
+    (argon2-cffi's defaults: 64 MiB, 3 passes) take 0.1-1.5 s a hash depending on the load,
+    and every wired app hashes a few (each `Accounts` one dummy, each test login one); what
+    the tests check, a right password accepted and a wrong one refused, does not depend on
+    the cost. Processes the tests start (the CLI, the demo) keep the defaults."""
+    from functools import partial
+
+    from argon2 import PasswordHasher
+
+    from callcenter.pages import accounts
+
+    cheap = partial(PasswordHasher, time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(accounts, "PasswordHasher", cheap)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -78,17 +99,42 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(fixture))
 
 
+# The sequences of the emptied tables back to their start, as TRUNCATE ... RESTART IDENTITY
+# would: serial and identity columns alike (pg_depend links each to its table).
+_RESTART_SEQUENCES = """
+SELECT setval(seq.oid, ps.start_value, false)
+  FROM pg_depend d
+  JOIN pg_class seq ON seq.oid = d.objid AND seq.relkind = 'S'
+  JOIN pg_class tbl ON tbl.oid = d.refobjid
+  JOIN pg_namespace ns ON ns.oid = seq.relnamespace
+  JOIN pg_sequences ps ON ps.schemaname = ns.nspname AND ps.sequencename = seq.relname
+ WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+   AND d.deptype IN ('a', 'i') AND ps.last_value IS NOT NULL AND tbl.relname IN ({names})
+"""
+
+
 async def _empty_tables(engine: AsyncEngine) -> None:
     metadata = load_models()
+    # Children before parents, so that no foreign key objects.
     names = [t.name for t in reversed(metadata.sorted_tables) if t.name not in SEEDED_TABLES]
+    if engine.dialect.name == "postgresql":
+        # owner_queue: PostgreSQL's only, outside the models (migration 0010_owner_queue); last,
+        # as deleting specialists fires its clean-up trigger.
+        names.append("owner_queue")
+        # DELETE, not TRUNCATE: a TRUNCATE of ~40 tables gives each new files (0.3-1.5 s a
+        # time, twice per test, most of what the PostgreSQL half of the suite took); deleting
+        # the few rows a test wrote takes milliseconds. One round trip for all of it.
+        script = "; ".join(f"DELETE FROM {name}" for name in names)
+        listed = ", ".join(f"'{name}'" for name in names)
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.execute(
+                f"{script}; {_RESTART_SEQUENCES.format(names=listed)}"
+            )
+        return
     async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            # owner_queue: PostgreSQL's only, outside the models (migration 0010_owner_queue)
-            names.append("owner_queue")
-            await conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in names:
-                await conn.execute(text(f"DELETE FROM {name}"))
+        for name in names:
+            await conn.execute(text(f"DELETE FROM {name}"))
 
 
 @pytest.fixture
@@ -111,3 +157,19 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     async with sessions() as s:
         yield s
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests first: `make test` hands out whole files to its workers in this order
+    (`--dist loadfile --no-loadscope-reorder`), so the files of the long tests start at once,
+    each on its own worker, while the others share out the short ones, instead of one long
+    test left running alone at the end. The order is the same in every worker, as xdist
+    requires."""
+    items.sort(key=lambda item: not _long(item))  # stable: the rest keep their order
+
+
+def _long(item: pytest.Item) -> bool:
+    timeout = item.get_closest_marker("timeout")
+    return item.get_closest_marker("slow") is not None or bool(
+        timeout and timeout.args and timeout.args[0] > 300
+    )

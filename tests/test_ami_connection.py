@@ -13,21 +13,23 @@ from dialer.ami.exceptions import AmiAuthError, AmiDisconnected
 from dialer.ami.protocol import Message
 from dialer.simulator import PbxSimulator
 from schedules.clock import VirtualClock
+from tests.virtual_time import Driver
 
 SECRET = "dialer-secret"
 
 
 async def until(
-    cond: Callable[[], bool],
-    clock: VirtualClock | None = None,
-    step: float = 0.05,
-    limit: int = 5000,
+    cond: Callable[[], bool], clock: VirtualClock | None = None, limit: int = 5000
 ) -> None:
+    """Poll `cond`. With a `clock`, the clock moves only when the loop is idle (the project's
+    Driver), so no timer fires while bytes are still on their way; without one, the loop
+    turns `limit` times (loopback bytes are readable at the next turn)."""
+    if clock is not None:
+        await Driver(clock).until(cond, within=60.0)
+        return
     for _ in range(limit):
         if cond():
             return
-        if clock is not None:
-            await clock.advance(step)
         await asyncio.sleep(0)
     raise AssertionError("condition never became true")
 
@@ -99,7 +101,7 @@ async def test_event_list_action_returns_every_list_event(
         action_id="att-1",
     )
     assert r["Message"] == "Originate successfully queued"
-    await until(lambda: len(sim.pbx.channels) == 4, clock, step=0.5)
+    await until(lambda: len(sim.pbx.channels) == 4, clock)
     reply = await conn.send("CoreShowChannels")
     assert reply.ok
     assert sorted(m["Channel"].rsplit("-", 1)[0] for m in reply.events) == [

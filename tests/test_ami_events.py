@@ -33,7 +33,7 @@ def test_every_typed_event_of_every_trace_decodes_without_an_error(
 ) -> None:
     _, messages = parse_stream(trace.read_bytes())
     decoder = EventDecoder()
-    with caplog.at_level(logging.ERROR, logger="dialer.ami.events"):
+    with caplog.at_level(logging.ERROR, logger="dialer.ami.decoding"):
         for msg in messages:
             if msg.kind != "event":
                 continue
@@ -143,7 +143,7 @@ def test_missing_required_header_is_logged_once_with_the_raw_message_and_gives_a
     broken = Message(
         [("Event", "Hangup"), ("Channel", "PJSIP/carrier-00000001"), ("Uniqueid", "1.1")]
     )
-    with caplog.at_level(logging.ERROR, logger="dialer.ami.events"):
+    with caplog.at_level(logging.ERROR, logger="dialer.ami.decoding"):
         first = decoder.decode(broken)
         second = decoder.decode(broken)
     assert isinstance(first, GenericEvent) and isinstance(second, GenericEvent)
@@ -165,7 +165,7 @@ def test_a_malformed_integer_is_reported_not_raised(caplog: pytest.LogCaptureFix
             ("Cause", "sixteen"),
         ]
     )
-    with caplog.at_level(logging.ERROR, logger="dialer.ami.events"):
+    with caplog.at_level(logging.ERROR, logger="dialer.ami.decoding"):
         event = decoder.decode(msg)
     assert isinstance(event, GenericEvent)
     assert len(caplog.records) == 1
