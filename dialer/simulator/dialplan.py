@@ -13,7 +13,6 @@ from dialer.simulator.behaviour import Behaviour
 from dialer.simulator.devices import enter, ring_customer, ring_seat
 from dialer.simulator.originating import (
     CONNECT_KEY,
-    HOLD_SECONDS,
     SEAT_HANGUP_LEAD,
     SEAT_SILENT,
     Originate,
@@ -41,6 +40,13 @@ _DISPOSITION = {
     "NOANSWER": "NO ANSWER",
     "CHANUNAVAIL": "FAILED",
 }
+
+
+def dial_seconds(value: str | None, default: float) -> float:
+    try:
+        return float(value) if value else default
+    except ValueError:
+        return default
 
 
 def _mixmonitor(pbx: Pbx, chan: Chan, rec: list[Rec]) -> Rec:
@@ -111,7 +117,7 @@ async def seat_first(
         enter(pbx, s1, ctx, o.exten, "NoOp", f"seat-first {s1.name} -> {number}")
     r = _mixmonitor(pbx, s1, rec)
     resource = f"{number}@{'carrier' if family == 'PJSIP' else 'customers'}"
-    ring = _seconds(dict(o.variables).get("RING_SECONDS"), 30.0)  # Dial(…,${RING_SECONDS})
+    ring = dial_seconds(dict(o.variables).get("RING_SECONDS"), 30.0)  # Dial(…,${RING_SECONDS})
     enter(pbx, s1, ctx, o.exten, "Dial", f"{family}/{resource},{ring:g}")
     pbx.varset(s1, "DIALSTATUS", "")
     cust_leg = pbx.open_leg(
@@ -288,12 +294,12 @@ async def _moved(
     context, exten = target
     cust = leg.a
     if exten != "connect-seat":
-        _dialplan_hangs_up(pbx, leg)
+        dialplan_hangs_up(pbx, leg)
         return
     seat = cust.variables.get("SEAT", "")
     enter(pbx, cust, context, exten, "NoOp", f"moved {cust.name} -> seat {seat}")
-    timeout = _seconds(cust.variables.get("SEAT_TIMEOUT"), 10.0)
-    await _connect_seat(pbx, call, o, leg, beh, family, rec, context, seat, timeout)
+    timeout = dial_seconds(cust.variables.get("SEAT_TIMEOUT"), 10.0)
+    await connect_seat(pbx, call, o, leg, beh, family, rec, context, seat, timeout)
 
 
 def _seat_hung_up(pbx: Pbx, seat_leg: Leg, cust_leg: Leg, by: Chan, moh: bool, r: Rec) -> None:
@@ -333,10 +339,10 @@ async def customer_first(
 ) -> None:
     ctx = o.context or ("dialer-sip" if family == "PJSIP" else "dialer")
     seat = dict(o.variables).get("SEAT", "")
-    await _connect_seat(pbx, call, o, leg, beh, family, rec, ctx, seat, 20.0)
+    await connect_seat(pbx, call, o, leg, beh, family, rec, ctx, seat, 20.0)
 
 
-async def _connect_seat(
+async def connect_seat(
     pbx: Pbx,
     call: Call,
     o: Originate,
@@ -370,7 +376,7 @@ async def _connect_seat(
     s1, s2 = seat_leg.a, seat_leg.b
     if seat in pbx.unanswered_seats:
         status, _, _ = await ring_customer(pbx, call, None, c1, seat_leg, SEAT_SILENT, seat_timeout)
-        await _no_seat(pbx, call, leg, ctx, seat, status)
+        await no_seat(pbx, call, leg, ctx, seat, status)
         return
     await ring_seat(pbx, call, c1, seat_leg)
     bridge = _bridge(pbx, s1, c1, r)
@@ -426,7 +432,7 @@ async def _connect_seat(
     pbx.hangup(c1, 16)
 
 
-async def _no_seat(pbx: Pbx, call: Call, leg: Leg, ctx: str, seat: str, status: str) -> None:
+async def no_seat(pbx: Pbx, call: Call, leg: Leg, ctx: str, seat: str, status: str) -> None:
     """No seat answered (docker/asterisk/extensions.conf): UserEvent Abandoned, a short
     message, hang-up."""
     c1 = leg.a
@@ -448,10 +454,10 @@ async def _no_seat(pbx: Pbx, call: Call, leg: Leg, ctx: str, seat: str, status: 
         message = prompts.POOL_SORRY
     enter(pbx, c1, ctx, "connect-seat", "Playback", message)
     await pbx.wait(call, playback_seconds(message))
-    _dialplan_hangs_up(pbx, leg)
+    dialplan_hangs_up(pbx, leg)
 
 
-def _customer_hangs_up(pbx: Pbx, leg: Leg) -> None:
+def customer_hangs_up(pbx: Pbx, leg: Leg) -> None:
     c1, c2 = leg.a, leg.b
     if c2 is not None:
         pbx.hangup_request(c2, 16, soft=True)
@@ -466,7 +472,7 @@ def _customer_hangs_up(pbx: Pbx, leg: Leg) -> None:
         pbx.hangup(c1, 16)
 
 
-def _dialplan_hangs_up(pbx: Pbx, leg: Leg) -> None:
+def dialplan_hangs_up(pbx: Pbx, leg: Leg) -> None:
     c1, c2 = leg.a, leg.b
     pbx.hangup_request(c1, 16, soft=True)
     if c2 is not None:
@@ -477,181 +483,6 @@ def _dialplan_hangs_up(pbx: Pbx, leg: Leg) -> None:
         pbx.cdr(c2, "ANSWERED")
         pbx.hangup_request(c2, 16, soft=True)
         pbx.hangup(c2, 16)
-
-
-async def callback_flow(
-    pbx: Pbx,
-    call: Call,
-    o: Originate,
-    leg: Leg,
-    beh: Behaviour,
-    family: str,
-    rec: list[Rec],
-) -> None:
-    c1 = leg.a
-    context = o.context
-    enter(pbx, c1, context or "dialer", "callback", "Playback", "hello-world")
-    prompt = playback_seconds("hello-world") + playback_seconds("if-correct-press")
-    read_timeout = 6.0
-    if beh.dtmf and beh.dtmf_at < beh.talk:
-        await pbx.wait(call, beh.dtmf_at)
-        enter(pbx, c1, context or "dialer", "callback", "Read", "KEY,if-correct-press,1,,1,6")
-        key, status = beh.dtmf, "OK"
-        pbx.ev("DTMFBegin", c1, ("Digit", key), ("Direction", "Received"), privilege="dtmf,all")
-        pbx.ev(
-            "DTMFEnd",
-            c1,
-            ("Digit", key),
-            ("DurationMs", "100"),
-            ("Direction", "Received"),
-            privilege="dtmf,all",
-        )
-    elif beh.talk > prompt + read_timeout:
-        await pbx.wait(call, prompt + read_timeout)
-        key, status = "", "TIMEOUT"
-    else:
-        await pbx.wait(call, beh.talk)
-        _customer_hangs_up(pbx, leg)
-        return
-    pbx.varset(c1, "KEY", key)
-    pbx.varset(c1, "READSTATUS", status)
-    enter(
-        pbx,
-        c1,
-        context or "dialer",
-        "callback",
-        "UserEvent",
-        f"CallbackResult,Key: {key},ReadStatus: {status}",
-    )
-    pbx.ev(
-        "UserEvent",
-        c1,
-        ("UserEvent", "CallbackResult"),
-        ("Key", key),
-        ("ReadStatus", status),
-        privilege="user,all",
-    )
-    if key == CONNECT_KEY:
-        await _hold_for_specialist(pbx, call, o, leg, beh, family, rec, context or "dialer")
-        return
-    goodbye = playback_seconds("vm-goodbye")
-    await pbx.wait(call, goodbye)
-    _dialplan_hangs_up(pbx, leg)
-
-
-async def _hold_for_specialist(
-    pbx: Pbx,
-    call: Call,
-    o: Originate,
-    leg: Leg,
-    beh: Behaviour,
-    family: str,
-    rec: list[Rec],
-    ctx: str,
-) -> None:
-    """Key 2: "connecting you", then music on hold until the dialer Redirects the channel
-    to connect-seat or HOLD_SECONDS run out ("a specialist will call you", hang-up). The
-    customer waits on hold; once connected, talks with the seat for the behaviour's talk
-    time, without pressing keys again."""
-    c1 = leg.a
-    hold = _seconds(c1.variables.get("HOLD_SECONDS"), HOLD_SECONDS)
-    on_hold = False
-    call.hold = c1
-    try:
-        prompt = prompts.CONNECTING_YOU
-        enter(pbx, c1, ctx, "callback", "Playback", prompt)
-        await pbx.wait(call, playback_seconds(prompt))
-        enter(pbx, c1, ctx, "callback", "MusicOnHold", f"default,{hold:g}")
-        pbx.ev("MusicOnHoldStart", c1, ("Class", "default"))
-        on_hold = True
-        await pbx.wait(call, hold)
-    except Redirected:
-        talk = replace(beh, dtmf=None)
-        await _redirected(pbx, call, o, leg, talk, family, rec, on_hold=on_hold, note="callback")
-        return
-    call.hold = None
-    pbx.ev("MusicOnHoldStop", c1)
-    message = prompts.A_SPECIALIST_WILL_CALL_YOU
-    enter(pbx, c1, ctx, "callback", "Playback", message)
-    await pbx.wait(call, playback_seconds(message))
-    _dialplan_hangs_up(pbx, leg)
-
-
-async def _redirected(
-    pbx: Pbx,
-    call: Call,
-    o: Originate,
-    leg: Leg,
-    beh: Behaviour,
-    family: str,
-    rec: list[Rec],
-    *,
-    on_hold: bool,
-    note: str,
-) -> None:
-    """A channel on hold was Redirected (the dialer found a seat): to `connect-seat` with
-    the SEAT and SEAT_TIMEOUT set on it; anywhere else the modelled dialplan hangs up."""
-    c1 = leg.a
-    target, call.redirect, call.hold = call.redirect, None, None
-    if on_hold:
-        pbx.ev("MusicOnHoldStop", c1)
-    assert target is not None
-    context, exten = target
-    if exten != "connect-seat":
-        _dialplan_hangs_up(pbx, leg)  # no such extension in the modelled dialplan
-        return
-    enter(pbx, c1, context, exten, "NoOp", f"{note} {c1.name} -> seat")
-    seat = c1.variables.get("SEAT", "")
-    timeout = _seconds(c1.variables.get("SEAT_TIMEOUT"), 2.0)
-    await _connect_seat(pbx, call, o, leg, beh, family, rec, context, seat, timeout)
-
-
-POOL_EXTEN = "pool-wait"
-
-
-async def pool_wait(
-    pbx: Pbx, call: Call, o: Originate, leg: Leg, beh: Behaviour, family: str, rec: list[Rec]
-) -> None:
-    """`pool-wait` (docker/asterisk/extensions.conf): a pooled call answered with no seat
-    chosen yet. UserEvent PoolAnswered, then music on hold for POOL_WAIT s, during which a
-    Redirect to connect-seat connects the SEAT set on the channel; else Abandoned and the
-    pool's message. A customer who hangs up within the wait just hangs up."""
-    c1 = leg.a
-    ctx = o.context or ("dialer-sip" if family == "PJSIP" else "dialer")
-    attempt = c1.variables.get("ATTEMPT_ID", "")
-    wait = _seconds(c1.variables.get("POOL_WAIT"), 2.0)
-    enter(pbx, c1, ctx, POOL_EXTEN, "UserEvent", f"PoolAnswered,AttemptId: {attempt}")
-    pbx.ev(
-        "UserEvent",
-        c1,
-        ("UserEvent", "PoolAnswered"),
-        ("AttemptId", attempt),
-        privilege="user,all",
-    )
-    enter(pbx, c1, ctx, POOL_EXTEN, "MusicOnHold", f"default,{wait:g}")
-    pbx.ev("MusicOnHoldStart", c1, ("Class", "default"))
-    call.hold = c1
-    try:
-        if beh.talk < wait:
-            await pbx.wait(call, beh.talk)
-            call.hold = None
-            pbx.ev("MusicOnHoldStop", c1)
-            _customer_hangs_up(pbx, leg)
-            return
-        await pbx.wait(call, wait)
-    except Redirected:
-        await _redirected(pbx, call, o, leg, beh, family, rec, on_hold=True, note="pool")
-        return
-    call.hold = None
-    pbx.ev("MusicOnHoldStop", c1)
-    await _no_seat(pbx, call, leg, ctx, "", "NOANSWER")
-
-
-def _seconds(value: str | None, default: float) -> float:
-    try:
-        return float(value) if value else default
-    except ValueError:
-        return default
 
 
 def request_redirect(pbx: Pbx, chan: Chan, context: str, exten: str) -> bool:
@@ -678,7 +509,7 @@ async def run_application(
     c1.app, c1.appdata = app, data
     if beh.talk < length:
         await pbx.wait(call, beh.talk)
-        _customer_hangs_up(pbx, leg)
+        customer_hangs_up(pbx, leg)
         return
     await pbx.wait(call, length)
     if playback:

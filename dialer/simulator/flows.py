@@ -27,12 +27,11 @@ from pathlib import Path
 
 from dialer import prompts
 from dialer.simulator.behaviour import Behaviour
+from dialer.simulator.callback_menu import callback_flow, pool_wait
 from dialer.simulator.chanspy import chanspy, is_chanspy
 from dialer.simulator.devices import ring_customer, ring_seat
 from dialer.simulator.dialplan import (
-    callback_flow,
     customer_first,
-    pool_wait,
     request_redirect,
     run_application,
     seat_first,
