@@ -327,23 +327,26 @@ class BoardPublisher:
             await s.commit()
 
     async def run(self) -> None:
-        """The flush task: on every mark, after a short coalescing pause; a heartbeat
-        otherwise. Owned by the app's cleanup_ctx (callcenter.board.wiring), as `run_writer`."""
-        self.flush(beat=True)
-        last_beat = self.clock.monotonic()
+        """The flush task: on every mark, after a short coalescing pause. Owned by the
+        app's cleanup_ctx (callcenter.board.wiring), with `run_heartbeat` and `run_writer`.
+
+        It waits on the event itself, not on "the event or the heartbeat's timeout": that
+        wait took two helper tasks per flush and three turns of the event loop between the
+        dialer's event and the flush, each as long as everything else the busy loop had to
+        run (the AMI → board latency of issue 15's benchmark on PostgreSQL)."""
         while True:
-            remaining = self.heartbeat - (self.clock.monotonic() - last_beat)
-            if remaining <= 0:
-                self._flush_safely(beat=True)
-                last_beat = self.clock.monotonic()
-                continue
-            await self._wait_dirty(remaining)
-            if not self._dirty.is_set():
-                continue
+            await self._dirty.wait()
             if self.coalesce > 0:
                 await self.clock.sleep(self.coalesce)
             self._dirty.clear()
             self._flush_safely()
+
+    async def run_heartbeat(self) -> None:
+        """Everything re-checked every `heartbeat` seconds (link health and trunk use have
+        no event) and the process's own row refreshed, by which boards tell it is alive."""
+        while True:
+            self._flush_safely(beat=True)
+            await self.clock.sleep(self.heartbeat)
 
     def _flush_safely(self, *, beat: bool = False) -> None:
         try:
@@ -370,12 +373,3 @@ class BoardPublisher:
                 # every other board) on the event loop the dialer shares: one per interval
                 # carries them all.
                 await self.clock.sleep(self.write_every)
-
-    async def _wait_dirty(self, timeout: float) -> None:
-        sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
-        waker = asyncio.ensure_future(self._dirty.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (sleeper, waker):
-                t.cancel()

@@ -162,6 +162,7 @@ class Board:
 
     def _coroutines(self) -> dict[str, Coroutine[Any, Any, None]]:
         return {
+            "board-heartbeat": self.publisher.run_heartbeat(),
             "board-publisher": self.publisher.run(),
             "board-writer": self.publisher.run_writer(),
             "board-reader": self.hub.run(),
