@@ -15,10 +15,11 @@ import jinja2
 from aiohttp import web
 
 from callcenter.board import http
+from callcenter.board.figures import BoardFigures
 from callcenter.board.live import BoardHub
 from callcenter.board.publisher import BoardPublisher
 from callcenter.board.remedies import Remedies
-from callcenter.board.services import ACTIONS_CHANNEL, BoardFigures, Supervising
+from callcenter.board.services import ACTIONS_CHANNEL, Supervising
 from callcenter.bootstrap import Container
 from callcenter.jobs import parse_time
 from callcenter.pages import i18n
