@@ -14,6 +14,7 @@ and refreshes the process's own row, by which boards tell that it is alive.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -44,6 +45,25 @@ log = logging.getLogger(__name__)
 CHANNEL = "callcenter_board"
 TOMBSTONE_LIFE = timedelta(minutes=1)  # a poller (SQLite) sees an ended call go within this
 DEAD_PROCESS = timedelta(minutes=10)  # rows of a process silent this long are removed
+
+
+# The upsert of `_upsert` (a tombstone replaces only this process's row) and the NOTIFY at
+# once; arrays, so that the statement's text, and so asyncpg's prepared statement, is the
+# same whatever the number of rows.
+_PG_WRITE = text(
+    f"""
+WITH up AS (
+    INSERT INTO {BoardEntry.__tablename__} AS b (kind, key, owner, rev, gone, data, updated_at)
+    SELECT t.kind, t.key, :owner, t.rev, t.gone, CAST(t.data AS json), :at
+    FROM unnest(CAST(:kinds AS varchar[]), CAST(:keys AS varchar[]), CAST(:revs AS bigint[]),
+                CAST(:gones AS boolean[]), CAST(:datas AS text[])) AS t(kind, key, rev, gone, data)
+    ON CONFLICT (kind, key) DO UPDATE SET owner = excluded.owner, rev = excluded.rev,
+        gone = excluded.gone, data = excluded.data, updated_at = excluded.updated_at
+    WHERE b.owner = excluded.owner OR NOT excluded.gone
+)
+SELECT pg_notify(:channel, :payload)
+"""
+)
 
 
 def new_owner() -> str:
@@ -237,6 +257,9 @@ class BoardPublisher:
             async with self.sessions() as s:
                 if self._pg is None:
                     self._pg = s.get_bind().dialect.name == "postgresql"
+                if self._pg and batch and not sweep:
+                    await self._write_pg(s, batch, now)
+                    return len(batch)
                 # Tombstones go in the same statement as the changed rows (one round trip
                 # for a burst of ended calls, not one UPDATE each).
                 await self._upsert(s, batch, now)
@@ -255,6 +278,36 @@ class BoardPublisher:
             self._to_write.set()
             raise
         return len(batch)
+
+    async def _write_pg(
+        self, s: AsyncSession, rows: Mapping[Key, tuple[int, dict[str, Any] | None]], now: datetime
+    ) -> None:
+        """PostgreSQL: the rows and the NOTIFY in one statement of one shape, outside a
+        transaction (it is atomic by itself): one round trip ten times a second instead of
+        four (BEGIN, the upsert, the NOTIFY, COMMIT), on the event loop the dialer shares."""
+        await s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        kinds, keys, revs, gones, datas = [], [], [], [], []
+        for (kind, key), (rev, data) in rows.items():
+            kinds.append(kind)
+            keys.append(key)
+            revs.append(rev)
+            gones.append(data is None)
+            datas.append(json.dumps({} if data is None else data, ensure_ascii=False))
+        head = max(revs)
+        await s.execute(
+            _PG_WRITE,
+            {
+                "owner": self.owner,
+                "at": now,
+                "kinds": kinds,
+                "keys": keys,
+                "revs": revs,
+                "gones": gones,
+                "datas": datas,
+                "channel": CHANNEL,
+                "payload": f"{self.owner} {head}",
+            },
+        )
 
     async def _upsert(
         self, s: AsyncSession, rows: Mapping[Key, tuple[int, dict[str, Any] | None]], now: datetime
