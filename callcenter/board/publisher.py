@@ -3,12 +3,13 @@ written to `board_entries` (callcenter.board.models) for every board of every pr
 
 The dialer tells what changed through its public events (the engine's seat listeners, the
 bus's OriginateSent, CallBridged, CallHungUp, AttemptSettled, PbxShuttingDown); the publisher only marks
-itself dirty then, and a single flush task coalesces a burst of events into one transaction:
-it builds this process's view, diffs it against what it wrote last, writes the changed rows
-with the next revision of its own, and (PostgreSQL) NOTIFYs `callcenter_board` with
-"<owner> <revision>" in the same transaction, so the notification is sent at commit. A
-heartbeat re-checks everything every few seconds (link health and trunk use have no event)
-and refreshes the process's own row, by which boards tell that it is alive.
+itself dirty then, and a single flush task coalesces a burst of events into one update:
+it builds what the events touched, diffs it against what it wrote last, hands the changed
+rows (with the next revision of its own) to this process's board at once, and to the writer,
+which writes them and (PostgreSQL) NOTIFYs `callcenter_board` with "<owner> <revision>" in
+the same statement, so the notification goes out with the rows. A heartbeat task re-checks
+everything every few seconds (link health and trunk use have no event) and refreshes the
+process's own row, by which boards tell that it is alive.
 """
 
 from __future__ import annotations
@@ -246,8 +247,9 @@ class BoardPublisher:
         return len(changed) + len(gone)
 
     async def write(self, *, sweep: bool = False) -> int:
-        """Write the pending rows in one transaction, each with the revision it changed at,
-        and NOTIFY the newest revision at commit. On failure they stay pending."""
+        """Write the pending rows at once (one statement on PostgreSQL, `_write_pg`; one
+        transaction otherwise), each with the revision it changed at, and NOTIFY the newest
+        revision with them. On failure they stay pending."""
         batch, self._pending = self._pending, {}
         self._to_write.clear()
         if not batch and not sweep:
