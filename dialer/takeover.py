@@ -75,6 +75,8 @@ class CallMover:
                 context=server.spec.plan.context,
                 action_timeout=rt.config.action_timeout,
                 attempt_id=attempt_id,
+                # One call, one recording: the new seat's part goes on in the same file.
+                recording=live.recording,
             )
         except transfer.TransferFailed as exc:
             if not exc.sent:  # nothing moved: the call stays where it was

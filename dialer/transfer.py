@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 CONNECT_KEY = "2"  # the callback menu's "connect me to a specialist"
 CONNECT_EXTEN = "connect-seat"
+# connect-seat's MixMonitor appends to this file when it is set (a call moved to another seat).
+RECORDING_VARIABLE = "RECORDING"
 DEFAULT_SEAT_TIMEOUT = 10  # seconds the chosen seat has to answer (SEAT_TIMEOUT)
 
 
@@ -84,16 +86,27 @@ async def connect_now(
     seat_timeout: int = DEFAULT_SEAT_TIMEOUT,
     action_timeout: float | None = None,
     attempt_id: str | None = None,
+    recording: str | None = None,
 ) -> None:
     """Hand the customer on `channel` to `seat_device`: Setvar SEAT and SEAT_TIMEOUT on the
     channel, then Redirect it to `context`,`connect-seat`,1. Returns once Asterisk accepted
     the Redirect; the seat's answer and the bridge come as events (the CallTracker).
 
+    `recording` (a call moved to another seat): the file the call records to so far, Setvar
+    RECORDING, so that connect-seat's MixMonitor appends to it instead of starting a second
+    file (docker/asterisk/extensions.conf).
+
     Raises `TransferFailed`: with `sent=False` when Asterisk refused a step or the link failed
     before the Redirect was written (the customer stays on hold, then hears that a specialist
     will call); with `sent=True` when the Redirect's fate is unknown."""
     what = attempt_id or channel
-    for variable, value in (("SEAT", seat_endpoint(seat_device)), ("SEAT_TIMEOUT", seat_timeout)):
+    variables: list[tuple[str, HeaderValue]] = [
+        ("SEAT", seat_endpoint(seat_device)),
+        ("SEAT_TIMEOUT", seat_timeout),
+    ]
+    if recording:
+        variables.append((RECORDING_VARIABLE, recording))
+    for variable, value in variables:
         try:
             reply = await send(
                 "Setvar",

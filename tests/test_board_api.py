@@ -150,7 +150,7 @@ def _sim(site: Site) -> Any:
     return site.sim.pbx
 
 
-async def _free_seat(site: Site) -> str:
+async def free_seat(site: Site) -> str:
     """李娜 signs in ready with nothing to call (her lead is due tomorrow): a free seat."""
     lina = site.specialists[1]
     async with site.service.container.sessions() as s:
@@ -177,7 +177,7 @@ async def test_a_supervisor_moves_a_call_to_a_free_seat_and_its_result_stays_on_
     connect-seat and Dials the new seat); see dialer/simulator/dialplan.py."""
     attempt = await _talking(site)
     wang, lina = site.specialists
-    lina_seat = await _free_seat(site)
+    lina_seat = await free_seat(site)
     seen: list[str] = []
     site.sim.pbx.sinks.add(lambda data, _cls: seen.append(data.decode()))
     resp = await site.client.post(

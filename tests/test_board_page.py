@@ -1,8 +1,8 @@
 """The wallboard in a real browser (headless Chromium from Debian, driven by Playwright) on
 the wired service and the PBX simulator over TCP: the board follows a simulated call from
 its start to its end, listening in from the board rings the supervisor's seat with ChanSpy,
-an alert is acted on from the board and lands in the audit log,
-and a specialist is refused. Server time is a VirtualClock the test moves; the browser is
+a supervisor moves a live call to a free seat from the 转接到 list, an alert is acted on from
+the board and lands in the audit log, and a specialist is refused. Server time is a VirtualClock the test moves; the browser is
 polled, never slept. Screenshots go to the `artifacts` folder."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tests.seat_page_support import (  # noqa: F401
     sign_in_browser,
     site_fixture,
 )
+from tests.test_board_api import free_seat
 
 expect.set_options(timeout=30_000)
 # The browser tests run on SQLite only: the board's database paths are tested on both in
@@ -88,6 +89,38 @@ async def test_listening_in_from_the_board_rings_the_supervisors_seat(
     await drive_until(site.clock, answered)
     assert len(spies()) == 1 and spies()[0].appdata.endswith(",qE")
     await page.screenshot(path=str(artifacts / "board-03-listening.png"))
+
+
+async def test_a_supervisor_moves_a_live_call_to_a_free_seat_from_the_board(
+    browser: Any, site: Site, artifacts: Path
+) -> None:
+    """The 转接到 list offers the free seats; the move is carried out on the simulator (the
+    customer's channel redirected, the new seat dialled) and both seats' tiles show it."""
+    wang, lina = site.specialists
+    page = await open_board(browser, site)
+    await site.service.dialer.sign_in(wang, ready=True)
+    await wait_for(site, page, '#calls tr[data-answered="1"]')
+    lina_seat = await free_seat(site)
+    await wait_for(site, page, f'#seats .tile[data-key="{lina}"][data-state="ready"]')
+    # The list is drawn when it is opened: only 李娜 is free (王芳 is on the call).
+    picker = page.locator("#move-to")
+    await picker.focus()
+    await expect(picker.locator("option")).to_have_count(2)
+    await expect(picker.locator(f'option[value="{lina_seat}"]')).to_have_text(f"李娜 {lina_seat}")
+    await picker.select_option(lina_seat)
+    await page.locator('#calls button[data-action="move"]').click()
+    await expect(page.locator("#toast")).to_have_attribute("data-status", "200")
+    await expect(page.locator("#toast")).to_have_text("已完成")
+    # The new seat answers when the customer is bridged to it; 王芳 talked: she wraps up.
+    await wait_for(site, page, f'#seats .tile[data-key="{lina}"][data-state="on_call"]')
+    await wait_for(site, page, f'#seats .tile[data-key="{wang}"][data-state="wrap_up"]')
+    row = page.locator("#calls tr")
+    await expect(row).to_have_count(1)
+    await expect(row.locator("td").first).to_have_text(f"王芳 {lina_seat}")
+    await expect(row).to_have_attribute("data-answered", "1")
+    dialled = [c for c in site.sim.pbx.channels.values() if c.name.startswith(f"{lina_seat}-")]
+    assert len(dialled) == 1, "the simulator rang 李娜's seat"
+    await page.screenshot(path=str(artifacts / "board-07-call-moved.png"))
 
 
 async def test_a_specialist_is_refused_the_board(browser: Any, site: Site, artifacts: Path) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.board.config import BoardSettings
-from callcenter.board.services import BoardFigures
+from callcenter.board.figures import BoardFigures
 from dialer.models import Campaign, PoolAbandonDay
 from schedules.windows import CallingPlan
 from tests.seat_page_support import (  # noqa: F401

@@ -86,7 +86,11 @@ async def board_events(request: web.Request) -> web.StreamResponse:
         await resp.write(b"retry: 2000\n\n" + sse("snapshot", hub.snapshot()))
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                # Not `wait_for`: on Python 3.11 it wraps the get in a task of its own, and
+                # each patch then took three turns of the event loop to reach the socket
+                # instead of one (what a busy loop makes a board wait for, every patch).
+                async with asyncio.timeout(KEEPALIVE_SECONDS):
+                    item = await queue.get()
             except TimeoutError:
                 await resp.write(b"event: ping\ndata: {}\n\n")
                 continue

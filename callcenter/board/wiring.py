@@ -15,10 +15,11 @@ import jinja2
 from aiohttp import web
 
 from callcenter.board import http
+from callcenter.board.figures import BoardFigures
 from callcenter.board.live import BoardHub
 from callcenter.board.publisher import BoardPublisher
 from callcenter.board.remedies import Remedies
-from callcenter.board.services import ACTIONS_CHANNEL, BoardFigures, Supervising
+from callcenter.board.services import ACTIONS_CHANNEL, Supervising
 from callcenter.bootstrap import Container
 from callcenter.jobs import parse_time
 from callcenter.pages import i18n
@@ -162,6 +163,7 @@ class Board:
 
     def _coroutines(self) -> dict[str, Coroutine[Any, Any, None]]:
         return {
+            "board-heartbeat": self.publisher.run_heartbeat(),
             "board-publisher": self.publisher.run(),
             "board-writer": self.publisher.run_writer(),
             "board-reader": self.hub.run(),

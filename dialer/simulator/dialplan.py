@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import PurePosixPath
 
 from dialer import prompts
 from dialer.simulator.behaviour import Behaviour
@@ -33,6 +34,10 @@ from dialer.simulator.pbx import (
 
 log = logging.getLogger(__name__)
 
+# The dialplan's channel variable: the file a moved call records to so far (set by the
+# dialer's move, dialer.transfer.RECORDING_VARIABLE; read by connect-seat's MixMonitor).
+RECORDING_VARIABLE = "RECORDING"
+
 
 _DISPOSITION = {
     "BUSY": "BUSY",
@@ -52,6 +57,26 @@ def dial_seconds(value: str | None, default: float) -> float:
 def _mixmonitor(pbx: Pbx, chan: Chan, rec: list[Rec]) -> Rec:
     pbx.start_mixmonitor(chan)
     r = Rec(f"{chan.uniqueid}.wav")
+    rec.append(r)
+    return r
+
+
+def _connect_seat_recording(pbx: Pbx, chan: Chan, rec: list[Rec]) -> Rec:
+    """connect-seat's MixMonitor (docker/asterisk/extensions.conf). A call moved to another
+    seat comes back here: a channel that records already (customer first) goes on with the
+    MixMonitor it has (a second one on the same file would truncate it); a seat-first call's
+    customer appends to the file the old seat's channel recorded (RECORDING, set by the
+    move), so that the call keeps one recording."""
+    name = PurePosixPath(chan.variables.get("MIXMONITOR_FILENAME", "")).name
+    if not name:
+        path = chan.variables.get(RECORDING_VARIABLE, "")
+        if not path:
+            return _mixmonitor(pbx, chan, rec)
+        name = pbx.start_mixmonitor(chan, path, "ab").name
+    for r in rec:
+        if r.name == name:
+            return r
+    r = Rec(name)  # not this coroutine's file (e.g. a restart): its own part only
     rec.append(r)
     return r
 
@@ -356,7 +381,7 @@ async def connect_seat(
 ) -> None:
     """`connect-seat` on the customer's channel (answered): MixMonitor, Dial(seat), talk."""
     c1, c2 = leg.a, leg.b
-    r = _mixmonitor(pbx, c1, rec)
+    r = _connect_seat_recording(pbx, c1, rec)
     resource = f"{seat}@seats" if family == "Local" else seat
     enter(pbx, c1, ctx, "connect-seat", "Dial", f"{family}/{resource},{seat_timeout:g}")
     pbx.varset(c1, "DIALSTATUS", "")

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from common.clock import Clock
 from dialer import prompts
@@ -436,18 +436,20 @@ class Pbx:
 
     # -- recordings ------------------------------------------------------------------------
 
-    def start_mixmonitor(self, chan: Chan) -> Path:
-        path = f"{MONITOR_SPOOL}/{chan.uniqueid}.wav"
+    def start_mixmonitor(self, chan: Chan, path: str | None = None, options: str = "b") -> Path:
+        """MixMonitor(path,options) on `chan` (by default the channel's own file); `a` in
+        the options appends to the file (Asterisk's file.c seeks to its end)."""
+        path = path or f"{MONITOR_SPOOL}/{chan.uniqueid}.wav"
         self.ev(
             "Newexten",
             chan,
             ("Extension", chan.exten),
             ("Application", "MixMonitor"),
-            ("AppData", f"{path},b"),
+            ("AppData", f"{path},{options}"),
         )
         self.varset(chan, "MIXMONITOR_FILENAME", path)
         self.ev("MixMonitorStart", chan)
-        return Path(f"{chan.uniqueid}.wav")
+        return Path(PurePosixPath(path).name)
 
     def finish_recording(self, name: Path, bridged_seconds: float) -> None:
         if self.monitor_dir is None:
