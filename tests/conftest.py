@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.database import create_engine, load_models, session_factory, upgrade
+from tests.chromium_support import SharedChromium
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_ADMIN_URL = os.environ.get(
@@ -44,6 +45,17 @@ def _cheap_password_hashes() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(accounts, "PasswordHasher", cheap)
         yield
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedChromium]:
+    """The test process's one Chromium (tests/chromium_support.py), started by the first
+    browser test that asks for it; each test gets its own contexts (`browser` fixture)."""
+    shared = SharedChromium(tmp_path_factory.mktemp("chromium"))
+    try:
+        yield shared
+    finally:
+        shared.stop()
 
 
 @pytest.fixture(scope="session")

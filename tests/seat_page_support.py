@@ -27,17 +27,9 @@ from crm_sync.auth import issue_token
 from crm_sync.models import Customer, Lead, Phone, Policy, Specialist
 from dialer.engine import DialerConfig
 from schedules.clock import VirtualClock
+from tests.chromium_support import SharedChromium
 from tests.test_dialer_support import MONDAY_0930, seed, start_simulator
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 PASSWORDS = {"wangfang": "wang-fang-2026", "lina": "li-na-2026!", "boss": "boss-password-1"}
 WRAP_UP_SECONDS = 30.0
 
@@ -181,13 +173,17 @@ async def sign_in_browser(page: Any, username: str, path: str) -> None:
 
 
 @pytest.fixture(name="browser")
-async def browser_fixture() -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists():  # noqa: ASYNC240 - once, before the browser starts
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
+async def browser_fixture(chromium: SharedChromium) -> AsyncIterator[Any]:
+    """The process's shared Chromium (tests/chromium_support.py), connected for this test:
+    the contexts the test opens are its own, and close when it disconnects."""
     from playwright.async_api import async_playwright
 
+    try:
+        endpoint = chromium.endpoint()
+    except RuntimeError as e:
+        pytest.fail(str(e))
     async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        b = await pw.chromium.connect_over_cdp(endpoint)
         try:
             yield b
         finally:
