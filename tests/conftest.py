@@ -8,7 +8,10 @@ test every table is emptied except the seeded reference data.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,7 +20,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from callcenter.database import create_engine, load_models, session_factory, upgrade
+from callcenter.database import (
+    create_engine,
+    is_postgres,
+    load_models,
+    session_factory,
+    upgrade,
+)
 from tests.chromium_support import SharedChromium
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -70,10 +79,24 @@ def _run(coro: object) -> None:
 
 
 @pytest.fixture(scope="session")
-def _sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    _run(upgrade(url))
-    return url
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite file, migrated once per test process; each test gets a copy."""
+    path = tmp_path_factory.mktemp("db") / "template.db"
+    _run(upgrade(f"sqlite+aiosqlite:///{path}"))
+    # Everything into the main file (WAL mode), so that copying that one file is complete.
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+@pytest.fixture
+def _sqlite_url(_sqlite_template: Path, tmp_path: Path) -> str:
+    # A file of its own per test, not one file emptied between tests: a copy costs less than
+    # ~40 DELETEs twice, and nothing a test leaves behind (a connection some task never gave
+    # back, still in a write transaction) can hold the next test's SQLite write lock.
+    path = tmp_path / "test.db"
+    shutil.copyfile(_sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
 
 
 @pytest.fixture(scope="session")
@@ -152,11 +175,14 @@ async def _empty_tables(engine: AsyncEngine) -> None:
 @pytest.fixture
 async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     eng = create_engine(db_url)
-    await _empty_tables(eng)
+    shared = is_postgres(eng)  # SQLite: a fresh file per test (`_sqlite_url`)
+    if shared:
+        await _empty_tables(eng)
     try:
         yield eng
     finally:
-        await _empty_tables(eng)
+        if shared:
+            await _empty_tables(eng)
         await eng.dispose()
 
 

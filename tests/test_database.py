@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -138,5 +141,42 @@ async def test_a_write_cancelled_mid_statement_ends_as_cancelled_and_frees_sqlit
             await conn.execute(text("PRAGMA busy_timeout=2000"))
             await conn.execute(text("INSERT INTO t VALUES (-1)"))
             assert await conn.scalar(text("SELECT count(*) FROM t WHERE x = -1")) == 1
+    finally:
+        await eng.dispose()
+
+
+async def test_a_connection_closed_in_the_middle_of_a_read_leaves_no_write_lock_behind(
+    tmp_path: Path,
+) -> None:
+    """A task cancelled between a statement and the fetch of its rows gets its connection
+    invalidated; sqlite3 (Python 3.11) would keep that connection's transaction, and SQLite's
+    write lock, until the half-read cursor is garbage collected. The next writer must not wait."""
+    import asyncio
+    import sqlite3
+
+    from sqlalchemy import text
+
+    path = tmp_path / "zombie.db"
+    eng = create_engine(f"sqlite+aiosqlite:///{path}")
+
+    def other_writer() -> None:
+        with contextlib.closing(sqlite3.connect(path, timeout=1)) as other:
+            other.execute("INSERT INTO t VALUES (-1)")
+            other.commit()
+
+    try:
+        async with eng.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            await conn.execute(text("INSERT INTO t VALUES (1), (2), (3)"))
+        conn = await eng.connect()
+        await conn.begin()
+        await conn.execute(text("INSERT INTO t VALUES (4)"))  # the write lock
+        half_read = await conn.stream(text("SELECT x FROM t"))
+        assert (await half_read.fetchone()) is not None  # a statement still active
+        await conn.invalidate()
+        await asyncio.to_thread(other_writer)  # "database is locked" after 1 s without the fix
+        async with eng.connect() as check:
+            assert await check.scalar(text("SELECT count(*) FROM t")) == 4
+        del half_read
     finally:
         await eng.dispose()
