@@ -103,7 +103,14 @@ class DialerEngine:
         rt = self.rt = DialerRuntime(sessions, clock, servers, self.config, self.windows)
         self.bus, self.tasks, self.seats, self.stats = rt.bus, rt.tasks, rt.seats, rt.stats
         self.registry = CampaignRegistry(sessions, self.bus, self.config.reminder_message)
-        self.seat_store = SeatStore(sessions, clock, self.bus, self.seats.get, rt.write_guard)
+        self.seat_store = SeatStore(
+            sessions,
+            clock,
+            self.bus,
+            self.seats.get,
+            rt.write_guard,
+            interval=self.config.seat_store_seconds,
+        )
         # Called (synchronously, on the loop) after every seat change, a preview offer or
         # skip included (each is a `SeatChanged` on the bus): the seat page's live updates
         # subscribe here. Subscribed before the seat dialer, which may start the next call.

@@ -4,7 +4,14 @@ It subscribes to `SeatChanged`, `OriginateSent` and `RecordingNamed` on the bus 
 them in the background, batched: seat states (`seat_sessions`), every transition with its
 attempt id (`seat_transitions`), the attempts' "sent" marks and recording file names. One
 statement of each kind per flush, however many seats changed; what fails stays queued for the
-next flush. Nothing here decides anything: the seat state machine (`dialer.seats`) does."""
+next flush. Nothing here decides anything: the seat state machine (`dialer.seats`) does.
+
+Writes are coalesced: at most one flush every `interval` seconds of the clock, so that a busy
+desk (20 seats, a few changes each per call) makes a few transactions a second instead of one
+per change; a seat's state reaches the database at most that much later, and a seat changed
+several times in between is written once, as it is now. Closing cuts the wait short: what is
+pending is written at the stop. A specialist's own action (sign-in, pause...) still flushes
+at once (`flush`, from `dialer.seat_commands`)."""
 
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ from dialer.domain import OriginateSent, RecordingNamed, SeatChanged
 from dialer.messagebus import MessageBus
 from dialer.models import AttemptState, CallAttempt, SeatSession, SeatTransition
 from dialer.seats import Seat, SeatState, Transition
+from dialer.tasks import nap
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +49,20 @@ class SeatStore:
         bus: MessageBus,
         seats: Callable[[int], Seat | None],
         guard: WriteGuard,
+        interval: float = 0.0,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.interval = interval
         self._seats = seats
         self._guard = guard
+        self._next_at = float("-inf")  # the clock's monotonic time the next flush may start
         self._dirty: dict[int, list[Transition]] = {}
         self._sent: list[tuple[str, datetime]] = []
         self._files: list[tuple[str, str]] = []
         self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._closing = False
         bus.subscribe(SeatChanged, self._on_seat)
         bus.subscribe(OriginateSent, self._on_sent)
         bus.subscribe(RecordingNamed, self._on_recording)
@@ -69,18 +80,22 @@ class SeatStore:
         self._wake.set()
 
     def close(self) -> None:
-        """The writer flushes what is queued and returns."""
-        self._closing = True
+        """The writer flushes what is queued (without waiting out the interval) and returns."""
+        self._closed.set()
         self._wake.set()
 
     def reopen(self) -> None:
-        self._closing = False
+        self._closed.clear()
 
     async def run(self) -> None:
         while True:
             await self._wake.wait()
+            wait = self._next_at - self.clock.monotonic()
+            if wait > 0 and not self._closed.is_set():
+                # What changes meanwhile joins this flush.
+                await nap(self.clock, wait, self._closed)
             self._wake.clear()
-            if self._closing:
+            if self._closed.is_set():
                 await self.flush()
                 return
             try:
@@ -92,7 +107,12 @@ class SeatStore:
                 await self.clock.sleep(1.0)
                 self._wake.set()
 
+    def _pending(self) -> bool:
+        return bool(self._dirty or self._sent or self._files)
+
     async def flush(self) -> None:
+        if not self._pending():
+            return  # nothing to write: no turn at SQLite's writer lock either
         # The writer first, then what to write: what piles up while waiting goes in too.
         async with self._lock, self._guard(locks.BOOKKEEPING):
             dirty, self._dirty = self._dirty, {}
@@ -100,6 +120,7 @@ class SeatStore:
             files, self._files = self._files, []
             if not dirty and not marks and not files:
                 return
+            self._next_at = self.clock.monotonic() + self.interval
             try:
                 await self._write(dirty, marks, files)
             except BaseException:

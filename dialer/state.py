@@ -75,6 +75,9 @@ class DialerConfig:
     # after this, doubled each time up to the max (docs/reliability.md).
     database_retry_seconds: float = 1.0
     database_retry_max_seconds: float = 10.0
+    # Seat states, transitions and "sent" marks are written at most this often (one
+    # transaction for all that changed meanwhile); a specialist's own action at once.
+    seat_store_seconds: float = 0.5
     seat_servers: Mapping[str, str] = field(default_factory=dict)  # seat device -> server
 
 

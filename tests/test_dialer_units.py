@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.clock import VirtualClock
@@ -20,6 +20,7 @@ from dialer.models import SeatSession, SeatTransition
 from dialer.seat_store import SeatStore
 from dialer.seats import Seat, SeatState
 from dialer.tasks import TaskOwner
+from tests.virtual_time import Driver
 
 NOW = datetime(2026, 1, 5, 1, 30, tzinfo=UTC)
 
@@ -53,14 +54,28 @@ async def _no_guard(_rank: int) -> AsyncIterator[None]:
     yield
 
 
-async def test_seat_changes_published_on_the_bus_are_stored_with_their_attempt(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
+async def _specialist(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with sessions() as s:
         spec = Specialist(name="专员", seat="PJSIP/8100", branch=Branch(code="B", name="b"))
         s.add(spec)
         await s.commit()
-        sid = spec.id
+        return spec.id
+
+
+async def _stored(
+    sessions: async_sessionmaker[AsyncSession], sid: int
+) -> tuple[str | None, list[str]]:
+    """The seat's stored state and the states its stored transitions went to."""
+    async with sessions() as s:
+        row = await s.get(SeatSession, sid)
+        moves = await s.scalars(select(SeatTransition.to_state).order_by(SeatTransition.id))
+        return (row.state if row is not None else None), list(moves)
+
+
+async def test_seat_changes_published_on_the_bus_are_stored_with_their_attempt(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    sid = await _specialist(sessions)
     bus = MessageBus()
     seat = Seat(sid, "PJSIP/8100")
     store = SeatStore(sessions, VirtualClock(NOW), bus, {sid: seat}.get, _no_guard)
@@ -75,6 +90,36 @@ async def test_seat_changes_published_on_the_bus_are_stored_with_their_attempt(
         ]
     assert row is not None and (row.state, row.attempt_id) == (SeatState.RINGING.value, "att-1")
     assert moves == [("offline", "ready", None), ("ready", "ringing", "att-1")]
+
+
+async def test_seat_changes_close_together_are_written_together_once_an_interval_and_at_close(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    sid = await _specialist(sessions)
+    commits: list[object] = []
+    bind = sessions.kw["bind"]
+    event.listen(bind.sync_engine, "commit", commits.append)
+    bus, clock = MessageBus(), VirtualClock(NOW)
+    drive = Driver(clock, sessions)
+    seat = Seat(sid, "PJSIP/8100")
+    store = SeatStore(sessions, clock, bus, {sid: seat}.get, _no_guard, interval=1.0)
+    writer = asyncio.ensure_future(store.run())
+    bus.publish(SeatChanged(sid, seat.sign_in(clock.now(), ready=True)))
+    await drive.idle()
+    assert await _stored(sessions, sid) == ("ready", ["ready"])  # a quiet store: at once
+    for t in (seat.dial(clock.now(), "att-1"), seat.answer(clock.now())):
+        bus.publish(SeatChanged(sid, t))
+    await drive.idle()
+    assert await _stored(sessions, sid) == ("ready", ["ready"])  # within the interval: waits
+    await clock.advance(1.0)
+    await drive.idle()
+    assert await _stored(sessions, sid) == ("on_call", ["ready", "ringing", "on_call"])
+    assert len(commits) == 2  # the two changes of the interval in one transaction
+    bus.publish(SeatChanged(sid, seat.call_end(clock.now(), 5.0)))
+    store.close()  # the change pending at the stop is written without waiting the interval
+    await drive.idle()
+    assert writer.done() and clock.monotonic() == 1.0
+    assert await _stored(sessions, sid) == ("wrap_up", ["ready", "ringing", "on_call", "wrap_up"])
 
 
 async def test_the_task_owner_cancels_every_kind_of_task_and_a_failed_job_harms_no_other() -> None:
