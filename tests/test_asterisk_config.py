@@ -98,6 +98,8 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Set by Asterisk itself (channel variables and what Dial/Read/Playback set), or by
 # [globals]: the dialplan may read them without the dialer setting them.
 ASTERISK_SETS = {"EXTEN", "UNIQUEID", "CHANNEL", "DIALSTATUS", "HANGUPCAUSE", "READSTATUS"}
+# MixMonitor's own: set on the channel it records (VarSet in the Asterisk 22 traces).
+ASTERISK_SETS |= {"MIXMONITOR_FILENAME"}
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ def test_every_variable_the_dialplan_reads_is_set_by_the_dialer_or_by_asterisk()
     for headers in originates().values():
         sent |= set(originate.variables_of(headers))
     sent |= {"SEAT", "SEAT_TIMEOUT"}  # Setvar before the key-2 Redirect (dialer.transfer)
+    sent |= {transfer.RECORDING_VARIABLE}  # Setvar before a supervisor's move (dialer.transfer)
     sent |= {"HOLD_SECONDS"}  # optional: the dialplan's ${IF(...)} has a default
     globals_ = {
         key
