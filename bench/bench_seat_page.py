@@ -45,7 +45,7 @@ from dialer.models import SeatState
 from dialer.seats import Seat
 from dialer.simulator import PbxSimulator
 from schedules.clock import ScaledClock
-from tests.seat_page_support import CHROMIUM, CHROMIUM_ARGS
+from tests.chromium_support import CHROMIUM, CHROMIUM_ARGS
 from tests.test_dialer_support import seed
 
 MONDAY_1000 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai
