@@ -159,11 +159,9 @@ class _SqliteCursors:
         raw = getattr(getattr(cursor, "_cursor", None), "_cursor", None)  # the sqlite3 cursor
         if raw is None:
             return
-        try:
-            key = id(conn.connection.dbapi_connection)
-        except Exception:  # an invalidated connection: nothing more runs on it
-            return
-        self._cursors.setdefault(key, weakref.WeakSet()).add(raw)
+        key = _SqliteWriters._key(conn)
+        if key is not None:
+            self._cursors.setdefault(key, weakref.WeakSet()).add(raw)
 
     def _closing(self, dbapi_conn: Any, *_args: Any) -> None:
         cursors = list(self._cursors.pop(id(dbapi_conn), ()))

@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from pydantic import Field, ValidationError
@@ -19,7 +18,7 @@ from callcenter.board.live import CLOSE, BoardHub, sse
 from callcenter.board.remedies import Remedies
 from callcenter.board.services import ACTIONS, Supervising
 from callcenter.pages import i18n
-from callcenter.pages.http import CSRF, SECURITY_HEADERS
+from callcenter.pages.http import CSRF, render
 from crm_sync.api import Body, Day, Id, Limit, Name, Offset, PathParams, Query, View, endpoint
 from crm_sync.auth import json_response, principal, require_supervisor
 
@@ -42,18 +41,9 @@ async def board_page(request: web.Request) -> web.Response:
     """The live wallboard (supervisors)."""
     who = principal(request)
     require_supervisor(who)
-    lang = i18n.language(request)
-    resp = aiohttp_jinja2.render_template(
-        "board.html",
-        request,
-        {"who": who, "csrf": request.get(CSRF, ""), "lang": lang},
-        app_key=BOARD_JINJA[lang],
+    return render(
+        request, "board.html", {"who": who, "csrf": request.get(CSRF, "")}, envs=BOARD_JINJA
     )
-    if request.query.get("lang") in i18n.LANGUAGES:
-        resp.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax", path="/")
-    resp.headers.update(SECURITY_HEADERS)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
 
 
 @routes.get("/api/board")
@@ -257,24 +247,13 @@ async def audit_page(request: web.Request) -> web.Response:
     except ValidationError as exc:
         query, error = LogQuery(), "; ".join(str(e["msg"]) for e in exc.errors())
     rows = await request.app[SUPERVISING].log(query.limit, **query.model_dump(exclude={"limit"}))
-    lang = i18n.language(request)
-    resp = aiohttp_jinja2.render_template(
-        "audit.html",
-        request,
-        {
-            "who": who,
-            "csrf": request.get(CSRF, ""),
-            "lang": lang,
-            "rows": rows,
-            "q": query,
-            "error": error,
-            "page": "audit",
-            "actions": get_args(AuditAction),
-        },
-        app_key=BOARD_JINJA[lang],
-    )
-    if request.query.get("lang") in i18n.LANGUAGES:
-        resp.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax", path="/")
-    resp.headers.update(SECURITY_HEADERS)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    context = {
+        "who": who,
+        "csrf": request.get(CSRF, ""),
+        "rows": rows,
+        "q": query,
+        "error": error,
+        "page": "audit",
+        "actions": get_args(AuditAction),
+    }
+    return render(request, "audit.html", context, envs=BOARD_JINJA)
