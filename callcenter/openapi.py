@@ -30,6 +30,7 @@ from crm_sync.api import Endpoint, Problem, endpoint_of
 
 REF = "#/components/schemas/{model}"
 TITLE = "Renewal desk call center API"
+SUPERVISOR_ONLY = "x-supervisor-only"  # on an operation a specialist is always refused (403)
 STATUS_TEXT = {
     200: "OK",
     201: "created",
@@ -193,6 +194,8 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
             responses[str(status)] = _error_response(
                 status, schemas.of(problems[status]) if status in problems else None
             )
+        if ep.supervisor:
+            description = f"{description.strip()}\n\nSupervisors and maintainers only.".strip()
         op = Operation(
             summary=summary or handler.__name__,
             description=description.strip() or None,
@@ -208,6 +211,8 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
             responses=responses,
             security=[] if ep.public else [{"bearer": []}],
         )
+        if ep.supervisor:  # an extension: tools (and the fuzzer) can leave these out
+            op = Operation.model_validate({**op.model_dump(by_alias=True), SUPERVISOR_ONLY: True})
         item = paths.setdefault(path, PathItem())
         setattr(item, method, op)
 

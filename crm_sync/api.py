@@ -38,7 +38,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from crm_sync.auth import ApiError, json_response
+from common.web import ApiError, json_response, principal, require_supervisor
 
 # Primary keys are INTEGER columns: on PostgreSQL a larger number is an error, not "no row".
 MAX_ID = 2**31 - 1
@@ -192,6 +192,9 @@ class Endpoint:
     # Error statuses whose answer carries more than a Problem (a 409 with what a run would do).
     problems: Mapping[int, type[Problem]] = field(default_factory=dict)
     public: bool = False
+    # Supervisors and maintainers only: refused (403) before any input is read, and marked
+    # `x-supervisor-only` in the OpenAPI document.
+    supervisor: bool = False
     # A web page or one of its own actions (cookie session + CSRF): checked like any route,
     # but not part of the OpenAPI document (docs/web.md lists them).
     page: bool = False
@@ -227,6 +230,7 @@ def endpoint(
     errors: tuple[int, ...] = (),
     problems: Mapping[int, type[Problem]] | None = None,
     public: bool = False,
+    supervisor: bool = False,
     page: bool = False,
     media: Mapping[str, str] | None = None,
     tags: tuple[str, ...] = (),
@@ -240,8 +244,14 @@ def endpoint(
     `errors`: the statuses besides 400/401 the route can answer (403, 404, 409, 416 …).
     `problems`: a status whose error answer has more fields, with its `Problem` subclass.
     `public`: no token needed (the API's own description only).
+    `supervisor`: a supervisor's or maintainer's only; anyone else gets 403 whatever they
+    send (the role is checked first, so a specialist learns nothing of the input rules).
     `page`: a web page or a page's own action, left out of the OpenAPI document.
     """
+    if supervisor and public:
+        raise ValueError("a public route has no principal to check")
+    if supervisor and 403 not in errors:
+        errors = (*errors, 403)
     if check_raw is not None and body is None:
         raise ValueError("check_raw needs a body model: it checks the body's bytes")
     ep = Endpoint(
@@ -255,6 +265,7 @@ def endpoint(
         errors=errors,
         problems=dict(problems or {}),
         public=public,
+        supervisor=supervisor,
         page=page,
         media=dict(media or {}),
         tags=tags,
@@ -264,6 +275,8 @@ def endpoint(
     def decorate(handler: Callable[..., Awaitable[Any]]) -> Handler:
         @functools.wraps(handler)
         async def wrapper(request: web.Request) -> web.StreamResponse:
+            if ep.supervisor:
+                require_supervisor(principal(request))
             result = await handler(request, **await _arguments(request, ep))
             return _answer(ep, result)
 

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.web import CLOCK, ApiError, principal, require_own, require_supervisor
+from common.web import CLOCK, ApiError, principal, require_own
 from crm_sync.api import (
     Body,
     Id,
@@ -270,10 +270,9 @@ async def _token_work(
 
 
 @routes.get("/api/tokens")
-@endpoint(query=TokenQuery, response=TokenList, errors=(403,), tags=("tokens",))
+@endpoint(supervisor=True, query=TokenQuery, response=TokenList, errors=(403,), tags=("tokens",))
 async def get_tokens(request: web.Request, query: TokenQuery) -> dict[str, Any]:
     """API tokens, never their secrets (supervisors); by default only those that still work."""
-    require_supervisor(principal(request))
     tokens = await _token_work(
         request,
         lambda s, now: list_tokens(
@@ -284,14 +283,20 @@ async def get_tokens(request: web.Request, query: TokenQuery) -> dict[str, Any]:
 
 
 @routes.post("/api/tokens")
-@endpoint(body=TokenCreate, response=NewToken, status=201, errors=(403, 404, 409), tags=("tokens",))
+@endpoint(
+    supervisor=True,
+    body=TokenCreate,
+    response=NewToken,
+    status=201,
+    errors=(403, 404, 409),
+    tags=("tokens",),
+)
 async def post_token(request: web.Request, body: TokenCreate) -> dict[str, Any]:
     """Issue a token for a user (supervisors). The secret is in this answer and never again.
 
     A maintainer's token is made by a maintainer (403); a deactivated user gets none (409).
     """
     me = principal(request)
-    require_supervisor(me)
     secret, info = await _token_work(
         request,
         lambda s, now: create_token(
@@ -307,14 +312,13 @@ async def post_token(request: web.Request, body: TokenCreate) -> dict[str, Any]:
 
 
 @routes.post("/api/tokens/{token_id}/revoke")
-@endpoint(path=TokenPath, response=TokenView, errors=(403, 404), tags=("tokens",))
+@endpoint(supervisor=True, path=TokenPath, response=TokenView, errors=(403, 404), tags=("tokens",))
 async def post_revoke(request: web.Request, path: TokenPath) -> dict[str, Any]:
     """Revoke a token at once (supervisors); its bearer gets 401 from the next request on.
 
     Revoking it again keeps the first time.
     """
     me = principal(request)
-    require_supervisor(me)
     return (
         await _token_work(
             request, lambda s, now: revoke_token(s, path.token_id, now, actor_role=me.role)

@@ -102,11 +102,12 @@ class OutboxStatusView(View):
 
 
 @routes.get("/api/outbox")
-@endpoint(query=OutboxQuery, response=OutboxStatusView, errors=(403,), tags=("outbox",))
+@endpoint(
+    supervisor=True, query=OutboxQuery, response=OutboxStatusView, errors=(403,), tags=("outbox",)
+)
 async def outbox_status(request: web.Request, query: OutboxQuery) -> dict[str, Any]:
     """Counts by topic and state, the oldest undelivered message's age, and (with `state`,
     `topic` or `key`) the matching messages. Supervisors only."""
-    require_supervisor(principal(request))
     clock = request.app[CRM_LINK_CLOCK]
     settings = request.app[CRM_LINK_SETTINGS]
     async with request.app[CRM_SESSIONS]() as s:
@@ -125,10 +126,15 @@ async def outbox_status(request: web.Request, query: OutboxQuery) -> dict[str, A
 
 
 @routes.get("/api/outbox/{id}")
-@endpoint(path=OutboxPath, response=OutboxMessageView, errors=(403, 404), tags=("outbox",))
+@endpoint(
+    supervisor=True,
+    path=OutboxPath,
+    response=OutboxMessageView,
+    errors=(403, 404),
+    tags=("outbox",),
+)
 async def outbox_message(request: web.Request, path: OutboxPath) -> dict[str, Any]:
     """One message with its history of tries. Supervisors only."""
-    require_supervisor(principal(request))
     async with request.app[CRM_SESSIONS]() as s:
         try:
             return ops.message_view(await ops.get(s, path.id))

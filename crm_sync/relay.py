@@ -106,6 +106,9 @@ class OutboxRelay:
         self._listener = PgListener(engine, "outbox relay")
         self._listener.listen(CHANNEL, lambda _payload: self._wake.set())
         self._stopping = False
+        # Set once by stop() and never cleared: the workers share and clear `_wake`, so a
+        # worker still in its idle query when stop() came could otherwise wait out its poll.
+        self._stopped = asyncio.Event()
 
     # -- one round -------------------------------------------------------------------------
 
@@ -285,14 +288,19 @@ class OutboxRelay:
         await self._listener.ensure()
         async with self._sessions() as s:
             due = await self.next_due_in(s, now)
+        if self._stopping:
+            return
         limit = self.options.idle_poll if self._listener.active else self.options.poll
         timeout = limit if due is None else min(due, limit)
-        sleeper = asyncio.ensure_future(self._clock.sleep(timeout))
-        waker = asyncio.ensure_future(self._wake.wait())
+        waits = {
+            asyncio.ensure_future(self._clock.sleep(timeout)),
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self._stopped.wait()),
+        }
         try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (sleeper, waker):
+            for t in waits:
                 t.cancel()
         self._wake.clear()
 
@@ -326,10 +334,17 @@ class OutboxRelay:
         """Let the round in progress record its verdicts (up to `grace` real seconds), so
         that a restart does not wait for this relay's leases to run out."""
         self._stopping = True
-        self._wake.set()
+        self._stopped.set()
         if self._task is not None:
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except TimeoutError:
+                log.warning(
+                    "outbox relay %s: still busy %.0f s after stop; cancelling it (its leases "
+                    "run out on their own)",
+                    self.name,
+                    grace,
+                )
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BeforeValidator, Field
 
 from common.principal import Principal
-from common.web import ApiError, principal, require_supervisor
+from common.web import ApiError, principal
 from crm_sync.api import (
     ONE_LINE,
     Body,
@@ -363,18 +363,16 @@ async def dispose(request: web.Request, path: LeadPath, body: Disposition) -> di
 
 
 @routes.get("/api/seats")
-@endpoint(response=list[SeatView], errors=(403,), tags=("supervisor",))
+@endpoint(supervisor=True, response=list[SeatView], errors=(403,), tags=("supervisor",))
 async def seats(request: web.Request) -> list[dict[str, Any]]:
     """Supervisor: every signed-in seat."""
-    require_supervisor(_me(request))
     return await _svc(request).seats()
 
 
 @routes.get("/api/calls")
-@endpoint(response=list[LiveCall], errors=(403,), tags=("supervisor",))
+@endpoint(supervisor=True, response=list[LiveCall], errors=(403,), tags=("supervisor",))
 async def live_calls(request: web.Request) -> list[dict[str, Any]]:
     """Supervisor: the calls in flight on this process."""
-    require_supervisor(_me(request))
     return _svc(request).live_calls()
 
 
@@ -387,10 +385,11 @@ async def health(request: web.Request) -> dict[str, Any]:
 
 
 @routes.post("/api/calls/{attempt_id}/hangup")
-@endpoint(path=AttemptPath, response=HangUpView, errors=(403, 409), tags=("supervisor",))
+@endpoint(
+    supervisor=True, path=AttemptPath, response=HangUpView, errors=(403, 409), tags=("supervisor",)
+)
 async def hang_up(request: web.Request, path: AttemptPath) -> dict[str, Any]:
     """Supervisor: end a call in flight on this process (outcome `hung_up_by_action`)."""
-    require_supervisor(_me(request))
     result = await _svc(request).hang_up(path.attempt_id)
     if not result["hung_up"]:
         raise ApiError(
@@ -402,31 +401,41 @@ async def hang_up(request: web.Request, path: AttemptPath) -> dict[str, Any]:
 
 
 @routes.get("/api/campaigns")
-@endpoint(response=list[CampaignStatus], errors=(403,), tags=("supervisor",))
+@endpoint(supervisor=True, response=list[CampaignStatus], errors=(403,), tags=("supervisor",))
 async def campaigns(request: web.Request) -> list[dict[str, Any]]:
     """Supervisor: campaigns with their state and calls in flight."""
-    require_supervisor(_me(request))
     return await _svc(request).campaign_status()
 
 
 @routes.post("/api/campaigns/{name}/start")
-@endpoint(path=CampaignPath, response=CampaignView, errors=(403, 404), tags=("supervisor",))
+@endpoint(
+    supervisor=True,
+    path=CampaignPath,
+    response=CampaignView,
+    errors=(403, 404),
+    tags=("supervisor",),
+)
 async def start_campaign(request: web.Request, path: CampaignPath) -> dict[str, Any]:
     """Supervisor: start a campaign."""
-    require_supervisor(_me(request))
     return await _svc(request).start_campaign(path.name)
 
 
 @routes.post("/api/campaigns/{name}/stop")
-@endpoint(path=CampaignPath, response=CampaignView, errors=(403, 404), tags=("supervisor",))
+@endpoint(
+    supervisor=True,
+    path=CampaignPath,
+    response=CampaignView,
+    errors=(403, 404),
+    tags=("supervisor",),
+)
 async def stop_campaign(request: web.Request, path: CampaignPath) -> dict[str, Any]:
     """Supervisor: stop a campaign (calls in flight finish)."""
-    require_supervisor(_me(request))
     return await _svc(request).stop_campaign(path.name)
 
 
 @routes.patch("/api/campaigns/{name}")
 @endpoint(
+    supervisor=True,
     path=CampaignPath,
     body=CampaignChange,
     response=CampaignView,
@@ -439,57 +448,71 @@ async def update_campaign(
     """Supervisor: change mode, concurrency, trunk limits, caller id or message; pooled,
     pacing (progressive/predictive), the pacing-ratio cap, the target abandon rate and the
     abandon cap (never above the legal maximum)."""
-    require_supervisor(_me(request))
     changes = body.model_dump(exclude_none=True, mode="json")
     return await _svc(request).update_campaign(path.name, **changes)
 
 
 @routes.get("/api/campaigns/{name}/abandon")
-@endpoint(path=CampaignPath, response=AbandonView, errors=(403, 404), tags=("supervisor",))
+@endpoint(
+    supervisor=True,
+    path=CampaignPath,
+    response=AbandonView,
+    errors=(403, 404),
+    tags=("supervisor",),
+)
 async def campaign_abandon(request: web.Request, path: CampaignPath) -> dict[str, Any]:
     """Supervisor: a campaign's live (today) and rolling 30-day abandon rates and its caps."""
-    require_supervisor(_me(request))
     return await _svc(request).abandon_rates(path.name)
 
 
 @routes.get("/api/campaigns/{name}/pool")
-@endpoint(path=CampaignPath, response=PoolView, errors=(403, 404), tags=("supervisor",))
+@endpoint(
+    supervisor=True, path=CampaignPath, response=PoolView, errors=(403, 404), tags=("supervisor",)
+)
 async def campaign_pool(request: web.Request, path: CampaignPath) -> dict[str, Any]:
     """Supervisor: the specialists of a pooled campaign and their share."""
-    require_supervisor(_me(request))
     return await _svc(request).pool(path.name)
 
 
 @routes.put("/api/campaigns/{name}/pool")
 @endpoint(
-    path=CampaignPath, body=PoolChange, response=PoolView, errors=(403, 404), tags=("supervisor",)
+    supervisor=True,
+    path=CampaignPath,
+    body=PoolChange,
+    response=PoolView,
+    errors=(403, 404),
+    tags=("supervisor",),
 )
 async def set_campaign_pool(
     request: web.Request, path: CampaignPath, body: PoolChange
 ) -> dict[str, Any]:
     """Supervisor: replace a pooled campaign's specialists (share `after_own_queue`: pool
     calls only once their own queue has nothing to call in the window; `always`)."""
-    require_supervisor(_me(request))
     members = {m.specialist_id: m.share.value for m in body.members}
     return await _svc(request).set_pool(path.name, members)
 
 
 @routes.post("/api/do-not-call")
 @endpoint(
-    body=DoNotCallAdd, response=DoNotCallView, status=201, errors=(403,), tags=("supervisor",)
+    supervisor=True,
+    body=DoNotCallAdd,
+    response=DoNotCallView,
+    status=201,
+    errors=(403,),
+    tags=("supervisor",),
 )
 async def add_dnc(request: web.Request, body: DoNotCallAdd) -> dict[str, Any]:
     """Supervisor: put a number on the do-not-call list, written in any form the import
     accepts (+86 138-0013-8000, 138 0013 8000, …); the answer gives the E.164 form stored."""
-    require_supervisor(_me(request))
     stored = await _number("body", _svc(request).add_do_not_call(body.number, body.reason))
     return {"number": stored, "do_not_call": True}
 
 
 @routes.delete("/api/do-not-call/{number}")
-@endpoint(path=NumberPath, response=DoNotCallView, errors=(403,), tags=("supervisor",))
+@endpoint(
+    supervisor=True, path=NumberPath, response=DoNotCallView, errors=(403,), tags=("supervisor",)
+)
 async def remove_dnc(request: web.Request, path: NumberPath) -> dict[str, Any]:
     """Supervisor: take a number off the do-not-call list."""
-    require_supervisor(_me(request))
     removed = await _number("path", _svc(request).remove_do_not_call(path.number))
     return {"number": removed, "do_not_call": False}

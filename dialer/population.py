@@ -286,8 +286,11 @@ class _Day:
             self.free_agent(a)
 
     def _schedule_pause(self, a: _Agent) -> None:
-        if self.settings.pauses_per_hour > 0:
-            gap = self.rng.expovariate(self.settings.pauses_per_hour / 3600.0)
+        # The rate per second, tested rather than the hourly figure: a tiny hourly rate
+        # (hypothesis drew 5e-324) divides to 0.0, and expovariate(0.0) divides by zero.
+        rate = self.settings.pauses_per_hour / 3600.0
+        if rate > 0:
+            gap = self.rng.expovariate(rate)
             if self.now + gap < self.window_end:
                 self.at(self.now + gap, _Ev.PAUSE, a.id)
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import AfterValidator, Field
 
-from common.web import ApiError, principal, require_supervisor
+from common.web import ApiError, principal
 from crm_sync.api import (
     Body,
     Day,
@@ -136,6 +136,7 @@ async def calendar(request: web.Request, query: CalendarQuery) -> dict[str, Any]
 
 @routes.post("/api/distribution")
 @endpoint(
+    supervisor=True,
     body=DistributionRequest,
     body_required=False,
     response=DistributionView,
@@ -150,7 +151,6 @@ async def distribute(request: web.Request, body: DistributionRequest) -> dict[st
     A date more than three days from today answers 409 with what the run would close
     (`would`) unless `force` is true; a dry run shows it too.
     """
-    require_supervisor(principal(request))
     try:
         work = await request.app[DESK_SERVICE].distribute(
             body.date,
@@ -165,8 +165,9 @@ async def distribute(request: web.Request, body: DistributionRequest) -> dict[st
 
 
 @routes.get("/api/distribution/{day}")
-@endpoint(path=DayPath, response=DistributionRuns, errors=(403,), tags=("supervisor",))
+@endpoint(
+    supervisor=True, path=DayPath, response=DistributionRuns, errors=(403,), tags=("supervisor",)
+)
 async def runs(request: web.Request, path: DayPath) -> dict[str, Any]:
     """The recorded distribution runs of a day (supervisors): seed, counts, skipped and why."""
-    require_supervisor(principal(request))
     return {"day": path.day.isoformat(), "runs": await request.app[DESK_SERVICE].runs(path.day)}

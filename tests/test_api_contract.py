@@ -5,6 +5,7 @@ document describes bodies, parameters and responses, and it and the API page nee
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from callcenter.openapi import SUPERVISOR_ONLY
 from callcenter.web import create_app
 from crm_sync.api import Body, endpoint
 from tests.test_api_support import WiredApi, wired_api
@@ -203,6 +205,36 @@ async def test_the_document_declares_bodies_parameters_and_responses(api: WiredA
             if path != "/about" and not path.startswith(("/api/docs", "/api/openapi.json")):
                 assert op["security"] == [{"bearer": []}], (method, path)
                 assert "401" in op["responses"], (method, path)
+
+
+async def test_a_supervisors_operation_refuses_a_specialist_whatever_she_sends(
+    api: WiredApi,
+) -> None:
+    """The role is declared on the route (`endpoint(supervisor=True)`) and checked before
+    the input: 403 for a good body or a broken one, never a 400 that tells her the rules.
+    The document marks these operations; the fuzzer leaves them out of her run."""
+    _, doc, _ = await _call(api, "GET", "/api/openapi.json", who=None)
+    marked = [
+        (method.upper(), path)
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        if op.get(SUPERVISOR_ONLY)
+    ]
+    assert ("POST", "/api/campaigns/{name}/start") in marked and len(marked) >= 25
+    assert ("GET", "/api/health") not in marked  # every role may read the links' health
+    for method, path in marked:
+        op = doc["paths"][path][method.lower()]
+        assert (
+            "403" in op["responses"] and "Supervisors and maintainers only." in op["description"]
+        ), (method, path)
+        url = re.sub(r"\{[^}]+\}", "1", path)
+        for body in ({}, {"no_such_field": [1e400]}):
+            status, problem, _ = await _call(api, method, url, "specialist", json=body)
+            assert status == 403, (method, path, status, problem)
+            assert problem["error"] == "this needs a supervisor's or maintainer's token"
+    # The supervisor gets past the check to the input rules.
+    status, _, _ = await _call(api, "PATCH", "/api/campaigns/renewal", json={"name": "x"})
+    assert status == 400
 
 
 async def test_the_crm_link_routes_are_described_for_the_fuzzer(api: WiredApi) -> None:

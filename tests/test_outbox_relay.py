@@ -430,3 +430,44 @@ async def test_a_day_of_results_with_the_receiver_down_for_hours_arrives_whole_a
         got = receiver.ids_for(key)
         assert got == sorted(got) and got
     assert {m.state for m in (await states(sessions)).values()} == {"delivered"}
+
+
+async def test_stopping_returns_at_once_even_for_a_worker_caught_in_its_idle_query(
+    db_url: str,
+    engine: AsyncEngine,
+    clock: VirtualClock,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two workers share one wake-up event and clear it: a worker whose idle query was still
+    running when stop() came must not then go to sleep for its poll (30 s) and be cancelled
+    at the end of the grace, which held every PostgreSQL test's teardown for 5 s."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("one worker on SQLite: nobody else clears the wake-up")
+    relay = relay_for(engine, clock, receiver)
+    assert relay.options.workers == 2
+    gate, held, callers = asyncio.Event(), asyncio.Event(), 0
+    query = relay.next_due_in
+
+    async def next_due_in(s: AsyncSession, now: datetime) -> float | None:
+        nonlocal callers
+        callers += 1
+        if callers == 2:  # the second worker stays in its query until the test says
+            held.set()
+            await gate.wait()
+        return await query(s, now)
+
+    monkeypatch.setattr(relay, "next_due_in", next_due_in)
+    sleeping = clock.sleeper_added()
+    await relay.start()
+    await asyncio.wait_for(asyncio.gather(sleeping, held.wait()), 10)
+    stopping = asyncio.create_task(relay.stop(grace=60))
+    for _ in range(50):  # loop turns: the first worker wakes, clears the event and leaves
+        await asyncio.sleep(0)
+    assert not stopping.done()
+    slept = asyncio.ensure_future(clock.sleeper_added())
+    gate.set()
+    done, _ = await asyncio.wait({stopping, slept}, timeout=30, return_when="FIRST_COMPLETED")
+    slept.cancel()
+    assert stopping in done, "the caught worker went to sleep on the clock instead of stopping"
+    await stopping

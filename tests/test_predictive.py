@@ -233,6 +233,14 @@ def test_the_same_seed_gives_the_same_day() -> None:
     assert a == b
 
 
+def test_a_pause_rate_too_small_to_divide_means_no_pauses() -> None:
+    # Hypothesis found it: 5e-324 pauses an hour is above zero, but per second it is 0.0.
+    tiny = replace(SHORT, pauses_per_hour=5e-324)
+    none = replace(SHORT, pauses_per_hour=0.0)
+    a = simulate_days(tiny, Pacer(PacingLimits()), 3, days=1, seed=3)
+    assert a == simulate_days(none, Pacer(PacingLimits()), 3, days=1, seed=3)
+
+
 def test_the_simulated_calls_ring_at_least_15_seconds() -> None:
     with pytest.raises(ValueError, match="15 s"):
         PopulationSettings(ring_timeout=12.0)

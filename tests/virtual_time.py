@@ -36,7 +36,8 @@ class DatabaseWork:
         self._calls = 0  # connects and pings under way
         # Connections checked out, by record: a connection whose checkout failed (the server
         # gone) is checked in without a checkout event, which a plain count took as negative.
-        self._out: set[int] = set()
+        # The value is the task that checked the connection out, for the hang message.
+        self._out: dict[int, asyncio.Task[Any] | None] = {}
         self.changed = asyncio.Event()
         sync = engine.sync_engine
         event.listen(sync, "checkout", self._start)
@@ -65,11 +66,40 @@ class DatabaseWork:
         return counted
 
     def _start(self, _dbapi: Any, record: Any, *_: Any) -> None:
-        self._out.add(id(record))
+        # The pool's events run in SQLAlchemy's greenlet inside the task that asked.
+        self._out[id(record)] = asyncio.current_task()
 
     def _done(self, _dbapi: Any, record: Any, *_: Any) -> None:
-        self._out.discard(id(record))
+        self._out.pop(id(record), None)
         self.changed.set()
+
+    def holders(self) -> str:
+        """Who holds a connection, and where each of them is waiting now."""
+        lines = [f"{self._calls} connects or pings under way"] if self._calls else []
+        for task in self._out.values():
+            if task is None:
+                lines.append("a connection checked out outside any task")
+                continue
+            where = " -> ".join(_awaiting(task.get_coro()))
+            lines.append(f"{task.get_name()}{' (done)' if task.done() else ''}: {where}")
+        return "; ".join(lines)
+
+
+def _awaiting(coro: Any) -> list[str]:
+    """Where a suspended coroutine waits, outermost first (the `cr_await` chain: a task's
+    own stack shows only its outermost frame)."""
+    out = []
+    while coro is not None and len(out) < 12:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            out.append(type(coro).__name__)
+            break
+        out.append(
+            f"{frame.f_code.co_name} ({frame.f_code.co_filename.rsplit('/', 2)[-1]}"
+            f":{frame.f_lineno})"
+        )
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return out
 
 
 class Driver:
@@ -102,7 +132,8 @@ class Driver:
                 except TimeoutError:
                     raise AssertionError(
                         f"database work still in flight after {timeout_real}s (a connection "
-                        "held across a clock sleep would stop the clock for good)"
+                        "held across a clock sleep would stop the clock for good): "
+                        f"{self._db.holders()}"
                     ) from None
                 continue
             await asyncio.sleep(0)

@@ -47,19 +47,17 @@ async def board_page(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/board")
-@endpoint(page=True)
+@endpoint(supervisor=True, page=True)
 async def board_now(request: web.Request) -> web.Response:
     """The whole board now: seats, calls, links, processes, figures and alerts."""
-    require_supervisor(principal(request))
     return json_response(request.app[BOARD_HUB].snapshot())
 
 
 @routes.get("/api/board/events")
-@endpoint(page=True)
+@endpoint(supervisor=True, page=True)
 async def board_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: `snapshot` first (and after every reconnect), then `patch` with
     only the rows that changed, `figures` when the figures or alerts change."""
-    require_supervisor(principal(request))
     hub = request.app[BOARD_HUB]
     resp = web.StreamResponse(
         headers={
@@ -180,11 +178,10 @@ class AuditView(ActionView):
 
 
 @routes.get("/api/board/actions")
-@endpoint(query=LogQuery, response=list[AuditView], errors=(403,), tags=("board",))
+@endpoint(supervisor=True, query=LogQuery, response=list[AuditView], errors=(403,), tags=("board",))
 async def action_log(request: web.Request, query: LogQuery) -> list[dict[str, Any]]:
     """Supervisor: the audit log (listening in, taking over calls, the alerts' actions),
     newest first, with filters."""
-    require_supervisor(principal(request))
     filters = query.model_dump(exclude={"limit"})
     rows: list[dict[str, Any]] = await request.app[SUPERVISING].log(query.limit, **filters)
     return rows
@@ -218,21 +215,19 @@ async def end_pause(request: web.Request, path: SeatPath) -> dict[str, Any]:
 
 
 @routes.post("/api/board/deadline/release")
-@endpoint(response=Released, errors=(403,), tags=("board",))
+@endpoint(supervisor=True, response=Released, errors=(403,), tags=("board",))
 async def release_missing(request: web.Request) -> dict[str, Any]:
     """Supervisor: the leads handed out on the previous working day still without a contact
     result (node 3) go back to the pool for the next distribution; audited per specialist."""
     who = principal(request)
-    require_supervisor(who)
     return await request.app[REMEDIES].release_missing(who)
 
 
 @routes.post("/api/board/outbox/retry")
-@endpoint(response=Retried, errors=(403,), tags=("board",))
+@endpoint(supervisor=True, response=Retried, errors=(403,), tags=("board",))
 async def retry_outbox(request: web.Request) -> dict[str, Any]:
     """Supervisor: undelivered CRM messages waiting out a backoff are tried now; audited."""
     who = principal(request)
-    require_supervisor(who)
     return await request.app[REMEDIES].retry_outbox(who)
 
 

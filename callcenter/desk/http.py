@@ -234,11 +234,10 @@ async def import_page(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/desk/imports")
-@endpoint(page=True)
+@endpoint(supervisor=True, page=True)
 async def upload(request: web.Request) -> web.Response:
     """Multipart: `kind` (renewal, lapsed, trial, callback) and `file`. The file is checked
     before the import starts (a file that cannot be imported: 400, nothing written)."""
-    require_supervisor(principal(request))
     imports = request.app[IMPORTS]
     try:
         reader = await request.multipart()

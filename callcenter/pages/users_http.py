@@ -10,7 +10,6 @@ from pydantic import Field
 
 from callcenter.pages.http import ACCOUNTS, _call
 from crm_sync.api import ONE_LINE, Body, Id, Name, PathParams, View, endpoint
-from crm_sync.auth import principal, require_supervisor
 
 routes = web.RouteTableDef()
 
@@ -49,19 +48,24 @@ class UserPath(PathParams):
 
 
 @routes.get("/api/users")
-@endpoint(response=list[UserView], errors=(403,), tags=("users",))
+@endpoint(supervisor=True, response=list[UserView], errors=(403,), tags=("users",))
 async def list_users(request: web.Request) -> list[dict[str, Any]]:
     """Supervisor: every user with their login name, role and whether disabled or locked."""
-    require_supervisor(principal(request))
     users: list[dict[str, Any]] = await request.app[ACCOUNTS].list()
     return users
 
 
 @routes.post("/api/users")
-@endpoint(body=NewLogin, response=UserView, status=201, errors=(403, 404), tags=("users",))
+@endpoint(
+    supervisor=True,
+    body=NewLogin,
+    response=UserView,
+    status=201,
+    errors=(403, 404),
+    tags=("users",),
+)
 async def add_user(request: web.Request, body: NewLogin) -> dict[str, Any]:
     """Supervisor: create a login for a specialist (a web sign-in name and password)."""
-    require_supervisor(principal(request))
     view: dict[str, Any] = await _call(
         request.app[ACCOUNTS].add(body.specialist, body.username, body.password)
     )
@@ -69,18 +73,23 @@ async def add_user(request: web.Request, body: NewLogin) -> dict[str, Any]:
 
 
 @routes.post("/api/users/{who}/password")
-@endpoint(path=UserPath, body=NewPassword, response=UserView, errors=(403, 404), tags=("users",))
+@endpoint(
+    supervisor=True,
+    path=UserPath,
+    body=NewPassword,
+    response=UserView,
+    errors=(403, 404),
+    tags=("users",),
+)
 async def reset_password(request: web.Request, path: UserPath, body: NewPassword) -> dict[str, Any]:
     """Supervisor: set a new password (lifts a lockout; the user's sessions end)."""
-    require_supervisor(principal(request))
     view: dict[str, Any] = await _call(request.app[ACCOUNTS].set_password(path.who, body.password))
     return view
 
 
 @routes.post("/api/users/{who}/disable")
-@endpoint(path=UserPath, response=UserView, errors=(403, 404), tags=("users",))
+@endpoint(supervisor=True, path=UserPath, response=UserView, errors=(403, 404), tags=("users",))
 async def disable_user(request: web.Request, path: UserPath) -> dict[str, Any]:
     """Supervisor: no more sign-ins for this user (web sessions end, API tokens revoked)."""
-    require_supervisor(principal(request))
     view: dict[str, Any] = await _call(request.app[ACCOUNTS].disable(path.who))
     return view

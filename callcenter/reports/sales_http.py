@@ -150,13 +150,17 @@ async def add_sale(request: web.Request, body: NewSale) -> dict[str, Any]:
 
 @routes.post("/api/sales/{sale_id}/confirm")
 @endpoint(
-    path=SalePath, body=SaleConfirmation, response=SaleView, errors=(403, 404), tags=("sales",)
+    supervisor=True,
+    path=SalePath,
+    body=SaleConfirmation,
+    response=SaleView,
+    errors=(403, 404),
+    tags=("sales",),
 )
 async def confirm(request: web.Request, path: SalePath, body: SaleConfirmation) -> dict[str, Any]:
     """The maintainer confirms (or corrects) a sale against the paperwork and invoice; the
     licence dates, membership card and changed policy data update the customer and policy."""
     who = principal(request)
-    require_supervisor(who)
     return await _confirm(request, who, path.sale_id, sales.SaleChanges(**body.model_dump()))
 
 
@@ -170,10 +174,11 @@ async def _confirm(
 
 
 @routes.get("/api/sales/{sale_id}/audit")
-@endpoint(path=SalePath, response=list[dict[str, Any]], errors=(403,), tags=("sales",))
+@endpoint(
+    supervisor=True, path=SalePath, response=list[dict[str, Any]], errors=(403,), tags=("sales",)
+)
 async def audit(request: web.Request, path: SalePath) -> list[dict[str, Any]]:
     """Who recorded, confirmed and corrected a sale, and when (supervisors)."""
-    require_supervisor(principal(request))
     async with _sessions(request)() as s:
         return await sales.sale_audit(s, path.sale_id)
 
@@ -188,12 +193,13 @@ async def rules(request: web.Request) -> list[dict[str, Any]]:
 
 
 @routes.post("/api/points/rules")
-@endpoint(body=NewRule, response=RuleView, status=201, errors=(403,), tags=("sales",))
+@endpoint(
+    supervisor=True, body=NewRule, response=RuleView, status=201, errors=(403,), tags=("sales",)
+)
 async def add_rule(request: web.Request, body: NewRule) -> dict[str, Any]:
     """Supervisor: a points rule from a day on (tomorrow or later: earned points never
     change); a rule for a day still ahead is replaced."""
     who = principal(request)
-    require_supervisor(who)
     service = request.app[REPORTS]
     async with _sessions(request)() as s:
         view = await sales.add_rule(
@@ -211,12 +217,11 @@ async def add_rule(request: web.Request, body: NewRule) -> dict[str, Any]:
 
 
 @routes.post("/api/points/recompute")
-@endpoint(body=Recompute, response=RecomputedView, errors=(403,), tags=("sales",))
+@endpoint(supervisor=True, body=Recompute, response=RecomputedView, errors=(403,), tags=("sales",))
 async def recompute(request: web.Request, body: Recompute) -> dict[str, Any]:
     """Supervisor: score the sales of a period again with the rules of each sale's day (the
     same answer every time; changed points are audited and sent to the CRM)."""
     who = principal(request)
-    require_supervisor(who)
     if (body.end - body.start).days > 400:
         raise BadInput("recompute at most 400 days at a time")
     async with _sessions(request)() as s:
