@@ -16,6 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 log = logging.getLogger(__name__)
 
 Notified = Callable[[str], None]
+# Set in the pool record's `info` of a listening connection: it is checked out for as long as
+# its owner lives, on purpose. Whoever watches the pool for work in flight (the tests'
+# virtual-clock driver) leaves it out instead of waiting for it to come back.
+LISTENING = "pglisten.listening"
 
 
 class PgListener:
@@ -50,6 +54,7 @@ class PgListener:
             try:
                 conn = await self._engine.connect()
                 raw = await conn.get_raw_connection()
+                raw.info[LISTENING] = self._owner
                 driver = raw.driver_connection
                 for channel, callback in self._channels.items():
                     await driver.add_listener(  # type: ignore[union-attr]

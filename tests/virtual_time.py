@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from common.pglisten import LISTENING
 from schedules.clock import VirtualClock
 
 # Loop turns with nothing ready before the system counts as idle. Bytes written to a local
@@ -37,7 +38,7 @@ class DatabaseWork:
         # Connections checked out, by record: a connection whose checkout failed (the server
         # gone) is checked in without a checkout event, which a plain count took as negative.
         # The value is the task that checked the connection out, for the hang message.
-        self._out: dict[int, asyncio.Task[Any] | None] = {}
+        self._out: dict[int, tuple[Any, asyncio.Task[Any] | None]] = {}
         self.changed = asyncio.Event()
         sync = engine.sync_engine
         event.listen(sync, "checkout", self._start)
@@ -52,7 +53,8 @@ class DatabaseWork:
 
     @property
     def busy(self) -> int:
-        return self._calls + len(self._out)
+        # A LISTEN connection (common.pglisten) is held for good and runs no statements.
+        return self._calls + sum(1 for rec, _ in self._out.values() if LISTENING not in rec.info)
 
     def _counted(self, call: Callable[..., Any]) -> Callable[..., Any]:
         def counted(*args: Any, **kwargs: Any) -> Any:
@@ -67,7 +69,7 @@ class DatabaseWork:
 
     def _start(self, _dbapi: Any, record: Any, *_: Any) -> None:
         # The pool's events run in SQLAlchemy's greenlet inside the task that asked.
-        self._out[id(record)] = asyncio.current_task()
+        self._out[id(record)] = (record, asyncio.current_task())
 
     def _done(self, _dbapi: Any, record: Any, *_: Any) -> None:
         self._out.pop(id(record), None)
@@ -76,7 +78,7 @@ class DatabaseWork:
     def holders(self) -> str:
         """Who holds a connection, and where each of them is waiting now."""
         lines = [f"{self._calls} connects or pings under way"] if self._calls else []
-        for task in self._out.values():
+        for _, task in self._out.values():
             if task is None:
                 lines.append("a connection checked out outside any task")
                 continue
@@ -128,8 +130,12 @@ class Driver:
                 self._db.changed.clear()
                 left = deadline - time.monotonic()
                 try:
-                    await asyncio.wait_for(self._db.changed.wait(), timeout=max(left, 0.0))
+                    # In slices: a connection can stop counting without an event (a LISTEN
+                    # connection is marked just after its checkout).
+                    await asyncio.wait_for(self._db.changed.wait(), timeout=min(left, 0.05))
                 except TimeoutError:
+                    if time.monotonic() < deadline:
+                        continue
                     raise AssertionError(
                         f"database work still in flight after {timeout_real}s (a connection "
                         "held across a clock sleep would stop the clock for good): "
