@@ -114,7 +114,7 @@ async def test_a_change_sent_twice_is_applied_once_and_audited(
     assert (first.outcome, again.outcome) == ("applied", "duplicate")
     async with sessions() as s:
         audit = (await s.scalars(select(CrmChange))).all()
-        messages = (await s.scalars(select(OutboxMessage))).all()
+        messages = (await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
     topics = [m.topic for m in messages]
     for m in messages:  # what the CRM's change sends back out matches the published schemas
         doc = document(Outgoing(m.id, m.topic, m.key, m.payload, m.created_at))

@@ -276,7 +276,7 @@ async def test_dispose_is_for_own_leads_and_an_appointment_moves_into_the_window
     assert view["status"] == "scheduled"
     assert view["callback_at"] == datetime(2026, 1, 5, 7, 30, tzinfo=UTC).isoformat()
     async with sessions() as s:
-        msgs = (await s.scalars(select(OutboxMessage))).all()
+        msgs = (await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
     assert [m.topic for m in msgs] == ["lead.contact_result", "lead.status"]
     assert msgs[0].payload["note"] == "客户午休"
 

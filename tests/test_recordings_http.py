@@ -313,7 +313,7 @@ async def test_a_failed_review_books_a_callback_for_the_lead(api: Api) -> None:
         assert lead is not None
         assert lead.status == "scheduled"
         assert lead.callback_at == lead.next_attempt_at == datetime.fromisoformat(when)
-        msgs = (await s.scalars(select(OutboxMessage))).all()
+        msgs = (await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
     assert [(m.topic, m.key) for m in msgs] == [
         ("lead.callback", f"lead:{api.lead}"),
         ("lead.status", f"lead:{api.lead}"),
