@@ -61,9 +61,9 @@ def _cheap_password_hashes() -> Iterator[None]:
 def _release_the_tests_apps() -> Iterator[None]:
     """aiohttp keeps each (handler, apps) pair it built middlewares for in a module-level
     cache of 1,024 entries, so the web apps of the last few hundred tests stayed alive with
-    their engines, routes and statement caches: a million objects that every full garbage
-    collection walked again, a sixth of a web test's CPU. A service has one app; the cache
-    is dropped after each test here."""
+    their engines, routes and statement caches (840,000 objects more after 80 web tests,
+    194,000 with the cache dropped): memory, and more for every full collection to walk. A
+    service has one app; the cache is dropped after each test here."""
     yield
     from aiohttp import web_app
 
@@ -215,7 +215,7 @@ async def session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[A
 # 700 allocations) ran ~130 collections a second through the web and dialer tests, a sixth
 # of their CPU (gc.callbacks, tests/test_api_contract.py + test_web_signin.py +
 # test_board_api.py: 5.3 s of 30 s; 1.9 s with these). What the tests check does not depend
-# on when cycles are collected; the service keeps Python's defaults (docs/benchmarks.md).
+# on when cycles are collected; the service keeps Python's thresholds (docs/benchmarks.md).
 GC_THRESHOLDS = (10_000, 20, 50)
 
 

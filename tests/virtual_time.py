@@ -37,7 +37,8 @@ class DatabaseWork:
         self._calls = 0  # connects and pings under way
         # Connections checked out, by record: a connection whose checkout failed (the server
         # gone) is checked in without a checkout event, which a plain count took as negative.
-        # The value is the task that checked the connection out, for the hang message.
+        # By record id: the record (a LISTEN connection is marked in its `info`) and the task
+        # that checked it out, for the hang message.
         self._out: dict[int, tuple[Any, asyncio.Task[Any] | None]] = {}
         self.changed = asyncio.Event()
         sync = engine.sync_engine

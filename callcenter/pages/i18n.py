@@ -34,7 +34,7 @@ def load(locale_dir: Path = LOCALE_DIR) -> dict[str, Translations]:
 @cache
 def _compiled(locale_dir: Path, lang: str) -> bytes:
     """The .po compiled to .mo bytes. Reading the .po is most of a catalog's cost and every
-    wired app loads four (pages, desk, board, reports): the bytes are shared, read-only."""
+    wired app loads several (pages, desk, board, reports): the bytes are shared, read-only."""
     with (locale_dir / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
         catalog = read_po(f, locale=lang)
     buf = io.BytesIO()
