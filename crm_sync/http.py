@@ -270,7 +270,7 @@ async def _token_work(
 
 
 @routes.get("/api/tokens")
-@endpoint(supervisor=True, query=TokenQuery, response=TokenList, errors=(403,), tags=("tokens",))
+@endpoint(supervisor=True, query=TokenQuery, response=TokenList, tags=("tokens",))
 async def get_tokens(request: web.Request, query: TokenQuery) -> dict[str, Any]:
     """API tokens, never their secrets (supervisors); by default only those that still work."""
     tokens = await _token_work(
@@ -288,7 +288,7 @@ async def get_tokens(request: web.Request, query: TokenQuery) -> dict[str, Any]:
     body=TokenCreate,
     response=NewToken,
     status=201,
-    errors=(403, 404, 409),
+    errors=(404, 409),
     tags=("tokens",),
 )
 async def post_token(request: web.Request, body: TokenCreate) -> dict[str, Any]:
@@ -312,7 +312,7 @@ async def post_token(request: web.Request, body: TokenCreate) -> dict[str, Any]:
 
 
 @routes.post("/api/tokens/{token_id}/revoke")
-@endpoint(supervisor=True, path=TokenPath, response=TokenView, errors=(403, 404), tags=("tokens",))
+@endpoint(supervisor=True, path=TokenPath, response=TokenView, errors=(404,), tags=("tokens",))
 async def post_revoke(request: web.Request, path: TokenPath) -> dict[str, Any]:
     """Revoke a token at once (supervisors); its bearer gets 401 from the next request on.
 

@@ -102,9 +102,7 @@ class OutboxStatusView(View):
 
 
 @routes.get("/api/outbox")
-@endpoint(
-    supervisor=True, query=OutboxQuery, response=OutboxStatusView, errors=(403,), tags=("outbox",)
-)
+@endpoint(supervisor=True, query=OutboxQuery, response=OutboxStatusView, tags=("outbox",))
 async def outbox_status(request: web.Request, query: OutboxQuery) -> dict[str, Any]:
     """Counts by topic and state, the oldest undelivered message's age, and (with `state`,
     `topic` or `key`) the matching messages. Supervisors only."""
@@ -130,7 +128,7 @@ async def outbox_status(request: web.Request, query: OutboxQuery) -> dict[str, A
     supervisor=True,
     path=OutboxPath,
     response=OutboxMessageView,
-    errors=(403, 404),
+    errors=(404,),
     tags=("outbox",),
 )
 async def outbox_message(request: web.Request, path: OutboxPath) -> dict[str, Any]:

@@ -105,7 +105,6 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._listener = PgListener(engine, "outbox relay")
         self._listener.listen(CHANNEL, lambda _payload: self._wake.set())
-        self._stopping = False
         # Set once by stop() and never cleared: the workers share and clear `_wake`, so a
         # worker still in its idle query when stop() came could otherwise wait out its poll.
         self._stopped = asyncio.Event()
@@ -288,7 +287,7 @@ class OutboxRelay:
         await self._listener.ensure()
         async with self._sessions() as s:
             due = await self.next_due_in(s, now)
-        if self._stopping:
+        if self._stopped.is_set():
             return
         limit = self.options.idle_poll if self._listener.active else self.options.poll
         timeout = limit if due is None else min(due, limit)
@@ -306,7 +305,7 @@ class OutboxRelay:
 
     async def run_forever(self) -> None:
         log.info("outbox relay %s delivering to %s", self.name, self.sink.name)
-        while not self._stopping:
+        while not self._stopped.is_set():
             # Cleared before the claim: a NOTIFY during the round wakes the next idle at once.
             self._wake.clear()
             try:
@@ -333,7 +332,6 @@ class OutboxRelay:
     async def stop(self, grace: float = 5.0) -> None:
         """Let the round in progress record its verdicts (up to `grace` real seconds), so
         that a restart does not wait for this relay's leases to run out."""
-        self._stopping = True
         self._stopped.set()
         if self._task is not None:
             try:

@@ -363,14 +363,14 @@ async def dispose(request: web.Request, path: LeadPath, body: Disposition) -> di
 
 
 @routes.get("/api/seats")
-@endpoint(supervisor=True, response=list[SeatView], errors=(403,), tags=("supervisor",))
+@endpoint(supervisor=True, response=list[SeatView], tags=("supervisor",))
 async def seats(request: web.Request) -> list[dict[str, Any]]:
     """Supervisor: every signed-in seat."""
     return await _svc(request).seats()
 
 
 @routes.get("/api/calls")
-@endpoint(supervisor=True, response=list[LiveCall], errors=(403,), tags=("supervisor",))
+@endpoint(supervisor=True, response=list[LiveCall], tags=("supervisor",))
 async def live_calls(request: web.Request) -> list[dict[str, Any]]:
     """Supervisor: the calls in flight on this process."""
     return _svc(request).live_calls()
@@ -386,7 +386,7 @@ async def health(request: web.Request) -> dict[str, Any]:
 
 @routes.post("/api/calls/{attempt_id}/hangup")
 @endpoint(
-    supervisor=True, path=AttemptPath, response=HangUpView, errors=(403, 409), tags=("supervisor",)
+    supervisor=True, path=AttemptPath, response=HangUpView, errors=(409,), tags=("supervisor",)
 )
 async def hang_up(request: web.Request, path: AttemptPath) -> dict[str, Any]:
     """Supervisor: end a call in flight on this process (outcome `hung_up_by_action`)."""
@@ -401,7 +401,7 @@ async def hang_up(request: web.Request, path: AttemptPath) -> dict[str, Any]:
 
 
 @routes.get("/api/campaigns")
-@endpoint(supervisor=True, response=list[CampaignStatus], errors=(403,), tags=("supervisor",))
+@endpoint(supervisor=True, response=list[CampaignStatus], tags=("supervisor",))
 async def campaigns(request: web.Request) -> list[dict[str, Any]]:
     """Supervisor: campaigns with their state and calls in flight."""
     return await _svc(request).campaign_status()
@@ -412,7 +412,7 @@ async def campaigns(request: web.Request) -> list[dict[str, Any]]:
     supervisor=True,
     path=CampaignPath,
     response=CampaignView,
-    errors=(403, 404),
+    errors=(404,),
     tags=("supervisor",),
 )
 async def start_campaign(request: web.Request, path: CampaignPath) -> dict[str, Any]:
@@ -425,7 +425,7 @@ async def start_campaign(request: web.Request, path: CampaignPath) -> dict[str, 
     supervisor=True,
     path=CampaignPath,
     response=CampaignView,
-    errors=(403, 404),
+    errors=(404,),
     tags=("supervisor",),
 )
 async def stop_campaign(request: web.Request, path: CampaignPath) -> dict[str, Any]:
@@ -439,7 +439,7 @@ async def stop_campaign(request: web.Request, path: CampaignPath) -> dict[str, A
     path=CampaignPath,
     body=CampaignChange,
     response=CampaignView,
-    errors=(403, 404),
+    errors=(404,),
     tags=("supervisor",),
 )
 async def update_campaign(
@@ -457,7 +457,7 @@ async def update_campaign(
     supervisor=True,
     path=CampaignPath,
     response=AbandonView,
-    errors=(403, 404),
+    errors=(404,),
     tags=("supervisor",),
 )
 async def campaign_abandon(request: web.Request, path: CampaignPath) -> dict[str, Any]:
@@ -467,7 +467,7 @@ async def campaign_abandon(request: web.Request, path: CampaignPath) -> dict[str
 
 @routes.get("/api/campaigns/{name}/pool")
 @endpoint(
-    supervisor=True, path=CampaignPath, response=PoolView, errors=(403, 404), tags=("supervisor",)
+    supervisor=True, path=CampaignPath, response=PoolView, errors=(404,), tags=("supervisor",)
 )
 async def campaign_pool(request: web.Request, path: CampaignPath) -> dict[str, Any]:
     """Supervisor: the specialists of a pooled campaign and their share."""
@@ -480,7 +480,7 @@ async def campaign_pool(request: web.Request, path: CampaignPath) -> dict[str, A
     path=CampaignPath,
     body=PoolChange,
     response=PoolView,
-    errors=(403, 404),
+    errors=(404,),
     tags=("supervisor",),
 )
 async def set_campaign_pool(
@@ -498,7 +498,6 @@ async def set_campaign_pool(
     body=DoNotCallAdd,
     response=DoNotCallView,
     status=201,
-    errors=(403,),
     tags=("supervisor",),
 )
 async def add_dnc(request: web.Request, body: DoNotCallAdd) -> dict[str, Any]:
@@ -509,9 +508,7 @@ async def add_dnc(request: web.Request, body: DoNotCallAdd) -> dict[str, Any]:
 
 
 @routes.delete("/api/do-not-call/{number}")
-@endpoint(
-    supervisor=True, path=NumberPath, response=DoNotCallView, errors=(403,), tags=("supervisor",)
-)
+@endpoint(supervisor=True, path=NumberPath, response=DoNotCallView, tags=("supervisor",))
 async def remove_dnc(request: web.Request, path: NumberPath) -> dict[str, Any]:
     """Supervisor: take a number off the do-not-call list."""
     removed = await _number("path", _svc(request).remove_do_not_call(path.number))

@@ -140,7 +140,6 @@ async def calendar(request: web.Request, query: CalendarQuery) -> dict[str, Any]
     body=DistributionRequest,
     body_required=False,
     response=DistributionView,
-    errors=(403,),
     problems={409: DistributionRefused},
     tags=("supervisor",),
 )
@@ -165,9 +164,7 @@ async def distribute(request: web.Request, body: DistributionRequest) -> dict[st
 
 
 @routes.get("/api/distribution/{day}")
-@endpoint(
-    supervisor=True, path=DayPath, response=DistributionRuns, errors=(403,), tags=("supervisor",)
-)
+@endpoint(supervisor=True, path=DayPath, response=DistributionRuns, tags=("supervisor",))
 async def runs(request: web.Request, path: DayPath) -> dict[str, Any]:
     """The recorded distribution runs of a day (supervisors): seed, counts, skipped and why."""
     return {"day": path.day.isoformat(), "runs": await request.app[DESK_SERVICE].runs(path.day)}

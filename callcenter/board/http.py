@@ -178,7 +178,7 @@ class AuditView(ActionView):
 
 
 @routes.get("/api/board/actions")
-@endpoint(supervisor=True, query=LogQuery, response=list[AuditView], errors=(403,), tags=("board",))
+@endpoint(supervisor=True, query=LogQuery, response=list[AuditView], tags=("board",))
 async def action_log(request: web.Request, query: LogQuery) -> list[dict[str, Any]]:
     """Supervisor: the audit log (listening in, taking over calls, the alerts' actions),
     newest first, with filters."""
@@ -215,7 +215,7 @@ async def end_pause(request: web.Request, path: SeatPath) -> dict[str, Any]:
 
 
 @routes.post("/api/board/deadline/release")
-@endpoint(supervisor=True, response=Released, errors=(403,), tags=("board",))
+@endpoint(supervisor=True, response=Released, tags=("board",))
 async def release_missing(request: web.Request) -> dict[str, Any]:
     """Supervisor: the leads handed out on the previous working day still without a contact
     result (node 3) go back to the pool for the next distribution; audited per specialist."""
@@ -224,7 +224,7 @@ async def release_missing(request: web.Request) -> dict[str, Any]:
 
 
 @routes.post("/api/board/outbox/retry")
-@endpoint(supervisor=True, response=Retried, errors=(403,), tags=("board",))
+@endpoint(supervisor=True, response=Retried, tags=("board",))
 async def retry_outbox(request: web.Request) -> dict[str, Any]:
     """Supervisor: undelivered CRM messages waiting out a backoff are tried now; audited."""
     who = principal(request)

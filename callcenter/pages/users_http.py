@@ -48,7 +48,7 @@ class UserPath(PathParams):
 
 
 @routes.get("/api/users")
-@endpoint(supervisor=True, response=list[UserView], errors=(403,), tags=("users",))
+@endpoint(supervisor=True, response=list[UserView], tags=("users",))
 async def list_users(request: web.Request) -> list[dict[str, Any]]:
     """Supervisor: every user with their login name, role and whether disabled or locked."""
     users: list[dict[str, Any]] = await request.app[ACCOUNTS].list()
@@ -61,7 +61,7 @@ async def list_users(request: web.Request) -> list[dict[str, Any]]:
     body=NewLogin,
     response=UserView,
     status=201,
-    errors=(403, 404),
+    errors=(404,),
     tags=("users",),
 )
 async def add_user(request: web.Request, body: NewLogin) -> dict[str, Any]:
@@ -78,7 +78,7 @@ async def add_user(request: web.Request, body: NewLogin) -> dict[str, Any]:
     path=UserPath,
     body=NewPassword,
     response=UserView,
-    errors=(403, 404),
+    errors=(404,),
     tags=("users",),
 )
 async def reset_password(request: web.Request, path: UserPath, body: NewPassword) -> dict[str, Any]:
@@ -88,7 +88,7 @@ async def reset_password(request: web.Request, path: UserPath, body: NewPassword
 
 
 @routes.post("/api/users/{who}/disable")
-@endpoint(supervisor=True, path=UserPath, response=UserView, errors=(403, 404), tags=("users",))
+@endpoint(supervisor=True, path=UserPath, response=UserView, errors=(404,), tags=("users",))
 async def disable_user(request: web.Request, path: UserPath) -> dict[str, Any]:
     """Supervisor: no more sign-ins for this user (web sessions end, API tokens revoked)."""
     view: dict[str, Any] = await _call(request.app[ACCOUNTS].disable(path.who))

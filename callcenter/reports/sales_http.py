@@ -154,7 +154,7 @@ async def add_sale(request: web.Request, body: NewSale) -> dict[str, Any]:
     path=SalePath,
     body=SaleConfirmation,
     response=SaleView,
-    errors=(403, 404),
+    errors=(404,),
     tags=("sales",),
 )
 async def confirm(request: web.Request, path: SalePath, body: SaleConfirmation) -> dict[str, Any]:
@@ -174,9 +174,7 @@ async def _confirm(
 
 
 @routes.get("/api/sales/{sale_id}/audit")
-@endpoint(
-    supervisor=True, path=SalePath, response=list[dict[str, Any]], errors=(403,), tags=("sales",)
-)
+@endpoint(supervisor=True, path=SalePath, response=list[dict[str, Any]], tags=("sales",))
 async def audit(request: web.Request, path: SalePath) -> list[dict[str, Any]]:
     """Who recorded, confirmed and corrected a sale, and when (supervisors)."""
     async with _sessions(request)() as s:
@@ -193,9 +191,7 @@ async def rules(request: web.Request) -> list[dict[str, Any]]:
 
 
 @routes.post("/api/points/rules")
-@endpoint(
-    supervisor=True, body=NewRule, response=RuleView, status=201, errors=(403,), tags=("sales",)
-)
+@endpoint(supervisor=True, body=NewRule, response=RuleView, status=201, tags=("sales",))
 async def add_rule(request: web.Request, body: NewRule) -> dict[str, Any]:
     """Supervisor: a points rule from a day on (tomorrow or later: earned points never
     change); a rule for a day still ahead is replaced."""
@@ -217,7 +213,7 @@ async def add_rule(request: web.Request, body: NewRule) -> dict[str, Any]:
 
 
 @routes.post("/api/points/recompute")
-@endpoint(supervisor=True, body=Recompute, response=RecomputedView, errors=(403,), tags=("sales",))
+@endpoint(supervisor=True, body=Recompute, response=RecomputedView, tags=("sales",))
 async def recompute(request: web.Request, body: Recompute) -> dict[str, Any]:
     """Supervisor: score the sales of a period again with the rules of each sale's day (the
     same answer every time; changed points are audited and sent to the CRM)."""
