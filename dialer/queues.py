@@ -29,12 +29,13 @@ instance and the engine serialises claims with a process-level lock.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Boolean, and_, bindparam, case, exists, func, literal, or_, select
+from sqlalchemy import Boolean, Date, and_, bindparam, case, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
@@ -53,6 +54,8 @@ SPECIALIST_STATUSES = (LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
 AUTOMATIC_STATUSES = (LeadStatus.DUE.value, LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
 
 WindowCheck = Callable[[str, str, datetime], bool]  # (campaign kind, tz, now) -> open?
+# A prepared queue with its values bound: (session, limit=...) -> the candidates.
+Fetch = Callable[..., Awaitable[list["Candidate"]]]
 
 
 def new_attempt_id() -> str:
@@ -213,6 +216,11 @@ def callback_queue(
     now: datetime, *, day_start: datetime | None = None, daily_cap: int | None = None
 ) -> Any:
     """Post-underwriting callbacks nobody owns: the automatic campaign's work."""
+    return _callback_queue(now, day_start, daily_cap)
+
+
+def _callback_queue(now: Any, day_start: Any, daily_cap: int | None) -> Any:
+    """`callback_queue` over values or bound parameters (`AutomaticQueues`)."""
     return (
         _base(now, day_start, daily_cap)
         .where(
@@ -231,6 +239,11 @@ def pool_queue(
     trial members, leads a supervisor released to the pool). A lead whose pool call was
     answered or abandoned has an owner from then on (dialer.pool), so it leaves this queue:
     an abandoned one waits in its new owner's queue for its appointment on a later day."""
+    return _pool_queue(kind, now, day_start, daily_cap)
+
+
+def _pool_queue(kind: Any, now: Any, day_start: Any, daily_cap: int | None) -> Any:
+    """`pool_queue` over values or bound parameters (`AutomaticQueues`)."""
     return (
         _base(now, day_start, daily_cap)
         .where(
@@ -256,6 +269,12 @@ def reminder_queue(
     A reminder attempt that was not a call (`dialer.outcomes.counts_as_call`: never dialled,
     or ended by the PBX itself) does not count: the customer was not called. One whose
     fate is unknown does count, since it may have rung (never twice)."""
+    return _reminder_queue(today, latest_expiry_reminded(today, rules), day_start, daily_cap)
+
+
+def _reminder_queue(today: Any, latest: Any, day_start: Any, daily_cap: int | None) -> Any:
+    """`reminder_queue` over values or bound parameters (`AutomaticQueues`): `latest` is the
+    last expiry date whose reminder is owed `today`."""
     a = aliased(CallAttempt)
     reminded = exists().where(
         a.lead_id == Lead.id,
@@ -268,7 +287,7 @@ def reminder_queue(
             Lead.kind == CampaignKind.RENEWAL.value,
             Lead.status != LeadStatus.CLOSED.value,
             Policy.renewed.is_(False),
-            Policy.expiry_date <= latest_expiry_reminded(today, rules),
+            Policy.expiry_date <= latest,
             Policy.expiry_date >= today,
             ~reminded,
         )
@@ -325,24 +344,51 @@ def _candidates(rows: Sequence[Any], now: datetime) -> list[Candidate]:
     ]
 
 
-class SeatQueue:
-    """A specialist's queue as one statement, built once per engine and run with values.
+class PreparedQueue:
+    """A queue as one statement, built once per engine and run with values.
 
     Building the query (aliases, column proxies, its cache key) costs more CPU than running
     it, and leaves over a thousand objects in reference cycles each time; the garbage
     collector's pauses for them stall the event loop that sends every seat's Originate. A
-    claim only binds the specialist, the kinds, the time and the limit."""
+    claim only binds its values (the time, the limit, and what the queue names)."""
+
+    def __init__(self, query: Any, *, lock: bool, daily_cap: int | None) -> None:
+        self.daily_cap = daily_cap
+        q = query.limit(bindparam("limit"))
+        self._stmt = q.with_for_update(skip_locked=True, of=Lead) if lock else q
+
+    async def fetch(
+        self,
+        session: AsyncSession,
+        *,
+        now: datetime,
+        limit: int,
+        day_start: datetime | None = None,
+        **values: Any,
+    ) -> list[Candidate]:
+        """The first `limit` leads of the queue (locked, SKIP LOCKED, if built with `lock`);
+        with a daily cap, `day_start` is where today's calls are counted from."""
+        if self.daily_cap is not None and day_start is None:
+            raise ValueError("a queue with a daily cap needs day_start")
+        values.update(now=now, limit=limit)
+        if self.daily_cap is not None:
+            values["day_start"] = day_start
+        return _candidates((await session.execute(self._stmt, values)).all(), now)
+
+
+class SeatQueue(PreparedQueue):
+    """A specialist's queue (`specialist_queue`), prepared: a claim binds the specialist,
+    the kinds, the time and the limit."""
 
     def __init__(self, *, lock: bool, daily_cap: int | None = None) -> None:
-        self.daily_cap = daily_cap
-        q = _specialist_queue(
+        query = _specialist_queue(
             bindparam("specialist_id"),
             bindparam("kinds", expanding=True),
             bindparam("now"),
             bindparam("day_start"),
             daily_cap,
-        ).limit(bindparam("limit"))
-        self._stmt = q.with_for_update(skip_locked=True, of=Lead) if lock else q
+        )
+        super().__init__(query, lock=lock, daily_cap=daily_cap)
 
     async def candidates(
         self,
@@ -354,19 +400,57 @@ class SeatQueue:
         limit: int,
         day_start: datetime | None = None,
     ) -> list[Candidate]:
-        """The first `limit` leads of the queue (locked, SKIP LOCKED, if built with `lock`);
-        with a daily cap, `day_start` is where today's calls are counted from."""
-        if self.daily_cap is not None and day_start is None:
-            raise ValueError("a queue with a daily cap needs day_start")
-        values: dict[str, Any] = {
-            "specialist_id": specialist_id,
-            "kinds": list(kinds),
-            "now": now,
-            "limit": limit,
-        }
-        if self.daily_cap is not None:
-            values["day_start"] = day_start
-        return _candidates((await session.execute(self._stmt, values)).all(), now)
+        return await self.fetch(
+            session,
+            now=now,
+            limit=limit,
+            day_start=day_start,
+            specialist_id=specialist_id,
+            kinds=list(kinds),
+        )
+
+
+class AutomaticQueues:
+    """The queues of the campaigns no specialist dials (`callback_queue`, `reminder_queue`,
+    `pool_queue`), prepared once per engine like `SeatQueue`: a round claims again every
+    tick while it finds work."""
+
+    def __init__(self, *, lock: bool, daily_cap: int | None) -> None:
+        self.daily_cap = daily_cap
+        self.reset(lock=lock)
+
+    def reset(self, *, lock: bool) -> None:
+        """Rebuilt when the engine starts and knows its database (`FOR UPDATE` on PostgreSQL)."""
+        daily_cap = self.daily_cap
+        now: Any = bindparam("now")
+        day_start: Any = bindparam("day_start")
+
+        def prepared(query: Any) -> PreparedQueue:
+            return PreparedQueue(query, lock=lock, daily_cap=daily_cap)
+
+        self._callback = prepared(_callback_queue(now, day_start, daily_cap))
+        self._pool = prepared(_pool_queue(bindparam("kind"), now, day_start, daily_cap))
+        # The reminder queue does not depend on the time of day, only on the day.
+        latest = bindparam("latest", type_=Date)
+        today = bindparam("today", type_=Date)
+        self._reminder = prepared(_reminder_queue(today, latest, day_start, daily_cap))
+
+    def callback(self, now: datetime, day_start: datetime) -> Fetch:
+        return partial(self._callback.fetch, now=now, day_start=day_start)
+
+    def pool(self, kind: str, now: datetime, day_start: datetime) -> Fetch:
+        return partial(self._pool.fetch, now=now, day_start=day_start, kind=kind)
+
+    def reminder(
+        self, now: datetime, today: date, rules: TimelineRules, day_start: datetime
+    ) -> Fetch:
+        return partial(
+            self._reminder.fetch,
+            now=now,
+            day_start=day_start,
+            today=today,
+            latest=latest_expiry_reminded(today, rules),
+        )
 
 
 async def blocked_numbers(session: AsyncSession, numbers: Sequence[str]) -> set[str]:
@@ -378,17 +462,17 @@ async def blocked_numbers(session: AsyncSession, numbers: Sequence[str]) -> set[
 
 async def pick(
     session: AsyncSession,
-    query: Any,
+    fetch: Fetch,
     *,
     now: datetime,
     window_kind: Callable[[Candidate], str],
     is_open: WindowCheck,
     limit: int,
     want: int,
-    lock: bool,
 ) -> list[Candidate]:
-    """Up to `want` candidates (locked on PostgreSQL) whose window is open, one per number."""
-    cands = await fetch_candidates(session, query, limit=limit, now=now, lock=lock)
+    """Up to `want` of the first `limit` candidates `fetch` finds (a prepared queue with its
+    values, `AutomaticQueues`) whose window is open, one per number."""
+    cands = await fetch(session, limit=limit)
     return choose(cands, now=now, window_kind=window_kind, is_open=is_open, want=want)
 
 
@@ -418,7 +502,10 @@ def choose(
 __all__ = [
     "AUTOMATIC_STATUSES",
     "SPECIALIST_STATUSES",
+    "AutomaticQueues",
     "Candidate",
+    "Fetch",
+    "PreparedQueue",
     "SeatQueue",
     "blocked_numbers",
     "callback_queue",
