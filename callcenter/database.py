@@ -10,6 +10,7 @@ import io
 import logging
 import time
 import weakref
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -212,8 +213,11 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def expected_heads() -> set[str]:
-    return set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+@cache
+def expected_heads() -> frozenset[str]:
+    """The migrations' heads this code needs; read once per process, since alembic loads
+    every migration file to find them (a third of wiring a service in the tests)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
 
 
 def _upgrade_sync(url: str, target: str) -> None:

@@ -15,7 +15,6 @@ import asyncio
 import logging
 from collections import Counter
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -56,8 +55,10 @@ class CampaignRunner:
         self.active: Counter[int] = Counter()
         self.waiting: Counter[int] = Counter()  # claimed, not yet past the trunk
         self._wake: dict[int, asyncio.Event] = {}
+        # Rebuilt at start for the database (`reset`).
+        self.queues = queues.AutomaticQueues(lock=False, daily_cap=rt.config.daily_calls_per_number)
         # Pooled campaigns: the pacer's loops, on this runner's claims.
-        self.pool = PoolDialer(rt, registry, self.claim)
+        self.pool = PoolDialer(rt, registry, self.claim, self.queues)
         bus = rt.bus
         bus.subscribe(CampaignChanged, self._on_campaign_changed)
         bus.subscribe(AttemptSettled, self._on_settled)
@@ -142,22 +143,22 @@ class CampaignRunner:
         )
         return cap, server
 
-    def _query(self, camp: CampaignInfo, now: datetime) -> Any:
+    def reset(self) -> None:
+        self.queues.reset(lock=self.rt.pg)
+
+    def _queue(self, camp: CampaignInfo, now: datetime) -> queues.Fetch:
         day_start = self.rt.windows.day_start(now)
-        daily_cap = self.rt.config.daily_calls_per_number
         if camp.kind == CampaignKind.REMINDER.value:
             today = self.plan.for_kind(camp.kind).local_date(now)
-            return queues.reminder_queue(
-                now, today, self.timeline, day_start=day_start, daily_cap=daily_cap
-            )
-        return queues.callback_queue(now, day_start=day_start, daily_cap=daily_cap)
+            return self.queues.reminder(now, today, self.timeline, day_start)
+        return self.queues.callback(now, day_start)
 
     async def _round(self, camp: CampaignInfo) -> int:
         """Claim and start a round of automatic calls; returns how many were claimed."""
         cap, server = self._room(camp)
         if cap <= 0 or server is None:
             return 0
-        lives = await self.claim(camp, server, cap, self._query(camp, self.rt.clock.now()))
+        lives = await self.claim(camp, server, cap, self._queue(camp, self.rt.clock.now()))
         for live in lives:
             self.rt.live[live.attempt_id] = live
             self.active[camp.id] += 1
@@ -170,9 +171,9 @@ class CampaignRunner:
         return len(lives)
 
     async def claim(
-        self, camp: CampaignInfo, server: PbxServer, cap: int, query: Any
+        self, camp: CampaignInfo, server: PbxServer, cap: int, queue: queues.Fetch
     ) -> list[LiveCall]:
-        """Up to `cap` leads of `query` whose window is open, their attempts committed (write
+        """Up to `cap` leads of `queue` whose window is open, their attempts committed (write
         before you dial); the automatic rounds and the pooled campaigns' rounds."""
         rt = self.rt
         now = rt.clock.now()
@@ -180,13 +181,12 @@ class CampaignRunner:
         async with rt.write_guard(locks.RESULTS), rt.sessions() as s:
             cands = await queues.pick(
                 s,
-                query,
+                queue,
                 now=now,
                 window_kind=lambda _c: camp.kind,
                 is_open=rt.windows.is_open,
                 limit=max(rt.config.claim_batch, cap * 2),
                 want=cap,
-                lock=rt.pg,
             )
             if not cands:
                 await s.rollback()

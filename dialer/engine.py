@@ -155,6 +155,7 @@ class DialerEngine:
         async with self.sessions() as s:
             rt.pg = s.get_bind().dialect.name == "postgresql"
         self.seat_dialer.claims.reset()
+        self.campaign_runner.reset()
         await self.ensure_default_campaigns()
         await self._load_campaigns()
         await self.restorer.run()

@@ -36,7 +36,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
 
 from dialer import queues
 from dialer.campaigns import CampaignInfo, CampaignRegistry
@@ -71,7 +70,7 @@ MEMBERS_REFRESH_SECONDS = 10.0  # the pool's members are read again this often
 LEDGER_REFRESH_SECONDS = 5.0  # and the day's answers and abandons (every process's)
 NOT_ATTEMPTS = frozenset({NOT_SENT, SKIPPED, ENDED_BY_PBX})
 
-Claim = Callable[[CampaignInfo, PbxServer, int, Any], Awaitable[list[LiveCall]]]
+Claim = Callable[[CampaignInfo, PbxServer, int, queues.Fetch], Awaitable[list[LiveCall]]]
 
 
 def is_pooled(c: CampaignInfo) -> bool:
@@ -88,10 +87,17 @@ class Waiting:
 
 
 class PoolDialer:
-    def __init__(self, rt: DialerRuntime, registry: CampaignRegistry, claim: Claim) -> None:
+    def __init__(
+        self,
+        rt: DialerRuntime,
+        registry: CampaignRegistry,
+        claim: Claim,
+        prepared: queues.AutomaticQueues,
+    ) -> None:
         self.rt = rt
         self.registry = registry
         self._claim = claim
+        self.queues = prepared
         self.pacers: dict[int, Pacer] = {}
         self.members: dict[int, dict[int, str]] = {}
         self._members_at: dict[int, float] = {}
@@ -194,16 +200,11 @@ class PoolDialer:
         calls = min(calls, trunk.max_calls - trunk.active)
         if calls <= 0:
             return 0
-        query = queues.pool_queue(
-            camp.kind,
-            now,
-            day_start=rt.windows.day_start(now),
-            daily_cap=rt.config.daily_calls_per_number,
-        )
+        queue = self.queues.pool(camp.kind, now, rt.windows.day_start(now))
         # The attempt is a customer-first call whatever the campaign's mode for its owned
         # leads: no seat is reserved, one is chosen on answer.
         as_pool = replace(camp, mode=DialMode.CUSTOMER_FIRST.value)
-        lives = await self._claim(as_pool, server, calls, query)
+        lives = await self._claim(as_pool, server, calls, queue)
         if lives:
             self._empty.discard(camp.id)
         else:

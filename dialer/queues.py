@@ -29,12 +29,13 @@ instance and the engine serialises claims with a process-level lock.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache, partial
 from typing import Any
 
-from sqlalchemy import Boolean, and_, bindparam, case, exists, func, literal, or_, select
+from sqlalchemy import Boolean, Date, and_, bindparam, case, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
@@ -53,6 +54,8 @@ SPECIALIST_STATUSES = (LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
 AUTOMATIC_STATUSES = (LeadStatus.DUE.value, LeadStatus.ASSIGNED.value, LeadStatus.SCHEDULED.value)
 
 WindowCheck = Callable[[str, str, datetime], bool]  # (campaign kind, tz, now) -> open?
+# A prepared queue with its values bound: (session, limit=...) -> the candidates.
+Fetch = Callable[..., Awaitable[list["Candidate"]]]
 
 
 def new_attempt_id() -> str:
@@ -109,16 +112,21 @@ def owned_by(specialist: Any) -> Any:
     return _OwnedBy(value)
 
 
+# The parts of every queue that take no values are built once per process and shared by
+# the statements (SQL constructs are immutable): each costs most of a millisecond to build.
+@cache
 def _in_flight_for_lead() -> Any:
     a = aliased(CallAttempt)
     return exists().where(a.lead_id == Lead.id, a.ended_at.is_(None))
 
 
+@cache
 def _in_flight_for_number() -> Any:
     a = aliased(CallAttempt)
     return exists().where(a.number == Phone.e164, a.ended_at.is_(None))
 
 
+@cache
 def _callable_phone() -> Any:
     dnc = exists().where(DoNotCall.number == Phone.e164)
     return and_(Phone.e164.is_not(None), usable_phone_sql(), ~dnc)
@@ -213,6 +221,11 @@ def callback_queue(
     now: datetime, *, day_start: datetime | None = None, daily_cap: int | None = None
 ) -> Any:
     """Post-underwriting callbacks nobody owns: the automatic campaign's work."""
+    return _callback_queue(now, day_start, daily_cap)
+
+
+def _callback_queue(now: Any, day_start: Any, daily_cap: int | None) -> Any:
+    """`callback_queue` over values or bound parameters (`AutomaticQueues`)."""
     return (
         _base(now, day_start, daily_cap)
         .where(
@@ -231,6 +244,11 @@ def pool_queue(
     trial members, leads a supervisor released to the pool). A lead whose pool call was
     answered or abandoned has an owner from then on (dialer.pool), so it leaves this queue:
     an abandoned one waits in its new owner's queue for its appointment on a later day."""
+    return _pool_queue(kind, now, day_start, daily_cap)
+
+
+def _pool_queue(kind: Any, now: Any, day_start: Any, daily_cap: int | None) -> Any:
+    """`pool_queue` over values or bound parameters (`AutomaticQueues`)."""
     return (
         _base(now, day_start, daily_cap)
         .where(
@@ -256,6 +274,12 @@ def reminder_queue(
     A reminder attempt that was not a call (`dialer.outcomes.counts_as_call`: never dialled,
     or ended by the PBX itself) does not count: the customer was not called. One whose
     fate is unknown does count, since it may have rung (never twice)."""
+    return _reminder_queue(today, latest_expiry_reminded(today, rules), day_start, daily_cap)
+
+
+def _reminder_queue(today: Any, latest: Any, day_start: Any, daily_cap: int | None) -> Any:
+    """`reminder_queue` over values or bound parameters (`AutomaticQueues`): `latest` is the
+    last expiry date whose reminder is owed `today`."""
     a = aliased(CallAttempt)
     reminded = exists().where(
         a.lead_id == Lead.id,
@@ -268,7 +292,7 @@ def reminder_queue(
             Lead.kind == CampaignKind.RENEWAL.value,
             Lead.status != LeadStatus.CLOSED.value,
             Policy.renewed.is_(False),
-            Policy.expiry_date <= latest_expiry_reminded(today, rules),
+            Policy.expiry_date <= latest,
             Policy.expiry_date >= today,
             ~reminded,
         )
@@ -325,24 +349,62 @@ def _candidates(rows: Sequence[Any], now: datetime) -> list[Candidate]:
     ]
 
 
-class SeatQueue:
-    """A specialist's queue as one statement, built once per engine and run with values.
+class PreparedQueue:
+    """A queue as one statement, built once per engine and run with values.
 
     Building the query (aliases, column proxies, its cache key) costs more CPU than running
-    it, and leaves over a thousand objects in reference cycles each time; the garbage
-    collector's pauses for them stall the event loop that sends every seat's Originate. A
-    claim only binds the specialist, the kinds, the time and the limit."""
+    it (a few milliseconds a queue), and leaves over a thousand objects in reference cycles
+    each time; the garbage collector's pauses for them stall the event loop that sends every
+    seat's Originate. A claim only binds its values (the time, the limit, and what the queue
+    names). The statement is built at the first claim: an engine that never claims from
+    this queue (most campaigns are not running at any time) never pays for it."""
+
+    def __init__(self, build: Callable[[], Any], *, lock: bool, daily_cap: int | None) -> None:
+        self.daily_cap = daily_cap
+        self._build = build
+        self._lock = lock
+        self._stmt: Any = None
+
+    def statement(self) -> Any:
+        if self._stmt is None:
+            q = self._build().limit(bindparam("limit"))
+            self._stmt = q.with_for_update(skip_locked=True, of=Lead) if self._lock else q
+        return self._stmt
+
+    async def fetch(
+        self,
+        session: AsyncSession,
+        *,
+        now: datetime,
+        limit: int,
+        day_start: datetime | None = None,
+        **values: Any,
+    ) -> list[Candidate]:
+        """The first `limit` leads of the queue (locked, SKIP LOCKED, if built with `lock`);
+        with a daily cap, `day_start` is where today's calls are counted from."""
+        if self.daily_cap is not None and day_start is None:
+            raise ValueError("a queue with a daily cap needs day_start")
+        values.update(now=now, limit=limit)
+        if self.daily_cap is not None:
+            values["day_start"] = day_start
+        return _candidates((await session.execute(self.statement(), values)).all(), now)
+
+
+class SeatQueue(PreparedQueue):
+    """A specialist's queue (`specialist_queue`), prepared: a claim binds the specialist,
+    the kinds, the time and the limit."""
 
     def __init__(self, *, lock: bool, daily_cap: int | None = None) -> None:
-        self.daily_cap = daily_cap
-        q = _specialist_queue(
-            bindparam("specialist_id"),
-            bindparam("kinds", expanding=True),
-            bindparam("now"),
-            bindparam("day_start"),
-            daily_cap,
-        ).limit(bindparam("limit"))
-        self._stmt = q.with_for_update(skip_locked=True, of=Lead) if lock else q
+        def build() -> Any:
+            return _specialist_queue(
+                bindparam("specialist_id"),
+                bindparam("kinds", expanding=True),
+                bindparam("now"),
+                bindparam("day_start"),
+                daily_cap,
+            )
+
+        super().__init__(build, lock=lock, daily_cap=daily_cap)
 
     async def candidates(
         self,
@@ -354,19 +416,57 @@ class SeatQueue:
         limit: int,
         day_start: datetime | None = None,
     ) -> list[Candidate]:
-        """The first `limit` leads of the queue (locked, SKIP LOCKED, if built with `lock`);
-        with a daily cap, `day_start` is where today's calls are counted from."""
-        if self.daily_cap is not None and day_start is None:
-            raise ValueError("a queue with a daily cap needs day_start")
-        values: dict[str, Any] = {
-            "specialist_id": specialist_id,
-            "kinds": list(kinds),
-            "now": now,
-            "limit": limit,
-        }
-        if self.daily_cap is not None:
-            values["day_start"] = day_start
-        return _candidates((await session.execute(self._stmt, values)).all(), now)
+        return await self.fetch(
+            session,
+            now=now,
+            limit=limit,
+            day_start=day_start,
+            specialist_id=specialist_id,
+            kinds=list(kinds),
+        )
+
+
+class AutomaticQueues:
+    """The queues of the campaigns no specialist dials (`callback_queue`, `reminder_queue`,
+    `pool_queue`), prepared once per engine like `SeatQueue`: a round claims again every
+    tick while it finds work."""
+
+    def __init__(self, *, lock: bool, daily_cap: int | None) -> None:
+        self.daily_cap = daily_cap
+        self.reset(lock=lock)
+
+    def reset(self, *, lock: bool) -> None:
+        """Again when the engine starts and knows its database (`FOR UPDATE` on PostgreSQL)."""
+        daily_cap = self.daily_cap
+        now: Any = bindparam("now")
+        day_start: Any = bindparam("day_start")
+
+        def prepared(build: Callable[[], Any]) -> PreparedQueue:
+            return PreparedQueue(build, lock=lock, daily_cap=daily_cap)
+
+        self._callback = prepared(lambda: _callback_queue(now, day_start, daily_cap))
+        self._pool = prepared(lambda: _pool_queue(bindparam("kind"), now, day_start, daily_cap))
+        # The reminder queue does not depend on the time of day, only on the day.
+        latest = bindparam("latest", type_=Date)
+        today = bindparam("today", type_=Date)
+        self._reminder = prepared(lambda: _reminder_queue(today, latest, day_start, daily_cap))
+
+    def callback(self, now: datetime, day_start: datetime) -> Fetch:
+        return partial(self._callback.fetch, now=now, day_start=day_start)
+
+    def pool(self, kind: str, now: datetime, day_start: datetime) -> Fetch:
+        return partial(self._pool.fetch, now=now, day_start=day_start, kind=kind)
+
+    def reminder(
+        self, now: datetime, today: date, rules: TimelineRules, day_start: datetime
+    ) -> Fetch:
+        return partial(
+            self._reminder.fetch,
+            now=now,
+            day_start=day_start,
+            today=today,
+            latest=latest_expiry_reminded(today, rules),
+        )
 
 
 async def blocked_numbers(session: AsyncSession, numbers: Sequence[str]) -> set[str]:
@@ -378,17 +478,17 @@ async def blocked_numbers(session: AsyncSession, numbers: Sequence[str]) -> set[
 
 async def pick(
     session: AsyncSession,
-    query: Any,
+    fetch: Fetch,
     *,
     now: datetime,
     window_kind: Callable[[Candidate], str],
     is_open: WindowCheck,
     limit: int,
     want: int,
-    lock: bool,
 ) -> list[Candidate]:
-    """Up to `want` candidates (locked on PostgreSQL) whose window is open, one per number."""
-    cands = await fetch_candidates(session, query, limit=limit, now=now, lock=lock)
+    """Up to `want` of the first `limit` candidates `fetch` finds (a prepared queue with its
+    values, `AutomaticQueues`) whose window is open, one per number."""
+    cands = await fetch(session, limit=limit)
     return choose(cands, now=now, window_kind=window_kind, is_open=is_open, want=want)
 
 
@@ -418,7 +518,10 @@ def choose(
 __all__ = [
     "AUTOMATIC_STATUSES",
     "SPECIALIST_STATUSES",
+    "AutomaticQueues",
     "Candidate",
+    "Fetch",
+    "PreparedQueue",
     "SeatQueue",
     "blocked_numbers",
     "callback_queue",
@@ -437,12 +540,18 @@ async def not_callable_reason(session: AsyncSession, lead_id: int, number: str) 
     """Why a claimed call must not be dialled after all, or None: looked at just before the
     Originate, because the CRM's changes (crm_sync.changes) may close the lead (renewed
     elsewhere) or bar the number (do-not-call) between the claim and the send."""
-    status = await session.scalar(select(Lead.status).where(Lead.id == lead_id))
+    status, barred = (await session.execute(_stops(), {"lead_id": lead_id, "number": number})).one()
     if status == LeadStatus.CLOSED.value:
         return "lead closed since it was claimed (e.g. renewed elsewhere): not dialled"
-    barred = await session.scalar(
-        select(Phone.id).where(Phone.e164 == number, Phone.do_not_call.is_(True)).limit(1)
-    )
-    if barred is not None:
+    if barred:
         return "number put on do-not-call since it was claimed: not dialled"
     return None
+
+
+@cache
+def _stops() -> Any:
+    """Both of `not_callable_reason`'s facts in one round trip, on every call's way to the
+    Originate: the statement is built once per process."""
+    status = select(Lead.status).where(Lead.id == bindparam("lead_id")).scalar_subquery()
+    barred = exists().where(Phone.e164 == bindparam("number"), Phone.do_not_call.is_(True))
+    return select(status.label("status"), barred.label("barred"))

@@ -28,6 +28,7 @@ from callcenter.database import (
     session_factory,
     upgrade,
 )
+from tests import loop_guard
 from tests.chromium_support import SharedChromium
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -221,6 +222,7 @@ GC_THRESHOLDS = (10_000, 20, 50)
 
 def pytest_configure(config: pytest.Config) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
+    loop_guard.install()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_sync.models import Lead
+from crm_sync.models import Lead, Phone
 from dialer import queues
 from dialer.models import AttemptState, CallAttempt
 from schedules.clock import VirtualClock
@@ -18,7 +18,7 @@ from schedules.retry import DAILY_CALLS_PER_NUMBER
 from schedules.timeline import TimelineRules
 from schedules.windows import CallingHours
 from tests.dialing_support import Originates, attempts, record_originates, running, shanghai
-from tests.test_dialer_support import number_for, seed
+from tests.test_dialer_support import seed
 from tests.virtual_time import Driver
 
 
@@ -26,7 +26,9 @@ async def _history(session: AsyncSession, lead_id: int, *times: datetime) -> Non
     """Earlier renewal calls of the lead today, as the dialer recorded them."""
     lead = await session.get(Lead, lead_id)
     assert lead is not None and lead.phone_id is not None
-    number = number_for(0, "0")
+    phone = await session.get(Phone, lead.phone_id)
+    assert phone is not None and phone.e164 is not None
+    number = phone.e164
     for i, at in enumerate(times):
         session.add(
             CallAttempt(
@@ -82,6 +84,57 @@ async def test_the_queues_leave_out_a_number_called_three_times_today(
     uncapped = queues.SeatQueue(lock=False, daily_cap=None)
     got = await uncapped.candidates(session, specs[0], ["renewal"], now=now, limit=5)
     assert [c.lead_id for c in got] == leads
+
+
+async def test_the_automatic_campaigns_prepared_queues_find_what_their_queries_find(
+    session: AsyncSession,
+) -> None:
+    """The engine builds the callback, reminder and pool queues once and binds values each
+    round (`AutomaticQueues`); they must pick what the queries built from values pick, the
+    daily cap included."""
+    _specs, leads = await seed(
+        session,
+        specialists=1,
+        leads=[("renewal", "0", 0), ("callback", "1", None), ("lapsed", "2", None),
+               ("callback", "3", None)],
+    )  # fmt: skip
+    now = shanghai(10, 30)
+    day_start = CallingHours().day_start(now)
+    today, rules = now.date(), TimelineRules()
+    cap = {"day_start": day_start, "daily_cap": DAILY_CALLS_PER_NUMBER}
+    prepared = queues.AutomaticQueues(lock=False, daily_cap=DAILY_CALLS_PER_NUMBER)
+
+    async def ids(fetch: queues.Fetch) -> list[int]:
+        return [c.lead_id for c in await fetch(session, limit=5)]
+
+    async def built(query: object) -> list[int]:
+        got = await queues.fetch_candidates(session, query, limit=5, now=now, lock=False)
+        return [c.lead_id for c in got]
+
+    async def same_as_built() -> None:
+        pairs = [
+            (prepared.callback(now, day_start), queues.callback_queue(now, **cap)),
+            (prepared.pool("lapsed", now, day_start), queues.pool_queue("lapsed", now, **cap)),
+            (
+                prepared.reminder(now, today, rules, day_start),
+                queues.reminder_queue(now, today, rules, **cap),
+            ),
+        ]
+        for fetch, query in pairs:
+            assert await ids(fetch) == await built(query)
+
+    assert await ids(prepared.callback(now, day_start)) == [leads[1], leads[3]]
+    assert await ids(prepared.pool("lapsed", now, day_start)) == [leads[2]]
+    assert await ids(prepared.pool("trial", now, day_start)) == []
+    assert await ids(prepared.reminder(now, today, rules, day_start)) == [leads[0]]
+    # Sixty days before the expiry no reminder is owed yet.
+    early = today - timedelta(days=60)
+    assert await ids(prepared.reminder(now, early, rules, day_start)) == []
+    await same_as_built()
+    # The first callback's number had its three calls today: only the other one is left.
+    await _history(session, leads[1], shanghai(9, 31), shanghai(10, 1), shanghai(10, 15))
+    assert await ids(prepared.callback(now, day_start)) == [leads[3]]
+    await same_as_built()
 
 
 async def test_a_number_with_two_renewal_calls_and_a_reminder_today_is_not_called_again(

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.service import Service
 from crm_sync.auth import issue_token
-from crm_sync.models import Lead, Policy, Specialist
+from crm_sync.models import Lead, Phone, Policy, Specialist
 from dialer.models import CallAttempt, DoNotCall
+from dialer.queues import not_callable_reason
 from schedules.clock import VirtualClock
 from tests.test_dialer_support import (
     MONDAY_0930,
@@ -140,3 +141,24 @@ async def test_a_number_is_unblocked_in_any_written_form(
     assert (await resp.json())["number"] == "+8613800138000"
     async with sessions() as s:
         assert (await s.scalars(select(DoNotCall))).all() == []
+
+
+async def test_a_claimed_call_is_stopped_if_its_number_was_barred_or_its_lead_closed_since(
+    session: AsyncSession,
+) -> None:
+    """The last look before the Originate (`dialer.queues.not_callable_reason`, one round
+    trip): a closed lead is named first, then a number put on do-not-call."""
+    _, [lead_id] = await seed(session, specialists=1, leads=[("renewal", "0", 0)])
+    number = number_for(0, "0")
+    assert await not_callable_reason(session, lead_id, number) is None
+    phone = await session.scalar(select(Phone).where(Phone.e164 == number))
+    assert phone is not None
+    phone.do_not_call = True
+    await session.commit()
+    assert "do-not-call" in (await not_callable_reason(session, lead_id, number) or "")
+    assert await not_callable_reason(session, lead_id, number_for(1, "0")) is None
+    lead = await session.get(Lead, lead_id)
+    assert lead is not None
+    lead.status = "closed"
+    await session.commit()
+    assert "lead closed" in (await not_callable_reason(session, lead_id, number) or "")

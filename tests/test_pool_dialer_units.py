@@ -17,6 +17,7 @@ from dialer.models import SeatState
 from dialer.pool import PacingSettings, pacing_limits
 from dialer.pool_dialer import PoolDialer
 from dialer.predictive import Pacer
+from dialer.queues import AutomaticQueues
 from dialer.runtime import DialerRuntime
 from dialer.seat_commands import SeatCommands
 from dialer.seats import Seat, seat_view
@@ -77,7 +78,8 @@ def _unit(members: int) -> tuple[PoolDialer, DialerRuntime, list[LiveCall], Fake
             for i in (next(claimed) for _ in range(n))
         ]  # fmt: skip
 
-    pool = PoolDialer(rt, FakeRegistry(), claim)  # type: ignore[arg-type]
+    prepared = AutomaticQueues(lock=False, daily_cap=None)
+    pool = PoolDialer(rt, FakeRegistry(), claim, prepared)  # type: ignore[arg-type]
     pool.members[CAMP.id] = {sid: "always" for sid in range(1, members + 1)}
     pool._members_at[CAMP.id] = clock.monotonic()  # fresh: no database read
     pool._open[CAMP.id] = True  # inside the window already

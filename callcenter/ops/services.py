@@ -39,7 +39,7 @@ class ReadinessCheck:
     links: LinksView | None = None  # None: this process runs no dialer
     off_servers: Iterable[str] = ()
     timeout: float = DB_TIMEOUT
-    _want: set[str] = field(default_factory=expected_heads)
+    _want: frozenset[str] = field(default_factory=expected_heads)
 
     async def database(self) -> tuple[str, str]:
         """(database, schema): ("ok", "current"), ("ok", "out of date"), or
