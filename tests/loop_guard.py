@@ -25,25 +25,26 @@ class TasksStuckAtClose(RuntimeError):
     pass
 
 
-def await_chain(task: asyncio.Task[Any]) -> tuple[list[str], Any]:
-    """Where `task` stands: its coroutines' frames, outermost first, and the innermost
-    object it awaits (a future, or None)."""
+def await_chain(task: asyncio.Task[Any]) -> tuple[list[str], asyncio.Future[Any] | None]:
+    """Where `task` waits (its own stack shows only its outermost frame): its coroutines,
+    outermost first, as "name (file.py:line)", then the type of what the innermost awaits
+    if that is not a coroutine; and that object if it is a future, else None."""
     where: list[str] = []
     obj: Any = task.get_coro()
-    while obj is not None:
+    while obj is not None and len(where) < 20:
         frame = getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None)
-        if frame is not None:
-            where.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
-        nxt = getattr(obj, "cr_await", None) or getattr(obj, "gi_yieldfrom", None)
-        if nxt is None:
-            return where, obj if isinstance(obj, asyncio.Future) else None
-        obj = nxt
-    return where, None
+        if frame is None:
+            where.append(type(obj).__name__)
+            break
+        code = frame.f_code
+        where.append(f"{code.co_name} ({code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno})")
+        obj = getattr(obj, "cr_await", None) or getattr(obj, "gi_yieldfrom", None)
+    return where, obj if isinstance(obj, asyncio.Future) else None
 
 
 def _describe(task: asyncio.Task[Any]) -> str:
     where, future = await_chain(task)
-    lines = [f"task {task.get_name()!r}:", *(f"    {w}" for w in where)]
+    lines = [f"task {task.get_name()!r}:", *(f"    in {w}" for w in where)]
     lines.append(f"    waiting on {future!r}"[:300])
     return "\n".join(lines)
 

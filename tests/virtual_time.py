@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.pglisten import LISTENING
 from schedules.clock import VirtualClock
+from tests.loop_guard import await_chain
 
 # Loop turns with nothing ready before the system counts as idle. Bytes written to a local
 # socket are readable at the next turn's select(), so two would do; a margin costs nothing.
@@ -83,26 +84,9 @@ class DatabaseWork:
             if task is None:
                 lines.append("a connection checked out outside any task")
                 continue
-            where = " -> ".join(_awaiting(task.get_coro()))
+            where = " -> ".join(await_chain(task)[0])
             lines.append(f"{task.get_name()}{' (done)' if task.done() else ''}: {where}")
         return "; ".join(lines)
-
-
-def _awaiting(coro: Any) -> list[str]:
-    """Where a suspended coroutine waits, outermost first (the `cr_await` chain: a task's
-    own stack shows only its outermost frame)."""
-    out = []
-    while coro is not None and len(out) < 12:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is None:
-            out.append(type(coro).__name__)
-            break
-        out.append(
-            f"{frame.f_code.co_name} ({frame.f_code.co_filename.rsplit('/', 2)[-1]}"
-            f":{frame.f_lineno})"
-        )
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return out
 
 
 class Driver:
